@@ -1,0 +1,3 @@
+from campaign_sync.cli import main
+
+main()

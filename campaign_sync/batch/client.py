@@ -1,0 +1,265 @@
+"""The HTTP client for Batch's five campaign endpoints, one pooled connection set per app.
+
+Each call goes: concurrency slot -> rate gate (shared 429 pause, learned rate) -> HTTP ->
+typed error or parsed JSON, all under the retry policy. Only routes are logged, never a
+URL with the API key in it, and never the REST key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import httpx
+
+from campaign_sync.batch.endpoints import LIST, PAGE_LIMIT, UPDATE, VIEW, CampaignType, Endpoint
+from campaign_sync.batch.errors import (
+    BatchError,
+    MalformedResponse,
+    NetworkError,
+    RouteNotFound,
+    TooManyRequests,
+    error_from_response,
+)
+from campaign_sync.batch.ratelimit import RateGate, RatePolicy
+from campaign_sync.batch.retry import RetryBudget, RetryPolicy
+from campaign_sync.batch.sweep import SweepPage, SweepPosition, sweep_pages
+
+
+class _Gone:
+    def __repr__(self) -> str:
+        return "GONE"
+
+
+# httpx logs every request URL at INFO, and our URLs carry the app's API key.
+logging.getLogger("httpx").setLevel(logging.WARNING)
+
+GONE: Final = _Gone()
+"""What a view returns when Batch answers 404: the campaign no longer exists."""
+
+ResponseHook = Callable[[str, str, int], None]  # app, route, HTTP status (0: no answer)
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    base_url: str = "https://api.batch.com"
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    concurrency: int = 8
+    rate: RatePolicy = field(default_factory=RatePolicy)
+    retry: RetryBudget = field(default_factory=RetryBudget)
+
+
+@dataclass
+class CallStats:
+    """What one caller (one pass) spent; several may share a client."""
+
+    list_calls: int = 0
+    detail_calls: int = 0
+    update_calls: int = 0
+    retries: int = 0
+
+    def count_retry(self) -> None:
+        self.retries += 1
+
+
+def mask_key(text: str, key: str) -> str:
+    """Replace an API key in a URL or message by its last four characters."""
+    if not key:
+        return text
+    return text.replace(key, f"****{key[-4:]}" if len(key) > 8 else "****")
+
+
+class BatchClient:
+    """One app's view of the Batch API."""
+
+    def __init__(
+        self,
+        *,
+        app: str,
+        api_key: str,
+        rest_api_key: str,
+        options: ClientOptions | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        on_response: ResponseHook | None = None,
+    ) -> None:
+        self.app = app
+        self.options = options or ClientOptions()
+        self._api_key = api_key
+        self._on_response = on_response
+        self.gate = RateGate(self.options.rate)
+        self.policy = RetryPolicy(self.options.retry, self.gate, app=app)
+        self._slots = asyncio.Semaphore(self.options.concurrency)
+        self.responses: Counter[tuple[str, int]] = Counter()
+        self._http = httpx.AsyncClient(
+            base_url=self.options.base_url,
+            headers={"X-Authorization": rest_api_key, "Content-Type": "application/json"},
+            timeout=httpx.Timeout(self.options.read_timeout, connect=self.options.connect_timeout),
+            limits=httpx.Limits(
+                max_connections=self.options.concurrency + 2,
+                max_keepalive_connections=self.options.concurrency + 2,
+            ),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    async def __aenter__(self) -> BatchClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # -- the five endpoints -------------------------------------------------------------
+
+    async def list_push(self, offset: int = 0, limit: int = PAGE_LIMIT) -> list[dict[str, Any]]:
+        return await self.list_campaigns(CampaignType.PUSH, offset=offset, limit=limit)
+
+    async def list_in_app(self, offset: int = 0, limit: int = PAGE_LIMIT) -> list[dict[str, Any]]:
+        return await self.list_campaigns(CampaignType.IN_APP, offset=offset, limit=limit)
+
+    async def view_push(self, token: str) -> dict[str, Any] | _Gone:
+        return await self.view_campaign(CampaignType.PUSH, token)
+
+    async def view_in_app(self, token: str) -> dict[str, Any] | _Gone:
+        return await self.view_campaign(CampaignType.IN_APP, token)
+
+    async def update_in_app(
+        self, token: str, payload: dict[str, Any], stats: CallStats | None = None
+    ) -> Any:
+        """POST the full payload; returns Batch's (undocumented) answer body, or None."""
+        if stats:
+            stats.update_calls += 1
+        return await self._call(
+            UPDATE, CampaignType.IN_APP, token=token, json_body=payload, stats=stats, expect=None
+        )
+
+    # -- generic forms ------------------------------------------------------------------
+
+    async def list_campaigns(
+        self,
+        campaign_type: CampaignType,
+        *,
+        offset: int = 0,
+        limit: int = PAGE_LIMIT,
+        stats: CallStats | None = None,
+    ) -> list[dict[str, Any]]:
+        if stats:
+            stats.list_calls += 1
+        body = await self._call(
+            LIST,
+            campaign_type,
+            params={"from": offset, "limit": limit},
+            stats=stats,
+            expect=list,
+        )
+        return body  # type: ignore[no-any-return]
+
+    async def view_campaign(
+        self, campaign_type: CampaignType, token: str, *, stats: CallStats | None = None
+    ) -> dict[str, Any] | _Gone:
+        if stats:
+            stats.detail_calls += 1
+        try:
+            body = await self._call(VIEW, campaign_type, token=token, stats=stats, expect=dict)
+        except RouteNotFound:
+            return GONE
+        return body  # type: ignore[no-any-return]
+
+    def sweep(
+        self,
+        campaign_type: CampaignType,
+        start: SweepPosition | None = None,
+        *,
+        stats: CallStats | None = None,
+    ) -> AsyncIterator[SweepPage]:
+        async def fetch(offset: int, limit: int) -> list[dict[str, Any]]:
+            return await self.list_campaigns(campaign_type, offset=offset, limit=limit, stats=stats)
+
+        return sweep_pages(fetch, start)
+
+    # -- the request loop ---------------------------------------------------------------
+
+    async def _call(
+        self,
+        endpoint: Endpoint,
+        campaign_type: CampaignType,
+        *,
+        token: str = "",
+        params: dict[str, Any] | None = None,
+        json_body: Any = None,
+        stats: CallStats | None = None,
+        expect: type | None,
+    ) -> Any:
+        route = endpoint.route(campaign_type)
+        path = endpoint.path(self._api_key, campaign_type, token)
+
+        async def attempt() -> Any:
+            async with self._slots:
+                sent_at = await self.gate.acquire()
+                try:
+                    response = await self._http.request(
+                        endpoint.method, path, params=params, json=json_body
+                    )
+                except httpx.TimeoutException as error:
+                    self._record(route, 0)
+                    raise NetworkError(
+                        f"{route} for app '{self.app}' timed out ({type(error).__name__})",
+                        route=route,
+                    ) from None
+                except httpx.TransportError as error:
+                    self._record(route, 0)
+                    raise NetworkError(
+                        f"{route} for app '{self.app}' could not reach "
+                        f"{self.options.base_url} ({type(error).__name__})",
+                        route=route,
+                    ) from None
+            self._record(route, response.status_code)
+            if not response.is_success:
+                error = error_from_response(response, route=route, app=self.app)
+                if isinstance(error, TooManyRequests):
+                    self.gate.on_too_many_requests(sent_at, error.retry_after)
+                raise error
+            self.gate.on_success()
+            return self._parse(response, route, expect)
+
+        return await self.policy.call(attempt, stats.count_retry if stats else None)
+
+    def _parse(self, response: httpx.Response, route: str, expect: type | None) -> Any:
+        if expect is None:
+            try:
+                return json.loads(response.content) if response.content else None
+            except ValueError:
+                return None
+        try:
+            body = json.loads(response.content)
+        except ValueError:
+            raise MalformedResponse(
+                f"{route} for app '{self.app}' answered 200 with a body that is not JSON "
+                f"({len(response.content)} bytes)",
+                status=response.status_code,
+                route=route,
+            ) from None
+        if not isinstance(body, expect):
+            raise MalformedResponse(
+                f"{route} for app '{self.app}' answered 200 with a JSON {type(body).__name__}, "
+                f"expected a {expect.__name__}",
+                status=response.status_code,
+                route=route,
+            )
+        return body
+
+    def _record(self, route: str, status: int) -> None:
+        self.responses[(route, status)] += 1
+        if self._on_response is not None:
+            self._on_response(self.app, route, status)
+
+
+__all__ = ["GONE", "BatchClient", "BatchError", "CallStats", "ClientOptions", "mask_key"]

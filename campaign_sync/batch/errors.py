@@ -1,0 +1,201 @@
+"""Every way a Batch call can fail, decided in one place.
+
+Retriable or fatal is a property of the error class; the retry policy only asks.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import ClassVar
+
+import httpx
+
+
+class BatchError(Exception):
+    """A Batch call that did not give a usable answer."""
+
+    retriable: ClassVar[bool] = False
+    status: int | None
+    code: int | None
+    error_type: str | None
+    batch_message: str
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: int | None = None,
+        error_type: str | None = None,
+        batch_message: str = "",
+        route: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.error_type = error_type
+        self.batch_message = batch_message
+        self.route = route
+
+    @property
+    def summary(self) -> str:
+        """`401 AUTHENTICATION_INVALID (code 10)` or the best we know."""
+        parts = [str(self.status) if self.status is not None else "", self.error_type or ""]
+        text = " ".join(p for p in parts if p) or type(self).__name__
+        if self.code is not None:
+            text += f" (code {self.code})"
+        return text
+
+
+class AuthenticationInvalid(BatchError):
+    """401: the REST key or the app's API key is wrong."""
+
+
+class ApiMisuse(BatchError):
+    """403: for example an update of a campaign not created from the API."""
+
+
+class RouteNotFound(BatchError):
+    """404: unknown route, or (on a view) a campaign that no longer exists."""
+
+
+class BadRequest(BatchError):
+    """400: MISSING_PARAMETER, MALFORMED_PARAMETER or MALFORMED_JSON_BODY."""
+
+
+class ServerError(BatchError):
+    """500 and any other 5xx."""
+
+    retriable = True
+
+
+class MaintenanceError(BatchError):
+    """503: Batch is in maintenance."""
+
+    retriable = True
+
+
+class TooManyRequests(BatchError):
+    """429: wait at least the floor (5 s against Batch) and longer when asked."""
+
+    retriable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object):
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+
+
+class MalformedResponse(BatchError):
+    """A 200 whose body is not the JSON we expect (truncated, HTML, wrong shape)."""
+
+    retriable = True
+
+
+class NetworkError(BatchError):
+    """Timeouts and connection errors: nothing usable came back."""
+
+    retriable = True
+
+
+class UnexpectedStatus(BatchError):
+    """A status Batch does not document for this route."""
+
+
+class RetryBudgetExhausted(BatchError):
+    """The retry policy gave up; `last_error` says what kept failing."""
+
+    def __init__(self, message: str, *, last_error: BatchError, attempts: int, seconds: float):
+        super().__init__(
+            message,
+            status=last_error.status,
+            code=last_error.code,
+            error_type=last_error.error_type,
+            batch_message=last_error.batch_message,
+            route=last_error.route,
+        )
+        self.last_error = last_error
+        self.attempts = attempts
+        self.seconds = seconds
+
+
+_BY_STATUS: dict[int, type[BatchError]] = {
+    400: BadRequest,
+    401: AuthenticationInvalid,
+    403: ApiMisuse,
+    404: RouteNotFound,
+    429: TooManyRequests,
+    500: ServerError,
+    503: MaintenanceError,
+}
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a `Retry-After` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from datetime import UTC, datetime
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _error_body(response: httpx.Response) -> tuple[int | None, str | None, str]:
+    """Batch's `{code, type, message}` if the body has it; never raises."""
+    try:
+        body = json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        return None, None, response.text[:200].strip()
+    if not isinstance(body, dict):
+        return None, None, ""
+    code = body.get("code")
+    error_type = body.get("type")
+    message = body.get("message")
+    return (
+        code if isinstance(code, int) and not isinstance(code, bool) else None,
+        error_type if isinstance(error_type, str) else None,
+        message if isinstance(message, str) else "",
+    )
+
+
+def error_from_response(response: httpx.Response, *, route: str, app: str) -> BatchError:
+    """The typed error for a non-2xx answer. Acts on the status; the body only informs."""
+    status = response.status_code
+    code, error_type, batch_message = _error_body(response)
+    cls = _BY_STATUS.get(status)
+    if cls is None:
+        cls = ServerError if status >= 500 else UnexpectedStatus
+    detail = f"{status} {error_type}" if error_type else str(status)
+    if code is not None:
+        detail += f" code {code}"
+    if batch_message:
+        detail += f": {batch_message}"
+    if cls is AuthenticationInvalid:
+        text = (
+            f"Batch refused the credentials of app '{app}' ({detail}); check BATCH_REST_API_KEY "
+            f"(the company REST key) and the app's live API key (BATCH_API_KEY or api_key)"
+        )
+    else:
+        text = f"{route} for app '{app}' failed: {detail}"
+    kwargs = {
+        "status": status,
+        "code": code,
+        "error_type": error_type,
+        "batch_message": batch_message,
+        "route": route,
+    }
+    if cls is TooManyRequests:
+        return TooManyRequests(
+            text, retry_after=parse_retry_after(response.headers.get("Retry-After")), **kwargs
+        )
+    return cls(text, **kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,111 @@
+"""When to try a Batch call again, and how long to wait; kept apart from the request loop.
+
+Built on tenacity. 429s wait on the app's shared `RateGate` pause (so every worker of the
+app waits together); 5xx, timeouts, connection errors and unreadable 200s back off
+exponentially with jitter. Every call has a budget of attempts and seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    RetryError,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_exponential_jitter,
+)
+
+from campaign_sync.batch.errors import BatchError, RetryBudgetExhausted, TooManyRequests
+from campaign_sync.batch.ratelimit import RateGate
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryBudget:
+    max_attempts: int = 8
+    max_seconds: float = 600.0
+    backoff_initial_seconds: float = 0.5
+    backoff_max_seconds: float = 30.0
+
+
+def _is_retriable(error: BaseException) -> bool:
+    return isinstance(error, BatchError) and error.retriable
+
+
+class RetryPolicy:
+    """Runs one logical call under the budget, counting the retries it makes."""
+
+    def __init__(self, budget: RetryBudget, gate: RateGate, *, app: str) -> None:
+        self.budget = budget
+        self.gate = gate
+        self.app = app
+        self.retries = 0
+        self._exponential = wait_exponential_jitter(
+            initial=budget.backoff_initial_seconds, max=budget.backoff_max_seconds
+        )
+
+    def _wait(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, TooManyRequests):
+            return self.gate.pause_remaining()
+        return float(self._exponential(state))
+
+    def _before_sleep(self, state: RetryCallState, on_retry: Callable[[], None] | None) -> None:
+        self.retries += 1
+        if on_retry is not None:
+            on_retry()
+        error = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        log.warning(
+            "retrying %s for app '%s' after %s (attempt %d of %d, waiting %.1fs)",
+            getattr(error, "route", "?"),
+            self.app,
+            error.summary if isinstance(error, BatchError) else error,
+            state.attempt_number,
+            self.budget.max_attempts,
+            wait,
+            extra={
+                "route": getattr(error, "route", None),
+                "status": getattr(error, "status", None),
+                "attempt": state.attempt_number,
+                "wait_seconds": round(wait, 3),
+            },
+        )
+
+    async def call(
+        self, attempt: Callable[[], Awaitable[T]], on_retry: Callable[[], None] | None = None
+    ) -> T:
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(_is_retriable),
+            stop=stop_after_attempt(self.budget.max_attempts)
+            | stop_before_delay(self.budget.max_seconds),
+            wait=self._wait,
+            before_sleep=lambda state: self._before_sleep(state, on_retry),
+            reraise=False,
+        )
+        started = time.monotonic()
+        try:
+            return await retrying(attempt)
+        except RetryError as gave_up:
+            last = gave_up.last_attempt.exception()
+            assert isinstance(last, BatchError)
+            seconds = time.monotonic() - started
+            attempts = gave_up.last_attempt.attempt_number
+            raise RetryBudgetExhausted(
+                f"gave up on {last.route} for app '{self.app}' after {attempts} attempts "
+                f"in {seconds:.1f}s; last error: {last}",
+                last_error=last,
+                attempts=attempts,
+                seconds=seconds,
+            ) from last

@@ -1,0 +1,255 @@
+"""Settings: environment variables, optionally a TOML file (`CAMPAIGN_SYNC_CONFIG`) listing
+several apps. The environment wins over the file. Problems become one `ConfigError` line
+naming the setting (and the app) to fix."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import stat
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+BATCH_FLOOR_SECONDS = 5.0  # Batch: "wait for at least 5 seconds" after a 429
+DEFAULT_DATABASE_URL = "sqlite:///campaign_sync.db"
+APP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+class ConfigError(Exception):
+    """Bad configuration: the message says which setting (and app) to fix."""
+
+
+def _env(name: str, key: str) -> Any:
+    return Field(None, validation_alias=AliasChoices(name, key))
+
+
+class AppConfig(BaseModel):
+    """One Batch app (iOS, Android, Web…) as listed under `[[apps]]`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=APP_NAME.pattern)
+    api_key: str = Field(min_length=1)
+    rest_api_key: SecretStr | None = None
+    rest_api_key_env: str | None = None
+    interval_seconds: float | None = Field(default=None, gt=0)
+    concurrency: int | None = Field(default=None, ge=1, le=64)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, populate_by_name=True)
+
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL, validation_alias=AliasChoices("DATABASE_URL", "database_url")
+    )
+    batch_api_key: str | None = _env("BATCH_API_KEY", "batch_api_key")
+    batch_rest_api_key: SecretStr | None = _env("BATCH_REST_API_KEY", "batch_rest_api_key")
+    batch_api_base_url: str = Field(
+        "https://api.batch.com",
+        validation_alias=AliasChoices("BATCH_API_BASE_URL", "batch_api_base_url"),
+    )
+    backoff_min_seconds: float = Field(
+        BATCH_FLOOR_SECONDS,
+        ge=0,
+        validation_alias=AliasChoices("CAMPAIGN_SYNC_BACKOFF_MIN_SECONDS", "backoff_min_seconds"),
+    )
+    backoff_max_seconds: float = Field(
+        120.0,
+        gt=0,
+        validation_alias=AliasChoices("CAMPAIGN_SYNC_BACKOFF_MAX_SECONDS", "backoff_max_seconds"),
+    )
+    concurrency: int = Field(
+        8, ge=1, le=64, validation_alias=AliasChoices("CAMPAIGN_SYNC_CONCURRENCY", "concurrency")
+    )
+    detail_max_age_seconds: float = Field(
+        86400,
+        ge=0,
+        validation_alias=AliasChoices(
+            "CAMPAIGN_SYNC_DETAIL_MAX_AGE_SECONDS", "detail_max_age_seconds"
+        ),
+    )
+    interval_seconds: float = Field(
+        300,
+        gt=0,
+        validation_alias=AliasChoices("CAMPAIGN_SYNC_INTERVAL_SECONDS", "interval_seconds"),
+    )
+    metrics_port: int = Field(
+        9108,
+        ge=0,
+        le=65535,
+        validation_alias=AliasChoices("CAMPAIGN_SYNC_METRICS_PORT", "metrics_port"),
+    )
+    connect_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        validation_alias=AliasChoices(
+            "CAMPAIGN_SYNC_CONNECT_TIMEOUT_SECONDS", "connect_timeout_seconds"
+        ),
+    )
+    read_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        validation_alias=AliasChoices("CAMPAIGN_SYNC_READ_TIMEOUT_SECONDS", "read_timeout_seconds"),
+    )
+    retry_max_attempts: int = Field(
+        8,
+        ge=1,
+        validation_alias=AliasChoices("CAMPAIGN_SYNC_RETRY_MAX_ATTEMPTS", "retry_max_attempts"),
+    )
+    retry_max_seconds: float = Field(
+        600.0,
+        gt=0,
+        validation_alias=AliasChoices("CAMPAIGN_SYNC_RETRY_MAX_SECONDS", "retry_max_seconds"),
+    )
+    log_format: str = Field(
+        "auto",
+        pattern="^(auto|json|text)$",
+        validation_alias=AliasChoices("CAMPAIGN_SYNC_LOG_FORMAT", "log_format"),
+    )
+    log_level: str = Field(
+        "INFO",
+        pattern="(?i)^(debug|info|warning|error)$",
+        validation_alias=AliasChoices("CAMPAIGN_SYNC_LOG_LEVEL", "log_level"),
+    )
+    apps: list[AppConfig] = Field(default_factory=list)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML file arrives as init values; the environment must win over it.
+        return (env_settings, init_settings)
+
+    def backoff_floor(self) -> float:
+        """Never below Batch's 5 s floor against the real API; lower is for local stand-ins."""
+        host = urlparse(self.batch_api_base_url).hostname or ""
+        if host.endswith("batch.com") and self.backoff_min_seconds < BATCH_FLOOR_SECONDS:
+            log.warning(
+                "CAMPAIGN_SYNC_BACKOFF_MIN_SECONDS=%s is below Batch's 5 s floor; using 5",
+                self.backoff_min_seconds,
+            )
+            return BATCH_FLOOR_SECONDS
+        return self.backoff_min_seconds
+
+
+@dataclass(frozen=True)
+class ResolvedApp:
+    """An app ready to sync: its REST key found, its interval and concurrency decided."""
+
+    name: str
+    api_key: str
+    rest_api_key: SecretStr
+    interval_seconds: float
+    concurrency: int
+
+
+def _describe(location: tuple[Any, ...], raw: Mapping[str, Any]) -> str:
+    parts: list[str] = []
+    for index, part in enumerate(location):
+        if isinstance(part, int) and index > 0 and location[index - 1] == "apps":
+            apps = raw.get("apps")
+            name = None
+            if isinstance(apps, list) and part < len(apps) and isinstance(apps[part], dict):
+                name = apps[part].get("name")
+            parts[-1] = f"apps[{part}]" + (f" (app '{name}')" if name else "")
+        else:
+            parts.append(str(part))
+    return ".".join(parts)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"CAMPAIGN_SYNC_CONFIG names {path}, which does not exist") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+    except OSError as error:
+        raise ConfigError(f"config file {path} cannot be read: {error.strerror}") from None
+    if any(isinstance(app, dict) and "rest_api_key" in app for app in data.get("apps", [])) or (
+        "batch_rest_api_key" in data
+    ):
+        mode = path.stat().st_mode
+        if mode & (stat.S_IRGRP | stat.S_IROTH):
+            log.warning(
+                "config file %s holds secrets and is readable by other users; run chmod 600 %s",
+                path,
+                path,
+            )
+    return data
+
+
+def load_settings() -> Settings:
+    """Settings from the environment and the optional TOML file it names."""
+    config_path = os.environ.get("CAMPAIGN_SYNC_CONFIG")
+    raw: dict[str, Any] = _read_toml(Path(config_path)) if config_path else {}
+    try:
+        return Settings(**raw)
+    except ValidationError as error:
+        where = f"config file {config_path}" if config_path else "settings"
+        problems = "; ".join(
+            f"{_describe(tuple(e['loc']), raw)}: {e['msg']}" for e in error.errors()
+        )
+        raise ConfigError(f"{where}: {problems}") from None
+
+
+def resolve_apps(settings: Settings, environ: Mapping[str, str] | None = None) -> list[ResolvedApp]:
+    """The apps to sync, each with its REST key; a `ConfigError` names what is missing."""
+    environ = os.environ if environ is None else environ
+    configured = list(settings.apps)
+    if not configured:
+        if not settings.batch_api_key:
+            raise ConfigError(
+                "no app to sync: set BATCH_API_KEY (and BATCH_REST_API_KEY), or list apps "
+                "in a TOML file named by CAMPAIGN_SYNC_CONFIG"
+            )
+        configured = [AppConfig(name="default", api_key=settings.batch_api_key)]
+    elif settings.batch_api_key:
+        log.warning("BATCH_API_KEY is ignored: the config file lists the apps to sync")
+    names = [app.name for app in configured]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ConfigError(f"app names must be unique; repeated: {', '.join(duplicates)}")
+    resolved = []
+    for app in configured:
+        rest_key = app.rest_api_key
+        if rest_key is None and app.rest_api_key_env:
+            value = environ.get(app.rest_api_key_env)
+            if not value:
+                raise ConfigError(
+                    f"app '{app.name}': rest_api_key_env names {app.rest_api_key_env}, "
+                    "which is not set in the environment"
+                )
+            rest_key = SecretStr(value)
+        rest_key = rest_key or settings.batch_rest_api_key
+        if rest_key is None or not rest_key.get_secret_value():
+            raise ConfigError(
+                f"app '{app.name}' has no REST API key: set BATCH_REST_API_KEY, or "
+                "rest_api_key_env (or rest_api_key) for the app in the config file"
+            )
+        resolved.append(
+            ResolvedApp(
+                name=app.name,
+                api_key=app.api_key,
+                rest_api_key=rest_key,
+                interval_seconds=app.interval_seconds or settings.interval_seconds,
+                concurrency=app.concurrency or settings.concurrency,
+            )
+        )
+    return resolved

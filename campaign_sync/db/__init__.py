@@ -1,0 +1,1 @@
+"""The SQL side: tables, the engine, loading campaigns, sync state and locks."""

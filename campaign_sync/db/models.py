@@ -1,0 +1,236 @@
+"""The tables, as SQLAlchemy 2 typed models. Names are fixed by the outside contract."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from campaign_sync.db.types import JSONDocument, UTCDateTime
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only auto-increments INTEGER PRIMARY KEY, not BIGINT.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+    __table_args__ = (
+        UniqueConstraint("app", "campaign_type", "campaign_token"),
+        CheckConstraint("campaign_type in ('push', 'in_app')", name="campaign_type"),
+        Index(None, "campaign_type"),
+        Index(None, "app", "campaign_type", "last_sweep_id"),
+        Index(None, "live"),
+        Index(None, "created_date"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    app: Mapped[str] = mapped_column(Text)
+    campaign_type: Mapped[str] = mapped_column(String(16))
+    campaign_token: Mapped[str] = mapped_column(Text)
+    name: Mapped[str | None] = mapped_column(Text)
+    live: Mapped[bool | None] = mapped_column(Boolean)
+    from_api: Mapped[bool | None] = mapped_column(Boolean)
+    dev_only: Mapped[bool | None] = mapped_column(Boolean)
+    created_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    push_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    start_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    end_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    local_push_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=False))
+    local_start_date: Mapped[datetime | None] = mapped_column(DateTime(timezone=False))
+    local_end_date: Mapped[datetime | None] = mapped_column(DateTime(timezone=False))
+    deeplink: Mapped[str | None] = mapped_column(Text)
+    custom_payload: Mapped[Any] = mapped_column(JSONDocument, nullable=True)
+    capping: Mapped[int | None] = mapped_column(Integer)
+    priority: Mapped[str | None] = mapped_column(Text)
+    time_to_live: Mapped[int | None] = mapped_column(BigInteger)
+    labels: Mapped[Any] = mapped_column(JSONDocument, nullable=True)
+    recurrence_repeat_unit: Mapped[str | None] = mapped_column(Text)
+    recurrence_repeat_frequency: Mapped[int | None] = mapped_column(Integer)
+    recurrence_end_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    theme: Mapped[str | None] = mapped_column(Text)
+    landing_image: Mapped[str | None] = mapped_column(Text)
+    gcm_collapse_key: Mapped[Any] = mapped_column(JSONDocument, nullable=True)
+    detail: Mapped[Any] = mapped_column(JSONDocument, nullable=True)
+    list_entry: Mapped[Any] = mapped_column(JSONDocument, nullable=True)
+    list_hash: Mapped[str | None] = mapped_column(String(64))
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    last_sweep_id: Mapped[int | None] = mapped_column(Integer)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    detail_fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+def _campaign_fk() -> ForeignKey:
+    return ForeignKey("campaigns.id", ondelete="CASCADE")
+
+
+class Message(Base):
+    __tablename__ = "messages"
+
+    campaign_id: Mapped[int] = mapped_column(BigId, _campaign_fk(), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    language: Mapped[str | None] = mapped_column(Text)
+    header: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[str | None] = mapped_column(Text)
+    image: Mapped[str | None] = mapped_column(Text)
+
+
+class MessageAction(Base):
+    __tablename__ = "message_actions"
+
+    campaign_id: Mapped[int] = mapped_column(BigId, _campaign_fk(), primary_key=True)
+    message_position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    action: Mapped[str | None] = mapped_column(Text)
+    label: Mapped[str | None] = mapped_column(Text)
+    args: Mapped[Any] = mapped_column(JSONDocument, nullable=True)
+
+
+class Trigger(Base):
+    __tablename__ = "triggers"
+
+    campaign_id: Mapped[int] = mapped_column(BigId, _campaign_fk(), primary_key=True)
+    trigger_when: Mapped[str | None] = mapped_column(Text)
+    event: Mapped[str | None] = mapped_column(Text)
+    label: Mapped[str | None] = mapped_column(Text)
+    capping: Mapped[int | None] = mapped_column(Integer)
+    grace_period_every: Mapped[int | None] = mapped_column(Integer)
+    grace_period_unit: Mapped[str | None] = mapped_column(Text)
+
+
+class Targeting(Base):
+    __tablename__ = "targeting"
+
+    campaign_id: Mapped[int] = mapped_column(BigId, _campaign_fk(), primary_key=True)
+    segments: Mapped[Any] = mapped_column(JSONDocument, nullable=True)
+    query: Mapped[Any] = mapped_column(JSONDocument, nullable=True)
+    lang: Mapped[Any] = mapped_column(JSONDocument, nullable=True)
+    region: Mapped[Any] = mapped_column(JSONDocument, nullable=True)
+    custom_audience: Mapped[Any] = mapped_column(JSONDocument, nullable=True)
+    extra: Mapped[Any] = mapped_column(JSONDocument, nullable=True)
+
+
+class SyncState(Base):
+    __tablename__ = "sync_state"
+
+    app: Mapped[str] = mapped_column(Text, primary_key=True)
+    campaign_type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    sweep_id: Mapped[int] = mapped_column(Integer, default=0)
+    sweep_in_progress: Mapped[bool] = mapped_column(Boolean, default=False)
+    sweep_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sweep_offset: Mapped[int] = mapped_column(Integer, default=0)
+    sweep_anchor_tokens: Mapped[Any] = mapped_column(JSONDocument, nullable=True)
+    sweep_full_refresh: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_complete_sweep_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_run_id: Mapped[int | None] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SyncRun(Base):
+    __tablename__ = "sync_runs"
+    __table_args__ = (
+        Index(None, "app", "campaign_type", "started_at"),
+        CheckConstraint(
+            "status in ('running', 'succeeded', 'failed', 'interrupted')", name="status"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    app: Mapped[str] = mapped_column(Text)
+    campaign_type: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16))
+    full_refresh: Mapped[bool] = mapped_column(Boolean, default=False)
+    sweep_id: Mapped[int | None] = mapped_column(Integer)
+    sweep_complete: Mapped[bool] = mapped_column(Boolean, default=False)
+    list_calls: Mapped[int] = mapped_column(Integer, default=0)
+    detail_calls: Mapped[int] = mapped_column(Integer, default=0)
+    retries: Mapped[int] = mapped_column(Integer, default=0)
+    campaigns_inserted: Mapped[int] = mapped_column(Integer, default=0)
+    campaigns_updated: Mapped[int] = mapped_column(Integer, default=0)
+    campaigns_unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    campaigns_deleted: Mapped[int] = mapped_column(Integer, default=0)
+    warnings: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    host: Mapped[str | None] = mapped_column(Text)
+    pid: Mapped[int | None] = mapped_column(Integer)
+
+
+class SyncWarning(Base):
+    __tablename__ = "sync_warnings"
+    __table_args__ = (Index(None, "run_id"), Index(None, "campaign_id"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    run_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("sync_runs.id", ondelete="CASCADE")
+    )
+    campaign_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("campaigns.id", ondelete="CASCADE")
+    )
+    app: Mapped[str | None] = mapped_column(Text)
+    campaign_type: Mapped[str | None] = mapped_column(String(16))
+    campaign_token: Mapped[str | None] = mapped_column(Text)
+    field: Mapped[str] = mapped_column(Text)
+    raw_value: Mapped[str | None] = mapped_column(Text)
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CampaignUpdate(Base):
+    """The audit trail of write-backs through Batch's update endpoint."""
+
+    __tablename__ = "campaign_updates"
+    __table_args__ = (Index(None, "app", "campaign_token"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    app: Mapped[str] = mapped_column(Text)
+    campaign_token: Mapped[str] = mapped_column(Text)
+    changed_fields: Mapped[Any] = mapped_column(JSONDocument, nullable=True)
+    payload: Mapped[Any] = mapped_column(JSONDocument, nullable=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    batch_status: Mapped[int | None] = mapped_column(Integer)
+    batch_code: Mapped[int | None] = mapped_column(Integer)
+    batch_type: Mapped[str | None] = mapped_column(Text)
+    message: Mapped[str | None] = mapped_column(Text)
+
+
+campaigns = Campaign.__table__
+messages = Message.__table__
+message_actions = MessageAction.__table__
+triggers = Trigger.__table__
+targeting = Targeting.__table__
+sync_state = SyncState.__table__
+sync_runs = SyncRun.__table__
+sync_warnings = SyncWarning.__table__
+campaign_updates = CampaignUpdate.__table__

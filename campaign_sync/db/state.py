@@ -1,0 +1,193 @@
+"""The per-app, per-type cursor (`sync_state`) and the run journal (`sync_runs`)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, insert, select, update
+
+from campaign_sync.batch.endpoints import CampaignType
+from campaign_sync.batch.sweep import SweepPosition
+from campaign_sync.db.models import campaigns, sync_runs, sync_state
+from campaign_sync.db.types import utcnow
+
+MASS_DELETE_MIN = 10  # tombstoning more than this many ...
+MASS_DELETE_SHARE = 0.5  # ... and more than this share of the stored campaigns is refused
+
+
+class MassDeleteRefused(Exception):
+    """A complete sweep would tombstone suspiciously many campaigns."""
+
+
+@dataclass(frozen=True)
+class SweepStart:
+    sweep_id: int
+    position: SweepPosition | None  # None: a new sweep from the top
+    full_refresh: bool
+    resumed: bool
+
+
+@dataclass
+class RunCounts:
+    list_calls: int = 0
+    detail_calls: int = 0
+    retries: int = 0
+    campaigns_inserted: int = 0
+    campaigns_updated: int = 0
+    campaigns_unchanged: int = 0
+    campaigns_deleted: int = 0
+    warnings: int = 0
+
+
+def fail_abandoned_runs(conn: Connection, app: str, campaign_type: CampaignType) -> int:
+    """Runs left `running` by a process that died; call only while holding the pass lock."""
+    r = sync_runs.c
+    result = conn.execute(
+        update(sync_runs)
+        .where(r.app == app, r.campaign_type == campaign_type.value, r.status == "running")
+        .values(
+            status="failed",
+            finished_at=utcnow(),
+            error="abandoned: the process running this pass stopped before it finished",
+        )
+    )
+    return result.rowcount or 0
+
+
+def begin_run(
+    conn: Connection, app: str, campaign_type: CampaignType, *, full_refresh: bool
+) -> int:
+    run_id = conn.execute(
+        insert(sync_runs).returning(sync_runs.c.id),
+        {
+            "app": app,
+            "campaign_type": campaign_type.value,
+            "started_at": utcnow(),
+            "status": "running",
+            "full_refresh": full_refresh,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+        },
+    ).scalar_one()
+    return int(run_id)
+
+
+def finish_run(
+    conn: Connection,
+    run_id: int,
+    *,
+    status: str,
+    counts: RunCounts,
+    sweep_id: int | None,
+    sweep_complete: bool,
+    error: str | None = None,
+) -> None:
+    conn.execute(
+        update(sync_runs)
+        .where(sync_runs.c.id == run_id)
+        .values(
+            status=status,
+            finished_at=utcnow(),
+            sweep_id=sweep_id,
+            sweep_complete=sweep_complete,
+            error=error,
+            **asdict(counts),
+        )
+    )
+
+
+def start_or_resume_sweep(
+    conn: Connection,
+    app: str,
+    campaign_type: CampaignType,
+    *,
+    run_id: int,
+    full_refresh: bool,
+) -> SweepStart:
+    """Resume the sweep a stopped pass left, or begin a new one (always, for a full refresh)."""
+    s = sync_state.c
+    key = and_(s.app == app, s.campaign_type == campaign_type.value)
+    row = conn.execute(select(sync_state).where(key)).mappings().first()
+    now = utcnow()
+    if row is None:
+        conn.execute(
+            insert(sync_state),
+            {"app": app, "campaign_type": campaign_type.value, "sweep_id": 0, "updated_at": now},
+        )
+        row = conn.execute(select(sync_state).where(key)).mappings().one()
+    if row["sweep_in_progress"] and not full_refresh:
+        conn.execute(update(sync_state).where(key).values(last_run_id=run_id, updated_at=now))
+        anchors = tuple(row["sweep_anchor_tokens"] or ())
+        return SweepStart(
+            sweep_id=row["sweep_id"],
+            position=SweepPosition(row["sweep_offset"], anchors),
+            full_refresh=bool(row["sweep_full_refresh"]),
+            resumed=True,
+        )
+    sweep_id = int(row["sweep_id"]) + 1
+    conn.execute(
+        update(sync_state)
+        .where(key)
+        .values(
+            sweep_id=sweep_id,
+            sweep_in_progress=True,
+            sweep_started_at=now,
+            sweep_offset=0,
+            sweep_anchor_tokens=[],
+            sweep_full_refresh=full_refresh,
+            last_run_id=run_id,
+            updated_at=now,
+        )
+    )
+    return SweepStart(sweep_id=sweep_id, position=None, full_refresh=full_refresh, resumed=False)
+
+
+def end_sweep(
+    conn: Connection, app: str, campaign_type: CampaignType, *, complete: bool, now: datetime
+) -> None:
+    """Close the sweep: complete (record when), or abandoned (next pass starts afresh)."""
+    s = sync_state.c
+    values: dict[str, Any] = {
+        "sweep_in_progress": False,
+        "sweep_offset": 0,
+        "sweep_anchor_tokens": [],
+        "sweep_full_refresh": False,
+        "updated_at": now,
+    }
+    if complete:
+        values["last_complete_sweep_at"] = now
+    conn.execute(
+        update(sync_state)
+        .where(s.app == app, s.campaign_type == campaign_type.value)
+        .values(**values)
+    )
+
+
+def tombstone_unseen(
+    conn: Connection,
+    app: str,
+    campaign_type: CampaignType,
+    *,
+    sweep_id: int,
+    now: datetime,
+    allow_mass_delete: bool,
+) -> int:
+    """After a complete sweep: mark stored campaigns the sweep did not see as deleted."""
+    c = campaigns.c
+    alive = and_(c.app == app, c.campaign_type == campaign_type.value, c.deleted_at.is_(None))
+    unseen = and_(alive, (c.last_sweep_id.is_(None)) | (c.last_sweep_id != sweep_id))
+    stored = conn.execute(select(func.count()).where(alive)).scalar_one()
+    missing = conn.execute(select(func.count()).where(unseen)).scalar_one()
+    if not allow_mass_delete and missing > MASS_DELETE_MIN and missing > stored * MASS_DELETE_SHARE:
+        raise MassDeleteRefused(
+            f"refusing to mark {missing} of {stored} stored {campaign_type.label} campaigns of "
+            f"app '{app}' as deleted: the list no longer shows them. If that is right, run "
+            "campaign-sync sync --allow-mass-delete"
+        )
+    if missing:
+        conn.execute(update(campaigns).where(unseen).values(deleted_at=now))
+    return int(missing)

@@ -1,0 +1,396 @@
+"""One pass for one app and one campaign type: sweep, diff, fetch, load, record.
+
+Three stages run as a pipeline joined by small queues, so the next list page and the
+details of this one are in flight while the page before is written:
+
+    sweep (list pages) -> details (only new or changed campaigns) -> load (one transaction)
+
+Each committed page carries the sweep cursor, so a pass that stops for any reason resumes
+where it was. Deletions are decided only after a complete sweep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import Engine
+
+from campaign_sync.batch.client import GONE, BatchClient, CallStats
+from campaign_sync.batch.endpoints import CampaignType
+from campaign_sync.batch.errors import AuthenticationInvalid, BatchError
+from campaign_sync.batch.sweep import SweepPage, entry_token
+from campaign_sync.db.loader import (
+    PageCounts,
+    PageLoad,
+    StoredCampaign,
+    load_page,
+    stored_campaigns,
+)
+from campaign_sync.db.locks import pass_lock
+from campaign_sync.db.state import (
+    MassDeleteRefused,
+    RunCounts,
+    SweepStart,
+    begin_run,
+    end_sweep,
+    fail_abandoned_runs,
+    finish_run,
+    start_or_resume_sweep,
+    tombstone_unseen,
+)
+from campaign_sync.db.types import utcnow
+from campaign_sync.logs import log_context
+from campaign_sync.transform import stable_hash
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PassOptions:
+    full_refresh: bool = False
+    allow_mass_delete: bool = False
+    detail_max_age_seconds: float = 86400.0
+
+
+@dataclass
+class PassResult:
+    app: str
+    campaign_type: CampaignType
+    status: str  # succeeded | failed | interrupted | skipped
+    run_id: int | None = None
+    counts: RunCounts = field(default_factory=RunCounts)
+    error: str | None = None
+    sweep_complete: bool = False
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("succeeded", "skipped", "interrupted")
+
+
+class Progress(Protocol):
+    """What a live display hears about; every method is optional in spirit (no-op base)."""
+
+    def page_swept(
+        self, app: str, campaign_type: CampaignType, entries: int, needed: int
+    ) -> None: ...
+
+    def detail_fetched(self, app: str, campaign_type: CampaignType) -> None: ...
+
+    def pass_finished(self, result: PassResult) -> None: ...
+
+
+class NoProgress:
+    def page_swept(self, app: str, campaign_type: CampaignType, entries: int, needed: int) -> None:
+        pass
+
+    def detail_fetched(self, app: str, campaign_type: CampaignType) -> None:
+        pass
+
+    def pass_finished(self, result: PassResult) -> None:
+        pass
+
+
+def needs_detail(
+    known: StoredCampaign | None,
+    list_hash: str,
+    *,
+    now: datetime,
+    max_age: timedelta,
+    full_refresh: bool,
+) -> bool:
+    """New, changed in the list, tombstoned, never fetched, or fetched too long ago."""
+    if full_refresh or known is None or known.detail_fetched_at is None:
+        return True
+    if known.deleted_at is not None or known.list_hash != list_hash:
+        return True
+    return known.detail_fetched_at <= now - max_age
+
+
+class _Stopped(Exception):
+    """The stop event fired while a page's details were in flight."""
+
+
+class SyncPass:
+    """A single pass; `run()` takes the lock, journals the run and drives the pipeline."""
+
+    def __init__(
+        self,
+        db: Engine,
+        client: BatchClient,
+        campaign_type: CampaignType,
+        options: PassOptions,
+        *,
+        stop: asyncio.Event | None = None,
+        progress: Progress | None = None,
+        write_lock: asyncio.Lock | None = None,
+    ) -> None:
+        self.db = db
+        self.client = client
+        self.app = client.app
+        self.campaign_type = campaign_type
+        self.options = options
+        self.stop = stop or asyncio.Event()
+        self.progress: Progress = progress or NoProgress()
+        self.write_lock = write_lock
+        self.stats = CallStats()
+        self.page_counts = PageCounts()
+        self.reached_end = False
+
+    async def run(self) -> PassResult:
+        started = time.monotonic()
+        with pass_lock(self.db, self.app, self.campaign_type) as held:
+            if not held:
+                log.info(
+                    "skipping %s campaigns of app '%s': another process is syncing them",
+                    self.campaign_type.label,
+                    self.app,
+                )
+                result = PassResult(self.app, self.campaign_type, "skipped")
+            else:
+                result = await self._run_locked()
+        result.seconds = time.monotonic() - started
+        self.progress.pass_finished(result)
+        return result
+
+    async def _run_locked(self) -> PassResult:
+        with self.db.begin() as conn:
+            abandoned = fail_abandoned_runs(conn, self.app, self.campaign_type)
+            run_id = begin_run(
+                conn, self.app, self.campaign_type, full_refresh=self.options.full_refresh
+            )
+            start = start_or_resume_sweep(
+                conn,
+                self.app,
+                self.campaign_type,
+                run_id=run_id,
+                full_refresh=self.options.full_refresh,
+            )
+        with log_context(self.app, self.campaign_type.value, run_id):
+            if abandoned:
+                log.warning("marked %d abandoned run(s) as failed", abandoned)
+            if start.resumed and start.position is not None:
+                log.info("resuming sweep %d at offset %d", start.sweep_id, start.position.offset)
+            return await self._drive(run_id, start)
+
+    async def _drive(self, run_id: int, start: SweepStart) -> PassResult:
+        status, error, complete = "failed", None, False
+        try:
+            await self._pipeline(run_id, start)
+            if self.reached_end:
+                with self.db.begin() as conn:
+                    now = utcnow()
+                    self.page_counts.deleted += tombstone_unseen(
+                        conn,
+                        self.app,
+                        self.campaign_type,
+                        sweep_id=start.sweep_id,
+                        now=now,
+                        allow_mass_delete=self.options.allow_mass_delete,
+                    )
+                    end_sweep(conn, self.app, self.campaign_type, complete=True, now=now)
+                status, complete = "succeeded", True
+            else:
+                status = "interrupted"
+                log.info("pass interrupted; the next pass resumes from the saved cursor")
+        except MassDeleteRefused as refused:
+            error = str(refused)
+            with self.db.begin() as conn:
+                end_sweep(conn, self.app, self.campaign_type, complete=False, now=utcnow())
+            log.error("%s", error)
+        except BatchError as failure:
+            error = str(failure)
+            log.error("pass failed: %s", error)
+        except asyncio.CancelledError:
+            status, error = "interrupted", "cancelled"
+            raise
+        except Exception as failure:  # a bug or a database problem: record it, never hide it
+            error = f"{type(failure).__name__}: {failure}"
+            log.exception("pass failed unexpectedly")
+        finally:
+            counts = self._run_counts()
+            with self.db.begin() as conn:
+                finish_run(
+                    conn,
+                    run_id,
+                    status=status,
+                    counts=counts,
+                    sweep_id=start.sweep_id,
+                    sweep_complete=complete,
+                    error=error,
+                )
+        result = PassResult(
+            self.app, self.campaign_type, status, run_id, counts, error, sweep_complete=complete
+        )
+        log.info(
+            "pass %s: %d inserted, %d updated, %d unchanged, %d deleted, %d warnings "
+            "(%d list calls, %d detail calls, %d retries)",
+            status,
+            counts.campaigns_inserted,
+            counts.campaigns_updated,
+            counts.campaigns_unchanged,
+            counts.campaigns_deleted,
+            counts.warnings,
+            counts.list_calls,
+            counts.detail_calls,
+            counts.retries,
+        )
+        return result
+
+    def _run_counts(self) -> RunCounts:
+        return RunCounts(
+            list_calls=self.stats.list_calls,
+            detail_calls=self.stats.detail_calls,
+            retries=self.stats.retries,
+            campaigns_inserted=self.page_counts.inserted,
+            campaigns_updated=self.page_counts.updated,
+            campaigns_unchanged=self.page_counts.unchanged,
+            campaigns_deleted=self.page_counts.deleted,
+            warnings=self.page_counts.warnings,
+        )
+
+    # -- the pipeline -------------------------------------------------------------------
+
+    async def _pipeline(self, run_id: int, start: SweepStart) -> None:
+        pages: asyncio.Queue[SweepPage | None] = asyncio.Queue(maxsize=1)
+        loads: asyncio.Queue[tuple[PageLoad, bool] | None] = asyncio.Queue(maxsize=1)
+        full_refresh = self.options.full_refresh or start.full_refresh
+
+        async def sweep_stage() -> None:
+            async for page in self.client.sweep(
+                self.campaign_type, start.position, stats=self.stats
+            ):
+                await pages.put(page)
+                if self.stop.is_set():
+                    break
+            await pages.put(None)
+
+        async def detail_stage() -> None:
+            while (page := await pages.get()) is not None and not self.stop.is_set():
+                try:
+                    load = await self._fetch_details(page, run_id, start.sweep_id, full_refresh)
+                except _Stopped:
+                    break
+                await loads.put((load, page.last))
+            await loads.put(None)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                sweeper = group.create_task(sweep_stage())
+                fetcher = group.create_task(detail_stage())
+                while (item := await loads.get()) is not None:
+                    load, last = item
+                    self.page_counts.add(await self._apply(load))
+                    if last:
+                        self.reached_end = True
+                    if self.stop.is_set():
+                        break
+                sweeper.cancel()
+                fetcher.cancel()
+        except BaseExceptionGroup as group_error:
+            raise _first_error(group_error) from None
+
+    async def _fetch_details(
+        self, page: SweepPage, run_id: int, sweep_id: int, full_refresh: bool
+    ) -> PageLoad:
+        entries: dict[str, dict[str, Any]] = {}
+        for entry in page.entries:
+            token = entry_token(entry)
+            if token is not None:
+                entries[token] = entry
+        stored = await asyncio.to_thread(self._stored, list(entries))
+        now = utcnow()
+        max_age = timedelta(seconds=self.options.detail_max_age_seconds)
+        needed = [
+            token
+            for token, entry in entries.items()
+            if needs_detail(
+                stored.get(token),
+                stable_hash(entry),
+                now=now,
+                max_age=max_age,
+                full_refresh=full_refresh,
+            )
+        ]
+        self.progress.page_swept(self.app, self.campaign_type, len(entries), len(needed))
+        load = PageLoad(
+            app=self.app,
+            campaign_type=self.campaign_type,
+            run_id=run_id,
+            sweep_id=sweep_id,
+            now=now,
+            list_entries=entries,
+            position=page.next_position,
+            stored=stored,
+        )
+        if not needed:
+            return load
+        fetches = asyncio.gather(*(self._view(token) for token in needed), return_exceptions=True)
+        stop_wait = asyncio.ensure_future(self.stop.wait())
+        try:
+            await asyncio.wait({fetches, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop_wait.cancel()
+        if not fetches.done():
+            fetches.cancel()
+            raise _Stopped
+        for token, outcome in zip(needed, fetches.result(), strict=True):
+            if outcome is GONE:
+                load.gone.append(token)
+            elif isinstance(outcome, AuthenticationInvalid):
+                raise outcome
+            elif isinstance(outcome, BatchError):
+                log.warning("detail of campaign %s not loaded: %s", token, outcome)
+                load.failed[token] = str(outcome)
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                load.details[token] = outcome
+        return load
+
+    async def _view(self, token: str) -> Any:
+        detail = await self.client.view_campaign(self.campaign_type, token, stats=self.stats)
+        self.progress.detail_fetched(self.app, self.campaign_type)
+        return detail
+
+    def _stored(self, tokens: list[str]) -> dict[str, StoredCampaign]:
+        with self.db.connect() as conn:
+            return stored_campaigns(conn, self.app, self.campaign_type, tokens)
+
+    async def _apply(self, load: PageLoad) -> PageCounts:
+        def write() -> PageCounts:
+            load.now = utcnow()
+            with self.db.begin() as conn:
+                return load_page(conn, load)
+
+        if self.write_lock is None:
+            return await asyncio.to_thread(write)
+        async with self.write_lock:
+            return await asyncio.to_thread(write)
+
+
+def _first_error(group: BaseExceptionGroup) -> BaseException:
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            return _first_error(error)
+        if not isinstance(error, asyncio.CancelledError):
+            return error
+    return group.exceptions[0]
+
+
+async def run_pass(
+    db: Engine,
+    client: BatchClient,
+    campaign_type: CampaignType,
+    options: PassOptions | None = None,
+    **kwargs: Any,
+) -> PassResult:
+    return await SyncPass(db, client, campaign_type, options or PassOptions(), **kwargs).run()
+
+
+__all__ = ["NoProgress", "PassOptions", "PassResult", "Progress", "SyncPass", "run_pass"]

@@ -1,0 +1,112 @@
+"""Logging: JSON lines when stderr is not a terminal, readable text when it is; every line
+carries the app, campaign type and run id in force; known secrets are masked."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+current_app: contextvars.ContextVar[str | None] = contextvars.ContextVar("app", default=None)
+current_type: contextvars.ContextVar[str | None] = contextvars.ContextVar("type", default=None)
+current_run: contextvars.ContextVar[int | None] = contextvars.ContextVar("run", default=None)
+
+EXTRA_FIELDS = ("route", "status", "attempt", "wait_seconds")
+_secrets: dict[str, str] = {}
+
+
+def register_secret(value: str, *, keep_last: int = 0) -> None:
+    """Mask `value` in every log line from now on (keeping its last characters if asked)."""
+    if value and len(value) >= 4:
+        tail = value[-keep_last:] if keep_last and len(value) > 2 * keep_last else ""
+        _secrets[value] = f"****{tail}"
+
+
+def mask(text: str) -> str:
+    for secret, replacement in _secrets.items():
+        if secret in text:
+            text = text.replace(secret, replacement)
+    return text
+
+
+@contextlib.contextmanager
+def log_context(
+    app: str | None = None, campaign_type: str | None = None, run_id: int | None = None
+) -> Iterator[None]:
+    tokens = [
+        (var, var.set(value))
+        for var, value in ((current_app, app), (current_type, campaign_type), (current_run, run_id))
+        if value is not None
+    ]
+    try:
+        yield
+    finally:
+        for var, token in reversed(tokens):
+            var.reset(token)  # type: ignore[attr-defined]
+
+
+class ContextFilter(logging.Filter):
+    """Adds the context fields and masks secrets in the message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.app = current_app.get()
+        record.campaign_type = current_type.get()
+        record.run_id = current_run.get()
+        message = mask(record.getMessage())
+        record.msg, record.args = message, None
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in ("app", "campaign_type", "run_id", *EXTRA_FIELDS):
+            value = getattr(record, name, None)
+            if value is not None:
+                line[name] = value
+        if record.exc_info:
+            line["exception"] = mask(self.formatException(record.exc_info))
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        where = "/".join(
+            str(part)
+            for part in (getattr(record, "app", None), getattr(record, "campaign_type", None))
+            if part
+        )
+        run = getattr(record, "run_id", None)
+        prefix = f"[{where}{f' run {run}' if run else ''}] " if where or run else ""
+        stamp = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+        text = f"{stamp} {record.levelname:<7} {prefix}{record.getMessage()}"
+        if record.exc_info:
+            text += "\n" + mask(self.formatException(record.exc_info))
+        return text
+
+
+def setup_logging(log_format: str = "auto", level: str = "INFO") -> None:
+    use_json = log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(ContextFilter())
+    handler.setFormatter(JsonFormatter() if use_json else TextFormatter())
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        if getattr(existing, "_campaign_sync", False):
+            root.removeHandler(existing)
+    handler._campaign_sync = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    # httpx logs every request URL at INFO, and our URLs carry the app's API key.
+    for noisy in ("httpx", "httpcore", "uvicorn", "uvicorn.error", "apscheduler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,350 @@
+"""Pure functions from Batch JSON to table rows and warnings. No I/O, never raises on data.
+
+A value that cannot be typed leaves its column NULL and becomes a `FieldWarning`; the
+document itself is kept whole (the `detail` column), so nothing Batch sent is lost.
+Enum-like text is normalized for reporting (`NEXT_SESSION` -> `next_session`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from campaign_sync.batch.endpoints import CampaignType
+
+INT32 = 2**31 - 1
+INT64 = 2**63 - 1
+RAW_VALUE_LIMIT = 2000
+
+
+@dataclass(frozen=True)
+class FieldWarning:
+    field: str
+    raw_value: str | None
+    message: str
+
+
+@dataclass
+class CampaignRows:
+    """Everything one campaign document becomes. Child rows carry no `campaign_id` yet."""
+
+    campaign_token: str
+    campaign: dict[str, Any]
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    message_actions: list[dict[str, Any]] = field(default_factory=list)
+    trigger: dict[str, Any] | None = None
+    targeting: dict[str, Any] | None = None
+    warnings: list[FieldWarning] = field(default_factory=list)
+
+
+def stable_hash(document: Any) -> str:
+    """A hash of a JSON document that ignores key order and whitespace."""
+    canonical = json.dumps(
+        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    )
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _raw(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return text[:RAW_VALUE_LIMIT]
+
+
+def strip_nul(document: Any) -> tuple[Any, bool]:
+    """PostgreSQL text and jsonb cannot hold U+0000; replace it. Returns (clean, changed)."""
+    if isinstance(document, str):
+        return (
+            (document.replace("\x00", "\ufffd"), True) if "\x00" in document else (document, False)
+        )
+    if isinstance(document, list):
+        items = [strip_nul(item) for item in document]
+        return [item for item, _ in items], any(changed for _, changed in items)
+    if isinstance(document, dict):
+        pairs = [(strip_nul(key), strip_nul(value)) for key, value in document.items()]
+        changed = any(k[1] or v[1] for k, v in pairs)
+        return {k[0]: v[0] for k, v in pairs}, changed
+    return document, False
+
+
+class _Reader:
+    """Typed reads that record a warning instead of raising."""
+
+    def __init__(self) -> None:
+        self.warnings: list[FieldWarning] = []
+
+    def warn(self, name: str, value: Any, message: str) -> None:
+        self.warnings.append(FieldWarning(name, _raw(value), message))
+
+    def text(self, value: Any, name: str) -> str | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            if "\x00" in value:
+                self.warn(name, value, "contains a NUL character; replaced")
+                return value.replace("\x00", "\ufffd")
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        self.warn(name, value, f"expected text, got {_kind(value)}")
+        return None
+
+    def enum(self, value: Any, name: str, *, upper: bool = False) -> str | None:
+        text = self.text(value, name)
+        if text is None:
+            return None
+        return text.strip().upper() if upper else text.strip().lower()
+
+    def boolean(self, value: Any, name: str) -> bool | None:
+        if value is None or isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        self.warn(name, value, f"expected a boolean, got {_kind(value)}")
+        return None
+
+    def integer(self, value: Any, name: str, *, limit: int = INT32) -> int | None:
+        if value is None:
+            return None
+        number: int | None = None
+        if isinstance(value, bool):
+            number = None
+        elif isinstance(value, int):
+            number = value
+        elif isinstance(value, float) and value.is_integer():
+            number = int(value)
+        elif isinstance(value, str):
+            try:
+                number = int(value.strip())
+            except ValueError:
+                number = None
+        if number is None:
+            self.warn(name, value, f"expected an integer, got {_kind(value)}")
+            return None
+        if not -limit - 1 <= number <= limit:
+            self.warn(name, value, "integer out of range")
+            return None
+        return number
+
+    def _timestamp(self, value: Any, name: str) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            self.warn(name, value, f"expected a date yyyy-MM-ddTHH:mm:ss, got {_kind(value)}")
+            return None
+        try:
+            return datetime.fromisoformat(value.strip())
+        except ValueError as error:
+            self.warn(name, value, f"not a valid date: {error}")
+            return None
+
+    def utc(self, value: Any, name: str) -> datetime | None:
+        """A GMT date: Batch sends no zone, so a naive value is UTC."""
+        moment = self._timestamp(value, name)
+        if moment is None:
+            return None
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+    def wall_clock(self, value: Any, name: str) -> datetime | None:
+        """A `local_*` date: the device's wall clock, kept without a zone."""
+        moment = self._timestamp(value, name)
+        return None if moment is None else moment.replace(tzinfo=None)
+
+    def obj(self, value: Any, name: str) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if isinstance(value, dict):
+            return value
+        self.warn(name, value, f"expected an object, got {_kind(value)}")
+        return {}
+
+    def array(self, value: Any, name: str) -> list[Any]:
+        if value is None:
+            return []
+        if isinstance(value, list):
+            return value
+        self.warn(name, value, f"expected an array, got {_kind(value)}")
+        return []
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "text",
+        list: "an array",
+        dict: "an object",
+    }.get(type(value), type(value).__name__)
+
+
+def parse_custom_payload(value: Any) -> Any:
+    """Batch sends a JSON document inside a string; parse it when it is valid JSON."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def transform_campaign(
+    campaign_type: CampaignType, campaign_token: str, document: Any
+) -> CampaignRows:
+    """Rows for every table from a detail (or, lacking one, a list entry) of either type."""
+    read = _Reader()
+    doc, had_nul = strip_nul(document)
+    if had_nul:
+        read.warn("detail", None, "NUL characters replaced by U+FFFD for storage")
+    if not isinstance(doc, dict):
+        read.warn("detail", doc, f"expected a JSON object, got {_kind(doc)}")
+        doc = {}
+    recurrence = read.obj(doc.get("recurrence"), "recurrence")
+    landing = read.obj(doc.get("landing"), "landing")
+    campaign: dict[str, Any] = {
+        "name": read.text(doc.get("name"), "name"),
+        "live": read.boolean(doc.get("live"), "live"),
+        "from_api": read.boolean(doc.get("from_api"), "from_api"),
+        "dev_only": read.boolean(doc.get("dev_only"), "dev_only"),
+        "created_date": read.utc(doc.get("created_date"), "created_date"),
+        "push_time": read.utc(doc.get("push_time"), "push_time"),
+        "start_date": read.utc(doc.get("start_date"), "start_date"),
+        "end_date": read.utc(doc.get("end_date"), "end_date"),
+        "local_push_time": read.wall_clock(doc.get("local_push_time"), "local_push_time"),
+        "local_start_date": read.wall_clock(doc.get("local_start_date"), "local_start_date"),
+        "local_end_date": read.wall_clock(doc.get("local_end_date"), "local_end_date"),
+        "deeplink": read.text(doc.get("deeplink"), "deeplink"),
+        "custom_payload": parse_custom_payload(doc.get("custom_payload")),
+        "capping": read.integer(doc.get("capping"), "capping"),
+        "priority": read.enum(doc.get("priority"), "priority"),
+        "time_to_live": read.integer(doc.get("time_to_live"), "time_to_live", limit=INT64),
+        "labels": doc.get("labels"),
+        "recurrence_repeat_unit": read.enum(
+            recurrence.get("repeat_unit"), "recurrence.repeat_unit", upper=True
+        ),
+        "recurrence_repeat_frequency": read.integer(
+            recurrence.get("repeat_frequency"), "recurrence.repeat_frequency"
+        ),
+        "recurrence_end_date": read.utc(recurrence.get("end_date"), "recurrence.end_date"),
+        "theme": read.text(landing.get("theme"), "landing.theme"),
+        "landing_image": read.text(landing.get("image"), "landing.image"),
+        "gcm_collapse_key": doc.get("gcm_collapse_key"),
+        "detail": doc,
+    }
+    if campaign_type is CampaignType.PUSH:
+        messages, actions = _push_messages(read, doc), []
+    else:
+        messages, actions = _landing_contents(read, landing)
+    return CampaignRows(
+        campaign_token=campaign_token,
+        campaign=campaign,
+        messages=messages,
+        message_actions=actions,
+        trigger=_trigger(read, doc),
+        targeting=_targeting(read, doc),
+        warnings=read.warnings,
+    )
+
+
+def _push_messages(read: _Reader, doc: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for position, message in enumerate(read.array(doc.get("messages"), "messages")):
+        where = f"messages[{position}]"
+        if not isinstance(message, dict):
+            read.warn(where, message, f"expected an object, got {_kind(message)}")
+            continue
+        media = message.get("media") if isinstance(message.get("media"), dict) else {}
+        image = message.get("image") or media.get("picture") or media.get("image")
+        rows.append(
+            {
+                "position": position,
+                "language": read.text(message.get("language"), f"{where}.language"),
+                "header": read.text(message.get("header"), f"{where}.header"),
+                "title": read.text(message.get("title"), f"{where}.title"),
+                "body": read.text(message.get("body"), f"{where}.body"),
+                "image": read.text(image, f"{where}.image"),
+            }
+        )
+    return rows
+
+
+def _landing_contents(
+    read: _Reader, landing: dict[str, Any]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    messages, actions = [], []
+    for position, content in enumerate(read.array(landing.get("contents"), "landing.contents")):
+        where = f"landing.contents[{position}]"
+        if not isinstance(content, dict):
+            read.warn(where, content, f"expected an object, got {_kind(content)}")
+            continue
+        messages.append(
+            {
+                "position": position,
+                "language": read.text(content.get("language"), f"{where}.language"),
+                "header": read.text(content.get("header"), f"{where}.header"),
+                "title": read.text(content.get("title"), f"{where}.title"),
+                "body": read.text(content.get("body"), f"{where}.body"),
+                "image": read.text(content.get("image"), f"{where}.image"),
+            }
+        )
+        for index, action in enumerate(read.array(content.get("actions"), f"{where}.actions")):
+            action_where = f"{where}.actions[{index}]"
+            if not isinstance(action, dict):
+                read.warn(action_where, action, f"expected an object, got {_kind(action)}")
+                continue
+            actions.append(
+                {
+                    "message_position": position,
+                    "position": index,
+                    "action": read.text(action.get("action"), f"{action_where}.action"),
+                    "label": read.text(action.get("label"), f"{action_where}.label"),
+                    "args": action.get("args"),
+                }
+            )
+    return messages, actions
+
+
+def _trigger(read: _Reader, doc: dict[str, Any]) -> dict[str, Any] | None:
+    if "trigger" not in doc or doc["trigger"] is None:
+        return None
+    trigger = read.obj(doc["trigger"], "trigger")
+    if not isinstance(doc["trigger"], dict):
+        return None
+    grace = read.obj(trigger.get("grace_period"), "trigger.grace_period")
+    return {
+        "trigger_when": read.enum(trigger.get("when"), "trigger.when"),
+        "event": read.text(trigger.get("event"), "trigger.event"),
+        "label": read.text(trigger.get("label"), "trigger.label"),
+        "capping": read.integer(trigger.get("capping"), "trigger.capping"),
+        "grace_period_every": read.integer(grace.get("every"), "trigger.grace_period.every"),
+        "grace_period_unit": read.enum(grace.get("unit"), "trigger.grace_period.unit", upper=True),
+    }
+
+
+TARGETING_COLUMNS = ("segments", "query", "lang", "region", "custom_audience")
+
+
+def _targeting(read: _Reader, doc: dict[str, Any]) -> dict[str, Any] | None:
+    raw = doc.get("targeting")
+    has_targeting = isinstance(raw, dict)
+    if raw is not None and not has_targeting:
+        read.warn("targeting", raw, f"expected an object, got {_kind(raw)}")
+    targeting: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    query = targeting.get("query", doc.get("query"))
+    if not has_targeting and query is None:
+        return None
+    extra = {k: v for k, v in targeting.items() if k not in TARGETING_COLUMNS}
+    return {
+        "segments": targeting.get("segments"),
+        "query": query,
+        "lang": targeting.get("lang"),
+        "region": targeting.get("region"),
+        "custom_audience": targeting.get("custom_audience"),
+        "extra": extra or None,
+    }

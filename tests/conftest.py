@@ -1,0 +1,180 @@
+"""Fixtures: a real PostgreSQL database per session (SQLite where asked), the Batch
+simulator on a real loopback port, and a canary REST key that must never reach a log."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, text
+
+from campaign_sync.config import AppConfig, ResolvedApp, Settings
+from campaign_sync.db import migrate
+from campaign_sync.db.models import Base
+from campaign_sync.db.session import make_engine
+from campaign_sync.simulator import Simulator, SimulatorServer
+from tests.pg import PostgresServer
+
+CANARY_REST_KEY = "canary-REST-key-d41d8cd98f00b204"
+API_KEY = "live-api-key-9e107d9d372bb682"
+SETTINGS_ENV = (
+    "DATABASE_URL",
+    "BATCH_API_KEY",
+    "BATCH_REST_API_KEY",
+    "BATCH_API_BASE_URL",
+    "CAMPAIGN_SYNC_CONFIG",
+    "CAMPAIGN_SYNC_BACKOFF_MIN_SECONDS",
+    "CAMPAIGN_SYNC_CONCURRENCY",
+    "CAMPAIGN_SYNC_DETAIL_MAX_AGE_SECONDS",
+    "CAMPAIGN_SYNC_INTERVAL_SECONDS",
+    "CAMPAIGN_SYNC_METRICS_PORT",
+)
+
+
+class _Collector(logging.Handler):
+    """Keeps every log line of the session, to prove no secret is ever logged."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if record.exc_info:
+            text += logging.Formatter().formatException(record.exc_info)
+        self.lines.append(text)
+
+
+LOG_COLLECTOR = _Collector()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    root = logging.getLogger()
+    root.addHandler(LOG_COLLECTOR)
+    root.setLevel(logging.INFO)
+
+
+def leaked_secret_lines() -> list[str]:
+    return [line for line in LOG_COLLECTOR.lines if CANARY_REST_KEY in line or API_KEY in line]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    leaks = leaked_secret_lines()
+    if leaks:
+        print(f"\nSECRET LEAK: {len(leaks)} log line(s) carry a key, first: {leaks[0][:300]}")
+        session.exitstatus = 1
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in SETTINGS_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    try:
+        server.find_or_start()
+    except RuntimeError as error:
+        pytest.fail(str(error), pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_session_url(pg_server: PostgresServer) -> Iterator[str]:
+    url = pg_server.create_database()
+    migrate.upgrade(url)
+    yield url
+    pg_server.drop_database(url)
+
+
+@pytest.fixture
+def pg_url(pg_session_url: str) -> Iterator[str]:
+    """The session database, emptied before each test."""
+    engine = make_engine(pg_session_url)
+    tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"truncate {tables} restart identity cascade"))
+    engine.dispose()
+    yield pg_session_url
+
+
+@pytest.fixture
+def fresh_pg_url(pg_server: PostgresServer) -> Iterator[str]:
+    """A brand-new empty database (for migration tests)."""
+    url = pg_server.create_database()
+    yield url
+    pg_server.drop_database(url)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'campaign_sync.db'}"
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def any_db_url(request: pytest.FixtureRequest) -> str:
+    fixture = "pg_url" if request.param == "postgresql" else "sqlite_url"
+    return str(request.getfixturevalue(fixture))
+
+
+def open_engine(url: str) -> Engine:
+    return make_engine(url)
+
+
+@pytest.fixture
+def db(pg_url: str) -> Iterator[Engine]:
+    engine = make_engine(pg_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def any_db(any_db_url: str) -> Iterator[Engine]:
+    engine = make_engine(any_db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def simulator() -> Iterator[Simulator]:
+    yield Simulator(api_key=API_KEY, rest_api_key=CANARY_REST_KEY, push=60, in_app=40, seed=7)
+
+
+@pytest.fixture
+def sim_server(simulator: Simulator) -> Iterator[SimulatorServer]:
+    with SimulatorServer(simulator) as server:
+        yield server
+
+
+def make_settings(base_url: str, database_url: str = "sqlite://", **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "batch_api_base_url": base_url,
+        "backoff_min_seconds": 0.05,
+        "backoff_max_seconds": 0.5,
+        "retry_max_attempts": 6,
+        "retry_max_seconds": 30,
+        "read_timeout_seconds": 5,
+        "connect_timeout_seconds": 2,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def make_app(name: str = "default", api_key: str = API_KEY, concurrency: int = 8) -> ResolvedApp:
+    from pydantic import SecretStr
+
+    AppConfig(name=name, api_key=api_key)
+    return ResolvedApp(
+        name=name,
+        api_key=api_key,
+        rest_api_key=SecretStr(CANARY_REST_KEY),
+        interval_seconds=300,
+        concurrency=concurrency,
+    )

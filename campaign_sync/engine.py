@@ -82,6 +82,8 @@ class Progress(Protocol):
 
     def detail_fetched(self, app: str, campaign_type: CampaignType) -> None: ...
 
+    def rate_limited(self, app: str, seconds: float) -> None: ...
+
     def pass_finished(self, result: PassResult) -> None: ...
 
 
@@ -90,6 +92,9 @@ class NoProgress:
         pass
 
     def detail_fetched(self, app: str, campaign_type: CampaignType) -> None:
+        pass
+
+    def rate_limited(self, app: str, seconds: float) -> None:
         pass
 
     def pass_finished(self, result: PassResult) -> None:
@@ -137,6 +142,8 @@ class SyncPass:
         self.options = options
         self.stop = stop or asyncio.Event()
         self.progress: Progress = progress or NoProgress()
+        if progress is not None and progress.rate_limited not in client.pause_listeners:
+            client.pause_listeners.append(progress.rate_limited)
         self.write_lock = write_lock
         self.stats = CallStats()
         self.page_counts = PageCounts()

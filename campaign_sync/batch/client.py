@@ -96,6 +96,7 @@ class BatchClient:
         self.policy = RetryPolicy(self.options.retry, self.gate, app=app)
         self._slots = asyncio.Semaphore(self.options.concurrency)
         self.responses: Counter[tuple[str, int]] = Counter()
+        self.pause_listeners: list[Callable[[str, float], None]] = []
         self._http = httpx.AsyncClient(
             base_url=self.options.base_url,
             headers={"X-Authorization": rest_api_key, "Content-Type": "application/json"},
@@ -225,7 +226,9 @@ class BatchClient:
             if not response.is_success:
                 error = error_from_response(response, route=route, app=self.app)
                 if isinstance(error, TooManyRequests):
-                    self.gate.on_too_many_requests(sent_at, error.retry_after)
+                    pause = self.gate.on_too_many_requests(sent_at, error.retry_after)
+                    for listener in self.pause_listeners:
+                        listener(self.app, pause)
                 raise error
             self.gate.on_success()
             return self._parse(response, route, expect)

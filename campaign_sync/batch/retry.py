@@ -20,7 +20,8 @@ from tenacity import (
     retry_if_exception,
     stop_after_attempt,
     stop_before_delay,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from campaign_sync.batch.errors import BatchError, RetryBudgetExhausted, TooManyRequests
@@ -51,9 +52,9 @@ class RetryPolicy:
         self.gate = gate
         self.app = app
         self.retries = 0
-        self._exponential = wait_exponential_jitter(
-            initial=budget.backoff_initial_seconds, max=budget.backoff_max_seconds
-        )
+        self._exponential = wait_exponential(
+            multiplier=budget.backoff_initial_seconds, max=budget.backoff_max_seconds
+        ) + wait_random(0, budget.backoff_initial_seconds)
 
     def _wait(self, state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None

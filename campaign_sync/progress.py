@@ -1,0 +1,141 @@
+"""What a person sees: a live progress display on a terminal, and the status table.
+
+Off a terminal nothing is drawn; the structured logs tell the same story.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from campaign_sync.batch.endpoints import CampaignType
+from campaign_sync.engine import NoProgress, PassResult
+from campaign_sync.engine import Progress as ProgressSink
+from campaign_sync.status import age
+
+if TYPE_CHECKING:
+    from campaign_sync.status import TypeStatus
+
+
+class RichProgress(NoProgress):
+    """Per app and type: pages swept, details fetched of those needed, 429 waits."""
+
+    def __init__(self, console: Console) -> None:
+        self._progress = Progress(
+            TextColumn("{task.description:<24}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} details"),
+            TextColumn("{task.fields[pages]} pages"),
+            TextColumn("[yellow]{task.fields[note]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self._tasks: dict[tuple[str, CampaignType], TaskID] = {}
+        self._pauses: dict[str, float] = {}
+
+    def __enter__(self) -> RichProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def _task(self, app: str, campaign_type: CampaignType) -> TaskID:
+        key = (app, campaign_type)
+        if key not in self._tasks:
+            self._tasks[key] = self._progress.add_task(
+                f"{app}/{campaign_type.label}", total=0, pages=0, note=""
+            )
+        return self._tasks[key]
+
+    def _note(self, app: str) -> str:
+        until = self._pauses.get(app, 0.0)
+        remaining = until - time.monotonic()
+        return f"waiting {remaining:.0f}s after a 429" if remaining > 0.5 else ""
+
+    def page_swept(self, app: str, campaign_type: CampaignType, entries: int, needed: int) -> None:
+        task = self._task(app, campaign_type)
+        current = self._progress.tasks[task]
+        self._progress.update(
+            task,
+            total=(current.total or 0) + needed,
+            pages=current.fields["pages"] + 1,
+            note=self._note(app),
+        )
+
+    def detail_fetched(self, app: str, campaign_type: CampaignType) -> None:
+        self._progress.update(self._task(app, campaign_type), advance=1, note=self._note(app))
+
+    def rate_limited(self, app: str, seconds: float) -> None:
+        self._pauses[app] = time.monotonic() + seconds
+        for (task_app, _), task in self._tasks.items():
+            if task_app == app:
+                self._progress.update(task, note=self._note(app))
+
+    def pass_finished(self, result: PassResult) -> None:
+        task = self._task(result.app, result.campaign_type)
+        self._progress.update(task, note=result.status)
+
+
+@contextlib.contextmanager
+def progress_for_terminal() -> Iterator[ProgressSink]:
+    if not sys.stderr.isatty():
+        yield NoProgress()
+        return
+    with RichProgress(Console(stderr=True)) as progress:
+        yield progress
+
+
+def print_status_table(report: list[TypeStatus], console: Console | None = None) -> None:
+    console = console or Console()
+    if not report:
+        console.print("No pass has run yet: try campaign-sync sync")
+        return
+    table = Table(title="campaign-sync status")
+    for heading in (
+        "app",
+        "type",
+        "last pass",
+        "outcome",
+        "ins/upd/unch/del",
+        "stored",
+        "oldest detail",
+        "cursor",
+        "stale",
+    ):
+        table.add_column(heading)
+    for row in report:
+        counts = row.last_run_counts
+        table.add_row(
+            row.app,
+            row.campaign_type,
+            f"{age(row.last_run_started_at)} ago" if row.last_run_started_at else "-",
+            row.last_run_status or "-",
+            "/".join(
+                str(counts.get(k, 0))
+                for k in (
+                    "campaigns_inserted",
+                    "campaigns_updated",
+                    "campaigns_unchanged",
+                    "campaigns_deleted",
+                )
+            )
+            if counts
+            else "-",
+            f"{row.campaigns_stored - row.campaigns_deleted} (+{row.campaigns_deleted} deleted)",
+            f"{age(row.oldest_detail_fetched_at)} old",
+            f"resume at {row.sweep_offset}" if row.sweep_in_progress else "complete",
+            "; ".join(row.stale) or "ok",
+        )
+    console.print(table)
+    for row in report:
+        if row.last_run_status == "failed" and row.last_run_error:
+            console.print(f"[red]{row.app}/{row.campaign_type}[/red]: {row.last_run_error}")

@@ -1,0 +1,161 @@
+"""What `campaign-sync status` reports: per app and type, the last pass, the cursor, staleness."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, and_, func, select
+
+from campaign_sync.db.models import campaigns, sync_runs, sync_state
+from campaign_sync.db.types import utcnow
+
+
+@dataclass
+class TypeStatus:
+    app: str
+    campaign_type: str
+    last_run_id: int | None
+    last_run_status: str | None
+    last_run_started_at: datetime | None
+    last_run_finished_at: datetime | None
+    last_run_error: str | None
+    last_run_counts: dict[str, int]
+    last_success_at: datetime | None
+    consecutive_failures: int
+    campaigns_stored: int
+    campaigns_deleted: int
+    oldest_detail_fetched_at: datetime | None
+    details_older_than_max_age: int
+    sweep_in_progress: bool
+    sweep_offset: int
+    last_complete_sweep_at: datetime | None
+    stale: list[str]
+    next_pass_at: datetime | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key, value in data.items():
+            if isinstance(value, datetime):
+                data[key] = value.isoformat()
+        return data
+
+
+COUNT_COLUMNS = (
+    "list_calls",
+    "detail_calls",
+    "retries",
+    "campaigns_inserted",
+    "campaigns_updated",
+    "campaigns_unchanged",
+    "campaigns_deleted",
+    "warnings",
+)
+
+
+def collect_status(
+    engine: Engine, *, detail_max_age_seconds: float, interval_seconds: float
+) -> list[TypeStatus]:
+    now = utcnow()
+    max_age_cutoff = now - timedelta(seconds=detail_max_age_seconds)
+    c, r, s = campaigns.c, sync_runs.c, sync_state.c
+    report: list[TypeStatus] = []
+    with engine.connect() as conn:
+        pairs = {
+            (row.app, row.campaign_type)
+            for row in conn.execute(select(r.app, r.campaign_type).distinct())
+        } | {(row.app, row.campaign_type) for row in conn.execute(select(s.app, s.campaign_type))}
+        for app, campaign_type in sorted(pairs):
+            key_runs = and_(r.app == app, r.campaign_type == campaign_type)
+            runs = (
+                conn.execute(select(sync_runs).where(key_runs).order_by(r.id.desc()).limit(50))
+                .mappings()
+                .all()
+            )
+            last = runs[0] if runs else None
+            failures = 0
+            for run in runs:
+                if run["status"] != "failed":
+                    break
+                failures += 1
+            last_success = conn.execute(
+                select(func.max(r.finished_at)).where(key_runs, r.status == "succeeded")
+            ).scalar()
+            key_campaigns = and_(c.app == app, c.campaign_type == campaign_type)
+            stored, deleted, oldest, old_details = conn.execute(
+                select(
+                    func.count(),
+                    func.count(c.deleted_at),
+                    func.min(c.detail_fetched_at).filter(c.deleted_at.is_(None)),
+                    func.count()
+                    .filter(c.deleted_at.is_(None))
+                    .filter(
+                        (c.detail_fetched_at.is_(None)) | (c.detail_fetched_at < max_age_cutoff)
+                    ),
+                ).where(key_campaigns)
+            ).one()
+            state = (
+                conn.execute(
+                    select(sync_state).where(s.app == app, s.campaign_type == campaign_type)
+                )
+                .mappings()
+                .first()
+            )
+            oldest = _aware(oldest)
+            last_success = _aware(last_success)
+            stale: list[str] = []
+            if last_success is None:
+                stale.append("never synced successfully")
+            elif now - last_success > timedelta(seconds=3 * interval_seconds):
+                stale.append(f"last success {_age(now - last_success)} ago")
+            if failures:
+                stale.append(f"{failures} failed pass(es) in a row")
+            if old_details:
+                stale.append(f"{old_details} detail(s) older than the max age")
+            report.append(
+                TypeStatus(
+                    app=app,
+                    campaign_type=campaign_type,
+                    last_run_id=last["id"] if last else None,
+                    last_run_status=last["status"] if last else None,
+                    last_run_started_at=last["started_at"] if last else None,
+                    last_run_finished_at=last["finished_at"] if last else None,
+                    last_run_error=last["error"] if last else None,
+                    last_run_counts={k: last[k] for k in COUNT_COLUMNS} if last else {},
+                    last_success_at=last_success,
+                    consecutive_failures=failures,
+                    campaigns_stored=stored,
+                    campaigns_deleted=deleted,
+                    oldest_detail_fetched_at=oldest,
+                    details_older_than_max_age=old_details,
+                    sweep_in_progress=bool(state and state["sweep_in_progress"]),
+                    sweep_offset=int(state["sweep_offset"]) if state else 0,
+                    last_complete_sweep_at=state["last_complete_sweep_at"] if state else None,
+                    stale=stale,
+                )
+            )
+    return report
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    from datetime import UTC
+
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def _age(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    if seconds < 172800:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 86400}d"
+
+
+def age(moment: datetime | None) -> str:
+    return "-" if moment is None else _age(utcnow() - moment)

@@ -1,0 +1,50 @@
+"""Small builders shared by tests."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from campaign_sync.batch.client import BatchClient, ClientOptions
+from campaign_sync.batch.ratelimit import RatePolicy
+from campaign_sync.batch.retry import RetryBudget
+from tests.conftest import API_KEY, CANARY_REST_KEY
+
+
+def batch_error(status: int, error_type: str, code: int, **headers: str) -> httpx.Response:
+    body = {"code": code, "type": error_type, "message": f"{error_type} from the test"}
+    return httpx.Response(status, json=body, headers=headers)
+
+
+def ok(body: Any) -> httpx.Response:
+    return httpx.Response(200, content=json.dumps(body).encode())
+
+
+def mock_client(
+    handler: Callable[[httpx.Request], httpx.Response],
+    *,
+    floor: float = 0.02,
+    attempts: int = 5,
+    seconds: float = 30.0,
+    concurrency: int = 4,
+) -> BatchClient:
+    return BatchClient(
+        app="ios",
+        api_key=API_KEY,
+        rest_api_key=CANARY_REST_KEY,
+        options=ClientOptions(
+            base_url="http://batch.test",
+            concurrency=concurrency,
+            rate=RatePolicy(backoff_min_seconds=floor, backoff_max_seconds=floor * 8),
+            retry=RetryBudget(
+                max_attempts=attempts,
+                max_seconds=seconds,
+                backoff_initial_seconds=0.01,
+                backoff_max_seconds=0.05,
+            ),
+        ),
+        transport=httpx.MockTransport(handler),
+    )

@@ -1,0 +1,292 @@
+"""The Batch client: routes and headers, typed errors, retries, budgets, key masking."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import httpx
+import pytest
+
+from campaign_sync.batch import errors
+from campaign_sync.batch.client import GONE, CallStats
+from campaign_sync.batch.endpoints import CampaignType
+from tests.conftest import API_KEY, CANARY_REST_KEY
+from tests.helpers import batch_error, mock_client, ok
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)
+
+
+def test_each_endpoint_uses_its_documented_route_and_headers() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.path.endswith("/list"):
+            return ok([])
+        return ok({"campaign_token": "t1"})
+
+    async def calls() -> None:
+        async with mock_client(handler) as client:
+            await client.list_push(offset=200, limit=100)
+            await client.list_in_app()
+            await client.view_push("t1")
+            await client.view_in_app("t1")
+            await client.update_in_app("t1", {"name": "New name"})
+
+    run(calls())
+    assert [(r.method, r.url.path) for r in seen] == [
+        ("GET", f"/1.1/{API_KEY}/campaigns/list"),
+        ("GET", f"/1.1/{API_KEY}/in-app-campaigns/list"),
+        ("GET", f"/1.1/{API_KEY}/campaigns/t1"),
+        ("GET", f"/1.1/{API_KEY}/in-app-campaigns/t1"),
+        ("POST", f"/1.1/{API_KEY}/in-app-campaigns/update/t1"),
+    ]
+    assert seen[0].url.params["from"] == "200" and seen[0].url.params["limit"] == "100"
+    assert all(r.headers["X-Authorization"] == CANARY_REST_KEY for r in seen)
+    assert all(r.headers["Content-Type"] == "application/json" for r in seen)
+    assert seen[4].content == b'{"name":"New name"}'
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type", "code", "expected", "retriable"),
+    [
+        (400, "MISSING_PARAMETER", 30, errors.BadRequest, False),
+        (400, "MALFORMED_PARAMETER", 31, errors.BadRequest, False),
+        (400, "MALFORMED_JSON_BODY", 32, errors.BadRequest, False),
+        (401, "AUTHENTICATION_INVALID", 10, errors.AuthenticationInvalid, False),
+        (403, "API_MISUSE", 12, errors.ApiMisuse, False),
+        (404, "ROUTE_NOT_FOUND", 20, errors.RouteNotFound, False),
+        (500, "SERVER_ERROR", 0, errors.ServerError, True),
+        (503, "MAINTENANCE_ERROR", 2, errors.MaintenanceError, True),
+        (429, "TOO_MANY_REQUESTS", 60, errors.TooManyRequests, True),
+    ],
+)
+def test_every_documented_error_becomes_its_typed_exception(
+    status: int, error_type: str, code: int, expected: type, retriable: bool
+) -> None:
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        return batch_error(status, error_type, code)
+
+    async def call() -> None:
+        async with mock_client(handler, attempts=3) as client:
+            await client.list_push()
+
+    with pytest.raises(errors.BatchError) as raised:
+        run(call())
+    error = raised.value
+    if retriable:
+        assert isinstance(error, errors.RetryBudgetExhausted)
+        assert isinstance(error.last_error, expected)
+        assert calls == 3
+    else:
+        assert type(error) is expected
+        assert calls == 1, "a fatal error must not be retried"
+    assert (error.status, error.code, error.error_type) == (status, code, error_type)
+    assert expected.retriable is retriable
+    assert error_type in str(error)
+
+
+def test_a_401_names_the_app_and_the_settings_to_fix() -> None:
+    async def call() -> None:
+        async with mock_client(lambda r: batch_error(401, "AUTHENTICATION_INVALID", 10)) as c:
+            await c.list_in_app()
+
+    with pytest.raises(errors.AuthenticationInvalid) as raised:
+        run(call())
+    message = str(raised.value)
+    assert "app 'ios'" in message and "BATCH_REST_API_KEY" in message
+    assert CANARY_REST_KEY not in message and API_KEY not in message
+
+
+def test_a_404_on_a_view_means_the_campaign_is_gone() -> None:
+    async def call() -> object:
+        async with mock_client(lambda r: batch_error(404, "ROUTE_NOT_FOUND", 20)) as client:
+            return await client.view_push("gone-token")
+
+    assert run(call()) is GONE
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        lambda: httpx.Response(500, text="<html>oops</html>"),
+        lambda: batch_error(503, "MAINTENANCE_ERROR", 2),
+        lambda: httpx.Response(200, content=b'[{"campaign_token": "a", "na'),
+        lambda: httpx.Response(200, content=b'{"not": "a list"}'),
+        lambda: httpx.Response(502, text="bad gateway"),
+    ],
+    ids=["500-html", "503", "truncated-json", "wrong-shape", "502"],
+)
+def test_transient_failures_are_retried_until_success(failure) -> None:  # type: ignore[no-untyped-def]
+    answers = [failure(), failure(), ok([{"campaign_token": "a"}])]
+    stats = CallStats()
+
+    async def call() -> list:  # type: ignore[type-arg]
+        async with mock_client(lambda r: answers.pop(0)) as client:
+            return await client.list_campaigns(CampaignType.PUSH, stats=stats)
+
+    assert run(call()) == [{"campaign_token": "a"}]
+    assert stats.retries == 2 and stats.list_calls == 1
+
+
+def test_timeouts_and_connection_errors_are_retried() -> None:
+    attempts = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise httpx.ReadTimeout("slow", request=request)
+        if attempts == 2:
+            raise httpx.ConnectError("refused", request=request)
+        return ok({"campaign_token": "t"})
+
+    async def call() -> object:
+        async with mock_client(handler) as client:
+            return await client.view_push("t")
+
+    assert run(call()) == {"campaign_token": "t"}
+    assert attempts == 3
+
+
+def test_the_budget_in_attempts_surfaces_the_last_error_clearly() -> None:
+    async def call() -> None:
+        async with mock_client(lambda r: batch_error(503, "MAINTENANCE_ERROR", 2), attempts=4) as c:
+            await c.view_in_app("t")
+
+    with pytest.raises(errors.RetryBudgetExhausted) as raised:
+        run(call())
+    assert raised.value.attempts == 4
+    assert "after 4 attempts" in str(raised.value) and "MAINTENANCE_ERROR" in str(raised.value)
+
+
+def test_the_budget_in_seconds_stops_retrying() -> None:
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        return batch_error(429, "TOO_MANY_REQUESTS", 60)
+
+    async def call() -> None:
+        async with mock_client(handler, floor=0.2, attempts=100, seconds=0.5) as client:
+            await client.list_push()
+
+    started = time.monotonic()
+    with pytest.raises(errors.RetryBudgetExhausted):
+        run(call())
+    assert time.monotonic() - started < 2.0
+    assert calls <= 4
+
+
+def test_a_429_waits_at_least_the_floor() -> None:
+    times: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        times.append(time.monotonic())
+        if len(times) == 1:
+            return batch_error(429, "TOO_MANY_REQUESTS", 60)
+        return ok([])
+
+    async def call() -> None:
+        async with mock_client(handler, floor=0.3) as client:
+            await client.list_push()
+
+    run(call())
+    assert times[1] - times[0] >= 0.3
+
+
+def test_retry_after_is_honoured_when_longer_than_the_floor() -> None:
+    times: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        times.append(time.monotonic())
+        if len(times) == 1:
+            return batch_error(429, "TOO_MANY_REQUESTS", 60, **{"Retry-After": "1"})
+        return ok([])
+
+    async def call() -> None:
+        async with mock_client(handler, floor=0.05) as client:
+            await client.list_push()
+
+    run(call())
+    assert times[1] - times[0] >= 1.0
+
+
+def test_retry_after_as_an_http_date_is_understood() -> None:
+    from datetime import UTC, datetime, timedelta
+    from email.utils import format_datetime
+
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    assert 28 <= (errors.parse_retry_after(when) or 0) <= 30.5
+    assert errors.parse_retry_after("7") == 7.0
+    assert errors.parse_retry_after("soon") is None
+
+
+def test_each_retry_is_logged_with_route_status_attempt_and_wait(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    answers = [batch_error(500, "SERVER_ERROR", 0), ok([])]
+
+    async def call() -> None:
+        async with mock_client(lambda r: answers.pop(0)) as client:
+            await client.list_in_app()
+
+    with caplog.at_level(logging.WARNING):
+        run(call())
+    retries = [r for r in caplog.records if "retrying" in r.getMessage()]
+    assert len(retries) == 1
+    record = retries[0]
+    assert record.levelno == logging.WARNING
+    assert record.route == "GET in-app-campaigns/list"  # type: ignore[attr-defined]
+    assert record.status == 500  # type: ignore[attr-defined]
+    assert record.attempt == 1  # type: ignore[attr-defined]
+    assert record.wait_seconds >= 0  # type: ignore[attr-defined]
+    assert API_KEY not in record.getMessage()
+
+
+def test_concurrency_is_bounded_per_app() -> None:
+    in_flight = 0
+    peak = 0
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.01)
+        in_flight -= 1
+        return ok({"campaign_token": "t"})
+
+    async def call() -> None:
+        client = mock_client(lambda r: ok({}), concurrency=3)
+        client._http._transport = httpx.MockTransport(handler)  # async handler
+        async with client:
+            await asyncio.gather(*(client.view_push(f"t{i}") for i in range(20)))
+
+    run(call())
+    assert peak == 3
+
+
+def test_one_failing_detail_does_not_fail_the_others() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/bad"):
+            return batch_error(403, "API_MISUSE", 12)
+        return ok({"campaign_token": request.url.path.rsplit("/", 1)[1]})
+
+    async def call() -> list:  # type: ignore[type-arg]
+        async with mock_client(handler) as client:
+            return await asyncio.gather(
+                *(client.view_push(t) for t in ("a", "bad", "c")), return_exceptions=True
+            )
+
+    outcomes = run(call())
+    assert outcomes[0] == {"campaign_token": "a"} and outcomes[2] == {"campaign_token": "c"}
+    assert isinstance(outcomes[1], errors.ApiMisuse)

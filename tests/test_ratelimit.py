@@ -1,0 +1,123 @@
+"""Politeness: one shared pause per app after a 429, and an adaptive request rate."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from campaign_sync.batch.client import BatchClient, ClientOptions
+from campaign_sync.batch.endpoints import CampaignType
+from campaign_sync.batch.ratelimit import RateGate, RatePolicy
+from campaign_sync.batch.retry import RetryBudget
+from campaign_sync.simulator import Simulator, SimulatorServer
+from tests.conftest import API_KEY, CANARY_REST_KEY
+
+
+def sim_client(server: SimulatorServer, *, floor: float, concurrency: int = 8) -> BatchClient:
+    return BatchClient(
+        app="ios",
+        api_key=API_KEY,
+        rest_api_key=CANARY_REST_KEY,
+        options=ClientOptions(
+            base_url=server.url,
+            concurrency=concurrency,
+            rate=RatePolicy(backoff_min_seconds=floor, backoff_max_seconds=floor * 4),
+            retry=RetryBudget(max_attempts=20, max_seconds=60),
+        ),
+    )
+
+
+def test_one_429_pauses_every_request_of_the_app(
+    simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    floor = 0.4
+    tokens = simulator.store(CampaignType.PUSH).tokens()[:40]
+    simulator.script("view push", [429])
+    paused_at: list[float] = []
+    sent_at: list[float] = []
+
+    async def record_send(request: object) -> None:
+        sent_at.append(time.monotonic())
+
+    async def run() -> None:
+        async with sim_client(sim_server, floor=floor) as client:
+            client.pause_listeners.append(lambda app, seconds: paused_at.append(time.monotonic()))
+            client._http.event_hooks["request"].append(record_send)
+            await asyncio.gather(*(client.view_push(t) for t in tokens))
+
+    asyncio.run(run())
+    assert len(paused_at) == 1
+    during_pause = [t for t in sent_at if paused_at[0] < t < paused_at[0] + floor]
+    assert during_pause == [], f"{len(during_pause)} requests were sent during the pause"
+    assert len(sent_at) == 41
+    assert simulator.count("view push", 200) == 40
+    assert simulator.count("view push", 429) == 1
+
+
+def test_a_burst_of_429s_pauses_once_instead_of_escalating(
+    simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    floor = 0.3
+    simulator.knobs.latency_seconds = 0.05  # all eight are in flight together
+    simulator.script("view push", [429] * 8)
+    tokens = simulator.store(CampaignType.PUSH).tokens()[:8]
+
+    async def run() -> RateGate:
+        async with sim_client(sim_server, floor=floor) as client:
+            await asyncio.gather(*(client.view_push(t) for t in tokens))
+            return client.gate
+
+    started = time.monotonic()
+    gate = asyncio.run(run())
+    elapsed = time.monotonic() - started
+    assert gate.total_429 == 8
+    assert elapsed < floor * 1.25 + 0.05 * 3 + 0.5, f"burst escalated the wait: {elapsed:.2f}s"
+
+
+def test_the_rate_halves_on_a_429_and_creeps_back_on_success() -> None:
+    now = [100.0]
+    gate = RateGate(
+        RatePolicy(backoff_min_seconds=5, min_rate=0.5, max_rate=50, increase_per_second=1.0),
+        clock=lambda: now[0],
+    )
+    assert gate.rate is None  # unlimited until Batch says otherwise
+
+    async def send(count: int) -> None:
+        for _ in range(count):
+            await gate.acquire()
+            now[0] += 0.05  # 20 requests/s
+
+    asyncio.run(send(40))
+    pause = gate.on_too_many_requests(sent_at=now[0], retry_after=None)
+    assert pause >= 5
+    first = gate.rate
+    assert first is not None and 8 <= first <= 12, first  # about half of 20/s
+    gate.on_too_many_requests(sent_at=now[0] + 0.001 + pause, retry_after=None)
+    assert gate.rate is not None and gate.rate < first
+    lowered = gate.rate
+    for _ in range(50):
+        gate.on_success()
+    assert gate.rate > lowered
+    for _ in range(100_000):
+        gate.on_success()
+    assert gate.rate == 50  # capped
+
+
+def test_a_long_pass_settles_under_the_servers_limit(
+    simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    simulator.knobs.rate_limit_per_second = 40
+    simulator.knobs.rate_limit_burst = 5
+    simulator.store(CampaignType.PUSH)
+    tokens = simulator.store(CampaignType.PUSH).tokens() * 4  # 240 requests
+
+    async def run() -> RateGate:
+        async with sim_client(sim_server, floor=0.1) as client:
+            await asyncio.gather(*(client.view_push(t) for t in tokens))
+            return client.gate
+
+    gate = asyncio.run(run())
+    throttled = simulator.count("view push", 429)
+    assert simulator.count("view push", 200) == 240
+    assert gate.rate is not None and gate.rate < 80, gate.rate
+    assert throttled < 60, f"{throttled} 429s: the rate did not adapt"

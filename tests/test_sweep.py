@@ -1,0 +1,128 @@
+"""The sweep: never skip a campaign that existed throughout, never yield a token twice,
+even while campaigns are created and deleted between page requests."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from campaign_sync.batch.sweep import SweepPosition, sweep_pages
+
+
+class ShiftingList:
+    """A newest-first list that changes between page fetches, as Batch's may."""
+
+    def __init__(self, size: int, churn: list[tuple[int, int]] | None = None) -> None:
+        self._next = size
+        self.items = [f"t{i:05d}" for i in reversed(range(size))]  # newest first
+        self.churn = list(churn or [])
+        self.ever_deleted: set[str] = set()
+        self.created: set[str] = set()
+        self.calls: list[tuple[int, int]] = []
+        self.rng = random.Random(5)
+
+    def create(self, count: int) -> None:
+        for _ in range(count):
+            token = f"t{self._next:05d}"
+            self._next += 1
+            self.items.insert(0, token)
+            self.created.add(token)
+
+    def delete_random(self, count: int) -> None:
+        for _ in range(min(count, len(self.items))):
+            token = self.items.pop(self.rng.randrange(len(self.items)))
+            self.ever_deleted.add(token)
+
+    async def fetch(self, offset: int, limit: int) -> list[dict[str, Any]]:
+        if self.calls and self.churn:
+            creates, deletes = self.churn.pop(0)
+            self.create(creates)
+            self.delete_random(deletes)
+        self.calls.append((offset, limit))
+        return [{"campaign_token": t} for t in self.items[offset : offset + limit]]
+
+
+async def collect(
+    source: ShiftingList, start: SweepPosition | None = None, page_size: int = 100
+) -> list[str]:
+    tokens: list[str] = []
+    async for page in sweep_pages(source.fetch, start, page_size=page_size, overlap=5):
+        tokens += [e["campaign_token"] for e in page.entries]
+    return tokens
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    size=st.integers(min_value=0, max_value=700),
+    page_size=st.sampled_from([10, 20, 100]),
+    churn=st.lists(st.tuples(st.integers(0, 30), st.integers(0, 30)), min_size=0, max_size=40),
+)
+def test_sweep_never_skips_a_survivor_nor_repeats_a_token(
+    size: int, page_size: int, churn: list[tuple[int, int]]
+) -> None:
+    source = ShiftingList(size, churn)
+    original = list(source.items)
+    tokens = asyncio.run(collect(source, page_size=page_size))
+    survivors = {t for t in original if t not in source.ever_deleted}
+    assert len(tokens) == len(set(tokens)), "a token was yielded twice"
+    assert survivors <= set(tokens), f"missed {sorted(survivors - set(tokens))[:5]}"
+    assert set(tokens) <= set(original) | source.created
+
+
+def test_unchanged_list_costs_n_over_95_plus_one_calls() -> None:
+    source = ShiftingList(1000)
+    tokens = asyncio.run(collect(source))
+    assert len(tokens) == 1000
+    assert [offset for offset, _ in source.calls] == list(range(0, 1001, 95))
+    assert len(source.calls) <= 1000 // 95 + 1
+    assert all(limit == 100 for _, limit in source.calls)
+
+
+def test_many_deletions_between_pages_make_the_sweep_step_back() -> None:
+    source = ShiftingList(500, churn=[(0, 0)])
+    original = list(source.items)
+
+    async def fetch(offset: int, limit: int) -> list[dict[str, Any]]:
+        if len(source.calls) == 1:
+            # Delete 120 campaigns from the first page: everything shifts up past us.
+            for token in original[:120]:
+                source.items.remove(token)
+                source.ever_deleted.add(token)
+        return await source.fetch(offset, limit)
+
+    async def run() -> list[str]:
+        tokens: list[str] = []
+        async for page in sweep_pages(fetch):
+            tokens += [e["campaign_token"] for e in page.entries]
+        return tokens
+
+    tokens = asyncio.run(run())
+    assert set(original[120:]) <= set(tokens)
+    offsets = [offset for offset, _ in source.calls]
+    assert offsets[:3] == [0, 95, 0], "expected a step back after the non-overlapping page"
+
+
+def test_a_resumed_sweep_continues_after_its_anchors() -> None:
+    source = ShiftingList(300)
+    first_page = source.items[:100]
+    start = SweepPosition(95, tuple(first_page))
+    tokens = asyncio.run(collect(source, start))
+    assert set(tokens) == set(source.items[100:])
+    assert source.calls[0] == (95, 100)
+
+
+def test_entries_without_a_token_are_counted_not_yielded() -> None:
+    async def fetch(offset: int, limit: int) -> list[Any]:
+        return [{"campaign_token": "a"}, {"name": "no token"}, "junk", {"campaign_token": "b"}]
+
+    async def run() -> tuple[list[str], int]:
+        pages = [page async for page in sweep_pages(fetch)]
+        return [e["campaign_token"] for e in pages[0].entries], pages[0].skipped_entries
+
+    tokens, skipped = asyncio.run(run())
+    assert tokens == ["a", "b"]
+    assert skipped == 2

@@ -268,22 +268,31 @@ class SyncPass:
         loads: asyncio.Queue[tuple[PageLoad, bool] | None] = asyncio.Queue(maxsize=1)
         full_refresh = self.options.full_refresh or start.full_refresh
 
+        # A stage that fails records why and ends its stream: what is already fetched
+        # further down the pipeline is still committed before the failure is raised.
+        failures: list[Exception] = []
+
         async def sweep_stage() -> None:
-            async for page in self.client.sweep(
-                self.campaign_type, start.position, stats=self.stats
-            ):
-                await pages.put(page)
-                if self.stop.is_set():
-                    break
+            try:
+                async for page in self.client.sweep(
+                    self.campaign_type, start.position, stats=self.stats
+                ):
+                    await pages.put(page)
+                    if self.stop.is_set() or failures:
+                        break
+            except Exception as error:
+                failures.append(error)
             await pages.put(None)
 
         async def detail_stage() -> None:
-            while (page := await pages.get()) is not None and not self.stop.is_set():
-                try:
+            try:
+                while (page := await pages.get()) is not None and not self.stop.is_set():
                     load = await self._fetch_details(page, run_id, start.sweep_id, full_refresh)
-                except _Stopped:
-                    break
-                await loads.put((load, page.last))
+                    await loads.put((load, page.last))
+            except _Stopped:
+                pass
+            except Exception as error:
+                failures.append(error)
             await loads.put(None)
 
         try:
@@ -301,6 +310,8 @@ class SyncPass:
                 fetcher.cancel()
         except BaseExceptionGroup as group_error:
             raise _first_error(group_error) from None
+        if failures:
+            raise failures[0]
 
     async def _fetch_details(
         self, page: SweepPage, run_id: int, sweep_id: int, full_refresh: bool

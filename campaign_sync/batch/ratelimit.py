@@ -20,7 +20,7 @@ from dataclasses import dataclass
 class RatePolicy:
     backoff_min_seconds: float = 5.0  # Batch's documented floor after a 429
     backoff_max_seconds: float = 120.0
-    min_rate: float = 0.2  # requests per second: never slower than this
+    min_rate: float = 1.0  # requests per second: the learned rate never goes below this
     max_rate: float = 200.0  # the learned rate never climbs past this
     increase_per_second: float = 1.0  # additive increase, in requests/s per second of success
     decrease_factor: float = 0.5  # multiplicative decrease on a 429

@@ -10,7 +10,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
@@ -35,6 +35,16 @@ ERRORS: dict[str, tuple[int, int]] = {
 }
 
 
+SCRIPTABLE = {
+    "400": "MALFORMED_PARAMETER",
+    "401": "AUTHENTICATION_INVALID",
+    "403": "API_MISUSE",
+    "404": "ROUTE_NOT_FOUND",
+    "500": "SERVER_ERROR",
+    "503": "MAINTENANCE_ERROR",
+}
+
+
 @dataclass
 class SimulatorKnobs:
     """What tests and benchmarks turn. Rates are probabilities per request (0..1)."""
@@ -50,6 +60,7 @@ class SimulatorKnobs:
     hang_seconds: float = 60.0
     retry_after: str | None = None  # sent with every 429 when set
     churn_every_seconds: float | None = None  # one random change per interval
+    broken_tokens: set[str] = field(default_factory=set)  # their detail is always cut JSON
 
 
 def error_response(
@@ -129,7 +140,8 @@ class Simulator:
     # -- counters and scripted faults -----------------------------------------------------
 
     def script(self, route: str, statuses: list[int]) -> None:
-        """The next requests on `route` (e.g. "view push") answer these statuses, in order."""
+        """The next requests on `route` (e.g. "view push") answer these, in order: an HTTP
+        status (200 is a normal answer), -1 for truncated JSON, -2 for a hang."""
         self._scripted.setdefault(route, deque()).extend(statuses)
 
     def count(self, route: str | None = None, status: int | None = None) -> int:
@@ -176,9 +188,7 @@ class Simulator:
         scripted = self._scripted.get(route)
         if scripted:
             status = scripted.popleft()
-            return {429: "429", 500: "500", 503: "503", 200: None, -1: "truncated", -2: "hang"}[
-                status
-            ]
+            return {200: None, -1: "truncated", -2: "hang"}.get(status, str(status))
         knobs = self.knobs
         roll = self._rng.random()
         for name, probability in (
@@ -221,10 +231,8 @@ class Simulator:
         fault = self._fault(route)
         if fault == "429":
             return self._too_many()
-        if fault == "500":
-            return error_response("SERVER_ERROR", "Internal server error")
-        if fault == "503":
-            return error_response("MAINTENANCE_ERROR", "Batch is under maintenance")
+        if fault in SCRIPTABLE:
+            return error_response(SCRIPTABLE[fault], "Injected by the simulator")
         if fault == "hang":
             await asyncio.sleep(self.knobs.hang_seconds)
         if request.headers.get("x-authorization") != self.rest_api_key:
@@ -285,12 +293,14 @@ class Simulator:
 
         async def endpoint(request: Request) -> Response:
             async def handle(app: SimulatedApp) -> Response:
-                detail = app.stores[campaign_type].detail(request.path_params["token"])
+                token = request.path_params["token"]
+                detail = app.stores[campaign_type].detail(token)
                 if detail is None:
                     raise _BatchError("ROUTE_NOT_FOUND", "Campaign not found")
-                return Response(
-                    json.dumps(detail, ensure_ascii=False), media_type="application/json"
-                )
+                body = json.dumps(detail, ensure_ascii=False)
+                if token in self.knobs.broken_tokens:
+                    body = body[: len(body) // 2]
+                return Response(body, media_type="application/json")
 
             return await self._serve(route, request, handle)
 

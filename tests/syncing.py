@@ -1,0 +1,79 @@
+"""Running passes and reading the database back, for engine and service tests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Engine, select, text
+
+from campaign_sync.batch.endpoints import CampaignType
+from campaign_sync.db.models import campaigns, message_actions, messages, targeting, triggers
+from campaign_sync.db.session import make_engine
+from campaign_sync.engine import PassOptions, PassResult
+from campaign_sync.runner import sync_apps
+from campaign_sync.simulator import SimulatorServer
+from tests.conftest import make_app, make_settings
+
+BOOKKEEPING = {"id", "first_seen_at", "last_seen_at", "detail_fetched_at", "updated_at",
+               "last_sweep_id"}  # fmt: skip
+
+
+def run_sync(
+    url: str,
+    server: SimulatorServer,
+    types: Sequence[CampaignType] = tuple(CampaignType),
+    *,
+    max_age: float = 86400,
+    full_refresh: bool = False,
+    allow_mass_delete: bool = False,
+    **settings: Any,
+) -> list[PassResult]:
+    engine = make_engine(url)
+    try:
+        return asyncio.run(
+            sync_apps(
+                engine,
+                make_settings(server.url, url, **settings),
+                [make_app()],
+                types,
+                PassOptions(
+                    full_refresh=full_refresh,
+                    allow_mass_delete=allow_mass_delete,
+                    detail_max_age_seconds=max_age,
+                ),
+            )
+        )
+    finally:
+        engine.dispose()
+
+
+def by_type(results: Sequence[PassResult]) -> dict[CampaignType, PassResult]:
+    return {result.campaign_type: result for result in results}
+
+
+def content_snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    """Every table's content keyed by token, without ids and timestamps of bookkeeping."""
+    snapshot: dict[str, list[tuple[Any, ...]]] = {}
+    with engine.connect() as conn:
+        tokens = dict(conn.execute(select(campaigns.c.id, campaigns.c.campaign_token)).all())
+        columns = [c for c in campaigns.c if c.name not in BOOKKEEPING]
+        snapshot["campaigns"] = sorted(
+            tuple(repr(v) for v in row) for row in conn.execute(select(*columns))
+        )
+        for table in (messages, message_actions, triggers, targeting):
+            rows = conn.execute(select(table)).mappings().all()
+            snapshot[table.name] = sorted(
+                tuple(
+                    repr(tokens[row["campaign_id"]]) if key == "campaign_id" else repr(value)
+                    for key, value in row.items()
+                )
+                for row in rows
+            )
+    return snapshot
+
+
+def count(engine: Engine, sql: str) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text(sql)).scalar_one())

@@ -1,0 +1,471 @@
+"""The sync pass, against the simulator and a real database."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select, text, update
+
+from campaign_sync.batch.endpoints import CampaignType
+from campaign_sync.db.models import Base, campaigns, sync_runs, sync_state
+from campaign_sync.db.session import make_engine
+from campaign_sync.simulator import Simulator, SimulatorServer
+from tests.syncing import by_type, content_snapshot, count, run_sync
+
+PUSH, IN_APP = CampaignType.PUSH, CampaignType.IN_APP
+
+
+def gmt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value).replace(tzinfo=UTC) if value else None
+
+
+def stored_rows(engine: Engine, table_name: str, token: str) -> list[dict[str, Any]]:
+    table = Base.metadata.tables[table_name]
+    order = [c for c in table.primary_key.columns]
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(table)
+            .join(campaigns, campaigns.c.id == table.c.campaign_id)
+            .where(campaigns.c.campaign_token == token)
+            .order_by(*order)
+        )
+        return [dict(row) for row in rows.mappings()]
+
+
+def campaign_row(engine: Engine, token: str) -> dict[str, Any]:
+    with engine.connect() as conn:
+        row = conn.execute(select(campaigns).where(campaigns.c.campaign_token == token))
+        return dict(row.mappings().one())
+
+
+def test_first_pass_stores_every_campaign_field_by_field(
+    any_db_url: str, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    results = by_type(run_sync(any_db_url, sim_server))
+    assert {r.status for r in results.values()} == {"succeeded"}
+    assert results[PUSH].counts.campaigns_inserted == 60
+    assert results[IN_APP].counts.campaigns_inserted == 40
+    engine = make_engine(any_db_url)
+    for token, detail in simulator.store(PUSH).details().items():
+        row = campaign_row(engine, token)
+        assert row["app"] == "default" and row["campaign_type"] == "push"
+        assert row["detail"] == detail
+        assert row["name"] == detail["name"]
+        assert row["live"] is detail["live"] and row["from_api"] is detail["from_api"]
+        assert row["dev_only"] is detail["dev_only"]
+        assert row["created_date"] == gmt(detail["created_date"])
+        assert row["push_time"] == gmt(detail.get("push_time"))
+        local = detail.get("local_push_time")
+        assert row["local_push_time"] == (datetime.fromisoformat(local) if local else None)
+        assert row["deeplink"] == detail.get("deeplink")
+        payload = detail.get("custom_payload")
+        if payload is not None:
+            try:
+                expected_payload = json.loads(payload)
+            except ValueError:
+                expected_payload = payload
+            assert row["custom_payload"] == expected_payload
+        assert row["capping"] == detail.get("capping")
+        assert row["time_to_live"] == detail.get("time_to_live")
+        assert row["labels"] == detail.get("labels")
+        assert row["gcm_collapse_key"] == detail.get("gcm_collapse_key")
+        recurrence = detail.get("recurrence") or {}
+        assert row["recurrence_repeat_unit"] == recurrence.get("repeat_unit")
+        assert row["recurrence_repeat_frequency"] == recurrence.get("repeat_frequency")
+        assert row["recurrence_end_date"] == gmt(recurrence.get("end_date"))
+        assert row["deleted_at"] is None and row["detail_fetched_at"] is not None
+        stored_messages = stored_rows(engine, "messages", token)
+        assert [(m["language"], m["title"], m["body"]) for m in stored_messages] == [
+            (m["language"], m["title"], m["body"]) for m in detail.get("messages", [])
+        ]
+        stored_targeting = stored_rows(engine, "targeting", token)
+        if "targeting" in detail:
+            assert stored_targeting[0]["segments"] == detail["targeting"]["segments"]
+            assert stored_targeting[0]["query"] == detail["targeting"].get("query")
+        else:
+            assert stored_targeting == []
+        assert len(stored_rows(engine, "triggers", token)) == (1 if "trigger" in detail else 0)
+    for token, detail in simulator.store(IN_APP).details().items():
+        row = campaign_row(engine, token)
+        assert row["campaign_type"] == "in_app" and row["detail"] == detail
+        if detail.get("end_date") != "2018-02-29T17:30:00":
+            assert row["end_date"] == gmt(detail.get("end_date"))
+        assert row["start_date"] == gmt(detail.get("start_date"))
+        landing = detail.get("landing") or {}
+        assert row["theme"] == landing.get("theme")
+        contents = landing.get("contents", [])
+        stored_messages = stored_rows(engine, "messages", token)
+        assert [(m["position"], m["header"], m["title"], m["body"]) for m in stored_messages] == [
+            (i, c.get("header"), c.get("title"), c.get("body")) for i, c in enumerate(contents)
+        ]
+        stored_actions = stored_rows(engine, "message_actions", token)
+        assert [(a["action"], a["label"], a["args"]) for a in stored_actions] == [
+            (a["action"], a["label"], a.get("args")) for c in contents for a in c["actions"]
+        ]
+        trigger = detail.get("trigger")
+        if trigger:
+            stored_trigger = stored_rows(engine, "triggers", token)[0]
+            assert stored_trigger["trigger_when"] == trigger["when"].lower()
+            assert stored_trigger["event"] == trigger.get("event")
+            assert stored_trigger["capping"] == trigger.get("capping")
+            grace = trigger.get("grace_period") or {}
+            assert stored_trigger["grace_period_every"] == grace.get("every")
+    engine.dispose()
+
+
+def test_impossible_dates_leave_null_and_a_warning(
+    db: Engine, pg_url: str, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    run_sync(pg_url, sim_server)
+    with db.connect() as conn:
+        rows = conn.execute(
+            text(
+                "select c.end_date, c.detail->>'end_date', w.field, w.raw_value, w.run_id "
+                "from sync_warnings w join campaigns c on c.id = w.campaign_id "
+                "where w.field = 'end_date'"
+            )
+        ).all()
+    assert len(rows) == 2  # one per campaign type
+    for end_date, raw_in_detail, _field, raw_value, run_id in rows:
+        assert end_date is None
+        assert raw_in_detail == raw_value == "2018-02-29T17:30:00"
+        assert run_id is not None
+
+
+@pytest.fixture
+def bigger_simulator() -> Simulator:
+    from tests.conftest import API_KEY, CANARY_REST_KEY
+
+    return Simulator(api_key=API_KEY, rest_api_key=CANARY_REST_KEY, push=250, in_app=120, seed=3)
+
+
+def test_unchanged_second_pass_makes_only_list_calls_and_rewrites_nothing(
+    any_db_url: str, bigger_simulator: Simulator
+) -> None:
+    with SimulatorServer(bigger_simulator) as server:
+        run_sync(any_db_url, server)
+        engine = make_engine(any_db_url)
+        before = content_snapshot(engine)
+        with engine.connect() as conn:
+            updated_before = conn.execute(
+                select(campaigns.c.id, campaigns.c.updated_at).order_by(campaigns.c.id)
+            ).all()
+            children_xmin = (
+                conn.execute(text("select xmin::text from messages order by 1")).all()
+                if engine.dialect.name == "postgresql"
+                else None
+            )
+        runs_before = count(engine, "select count(*) from sync_runs")
+        warnings_before = count(engine, "select count(*) from sync_warnings")
+        bigger_simulator.reset_stats()
+
+        results = by_type(run_sync(any_db_url, server))
+
+        assert bigger_simulator.count("view push") == 0
+        assert bigger_simulator.count("view in-app") == 0
+        assert bigger_simulator.count("list push") <= 250 // 95 + 1
+        assert bigger_simulator.count("list in-app") <= 120 // 95 + 1
+        assert results[PUSH].counts.campaigns_unchanged == 250
+        assert results[PUSH].counts.detail_calls == 0
+        assert content_snapshot(engine) == before
+        with engine.connect() as conn:
+            assert conn.execute(
+                select(campaigns.c.id, campaigns.c.updated_at).order_by(campaigns.c.id)
+            ).all() == (updated_before)
+            if children_xmin is not None:
+                after = conn.execute(text("select xmin::text from messages order by 1")).all()
+                assert after == children_xmin, "child rows were rewritten"
+        assert count(engine, "select count(*) from sync_runs") == runs_before + 2
+        assert count(engine, "select count(*) from sync_warnings") == warnings_before
+        engine.dispose()
+
+
+def test_a_rename_costs_exactly_one_detail_call(
+    db: Engine, pg_url: str, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    run_sync(pg_url, sim_server)
+    token = simulator.store(PUSH).tokens()[17]
+    before = campaign_row(db, token)
+    simulator.store(PUSH).rename(token, "Renamed for the test")
+    simulator.reset_stats()
+    results = by_type(run_sync(pg_url, sim_server))
+    assert simulator.count("view push") == 1
+    assert simulator.count("view in-app") == 0
+    assert results[PUSH].counts.campaigns_updated == 1
+    after = campaign_row(db, token)
+    assert after["name"] == "Renamed for the test"
+    assert after["updated_at"] > before["updated_at"]
+
+
+def test_a_change_inside_the_detail_is_caught_once_the_detail_is_old(
+    db: Engine, pg_url: str, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    run_sync(pg_url, sim_server)
+    token = simulator.store(IN_APP).tokens()[4]
+    simulator.store(IN_APP).change_inside_detail(token)
+    simulator.reset_stats()
+    run_sync(pg_url, sim_server, [IN_APP])
+    assert simulator.count("view in-app") == 0, "the list did not change: no detail yet"
+    body_before = stored_rows(db, "messages", token)[0]["body"]
+    assert not body_before.startswith("Edited")
+
+    results = by_type(run_sync(pg_url, sim_server, [IN_APP], max_age=0))
+    assert simulator.count("view in-app") == 40
+    assert results[IN_APP].counts.campaigns_updated == 1
+    assert results[IN_APP].counts.campaigns_unchanged == 39
+    assert stored_rows(db, "messages", token)[0]["body"].startswith("Edited")
+
+
+def test_a_deletion_sets_deleted_at_and_a_return_clears_it(
+    db: Engine, pg_url: str, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    run_sync(pg_url, sim_server)
+    store = simulator.store(PUSH)
+    token = store.tokens()[30]
+    detail = store.detail(token)
+    store.delete(token)
+    results = by_type(run_sync(pg_url, sim_server))
+    assert results[PUSH].counts.campaigns_deleted == 1
+    assert campaign_row(db, token)["deleted_at"] is not None
+    assert count(db, "select count(*) from campaigns where deleted_at is not null") == 1
+
+    assert detail is not None
+    store.create(detail)
+    results = by_type(run_sync(pg_url, sim_server))
+    assert campaign_row(db, token)["deleted_at"] is None
+    assert results[PUSH].counts.detail_calls == 1
+
+
+def test_a_404_on_a_detail_marks_the_campaign_deleted(
+    db: Engine, pg_url: str, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    run_sync(pg_url, sim_server)
+    store = simulator.store(PUSH)
+    token = store.tokens()[8]
+    store.rename(token)
+
+    def vanish_on_view(route: str, request: Any) -> None:
+        if route == "view push" and request.path_params.get("token") == token:
+            store.delete(token)
+
+    simulator.hooks.append(vanish_on_view)
+    results = by_type(run_sync(pg_url, sim_server, [PUSH]))
+    assert results[PUSH].status == "succeeded"
+    assert results[PUSH].counts.campaigns_deleted == 1
+    assert campaign_row(db, token)["deleted_at"] is not None
+
+
+def test_the_mass_deletion_guard_refuses_then_allows(
+    db: Engine, pg_url: str, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    run_sync(pg_url, sim_server)
+    store = simulator.store(PUSH)
+    for token in store.tokens()[:40]:
+        store.delete(token)
+    results = by_type(run_sync(pg_url, sim_server))
+    refused = results[PUSH]
+    assert refused.status == "failed"
+    assert refused.error and "refusing to mark 40 of 60" in refused.error
+    assert "--allow-mass-delete" in refused.error
+    assert results[IN_APP].status == "succeeded"
+    assert count(db, "select count(*) from campaigns where deleted_at is not null") == 0
+    with db.connect() as conn:
+        run = conn.execute(
+            select(sync_runs.c.status, sync_runs.c.error).order_by(sync_runs.c.id.desc())
+        ).first()
+    assert run is not None
+
+    results = by_type(run_sync(pg_url, sim_server, allow_mass_delete=True))
+    assert results[PUSH].status == "succeeded"
+    assert results[PUSH].counts.campaigns_deleted == 40
+
+
+def test_never_tombstone_after_a_failed_sweep(
+    db: Engine, pg_url: str, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    run_sync(pg_url, sim_server)
+    simulator.store(PUSH).delete(simulator.store(PUSH).tokens()[50])
+    simulator.knobs.fault_503 = 1.0
+    results = by_type(run_sync(pg_url, sim_server, [PUSH], retry_max_attempts=2))
+    assert results[PUSH].status == "failed"
+    assert "MAINTENANCE_ERROR" in (results[PUSH].error or "")
+    assert count(db, "select count(*) from campaigns where deleted_at is not null") == 0
+
+
+def test_a_401_stops_the_pass_with_a_clear_message_and_deletes_nothing(
+    db: Engine, pg_url: str, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    run_sync(pg_url, sim_server)
+    simulator.rest_api_key = "rotated-key"
+    results = run_sync(pg_url, sim_server)
+    assert {r.status for r in results} == {"failed"}
+    for result in results:
+        assert result.error and "app 'default'" in result.error
+        assert "BATCH_REST_API_KEY" in result.error
+        assert result.counts.list_calls == 1
+    assert count(db, "select count(*) from campaigns where deleted_at is not null") == 0
+
+
+def test_a_detail_that_stays_malformed_becomes_a_warning_and_the_rest_goes_on(
+    db: Engine, pg_url: str, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    broken = simulator.store(PUSH).tokens()[5]
+    simulator.knobs.broken_tokens.add(broken)
+    results = by_type(run_sync(pg_url, sim_server, [PUSH], retry_max_attempts=2))
+    assert results[PUSH].status == "succeeded"
+    assert count(db, "select count(*) from campaigns where detail is not null") == 59
+    row = campaign_row(db, broken)
+    assert row["detail"] is None and row["detail_fetched_at"] is None
+    assert row["name"] == simulator.store(PUSH).detail(broken)["name"]  # type: ignore[index]
+    with db.connect() as conn:
+        warning = conn.execute(
+            text("select field, message from sync_warnings where campaign_token = :t"),
+            {"t": broken},
+        ).one()
+    assert warning.field == "detail" and "not JSON" in warning.message
+
+    simulator.knobs.broken_tokens.clear()
+    simulator.reset_stats()
+    run_sync(pg_url, sim_server, [PUSH])
+    assert simulator.count("view push") == 1
+    assert campaign_row(db, broken)["detail"] is not None
+
+
+def test_storms_of_429_5xx_and_timeouts_still_end_in_a_complete_pass(
+    db: Engine, pg_url: str, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    simulator.knobs.fault_429 = 0.05
+    simulator.knobs.fault_500 = 0.1
+    simulator.knobs.fault_503 = 0.05
+    simulator.knobs.fault_truncated = 0.05
+    simulator.knobs.fault_hang = 0.02
+    simulator.knobs.hang_seconds = 2
+    results = run_sync(
+        pg_url,
+        sim_server,
+        read_timeout_seconds=0.5,
+        backoff_min_seconds=0.02,
+        backoff_max_seconds=0.1,
+        retry_max_attempts=12,
+        retry_max_seconds=120,
+    )
+    assert {r.status for r in results} == {"succeeded"}
+    assert sum(r.counts.retries for r in results) > 0
+    assert count(db, "select count(*) from campaigns where detail is not null") == 100
+
+
+def test_a_run_left_running_by_a_dead_process_is_marked_failed(
+    db: Engine, pg_url: str, sim_server: SimulatorServer
+) -> None:
+    with db.begin() as conn:
+        conn.execute(
+            sync_runs.insert().values(
+                app="default",
+                campaign_type="push",
+                started_at=datetime(2026, 1, 1, tzinfo=UTC),
+                status="running",
+            )
+        )
+    run_sync(pg_url, sim_server, [PUSH])
+    with db.connect() as conn:
+        first = conn.execute(select(sync_runs).order_by(sync_runs.c.id)).mappings().first()
+    assert first is not None
+    assert first["status"] == "failed" and "abandoned" in first["error"]
+
+
+def test_full_refresh_fetches_every_detail_but_rewrites_nothing_unchanged(
+    db: Engine, pg_url: str, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    run_sync(pg_url, sim_server)
+    before = content_snapshot(db)
+    simulator.reset_stats()
+    results = by_type(run_sync(pg_url, sim_server, full_refresh=True))
+    assert simulator.count("view push") == 60 and simulator.count("view in-app") == 40
+    assert results[PUSH].counts.campaigns_updated == 0
+    assert content_snapshot(db) == before
+
+
+def test_a_pass_stopped_midway_resumes_and_ends_like_an_uninterrupted_one(
+    pg_server: Any, bigger_simulator: Simulator
+) -> None:
+    from tests.conftest import API_KEY, CANARY_REST_KEY
+
+    resumed_url = pg_server.create_database()
+    reference_url = pg_server.create_database()
+    try:
+        from campaign_sync.db import migrate
+
+        migrate.upgrade(resumed_url)
+        migrate.upgrade(reference_url)
+        with SimulatorServer(bigger_simulator) as server:
+            # The third list call fails for good: the pass stops with two pages committed.
+            bigger_simulator.script("list push", [200, 200, 400])
+            first = by_type(run_sync(resumed_url, server, [PUSH]))
+            assert first[PUSH].status == "failed"
+            engine = make_engine(resumed_url)
+            with engine.connect() as conn:
+                state = conn.execute(select(sync_state)).mappings().one()
+            # Pages at offsets 0 and 95 were fetched before the failure and are kept.
+            assert state["sweep_in_progress"] and state["sweep_offset"] == 190
+            assert count(engine, "select count(*) from campaigns") == 195
+            bigger_simulator.reset_stats()
+
+            second = by_type(run_sync(resumed_url, server, [PUSH]))
+            assert second[PUSH].status == "succeeded"
+            # Resumed, not restarted: one list call, at offset 190 (the last, short page).
+            assert bigger_simulator.count("list push") == 1
+            assert second[PUSH].counts.campaigns_inserted == 55
+            fresh = Simulator(
+                api_key=API_KEY, rest_api_key=CANARY_REST_KEY, push=250, in_app=120, seed=3
+            )
+            with SimulatorServer(fresh) as reference_server:
+                run_sync(reference_url, reference_server, [PUSH])
+            reference = make_engine(reference_url)
+            assert content_snapshot(engine) == content_snapshot(reference)
+            engine.dispose()
+            reference.dispose()
+    finally:
+        pg_server.drop_database(resumed_url)
+        pg_server.drop_database(reference_url)
+
+
+def test_the_seen_marking_is_one_statement_per_page(
+    db: Engine, pg_url: str, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    from sqlalchemy import event
+
+    run_sync(pg_url, sim_server)
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE CAMPAIGNS"):
+            statements.append(statement)
+
+    from sqlalchemy.engine import Engine as EngineClass
+
+    event.listen(EngineClass, "before_cursor_execute", record)
+    try:
+        run_sync(pg_url, sim_server, [PUSH])
+    finally:
+        event.remove(EngineClass, "before_cursor_execute", record)
+    assert len(statements) == 1  # 60 campaigns: one page, one seen-marking statement
+
+
+def test_sweep_state_records_complete_sweeps(
+    db: Engine, pg_url: str, sim_server: SimulatorServer
+) -> None:
+    run_sync(pg_url, sim_server)
+    with db.connect() as conn:
+        states = conn.execute(select(sync_state)).mappings().all()
+    assert {s["campaign_type"] for s in states} == {"push", "in_app"}
+    for state in states:
+        assert state["sweep_in_progress"] is False
+        assert state["last_complete_sweep_at"] is not None
+    with db.begin() as conn:
+        conn.execute(update(sync_state).values(sweep_id=41))
+    run_sync(pg_url, sim_server)
+    with db.connect() as conn:
+        assert {s for (s,) in conn.execute(select(sync_state.c.sweep_id))} == {42}

@@ -1,0 +1,220 @@
+"""Transform: Batch JSON -> typed rows and warnings, pure and unbreakable."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from campaign_sync.batch.endpoints import CampaignType
+from campaign_sync.transform import stable_hash, transform_campaign
+
+PUSH_DOC_EXAMPLE = {  # Batch's own example for the push view endpoint
+    "campaign_token": "a0082dc6860938a26280bd3ba927303b",
+    "from_api": False,
+    "dev_only": True,
+    "created_date": "2017-07-05T15:11:33",
+    "name": "Test campaign",
+    "live": True,
+    "push_time": "2017-07-05T13:32:30",
+    "gcm_collapse_key": "default",
+    "targeting": {"segments": ["NEW", "ENGAGED", "ONE_TIME"]},
+    "messages": [{"language": "en", "title": "Hello!", "body": "How's it going?"}],
+}
+
+IN_APP_DOC_EXAMPLE = {  # Batch's own example for the in-app view endpoint
+    "campaign_token": "70448bafec76439d534ec98ea7ab712c",
+    "from_api": True,
+    "dev_only": False,
+    "created_date": "2018-08-13T10:11:38",
+    "name": "In-App campaign name",
+    "live": True,
+    "end_date": "2018-10-31T17:30:00",
+    "trigger": {
+        "capping": 10,
+        "when": "next_session",
+        "grace_period": {"every": 2, "unit": "HOURS"},
+    },
+    "targeting": {"segments": ["NEW"]},
+    "landing": {
+        "theme": "THEME_CODE",
+        "contents": [
+            {
+                "language": "fr",
+                "title": "Landing title",
+                "body": "Landing body",
+                "actions": [{"action": "DISMISS", "label": "Ok"}],
+            }
+        ],
+    },
+}
+
+
+def test_push_example_becomes_rows_for_every_table() -> None:
+    rows = transform_campaign(CampaignType.PUSH, "a008", PUSH_DOC_EXAMPLE)
+    c = rows.campaign
+    assert c["name"] == "Test campaign" and c["live"] is True and c["dev_only"] is True
+    assert c["created_date"] == datetime(2017, 7, 5, 15, 11, 33, tzinfo=UTC)
+    assert c["push_time"] == datetime(2017, 7, 5, 13, 32, 30, tzinfo=UTC)
+    assert c["gcm_collapse_key"] == "default"
+    assert c["detail"] == PUSH_DOC_EXAMPLE
+    assert rows.messages == [
+        {
+            "position": 0,
+            "language": "en",
+            "header": None,
+            "title": "Hello!",
+            "body": "How's it going?",
+            "image": None,
+        }
+    ]
+    assert rows.targeting is not None
+    assert rows.targeting["segments"] == ["NEW", "ENGAGED", "ONE_TIME"]
+    assert rows.trigger is None and rows.warnings == []
+
+
+def test_in_app_example_becomes_messages_actions_trigger_and_targeting() -> None:
+    rows = transform_campaign(CampaignType.IN_APP, "7044", IN_APP_DOC_EXAMPLE)
+    assert rows.campaign["end_date"] == datetime(2018, 10, 31, 17, 30, tzinfo=UTC)
+    assert rows.campaign["theme"] == "THEME_CODE"
+    assert rows.messages[0]["title"] == "Landing title"
+    assert rows.message_actions == [
+        {"message_position": 0, "position": 0, "action": "DISMISS", "label": "Ok", "args": None}
+    ]
+    assert rows.trigger == {
+        "trigger_when": "next_session",
+        "event": None,
+        "label": None,
+        "capping": 10,
+        "grace_period_every": 2,
+        "grace_period_unit": "HOURS",
+    }
+
+
+def test_the_docs_impossible_date_is_a_warning_and_stays_in_detail() -> None:
+    doc = {**IN_APP_DOC_EXAMPLE, "end_date": "2018-02-29T17:30:00"}
+    rows = transform_campaign(CampaignType.IN_APP, "7044", doc)
+    assert rows.campaign["end_date"] is None
+    assert [(w.field, w.raw_value) for w in rows.warnings] == [("end_date", "2018-02-29T17:30:00")]
+    assert rows.campaign["detail"]["end_date"] == "2018-02-29T17:30:00"
+
+
+def test_local_dates_stay_wall_clock_and_gmt_dates_become_utc() -> None:
+    doc = {
+        "local_push_time": "2017-03-03T13:10:19",
+        "push_time": "2017-03-03T13:10:19",
+        "local_start_date": "2017-03-03T08:00:00+02:00",
+    }
+    campaign = transform_campaign(CampaignType.PUSH, "t", doc).campaign
+    assert campaign["local_push_time"] == datetime(2017, 3, 3, 13, 10, 19)
+    assert campaign["local_push_time"].tzinfo is None
+    assert campaign["push_time"].tzinfo is UTC
+    assert campaign["local_start_date"] == datetime(2017, 3, 3, 8, 0)
+
+
+def test_custom_payload_is_parsed_only_when_it_holds_json() -> None:
+    valid = transform_campaign(CampaignType.PUSH, "t", {"custom_payload": '{"foo" : "bar"}'})
+    assert valid.campaign["custom_payload"] == {"foo": "bar"}
+    broken = transform_campaign(CampaignType.PUSH, "t", {"custom_payload": "{not valid json"})
+    assert broken.campaign["custom_payload"] == "{not valid json"
+    assert broken.warnings == []
+
+
+def test_enum_spellings_are_normalized() -> None:
+    doc = {
+        "priority": "NORMAL",
+        "trigger": {"when": "NEXT_SESSION", "grace_period": {"every": 1, "unit": "hours"}},
+        "recurrence": {
+            "repeat_unit": "weekly",
+            "repeat_frequency": 2,
+            "end_date": "2017-07-22T23:59:59",
+        },
+    }
+    rows = transform_campaign(CampaignType.IN_APP, "t", doc)
+    assert rows.campaign["priority"] == "normal"
+    assert rows.campaign["recurrence_repeat_unit"] == "WEEKLY"
+    assert rows.campaign["recurrence_repeat_frequency"] == 2
+    assert rows.trigger and rows.trigger["trigger_when"] == "next_session"
+    assert rows.trigger["grace_period_unit"] == "HOURS"
+
+
+def test_wrong_types_become_warnings_never_crashes() -> None:
+    doc = {
+        "name": {"oops": 1},
+        "live": "maybe",
+        "capping": "three",
+        "time_to_live": 1.5,
+        "created_date": 20170101,
+        "messages": ["not an object", {"title": ["list"]}],
+        "trigger": "now",
+        "targeting": [1, 2],
+        "recurrence": 5,
+        "landing": None,
+        "a_field_from_tomorrow": {"nested": True},
+    }
+    rows = transform_campaign(CampaignType.PUSH, "t", doc)
+    fields = {w.field for w in rows.warnings}
+    assert {"name", "live", "capping", "time_to_live", "created_date", "messages[0]",
+            "messages[1].title", "trigger", "targeting", "recurrence"} <= fields  # fmt: skip
+    assert rows.campaign["detail"]["a_field_from_tomorrow"] == {"nested": True}
+    assert rows.campaign["name"] is None and rows.campaign["capping"] is None
+
+
+def test_out_of_range_integers_are_kept_out_of_typed_columns() -> None:
+    rows = transform_campaign(CampaignType.PUSH, "t", {"capping": 2**40, "time_to_live": 2**70})
+    assert rows.campaign["capping"] is None and rows.campaign["time_to_live"] is None
+    assert {w.field for w in rows.warnings} == {"capping", "time_to_live"}
+
+
+def test_nul_characters_are_replaced_for_storage() -> None:
+    rows = transform_campaign(CampaignType.PUSH, "t", {"name": "a\x00b"})
+    assert rows.campaign["name"] == "a\ufffdb"
+    assert rows.campaign["detail"]["name"] == "a\ufffdb"
+    assert rows.warnings
+
+
+def test_a_list_level_query_reaches_targeting() -> None:
+    query = {"$or": [{"isNear(45.7583907,4.8347867,30km)": True}]}
+    rows = transform_campaign(CampaignType.IN_APP, "t", {"query": query})
+    assert rows.targeting is not None and rows.targeting["query"] == query
+
+
+def test_an_empty_trigger_marks_an_automation() -> None:
+    rows = transform_campaign(CampaignType.PUSH, "t", {"trigger": {}})
+    assert rows.trigger is not None and all(v is None for v in rows.trigger.values())
+
+
+def test_stable_hash_ignores_key_order() -> None:
+    assert stable_hash({"a": 1, "b": [1, 2]}) == stable_hash(json.loads('{"b": [1, 2], "a": 1}'))
+    assert stable_hash({"a": 1}) != stable_hash({"a": 2})
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5)
+    ),
+    max_leaves=25,
+)
+known_keys = st.sampled_from(
+    ["name", "live", "created_date", "end_date", "local_end_date", "messages", "landing",
+     "trigger", "targeting", "recurrence", "custom_payload", "capping", "labels", "query"]
+)  # fmt: skip
+details = st.one_of(
+    json_values, st.dictionaries(st.one_of(known_keys, st.text(max_size=8)), json_values)
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(detail=details, campaign_type=st.sampled_from(list(CampaignType)))
+def test_any_json_detail_transforms_without_raising_and_keeps_the_token(
+    detail: Any, campaign_type: CampaignType
+) -> None:
+    rows = transform_campaign(campaign_type, "the-token", detail)
+    assert rows.campaign_token == "the-token"
+    assert isinstance(rows.campaign, dict)
+    for message in rows.messages:
+        assert message["title"] is None or isinstance(message["title"], str)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import os
 import signal
 import sys
@@ -160,6 +161,7 @@ def main() -> None:
 def migrate() -> None:
     """Bring the database schema to the newest revision (same as `alembic upgrade head`)."""
     settings = _settings()
+    logging.getLogger("alembic").setLevel(logging.INFO)
     upgrade(settings.database_url)
     click.echo(f"database schema is current ({masked_url(settings.database_url)})")
 
@@ -285,7 +287,7 @@ def update_in_app(
 
     Exit 0 when Batch accepted it (or on a dry run), 1 when refused, 2 for usage errors.
     """
-    from campaign_sync import writeback
+    import campaign_sync.writeback as writeback
 
     settings = _settings()
     apps = resolve_apps(settings)
@@ -294,17 +296,19 @@ def update_in_app(
         changes = writeback.parse_changes(
             name=name, live=live, assignments=assignments, from_file=from_file
         )
+        app = writeback.pick_app(apps, app_name)
+        outcome = asyncio.run(
+            writeback.update_in_app(
+                engine, settings, app, token, changes, dry_run=dry_run, force=force
+            )
+        )
     except writeback.UsageError as error:
         raise Failure(str(error), EXIT_USAGE) from None
-    app = writeback.pick_app(apps, app_name)
-    outcome = asyncio.run(
-        writeback.update_in_app(engine, settings, app, token, changes, dry_run=dry_run, force=force)
-    )
     if outcome.payload is not None and dry_run:
         click.echo(json.dumps(outcome.payload, indent=2, ensure_ascii=False))
     if outcome.conflict:
         click.echo(outcome.conflict, err=True)
-    click.echo(outcome.message, err=not outcome.ok)
+    click.echo(outcome.message, err=True)  # stdout carries only the dry run's JSON
     sys.exit(EXIT_OK if outcome.ok else EXIT_FAILED)
 
 

@@ -89,6 +89,13 @@ class Settings(BaseSettings):
         le=65535,
         validation_alias=AliasChoices("CAMPAIGN_SYNC_METRICS_PORT", "metrics_port"),
     )
+    rate_increase_per_second: float = Field(
+        1.0,
+        gt=0,
+        validation_alias=AliasChoices(
+            "CAMPAIGN_SYNC_RATE_INCREASE_PER_SECOND", "rate_increase_per_second"
+        ),
+    )
     connect_timeout_seconds: float = Field(
         5.0,
         gt=0,
@@ -110,6 +117,20 @@ class Settings(BaseSettings):
         600.0,
         gt=0,
         validation_alias=AliasChoices("CAMPAIGN_SYNC_RETRY_MAX_SECONDS", "retry_max_seconds"),
+    )
+    retry_backoff_initial_seconds: float = Field(
+        0.5,
+        gt=0,
+        validation_alias=AliasChoices(
+            "CAMPAIGN_SYNC_RETRY_BACKOFF_INITIAL_SECONDS", "retry_backoff_initial_seconds"
+        ),
+    )
+    retry_backoff_max_seconds: float = Field(
+        30.0,
+        gt=0,
+        validation_alias=AliasChoices(
+            "CAMPAIGN_SYNC_RETRY_BACKOFF_MAX_SECONDS", "retry_backoff_max_seconds"
+        ),
     )
     log_format: str = Field(
         "auto",

@@ -349,9 +349,10 @@ class SyncPass:
         if not needed:
             return load
         fetches = asyncio.gather(*(self._view(token) for token in needed), return_exceptions=True)
-        stop_wait = asyncio.ensure_future(self.stop.wait())
+        stop_wait: asyncio.Future[Any] = asyncio.ensure_future(self.stop.wait())
         try:
-            await asyncio.wait({fetches, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+            waiting: set[asyncio.Future[Any]] = {fetches, stop_wait}
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stop_wait.cancel()
         if not fetches.done():

@@ -38,16 +38,18 @@ def mask(text: str) -> str:
 def log_context(
     app: str | None = None, campaign_type: str | None = None, run_id: int | None = None
 ) -> Iterator[None]:
-    tokens = [
-        (var, var.set(value))
-        for var, value in ((current_app, app), (current_type, campaign_type), (current_run, run_id))
-        if value is not None
-    ]
+    app_token = current_app.set(app) if app is not None else None
+    type_token = current_type.set(campaign_type) if campaign_type is not None else None
+    run_token = current_run.set(run_id) if run_id is not None else None
     try:
         yield
     finally:
-        for var, token in reversed(tokens):
-            var.reset(token)  # type: ignore[attr-defined]
+        if run_token is not None:
+            current_run.reset(run_token)
+        if type_token is not None:
+            current_type.reset(type_token)
+        if app_token is not None:
+            current_app.reset(app_token)
 
 
 class ContextFilter(logging.Filter):
@@ -108,5 +110,5 @@ def setup_logging(log_format: str = "auto", level: str = "INFO") -> None:
     root.addHandler(handler)
     root.setLevel(level.upper())
     # httpx logs every request URL at INFO, and our URLs carry the app's API key.
-    for noisy in ("httpx", "httpcore", "uvicorn", "uvicorn.error", "apscheduler"):
+    for noisy in ("httpx", "httpcore", "uvicorn", "uvicorn.error", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

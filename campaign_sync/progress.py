@@ -95,7 +95,7 @@ def progress_for_terminal() -> Iterator[ProgressSink]:
 
 
 def print_status_table(report: list[TypeStatus], console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or Console(width=None if sys.stdout.isatty() else 200)
     if not report:
         console.print("No pass has run yet: try campaign-sync sync")
         return

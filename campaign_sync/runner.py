@@ -27,9 +27,13 @@ def client_options(settings: Settings, app: ResolvedApp) -> ClientOptions:
         rate=RatePolicy(
             backoff_min_seconds=settings.backoff_floor(),
             backoff_max_seconds=max(settings.backoff_max_seconds, settings.backoff_floor()),
+            increase_per_second=settings.rate_increase_per_second,
         ),
         retry=RetryBudget(
-            max_attempts=settings.retry_max_attempts, max_seconds=settings.retry_max_seconds
+            max_attempts=settings.retry_max_attempts,
+            max_seconds=settings.retry_max_seconds,
+            backoff_initial_seconds=settings.retry_backoff_initial_seconds,
+            backoff_max_seconds=settings.retry_backoff_max_seconds,
         ),
     )
 

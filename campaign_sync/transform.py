@@ -237,8 +237,9 @@ def transform_campaign(
         "gcm_collapse_key": doc.get("gcm_collapse_key"),
         "detail": doc,
     }
+    actions: list[dict[str, Any]] = []
     if campaign_type is CampaignType.PUSH:
-        messages, actions = _push_messages(read, doc), []
+        messages = _push_messages(read, doc)
     else:
         messages, actions = _landing_contents(read, landing)
     return CampaignRows(
@@ -259,7 +260,7 @@ def _push_messages(read: _Reader, doc: dict[str, Any]) -> list[dict[str, Any]]:
         if not isinstance(message, dict):
             read.warn(where, message, f"expected an object, got {_kind(message)}")
             continue
-        media = message.get("media") if isinstance(message.get("media"), dict) else {}
+        media = message["media"] if isinstance(message.get("media"), dict) else {}
         image = message.get("image") or media.get("picture") or media.get("image")
         rows.append(
             {

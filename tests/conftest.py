@@ -160,6 +160,8 @@ def make_settings(base_url: str, database_url: str = "sqlite://", **overrides: o
         "backoff_max_seconds": 0.5,
         "retry_max_attempts": 6,
         "retry_max_seconds": 30,
+        "retry_backoff_initial_seconds": 0.02,
+        "retry_backoff_max_seconds": 0.2,
         "read_timeout_seconds": 5,
         "connect_timeout_seconds": 2,
     }

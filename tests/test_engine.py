@@ -351,6 +351,7 @@ def test_storms_of_429_5xx_and_timeouts_still_end_in_a_complete_pass(
         backoff_max_seconds=0.1,
         retry_max_attempts=12,
         retry_max_seconds=120,
+        rate_increase_per_second=50,
     )
     assert {r.status for r in results} == {"succeeded"}
     assert sum(r.counts.retries for r in results) > 0

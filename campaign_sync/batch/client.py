@@ -13,7 +13,7 @@ import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import httpx
 
@@ -161,7 +161,7 @@ class BatchClient:
             stats=stats,
             expect=list,
         )
-        return body  # type: ignore[no-any-return]
+        return cast(list[dict[str, Any]], body)
 
     async def view_campaign(
         self, campaign_type: CampaignType, token: str, *, stats: CallStats | None = None
@@ -172,7 +172,7 @@ class BatchClient:
             body = await self._call(VIEW, campaign_type, token=token, stats=stats, expect=dict)
         except RouteNotFound:
             return GONE
-        return body  # type: ignore[no-any-return]
+        return cast(dict[str, Any], body)
 
     def sweep(
         self,
@@ -224,12 +224,12 @@ class BatchClient:
                     ) from None
             self._record(route, response.status_code)
             if not response.is_success:
-                error = error_from_response(response, route=route, app=self.app)
-                if isinstance(error, TooManyRequests):
-                    pause = self.gate.on_too_many_requests(sent_at, error.retry_after)
+                failure = error_from_response(response, route=route, app=self.app)
+                if isinstance(failure, TooManyRequests):
+                    pause = self.gate.on_too_many_requests(sent_at, failure.retry_after)
                     for listener in self.pause_listeners:
                         listener(self.app, pause)
-                raise error
+                raise failure
             self.gate.on_success()
             return self._parse(response, route, expect)
 

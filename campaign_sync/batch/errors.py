@@ -41,7 +41,9 @@ class BatchError(Exception):
     def summary(self) -> str:
         """`401 AUTHENTICATION_INVALID (code 10)` or the best we know."""
         parts = [str(self.status) if self.status is not None else "", self.error_type or ""]
-        text = " ".join(p for p in parts if p) or type(self).__name__
+        if not self.error_type:
+            parts.append(type(self).__name__)
+        text = " ".join(p for p in parts if p)
         if self.code is not None:
             text += f" (code {self.code})"
         return text

@@ -47,7 +47,7 @@ class PageLoad:
 
     app: str
     campaign_type: CampaignType
-    run_id: int
+    run_id: int | None  # None outside a sync pass (a write-back)
     sweep_id: int
     now: datetime
     list_entries: dict[str, dict[str, Any]]  # token -> list entry, every fresh entry

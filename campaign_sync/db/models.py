@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -225,12 +226,13 @@ class CampaignUpdate(Base):
     message: Mapped[str | None] = mapped_column(Text)
 
 
-campaigns = Campaign.__table__
-messages = Message.__table__
-message_actions = MessageAction.__table__
-triggers = Trigger.__table__
-targeting = Targeting.__table__
-sync_state = SyncState.__table__
-sync_runs = SyncRun.__table__
-sync_warnings = SyncWarning.__table__
-campaign_updates = CampaignUpdate.__table__
+# Core handles on the tables, for set-based statements.
+campaigns = cast(Table, Campaign.__table__)
+messages = cast(Table, Message.__table__)
+message_actions = cast(Table, MessageAction.__table__)
+triggers = cast(Table, Trigger.__table__)
+targeting = cast(Table, Targeting.__table__)
+sync_state = cast(Table, SyncState.__table__)
+sync_runs = cast(Table, SyncRun.__table__)
+sync_warnings = cast(Table, SyncWarning.__table__)
+campaign_updates = cast(Table, CampaignUpdate.__table__)

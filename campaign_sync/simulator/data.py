@@ -156,7 +156,7 @@ class _Maker:
         detail["targeting"] = self.targeting()
         contents = []
         for lang in rng.sample(LANGUAGES, rng.randint(1, 2)):
-            actions = [{"action": "DISMISS", "label": "Ok"}]
+            actions: list[dict[str, Any]] = [{"action": "DISMISS", "label": "Ok"}]
             if rng.random() < 0.5:
                 actions.insert(
                     0,

@@ -1,0 +1,351 @@
+"""Changing an in-app campaign through Batch's update endpoint, safely.
+
+Batch's update wants the *whole* campaign (at least every parameter it was created with),
+refuses campaigns not created from the API, and silently overwrites whatever a colleague
+changed meanwhile. Because we hold every campaign's last detail, we build the full
+payload ourselves, refuse what Batch would refuse before sending anything, check the
+campaign did not change since the last sync, and store the result at once. Every
+attempt is audited in `campaign_updates`.
+
+From a script::
+
+    from campaign_sync.writeback import update_in_app_sync
+    outcome = update_in_app_sync("TOKEN", {"name": "Spring sale", "trigger.capping": 3})
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, insert, select
+
+from campaign_sync.batch.client import GONE
+from campaign_sync.batch.endpoints import READ_ONLY_FIELDS, CampaignType
+from campaign_sync.batch.errors import BatchError
+from campaign_sync.config import ConfigError, ResolvedApp, Settings, load_settings, resolve_apps
+from campaign_sync.db.loader import PageLoad, load_page, stored_campaigns
+from campaign_sync.db.models import campaign_updates, campaigns
+from campaign_sync.db.session import make_engine
+from campaign_sync.db.types import utcnow
+from campaign_sync.runner import make_client
+from campaign_sync.transform import stable_hash
+
+Changes = dict[str, Any]  # dotted path ("trigger.capping") -> new value
+
+
+class UsageError(Exception):
+    """The requested change itself is wrong (exit 2): nothing was sent or stored."""
+
+
+@dataclass
+class UpdateOutcome:
+    ok: bool
+    message: str
+    payload: dict[str, Any] | None = None
+    conflict: str | None = None
+    changed_fields: list[str] | None = None
+
+
+KNOWN_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "live": (bool,),
+    "capping": (int,),
+    "priority": (str,),
+    "labels": (list,),
+    "trigger": (dict,),
+    "targeting": (dict,),
+    "landing": (dict,),
+    "start_date": (str,),
+    "end_date": (str,),
+    "local_start_date": (str,),
+    "local_end_date": (str,),
+}
+
+
+def parse_changes(
+    *,
+    name: str | None = None,
+    live: str | None = None,
+    assignments: tuple[str, ...] | list[str] = (),
+    from_file: str | None = None,
+) -> Changes:
+    changes: Changes = {}
+    if from_file:
+        try:
+            document = json.loads(Path(from_file).read_text())
+        except ValueError as error:
+            raise UsageError(f"--from-file {from_file} is not valid JSON: {error}") from None
+        if not isinstance(document, dict):
+            raise UsageError(f"--from-file {from_file} must hold a JSON object of fields")
+        changes.update(document)
+    for assignment in assignments:
+        field, separator, raw = assignment.partition("=")
+        if not separator or not field.strip():
+            raise UsageError(f"--set takes FIELD=JSON, got {assignment!r}")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw  # plain text is taken as a string: --set name=Spring
+        changes[field.strip()] = value
+    if name is not None:
+        changes["name"] = name
+    if live is not None:
+        changes["live"] = live == "true"
+    if not changes:
+        raise UsageError("nothing to change: give --name, --live, --set FIELD=JSON or --from-file")
+    return changes
+
+
+def pick_app(apps: list[ResolvedApp], name: str | None) -> ResolvedApp:
+    if name is not None:
+        for app in apps:
+            if app.name == name:
+                return app
+        raise ConfigError(f"no app named '{name}'; configured: {', '.join(a.name for a in apps)}")
+    if len(apps) == 1:
+        return apps[0]
+    raise ConfigError(f"several apps are configured ({', '.join(a.name for a in apps)}): use --app")
+
+
+def apply_changes(detail: dict[str, Any], changes: Changes) -> tuple[dict[str, Any], list[str]]:
+    """The full payload: the detail minus read-only fields, with the changes applied."""
+    payload = {k: copy.deepcopy(v) for k, v in detail.items() if k not in READ_ONLY_FIELDS}
+    changed: list[str] = []
+    for path, value in changes.items():
+        keys = path.split(".")
+        if keys[0] in READ_ONLY_FIELDS:
+            raise UsageError(f"{keys[0]} is read-only in Batch and cannot be changed")
+        target = payload
+        for depth, key in enumerate(keys[:-1]):
+            child = target.setdefault(key, {})
+            if not isinstance(child, dict):
+                where = ".".join(keys[: depth + 1])
+                raise UsageError(f"cannot set {path}: {where} is not an object")
+            target = child
+        if target.get(keys[-1], _MISSING) != value:
+            changed.append(path)
+        target[keys[-1]] = value
+    return payload, sorted(changed)
+
+
+_MISSING = object()
+
+
+def validate(payload: dict[str, Any]) -> list[str]:
+    problems = []
+    name = payload.get("name")
+    if not isinstance(name, str) or len(name.strip()) < 3:
+        problems.append("name must be text of at least 3 characters")
+    for field, types in KNOWN_TYPES.items():
+        if field in payload and payload[field] is not None:
+            value = payload[field]
+            if isinstance(value, bool) and bool not in types:
+                problems.append(f"{field} must be {types[0].__name__}, not a boolean")
+            elif not isinstance(value, types):
+                problems.append(f"{field} must be {types[0].__name__}")
+    trigger = payload.get("trigger")
+    if isinstance(trigger, dict) and "capping" in trigger:
+        capping = trigger["capping"]
+        if not isinstance(capping, int) or isinstance(capping, bool) or capping < 0:
+            problems.append("trigger.capping must be a whole number >= 0")
+    return problems
+
+
+def describe_difference(stored: dict[str, Any], current: dict[str, Any]) -> str:
+    lines = []
+    for key in sorted(set(stored) | set(current)):
+        before, after = stored.get(key, _MISSING), current.get(key, _MISSING)
+        if before != after:
+            shown_before = "(absent)" if before is _MISSING else json.dumps(before)[:120]
+            shown_after = "(absent)" if after is _MISSING else json.dumps(after)[:120]
+            lines.append(f"  {key}: {shown_before} -> {shown_after}")
+    return "\n".join(lines)
+
+
+def _audit(
+    engine: Engine,
+    app: str,
+    token: str,
+    *,
+    outcome: str,
+    changed: list[str] | None,
+    payload: dict[str, Any] | None,
+    message: str,
+    error: BatchError | None = None,
+) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            insert(campaign_updates).values(
+                attempted_at=utcnow(),
+                app=app,
+                campaign_token=token,
+                changed_fields=changed,
+                payload=payload,
+                outcome=outcome,
+                batch_status=error.status if error else None,
+                batch_code=error.code if error else None,
+                batch_type=error.error_type if error else None,
+                message=message,
+            )
+        )
+
+
+async def update_in_app(
+    engine: Engine,
+    settings: Settings,
+    app: ResolvedApp,
+    token: str,
+    changes: Changes,
+    *,
+    dry_run: bool = False,
+    force: bool = False,
+) -> UpdateOutcome:
+    """Validate, check freshness, send, store, audit. Raises UsageError for bad changes."""
+    c = campaigns.c
+    with engine.connect() as conn:
+        row = (
+            conn.execute(
+                select(c.id, c.detail, c.from_api, c.deleted_at, c.last_sweep_id).where(
+                    c.app == app.name,
+                    c.campaign_type == CampaignType.IN_APP.value,
+                    c.campaign_token == token,
+                )
+            )
+            .mappings()
+            .first()
+        )
+
+    def refuse(message: str, outcome: str = "refused", **extra: Any) -> UpdateOutcome:
+        _audit(engine, app.name, token, outcome=outcome, message=message, **extra)
+        return UpdateOutcome(False, message, extra.get("payload"), None, extra.get("changed"))
+
+    if row is None:
+        return refuse(
+            f"no in-app campaign {token} of app '{app.name}' in the database: check the token, "
+            "or run campaign-sync sync first",
+            changed=None,
+            payload=None,
+        )
+    if row["deleted_at"] is not None:
+        return refuse(
+            f"in-app campaign {token} was deleted in Batch; it cannot be updated",
+            changed=None,
+            payload=None,
+        )
+    if row["from_api"] is not True:
+        return refuse(
+            f"in-app campaign {token} was created from the dashboard: Batch only updates "
+            "campaigns created from the API (it would answer 403 API_MISUSE)",
+            changed=None,
+            payload=None,
+        )
+    stored = row["detail"]
+    if not isinstance(stored, dict):
+        return refuse(
+            f"in-app campaign {token} has no stored detail yet: run campaign-sync sync first",
+            changed=None,
+            payload=None,
+        )
+    payload, changed = apply_changes(stored, changes)
+    problems = validate(payload)
+    if problems:
+        raise UsageError("; ".join(problems))
+    if dry_run:
+        message = "dry run: nothing was sent"
+        _audit(
+            engine, app.name, token, outcome="dry_run", changed=changed, payload=payload,
+            message=message,
+        )  # fmt: skip
+        return UpdateOutcome(True, message, payload, None, changed)
+
+    async with make_client(settings, app) as client:
+        current = await client.view_in_app(token)
+        if current is GONE:
+            return refuse(
+                f"in-app campaign {token} no longer exists in Batch",
+                changed=changed,
+                payload=payload,
+            )
+        assert isinstance(current, dict)
+        conflict = None
+        if stable_hash(current) != stable_hash(stored):
+            conflict = (
+                f"in-app campaign {token} changed in Batch since the last sync:\n"
+                + describe_difference(stored, current)
+            )
+            if not force:
+                outcome = refuse(
+                    "refusing to overwrite a change made elsewhere: run campaign-sync sync "
+                    "and review, or repeat with --force to apply your changes on top of it",
+                    outcome="conflict",
+                    changed=changed,
+                    payload=payload,
+                )
+                outcome.conflict = conflict
+                return outcome
+            # Forced: apply the changes to the campaign as it is now, so nothing Batch
+            # holds is dropped (its "at least the same parameters" rule).
+            payload, changed = apply_changes(current, changes)
+        try:
+            # Safe to retry: an update replaces the whole campaign, so repeating it is harmless.
+            await client.update_in_app(token, payload)
+        except BatchError as error:
+            summary = error.error_type or f"HTTP {error.status}"
+            detail = f" ({error.code})" if error.code is not None else ""
+            text = f"Batch refused the update: {summary}{detail}: {error.batch_message or error}"
+            return refuse(text, outcome="failed", changed=changed, payload=payload, error=error)
+        fresh = await client.view_in_app(token)
+    if isinstance(fresh, dict):
+        _store_detail(engine, app.name, token, fresh, row["last_sweep_id"] or 0)
+    message = f"updated in-app campaign {token} of app '{app.name}'" + (
+        f": {', '.join(changed)}" if changed else " (no field changed)"
+    )
+    _audit(
+        engine, app.name, token, outcome="succeeded", changed=changed, payload=payload,
+        message=message,
+    )  # fmt: skip
+    return UpdateOutcome(True, message, payload, conflict, changed)
+
+
+def _store_detail(
+    engine: Engine, app: str, token: str, detail: dict[str, Any], sweep_id: int
+) -> None:
+    now = utcnow()
+    with engine.begin() as conn:
+        stored = stored_campaigns(conn, app, CampaignType.IN_APP, [token])
+        load = PageLoad(
+            app=app,
+            campaign_type=CampaignType.IN_APP,
+            run_id=None,
+            sweep_id=sweep_id,
+            now=now,
+            list_entries={},
+            details={token: detail},
+            stored=stored,
+        )
+        load_page(conn, load)
+
+
+def update_in_app_sync(
+    token: str,
+    changes: Changes,
+    *,
+    app: str | None = None,
+    dry_run: bool = False,
+    force: bool = False,
+) -> UpdateOutcome:
+    """The same as `campaign-sync update-in-app`, for scripts (settings from the environment)."""
+    settings = load_settings()
+    engine = make_engine(settings.database_url)
+    try:
+        chosen = pick_app(resolve_apps(settings), app)
+        return asyncio.run(
+            update_in_app(engine, settings, chosen, token, changes, dry_run=dry_run, force=force)
+        )
+    finally:
+        engine.dispose()

@@ -1,0 +1,262 @@
+"""The command line, run as a user would: real processes, real database, simulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from campaign_sync.db.models import sync_runs, sync_state
+from campaign_sync.db.session import make_engine
+from campaign_sync.simulator import Simulator, SimulatorServer
+from tests.conftest import API_KEY, CANARY_REST_KEY
+from tests.syncing import content_snapshot, count
+
+COMMANDS = ["migrate", "sync", "serve", "status", "update-in-app", "simulate", "demo"]
+
+
+def cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "campaign_sync", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def cli_env(
+    database_url: str, server: SimulatorServer | None = None, **extra: str
+) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BATCH_", "CAMPAIGN_SYNC_"))}
+    env["DATABASE_URL"] = database_url
+    if server is not None:
+        env.update(
+            BATCH_API_BASE_URL=server.url,
+            BATCH_API_KEY=API_KEY,
+            BATCH_REST_API_KEY=CANARY_REST_KEY,
+            CAMPAIGN_SYNC_BACKOFF_MIN_SECONDS="0.05",
+            CAMPAIGN_SYNC_METRICS_PORT="0",
+        )
+    env.update(extra)
+    return env
+
+
+def assert_no_secret(result: subprocess.CompletedProcess[str]) -> None:
+    for stream in (result.stdout, result.stderr):
+        assert CANARY_REST_KEY not in stream
+        assert API_KEY not in stream
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_works_on_every_command(command: str) -> None:
+    result = cli(command, "--help")
+    assert result.returncode == 0
+    assert "Usage:" in result.stdout
+
+
+def test_migrate_then_sync_then_status(
+    fresh_pg_url: str, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    env = cli_env(fresh_pg_url, sim_server)
+    migrated = cli("migrate", env=env)
+    assert migrated.returncode == 0, migrated.stderr
+    synced = cli("sync", env=env)
+    assert synced.returncode == 0, synced.stderr
+    assert "default/push: succeeded - 60 inserted" in synced.stdout
+    assert "default/in-app: succeeded - 40 inserted" in synced.stdout
+    assert_no_secret(synced)
+    engine = make_engine(fresh_pg_url)
+    assert count(engine, "select count(*) from campaigns") == 100
+    engine.dispose()
+
+    status = cli("status", "--json", env=env)
+    assert status.returncode == 0, status.stderr
+    report = {(row["app"], row["campaign_type"]): row for row in json.loads(status.stdout)}
+    push = report[("default", "push")]
+    assert push["last_run_status"] == "succeeded"
+    assert push["last_run_counts"]["campaigns_inserted"] == 60
+    assert push["campaigns_stored"] == 60 and push["sweep_in_progress"] is False
+    table = cli("status", env=env)
+    assert table.returncode == 0 and "default" in table.stdout and "succeeded" in table.stdout
+
+
+def test_only_one_type_and_one_app_can_be_asked_for(
+    pg_url: str, sim_server: SimulatorServer
+) -> None:
+    result = cli("sync", "--type", "in-app", "--app", "default", env=cli_env(pg_url, sim_server))
+    assert result.returncode == 0, result.stderr
+    assert "in-app" in result.stdout and "push" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "env_extra", "message"),
+    [
+        (["sync"], {"BATCH_API_KEY": ""}, "set BATCH_API_KEY"),
+        (["sync", "--app", "nope"], {}, "no app named 'nope'"),
+        (["sync"], {"CAMPAIGN_SYNC_CONCURRENCY": "lots"}, "CAMPAIGN_SYNC_CONCURRENCY"),
+        (["sync"], {"DATABASE_URL": "nonsense://x"}, "DATABASE_URL"),
+        (["sync", "--type", "email"], {}, "Invalid value for '--type'"),
+    ],
+)
+def test_bad_configuration_exits_2_with_one_clear_line(
+    pg_url: str,
+    sim_server: SimulatorServer,
+    args: list[str],
+    env_extra: dict[str, str],
+    message: str,
+) -> None:
+    result = cli(*args, env=cli_env(pg_url, sim_server, **env_extra))
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_unmigrated_database_is_refused_with_the_fix(
+    fresh_pg_url: str, sim_server: SimulatorServer
+) -> None:
+    result = cli("sync", env=cli_env(fresh_pg_url, sim_server))
+    assert result.returncode == 2
+    assert "run campaign-sync migrate" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_unreachable_database_is_one_line(sim_server: SimulatorServer) -> None:
+    url = "postgresql://nobody@127.0.0.1:1/none"
+    result = cli("sync", env=cli_env(url, sim_server))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "database problem" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_one_failing_app_exits_1_and_the_others_still_sync(
+    pg_url: str, simulator: Simulator, sim_server: SimulatorServer, tmp_path: Path
+) -> None:
+    simulator.add_app("ANDROID_KEY", push=5, in_app=5, seed=9)
+    config = tmp_path / "apps.toml"
+    config.write_text(
+        "[[apps]]\n"
+        'name = "android"\napi_key = "ANDROID_KEY"\n'
+        "[[apps]]\n"
+        'name = "ios"\napi_key = "NOT_A_KEY"\n'
+    )
+    env = cli_env(pg_url, sim_server, CAMPAIGN_SYNC_CONFIG=str(config))
+    del env["BATCH_API_KEY"]
+    result = cli("sync", env=env)
+    assert result.returncode == 1
+    assert "android/push: succeeded" in result.stdout
+    assert "ios/push: failed" in result.stdout
+    assert "app 'ios'" in result.stdout
+    engine = make_engine(pg_url)
+    assert count(engine, "select count(*) from campaigns where app = 'android'") == 10
+    engine.dispose()
+    assert_no_secret(result)
+
+
+def test_a_sync_killed_mid_pass_resumes_to_the_same_database(
+    pg_server: Any, tmp_path: Path
+) -> None:
+    slow = Simulator(api_key=API_KEY, rest_api_key=CANARY_REST_KEY, push=400, in_app=0, seed=11)
+    slow.knobs.latency_seconds = 0.02
+    killed_url, reference_url = pg_server.create_database(), pg_server.create_database()
+    try:
+        with SimulatorServer(slow) as server:
+            env = cli_env(killed_url, server)
+            assert cli("migrate", env=env).returncode == 0
+            process = subprocess.Popen(
+                [sys.executable, "-m", "campaign_sync", "sync", "--type", "push"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            engine = make_engine(killed_url)
+            deadline = time.monotonic() + 60
+            offset = 0
+            while offset < 95 and time.monotonic() < deadline:
+                time.sleep(0.05)
+                with engine.connect() as conn:
+                    offset = conn.execute(select(sync_state.c.sweep_offset)).scalar() or 0
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            assert offset >= 95, "the pass never committed a page"
+            with engine.connect() as conn:
+                assert conn.execute(select(sync_runs.c.status)).scalar_one() == "running"
+            slow.reset_stats()
+
+            resumed = cli("sync", "--type", "push", env=env)
+            assert resumed.returncode == 0, resumed.stderr
+            with engine.connect() as conn:
+                statuses = [
+                    s for (s,) in conn.execute(select(sync_runs.c.status).order_by(sync_runs.c.id))
+                ]
+            assert statuses == ["failed", "succeeded"]
+            assert slow.count("list push") < 400 // 95 + 1, "the resumed pass started over"
+
+        fresh = Simulator(
+            api_key=API_KEY, rest_api_key=CANARY_REST_KEY, push=400, in_app=0, seed=11
+        )
+        with SimulatorServer(fresh) as reference_server:
+            env = cli_env(reference_url, reference_server)
+            assert cli("migrate", env=env).returncode == 0
+            assert cli("sync", "--type", "push", env=env).returncode == 0
+        reference = make_engine(reference_url)
+        assert content_snapshot(engine) == content_snapshot(reference)
+        engine.dispose()
+        reference.dispose()
+    finally:
+        pg_server.drop_database(killed_url)
+        pg_server.drop_database(reference_url)
+
+
+def test_simulate_serves_the_documented_curl(tmp_path: Path) -> None:
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "campaign_sync", "simulate", "--port", str(port),
+         "--api-key", "KEY", "--rest-api-key", "SECRET", "--push", "500", "--in-app", "300",
+         "--seed", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}/1.1/KEY/campaigns/list?limit=2"
+        body = _wait_for(url, {"X-Authorization": "SECRET"})
+        assert len(body) == 2
+        curl = subprocess.run(
+            ["curl", "-s", "-H", "X-Authorization: SECRET", url], capture_output=True, text=True
+        )
+        if curl.returncode == 0:
+            assert len(json.loads(curl.stdout)) == 2
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for(url: str, headers: dict[str, str]) -> Any:
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            return httpx.get(url, headers=headers).json()
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

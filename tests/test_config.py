@@ -1,0 +1,147 @@
+"""Settings: environment, TOML apps, precedence and messages that name what to fix."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+
+from campaign_sync.config import ConfigError, load_settings, resolve_apps
+
+
+def write(path: Path, text: str, mode: int = 0o600) -> Path:
+    path.write_text(text)
+    os.chmod(path, mode)
+    return path
+
+
+def test_defaults_match_the_contract() -> None:
+    settings = load_settings()
+    assert settings.database_url == "sqlite:///campaign_sync.db"
+    assert settings.batch_api_base_url == "https://api.batch.com"
+    assert settings.backoff_min_seconds == 5
+    assert settings.detail_max_age_seconds == 86400
+    assert settings.interval_seconds == 300
+    assert settings.concurrency == 8
+    assert settings.metrics_port == 9108
+
+
+def test_single_app_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BATCH_API_KEY", "LIVEKEY")
+    monkeypatch.setenv("BATCH_REST_API_KEY", "rest-secret")
+    monkeypatch.setenv("CAMPAIGN_SYNC_CONCURRENCY", "3")
+    apps = resolve_apps(load_settings())
+    assert [(a.name, a.api_key, a.concurrency) for a in apps] == [("default", "LIVEKEY", 3)]
+    assert apps[0].rest_api_key.get_secret_value() == "rest-secret"
+    assert "rest-secret" not in repr(apps[0])
+
+
+def test_several_apps_from_toml_with_env_winning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write(
+        tmp_path / "apps.toml",
+        """
+        interval_seconds = 600
+        concurrency = 2
+        database_url = "sqlite:///from-file.db"
+        [[apps]]
+        name = "ios"
+        api_key = "IOS"
+        rest_api_key_env = "IOS_REST"
+        interval_seconds = 60
+        [[apps]]
+        name = "android"
+        api_key = "ANDROID"
+        concurrency = 5
+        """,
+    )
+    monkeypatch.setenv("CAMPAIGN_SYNC_CONFIG", str(config))
+    monkeypatch.setenv("IOS_REST", "ios-secret")
+    monkeypatch.setenv("BATCH_REST_API_KEY", "shared-secret")
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///from-env.db")
+    settings = load_settings()
+    assert settings.database_url == "sqlite:///from-env.db"
+    apps = {a.name: a for a in resolve_apps(settings)}
+    assert apps["ios"].rest_api_key.get_secret_value() == "ios-secret"
+    assert apps["ios"].interval_seconds == 60 and apps["ios"].concurrency == 2
+    assert apps["android"].rest_api_key.get_secret_value() == "shared-secret"
+    assert apps["android"].interval_seconds == 600 and apps["android"].concurrency == 5
+
+
+def test_a_bad_config_file_names_the_app_and_the_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write(
+        tmp_path / "bad.toml",
+        '[[apps]]\nname = "ios"\napi_key = "X"\n[[apps]]\nname = "web"\nconcurrency = 0\n',
+    )
+    monkeypatch.setenv("CAMPAIGN_SYNC_CONFIG", str(config))
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert "apps[1] (app 'web').api_key" in message
+    assert "apps[1] (app 'web').concurrency" in message
+
+
+def test_a_missing_rest_key_names_the_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = write(tmp_path / "apps.toml", '[[apps]]\nname = "web"\napi_key = "W"\n')
+    monkeypatch.setenv("CAMPAIGN_SYNC_CONFIG", str(config))
+    with pytest.raises(ConfigError, match="app 'web' has no REST API key"):
+        resolve_apps(load_settings())
+
+
+def test_env_var_named_for_the_rest_key_must_exist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write(
+        tmp_path / "apps.toml",
+        '[[apps]]\nname = "web"\napi_key = "W"\nrest_api_key_env = "WEB_REST"\n',
+    )
+    monkeypatch.setenv("CAMPAIGN_SYNC_CONFIG", str(config))
+    with pytest.raises(ConfigError, match="WEB_REST, which is not set"):
+        resolve_apps(load_settings())
+
+
+def test_no_app_at_all_says_what_to_set() -> None:
+    with pytest.raises(ConfigError, match="set BATCH_API_KEY"):
+        resolve_apps(load_settings())
+
+
+def test_invalid_values_and_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAMPAIGN_SYNC_CONCURRENCY", "many")
+    with pytest.raises(ConfigError, match="CAMPAIGN_SYNC_CONCURRENCY"):
+        load_settings()
+    monkeypatch.delenv("CAMPAIGN_SYNC_CONCURRENCY")
+    monkeypatch.setenv("CAMPAIGN_SYNC_CONFIG", str(tmp_path / "missing.toml"))
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings()
+    broken = write(tmp_path / "broken.toml", "apps = [")
+    monkeypatch.setenv("CAMPAIGN_SYNC_CONFIG", str(broken))
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings()
+
+
+def test_a_world_readable_file_with_secrets_is_warned_about(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = write(
+        tmp_path / "apps.toml",
+        '[[apps]]\nname = "web"\napi_key = "W"\nrest_api_key = "inline-secret"\n',
+        mode=0o644,
+    )
+    monkeypatch.setenv("CAMPAIGN_SYNC_CONFIG", str(config))
+    with caplog.at_level(logging.WARNING):
+        settings = load_settings()
+    assert any("readable by other users" in r.getMessage() for r in caplog.records)
+    assert all("inline-secret" not in r.getMessage() for r in caplog.records)
+    assert resolve_apps(settings)[0].rest_api_key.get_secret_value() == "inline-secret"
+
+
+def test_the_batch_floor_is_kept_against_the_real_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAMPAIGN_SYNC_BACKOFF_MIN_SECONDS", "0.1")
+    assert load_settings().backoff_floor() == 5
+    monkeypatch.setenv("BATCH_API_BASE_URL", "http://127.0.0.1:8787")
+    assert load_settings().backoff_floor() == 0.1

@@ -1,0 +1,67 @@
+"""Models and migrations agree, and the revisions go down and up again."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+
+from campaign_sync.db import migrate
+from campaign_sync.db.models import Base
+from campaign_sync.db.session import make_engine
+
+TABLES = {
+    "campaigns", "messages", "message_actions", "triggers", "targeting", "sync_state",
+    "sync_runs", "sync_warnings", "campaign_updates",
+}  # fmt: skip
+
+
+def schema_diff(url: str) -> list[object]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            return list(compare_metadata(context, Base.metadata))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def empty_url(request: pytest.FixtureRequest, tmp_path: object) -> str:
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("fresh_pg_url"))
+    return f"sqlite:///{request.getfixturevalue('tmp_path')}/empty.db"
+
+
+def test_migrations_match_the_models(empty_url: str) -> None:
+    migrate.upgrade(empty_url)
+    assert schema_diff(empty_url) == []
+
+
+def test_downgrade_then_upgrade_works(empty_url: str) -> None:
+    migrate.upgrade(empty_url)
+    migrate.downgrade(empty_url, "base")
+    engine = make_engine(empty_url)
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    migrate.upgrade(empty_url)
+    assert set(inspect(engine).get_table_names()) >= TABLES
+    engine.dispose()
+
+
+def test_json_columns_are_jsonb_on_postgresql(fresh_pg_url: str) -> None:
+    migrate.upgrade(fresh_pg_url)
+    engine = make_engine(fresh_pg_url)
+    columns = {c["name"]: c["type"] for c in inspect(engine).get_columns("campaigns")}
+    engine.dispose()
+    assert type(columns["detail"]).__name__ == "JSONB"
+    assert type(columns["custom_payload"]).__name__ == "JSONB"
+    assert columns["created_date"].timezone is True  # type: ignore[attr-defined]
+    assert columns["local_push_time"].timezone is False  # type: ignore[attr-defined]
+
+
+def test_a_database_not_yet_migrated_is_refused_with_the_fix(fresh_pg_url: str) -> None:
+    engine = make_engine(fresh_pg_url)
+    with pytest.raises(migrate.SchemaNotCurrent, match="run campaign-sync migrate"):
+        migrate.ensure_current(engine)
+    engine.dispose()

@@ -1,0 +1,244 @@
+"""Write-back through Batch's update endpoint: safe payloads, refusals, conflicts, audit."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select
+
+from campaign_sync.batch.endpoints import READ_ONLY_FIELDS, CampaignType
+from campaign_sync.db.models import campaign_updates, campaigns
+from campaign_sync.simulator import Simulator, SimulatorServer
+from campaign_sync.writeback import (
+    UpdateOutcome,
+    UsageError,
+    apply_changes,
+    parse_changes,
+    update_in_app,
+)
+from tests.conftest import make_app, make_settings
+from tests.syncing import run_sync
+from tests.test_cli import cli, cli_env
+
+IN_APP = CampaignType.IN_APP
+
+
+def api_made(simulator: Simulator, *, with_trigger: bool = True) -> str:
+    details = simulator.store(IN_APP).details()
+    return next(
+        t
+        for t, d in details.items()
+        if d["from_api"] and ("trigger" in d or not with_trigger) and "landing" in d
+    )
+
+
+def dashboard_made(simulator: Simulator) -> str:
+    return next(t for t, d in simulator.store(IN_APP).details().items() if not d["from_api"])
+
+
+def update(
+    engine: Engine, server: SimulatorServer, token: str, changes: dict[str, Any], **flags: bool
+) -> UpdateOutcome:
+    settings = make_settings(server.url, str(engine.url))
+    return asyncio.run(update_in_app(engine, settings, make_app(), token, changes, **flags))
+
+
+def audit_rows(engine: Engine) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(campaign_updates).order_by(campaign_updates.c.id))
+        return [dict(row) for row in rows.mappings()]
+
+
+@pytest.fixture
+def synced(db: Engine, pg_url: str, simulator: Simulator, sim_server: SimulatorServer) -> Engine:
+    run_sync(pg_url, sim_server, [IN_APP])
+    simulator.reset_stats()
+    return db
+
+
+def test_an_update_succeeds_and_the_database_shows_it_at_once(
+    synced: Engine, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    token = api_made(simulator)
+    outcome = update(synced, sim_server, token, {"name": "Spring sale", "trigger.capping": 3})
+    assert outcome.ok, outcome.message
+    assert outcome.changed_fields == ["name", "trigger.capping"]
+    in_batch = simulator.store(IN_APP).detail(token)
+    assert in_batch is not None
+    assert in_batch["name"] == "Spring sale" and in_batch["trigger"]["capping"] == 3
+    with synced.connect() as conn:
+        row = conn.execute(
+            select(campaigns.c.name, campaigns.c.detail).where(campaigns.c.campaign_token == token)
+        ).one()
+    assert row.name == "Spring sale" and row.detail["trigger"]["capping"] == 3
+    assert simulator.count("update in-app", 200) == 1
+    audit = audit_rows(synced)[-1]
+    assert audit["outcome"] == "succeeded" and audit["changed_fields"] == outcome.changed_fields
+    assert audit["payload"]["name"] == "Spring sale"
+
+
+def test_the_payload_carries_every_parameter_the_campaign_has(
+    synced: Engine, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    token = api_made(simulator)
+    stored = simulator.store(IN_APP).detail(token)
+    assert stored is not None
+    outcome = update(synced, sim_server, token, {"live": not stored["live"]}, dry_run=True)
+    assert outcome.payload is not None
+    assert set(outcome.payload) == set(stored) - set(READ_ONLY_FIELDS)
+    # And the simulator, which enforces Batch's rule, accepts it.
+    assert update(synced, sim_server, token, {"live": not stored["live"]}).ok
+    assert simulator.count("update in-app", 400) == 0
+
+
+def test_a_dashboard_campaign_is_refused_before_any_request(
+    synced: Engine, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    outcome = update(synced, sim_server, dashboard_made(simulator), {"name": "Never sent"})
+    assert not outcome.ok and "API_MISUSE" in outcome.message
+    assert simulator.count() == 0
+    assert audit_rows(synced)[-1]["outcome"] == "refused"
+
+
+def test_unknown_and_deleted_tokens_are_refused_locally(
+    synced: Engine, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    unknown = update(synced, sim_server, "no-such-token", {"name": "Nope"})
+    assert not unknown.ok and "no in-app campaign no-such-token" in unknown.message
+    token = api_made(simulator)
+    with synced.begin() as conn:
+        conn.execute(
+            campaigns.update()
+            .where(campaigns.c.campaign_token == token)
+            .values(deleted_at=campaigns.c.first_seen_at)
+        )
+    deleted = update(synced, sim_server, token, {"name": "Nope"})
+    assert not deleted.ok and "deleted" in deleted.message
+    assert simulator.count() == 0
+
+
+def test_a_dry_run_makes_no_request(
+    synced: Engine, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    token = api_made(simulator)
+    outcome = update(synced, sim_server, token, {"name": "Dry name"}, dry_run=True)
+    assert outcome.ok and outcome.payload and outcome.payload["name"] == "Dry name"
+    assert simulator.count() == 0
+    assert audit_rows(synced)[-1]["outcome"] == "dry_run"
+
+
+def test_a_stale_update_is_stopped_and_force_applies_it_on_top(
+    synced: Engine, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    token = api_made(simulator)
+    simulator.store(IN_APP).change_inside_detail(token)  # a colleague edits the landing
+    stale = update(synced, sim_server, token, {"name": "My rename"})
+    assert not stale.ok and stale.conflict and "landing" in stale.conflict
+    assert simulator.count("update in-app") == 0
+    assert audit_rows(synced)[-1]["outcome"] == "conflict"
+
+    forced = update(synced, sim_server, token, {"name": "My rename"}, force=True)
+    assert forced.ok, forced.message
+    in_batch = simulator.store(IN_APP).detail(token)
+    assert in_batch is not None and in_batch["name"] == "My rename"
+    assert in_batch["landing"]["contents"][0]["body"].startswith("Edited"), "colleague's edit lost"
+
+
+def test_a_429_during_the_update_is_retried_safely(
+    synced: Engine, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    token = api_made(simulator)
+    simulator.script("update in-app", [429, 503])
+    outcome = update(synced, sim_server, token, {"name": "After a wait"})
+    assert outcome.ok
+    assert simulator.count("update in-app", 429) == 1
+    assert simulator.count("update in-app", 503) == 1
+    assert simulator.count("update in-app", 200) == 1
+
+
+def test_batchs_refusal_is_shown_and_audited(
+    synced: Engine, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    token = api_made(simulator)
+    simulator.script("update in-app", [400])
+    outcome = update(synced, sim_server, token, {"name": "Refused"})
+    assert not outcome.ok and "MALFORMED_PARAMETER (31)" in outcome.message
+    audit = audit_rows(synced)[-1]
+    assert audit["outcome"] == "failed"
+    assert (audit["batch_status"], audit["batch_code"], audit["batch_type"]) == (
+        400, 31, "MALFORMED_PARAMETER",
+    )  # fmt: skip
+
+
+def test_bad_changes_are_usage_errors() -> None:
+    with pytest.raises(UsageError, match="nothing to change"):
+        parse_changes()
+    with pytest.raises(UsageError, match="FIELD=JSON"):
+        parse_changes(assignments=["no-equals"])
+    assert parse_changes(assignments=["trigger.capping=3", "name=Plain text"]) == {
+        "trigger.capping": 3,
+        "name": "Plain text",
+    }
+    with pytest.raises(UsageError, match="read-only"):
+        apply_changes({"name": "abc"}, {"created_date": "x"})
+    with pytest.raises(UsageError, match="is not an object"):
+        apply_changes({"name": "abc", "trigger": 5}, {"trigger.capping": 1})
+
+
+def test_no_secret_is_stored_in_the_audit(
+    synced: Engine, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    from tests.conftest import API_KEY, CANARY_REST_KEY
+
+    update(synced, sim_server, api_made(simulator), {"name": "Audited"})
+    dump = json.dumps(audit_rows(synced), default=str)
+    assert CANARY_REST_KEY not in dump and API_KEY not in dump
+
+
+def test_the_command_line_exit_codes(
+    pg_url: str, simulator: Simulator, sim_server: SimulatorServer, tmp_path: Path
+) -> None:
+    env = cli_env(pg_url, sim_server)
+    assert cli("sync", "--type", "in-app", env=env).returncode == 0
+    token = api_made(simulator)
+    dry = cli("update-in-app", token, "--name", "From the CLI", "--dry-run", env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["name"] == "From the CLI"
+    payload = tmp_path / "payload.json"
+    payload.write_text(json.dumps({"priority": "high"}))
+    sent = cli(
+        "update-in-app", token, "--name", "From the CLI", "--set", "trigger.capping=2",
+        "--from-file", str(payload), env=env,
+    )  # fmt: skip
+    assert sent.returncode == 0, sent.stderr
+    assert simulator.store(IN_APP).detail(token)["priority"] == "high"  # type: ignore[index]
+    refused = cli("update-in-app", dashboard_made(simulator), "--name", "Nope", env=env)
+    assert refused.returncode == 1 and "API_MISUSE" in refused.stderr
+    usage = cli("update-in-app", token, "--name", "ab", env=env)
+    assert usage.returncode == 2 and "at least 3 characters" in usage.stderr
+    nothing = cli("update-in-app", token, env=env)
+    assert nothing.returncode == 2 and "nothing to change" in nothing.stderr
+
+
+def test_it_is_usable_from_a_script(
+    pg_url: str, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    env = cli_env(pg_url, sim_server)
+    assert cli("sync", "--type", "in-app", env=env).returncode == 0
+    token = api_made(simulator)
+    script = (
+        "from campaign_sync.writeback import update_in_app_sync\n"
+        f"outcome = update_in_app_sync({token!r}, {{'name': 'Scripted'}})\n"
+        "print(outcome.ok, outcome.changed_fields)\n"
+    )
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.strip() == "True ['name']", result.stderr

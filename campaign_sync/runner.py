@@ -68,7 +68,10 @@ async def sync_app(
 ) -> list[PassResult]:
     transport = pass_kwargs.pop("transport", None)
     on_response = pass_kwargs.pop("on_response", None)
+    on_client = pass_kwargs.pop("on_client", None)
     async with make_client(settings, app, transport=transport, on_response=on_response) as client:
+        if on_client is not None:
+            on_client(client)
         passes = [SyncPass(db, client, t, options, **pass_kwargs) for t in types]
         return list(await asyncio.gather(*(p.run() for p in passes)))
 

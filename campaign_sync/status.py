@@ -133,6 +133,7 @@ def collect_status(
                     sweep_offset=int(state["sweep_offset"]) if state else 0,
                     last_complete_sweep_at=state["last_complete_sweep_at"] if state else None,
                     stale=stale,
+                    next_pass_at=state["next_pass_at"] if state else None,
                 )
             )
     return report

@@ -153,6 +153,7 @@ class SyncState(Base):
     sweep_full_refresh: Mapped[bool] = mapped_column(Boolean, default=False)
     last_complete_sweep_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_run_id: Mapped[int | None] = mapped_column(BigInteger)
+    next_pass_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # set by `serve`
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 

@@ -1,0 +1,173 @@
+"""Prometheus metrics and the health verdict of `serve`, on one small HTTP endpoint."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import uvicorn
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from campaign_sync.batch.ratelimit import RateGate
+from campaign_sync.engine import PassResult
+
+FAILURES_BEFORE_UNHEALTHY = 3  # an app failing more passes in a row than this is unhealthy
+
+
+class _RateCollector(Collector):
+    """The adaptive request rate of each app, read live at scrape time."""
+
+    def __init__(self) -> None:
+        self.gates: dict[str, RateGate] = {}
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "campaign_sync_request_rate",
+            "Learned requests per second per app (0: unlimited, no 429 seen yet)",
+            labels=["app"],
+        )
+        for app, gate in sorted(self.gates.items()):
+            family.add_metric([app], gate.rate or 0.0)
+        yield family
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        labels = ["app", "campaign_type"]
+        self.runs = Counter(
+            "campaign_sync_runs", "Passes by outcome", [*labels, "status"], registry=self.registry
+        )
+        self.campaigns = Counter(
+            "campaign_sync_campaigns",
+            "Campaigns inserted, updated or deleted",
+            [*labels, "change"],
+            registry=self.registry,
+        )
+        self.requests = Counter(
+            "campaign_sync_api_requests",
+            "Batch API requests by route and HTTP status (0: no answer)",
+            ["app", "route", "status"],
+            registry=self.registry,
+        )
+        self.retries = Counter(
+            "campaign_sync_retries", "Retried Batch requests", labels, registry=self.registry
+        )
+        self.throttled = Counter(
+            "campaign_sync_rate_limited", "429 answers from Batch", ["app"], registry=self.registry
+        )
+        self.duration = Histogram(
+            "campaign_sync_pass_duration_seconds",
+            "Duration of a pass",
+            labels,
+            buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600),
+            registry=self.registry,
+        )
+        self.last_success = Gauge(
+            "campaign_sync_last_success_timestamp_seconds",
+            "Unix time of the last successful pass",
+            labels,
+            registry=self.registry,
+        )
+        self.rates = _RateCollector()
+        self.registry.register(self.rates)
+
+    def on_response(self, app: str, route: str, status: int) -> None:
+        self.requests.labels(app, route, str(status)).inc()
+        if status == 429:
+            self.throttled.labels(app).inc()
+
+    def record_pass(self, result: PassResult) -> None:
+        if result.status == "skipped":
+            self.runs.labels(result.app, result.campaign_type.value, "skipped").inc()
+            return
+        labels = (result.app, result.campaign_type.value)
+        self.runs.labels(*labels, result.status).inc()
+        counts = result.counts
+        for change, value in (
+            ("inserted", counts.campaigns_inserted),
+            ("updated", counts.campaigns_updated),
+            ("deleted", counts.campaigns_deleted),
+        ):
+            self.campaigns.labels(*labels, change).inc(value)
+        self.retries.labels(*labels).inc(counts.retries)
+        self.duration.labels(*labels).observe(result.seconds)
+        if result.status == "succeeded":
+            self.last_success.labels(*labels).set(time.time())
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+@dataclass
+class AppHealth:
+    consecutive_failures: int = 0
+    last_error: str | None = None
+
+
+@dataclass
+class Health:
+    scheduler_running: bool = False
+    apps: dict[str, AppHealth] = field(default_factory=dict)
+
+    def record(self, app: str, results: list[PassResult]) -> None:
+        health = self.apps.setdefault(app, AppHealth())
+        failed = [r for r in results if r.status == "failed"]
+        if failed:
+            health.consecutive_failures += 1
+            health.last_error = failed[0].error
+        elif results:
+            health.consecutive_failures = 0
+            health.last_error = None
+
+    def verdict(self) -> tuple[int, dict[str, object]]:
+        failing = {
+            name: {"consecutive_failures": h.consecutive_failures, "last_error": h.last_error}
+            for name, h in sorted(self.apps.items())
+            if h.consecutive_failures > FAILURES_BEFORE_UNHEALTHY
+        }
+        if not self.scheduler_running:
+            return 503, {"status": "unhealthy", "reason": "the scheduler is not running"}
+        if failing:
+            return 503, {"status": "unhealthy", "failing_apps": failing}
+        return 200, {"status": "ok", "apps": sorted(self.apps)}
+
+
+def metrics_app(metrics: Metrics, health: Health) -> Starlette:
+    async def render_metrics(request: Request) -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    async def healthz(request: Request) -> Response:
+        status, body = health.verdict()
+        return Response(json.dumps(body), status_code=status, media_type="application/json")
+
+    return Starlette(routes=[Route("/metrics", render_metrics), Route("/healthz", healthz)])
+
+
+class _QuietServer(uvicorn.Server):
+    """Leaves SIGTERM/SIGINT to `serve`, which stops the whole service cleanly."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def metrics_server(metrics: Metrics, health: Health, port: int) -> uvicorn.Server:
+    config = uvicorn.Config(
+        metrics_app(metrics, health),
+        host="0.0.0.0",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+    )
+    return _QuietServer(config)

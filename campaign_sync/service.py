@@ -1,0 +1,151 @@
+"""`campaign-sync serve`: a pass per app every interval (APScheduler), metrics and health,
+and a clean stop on SIGTERM/SIGINT (the page in flight is committed, the run is recorded
+as interrupted, the next pass resumes from the cursor)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import Engine, update
+
+from campaign_sync.batch.endpoints import CampaignType
+from campaign_sync.config import ResolvedApp, Settings
+from campaign_sync.db.models import sync_state
+from campaign_sync.engine import PassOptions, PassResult
+from campaign_sync.logs import log_context
+from campaign_sync.metrics import Health, Metrics, metrics_server
+from campaign_sync.runner import sync_app
+
+log = logging.getLogger(__name__)
+
+STOP_GRACE_SECONDS = 25  # SIGTERM to exit within 30 s, as orchestrators expect
+
+
+class Service:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        apps: list[ResolvedApp],
+        **client_kwargs: Any,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.apps = apps
+        self.client_kwargs = client_kwargs
+        self.metrics = Metrics()
+        self.health = Health()
+        self.stop = asyncio.Event()
+        self.running: set[asyncio.Task[Any]] = set()
+        self.passes: dict[str, int] = {}
+        self.scheduler: AsyncIOScheduler | None = None
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        if stop is not None:
+            self.stop = stop
+        scheduler = AsyncIOScheduler(timezone=UTC)
+        self.scheduler = scheduler
+        now = datetime.now(UTC)
+        for app in self.apps:
+            interval = app.interval_seconds
+            scheduler.add_job(
+                self._run_app,
+                IntervalTrigger(seconds=interval, jitter=min(30.0, interval * 0.1)),
+                args=[app],
+                id=app.name,
+                name=f"sync {app.name}",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=max(1, int(interval)),
+                # First pass right away, apps spread over a couple of seconds.
+                next_run_time=now + timedelta(seconds=random.uniform(0, min(2.0, interval / 10))),
+            )
+        scheduler.start()
+        self.health.scheduler_running = True
+        server = None
+        server_task = None
+        if self.settings.metrics_port:
+            server = metrics_server(self.metrics, self.health, self.settings.metrics_port)
+            server_task = asyncio.create_task(server.serve())
+        log.info(
+            "serving %d app(s): %s",
+            len(self.apps),
+            ", ".join(f"{a.name} every {a.interval_seconds:g}s" for a in self.apps),
+        )
+        try:
+            await self.stop.wait()
+        finally:
+            log.info("stopping: no new passes; letting passes in flight commit their page")
+            scheduler.shutdown(wait=False)
+            self.health.scheduler_running = False
+            if self.running:
+                _, late = await asyncio.wait(self.running, timeout=STOP_GRACE_SECONDS)
+                for task in late:
+                    task.cancel()
+                if late:
+                    await asyncio.wait(late, timeout=3)
+            if server is not None and server_task is not None:
+                server.should_exit = True
+                await asyncio.wait({server_task}, timeout=5)
+        log.info("stopped")
+
+    async def _run_app(self, app: ResolvedApp) -> list[PassResult]:
+        if self.stop.is_set():
+            return []
+        task = asyncio.current_task()
+        assert task is not None
+        self.running.add(task)
+        try:
+            with log_context(app=app.name):
+                results = await sync_app(
+                    self.engine,
+                    self.settings,
+                    app,
+                    list(CampaignType),
+                    PassOptions(detail_max_age_seconds=self.settings.detail_max_age_seconds),
+                    stop=self.stop,
+                    on_response=self.metrics.on_response,
+                    on_client=self._track_client,
+                    **self.client_kwargs,
+                )
+        except Exception:
+            log.exception("pass of app '%s' failed unexpectedly", app.name)
+            results = []
+            self.health.record(
+                app.name, [PassResult(app.name, CampaignType.PUSH, "failed", error="crashed")]
+            )
+        else:
+            for result in results:
+                self.metrics.record_pass(result)
+            self.health.record(app.name, results)
+        finally:
+            self.running.discard(task)
+        self.passes[app.name] = self.passes.get(app.name, 0) + 1
+        self._record_next_pass(app)
+        return results
+
+    def _track_client(self, client: Any) -> None:
+        self.metrics.rates.gates[client.app] = client.gate
+
+    def _record_next_pass(self, app: ResolvedApp) -> None:
+        job = self.scheduler.get_job(app.name) if self.scheduler else None
+        next_run = getattr(job, "next_run_time", None)
+        if next_run is None:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(sync_state).where(sync_state.c.app == app.name).values(next_pass_at=next_run)
+            )
+
+
+def serve(engine: Engine, settings: Settings, apps: list[ResolvedApp]) -> None:
+    from campaign_sync.cli import run_until_signalled
+
+    service = Service(engine, settings, apps)
+    run_until_signalled(service.run)

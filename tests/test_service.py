@@ -1,0 +1,231 @@
+"""`serve`: passes at the interval, a clean SIGTERM, replicas, metrics and health."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import Engine, select
+
+from campaign_sync.db.models import campaigns, sync_runs, sync_state
+from campaign_sync.db.session import make_engine
+from campaign_sync.service import Service
+from campaign_sync.simulator import Simulator, SimulatorServer
+from tests.conftest import API_KEY, CANARY_REST_KEY, make_app, make_settings
+from tests.syncing import count
+from tests.test_cli import _free_port, cli, cli_env
+
+
+def run_service(service: Service, until: Callable[[], bool], timeout: float = 30) -> None:
+    async def main() -> None:
+        stop = asyncio.Event()
+        runner = asyncio.create_task(service.run(stop))
+        deadline = time.monotonic() + timeout
+        # In a thread: the check may call the service's own HTTP endpoints.
+        while not await asyncio.to_thread(until) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        stop.set()
+        await asyncio.wait_for(runner, 30)
+
+    asyncio.run(main())
+
+
+def service_for(
+    url: str, server: SimulatorServer, *, interval: float, metrics_port: int = 0, **app: Any
+) -> Service:
+    settings = make_settings(server.url, url, metrics_port=metrics_port)
+    resolved = make_app(**app)
+    resolved = type(resolved)(**{**resolved.__dict__, "interval_seconds": interval})
+    return Service(make_engine(url), settings, [resolved])
+
+
+def test_passes_happen_at_the_interval(
+    db: Engine, pg_url: str, sim_server: SimulatorServer
+) -> None:
+    service = service_for(pg_url, sim_server, interval=0.4)
+    started = time.monotonic()
+    run_service(service, until=lambda: service.passes.get("default", 0) >= 4)
+    elapsed = time.monotonic() - started
+    assert service.passes["default"] >= 4
+    assert elapsed >= 0.4 * 3 * 0.9, "passes came faster than the interval"
+    with db.connect() as conn:
+        statuses = [s for (s,) in conn.execute(select(sync_runs.c.status))]
+        next_pass = conn.execute(select(sync_state.c.next_pass_at)).first()
+    assert statuses.count("succeeded") >= 8  # both types, every pass
+    assert next_pass is not None and next_pass[0] is not None
+
+
+def test_metrics_and_health_say_what_they_should(
+    pg_url: str, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    port = _free_port()
+    service = service_for(pg_url, sim_server, interval=0.3, metrics_port=port)
+    seen: dict[str, Any] = {}
+
+    def scrape() -> bool:
+        if service.passes.get("default", 0) < 1:
+            return False
+        try:
+            seen["metrics"] = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+            seen["health"] = httpx.get(f"http://127.0.0.1:{port}/healthz")
+        except httpx.TransportError:
+            return False
+        return True
+
+    simulator.script("view push", [429])
+    run_service(service, until=scrape)
+    text = seen["metrics"]
+    assert 'campaign_sync_runs_total{app="default",campaign_type="push",status="succeeded"}' in text
+    assert (
+        'campaign_sync_campaigns_total{app="default",campaign_type="push",change="inserted"} 60.0'
+        in text
+    )
+    assert (
+        'campaign_sync_api_requests_total{app="default",route="GET campaigns/list",status="200"}'
+        in text
+    )
+    assert 'campaign_sync_rate_limited_total{app="default"} 1.0' in text
+    assert 'campaign_sync_request_rate{app="default"}' in text
+    assert "campaign_sync_pass_duration_seconds_bucket" in text
+    assert (
+        'campaign_sync_last_success_timestamp_seconds{app="default",campaign_type="in_app"}' in text
+    )
+    assert seen["health"].status_code == 200
+    assert seen["health"].json()["status"] == "ok"
+
+
+def test_health_turns_503_after_repeated_failures(
+    pg_url: str, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    port = _free_port()
+    simulator.rest_api_key = "rotated"
+    service = service_for(pg_url, sim_server, interval=0.15, metrics_port=port)
+    answers: list[httpx.Response] = []
+
+    def unhealthy() -> bool:
+        try:
+            answer = httpx.get(f"http://127.0.0.1:{port}/healthz")
+        except httpx.TransportError:
+            return False
+        answers.append(answer)
+        return answer.status_code == 503
+
+    run_service(service, until=unhealthy, timeout=20)
+    assert answers[0].status_code == 200 or len(answers) > 1
+    final = answers[-1]
+    assert final.status_code == 503
+    failing = final.json()["failing_apps"]["default"]
+    assert failing["consecutive_failures"] > 3
+    assert "AUTHENTICATION_INVALID" in failing["last_error"]
+
+
+def test_sigterm_mid_pass_stops_cleanly_and_the_next_pass_resumes(
+    pg_server: Any,
+) -> None:
+    slow = Simulator(api_key=API_KEY, rest_api_key=CANARY_REST_KEY, push=500, in_app=0, seed=5)
+    slow.knobs.latency_seconds = 0.03
+    url = pg_server.create_database()
+    try:
+        with SimulatorServer(slow) as server:
+            env = cli_env(url, server, CAMPAIGN_SYNC_INTERVAL_SECONDS="3600")
+            assert cli("migrate", env=env).returncode == 0
+            process = subprocess.Popen(
+                [sys.executable, "-m", "campaign_sync", "serve"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            engine = make_engine(url)
+            offset = 0
+            deadline = time.monotonic() + 60
+            while offset < 95 and time.monotonic() < deadline:
+                time.sleep(0.05)
+                with engine.connect() as conn:
+                    offset = (
+                        conn.execute(
+                            select(sync_state.c.sweep_offset).where(
+                                sync_state.c.campaign_type == "push"
+                            )
+                        ).scalar()
+                        or 0
+                    )
+            signalled = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            _, stderr = process.communicate(timeout=30)
+            assert process.returncode == 0, stderr[-2000:]
+            assert time.monotonic() - signalled < 30
+            assert CANARY_REST_KEY not in stderr and API_KEY not in stderr
+            with engine.connect() as conn:
+                run = (
+                    conn.execute(select(sync_runs).where(sync_runs.c.campaign_type == "push"))
+                    .mappings()
+                    .one()
+                )
+                state = (
+                    conn.execute(select(sync_state).where(sync_state.c.campaign_type == "push"))
+                    .mappings()
+                    .one()
+                )
+                stored = conn.execute(select(campaigns.c.detail)).all()
+            assert run["status"] == "interrupted"
+            assert state["sweep_in_progress"] and state["sweep_offset"] >= 95
+            assert all(detail is not None for (detail,) in stored), "a half-written campaign"
+            assert count(engine, "select count(*) from messages") > 0
+
+            slow.reset_stats()
+            resumed = cli("sync", "--type", "push", env=env)
+            assert resumed.returncode == 0, resumed.stderr
+            assert count(engine, "select count(*) from campaigns") == 500
+            first = next(r for r in slow.requests if r.route == "list push")
+            assert first is not None
+            assert slow.count("list push") <= (500 - state["sweep_offset"]) // 95 + 1
+            engine.dispose()
+    finally:
+        pg_server.drop_database(url)
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_two_real_processes_never_sync_the_same_app_and_type_at_once(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    url = str(request.getfixturevalue("pg_url" if backend == "postgresql" else "sqlite_url"))
+    slow = Simulator(api_key=API_KEY, rest_api_key=CANARY_REST_KEY, push=300, in_app=150, seed=8)
+    slow.knobs.latency_seconds = 0.02
+    with SimulatorServer(slow) as server:
+        env = cli_env(url, server)
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "-m", "campaign_sync", "sync"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        outputs = [p.communicate(timeout=120) for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], outputs
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        runs = conn.execute(
+            select(
+                sync_runs.c.campaign_type, sync_runs.c.started_at, sync_runs.c.finished_at
+            ).order_by(sync_runs.c.started_at)
+        ).all()
+    engine.dispose()
+    for campaign_type in ("push", "in_app"):
+        spans = [(s, f) for t, s, f in runs if t == campaign_type]
+        for (_, first_end), (second_start, _) in itertools.pairwise(spans):
+            assert second_start >= first_end, f"two {campaign_type} passes overlapped"
+    skipped = sum(out.count("skipped (another process holds it)") for out, _ in outputs)
+    assert skipped >= 1, "the processes did not run at the same time; nothing was proven"
+    assert len(runs) + skipped == 4

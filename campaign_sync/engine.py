@@ -265,7 +265,11 @@ class SyncPass:
 
     async def _pipeline(self, run_id: int, start: SweepStart) -> None:
         pages: asyncio.Queue[SweepPage | None] = asyncio.Queue(maxsize=1)
-        loads: asyncio.Queue[tuple[PageLoad, bool] | None] = asyncio.Queue(maxsize=1)
+        # Each page's details are fetched by a task of its own, so the next page's requests
+        # fill the concurrency slots while this page's last ones finish (at most 3 pages).
+        loads: asyncio.Queue[tuple[asyncio.Task[PageLoad], bool] | None] = asyncio.Queue(
+            maxsize=1
+        )
         full_refresh = self.options.full_refresh or start.full_refresh
 
         # A stage that fails records why and ends its stream: what is already fetched
@@ -285,22 +289,32 @@ class SyncPass:
             await pages.put(None)
 
         async def detail_stage() -> None:
-            try:
-                while (page := await pages.get()) is not None and not self.stop.is_set():
-                    load = await self._fetch_details(page, run_id, start.sweep_id, full_refresh)
-                    await loads.put((load, page.last))
-            except _Stopped:
-                pass
-            except Exception as error:
-                failures.append(error)
+            while (page := await pages.get()) is not None and not self.stop.is_set():
+                fetch = asyncio.create_task(
+                    self._fetch_details(page, run_id, start.sweep_id, full_refresh)
+                )
+                try:
+                    await loads.put((fetch, page.last))
+                except asyncio.CancelledError:
+                    fetch.cancel()
+                    raise
             await loads.put(None)
 
+        in_flight: list[asyncio.Task[PageLoad]] = []
         try:
             async with asyncio.TaskGroup() as group:
                 sweeper = group.create_task(sweep_stage())
                 fetcher = group.create_task(detail_stage())
                 while (item := await loads.get()) is not None:
-                    load, last = item
+                    fetch, last = item
+                    in_flight.append(fetch)
+                    try:
+                        load = await fetch
+                    except _Stopped:
+                        break
+                    except Exception as error:
+                        failures.append(error)
+                        break
                     self.page_counts.add(await self._apply(load))
                     if last:
                         self.reached_end = True
@@ -308,6 +322,12 @@ class SyncPass:
                         break
                 sweeper.cancel()
                 fetcher.cancel()
+                while not loads.empty():
+                    queued = loads.get_nowait()
+                    if queued is not None:
+                        in_flight.append(queued[0])
+                for task in in_flight:
+                    task.cancel()
         except BaseExceptionGroup as group_error:
             raise _first_error(group_error) from None
         if failures:

@@ -267,9 +267,7 @@ class SyncPass:
         pages: asyncio.Queue[SweepPage | None] = asyncio.Queue(maxsize=1)
         # Each page's details are fetched by a task of its own, so the next page's requests
         # fill the concurrency slots while this page's last ones finish (at most 3 pages).
-        loads: asyncio.Queue[tuple[asyncio.Task[PageLoad], bool] | None] = asyncio.Queue(
-            maxsize=1
-        )
+        loads: asyncio.Queue[tuple[asyncio.Task[PageLoad], bool] | None] = asyncio.Queue(maxsize=1)
         full_refresh = self.options.full_refresh or start.full_refresh
 
         # A stage that fails records why and ends its stream: what is already fetched

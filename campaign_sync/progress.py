@@ -80,6 +80,7 @@ class RichProgress(NoProgress):
         for (task_app, _), task in self._tasks.items():
             if task_app == app:
                 self._progress.update(task, note=self._note(app))
+        self._progress.refresh()  # show the wait now, not at the next tick
 
     def pass_finished(self, result: PassResult) -> None:
         task = self._task(result.app, result.campaign_type)

@@ -260,3 +260,15 @@ def _wait_for(url: str, headers: dict[str, str]) -> Any:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+def test_logs_are_json_lines_carrying_app_type_and_run_when_not_a_terminal(
+    pg_url: str, sim_server: SimulatorServer
+) -> None:
+    result = cli("sync", "--type", "push", env=cli_env(pg_url, sim_server))
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.strip()]
+    summary = next(line for line in lines if line["message"].startswith("pass succeeded"))
+    assert summary["app"] == "default" and summary["campaign_type"] == "push"
+    assert isinstance(summary["run_id"], int)
+    assert summary["level"] == "info" and "ts" in summary

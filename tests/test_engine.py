@@ -160,6 +160,8 @@ def test_unchanged_second_pass_makes_only_list_calls_and_rewrites_nothing(
             )
         runs_before = count(engine, "select count(*) from sync_runs")
         warnings_before = count(engine, "select count(*) from sync_warnings")
+        versions_before = count(engine, "select count(*) from campaign_versions")
+        assert versions_before == 370
         bigger_simulator.reset_stats()
 
         results = by_type(run_sync(any_db_url, server))
@@ -180,6 +182,7 @@ def test_unchanged_second_pass_makes_only_list_calls_and_rewrites_nothing(
                 assert after == children_xmin, "child rows were rewritten"
         assert count(engine, "select count(*) from sync_runs") == runs_before + 2
         assert count(engine, "select count(*) from sync_warnings") == warnings_before
+        assert count(engine, "select count(*) from campaign_versions") == versions_before
         engine.dispose()
 
 
@@ -198,6 +201,17 @@ def test_a_rename_costs_exactly_one_detail_call(
     after = campaign_row(db, token)
     assert after["name"] == "Renamed for the test"
     assert after["updated_at"] > before["updated_at"]
+    with db.connect() as conn:
+        history = conn.execute(
+            text(
+                "select v.detail->>'name' from campaign_versions v "
+                "join campaigns c on c.id = v.campaign_id where c.campaign_token = :t "
+                "order by v.id"
+            ),
+            {"t": token},
+        ).all()
+    assert [name for (name,) in history] == [before["name"], "Renamed for the test"]
+    assert count(db, "select count(*) from campaign_versions") == 101
 
 
 def test_a_change_inside_the_detail_is_caught_once_the_detail_is_old(

@@ -13,7 +13,7 @@ from campaign_sync.db.session import make_engine
 
 TABLES = {
     "campaigns", "messages", "message_actions", "triggers", "targeting", "sync_state",
-    "sync_runs", "sync_warnings", "campaign_updates",
+    "sync_runs", "sync_warnings", "campaign_updates", "campaign_versions",
 }  # fmt: skip
 
 

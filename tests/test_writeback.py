@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from campaign_sync.batch.endpoints import READ_ONLY_FIELDS, CampaignType
-from campaign_sync.db.models import campaign_updates, campaigns
+from campaign_sync.db.models import campaign_updates, campaign_versions, campaigns
 from campaign_sync.simulator import Simulator, SimulatorServer
 from campaign_sync.writeback import (
     UpdateOutcome,
@@ -76,6 +76,15 @@ def test_an_update_succeeds_and_the_database_shows_it_at_once(
             select(campaigns.c.name, campaigns.c.detail).where(campaigns.c.campaign_token == token)
         ).one()
     assert row.name == "Spring sale" and row.detail["trigger"]["capping"] == 3
+    with synced.connect() as conn:
+        versions = conn.execute(
+            select(campaign_versions.c.detail)
+            .join(campaigns, campaigns.c.id == campaign_versions.c.campaign_id)
+            .where(campaigns.c.campaign_token == token)
+            .order_by(campaign_versions.c.id)
+        ).all()
+    assert [v.detail["name"] for v in versions][-1] == "Spring sale"
+    assert len(versions) == 2, "the history keeps the version before the update"
     assert simulator.count("update in-app", 200) == 1
     audit = audit_rows(synced)[-1]
     assert audit["outcome"] == "succeeded" and audit["changed_fields"] == outcome.changed_fields

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from campaign_sync.batch.endpoints import CampaignType
 from campaign_sync.batch.sweep import SweepPosition
 from campaign_sync.db.models import (
+    campaign_versions,
     campaigns,
     message_actions,
     messages,
@@ -190,6 +191,20 @@ def load_page(conn: Connection, load: PageLoad) -> PageCounts:
             )
 
     pending_children: dict[Any, list[dict[str, Any]]] = {table: [] for table in CHILD_TABLES}
+    versions: list[dict[str, Any]] = []
+
+    def version(campaign_id: int, rows: CampaignRows, bookkeeping: dict[str, Any]) -> None:
+        if bookkeeping["content_hash"] is not None:
+            versions.append(
+                {
+                    "campaign_id": campaign_id,
+                    "recorded_at": now,
+                    "run_id": load.run_id,
+                    "content_hash": bookkeeping["content_hash"],
+                    "detail": rows.campaign["detail"],
+                }
+            )
+
     if new_rows:
         inserted = conn.execute(
             insert(campaigns).returning(
@@ -208,10 +223,11 @@ def load_page(conn: Connection, load: PageLoad) -> PageCounts:
                 for token, rows, bookkeeping in new_rows
             ],
         ).all()
-        for (campaign_id, _), (token, rows, _) in zip(inserted, new_rows, strict=True):
+        for (campaign_id, _), (token, rows, bookkeeping) in zip(inserted, new_rows, strict=True):
             for table, child in _child_rows(campaign_id, rows).items():
                 pending_children[table] += child
             warnings += _warning_rows(load, token, campaign_id, rows.warnings)
+            version(campaign_id, rows, bookkeeping)
         counts.inserted += len(new_rows)
 
     if changed:
@@ -231,13 +247,16 @@ def load_page(conn: Connection, load: PageLoad) -> PageCounts:
                 for known, _, rows, bookkeeping in changed
             ],
         )
-        for known, token, rows, _ in changed:
+        for known, token, rows, bookkeeping in changed:
             for table, child in _child_rows(known.id, rows).items():
                 pending_children[table] += child
             warnings += _warning_rows(load, token, known.id, rows.warnings)
+            version(known.id, rows, bookkeeping)
         counts.updated += len(changed)
 
     _insert_children(conn, pending_children)
+    if versions:
+        conn.execute(insert(campaign_versions), versions)
 
     if refreshed:
         conn.execute(

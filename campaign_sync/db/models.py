@@ -208,6 +208,20 @@ class SyncWarning(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class CampaignVersion(Base):
+    """Every content a campaign has had: a row each time its detail really changed."""
+
+    __tablename__ = "campaign_versions"
+    __table_args__ = (Index(None, "campaign_id", "recorded_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[int] = mapped_column(BigId, _campaign_fk())
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    run_id: Mapped[int | None] = mapped_column(BigInteger)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[Any] = mapped_column(JSONDocument, nullable=True)
+
+
 class CampaignUpdate(Base):
     """The audit trail of write-backs through Batch's update endpoint."""
 
@@ -237,3 +251,4 @@ sync_state = cast(Table, SyncState.__table__)
 sync_runs = cast(Table, SyncRun.__table__)
 sync_warnings = cast(Table, SyncWarning.__table__)
 campaign_updates = cast(Table, CampaignUpdate.__table__)
+campaign_versions = cast(Table, CampaignVersion.__table__)

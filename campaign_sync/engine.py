@@ -298,14 +298,12 @@ class SyncPass:
                     raise
             await loads.put(None)
 
-        in_flight: list[asyncio.Task[PageLoad]] = []
         try:
             async with asyncio.TaskGroup() as group:
                 sweeper = group.create_task(sweep_stage())
                 fetcher = group.create_task(detail_stage())
                 while (item := await loads.get()) is not None:
                     fetch, last = item
-                    in_flight.append(fetch)
                     try:
                         load = await fetch
                     except _Stopped:
@@ -320,12 +318,10 @@ class SyncPass:
                         break
                 sweeper.cancel()
                 fetcher.cancel()
-                while not loads.empty():
+                while not loads.empty():  # pages fetched ahead of a stop or a failure
                     queued = loads.get_nowait()
                     if queued is not None:
-                        in_flight.append(queued[0])
-                for task in in_flight:
-                    task.cancel()
+                        queued[0].cancel()
         except BaseExceptionGroup as group_error:
             raise _first_error(group_error) from None
         if failures:

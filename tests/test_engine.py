@@ -484,3 +484,30 @@ def test_sweep_state_records_complete_sweeps(
     run_sync(pg_url, sim_server)
     with db.connect() as conn:
         assert {s for (s,) in conn.execute(select(sync_state.c.sweep_id))} == {42}
+
+
+def test_a_pass_streams_holding_only_a_few_pages_at_once(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    from campaign_sync.db.loader import PageLoad
+    from campaign_sync.engine import SyncPass
+
+    alive: list[int] = []
+    original = SyncPass._apply
+
+    async def counting_apply(self: SyncPass, load: PageLoad) -> Any:
+        gc.collect()
+        alive.append(sum(isinstance(o, PageLoad) for o in gc.get_objects()))
+        return await original(self, load)
+
+    monkeypatch.setattr(SyncPass, "_apply", counting_apply)
+    from tests.conftest import API_KEY, CANARY_REST_KEY
+
+    many = Simulator(api_key=API_KEY, rest_api_key=CANARY_REST_KEY, push=800, in_app=0, seed=2)
+    with SimulatorServer(many) as server:
+        results = by_type(run_sync(pg_url, server, [PUSH]))
+    assert results[PUSH].counts.campaigns_inserted == 800
+    assert len(alive) == 9  # pages at offsets 0, 95, ..., 760
+    assert max(alive) <= 4, f"pages are kept after they are written: {alive}"

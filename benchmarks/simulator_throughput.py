@@ -8,18 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
-import subprocess
-import sys
 import time
 
+import httpx
+from _simulator import start_simulator
+
 TARGET = 1500.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def worker(port: int, paths: list[str], deadline: float, counts: list[int]) -> None:
@@ -56,27 +50,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "campaign_sync", "simulate", "--port", str(port),
-         "--api-key", "KEY", "--rest-api-key", "SECRET", "--push", "500", "--in-app", "300"],
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    server, url = start_simulator("--push", "500", "--in-app", "300")
+    port = int(url.rsplit(":", 1)[1])
     try:
-        import httpx
-
-        for _ in range(100):
-            try:
-                tokens = [
-                    e["campaign_token"]
-                    for e in httpx.get(
-                        f"http://127.0.0.1:{port}/1.1/KEY/campaigns/list?limit=100",
-                        headers={"X-Authorization": "SECRET"},
-                    ).json()
-                ]
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        entries = httpx.get(
+            f"{url}/1.1/KEY/campaigns/list?limit=100", headers={"X-Authorization": "SECRET"}
+        ).json()
+        tokens = [entry["campaign_token"] for entry in entries]
         asyncio.run(load(port, 1.0, args.connections, tokens))  # warm-up
         started = time.monotonic()
         ok, other = asyncio.run(load(port, args.seconds, args.connections, tokens))

@@ -11,21 +11,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-import httpx
+from _simulator import start_simulator
 
 TARGET_MB = 300.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def main() -> None:
@@ -34,31 +27,18 @@ def main() -> None:
     args = parser.parse_args()
     push = args.campaigns // 2
     in_app = args.campaigns - push
-    port = free_port()
-    simulator = subprocess.Popen(
-        [sys.executable, "-m", "campaign_sync", "simulate", "--port", str(port),
-         "--api-key", "KEY", "--rest-api-key", "SECRET", "--push", str(push),
-         "--in-app", str(in_app)],
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    simulator, base_url = start_simulator("--push", str(push), "--in-app", str(in_app))
     workdir = tempfile.mkdtemp()
     env = {
         **os.environ,
         "DATABASE_URL": os.environ.get("DATABASE_URL") or f"sqlite:///{workdir}/memory.db",
-        "BATCH_API_BASE_URL": f"http://127.0.0.1:{port}",
+        "BATCH_API_BASE_URL": base_url,
         "BATCH_API_KEY": "KEY",
         "BATCH_REST_API_KEY": "SECRET",
         "CAMPAIGN_SYNC_BACKOFF_MIN_SECONDS": "0.5",
         "CAMPAIGN_SYNC_LOG_LEVEL": "warning",
     }
     try:
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/_sim/stats")
-                break
-            except httpx.TransportError:
-                time.sleep(0.5)
         subprocess.run([sys.executable, "-m", "campaign_sync", "migrate"], env=env, check=True)
         started = time.monotonic()
         sync = subprocess.Popen([sys.executable, "-m", "campaign_sync", "sync"], env=env)

@@ -12,13 +12,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 
-import httpx
+from _simulator import start_simulator
 
 from campaign_sync.config import Settings
 from campaign_sync.db.migrate import upgrade
@@ -28,40 +25,24 @@ from campaign_sync.runner import sync_apps
 TARGET_RATIO = 1.3
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--push", type=int, default=1000)
     parser.add_argument("--in-app", type=int, default=1000)
     parser.add_argument("--latency-ms", type=float, default=20.0)
     args = parser.parse_args()
-    port = free_port()
-    simulator = subprocess.Popen(
-        [sys.executable, "-m", "campaign_sync", "simulate", "--port", str(port),
-         "--api-key", "KEY", "--rest-api-key", "SECRET", "--push", str(args.push),
-         "--in-app", str(args.in_app), "--latency-ms", str(args.latency_ms)],
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    simulator, base_url = start_simulator(
+        "--push", str(args.push), "--in-app", str(args.in_app), "--latency-ms", str(args.latency_ms)
+    )
     workdir = tempfile.mkdtemp()
     url = os.environ.get("DATABASE_URL") or f"sqlite:///{workdir}/bench.db"
     try:
-        for _ in range(100):
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/_sim/stats")
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
         upgrade(url)
         settings = Settings(
             database_url=url,
             batch_api_key="KEY",
             batch_rest_api_key="SECRET",
-            batch_api_base_url=f"http://127.0.0.1:{port}",
+            batch_api_base_url=base_url,
             backoff_min_seconds=0.5,
         )  # type: ignore[call-arg]
         from campaign_sync.config import resolve_apps

@@ -29,8 +29,8 @@ class ConfigError(Exception):
     """Bad configuration: the message says which setting (and app) to fix."""
 
 
-def _env(name: str, key: str) -> Any:
-    return Field(None, validation_alias=AliasChoices(name, key))
+def _setting(default: Any, env: str, **constraints: Any) -> Any:
+    return Field(default, validation_alias=AliasChoices(env), **constraints)
 
 
 class AppConfig(BaseModel):
@@ -47,100 +47,38 @@ class AppConfig(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, populate_by_name=True)
+    """Each setting comes from its environment variable, or by its field name from TOML."""
 
-    database_url: str = Field(
-        DEFAULT_DATABASE_URL, validation_alias=AliasChoices("DATABASE_URL", "database_url")
+    # Case-sensitive: only the documented upper-case variables are read from the environment
+    # (a stray LOG_LEVEL or CONCURRENCY is not ours); TOML keys are the field names.
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=True, populate_by_name=True)
+
+    database_url: str = _setting(DEFAULT_DATABASE_URL, "DATABASE_URL")
+    batch_api_key: str | None = _setting(None, "BATCH_API_KEY")
+    batch_rest_api_key: SecretStr | None = _setting(None, "BATCH_REST_API_KEY")
+    batch_api_base_url: str = _setting("https://api.batch.com", "BATCH_API_BASE_URL")
+    backoff_min_seconds: float = _setting(
+        BATCH_FLOOR_SECONDS, "CAMPAIGN_SYNC_BACKOFF_MIN_SECONDS", ge=0
     )
-    batch_api_key: str | None = _env("BATCH_API_KEY", "batch_api_key")
-    batch_rest_api_key: SecretStr | None = _env("BATCH_REST_API_KEY", "batch_rest_api_key")
-    batch_api_base_url: str = Field(
-        "https://api.batch.com",
-        validation_alias=AliasChoices("BATCH_API_BASE_URL", "batch_api_base_url"),
+    backoff_max_seconds: float = _setting(120.0, "CAMPAIGN_SYNC_BACKOFF_MAX_SECONDS", gt=0)
+    concurrency: int = _setting(8, "CAMPAIGN_SYNC_CONCURRENCY", ge=1, le=64)
+    detail_max_age_seconds: float = _setting(86400, "CAMPAIGN_SYNC_DETAIL_MAX_AGE_SECONDS", ge=0)
+    interval_seconds: float = _setting(300, "CAMPAIGN_SYNC_INTERVAL_SECONDS", gt=0)
+    metrics_port: int = _setting(9108, "CAMPAIGN_SYNC_METRICS_PORT", ge=0, le=65535)
+    rate_increase_per_second: float = _setting(1.0, "CAMPAIGN_SYNC_RATE_INCREASE_PER_SECOND", gt=0)
+    connect_timeout_seconds: float = _setting(5.0, "CAMPAIGN_SYNC_CONNECT_TIMEOUT_SECONDS", gt=0)
+    read_timeout_seconds: float = _setting(30.0, "CAMPAIGN_SYNC_READ_TIMEOUT_SECONDS", gt=0)
+    retry_max_attempts: int = _setting(8, "CAMPAIGN_SYNC_RETRY_MAX_ATTEMPTS", ge=1)
+    retry_max_seconds: float = _setting(600.0, "CAMPAIGN_SYNC_RETRY_MAX_SECONDS", gt=0)
+    retry_backoff_initial_seconds: float = _setting(
+        0.5, "CAMPAIGN_SYNC_RETRY_BACKOFF_INITIAL_SECONDS", gt=0
     )
-    backoff_min_seconds: float = Field(
-        BATCH_FLOOR_SECONDS,
-        ge=0,
-        validation_alias=AliasChoices("CAMPAIGN_SYNC_BACKOFF_MIN_SECONDS", "backoff_min_seconds"),
+    retry_backoff_max_seconds: float = _setting(
+        30.0, "CAMPAIGN_SYNC_RETRY_BACKOFF_MAX_SECONDS", gt=0
     )
-    backoff_max_seconds: float = Field(
-        120.0,
-        gt=0,
-        validation_alias=AliasChoices("CAMPAIGN_SYNC_BACKOFF_MAX_SECONDS", "backoff_max_seconds"),
-    )
-    concurrency: int = Field(
-        8, ge=1, le=64, validation_alias=AliasChoices("CAMPAIGN_SYNC_CONCURRENCY", "concurrency")
-    )
-    detail_max_age_seconds: float = Field(
-        86400,
-        ge=0,
-        validation_alias=AliasChoices(
-            "CAMPAIGN_SYNC_DETAIL_MAX_AGE_SECONDS", "detail_max_age_seconds"
-        ),
-    )
-    interval_seconds: float = Field(
-        300,
-        gt=0,
-        validation_alias=AliasChoices("CAMPAIGN_SYNC_INTERVAL_SECONDS", "interval_seconds"),
-    )
-    metrics_port: int = Field(
-        9108,
-        ge=0,
-        le=65535,
-        validation_alias=AliasChoices("CAMPAIGN_SYNC_METRICS_PORT", "metrics_port"),
-    )
-    rate_increase_per_second: float = Field(
-        1.0,
-        gt=0,
-        validation_alias=AliasChoices(
-            "CAMPAIGN_SYNC_RATE_INCREASE_PER_SECOND", "rate_increase_per_second"
-        ),
-    )
-    connect_timeout_seconds: float = Field(
-        5.0,
-        gt=0,
-        validation_alias=AliasChoices(
-            "CAMPAIGN_SYNC_CONNECT_TIMEOUT_SECONDS", "connect_timeout_seconds"
-        ),
-    )
-    read_timeout_seconds: float = Field(
-        30.0,
-        gt=0,
-        validation_alias=AliasChoices("CAMPAIGN_SYNC_READ_TIMEOUT_SECONDS", "read_timeout_seconds"),
-    )
-    retry_max_attempts: int = Field(
-        8,
-        ge=1,
-        validation_alias=AliasChoices("CAMPAIGN_SYNC_RETRY_MAX_ATTEMPTS", "retry_max_attempts"),
-    )
-    retry_max_seconds: float = Field(
-        600.0,
-        gt=0,
-        validation_alias=AliasChoices("CAMPAIGN_SYNC_RETRY_MAX_SECONDS", "retry_max_seconds"),
-    )
-    retry_backoff_initial_seconds: float = Field(
-        0.5,
-        gt=0,
-        validation_alias=AliasChoices(
-            "CAMPAIGN_SYNC_RETRY_BACKOFF_INITIAL_SECONDS", "retry_backoff_initial_seconds"
-        ),
-    )
-    retry_backoff_max_seconds: float = Field(
-        30.0,
-        gt=0,
-        validation_alias=AliasChoices(
-            "CAMPAIGN_SYNC_RETRY_BACKOFF_MAX_SECONDS", "retry_backoff_max_seconds"
-        ),
-    )
-    log_format: str = Field(
-        "auto",
-        pattern="^(auto|json|text)$",
-        validation_alias=AliasChoices("CAMPAIGN_SYNC_LOG_FORMAT", "log_format"),
-    )
-    log_level: str = Field(
-        "INFO",
-        pattern="(?i)^(debug|info|warning|error)$",
-        validation_alias=AliasChoices("CAMPAIGN_SYNC_LOG_LEVEL", "log_level"),
+    log_format: str = _setting("auto", "CAMPAIGN_SYNC_LOG_FORMAT", pattern="^(auto|json|text)$")
+    log_level: str = _setting(
+        "INFO", "CAMPAIGN_SYNC_LOG_LEVEL", pattern="(?i)^(debug|info|warning|error)$"
     )
     apps: list[AppConfig] = Field(default_factory=list)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -253,25 +254,35 @@ def transform_campaign(
     )
 
 
+def _objects(read: _Reader, value: Any, where: str) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """(position, path, object) for each object of an array; anything else is a warning."""
+    for position, item in enumerate(read.array(value, where)):
+        path = f"{where}[{position}]"
+        if isinstance(item, dict):
+            yield position, path, item
+        else:
+            read.warn(path, item, f"expected an object, got {_kind(item)}")
+
+
+def _message_row(
+    read: _Reader, position: int, where: str, message: dict[str, Any], image: Any
+) -> dict[str, Any]:
+    return {
+        "position": position,
+        "language": read.text(message.get("language"), f"{where}.language"),
+        "header": read.text(message.get("header"), f"{where}.header"),
+        "title": read.text(message.get("title"), f"{where}.title"),
+        "body": read.text(message.get("body"), f"{where}.body"),
+        "image": read.text(image, f"{where}.image"),
+    }
+
+
 def _push_messages(read: _Reader, doc: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
-    for position, message in enumerate(read.array(doc.get("messages"), "messages")):
-        where = f"messages[{position}]"
-        if not isinstance(message, dict):
-            read.warn(where, message, f"expected an object, got {_kind(message)}")
-            continue
+    for position, where, message in _objects(read, doc.get("messages"), "messages"):
         media = message["media"] if isinstance(message.get("media"), dict) else {}
         image = message.get("image") or media.get("picture") or media.get("image")
-        rows.append(
-            {
-                "position": position,
-                "language": read.text(message.get("language"), f"{where}.language"),
-                "header": read.text(message.get("header"), f"{where}.header"),
-                "title": read.text(message.get("title"), f"{where}.title"),
-                "body": read.text(message.get("body"), f"{where}.body"),
-                "image": read.text(image, f"{where}.image"),
-            }
-        )
+        rows.append(_message_row(read, position, where, message, image))
     return rows
 
 
@@ -279,26 +290,11 @@ def _landing_contents(
     read: _Reader, landing: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     messages, actions = [], []
-    for position, content in enumerate(read.array(landing.get("contents"), "landing.contents")):
-        where = f"landing.contents[{position}]"
-        if not isinstance(content, dict):
-            read.warn(where, content, f"expected an object, got {_kind(content)}")
-            continue
-        messages.append(
-            {
-                "position": position,
-                "language": read.text(content.get("language"), f"{where}.language"),
-                "header": read.text(content.get("header"), f"{where}.header"),
-                "title": read.text(content.get("title"), f"{where}.title"),
-                "body": read.text(content.get("body"), f"{where}.body"),
-                "image": read.text(content.get("image"), f"{where}.image"),
-            }
-        )
-        for index, action in enumerate(read.array(content.get("actions"), f"{where}.actions")):
-            action_where = f"{where}.actions[{index}]"
-            if not isinstance(action, dict):
-                read.warn(action_where, action, f"expected an object, got {_kind(action)}")
-                continue
+    for position, where, content in _objects(read, landing.get("contents"), "landing.contents"):
+        messages.append(_message_row(read, position, where, content, content.get("image")))
+        for index, action_where, action in _objects(
+            read, content.get("actions"), f"{where}.actions"
+        ):
             actions.append(
                 {
                     "message_position": position,

@@ -145,3 +145,10 @@ def test_the_batch_floor_is_kept_against_the_real_api(monkeypatch: pytest.Monkey
     assert load_settings().backoff_floor() == 5
     monkeypatch.setenv("BATCH_API_BASE_URL", "http://127.0.0.1:8787")
     assert load_settings().backoff_floor() == 0.1
+
+
+def test_only_the_documented_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONCURRENCY", "2")
+    monkeypatch.setenv("LOG_LEVEL", "debug")
+    settings = load_settings()
+    assert settings.concurrency == 8 and settings.log_level == "INFO"

@@ -210,7 +210,9 @@ async def update_in_app(
     with engine.connect() as conn:
         row = (
             conn.execute(
-                select(c.id, c.detail, c.from_api, c.deleted_at, c.last_sweep_id).where(
+                select(
+                    c.id, c.detail, c.list_entry, c.from_api, c.deleted_at, c.last_sweep_id
+                ).where(
                     c.app == app.name,
                     c.campaign_type == CampaignType.IN_APP.value,
                     c.campaign_token == token,
@@ -301,7 +303,7 @@ async def update_in_app(
             return refuse(text, outcome="failed", changed=changed, payload=payload, error=error)
         fresh = await client.view_in_app(token)
     if isinstance(fresh, dict):
-        _store_detail(engine, app.name, token, fresh, row["last_sweep_id"] or 0)
+        _store_detail(engine, app.name, token, fresh, row["list_entry"], row["last_sweep_id"] or 0)
     message = f"updated in-app campaign {token} of app '{app.name}'" + (
         f": {', '.join(changed)}" if changed else " (no field changed)"
     )
@@ -313,8 +315,14 @@ async def update_in_app(
 
 
 def _store_detail(
-    engine: Engine, app: str, token: str, detail: dict[str, Any], sweep_id: int
+    engine: Engine,
+    app: str,
+    token: str,
+    detail: dict[str, Any],
+    list_entry: dict[str, Any] | None,
+    sweep_id: int,
 ) -> None:
+    """Upsert the fresh detail; the list entry stays the last one seen by a sweep."""
     now = utcnow()
     with engine.begin() as conn:
         stored = stored_campaigns(conn, app, CampaignType.IN_APP, [token])
@@ -324,7 +332,7 @@ def _store_detail(
             run_id=None,
             sweep_id=sweep_id,
             now=now,
-            list_entries={},
+            list_entries={token: list_entry} if list_entry is not None else {},
             details={token: detail},
             stored=stored,
         )

@@ -511,3 +511,28 @@ def test_a_pass_streams_holding_only_a_few_pages_at_once(
     assert results[PUSH].counts.campaigns_inserted == 800
     assert len(alive) == 9  # pages at offsets 0, 95, ..., 760
     assert max(alive) <= 4, f"pages are kept after they are written: {alive}"
+
+
+def test_many_apps_at_once_do_not_exhaust_the_connection_pool(
+    pg_url: str, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    import asyncio
+
+    from campaign_sync.engine import PassOptions
+    from campaign_sync.runner import sync_apps
+    from tests.conftest import make_app, make_settings
+
+    names = [f"app{i}" for i in range(9)]
+    for index, name in enumerate(names):
+        simulator.add_app(f"KEY-{name}", push=3, in_app=3, seed=index)
+    engine = make_engine(pg_url, pool_timeout=5)
+    results = asyncio.run(
+        sync_apps(
+            engine,
+            make_settings(sim_server.url, pg_url),
+            [make_app(name, api_key=f"KEY-{name}") for name in names],
+            options=PassOptions(),
+        )
+    )
+    engine.dispose()
+    assert [r.status for r in results] == ["succeeded"] * 18

@@ -85,6 +85,11 @@ def test_an_update_succeeds_and_the_database_shows_it_at_once(
         ).all()
     assert [v.detail["name"] for v in versions][-1] == "Spring sale"
     assert len(versions) == 2, "the history keeps the version before the update"
+    with synced.connect() as conn:
+        list_hash = conn.execute(
+            select(campaigns.c.list_hash).where(campaigns.c.campaign_token == token)
+        ).scalar()
+    assert list_hash is not None, "the write-back wiped what the sweep knew"
     assert simulator.count("update in-app", 200) == 1
     audit = audit_rows(synced)[-1]
     assert audit["outcome"] == "succeeded" and audit["changed_fields"] == outcome.changed_fields

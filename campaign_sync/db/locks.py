@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.pool import NullPool
 
 from campaign_sync.batch.endpoints import CampaignType
 
@@ -43,9 +44,23 @@ def pass_lock(engine: Engine, app: str, campaign_type: CampaignType) -> Iterator
             yield held
 
 
+_lock_engines: dict[str, Engine] = {}
+
+
+def _lock_engine(engine: Engine) -> Engine:
+    """Lock connections live for a whole pass: keep them out of the loads' pool."""
+    key = engine.url.render_as_string(hide_password=False)
+    with _local_guard:
+        if key not in _lock_engines:
+            _lock_engines[key] = create_engine(
+                engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT"
+            )
+        return _lock_engines[key]
+
+
 @contextlib.contextmanager
 def _advisory_lock(engine: Engine, key: int) -> Iterator[bool]:
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+    with _lock_engine(engine).connect() as conn:
         held = bool(
             conn.execute(
                 text("select pg_try_advisory_lock(:ns, :key)"), {"ns": LOCK_NAMESPACE, "key": key}

@@ -272,3 +272,18 @@ def test_logs_are_json_lines_carrying_app_type_and_run_when_not_a_terminal(
     assert summary["app"] == "default" and summary["campaign_type"] == "push"
     assert isinstance(summary["run_id"], int)
     assert summary["level"] == "info" and "ts" in summary
+
+
+def test_the_demo_uses_database_url_when_set(pg_url: str) -> None:
+    result = cli("demo", "--push", "120", "--in-app", "80", env=cli_env(pg_url))
+    assert result.returncode == 0, result.stderr
+    assert "Second pass: only what changed is fetched" in result.stdout
+    assert 'psql "$DATABASE_URL"' in result.stdout
+    engine = make_engine(pg_url)
+    assert count(engine, "select count(*) from campaigns where app = 'demo'") == 201
+    engine.dispose()
+    again = cli("demo", "--push", "120", "--in-app", "80", env=cli_env(pg_url))
+    assert again.returncode == 0, again.stderr
+    engine = make_engine(pg_url)
+    assert count(engine, "select count(*) from campaigns where app = 'demo'") == 201
+    engine.dispose()

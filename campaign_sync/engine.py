@@ -84,6 +84,8 @@ class Progress(Protocol):
 
     def rate_limited(self, app: str, seconds: float) -> None: ...
 
+    def retried(self, app: str, campaign_type: CampaignType) -> None: ...
+
     def pass_finished(self, result: PassResult) -> None: ...
 
 
@@ -95,6 +97,9 @@ class NoProgress:
         pass
 
     def rate_limited(self, app: str, seconds: float) -> None:
+        pass
+
+    def retried(self, app: str, campaign_type: CampaignType) -> None:
         pass
 
     def pass_finished(self, result: PassResult) -> None:
@@ -145,7 +150,7 @@ class SyncPass:
         if progress is not None and progress.rate_limited not in client.pause_listeners:
             client.pause_listeners.append(progress.rate_limited)
         self.write_lock = write_lock
-        self.stats = CallStats()
+        self.stats = CallStats(on_retry=lambda: self.progress.retried(self.app, self.campaign_type))
         self.page_counts = PageCounts()
         self.reached_end = False
 
@@ -330,6 +335,12 @@ class SyncPass:
     async def _fetch_details(
         self, page: SweepPage, run_id: int, sweep_id: int, full_refresh: bool
     ) -> PageLoad:
+        if page.skipped_entries:
+            log.warning(
+                "%d list entries at offset %d have no campaign_token and were skipped",
+                page.skipped_entries,
+                page.offset,
+            )
         entries: dict[str, dict[str, Any]] = {}
         for entry in page.entries:
             token = entry_token(entry)

@@ -34,6 +34,7 @@ class RichProgress(NoProgress):
             BarColumn(),
             TextColumn("{task.completed}/{task.total} details"),
             TextColumn("{task.fields[pages]} pages"),
+            TextColumn("{task.fields[retries]} retries"),
             TextColumn("[yellow]{task.fields[note]}"),
             TimeElapsedColumn(),
             console=console,
@@ -53,7 +54,7 @@ class RichProgress(NoProgress):
         key = (app, campaign_type)
         if key not in self._tasks:
             self._tasks[key] = self._progress.add_task(
-                f"{app}/{campaign_type.label}", total=0, pages=0, note=""
+                f"{app}/{campaign_type.label}", total=0, pages=0, retries=0, note=""
             )
         return self._tasks[key]
 
@@ -74,6 +75,11 @@ class RichProgress(NoProgress):
 
     def detail_fetched(self, app: str, campaign_type: CampaignType) -> None:
         self._progress.update(self._task(app, campaign_type), advance=1, note=self._note(app))
+
+    def retried(self, app: str, campaign_type: CampaignType) -> None:
+        task = self._task(app, campaign_type)
+        retries = self._progress.tasks[task].fields["retries"] + 1
+        self._progress.update(task, retries=retries, note=self._note(app))
 
     def rate_limited(self, app: str, seconds: float) -> None:
         self._pauses[app] = time.monotonic() + seconds

@@ -536,3 +536,48 @@ def test_many_apps_at_once_do_not_exhaust_the_connection_pool(
     )
     engine.dispose()
     assert [r.status for r in results] == ["succeeded"] * 18
+
+
+def test_the_live_display_hears_about_pages_details_retries_and_waits(
+    pg_url: str, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    import asyncio
+
+    from campaign_sync.engine import NoProgress, PassOptions
+    from campaign_sync.runner import sync_apps
+    from tests.conftest import make_app, make_settings
+
+    class Recorder(NoProgress):
+        def __init__(self) -> None:
+            self.events: list[str] = []
+
+        def page_swept(self, app: str, campaign_type: Any, entries: int, needed: int) -> None:
+            self.events.append(f"page {entries} {needed}")
+
+        def detail_fetched(self, app: str, campaign_type: Any) -> None:
+            self.events.append("detail")
+
+        def retried(self, app: str, campaign_type: Any) -> None:
+            self.events.append("retry")
+
+        def rate_limited(self, app: str, seconds: float) -> None:
+            self.events.append("wait")
+
+    simulator.script("view push", [500, 429])
+    recorder = Recorder()
+    engine = make_engine(pg_url)
+    asyncio.run(
+        sync_apps(
+            engine,
+            make_settings(sim_server.url, pg_url),
+            [make_app()],
+            [PUSH],
+            PassOptions(),
+            progress=recorder,
+        )
+    )
+    engine.dispose()
+    assert recorder.events.count("page 60 60") == 1
+    assert recorder.events.count("detail") == 60
+    assert recorder.events.count("retry") == 2
+    assert recorder.events.count("wait") == 1

@@ -20,6 +20,8 @@ def test_the_live_display_shows_pages_details_and_429_waits() -> None:
         progress.page_swept("ios", CampaignType.PUSH, entries=100, needed=40)
         for _ in range(12):
             progress.detail_fetched("ios", CampaignType.PUSH)
+        progress.retried("ios", CampaignType.PUSH)
+        progress.retried("ios", CampaignType.PUSH)
         progress.rate_limited("ios", 30.0)
         progress.detail_fetched("ios", CampaignType.PUSH)
         shown = output.getvalue()
@@ -27,6 +29,7 @@ def test_the_live_display_shows_pages_details_and_429_waits() -> None:
         progress.pass_finished(PassResult("ios", CampaignType.PUSH, "succeeded"))
     text = output.getvalue()
     assert "ios/push" in text and "13/40 details" in text and "1 pages" in text
+    assert "2 retries" in text
 
 
 def test_the_status_table_shows_each_app_and_type() -> None:

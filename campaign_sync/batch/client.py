@@ -63,9 +63,12 @@ class CallStats:
     detail_calls: int = 0
     update_calls: int = 0
     retries: int = 0
+    on_retry: Callable[[], None] | None = None
 
     def count_retry(self) -> None:
         self.retries += 1
+        if self.on_retry is not None:
+            self.on_retry()
 
 
 def mask_key(text: str, key: str) -> str:

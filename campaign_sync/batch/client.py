@@ -105,8 +105,8 @@ class BatchClient:
             headers={"X-Authorization": rest_api_key, "Content-Type": "application/json"},
             timeout=httpx.Timeout(self.options.read_timeout, connect=self.options.connect_timeout),
             limits=httpx.Limits(
-                max_connections=self.options.concurrency + 2,
-                max_keepalive_connections=self.options.concurrency + 2,
+                max_connections=self.options.concurrency,
+                max_keepalive_connections=self.options.concurrency,
             ),
             transport=transport,
             follow_redirects=False,

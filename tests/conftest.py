@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, text
 
-from campaign_sync.config import AppConfig, ResolvedApp, Settings
+from campaign_sync.config import ResolvedApp, Settings
 from campaign_sync.db import migrate
 from campaign_sync.db.models import Base
 from campaign_sync.db.session import make_engine
@@ -123,10 +123,6 @@ def any_db_url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue(fixture))
 
 
-def open_engine(url: str) -> Engine:
-    return make_engine(url)
-
-
 @pytest.fixture
 def db(pg_url: str) -> Iterator[Engine]:
     engine = make_engine(pg_url)
@@ -172,7 +168,6 @@ def make_settings(base_url: str, database_url: str = "sqlite://", **overrides: o
 def make_app(name: str = "default", api_key: str = API_KEY, concurrency: int = 8) -> ResolvedApp:
     from pydantic import SecretStr
 
-    AppConfig(name=name, api_key=api_key)
     return ResolvedApp(
         name=name,
         api_key=api_key,

@@ -46,7 +46,6 @@ class RateGate:
         self._next_slot = 0.0
         self._recent_sends: deque[float] = deque()
         self.total_429 = 0
-        self.total_paused_seconds = 0.0
 
     @property
     def rate(self) -> float | None:
@@ -100,7 +99,6 @@ class RateGate:
         now = self._clock()
         self._pause_started = now
         self._paused_until = max(self._paused_until, now + wait)
-        self.total_paused_seconds += wait
         self._rate = max(policy.min_rate, self._observed_rate(now) * policy.decrease_factor)
         self._next_slot = self._paused_until
         return self.pause_remaining()

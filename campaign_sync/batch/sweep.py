@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from campaign_sync.batch.endpoints import PAGE_LIMIT
@@ -45,7 +45,6 @@ class SweepPage:
     last: bool
     skipped_entries: int = 0  # entries without a usable campaign_token
     list_calls: int = 1  # calls this page cost, step-backs included
-    raw_tokens: list[str] = field(default_factory=list)
 
 
 def entry_token(entry: object) -> str | None:
@@ -112,7 +111,6 @@ async def sweep_pages(
             last=last,
             skipped_entries=skipped,
             list_calls=calls,
-            raw_tokens=list(page_tokens),
         )
         if last:
             return

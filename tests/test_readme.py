@@ -75,3 +75,11 @@ def test_the_readme_install_and_demo_works_in_a_new_virtualenv(tmp_path: Path) -
         ).fetchone()
     assert stored == 651  # 400 push + 250 in-app, and one created before the second pass
     assert runs == 4
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    from tests.test_containers import known_variables
+
+    readme = (ROOT / "README.md").read_text()
+    undocumented = sorted(name for name in known_variables() if name not in readme)
+    assert undocumented == []

@@ -126,3 +126,41 @@ def test_entries_without_a_token_are_counted_not_yielded() -> None:
     tokens, skipped = asyncio.run(run())
     assert tokens == ["a", "b"]
     assert skipped == 2
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    size=st.integers(min_value=1, max_value=500),
+    stop_after=st.integers(min_value=1, max_value=6),
+    churn=st.lists(st.tuples(st.integers(0, 25), st.integers(0, 25)), max_size=30),
+    between=st.tuples(st.integers(0, 40), st.integers(0, 40)),
+)
+def test_a_sweep_stopped_and_resumed_still_sees_every_survivor(
+    size: int, stop_after: int, churn: list[tuple[int, int]], between: tuple[int, int]
+) -> None:
+    source = ShiftingList(size, churn)
+    original = list(source.items)
+
+    async def run() -> tuple[list[str], list[str]]:
+        first: list[str] = []
+        position = None
+        pages = 0
+        async for page in sweep_pages(source.fetch, page_size=20, overlap=5):
+            first += [e["campaign_token"] for e in page.entries]
+            position = None if page.last else page.next_position
+            pages += 1
+            if pages == stop_after:
+                break
+        if position is None:
+            return first, []
+        source.create(between[0])  # the list changes while no pass runs
+        source.delete_random(between[1])
+        rest: list[str] = []
+        async for page in sweep_pages(source.fetch, position, page_size=20, overlap=5):
+            rest += [e["campaign_token"] for e in page.entries]
+        return first, rest
+
+    first, rest = asyncio.run(run())
+    survivors = {t for t in original if t not in source.ever_deleted}
+    assert len(first) == len(set(first)) and len(rest) == len(set(rest))
+    assert survivors <= set(first) | set(rest)

@@ -110,5 +110,6 @@ def setup_logging(log_format: str = "auto", level: str = "INFO") -> None:
     root.addHandler(handler)
     root.setLevel(level.upper())
     # httpx logs every request URL at INFO, and our URLs carry the app's API key.
-    for noisy in ("httpx", "httpcore", "uvicorn", "uvicorn.error", "alembic"):
+    # apscheduler logs every job run at INFO; our own pass lines say more.
+    for noisy in ("httpx", "httpcore", "uvicorn", "uvicorn.error", "alembic", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

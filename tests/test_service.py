@@ -199,7 +199,7 @@ def test_two_real_processes_never_sync_the_same_app_and_type_at_once(
 ) -> None:
     url = str(request.getfixturevalue("pg_url" if backend == "postgresql" else "sqlite_url"))
     slow = Simulator(api_key=API_KEY, rest_api_key=CANARY_REST_KEY, push=300, in_app=150, seed=8)
-    slow.knobs.latency_seconds = 0.02
+    slow.knobs.latency_seconds = 0.04  # a pass of ~3 s: both processes surely overlap
     with SimulatorServer(slow) as server:
         env = cli_env(url, server)
         processes = [

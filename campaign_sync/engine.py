@@ -45,7 +45,6 @@ from campaign_sync.db.state import (
 )
 from campaign_sync.db.types import utcnow
 from campaign_sync.logs import log_context
-from campaign_sync.transform import stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +107,7 @@ class NoProgress:
 
 def needs_detail(
     known: StoredCampaign | None,
-    list_hash: str,
+    list_hash: str | None,
     *,
     now: datetime,
     max_age: timedelta,
@@ -348,19 +347,6 @@ class SyncPass:
                 entries[token] = entry
         stored = await asyncio.to_thread(self._stored, list(entries))
         now = utcnow()
-        max_age = timedelta(seconds=self.options.detail_max_age_seconds)
-        needed = [
-            token
-            for token, entry in entries.items()
-            if needs_detail(
-                stored.get(token),
-                stable_hash(entry),
-                now=now,
-                max_age=max_age,
-                full_refresh=full_refresh,
-            )
-        ]
-        self.progress.page_swept(self.app, self.campaign_type, len(entries), len(needed))
         load = PageLoad(
             app=self.app,
             campaign_type=self.campaign_type,
@@ -371,6 +357,19 @@ class SyncPass:
             position=page.next_position,
             stored=stored,
         )
+        max_age = timedelta(seconds=self.options.detail_max_age_seconds)
+        needed = [
+            token
+            for token in entries
+            if needs_detail(
+                stored.get(token),
+                load.list_hash(token),
+                now=now,
+                max_age=max_age,
+                full_refresh=full_refresh,
+            )
+        ]
+        self.progress.page_swept(self.app, self.campaign_type, len(entries), len(needed))
         if not needed:
             return load
         fetches = asyncio.gather(*(self._view(token) for token in needed), return_exceptions=True)

@@ -57,6 +57,16 @@ class PageLoad:
     failed: dict[str, str] = field(default_factory=dict)  # token -> why its detail failed
     position: SweepPosition | None = None  # the cursor to save with this page
     stored: dict[str, StoredCampaign] = field(default_factory=dict)  # what the DB held
+    _list_hashes: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def list_hash(self, token: str) -> str | None:
+        """The stable hash of a token's list entry, computed once per page."""
+        entry = self.list_entries.get(token)
+        if entry is None:
+            return None
+        if token not in self._list_hashes:
+            self._list_hashes[token] = stable_hash(entry)
+        return self._list_hashes[token]
 
 
 @dataclass
@@ -146,7 +156,7 @@ def load_page(conn: Connection, load: PageLoad) -> PageCounts:
         entry = load.list_entries.get(token)
         bookkeeping = {
             "list_entry": entry,
-            "list_hash": stable_hash(entry) if entry is not None else None,
+            "list_hash": load.list_hash(token),
             "content_hash": stable_hash(detail),
             "detail_fetched_at": now,
             "last_seen_at": now,

@@ -21,7 +21,13 @@ from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 
 from campaign_sync.batch.endpoints import CampaignType
 from campaign_sync.batch.errors import BatchError
-from campaign_sync.config import ConfigError, ResolvedApp, Settings, load_settings, resolve_apps
+from campaign_sync.config import (
+    ConfigError,
+    Settings,
+    load_settings,
+    resolve_apps,
+    select_apps,
+)
 from campaign_sync.db.migrate import SchemaNotCurrent, ensure_current, upgrade
 from campaign_sync.db.session import make_engine, masked_url
 from campaign_sync.engine import PassOptions, PassResult
@@ -115,19 +121,6 @@ def run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, T]])
                 loop.remove_signal_handler(sig)
 
     return asyncio.run(runner())
-
-
-def select_apps(apps: list[ResolvedApp], names: tuple[str, ...]) -> list[ResolvedApp]:
-    if not names:
-        return apps
-    known = {app.name: app for app in apps}
-    unknown = [name for name in names if name not in known]
-    if unknown:
-        raise ConfigError(
-            f"no app named {', '.join(repr(n) for n in unknown)}; "
-            f"configured apps: {', '.join(known)}"
-        )
-    return [known[name] for name in names]
 
 
 def describe_result(result: PassResult) -> str:

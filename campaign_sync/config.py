@@ -9,7 +9,7 @@ import os
 import re
 import stat
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -212,3 +212,17 @@ def resolve_apps(settings: Settings, environ: Mapping[str, str] | None = None) -
             )
         )
     return resolved
+
+
+def select_apps(apps: list[ResolvedApp], names: Sequence[str]) -> list[ResolvedApp]:
+    """The apps with these names (all of them when none is given), or a ConfigError."""
+    if not names:
+        return apps
+    known = {app.name: app for app in apps}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ConfigError(
+            f"no app named {', '.join(repr(n) for n in unknown)}; "
+            f"configured apps: {', '.join(known)}"
+        )
+    return [known[name] for name in names]

@@ -27,7 +27,14 @@ from sqlalchemy import Engine, insert, select
 from campaign_sync.batch.client import GONE
 from campaign_sync.batch.endpoints import READ_ONLY_FIELDS, CampaignType
 from campaign_sync.batch.errors import BatchError
-from campaign_sync.config import ConfigError, ResolvedApp, Settings, load_settings, resolve_apps
+from campaign_sync.config import (
+    ConfigError,
+    ResolvedApp,
+    Settings,
+    load_settings,
+    resolve_apps,
+    select_apps,
+)
 from campaign_sync.db.loader import PageLoad, load_page, stored_campaigns
 from campaign_sync.db.models import campaign_updates, campaigns
 from campaign_sync.db.session import make_engine
@@ -103,10 +110,7 @@ def parse_changes(
 
 def pick_app(apps: list[ResolvedApp], name: str | None) -> ResolvedApp:
     if name is not None:
-        for app in apps:
-            if app.name == name:
-                return app
-        raise ConfigError(f"no app named '{name}'; configured: {', '.join(a.name for a in apps)}")
+        return select_apps(apps, [name])[0]
     if len(apps) == 1:
         return apps[0]
     raise ConfigError(f"several apps are configured ({', '.join(a.name for a in apps)}): use --app")

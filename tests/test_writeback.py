@@ -256,3 +256,16 @@ def test_it_is_usable_from_a_script(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
     )
     assert result.stdout.strip() == "True ['name']", result.stderr
+
+
+def test_the_app_is_named_when_several_are_configured() -> None:
+    from campaign_sync.config import ConfigError
+    from campaign_sync.writeback import pick_app
+
+    ios, android = make_app("ios"), make_app("android")
+    assert pick_app([ios], None) is ios
+    assert pick_app([ios, android], "android") is android
+    with pytest.raises(ConfigError, match="use --app"):
+        pick_app([ios, android], None)
+    with pytest.raises(ConfigError, match="no app named 'web'; configured apps: ios, android"):
+        pick_app([ios, android], "web")

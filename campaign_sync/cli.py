@@ -10,9 +10,8 @@ import functools
 import json
 import logging
 import os
-import signal
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
@@ -32,10 +31,10 @@ from campaign_sync.db.migrate import SchemaNotCurrent, ensure_current, upgrade
 from campaign_sync.db.session import make_engine, masked_url
 from campaign_sync.engine import PassOptions, PassResult
 from campaign_sync.logs import setup_logging
+from campaign_sync.service import run_until_signalled
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 F = TypeVar("F", bound=Callable[..., Any])
-T = TypeVar("T")
 
 
 class Failure(Exception):
@@ -92,35 +91,10 @@ def _settings() -> Settings:
     return settings
 
 
-def _engine(settings: Settings, *, check_schema: bool = True) -> Engine:
+def _engine(settings: Settings) -> Engine:
     engine = make_engine(settings.database_url)
-    if check_schema:
-        ensure_current(engine)
+    ensure_current(engine)
     return engine
-
-
-def run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, T]]) -> T:
-    """Run `main(stop)`; SIGTERM/SIGINT set `stop` (finish the page in flight, then stop)."""
-
-    async def runner() -> T:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-
-        def on_signal() -> None:
-            if stop.is_set() and task is not None:
-                task.cancel()  # a second signal: stop now
-            stop.set()
-
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, on_signal)
-        try:
-            return await main(stop)
-        finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)
-
-    return asyncio.run(runner())
 
 
 def describe_result(result: PassResult) -> str:

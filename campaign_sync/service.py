@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import signal
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -23,6 +25,8 @@ from campaign_sync.metrics import Health, Metrics, metrics_server
 from campaign_sync.runner import sync_app
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 STOP_GRACE_SECONDS = 25  # SIGTERM to exit within 30 s, as orchestrators expect
 
@@ -144,8 +148,30 @@ class Service:
             )
 
 
-def serve(engine: Engine, settings: Settings, apps: list[ResolvedApp]) -> None:
-    from campaign_sync.cli import run_until_signalled
+def run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, T]]) -> T:
+    """Run `main(stop)`; SIGTERM/SIGINT set `stop` (finish the page in flight, then stop)."""
 
+    async def runner() -> T:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+
+        def on_signal() -> None:
+            if stop.is_set() and task is not None:
+                task.cancel()  # a second signal: stop now
+            stop.set()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal)
+        try:
+            return await main(stop)
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+
+    return asyncio.run(runner())
+
+
+def serve(engine: Engine, settings: Settings, apps: list[ResolvedApp]) -> None:
     service = Service(engine, settings, apps)
     run_until_signalled(service.run)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, and_, func, select
@@ -140,8 +140,7 @@ def collect_status(
 
 
 def _aware(value: datetime | None) -> datetime | None:
-    from datetime import UTC
-
+    """Aggregates (min, max) skip the column type: SQLite hands back naive UTC."""
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=UTC)

@@ -43,6 +43,7 @@ from campaign_sync.runner import make_client
 from campaign_sync.transform import stable_hash
 
 Changes = dict[str, Any]  # dotted path ("trigger.capping") -> new value
+_MISSING = object()
 
 
 class UsageError(Exception):
@@ -135,9 +136,6 @@ def apply_changes(detail: dict[str, Any], changes: Changes) -> tuple[dict[str, A
             changed.append(path)
         target[keys[-1]] = value
     return payload, sorted(changed)
-
-
-_MISSING = object()
 
 
 def validate(payload: dict[str, Any]) -> list[str]:

@@ -29,7 +29,7 @@ def _reachable(url: str) -> bool:
         return False
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -74,7 +74,7 @@ class PostgresServer:
         data_dir = tempfile.mkdtemp(prefix="campaign-sync-pg-")
         if os.geteuid() == 0:
             raise RuntimeError(HOW_TO_GET_ONE + " (initdb refuses to run as root)")
-        port = _free_port()
+        port = free_port()
         subprocess.run(
             [initdb, "-D", data_dir, "-A", "trust", "-U", "postgres"],
             check=True,

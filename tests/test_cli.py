@@ -19,6 +19,7 @@ from campaign_sync.db.models import sync_runs, sync_state
 from campaign_sync.db.session import make_engine
 from campaign_sync.simulator import Simulator, SimulatorServer
 from tests.conftest import API_KEY, CANARY_REST_KEY
+from tests.pg import free_port
 from tests.syncing import content_snapshot, count
 
 COMMANDS = ["migrate", "sync", "serve", "status", "update-in-app", "simulate", "demo"]
@@ -220,7 +221,7 @@ def test_a_sync_killed_mid_pass_resumes_to_the_same_database(
 
 
 def test_simulate_serves_the_documented_curl(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "campaign_sync", "simulate", "--port", str(port),
          "--api-key", "KEY", "--rest-api-key", "SECRET", "--push", "500", "--in-app", "300",
@@ -241,14 +242,6 @@ def test_simulate_serves_the_documented_curl(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_for(url: str, headers: dict[str, str]) -> Any:

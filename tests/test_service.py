@@ -20,8 +20,9 @@ from campaign_sync.db.session import make_engine
 from campaign_sync.service import Service
 from campaign_sync.simulator import Simulator, SimulatorServer
 from tests.conftest import API_KEY, CANARY_REST_KEY, make_app, make_settings
+from tests.pg import free_port
 from tests.syncing import count
-from tests.test_cli import _free_port, cli, cli_env
+from tests.test_cli import cli, cli_env
 
 
 def run_service(service: Service, until: Callable[[], bool], timeout: float = 30) -> None:
@@ -66,7 +67,7 @@ def test_passes_happen_at_the_interval(
 def test_metrics_and_health_say_what_they_should(
     pg_url: str, simulator: Simulator, sim_server: SimulatorServer
 ) -> None:
-    port = _free_port()
+    port = free_port()
     service = service_for(pg_url, sim_server, interval=0.3, metrics_port=port)
     seen: dict[str, Any] = {}
 
@@ -105,7 +106,7 @@ def test_metrics_and_health_say_what_they_should(
 def test_health_turns_503_after_repeated_failures(
     pg_url: str, simulator: Simulator, sim_server: SimulatorServer
 ) -> None:
-    port = _free_port()
+    port = free_port()
     simulator.rest_api_key = "rotated"
     service = service_for(pg_url, sim_server, interval=0.15, metrics_port=port)
     answers: list[httpx.Response] = []

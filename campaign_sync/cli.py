@@ -28,7 +28,7 @@ from campaign_sync.config import (
     select_apps,
 )
 from campaign_sync.db.migrate import SchemaNotCurrent, ensure_current, upgrade
-from campaign_sync.db.session import make_engine, masked_url
+from campaign_sync.db.session import database_problem, make_engine, masked_url
 from campaign_sync.engine import PassOptions, PassResult
 from campaign_sync.logs import setup_logging
 from campaign_sync.service import run_until_signalled
@@ -57,8 +57,7 @@ def friendly_errors(command: F) -> F:
         except ArgumentError as error:
             _die(f"DATABASE_URL is not a valid SQLAlchemy URL: {error}", EXIT_USAGE)
         except (OperationalError, ProgrammingError) as error:
-            first_line = str(error.orig or error).strip().splitlines()[0]
-            _die(f"database problem ({_database_hint()}): {first_line}", EXIT_USAGE)
+            _die(f"database problem ({_database_hint()}): {database_problem(error)}", EXIT_USAGE)
         except BatchError as error:
             _die(str(error), EXIT_FAILED)
         except (click.exceptions.Exit, click.ClickException, KeyboardInterrupt):
@@ -182,7 +181,7 @@ def sync(
     results = run_until_signalled(run)
     for result in results:
         click.echo(describe_result(result))
-    if not all(result.status in ("succeeded", "skipped") for result in results):
+    if not all(result.ok for result in results):
         sys.exit(EXIT_FAILED)
 
 

@@ -4,6 +4,7 @@ naming the setting (and the app) to fix."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import re
@@ -15,7 +16,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 log = logging.getLogger(__name__)
@@ -57,6 +67,7 @@ class Settings(BaseSettings):
     batch_api_key: str | None = _setting(None, "BATCH_API_KEY")
     batch_rest_api_key: SecretStr | None = _setting(None, "BATCH_REST_API_KEY")
     batch_api_base_url: str = _setting("https://api.batch.com", "BATCH_API_BASE_URL")
+    allow_insecure_http: bool = _setting(False, "CAMPAIGN_SYNC_ALLOW_INSECURE_HTTP")
     backoff_min_seconds: float = _setting(
         BATCH_FLOOR_SECONDS, "CAMPAIGN_SYNC_BACKOFF_MIN_SECONDS", ge=0
     )
@@ -82,6 +93,30 @@ class Settings(BaseSettings):
     )
     apps: list[AppConfig] = Field(default_factory=list)
 
+    @field_validator("batch_api_base_url")
+    @classmethod
+    def _an_http_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        parsed = urlparse(value)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError(
+                f"must be an http(s) URL such as https://api.batch.com, got {value[:80]!r}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _no_key_in_clear(self) -> Settings:
+        """The REST key travels in a header: plain http only to this machine, unless asked."""
+        parsed = urlparse(self.batch_api_base_url)
+        insecure = parsed.scheme == "http" and not _loopback(parsed.hostname or "")
+        if insecure and not self.allow_insecure_http:
+            raise ValueError(
+                f"BATCH_API_BASE_URL={self.batch_api_base_url} is plain http to another "
+                "host: the REST key would cross the network in clear. Use https, or set "
+                "CAMPAIGN_SYNC_ALLOW_INSECURE_HTTP=true if that is what you want"
+            )
+        return self
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -104,6 +139,16 @@ class Settings(BaseSettings):
             )
             return BATCH_FLOOR_SECONDS
         return self.backoff_min_seconds
+
+
+def _loopback(host: str) -> bool:
+    """localhost, 127.0.0.0/8 or ::1 (RFC 6890): traffic that never leaves this machine."""
+    if host.lower() in ("localhost", "localhost.") or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -163,7 +208,15 @@ def load_settings() -> Settings:
     except ValidationError as error:
         where = f"config file {config_path}" if config_path else "settings"
         problems = "; ".join(
-            f"{_describe(tuple(e['loc']), raw)}: {e['msg']}" for e in error.errors()
+            ": ".join(
+                part
+                for part in (
+                    _describe(tuple(e["loc"]), raw),
+                    e["msg"].removeprefix("Value error, "),
+                )
+                if part
+            )
+            for e in error.errors()
         )
         raise ConfigError(f"{where}: {problems}") from None
 

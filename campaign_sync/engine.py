@@ -19,19 +19,15 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
 from campaign_sync.batch.client import GONE, BatchClient, CallStats
 from campaign_sync.batch.endpoints import CampaignType
 from campaign_sync.batch.errors import AuthenticationInvalid, BatchError
-from campaign_sync.batch.sweep import SweepPage, entry_token
-from campaign_sync.db.loader import (
-    PageCounts,
-    PageLoad,
-    StoredCampaign,
-    load_page,
-    stored_campaigns,
-)
-from campaign_sync.db.locks import pass_lock
+from campaign_sync.batch.sweep import SweepError, SweepPage
+from campaign_sync.db.loader import stored_campaigns, write_page
+from campaign_sync.db.locks import Guard, LockLost, pass_lock
+from campaign_sync.db.session import database_problem
 from campaign_sync.db.state import (
     MassDeleteRefused,
     RunCounts,
@@ -45,6 +41,13 @@ from campaign_sync.db.state import (
 )
 from campaign_sync.db.types import utcnow
 from campaign_sync.logs import log_context
+from campaign_sync.plan import (
+    PageCounts,
+    PageLoad,
+    StoredCampaign,
+    campaigns_by_token,
+    plan_page,
+)
 
 log = logging.getLogger(__name__)
 
@@ -121,10 +124,6 @@ def needs_detail(
     return known.detail_fetched_at <= now - max_age
 
 
-class _Stopped(Exception):
-    """The stop event fired while a page's details were in flight."""
-
-
 class SyncPass:
     """A single pass; `run()` takes the lock, journals the run and drives the pipeline."""
 
@@ -152,19 +151,26 @@ class SyncPass:
         self.stats = CallStats(on_retry=lambda: self.progress.retried(self.app, self.campaign_type))
         self.page_counts = PageCounts()
         self.reached_end = False
+        self.guard: Guard | None = None
 
     async def run(self) -> PassResult:
         started = time.monotonic()
-        with pass_lock(self.db, self.app, self.campaign_type) as held:
-            if not held:
-                log.info(
-                    "skipping %s campaigns of app '%s': another process is syncing them",
-                    self.campaign_type.label,
-                    self.app,
-                )
-                result = PassResult(self.app, self.campaign_type, "skipped")
-            else:
-                result = await self._run_locked()
+        try:
+            with pass_lock(self.db, self.app, self.campaign_type) as guard:
+                if guard is None:
+                    log.info(
+                        "skipping %s campaigns of app '%s': another process is syncing them",
+                        self.campaign_type.label,
+                        self.app,
+                    )
+                    result = PassResult(self.app, self.campaign_type, "skipped")
+                else:
+                    self.guard = guard
+                    result = await self._run_locked()
+        except DBAPIError as error:  # the database went away before or after the pass
+            message = f"database problem: {database_problem(error)}"
+            log.error("%s pass of app '%s' failed: %s", self.campaign_type.label, self.app, message)
+            result = PassResult(self.app, self.campaign_type, "failed", error=message)
         result.seconds = time.monotonic() - started
         self.progress.pass_finished(result)
         return result
@@ -214,27 +220,21 @@ class SyncPass:
             with self.db.begin() as conn:
                 end_sweep(conn, self.app, self.campaign_type, complete=False, now=utcnow())
             log.error("%s", error)
-        except BatchError as failure:
+        except (BatchError, LockLost, SweepError) as failure:
             error = str(failure)
+            log.error("pass failed: %s", error)
+        except DBAPIError as failure:
+            error = f"database problem: {database_problem(failure)}"
             log.error("pass failed: %s", error)
         except asyncio.CancelledError:
             status, error = "interrupted", "cancelled"
             raise
-        except Exception as failure:  # a bug or a database problem: record it, never hide it
+        except Exception as failure:  # a bug: record it, never hide it
             error = f"{type(failure).__name__}: {failure}"
             log.exception("pass failed unexpectedly")
         finally:
             counts = self._run_counts()
-            with self.db.begin() as conn:
-                finish_run(
-                    conn,
-                    run_id,
-                    status=status,
-                    counts=counts,
-                    sweep_id=start.sweep_id,
-                    sweep_complete=complete,
-                    error=error,
-                )
+            self._finish(run_id, status, counts, start.sweep_id, complete, error)
         result = PassResult(
             self.app, self.campaign_type, status, run_id, counts, error, sweep_complete=complete
         )
@@ -252,6 +252,31 @@ class SyncPass:
             counts.retries,
         )
         return result
+
+    def _finish(
+        self,
+        run_id: int,
+        status: str,
+        counts: RunCounts,
+        sweep_id: int,
+        complete: bool,
+        error: str | None,
+    ) -> None:
+        """Journal the run; when the database cannot take it, the run stays `running` and
+        the next pass marks it failed (`fail_abandoned_runs`)."""
+        try:
+            with self.db.begin() as conn:
+                finish_run(
+                    conn,
+                    run_id,
+                    status=status,
+                    counts=counts,
+                    sweep_id=sweep_id,
+                    sweep_complete=complete,
+                    error=error,
+                )
+        except DBAPIError as failure:
+            log.error("could not record the run's end: %s", database_problem(failure))
 
     def _run_counts(self) -> RunCounts:
         return RunCounts(
@@ -310,8 +335,6 @@ class SyncPass:
                     fetch, last = item
                     try:
                         load = await fetch
-                    except _Stopped:
-                        break
                     except Exception as error:
                         failures.append(error)
                         break
@@ -322,10 +345,13 @@ class SyncPass:
                         break
                 sweeper.cancel()
                 fetcher.cancel()
-                while not loads.empty():  # pages fetched ahead of a stop or a failure
+                ahead = []  # pages fetched ahead of a stop or a failure: not committed
+                while not loads.empty():
                     queued = loads.get_nowait()
                     if queued is not None:
                         queued[0].cancel()
+                        ahead.append(queued[0])
+                await asyncio.gather(*ahead, return_exceptions=True)
         except BaseExceptionGroup as group_error:
             raise _first_error(group_error) from None
         if failures:
@@ -334,17 +360,18 @@ class SyncPass:
     async def _fetch_details(
         self, page: SweepPage, run_id: int, sweep_id: int, full_refresh: bool
     ) -> PageLoad:
-        if page.skipped_entries:
+        """The page's details, for the tokens that need one. Once started, a page's fetches
+        run to their end even when the pass is asked to stop: that page is committed."""
+        if page.unidentified:
             log.warning(
-                "%d list entries at offset %d have no campaign_token and were skipped",
-                page.skipped_entries,
+                "%d list entries near offset %d are no campaign (no text campaign_token); "
+                "skipped, and this sweep marks nothing as deleted",
+                len(page.unidentified),
                 page.offset,
             )
-        entries: dict[str, dict[str, Any]] = {}
-        for entry in page.entries:
-            token = entry_token(entry)
-            if token is not None:
-                entries[token] = entry
+        entries, unsendable = campaigns_by_token(page.entries)
+        for token, why in unsendable.items():
+            log.warning("campaign %r skipped: %s", token, why)
         stored = await asyncio.to_thread(self._stored, list(entries))
         now = utcnow()
         load = PageLoad(
@@ -354,6 +381,9 @@ class SyncPass:
             sweep_id=sweep_id,
             now=now,
             list_entries=entries,
+            unsendable=unsendable,
+            unidentified=page.unidentified,
+            offset=page.offset,
             position=page.next_position,
             stored=stored,
         )
@@ -372,17 +402,10 @@ class SyncPass:
         self.progress.page_swept(self.app, self.campaign_type, len(entries), len(needed))
         if not needed:
             return load
-        fetches = asyncio.gather(*(self._view(token) for token in needed), return_exceptions=True)
-        stop_wait: asyncio.Future[Any] = asyncio.ensure_future(self.stop.wait())
-        try:
-            waiting: set[asyncio.Future[Any]] = {fetches, stop_wait}
-            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop_wait.cancel()
-        if not fetches.done():
-            fetches.cancel()
-            raise _Stopped
-        for token, outcome in zip(needed, fetches.result(), strict=True):
+        outcomes = await asyncio.gather(
+            *(self._view(token) for token in needed), return_exceptions=True
+        )
+        for token, outcome in zip(needed, outcomes, strict=True):
             if outcome is GONE:
                 load.gone.append(token)
             elif isinstance(outcome, AuthenticationInvalid):
@@ -408,8 +431,7 @@ class SyncPass:
     async def _apply(self, load: PageLoad) -> PageCounts:
         def write() -> PageCounts:
             load.now = utcnow()
-            with self.db.begin() as conn:
-                return load_page(conn, load)
+            return write_page(self.db, plan_page(load), self.guard)
 
         if self.write_lock is None:
             return await asyncio.to_thread(write)

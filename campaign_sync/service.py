@@ -86,14 +86,17 @@ class Service:
             await self.stop.wait()
         finally:
             log.info("stopping: no new passes; letting passes in flight commit their page")
-            scheduler.shutdown(wait=False)
-            self.health.scheduler_running = False
+            # Pause, not shut down, while passes finish: APScheduler's asyncio executor
+            # cancels the jobs still running when it shuts down.
+            scheduler.pause()
             if self.running:
-                _, late = await asyncio.wait(self.running, timeout=STOP_GRACE_SECONDS)
+                _, late = await asyncio.wait(set(self.running), timeout=STOP_GRACE_SECONDS)
                 for task in late:
                     task.cancel()
                 if late:
                     await asyncio.wait(late, timeout=3)
+            scheduler.shutdown(wait=False)
+            self.health.scheduler_running = False
             if server is not None and server_task is not None:
                 server.should_exit = True
                 await asyncio.wait({server_task}, timeout=5)
@@ -118,6 +121,9 @@ class Service:
                     on_client=self._track_client,
                     **self.client_kwargs,
                 )
+        except asyncio.CancelledError:  # the stop's grace period ran out
+            log.warning("pass of app '%s' cut short: the stop's grace period ran out", app.name)
+            return []
         except Exception:
             log.exception("pass of app '%s' failed unexpectedly", app.name)
             results = []

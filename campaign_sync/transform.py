@@ -1,31 +1,28 @@
 """Pure functions from Batch JSON to table rows and warnings. No I/O, never raises on data.
 
 A value that cannot be typed leaves its column NULL and becomes a `FieldWarning`; the
-document itself is kept whole (the `detail` column), so nothing Batch sent is lost.
-Enum-like text is normalized for reporting (`NEXT_SESSION` -> `next_session`).
+document itself is kept whole (the `detail` column), so nothing Batch sent is lost. The
+document first passes `storable()` (the one boundary for what the databases refuse), so
+every typed value read from it is storable too. Enum-like text is normalized for
+reporting (`NEXT_SESSION` -> `next_session`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from campaign_sync.batch.endpoints import CampaignType
+from campaign_sync.jsondoc import UnreadableJSON, decode
+from campaign_sync.storable import FieldWarning, raw_text, storable
 
 INT32 = 2**31 - 1
 INT64 = 2**63 - 1
-RAW_VALUE_LIMIT = 2000
-
-
-@dataclass(frozen=True)
-class FieldWarning:
-    field: str
-    raw_value: str | None
-    message: str
+T = TypeVar("T")
 
 
 @dataclass
@@ -42,52 +39,38 @@ class CampaignRows:
 
 
 def stable_hash(document: Any) -> str:
-    """A hash of a JSON document that ignores key order and whitespace."""
+    """A SHA-256 hex digest of a JSON document that ignores key order and whitespace."""
     canonical = json.dumps(
         document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
     )
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _raw(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    return text[:RAW_VALUE_LIMIT]
-
-
-def strip_nul(document: Any) -> tuple[Any, bool]:
-    """PostgreSQL text and jsonb cannot hold U+0000; replace it. Returns (clean, changed)."""
-    if isinstance(document, str):
-        return (
-            (document.replace("\x00", "\ufffd"), True) if "\x00" in document else (document, False)
-        )
-    if isinstance(document, list):
-        items = [strip_nul(item) for item in document]
-        return [item for item, _ in items], any(changed for _, changed in items)
-    if isinstance(document, dict):
-        pairs = [(strip_nul(key), strip_nul(value)) for key, value in document.items()]
-        changed = any(k[1] or v[1] for k, v in pairs)
-        return {k[0]: v[0] for k, v in pairs}, changed
-    return document, False
-
-
 class _Reader:
-    """Typed reads that record a warning instead of raising."""
+    """Typed reads that record a warning instead of raising: whatever a hostile value makes
+    a parser raise (ValueError, OverflowError, ...) becomes a warning, never an exception.
+    One warning per field: the first one found (the boundary's, when it repaired it) wins."""
 
-    def __init__(self) -> None:
-        self.warnings: list[FieldWarning] = []
+    def __init__(self, warnings: list[FieldWarning]) -> None:
+        self.warnings = warnings
+        self._warned = {warning.field for warning in warnings}
 
     def warn(self, name: str, value: Any, message: str) -> None:
-        self.warnings.append(FieldWarning(name, _raw(value), message))
+        if name not in self._warned:
+            self._warned.add(name)
+            self.warnings.append(FieldWarning(name, raw_text(value), message))
+
+    def _safely(
+        self, parse: Callable[[], T | None], value: Any, name: str, problem: str
+    ) -> T | None:
+        try:
+            return parse()
+        except Exception as error:  # a hostile value must cost its column, never the page
+            self.warn(name, value, f"{problem}: {error}")
+            return None
 
     def text(self, value: Any, name: str) -> str | None:
-        if value is None:
-            return None
-        if isinstance(value, str):
-            if "\x00" in value:
-                self.warn(name, value, "contains a NUL character; replaced")
-                return value.replace("\x00", "\ufffd")
+        if value is None or isinstance(value, str):
             return value
         if isinstance(value, int | float) and not isinstance(value, bool):
             return str(value)
@@ -111,18 +94,7 @@ class _Reader:
     def integer(self, value: Any, name: str, *, limit: int = INT32) -> int | None:
         if value is None:
             return None
-        number: int | None = None
-        if isinstance(value, bool):
-            number = None
-        elif isinstance(value, int):
-            number = value
-        elif isinstance(value, float) and value.is_integer():
-            number = int(value)
-        elif isinstance(value, str):
-            try:
-                number = int(value.strip())
-            except ValueError:
-                number = None
+        number = self._safely(lambda: _as_integer(value), value, name, "not an integer")
         if number is None:
             self.warn(name, value, f"expected an integer, got {_kind(value)}")
             return None
@@ -131,29 +103,23 @@ class _Reader:
             return None
         return number
 
-    def _timestamp(self, value: Any, name: str) -> datetime | None:
+    def _timestamp(self, value: Any, name: str, convert: Callable[[datetime], datetime]) -> Any:
         if value is None:
             return None
         if not isinstance(value, str):
             self.warn(name, value, f"expected a date yyyy-MM-ddTHH:mm:ss, got {_kind(value)}")
             return None
-        try:
-            return datetime.fromisoformat(value.strip())
-        except ValueError as error:
-            self.warn(name, value, f"not a valid date: {error}")
-            return None
+        return self._safely(
+            lambda: convert(datetime.fromisoformat(value.strip())), value, name, "not a valid date"
+        )
 
     def utc(self, value: Any, name: str) -> datetime | None:
         """A GMT date: Batch sends no zone, so a naive value is UTC."""
-        moment = self._timestamp(value, name)
-        if moment is None:
-            return None
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        return self._timestamp(value, name, _to_utc)
 
     def wall_clock(self, value: Any, name: str) -> datetime | None:
         """A `local_*` date: the device's wall clock, kept without a zone."""
-        moment = self._timestamp(value, name)
-        return None if moment is None else moment.replace(tzinfo=None)
+        return self._timestamp(value, name, lambda moment: moment.replace(tzinfo=None))
 
     def obj(self, value: Any, name: str) -> dict[str, Any]:
         if value is None:
@@ -172,6 +138,25 @@ class _Reader:
         return []
 
 
+def _as_integer(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:  # not digits, or more digits than Python converts
+            return None
+    return None
+
+
+def _to_utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def _kind(value: Any) -> str:
     if value is None:
         return "null"
@@ -185,27 +170,33 @@ def _kind(value: Any) -> str:
     }.get(type(value), type(value).__name__)
 
 
-def parse_custom_payload(value: Any) -> Any:
-    """Batch sends a JSON document inside a string; parse it when it is valid JSON."""
+def parse_custom_payload(value: Any) -> tuple[Any, list[FieldWarning]]:
+    """Batch sends a JSON document inside a string: the parsed document when the string
+    holds valid JSON, else the string itself; made storable (it is a new document)."""
     if isinstance(value, str):
         try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
+            value = decode(value)
+        except UnreadableJSON:
+            return value, []
+    return storable(value, "custom_payload")
 
 
 def transform_campaign(
     campaign_type: CampaignType, campaign_token: str, document: Any
 ) -> CampaignRows:
-    """Rows for every table from a detail (or, lacking one, a list entry) of either type."""
-    read = _Reader()
-    doc, had_nul = strip_nul(document)
-    if had_nul:
-        read.warn("detail", None, "NUL characters replaced by U+FFFD for storage")
+    """Rows for every table from a detail (or, lacking one, a list entry) of either type.
+
+    `document` is what Batch sent, as `jsondoc.decode` gives it. The stored `detail` is
+    that document made storable; each repair and each untypable value is a warning.
+    """
+    doc, repairs = storable(document)
+    read = _Reader(repairs)
     if not isinstance(doc, dict):
         read.warn("detail", doc, f"expected a JSON object, got {_kind(doc)}")
         doc = {}
+    custom_payload, payload_repairs = parse_custom_payload(doc.get("custom_payload"))
+    for warning in payload_repairs:
+        read.warn(warning.field, warning.raw_value, warning.message)
     recurrence = read.obj(doc.get("recurrence"), "recurrence")
     landing = read.obj(doc.get("landing"), "landing")
     campaign: dict[str, Any] = {
@@ -221,7 +212,7 @@ def transform_campaign(
         "local_start_date": read.wall_clock(doc.get("local_start_date"), "local_start_date"),
         "local_end_date": read.wall_clock(doc.get("local_end_date"), "local_end_date"),
         "deeplink": read.text(doc.get("deeplink"), "deeplink"),
-        "custom_payload": parse_custom_payload(doc.get("custom_payload")),
+        "custom_payload": custom_payload,
         "capping": read.integer(doc.get("capping"), "capping"),
         "priority": read.enum(doc.get("priority"), "priority"),
         "time_to_live": read.integer(doc.get("time_to_live"), "time_to_live", limit=INT64),

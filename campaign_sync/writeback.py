@@ -35,10 +35,11 @@ from campaign_sync.config import (
     resolve_apps,
     select_apps,
 )
-from campaign_sync.db.loader import PageLoad, load_page, stored_campaigns
+from campaign_sync.db.loader import stored_campaigns, write_page
 from campaign_sync.db.models import campaign_updates, campaigns
 from campaign_sync.db.session import make_engine
 from campaign_sync.db.types import utcnow
+from campaign_sync.plan import PageLoad, plan_page
 from campaign_sync.runner import make_client
 from campaign_sync.transform import stable_hash
 
@@ -212,9 +213,7 @@ async def update_in_app(
     with engine.connect() as conn:
         row = (
             conn.execute(
-                select(
-                    c.id, c.detail, c.list_entry, c.from_api, c.deleted_at, c.last_sweep_id
-                ).where(
+                select(c.id, c.detail, c.from_api, c.deleted_at).where(
                     c.app == app.name,
                     c.campaign_type == CampaignType.IN_APP.value,
                     c.campaign_token == token,
@@ -305,7 +304,7 @@ async def update_in_app(
             return refuse(text, outcome="failed", changed=changed, payload=payload, error=error)
         fresh = await client.view_in_app(token)
     if isinstance(fresh, dict):
-        _store_detail(engine, app.name, token, fresh, row["list_entry"], row["last_sweep_id"] or 0)
+        _store_detail(engine, app.name, token, fresh)
     message = f"updated in-app campaign {token} of app '{app.name}'" + (
         f": {', '.join(changed)}" if changed else " (no field changed)"
     )
@@ -316,29 +315,22 @@ async def update_in_app(
     return UpdateOutcome(True, message, payload, conflict, changed)
 
 
-def _store_detail(
-    engine: Engine,
-    app: str,
-    token: str,
-    detail: dict[str, Any],
-    list_entry: dict[str, Any] | None,
-    sweep_id: int,
-) -> None:
-    """Upsert the fresh detail; the list entry stays the last one seen by a sweep."""
-    now = utcnow()
-    with engine.begin() as conn:
+def _store_detail(engine: Engine, app: str, token: str, detail: dict[str, Any]) -> None:
+    """Store the fresh detail at once. The sweep's bookkeeping (list entry, seen mark) is
+    left as the last sweep wrote it: a sweep may have run during our round trips."""
+    with engine.connect() as conn:
         stored = stored_campaigns(conn, app, CampaignType.IN_APP, [token])
-        load = PageLoad(
-            app=app,
-            campaign_type=CampaignType.IN_APP,
-            run_id=None,
-            sweep_id=sweep_id,
-            now=now,
-            list_entries={token: list_entry} if list_entry is not None else {},
-            details={token: detail},
-            stored=stored,
-        )
-        load_page(conn, load)
+    load = PageLoad(
+        app=app,
+        campaign_type=CampaignType.IN_APP,
+        run_id=None,
+        sweep_id=None,
+        now=utcnow(),
+        list_entries={},
+        details={token: detail},
+        stored=stored,
+    )
+    write_page(engine, plan_page(load))
 
 
 def update_in_app_sync(

@@ -168,8 +168,9 @@ def test_unchanged_second_pass_makes_only_list_calls_and_rewrites_nothing(
 
         assert bigger_simulator.count("view push") == 0
         assert bigger_simulator.count("view in-app") == 0
-        assert bigger_simulator.count("list push") <= 250 // 95 + 1
-        assert bigger_simulator.count("list in-app") <= 120 // 95 + 1
+        # Pages at 0, 95, 190 (short), then the empty page at 250 that confirms the end.
+        assert bigger_simulator.count("list push") == 4
+        assert bigger_simulator.count("list in-app") == 3  # 0, 95 (short), 120 (empty)
         assert results[PUSH].counts.campaigns_unchanged == 250
         assert results[PUSH].counts.detail_calls == 0
         assert content_snapshot(engine) == before
@@ -430,8 +431,9 @@ def test_a_pass_stopped_midway_resumes_and_ends_like_an_uninterrupted_one(
 
             second = by_type(run_sync(resumed_url, server, [PUSH]))
             assert second[PUSH].status == "succeeded"
-            # Resumed, not restarted: one list call, at offset 190 (the last, short page).
-            assert bigger_simulator.count("list push") == 1
+            # Resumed, not restarted: at offset 190 (the last, short page), then the empty
+            # page at 250 that confirms the end.
+            assert bigger_simulator.count("list push") == 2
             assert second[PUSH].counts.campaigns_inserted == 55
             fresh = Simulator(
                 api_key=API_KEY, rest_api_key=CANARY_REST_KEY, push=250, in_app=120, seed=3
@@ -491,8 +493,8 @@ def test_a_pass_streams_holding_only_a_few_pages_at_once(
 ) -> None:
     import gc
 
-    from campaign_sync.db.loader import PageLoad
     from campaign_sync.engine import SyncPass
+    from campaign_sync.plan import PageLoad
 
     alive: list[int] = []
     original = SyncPass._apply
@@ -509,7 +511,7 @@ def test_a_pass_streams_holding_only_a_few_pages_at_once(
     with SimulatorServer(many) as server:
         results = by_type(run_sync(pg_url, server, [PUSH]))
     assert results[PUSH].counts.campaigns_inserted == 800
-    assert len(alive) == 9  # pages at offsets 0, 95, ..., 760
+    assert len(alive) == 10  # pages at offsets 0, 95, ..., 760, and the empty one at 800
     assert max(alive) <= 4, f"pages are kept after they are written: {alive}"
 
 

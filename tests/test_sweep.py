@@ -73,12 +73,12 @@ def test_sweep_never_skips_a_survivor_nor_repeats_a_token(
     assert set(tokens) <= set(original) | source.created
 
 
-def test_unchanged_list_costs_n_over_95_plus_one_calls() -> None:
+def test_unchanged_list_costs_n_over_95_plus_two_calls() -> None:
     source = ShiftingList(1000)
     tokens = asyncio.run(collect(source))
     assert len(tokens) == 1000
-    assert [offset for offset, _ in source.calls] == list(range(0, 1001, 95))
-    assert len(source.calls) <= 1000 // 95 + 1
+    # 11 pages (the last one short, at 950), then the empty page that confirms the end.
+    assert [offset for offset, _ in source.calls] == [*range(0, 951, 95), 1000]
     assert all(limit == 100 for _, limit in source.calls)
 
 
@@ -115,17 +115,17 @@ def test_a_resumed_sweep_continues_after_its_anchors() -> None:
     assert source.calls[0] == (95, 100)
 
 
-def test_entries_without_a_token_are_counted_not_yielded() -> None:
+def test_entries_without_a_token_are_reported_not_yielded() -> None:
     async def fetch(offset: int, limit: int) -> list[Any]:
         return [{"campaign_token": "a"}, {"name": "no token"}, "junk", {"campaign_token": "b"}]
 
-    async def run() -> tuple[list[str], int]:
+    async def run() -> tuple[list[str], list[Any]]:
         pages = [page async for page in sweep_pages(fetch)]
-        return [e["campaign_token"] for e in pages[0].entries], pages[0].skipped_entries
+        return [e["campaign_token"] for e in pages[0].entries], pages[0].unidentified
 
-    tokens, skipped = asyncio.run(run())
+    tokens, unidentified = asyncio.run(run())
     assert tokens == ["a", "b"]
-    assert skipped == 2
+    assert unidentified == [{"name": "no token"}, "junk"]
 
 
 @settings(max_examples=100, deadline=None)

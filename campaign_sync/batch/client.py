@@ -8,7 +8,6 @@ URL with the API key in it, and never the REST key.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -20,6 +19,7 @@ import httpx
 from campaign_sync.batch.endpoints import LIST, PAGE_LIMIT, UPDATE, VIEW, CampaignType, Endpoint
 from campaign_sync.batch.errors import (
     BatchError,
+    DocumentTooDeep,
     MalformedResponse,
     NetworkError,
     RouteNotFound,
@@ -29,6 +29,7 @@ from campaign_sync.batch.errors import (
 from campaign_sync.batch.ratelimit import RateGate, RatePolicy
 from campaign_sync.batch.retry import RetryBudget, RetryPolicy
 from campaign_sync.batch.sweep import SweepPage, SweepPosition, sweep_pages
+from campaign_sync.jsondoc import NestedTooDeeply, UnreadableJSON, decode
 
 
 class _Gone:
@@ -239,21 +240,25 @@ class BatchClient:
         return await self.policy.call(attempt, stats.count_retry if stats else None)
 
     def _parse(self, response: httpx.Response, route: str, expect: type | None) -> Any:
-        if expect is None:
-            try:
-                return json.loads(response.content) if response.content else None
-            except ValueError:
-                return None
+        """The answer's JSON (see `jsondoc.decode`); raises `MalformedResponse` (retried)
+        for a body that is not JSON or not of the `expect`ed type, `DocumentTooDeep`
+        (not retried) for one nested too deeply to decode."""
         try:
-            body = json.loads(response.content)
-        except ValueError:
-            raise MalformedResponse(
-                f"{route} for app '{self.app}' answered 200 with a body that is not JSON "
+            body = decode(response.content) if response.content or expect else None
+        except UnreadableJSON as unreadable:
+            if expect is None:  # the update's answer body is undocumented: only informative
+                return None
+            error: type[MalformedResponse] = MalformedResponse
+            what = "a body that is not JSON"
+            if isinstance(unreadable, NestedTooDeeply):
+                error, what = DocumentTooDeep, "JSON nested too deeply to read"
+            raise error(
+                f"{route} for app '{self.app}' answered 200 with {what} "
                 f"({len(response.content)} bytes)",
                 status=response.status_code,
                 route=route,
             ) from None
-        if not isinstance(body, expect):
+        if expect is not None and not isinstance(body, expect):
             raise MalformedResponse(
                 f"{route} for app '{self.app}' answered 200 with a JSON {type(body).__name__}, "
                 f"expected a {expect.__name__}",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
+import unicodedata
 from dataclasses import dataclass
+from urllib.parse import quote
 
 
 class CampaignType(enum.StrEnum):
@@ -39,13 +41,52 @@ class Endpoint:
     template: str  # `{api_key}`, `{segment}` and `{token}` are filled in
 
     def path(self, api_key: str, campaign_type: CampaignType, token: str = "") -> str:
+        """The request path, the API key and the token each one percent-encoded segment.
+
+        Raises `UnsendableToken` for a token `token_problem` refuses."""
+        problem = token_problem(token) if token else None
+        if problem is not None:
+            raise UnsendableToken(problem)
         return self.template.format(
-            api_key=api_key, segment=campaign_type.path_segment, token=token
+            api_key=path_segment(api_key),
+            segment=campaign_type.path_segment,
+            token=path_segment(token) if token else "",
         )
 
     def route(self, campaign_type: CampaignType) -> str:
         """The route as logged and counted: no key, no token."""
         return f"{self.method} {campaign_type.path_segment}/{self.name}"
+
+
+class UnsendableToken(ValueError):
+    """A campaign token no request can carry (see `token_problem`)."""
+
+
+def token_problem(token: str) -> str | None:
+    """Why `token` cannot be sent as a URL path segment, or None when it can.
+
+    Any text can be percent-encoded (RFC 3986, section 2.1) except what is not Unicode
+    (lone surrogates have no UTF-8 form) and control characters (Unicode category Cc:
+    U+0000-U+001F, U+007F-U+009F), which servers and proxies refuse or cut at.
+    """
+    if not token:
+        return "the campaign token is empty"
+    if any(unicodedata.category(ch) == "Cc" for ch in token):
+        return "the campaign token contains control characters"
+    try:
+        token.encode("utf-8")
+    except UnicodeEncodeError:
+        return "the campaign token is not valid Unicode"
+    return None
+
+
+def path_segment(text: str) -> str:
+    """`text` as exactly one path segment: every character outside RFC 3986's unreserved
+    set percent-encoded (so `#`, `?`, `/` and `%` stay inside it), and the dot segments
+    `.` and `..` encoded too, so that no client or server resolves them (section 5.2.4)."""
+    if text in (".", ".."):
+        return "%2E" * len(text)
+    return quote(text, safe="")
 
 
 LIST = Endpoint("list", "GET", "/1.1/{api_key}/{segment}/list")

@@ -93,6 +93,12 @@ class MalformedResponse(BatchError):
     retriable = True
 
 
+class DocumentTooDeep(MalformedResponse):
+    """A 200 whose JSON nests too deeply to decode: the same answer would come again."""
+
+    retriable = False
+
+
 class NetworkError(BatchError):
     """Timeouts and connection errors: nothing usable came back."""
 

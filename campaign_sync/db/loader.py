@@ -1,93 +1,48 @@
-"""Writing one swept page to the database in one transaction: campaign rows and their
-children, warnings, the seen-marking and the sweep cursor, set-based (a few statements
-per page, not a round trip per row)."""
+"""Applying a page's `PagePlan` to the database: campaign rows and their children,
+warnings, versions, the seen-marking and the sweep cursor, set-based (a few statements per
+page, not a round trip per row), in one transaction.
+
+One bad campaign never costs its page: when the database refuses the page, its campaigns
+are written one transaction each, the ones it still refuses are left out with a warning
+(and fetched again next pass), and the rest of the page is committed.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+import logging
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
+from sqlalchemy.exc import DBAPIError
 
 from campaign_sync.batch.endpoints import CampaignType
-from campaign_sync.batch.sweep import SweepPosition
 from campaign_sync.db.models import (
     campaign_versions,
     campaigns,
     message_actions,
     messages,
-    sync_state,
     sync_warnings,
     targeting,
     triggers,
 )
-from campaign_sync.transform import (
-    CampaignRows,
-    FieldWarning,
-    stable_hash,
-    transform_campaign,
-)
+from campaign_sync.db.session import database_problem
+from campaign_sync.db.state import save_cursor
+from campaign_sync.plan import CampaignWrite, PageCounts, PagePlan, PageWarning, StoredCampaign
+from campaign_sync.storable import storable
+
+log = logging.getLogger(__name__)
 
 CHILD_TABLES = (messages, message_actions, triggers, targeting)
+SWEEP_COLUMNS = ("list_entry", "list_hash", "last_seen_at", "last_sweep_id")
 
-
-@dataclass(frozen=True)
-class StoredCampaign:
-    id: int
-    list_hash: str | None
-    content_hash: str | None
-    detail_fetched_at: datetime | None
-    deleted_at: datetime | None
-
-
-@dataclass
-class PageLoad:
-    """What one page brought: its entries, the details fetched, and what went wrong."""
-
-    app: str
-    campaign_type: CampaignType
-    run_id: int | None  # None outside a sync pass (a write-back)
-    sweep_id: int
-    now: datetime
-    list_entries: dict[str, dict[str, Any]]  # token -> list entry, every fresh entry
-    details: dict[str, dict[str, Any]] = field(default_factory=dict)
-    gone: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)  # token -> why its detail failed
-    position: SweepPosition | None = None  # the cursor to save with this page
-    stored: dict[str, StoredCampaign] = field(default_factory=dict)  # what the DB held
-    _list_hashes: dict[str, str] = field(default_factory=dict, repr=False)
-
-    def list_hash(self, token: str) -> str | None:
-        """The stable hash of a token's list entry, computed once per page."""
-        entry = self.list_entries.get(token)
-        if entry is None:
-            return None
-        if token not in self._list_hashes:
-            self._list_hashes[token] = stable_hash(entry)
-        return self._list_hashes[token]
-
-
-@dataclass
-class PageCounts:
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    deleted: int = 0
-    warnings: int = 0
-
-    def add(self, other: PageCounts) -> None:
-        self.inserted += other.inserted
-        self.updated += other.updated
-        self.unchanged += other.unchanged
-        self.deleted += other.deleted
-        self.warnings += other.warnings
+Guard = Callable[[Connection], None]  # runs first in every page transaction (the pass lock)
 
 
 def stored_campaigns(
     conn: Connection, app: str, campaign_type: CampaignType, tokens: Iterable[str]
 ) -> dict[str, StoredCampaign]:
+    """What the database holds for these tokens: token -> `StoredCampaign`."""
     c = campaigns.c
     rows = conn.execute(
         select(
@@ -106,224 +61,192 @@ def stored_campaigns(
     return {row[0]: StoredCampaign(*row[1:]) for row in rows}
 
 
-def _child_rows(campaign_id: int, rows: CampaignRows) -> dict[Any, list[dict[str, Any]]]:
-    children: dict[Any, list[dict[str, Any]]] = {
-        messages: [{**m, "campaign_id": campaign_id} for m in rows.messages],
-        message_actions: [{**a, "campaign_id": campaign_id} for a in rows.message_actions],
-        triggers: [{**rows.trigger, "campaign_id": campaign_id}] if rows.trigger else [],
-        targeting: [{**rows.targeting, "campaign_id": campaign_id}] if rows.targeting else [],
-    }
-    return children
+def write_page(engine: Engine, plan: PagePlan, guard: Guard | None = None) -> PageCounts:
+    """Commit the plan; returns what changed.
+
+    Raises what the database raises when it is the database that fails (a lost
+    connection, or every campaign refused alike), and whatever `guard` raises.
+    """
+    try:
+        with engine.begin() as conn:
+            if guard is not None:
+                guard(conn)
+            return apply_plan(conn, plan)
+    except DBAPIError as error:
+        if error.connection_invalidated or not plan.writes:
+            raise
+        log.warning(
+            "the database refused the page at offset %d (%s); writing its %d campaigns one by one",
+            plan.load.offset,
+            database_problem(error),
+            len(plan.writes),
+        )
+        first_error = error
+    rejected: dict[str, str] = {}
+    for write in plan.writes:
+        try:
+            with engine.begin() as conn:
+                if guard is not None:
+                    guard(conn)
+                warning_rows = _write_campaigns(conn, plan, [write])
+                if warning_rows:
+                    conn.execute(insert(sync_warnings), warning_rows)
+        except DBAPIError as error:
+            if error.connection_invalidated:
+                raise
+            rejected[write.campaign_token] = database_problem(error)
+    if len(rejected) == len(plan.writes):
+        raise first_error  # not one campaign's value: the database itself refuses
+    for token, why in rejected.items():
+        log.warning("campaign %s left out: the database refused it (%s)", token, why)
+    written = plan.without(rejected)
+    with engine.begin() as conn:
+        if guard is not None:
+            guard(conn)
+        _apply_bookkeeping(conn, written, [])
+    return written.counts()
 
 
-def _insert_children(conn: Connection, pending: Mapping[Any, list[dict[str, Any]]]) -> None:
-    for table, rows in pending.items():
-        if rows:
-            conn.execute(insert(table), rows)
+def apply_plan(conn: Connection, plan: PagePlan) -> PageCounts:
+    """Apply the whole plan inside the caller's transaction; returns what changed."""
+    _apply_bookkeeping(conn, plan, _write_campaigns(conn, plan, plan.writes))
+    return plan.counts()
 
 
-def _warning_rows(
-    load: PageLoad, token: str, campaign_id: int | None, warnings: list[FieldWarning]
+def _write_campaigns(
+    conn: Connection, plan: PagePlan, writes: list[CampaignWrite]
 ) -> list[dict[str, Any]]:
-    return [
-        {
-            "run_id": load.run_id,
-            "campaign_id": campaign_id,
-            "app": load.app,
-            "campaign_type": load.campaign_type.value,
-            "campaign_token": token,
-            "field": w.field,
-            "raw_value": w.raw_value,
-            "message": w.message,
-            "created_at": load.now,
-        }
-        for w in warnings
-    ]
-
-
-def load_page(conn: Connection, load: PageLoad) -> PageCounts:
-    """Apply one page inside the caller's transaction; returns what changed."""
-    stored = load.stored
-    counts = PageCounts()
-    now = load.now
-    ctype = load.campaign_type.value
-    new_rows: list[tuple[str, CampaignRows, dict[str, Any]]] = []
-    changed: list[tuple[StoredCampaign, str, CampaignRows, dict[str, Any]]] = []
-    refreshed: list[dict[str, Any]] = []
-    warnings: list[dict[str, Any]] = []
-
-    for token, detail in load.details.items():
-        entry = load.list_entries.get(token)
-        bookkeeping = {
-            "list_entry": entry,
-            "list_hash": load.list_hash(token),
-            "content_hash": stable_hash(detail),
-            "detail_fetched_at": now,
-            "last_seen_at": now,
-            "last_sweep_id": load.sweep_id,
-            "deleted_at": None,
-        }
-        known = stored.get(token)
-        if known is not None and known.content_hash == bookkeeping["content_hash"]:
-            refreshed.append(
-                {"b_id": known.id, "v_list_hash": bookkeeping["list_hash"], "v_list_entry": entry}
-            )
-            if known.deleted_at is not None:
-                counts.updated += 1
-            continue
-        rows = transform_campaign(load.campaign_type, token, detail)
-        if known is None:
-            new_rows.append((token, rows, bookkeeping))
-        else:
-            changed.append((known, token, rows, bookkeeping))
-
-    for token, why in load.failed.items():
-        entry = load.list_entries.get(token)
-        known = stored.get(token)
-        if known is None and entry is not None:
-            # Keep the campaign visible from its list entry; its detail is retried next pass.
-            rows = transform_campaign(load.campaign_type, token, entry)
-            rows.campaign["detail"] = None
-            bookkeeping = {
-                "list_entry": entry,
-                "list_hash": None,
-                "content_hash": None,
-                "detail_fetched_at": None,
-                "last_seen_at": now,
-                "last_sweep_id": load.sweep_id,
-                "deleted_at": None,
-            }
-            rows.warnings.insert(0, FieldWarning("detail", None, why))
-            new_rows.append((token, rows, bookkeeping))
-        else:
-            warnings += _warning_rows(
-                load, token, known.id if known else None, [FieldWarning("detail", None, why)]
-            )
-
-    pending_children: dict[Any, list[dict[str, Any]]] = {table: [] for table in CHILD_TABLES}
-    versions: list[dict[str, Any]] = []
-
-    def version(campaign_id: int, rows: CampaignRows, bookkeeping: dict[str, Any]) -> None:
-        if bookkeeping["content_hash"] is not None:
-            versions.append(
-                {
-                    "campaign_id": campaign_id,
-                    "recorded_at": now,
-                    "run_id": load.run_id,
-                    "content_hash": bookkeeping["content_hash"],
-                    "detail": rows.campaign["detail"],
-                }
-            )
-
-    if new_rows:
+    """Insert or rewrite these campaigns with their children and versions; returns their
+    `sync_warnings` rows, for the caller to write."""
+    load = plan.load
+    new = [write for write in writes if write.campaign_id is None]
+    changed = [write for write in writes if write.campaign_id is not None]
+    ids: list[tuple[int, CampaignWrite]] = []
+    if new:
         inserted = conn.execute(
-            insert(campaigns).returning(
-                campaigns.c.id, campaigns.c.campaign_token, sort_by_parameter_order=True
-            ),
+            insert(campaigns).returning(campaigns.c.id, sort_by_parameter_order=True),
             [
                 {
                     "app": load.app,
-                    "campaign_type": ctype,
-                    "campaign_token": token,
-                    **rows.campaign,
-                    **bookkeeping,
-                    "first_seen_at": now,
-                    "updated_at": now,
+                    "campaign_type": load.campaign_type.value,
+                    "campaign_token": write.campaign_token,
+                    "first_seen_at": load.now,
+                    "last_seen_at": load.now,
+                    **write.values,
                 }
-                for token, rows, bookkeeping in new_rows
+                for write in new
             ],
         ).all()
-        for (campaign_id, _), (token, rows, bookkeeping) in zip(inserted, new_rows, strict=True):
-            for table, child in _child_rows(campaign_id, rows).items():
-                pending_children[table] += child
-            warnings += _warning_rows(load, token, campaign_id, rows.warnings)
-            version(campaign_id, rows, bookkeeping)
-        counts.inserted += len(new_rows)
-
+        ids += [(row[0], write) for row, write in zip(inserted, new, strict=True)]
     if changed:
-        ids = [known.id for known, *_ in changed]
+        changed_ids = [write.campaign_id for write in changed]
         for table in CHILD_TABLES:
-            conn.execute(delete(table).where(table.c.campaign_id.in_(ids)))
-        columns = [*changed[0][2].campaign, *changed[0][3], "updated_at"]
+            conn.execute(delete(table).where(table.c.campaign_id.in_(changed_ids)))
+        columns = list(changed[0].values)
         conn.execute(
             update(campaigns)
             .where(campaigns.c.id == bindparam("b_id"))
             .values({key: bindparam(f"v_{key}") for key in columns}),
             [
-                {"b_id": known.id}
-                | {f"v_{key}": value for key, value in rows.campaign.items()}
-                | {f"v_{key}": value for key, value in bookkeeping.items()}
-                | {"v_updated_at": now}
-                for known, _, rows, bookkeeping in changed
+                {"b_id": write.campaign_id} | {f"v_{key}": write.values[key] for key in columns}
+                for write in changed
             ],
         )
-        for known, token, rows, bookkeeping in changed:
-            for table, child in _child_rows(known.id, rows).items():
-                pending_children[table] += child
-            warnings += _warning_rows(load, token, known.id, rows.warnings)
-            version(known.id, rows, bookkeeping)
-        counts.updated += len(changed)
-
-    _insert_children(conn, pending_children)
+        ids += [(write.campaign_id, write) for write in changed if write.campaign_id is not None]
+    children: dict[Any, list[dict[str, Any]]] = {table: [] for table in CHILD_TABLES}
+    versions: list[dict[str, Any]] = []
+    rows_of_warnings: list[dict[str, Any]] = []
+    for campaign_id, write in ids:
+        rows = write.rows
+        children[messages] += [{**m, "campaign_id": campaign_id} for m in rows.messages]
+        children[message_actions] += [
+            {**a, "campaign_id": campaign_id} for a in rows.message_actions
+        ]
+        if rows.trigger:
+            children[triggers].append({**rows.trigger, "campaign_id": campaign_id})
+        if rows.targeting:
+            children[targeting].append({**rows.targeting, "campaign_id": campaign_id})
+        if write.version is not None:
+            versions.append({**write.version, "campaign_id": campaign_id})
+        rows_of_warnings += [
+            _warning_row(plan, PageWarning(write.campaign_token, campaign_id, warning))
+            for warning in rows.warnings
+        ]
+    for table, child_rows in children.items():
+        if child_rows:
+            conn.execute(insert(table), child_rows)
     if versions:
         conn.execute(insert(campaign_versions), versions)
+    return rows_of_warnings
 
-    if refreshed:
+
+def _apply_bookkeeping(conn: Connection, plan: PagePlan, warnings: list[dict[str, Any]]) -> None:
+    """Everything but the campaigns' content: fresh marks, tombstones, the seen-marking,
+    the page's warnings and the cursor."""
+    load = plan.load
+    now = load.now
+    rows = warnings + [_warning_row(plan, warning) for warning in plan.warnings]
+    if plan.refreshes:
+        columns = [key for key in plan.refreshes[0] if key != "id"]
         conn.execute(
             update(campaigns)
             .where(campaigns.c.id == bindparam("b_id"))
             .values(
-                list_hash=bindparam("v_list_hash"),
-                list_entry=bindparam("v_list_entry"),
-                detail_fetched_at=now,
-                deleted_at=None,
+                {key: bindparam(f"v_{key}") for key in columns}
+                | {"detail_fetched_at": now, "deleted_at": None}
             ),
-            refreshed,
+            [
+                {"b_id": refresh["id"]} | {f"v_{key}": refresh[key] for key in columns}
+                for refresh in plan.refreshes
+            ],
         )
-
-    gone_ids = [
-        stored[token].id
-        for token in load.gone
-        if token in stored and stored[token].deleted_at is None
-    ]
-    if gone_ids:
-        conn.execute(update(campaigns).where(campaigns.c.id.in_(gone_ids)).values(deleted_at=now))
-        counts.deleted += len(gone_ids)
-
-    seen = [token for token in load.list_entries if token not in load.gone]
-    if seen:
+    if plan.refetch:
+        conn.execute(
+            update(campaigns).where(campaigns.c.id.in_(plan.refetch)).values(detail_fetched_at=None)
+        )
+    if plan.tombstones:
+        conn.execute(
+            update(campaigns).where(campaigns.c.id.in_(plan.tombstones)).values(deleted_at=now)
+        )
+    if plan.seen:
         c = campaigns.c
         conn.execute(
             update(campaigns)
-            .where(c.app == load.app, c.campaign_type == ctype, c.campaign_token.in_(seen))
+            .where(
+                c.app == load.app,
+                c.campaign_type == load.campaign_type.value,
+                c.campaign_token.in_(plan.seen),
+            )
             .values(last_seen_at=now, last_sweep_id=load.sweep_id)
         )
-
-    if warnings:
-        conn.execute(insert(sync_warnings), warnings)
-    counts.warnings += len(warnings)
-
+    if rows:
+        conn.execute(insert(sync_warnings), rows)
     if load.position is not None:
-        save_position(conn, load.app, load.campaign_type, load.position, now)
-
-    counts.unchanged += len(load.list_entries) - counts.inserted - counts.updated - counts.deleted
-    return counts
-
-
-def save_position(
-    conn: Connection,
-    app: str,
-    campaign_type: CampaignType,
-    position: SweepPosition,
-    now: datetime,
-) -> None:
-    s = sync_state.c
-    conn.execute(
-        update(sync_state)
-        .where(s.app == app, s.campaign_type == campaign_type.value)
-        .values(
-            sweep_offset=position.offset,
-            sweep_anchor_tokens=list(position.anchor_tokens),
-            updated_at=now,
+        save_cursor(
+            conn,
+            load.app,
+            load.campaign_type,
+            load.position,
+            now,
+            unidentified_entries=len(load.unidentified),
         )
+
+
+def _warning_row(plan: PagePlan, warning: PageWarning) -> dict[str, Any]:
+    load = plan.load
+    row, _ = storable(  # a warning's raw value is by nature what the database may refuse
+        {
+            "campaign_token": warning.campaign_token,
+            "field": warning.warning.field,
+            "raw_value": warning.warning.raw_value,
+            "message": warning.warning.message,
+        }
     )
+    return {
+        **row,
+        "run_id": load.run_id,
+        "campaign_id": warning.campaign_id,
+        "app": load.app,
+        "campaign_type": load.campaign_type.value,
+        "created_at": load.now,
+    }

@@ -151,6 +151,8 @@ class SyncState(Base):
     sweep_offset: Mapped[int] = mapped_column(Integer, default=0)
     sweep_anchor_tokens: Mapped[Any] = mapped_column(JSONDocument, nullable=True)
     sweep_full_refresh: Mapped[bool] = mapped_column(Boolean, default=False)
+    # List entries of this sweep that are no campaign: while any, nothing is tombstoned.
+    sweep_unidentified_entries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_complete_sweep_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_run_id: Mapped[int | None] = mapped_column(BigInteger)
     next_pass_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # set by `serve`

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 
 def normalize_url(url: str) -> str:
@@ -18,6 +19,12 @@ def normalize_url(url: str) -> str:
 
 def masked_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
+
+
+def database_problem(error: DBAPIError) -> str:
+    """The first line of what the database (or its driver) said, without SQL or parameters."""
+    text = str(error.orig or error).strip()
+    return text.splitlines()[0][:300] if text else type(error.orig or error).__name__
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

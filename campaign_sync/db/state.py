@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from dataclasses import asdict, dataclass
@@ -15,12 +16,14 @@ from campaign_sync.batch.sweep import SweepPosition
 from campaign_sync.db.models import campaigns, sync_runs, sync_state
 from campaign_sync.db.types import utcnow
 
+log = logging.getLogger(__name__)
+
 MASS_DELETE_MIN = 10  # tombstoning more than this many ...
 MASS_DELETE_SHARE = 0.5  # ... and more than this share of the stored campaigns is refused
 
 
 class MassDeleteRefused(Exception):
-    """A complete sweep would tombstone suspiciously many campaigns."""
+    """A complete sweep would tombstone suspiciously many campaigns, or all of them."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,7 @@ def start_or_resume_sweep(
             sweep_offset=0,
             sweep_anchor_tokens=[],
             sweep_full_refresh=full_refresh,
+            sweep_unidentified_entries=0,
             last_run_id=run_id,
             updated_at=now,
         )
@@ -156,6 +160,7 @@ def end_sweep(
         "sweep_offset": 0,
         "sweep_anchor_tokens": [],
         "sweep_full_refresh": False,
+        "sweep_unidentified_entries": 0,
         "updated_at": now,
     }
     if complete:
@@ -164,6 +169,30 @@ def end_sweep(
         update(sync_state)
         .where(s.app == app, s.campaign_type == campaign_type.value)
         .values(**values)
+    )
+
+
+def save_cursor(
+    conn: Connection,
+    app: str,
+    campaign_type: CampaignType,
+    position: SweepPosition,
+    now: datetime,
+    *,
+    unidentified_entries: int = 0,
+) -> None:
+    """Record where the sweep goes on (with the page that got it there), and add the
+    page's list entries that are no campaign to the sweep's count of them."""
+    s = sync_state.c
+    conn.execute(
+        update(sync_state)
+        .where(s.app == app, s.campaign_type == campaign_type.value)
+        .values(
+            sweep_offset=position.offset,
+            sweep_anchor_tokens=list(position.anchor_tokens),
+            sweep_unidentified_entries=s.sweep_unidentified_entries + unidentified_entries,
+            updated_at=now,
+        )
     )
 
 
@@ -176,17 +205,44 @@ def tombstone_unseen(
     now: datetime,
     allow_mass_delete: bool,
 ) -> int:
-    """After a complete sweep: mark stored campaigns the sweep did not see as deleted."""
+    """After a complete sweep: mark stored campaigns the sweep did not see as deleted.
+
+    Returns how many. Marks none when the sweep met list entries that are no campaign
+    (one of them may be a stored campaign). Raises `MassDeleteRefused` when the sweep saw
+    no campaign at all while some are stored, or would mark more than `MASS_DELETE_MIN`
+    and more than `MASS_DELETE_SHARE` of them, unless `allow_mass_delete`.
+    """
     c = campaigns.c
-    alive = and_(c.app == app, c.campaign_type == campaign_type.value, c.deleted_at.is_(None))
+    s = sync_state.c
+    of_pair = and_(c.app == app, c.campaign_type == campaign_type.value)
+    alive = and_(of_pair, c.deleted_at.is_(None))
     unseen = and_(alive, (c.last_sweep_id.is_(None)) | (c.last_sweep_id != sweep_id))
     stored = conn.execute(select(func.count()).where(alive)).scalar_one()
+    seen = conn.execute(select(func.count()).where(of_pair, c.last_sweep_id == sweep_id))
+    unidentified = conn.execute(
+        select(s.sweep_unidentified_entries).where(
+            s.app == app, s.campaign_type == campaign_type.value
+        )
+    ).scalar_one()
+    label = f"{campaign_type.label} campaigns of app '{app}'"
+    if not seen.scalar_one() and stored and not allow_mass_delete:
+        raise MassDeleteRefused(
+            f"refusing to mark all {stored} stored {label} as deleted: the list showed no "
+            f"campaign at all ({unidentified} entries that are no campaign). If that is "
+            "right, run campaign-sync sync --allow-mass-delete"
+        )
+    if unidentified:
+        log.warning(
+            "deletions of %s not checked: %d list entries of this sweep are no campaign",
+            label,
+            unidentified,
+        )
+        return 0
     missing = conn.execute(select(func.count()).where(unseen)).scalar_one()
     if not allow_mass_delete and missing > MASS_DELETE_MIN and missing > stored * MASS_DELETE_SHARE:
         raise MassDeleteRefused(
-            f"refusing to mark {missing} of {stored} stored {campaign_type.label} campaigns of "
-            f"app '{app}' as deleted: the list no longer shows them. If that is right, run "
-            "campaign-sync sync --allow-mass-delete"
+            f"refusing to mark {missing} of {stored} stored {label} as deleted: the list "
+            "no longer shows them. If that is right, run campaign-sync sync --allow-mass-delete"
         )
     if missing:
         conn.execute(update(campaigns).where(unseen).values(deleted_at=now))

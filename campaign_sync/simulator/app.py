@@ -12,6 +12,7 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -293,7 +294,7 @@ class Simulator:
 
         async def endpoint(request: Request) -> Response:
             async def handle(app: SimulatedApp) -> Response:
-                token = request.path_params["token"]
+                token = _token(request)
                 detail = app.stores[campaign_type].detail(token)
                 if detail is None:
                     raise _BatchError("ROUTE_NOT_FOUND", "Campaign not found")
@@ -309,7 +310,7 @@ class Simulator:
     async def _update(self, request: Request) -> Response:
         async def handle(app: SimulatedApp) -> Response:
             store = app.stores[CampaignType.IN_APP]
-            token = request.path_params["token"]
+            token = _token(request)
             stored = store.detail(token)
             if stored is None:
                 raise _BatchError("ROUTE_NOT_FOUND", "Campaign not found")
@@ -354,9 +355,13 @@ class Simulator:
             Route("/_sim/stats", self._stats),
             Route("/1.1/{api_key}/campaigns/list", self._list(CampaignType.PUSH)),
             Route("/1.1/{api_key}/in-app-campaigns/list", self._list(CampaignType.IN_APP)),
-            Route("/1.1/{api_key}/in-app-campaigns/update/{token}", self._update, methods=["POST"]),
-            Route("/1.1/{api_key}/campaigns/{token}", self._view(CampaignType.PUSH)),
-            Route("/1.1/{api_key}/in-app-campaigns/{token}", self._view(CampaignType.IN_APP)),
+            Route(
+                "/1.1/{api_key}/in-app-campaigns/update/{token:path}",
+                self._update,
+                methods=["POST"],
+            ),
+            Route("/1.1/{api_key}/campaigns/{token:path}", self._view(CampaignType.PUSH)),
+            Route("/1.1/{api_key}/in-app-campaigns/{token:path}", self._view(CampaignType.IN_APP)),
         ]
         return Starlette(
             routes=routes,
@@ -401,3 +406,12 @@ def _bool_param(text: str | None, name: str) -> bool | None:
 
 
 __all__ = ["Simulator", "SimulatorKnobs", "error_response"]
+
+
+def _token(request: Request) -> str:
+    """The campaign token as sent: the last segment of the raw path, percent-decoded (the
+    decoded path would turn an encoded `/` into a separator)."""
+    raw_path = request.scope.get("raw_path")
+    if not raw_path:
+        return str(request.path_params["token"])
+    return unquote(raw_path.decode("latin-1").rsplit("/", 1)[-1])

@@ -1,0 +1,277 @@
+"""The diff of one swept page against what the database holds, decided in one place.
+
+Pure: a `PageLoad` (the page's list entries, the details fetched for it, what the
+database held for its tokens) becomes a `PagePlan` (campaigns to insert or update with
+all their rows, details to mark fresh, tombstones, seen tokens, warnings). `db.loader`
+applies the plan; nothing here touches the database, so the diff is tested without one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from campaign_sync.batch.endpoints import CampaignType, token_problem
+from campaign_sync.batch.sweep import SweepPosition, entry_token
+from campaign_sync.storable import FieldWarning, merge_warnings, raw_text, storable
+from campaign_sync.transform import CampaignRows, stable_hash, transform_campaign
+
+
+@dataclass(frozen=True)
+class StoredCampaign:
+    """What the database holds about one campaign token, as far as the diff needs."""
+
+    id: int
+    list_hash: str | None
+    content_hash: str | None
+    detail_fetched_at: datetime | None
+    deleted_at: datetime | None
+
+
+@dataclass
+class PageLoad:
+    """What one page brought: its entries, the details fetched, and what went wrong.
+
+    `sweep_id` is None outside a sweep (a write-back): the plan then leaves the sweep's
+    bookkeeping (`list_entry`, `list_hash`, `last_seen_at`, `last_sweep_id`) alone.
+    """
+
+    app: str
+    campaign_type: CampaignType
+    run_id: int | None  # None outside a sync pass (a write-back)
+    sweep_id: int | None
+    now: datetime
+    list_entries: dict[str, dict[str, Any]]  # token -> list entry, every fresh entry
+    details: dict[str, Any] = field(default_factory=dict)
+    gone: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # token -> why its detail failed
+    unsendable: dict[str, str] = field(default_factory=dict)  # token -> why it is skipped
+    unidentified: list[Any] = field(default_factory=list)  # list entries that are no campaign
+    offset: int = 0  # the page's list offset, for messages
+    position: SweepPosition | None = None  # the cursor to save with this page
+    stored: dict[str, StoredCampaign] = field(default_factory=dict)  # what the DB held
+    _list_hashes: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def list_hash(self, token: str) -> str | None:
+        """The stable hash of a token's list entry, computed once per page."""
+        entry = self.list_entries.get(token)
+        if entry is None:
+            return None
+        if token not in self._list_hashes:
+            self._list_hashes[token] = stable_hash(entry)
+        return self._list_hashes[token]
+
+
+@dataclass
+class PageCounts:
+    """What a page did to the `campaigns` table, and how many warnings it recorded."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    warnings: int = 0
+
+    def add(self, other: PageCounts) -> None:
+        self.inserted += other.inserted
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.deleted += other.deleted
+        self.warnings += other.warnings
+
+
+@dataclass(frozen=True)
+class PageWarning:
+    """A `sync_warnings` row to be: about a campaign token, stored or not."""
+
+    campaign_token: str | None
+    campaign_id: int | None
+    warning: FieldWarning
+
+
+@dataclass
+class CampaignWrite:
+    """One campaign's content to store: a new row (`campaign_id` None) or a rewrite.
+
+    `values` holds every `campaigns` column to set; `rows` the child rows and warnings;
+    `version` the `campaign_versions` row (without `campaign_id`), when there is content.
+    """
+
+    campaign_token: str
+    campaign_id: int | None
+    values: dict[str, Any]
+    rows: CampaignRows
+    version: dict[str, Any] | None
+
+
+@dataclass
+class PagePlan:
+    """Everything one page changes, ready for `db.loader.write_page`."""
+
+    load: PageLoad
+    writes: list[CampaignWrite] = field(default_factory=list)
+    refreshes: list[dict[str, Any]] = field(default_factory=list)  # id, list_hash, list_entry
+    restored: int = 0  # refreshed campaigns that were tombstoned
+    tombstones: list[int] = field(default_factory=list)
+    seen: list[str] = field(default_factory=list)
+    warnings: list[PageWarning] = field(default_factory=list)
+
+    refetch: list[int] = field(default_factory=list)  # stored ids whose detail is due again
+    rejected: int = 0  # campaigns the database refused, skipped with a warning
+
+    def without(self, rejected: dict[str, str]) -> PagePlan:
+        """The same plan minus the writes the database refused (token -> its error): each
+        becomes a warning, and a stored campaign's detail is fetched again next pass."""
+        kept, warnings, refetch = [], list(self.warnings), list(self.refetch)
+        for write in self.writes:
+            error = rejected.get(write.campaign_token)
+            if error is None:
+                kept.append(write)
+                continue
+            message = f"the database refused this campaign ({error}); skipped, retried next pass"
+            warnings.append(
+                PageWarning(
+                    write.campaign_token, write.campaign_id, FieldWarning("campaign", None, message)
+                )
+            )
+            if write.campaign_id is not None:
+                refetch.append(write.campaign_id)
+        return replace(
+            self,
+            writes=kept,
+            warnings=warnings,
+            refetch=refetch,
+            rejected=self.rejected + len(self.writes) - len(kept),
+        )
+
+    def counts(self) -> PageCounts:
+        """What applying this plan does, by the contract's counters."""
+        inserted = sum(write.campaign_id is None for write in self.writes)
+        updated = len(self.writes) - inserted + self.restored
+        warnings = len(self.warnings) + sum(len(write.rows.warnings) for write in self.writes)
+        deleted = len(self.tombstones)
+        unchanged = len(self.seen) - inserted - updated - self.rejected
+        return PageCounts(inserted, updated, max(0, unchanged), deleted, warnings)
+
+
+def campaigns_by_token(
+    entries: list[dict[str, Any]],
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """A page's list entries by campaign token, and the tokens no request can carry
+    (`token_problem`) with why: those campaigns are skipped with a warning."""
+    by_token: dict[str, dict[str, Any]] = {}
+    unsendable: dict[str, str] = {}
+    for entry in entries:
+        token = entry_token(entry)
+        if token is None:
+            continue
+        problem = token_problem(token)
+        if problem is None:
+            by_token[token] = entry
+        else:
+            unsendable[token] = f"{problem}: no request can carry it; campaign skipped"
+    return by_token, unsendable
+
+
+def plan_page(load: PageLoad) -> PagePlan:
+    """Decide what one page changes. Never raises on data: a hostile value becomes a
+    warning (see `storable` and `transform_campaign`)."""
+    plan = PagePlan(load)
+    for token, detail in load.details.items():
+        _plan_detail(plan, token, detail)
+    for token, why in load.failed.items():
+        _plan_failed_detail(plan, token, why)
+    for token, why in load.unsendable.items():
+        plan.warnings.append(PageWarning(token, None, FieldWarning("campaign_token", token, why)))
+    for entry in load.unidentified:
+        plan.warnings.append(
+            PageWarning(None, None, FieldWarning(
+                "list_entry", raw_text(entry),
+                f"a list entry near offset {load.offset} is not a campaign (no text "
+                "campaign_token); skipped, and this sweep marks nothing as deleted",
+            ))
+        )  # fmt: skip
+    stored = load.stored
+    plan.tombstones = [
+        stored[token].id
+        for token in load.gone
+        if token in stored and stored[token].deleted_at is None
+    ]
+    if load.sweep_id is not None:
+        plan.seen = [token for token in load.list_entries if token not in load.gone]
+    return plan
+
+
+def _bookkeeping(load: PageLoad, token: str, entry: Any) -> tuple[dict[str, Any], list[Any]]:
+    """The sweep's columns for a written campaign, and the list entry's repairs."""
+    if load.sweep_id is None:
+        return {}, []
+    clean_entry, repairs = storable(entry)
+    values = {
+        "list_entry": clean_entry,
+        "list_hash": load.list_hash(token),
+        "last_seen_at": load.now,
+        "last_sweep_id": load.sweep_id,
+    }
+    return values, repairs
+
+
+def _plan_detail(plan: PagePlan, token: str, detail: Any) -> None:
+    load = plan.load
+    known = load.stored.get(token)
+    entry = load.list_entries.get(token)
+    content_hash = stable_hash(detail)
+    if known is not None and known.content_hash == content_hash:
+        if load.sweep_id is not None:
+            clean_entry, _ = storable(entry)  # its repairs were recorded with the content
+            plan.refreshes.append(
+                {"id": known.id, "list_hash": load.list_hash(token), "list_entry": clean_entry}
+            )
+        else:
+            plan.refreshes.append({"id": known.id})
+        plan.restored += known.deleted_at is not None
+        return
+    rows = transform_campaign(load.campaign_type, token, detail)
+    sweep_values, repairs = _bookkeeping(load, token, entry)
+    rows.warnings = merge_warnings(rows.warnings, repairs)
+    values = {
+        **rows.campaign,
+        **sweep_values,
+        "content_hash": content_hash,
+        "detail_fetched_at": load.now,
+        "deleted_at": None,
+        "updated_at": load.now,
+    }
+    version = {
+        "recorded_at": load.now,
+        "run_id": load.run_id,
+        "content_hash": content_hash,
+        "detail": rows.campaign["detail"],
+    }
+    plan.writes.append(CampaignWrite(token, known.id if known else None, values, rows, version))
+
+
+def _plan_failed_detail(plan: PagePlan, token: str, why: str) -> None:
+    load = plan.load
+    known = load.stored.get(token)
+    entry = load.list_entries.get(token)
+    problem = FieldWarning("detail", None, why)
+    if known is not None or entry is None:
+        plan.warnings.append(PageWarning(token, known.id if known else None, problem))
+        return
+    # Keep the campaign visible from its list entry; its detail is retried next pass.
+    rows = transform_campaign(load.campaign_type, token, entry)
+    rows.campaign["detail"] = None
+    sweep_values, _ = _bookkeeping(load, token, entry)
+    rows.warnings.insert(0, problem)
+    values = {
+        **rows.campaign,
+        **sweep_values,
+        "list_hash": None,  # so that the next pass asks for the detail again
+        "content_hash": None,
+        "detail_fetched_at": None,
+        "deleted_at": None,
+        "updated_at": load.now,
+    }
+    plan.writes.append(CampaignWrite(token, None, values, rows, None))

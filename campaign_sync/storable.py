@@ -1,0 +1,159 @@
+"""The one boundary that makes a value storable in PostgreSQL and SQLite alike.
+
+Every value Batch sent passes through `storable()` before it reaches a table, typed
+column or JSON, at any depth, keys included. It repairs exactly what one of the two
+databases refuses, and reports each repair as a `FieldWarning` naming the field:
+
+- U+0000 in a string or key (PostgreSQL text and jsonb refuse it): U+FFFD in its place;
+- a lone surrogate (`"\\ud800"`, not valid Unicode; no UTF-8 form): U+FFFD;
+- a number no float or int can hold (`1e400`, `NaN`, 5,000 digits; jsonb refuses
+  `Infinity`): the text of the number, `"1e400"`; typed columns get NULL;
+- nesting deeper than `MAX_DEPTH` levels (PostgreSQL's parser stack, Python's
+  recursion): that part as its JSON text.
+
+Nothing else in the code repeats these rules. Pure: no I/O, never raises on data.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from campaign_sync.jsondoc import UnrepresentableNumber
+
+MAX_DEPTH = 100  # objects and arrays nested deeper are stored as JSON text (documented)
+RAW_VALUE_LIMIT = 2000  # characters of a bad value kept in `sync_warnings.raw_value`
+
+_UNSTORABLE_CHARACTER = re.compile("[\x00\ud800-\udfff]")
+
+
+@dataclass(frozen=True)
+class FieldWarning:
+    """A value kept out of a typed column or repaired for storage: one `sync_warnings` row.
+
+    `field` is the path in Batch's document (`name`, `messages[0].title`); `raw_value`
+    is what Batch sent (cut to `RAW_VALUE_LIMIT` characters), None when not worth keeping.
+    """
+
+    field: str
+    raw_value: str | None
+    message: str
+
+
+def raw_text(value: Any) -> str | None:
+    """A bad value as text for `sync_warnings.raw_value`, cut to `RAW_VALUE_LIMIT`."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = json.dumps(value, ensure_ascii=False, default=str)
+        except (ValueError, RecursionError):
+            text = repr(value)
+    return text[:RAW_VALUE_LIMIT]
+
+
+def _storable_text(text: str) -> tuple[str, str | None]:
+    """(text with U+0000 and lone surrogates replaced by U+FFFD, what was wrong or None)."""
+    if _UNSTORABLE_CHARACTER.search(text) is None:
+        return text, None
+    problems = []
+    if "\x00" in text:
+        problems.append("U+0000 (NUL), which PostgreSQL cannot store")
+    if re.search("[\ud800-\udfff]", text):
+        problems.append("a lone surrogate, which is not valid Unicode")
+    clean = _UNSTORABLE_CHARACTER.sub("\ufffd", text)
+    return clean, f"contains {' and '.join(problems)}; replaced by U+FFFD"
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+class _Walk:
+    def __init__(self) -> None:
+        self.warnings: list[FieldWarning] = []
+
+    def warn(self, path: str, raw: Any, message: str) -> None:
+        self.warnings.append(FieldWarning(path or "(document)", raw_text(raw), message))
+
+    def value(self, value: Any, path: str, depth: int) -> Any:
+        if value is None or isinstance(value, bool | int):
+            return value
+        if isinstance(value, UnrepresentableNumber):
+            text = str(value)
+            self.warn(
+                path,
+                text,
+                f"the number {text[:40]} fits no 64-bit float or integer; JSON keeps it as "
+                "the text of the number, typed columns get NULL",
+            )
+            return text
+        if isinstance(value, str):
+            clean, problem = _storable_text(value)
+            if problem:
+                self.warn(path, value, problem)
+            return clean
+        if isinstance(value, float):
+            if math.isfinite(value):
+                return value
+            text = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+            self.warn(path, text, f"the number {text} cannot be stored as JSON; kept as text")
+            return text
+        if isinstance(value, dict | list):
+            if depth >= MAX_DEPTH:
+                return self._too_deep(value, path)
+            if isinstance(value, list):
+                items = [
+                    self.value(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)
+                ]
+                return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+            return self._object(value, path, depth)
+        self.warn(path, repr(value), f"{type(value).__name__} is not a JSON value; kept as text")
+        return self.value(str(value), path, depth)
+
+    def _object(self, document: dict[Any, Any], path: str, depth: int) -> dict[str, Any]:
+        changed = False
+        clean: dict[str, Any] = {}
+        for key, item in document.items():
+            name = key if isinstance(key, str) else str(key)
+            name, problem = _storable_text(name)
+            if problem:
+                self.warn(_join(path, name), key, f"key {problem}")
+            stored = self.value(item, _join(path, name), depth + 1)
+            changed = changed or name is not key or stored is not item
+            clean[name] = stored
+        return clean if changed else document
+
+    def _too_deep(self, value: Any, path: str) -> Any:
+        try:
+            text = json.dumps(value, ensure_ascii=False, allow_nan=True, default=str)
+        except (ValueError, RecursionError):
+            self.warn(path, None, f"nested deeper than {MAX_DEPTH} levels and unreadable; "
+                      "stored as null")  # fmt: skip
+            return None
+        self.warn(path, None, f"nested deeper than {MAX_DEPTH} levels; this part is stored "
+                  "as its JSON text")  # fmt: skip
+        return _storable_text(text)[0]
+
+
+def storable(value: Any, field: str = "") -> tuple[Any, list[FieldWarning]]:
+    """`value` made storable in both databases, and one warning per repair.
+
+    `value` is anything JSON decodes to (objects, arrays, text, numbers, booleans, None,
+    `UnrepresentableNumber`); `field` prefixes the warnings' paths. Returns the same
+    object when nothing needed repair. Never raises.
+    """
+    walk = _Walk()
+    return walk.value(value, field, 0), walk.warnings
+
+
+def merge_warnings(first: list[FieldWarning], more: list[FieldWarning]) -> list[FieldWarning]:
+    """`first` plus the warnings of `more` about fields `first` does not mention yet:
+    one warning per field, the first one found (the most precise) kept."""
+    seen = {warning.field for warning in first}
+    return first + [warning for warning in more if warning.field not in seen]

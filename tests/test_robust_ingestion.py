@@ -1,0 +1,419 @@
+"""No value, token or glitch may block, corrupt or wipe a sync: each kind of hostile input
+Batch (or the network, or the database) can produce, with the rows it must leave."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select, text
+
+from campaign_sync.db.models import campaigns, sync_runs, sync_warnings
+from campaign_sync.db.session import make_engine
+from tests.fake_batch import PUSH, FakeBatch, sync_fake
+
+
+def rows(engine: Engine, *columns: str) -> dict[str, tuple[Any, ...]]:
+    """token -> the named columns of `campaigns`."""
+    with engine.connect() as conn:
+        result = conn.execute(
+            select(campaigns.c.campaign_token, *(campaigns.c[name] for name in columns))
+        )
+        return {row[0]: tuple(row[1:]) for row in result}
+
+
+def warnings(engine: Engine) -> list[tuple[str | None, str, str | None]]:
+    """(campaign_token, field, raw_value) of every warning, in order."""
+    with engine.connect() as conn:
+        result = conn.execute(
+            select(sync_warnings.c.campaign_token, sync_warnings.c.field, sync_warnings.c.raw_value)
+            .order_by(sync_warnings.c.id)
+        )  # fmt: skip
+        return [tuple(row) for row in result]  # type: ignore[misc]
+
+
+def messages_of(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return [m for (m,) in conn.execute(select(sync_warnings.c.message))]
+
+
+@pytest.fixture
+def fake() -> FakeBatch:
+    return FakeBatch()
+
+
+# -- one boundary makes values storable ---------------------------------------------------
+
+
+def test_a_nul_in_a_name_is_replaced_and_the_page_is_stored(
+    any_db_url: str, fake: FakeBatch
+) -> None:
+    fake.add(PUSH, "before")
+    fake.add(PUSH, "promo", {**_detail("promo"), "name": "Promo\u0000A"})
+    fake.add(PUSH, "after")
+    [result] = sync_fake(any_db_url, fake)
+    engine = make_engine(any_db_url)
+    assert result.status == "succeeded"
+    assert rows(engine, "name") == {
+        "before": ("Campaign before",),
+        "promo": ("Promo\ufffdA",),
+        "after": ("Campaign after",),
+    }
+    assert warnings(engine) == [("promo", "name", "Promo\ufffdA")]
+    with engine.connect() as conn:
+        detail, entry = conn.execute(
+            select(campaigns.c.detail, campaigns.c.list_entry).where(
+                campaigns.c.campaign_token == "promo"
+            )
+        ).one()
+    assert detail["name"] == "Promo\ufffdA" and entry["name"] == "Promo\ufffdA"
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("raw", "stored"),
+    [
+        ('"a\\u0000b"', "a\ufffdb"),  # NUL
+        ('"a\\ud800b"', "a\ufffdb"),  # a lone high surrogate
+        ('"\\udfff"', "\ufffd"),  # a lone low surrogate
+        ('"\\ud83d\\ude00"', "\U0001f600"),  # a valid pair is not touched
+        ("1e400", "1e400"),  # beyond a double
+        ("-1e400", "-1e400"),
+        ("NaN", "NaN"),  # Python's json reads these non-standard literals
+        ("Infinity", "Infinity"),
+        ("1" * 5000, "1" * 5000),  # beyond Python's int conversion limit
+    ],
+)
+def test_every_kind_of_unstorable_value_is_stored_repaired_with_a_warning(
+    pg_url: str, fake: FakeBatch, raw: str, stored: str
+) -> None:
+    detail = json.dumps(_detail("odd"))[:-1] + f', "custom_field": {{"k\\u0000": [{raw}]}}}}'
+    fake.add(PUSH, "odd", detail, entry=_detail("odd"))
+    fake.add(PUSH, "plain")
+    [result] = sync_fake(pg_url, fake)
+    assert result.status == "succeeded"
+    engine = make_engine(pg_url)
+    with engine.connect() as conn:
+        detail_row = conn.execute(
+            select(campaigns.c.detail).where(campaigns.c.campaign_token == "odd")
+        ).scalar_one()
+    assert detail_row["custom_field"] == {"k\ufffd": [stored]}
+    fields = [field for _, field, _ in warnings(engine)]
+    expected = ["custom_field.k\ufffd"]
+    if stored != "\U0001f600":
+        expected.append("custom_field.k\ufffd[0]")
+    assert fields == expected
+    assert set(rows(engine, "name")) == {"odd", "plain"}
+    engine.dispose()
+
+
+def test_1e400_as_time_to_live_leaves_the_column_null_and_keeps_the_text(
+    any_db_url: str, fake: FakeBatch
+) -> None:
+    fake.add(PUSH, "ttl", json.dumps(_detail("ttl"))[:-1] + ', "time_to_live": 1e400}')
+    [result] = sync_fake(any_db_url, fake)
+    assert result.status == "succeeded"
+    engine = make_engine(any_db_url)
+    assert rows(engine, "time_to_live") == {"ttl": (None,)}
+    assert warnings(engine) == [("ttl", "time_to_live", "1e400")]
+    with engine.connect() as conn:
+        detail = conn.execute(select(campaigns.c.detail)).scalar_one()
+    assert detail["time_to_live"] == "1e400"
+    engine.dispose()
+
+
+def test_a_detail_nested_5000_deep_is_unreadable_and_the_rest_of_the_page_is_stored(
+    pg_url: str, fake: FakeBatch
+) -> None:
+    deep = json.dumps(_detail("deep"))[:-1] + ', "x": ' + "[" * 5000 + "]" * 5000 + "}"
+    fake.add(PUSH, "deep", deep, entry=_detail("deep"))
+    fake.add(PUSH, "plain")
+    [result] = sync_fake(pg_url, fake)
+    assert result.status == "succeeded"
+    engine = make_engine(pg_url)
+    assert rows(engine, "name", "detail") == {
+        "deep": ("Campaign deep", None),  # kept from its list entry
+        "plain": ("Campaign plain", _detail("plain")),
+    }
+    assert [(token, field) for token, field, _ in warnings(engine)] == [("deep", "detail")]
+    assert "nested too deeply" in messages_of(engine)[0]
+    assert fake.raw_paths.count("/1.1/live-api-key-9e107d9d372bb682/campaigns/deep") == 1
+    engine.dispose()
+
+
+def test_nesting_past_the_documented_limit_is_stored_as_json_text(
+    pg_url: str, fake: FakeBatch
+) -> None:
+    nested = "[" * 150 + "1" + "]" * 150
+    fake.add(PUSH, "nested", json.dumps(_detail("nested"))[:-1] + f', "x": {nested}}}')
+    [result] = sync_fake(pg_url, fake)
+    assert result.status == "succeeded"
+    engine = make_engine(pg_url)
+    with engine.connect() as conn:
+        detail = conn.execute(select(campaigns.c.detail)).scalar_one()
+    node = detail["x"]
+    for _ in range(99):  # the document's root is level 0, "x" level 1
+        node = node[0]
+    assert node == "[" * 51 + "1" + "]" * 51
+    [(token, field, _)] = warnings(engine)
+    assert (token, field) == ("nested", "x" + "[0]" * 99)
+    engine.dispose()
+
+
+def test_dates_out_of_range_leave_null_and_one_warning_each(
+    any_db_url: str, fake: FakeBatch
+) -> None:
+    detail = {
+        **_detail("dates"),
+        "created_date": "0001-01-01T00:00:00+01:00",
+        "push_time": "9999-12-31T23:59:59-23:59",
+        "end_date": "2018-02-29T17:30:00",
+    }
+    fake.add(PUSH, "dates", detail)
+    [result] = sync_fake(any_db_url, fake)
+    assert result.status == "succeeded"
+    engine = make_engine(any_db_url)
+    assert rows(engine, "created_date", "push_time", "end_date") == {"dates": (None, None, None)}
+    assert warnings(engine) == [
+        ("dates", "created_date", "0001-01-01T00:00:00+01:00"),
+        ("dates", "push_time", "9999-12-31T23:59:59-23:59"),
+        ("dates", "end_date", "2018-02-29T17:30:00"),
+    ]
+    engine.dispose()
+
+
+# -- tokens travel as one path segment -------------------------------------------------------
+
+
+def test_every_token_is_sent_as_exactly_one_percent_encoded_path_segment(
+    pg_url: str, fake: FakeBatch
+) -> None:
+    tokens = {
+        "promo#2024": "promo%232024",
+        "promo": "promo",
+        "spring?x=1": "spring%3Fx%3D1",
+        "ab%41cd": "ab%2541cd",
+        "..": "%2E%2E",
+        ".": "%2E",
+        "a/b": "a%2Fb",
+        "é t": "%C3%A9%20t",
+    }
+    for token in tokens:
+        fake.add(PUSH, token)
+    fake.add(PUSH, "bad\x01token")
+    [result] = sync_fake(pg_url, fake)
+    assert result.status == "succeeded"
+    prefix = "/1.1/live-api-key-9e107d9d372bb682/campaigns/"
+    views = sorted(path.removeprefix(prefix) for path in fake.raw_paths if "/list" not in path)
+    assert views == sorted(tokens.values())
+    engine = make_engine(pg_url)
+    assert rows(engine, "name") == {token: (f"Campaign {token}",) for token in tokens}
+    assert warnings(engine) == [("bad\x01token", "campaign_token", "bad\x01token")]
+    assert "control characters" in messages_of(engine)[0]
+    engine.dispose()
+
+
+def test_odd_tokens_reach_the_simulators_route_intact(pg_url: str) -> None:
+    from campaign_sync.simulator import Simulator, SimulatorServer
+    from tests.conftest import API_KEY, CANARY_REST_KEY
+    from tests.syncing import run_sync
+
+    simulator = Simulator(api_key=API_KEY, rest_api_key=CANARY_REST_KEY, push=0, in_app=0, seed=1)
+    odd = ["promo#2024", "promo", "spring?x=1", "ab%41cd", "..", "a/b"]
+    for token in odd:
+        simulator.store(PUSH).create(_detail(token))
+    with SimulatorServer(simulator) as server:
+        [result] = run_sync(pg_url, server, [PUSH])
+    assert result.status == "succeeded"
+    engine = make_engine(pg_url)
+    assert rows(engine, "name") == {token: (f"Campaign {token}",) for token in odd}
+    engine.dispose()
+
+
+# -- the end of a sweep, and what it may tombstone ----------------------------------------
+
+
+def test_a_server_that_gives_50_entries_whatever_the_limit_still_gives_them_all(
+    pg_url: str, fake: FakeBatch
+) -> None:
+    for index in range(120):
+        fake.add(PUSH, f"c{index:03d}")
+    fake.max_page = 50
+    [result] = sync_fake(pg_url, fake)
+    assert result.status == "succeeded"
+    assert result.counts.campaigns_inserted == 120
+    lists = [path for path in fake.raw_paths if path.endswith("/list")]
+    assert len(lists) == 5  # 0 (50, short), 50 (refutes the end), 45, 90 (30, short), 120
+
+
+def test_an_empty_list_after_a_good_pass_tombstones_nothing_and_fails(
+    pg_url: str, fake: FakeBatch
+) -> None:
+    for index in range(8):
+        fake.add(PUSH, f"c{index}")
+    assert sync_fake(pg_url, fake)[0].status == "succeeded"
+    for answer in ("[]", '[1, "x", null]'):
+        fake.list_answer = lambda campaign_type, offset, limit, answer=answer: (
+            answer if offset == 0 else "[]"
+        )
+        [result] = sync_fake(pg_url, fake)
+        assert result.status == "failed"
+        assert result.error is not None
+        assert "refusing to mark all 8 stored push campaigns of app 'default'" in result.error
+        assert result.counts.campaigns_deleted == 0
+        engine = make_engine(pg_url)
+        assert rows(engine, "deleted_at") == {f"c{index}": (None,) for index in range(8)}
+        engine.dispose()
+    fake.list_answer = lambda campaign_type, offset, limit: "[]"
+    [result] = sync_fake(pg_url, fake, allow_mass_delete=True)
+    assert result.status == "succeeded" and result.counts.campaigns_deleted == 8
+
+
+def test_entries_that_are_no_campaign_stop_every_tombstone_of_the_sweep(
+    pg_url: str, fake: FakeBatch
+) -> None:
+    for index in range(4):
+        fake.add(PUSH, f"c{index}")
+    assert sync_fake(pg_url, fake)[0].status == "succeeded"
+    fake.entries[PUSH] = [json.dumps(_detail("c0")), '{"name": "no token"}', "42"]
+    [result] = sync_fake(pg_url, fake)
+    assert result.status == "succeeded"
+    assert result.counts.campaigns_deleted == 0
+    engine = make_engine(pg_url)
+    assert rows(engine, "deleted_at") == {f"c{index}": (None,) for index in range(4)}
+    assert [(t, f, raw) for t, f, raw in warnings(engine)] == [
+        (None, "list_entry", '{"name": "no token"}'),
+        (None, "list_entry", "42"),
+    ]
+    engine.dispose()
+
+
+def test_an_empty_page_in_the_middle_fails_after_a_few_rereads(
+    pg_url: str, fake: FakeBatch
+) -> None:
+    for index in range(150):
+        fake.add(PUSH, f"c{index:03d}")
+    fake.list_answer = lambda campaign_type, offset, limit: "[]" if offset > 0 else None
+    [result] = sync_fake(pg_url, fake)
+    assert result.status == "failed"
+    assert "offset 95 was empty" in (result.error or "")
+    assert result.counts.list_calls == 10  # 0, then 95 five times, stepping back to 0 between
+    engine = make_engine(pg_url)
+    assert len(rows(engine, "name")) == 100  # the first page is kept
+    engine.dispose()
+
+
+# -- one bad campaign never costs its page ---------------------------------------------
+
+
+def test_a_campaign_the_database_refuses_is_skipped_then_stored_once_clean(
+    pg_url: str, fake: FakeBatch
+) -> None:
+    engine = make_engine(pg_url)
+    with engine.begin() as conn:  # the database itself refuses one value
+        conn.execute(
+            text(
+                "alter table campaigns add constraint test_no_poison "
+                "check (name is distinct from 'Poison')"
+            )
+        )
+    try:
+        fake.add(PUSH, "first")
+        fake.add(PUSH, "bad", {**_detail("bad"), "name": "Poison"})
+        fake.add(PUSH, "last")
+        [result] = sync_fake(pg_url, fake)
+        assert result.status == "succeeded"
+        assert rows(engine, "name") == {"first": ("Campaign first",), "last": ("Campaign last",)}
+        [(token, field, _)] = warnings(engine)
+        assert (token, field) == ("bad", "campaign")
+        assert "test_no_poison" in messages_of(engine)[0]
+
+        fake.details[(PUSH, "bad")] = json.dumps({**_detail("bad"), "name": "Cured"})
+        [again] = sync_fake(pg_url, fake)
+        assert again.status == "succeeded" and again.counts.campaigns_inserted == 1
+        assert rows(engine, "name")["bad"] == ("Cured",)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("alter table campaigns drop constraint test_no_poison"))
+        engine.dispose()
+
+
+# -- the database going away -------------------------------------------------------------
+
+
+def _terminate(url: str, query: str) -> None:
+    admin = make_engine(url)
+    with admin.connect() as conn:
+        conn.execute(text(query))
+    admin.dispose()
+
+
+def test_a_database_restart_mid_pass_is_a_failed_run_not_a_crash(
+    pg_url: str, fake: FakeBatch
+) -> None:
+    for index in range(150):
+        fake.add(PUSH, f"c{index:03d}")
+    database = make_engine(pg_url).url.database
+
+    def restart(token: str) -> None:
+        if token == "c140":  # while the first page's details arrive: every connection is cut
+            _terminate(
+                pg_url,
+                "select pg_terminate_backend(pid) from pg_stat_activity where datname = "
+                f"'{database}' and pid <> pg_backend_pid()",
+            )
+
+    fake.on_view = restart
+    [result] = sync_fake(pg_url, fake)
+    assert result.status == "failed"
+    # A fresh connection replaces the cut ones; the lock went with its connection.
+    assert result.error is not None and result.error.startswith("the pass lock was lost")
+    engine = make_engine(pg_url)
+    with engine.connect() as conn:
+        assert conn.execute(select(sync_runs.c.status, sync_runs.c.error)).one() == (
+            "failed",
+            result.error,
+        )
+    engine.dispose()
+
+
+def test_a_lost_lock_connection_stops_the_pass_before_its_next_page(
+    pg_url: str, fake: FakeBatch
+) -> None:
+    for index in range(150):
+        fake.add(PUSH, f"c{index:03d}")
+
+    def cut_the_lock(token: str) -> None:
+        if token == "c140":  # while the first page's details arrive
+            _terminate(
+                pg_url,
+                "select pg_terminate_backend(pid) from pg_locks "
+                "where locktype = 'advisory' and objsubid = 2",
+            )
+
+    fake.on_view = cut_the_lock
+    [result] = sync_fake(pg_url, fake)
+    assert result.status == "failed"
+    assert result.error == (
+        "the pass lock was lost (its database connection closed); stopping this pass "
+        "before it writes anything more"
+    )
+    engine = make_engine(pg_url)
+    assert rows(engine, "name") == {}  # the lock went before the first page's commit
+    engine.dispose()
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _detail(token: str) -> dict[str, Any]:
+    return {
+        "campaign_token": token,
+        "name": f"Campaign {token}",
+        "live": True,
+        "from_api": True,
+        "dev_only": False,
+        "created_date": "2026-11-01T10:00:00",
+        "messages": [{"language": "en", "title": "Hello", "body": "World"}],
+    }

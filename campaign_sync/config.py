@@ -96,13 +96,12 @@ class Settings(BaseSettings):
     @field_validator("batch_api_base_url")
     @classmethod
     def _an_http_url(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        parsed = urlparse(value)
+        parsed = urlparse(value.strip())
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ValueError(
                 f"must be an http(s) URL such as https://api.batch.com, got {value[:80]!r}"
             )
-        return value
+        return value.strip().rstrip("/")
 
     @model_validator(mode="after")
     def _no_key_in_clear(self) -> Settings:

@@ -96,6 +96,7 @@ class Service:
                 if late:
                     await asyncio.wait(late, timeout=3)
             scheduler.shutdown(wait=False)
+            await asyncio.sleep(0)  # AsyncIOScheduler shuts down in a callback of the loop
             self.health.scheduler_running = False
             if server is not None and server_task is not None:
                 server.should_exit = True

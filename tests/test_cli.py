@@ -109,6 +109,11 @@ def test_only_one_type_and_one_app_can_be_asked_for(
         (["sync"], {"CAMPAIGN_SYNC_CONCURRENCY": "lots"}, "CAMPAIGN_SYNC_CONCURRENCY"),
         (["sync"], {"DATABASE_URL": "nonsense://x"}, "DATABASE_URL"),
         (["sync", "--type", "email"], {}, "Invalid value for '--type'"),
+        (
+            ["sync"],
+            {"BATCH_API_BASE_URL": "ftp://api.batch.com"},
+            "BATCH_API_BASE_URL: must be an http(s) URL such as https://api.batch.com",
+        ),
     ],
 )
 def test_bad_configuration_exits_2_with_one_clear_line(
@@ -122,6 +127,7 @@ def test_bad_configuration_exits_2_with_one_clear_line(
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+    assert "retrying" not in result.stderr
 
 
 def test_an_unmigrated_database_is_refused_with_the_fix(
@@ -219,6 +225,34 @@ def test_a_sync_killed_mid_pass_resumes_to_the_same_database(
     finally:
         pg_server.drop_database(killed_url)
         pg_server.drop_database(reference_url)
+
+
+def test_one_sigterm_interrupts_sync_cleanly_with_exit_0(pg_url: str) -> None:
+    slow = Simulator(api_key=API_KEY, rest_api_key=CANARY_REST_KEY, push=400, in_app=0, seed=4)
+    slow.knobs.latency_seconds = 0.02
+    with SimulatorServer(slow) as server:
+        env = cli_env(pg_url, server, CAMPAIGN_SYNC_LOG_FORMAT="text")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "campaign_sync", "sync", "--type", "push"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        engine = make_engine(pg_url)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not count(engine, "select count(*) from campaigns"):
+            time.sleep(0.02)
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=60)
+    assert "Traceback" not in stderr and "never retrieved" not in stderr, stderr[-3000:]
+    assert process.returncode == 0, stderr[-2000:]
+    assert "default/push: interrupted" in stdout
+    with engine.connect() as conn:
+        assert conn.execute(select(sync_runs.c.status)).scalar_one() == "interrupted"
+    assert 0 < count(engine, "select count(*) from campaigns") < 400
+    assert count(engine, "select count(*) from campaigns where detail is null") == 0
+    engine.dispose()
 
 
 def test_simulate_serves_the_documented_curl(tmp_path: Path) -> None:

@@ -152,3 +152,30 @@ def test_only_the_documented_variables_are_read(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("LOG_LEVEL", "debug")
     settings = load_settings()
     assert settings.concurrency == 8 and settings.log_level == "INFO"
+
+
+@pytest.mark.parametrize("url", ["not a url", "ftp://api.batch.com", "https://", "api.batch.com"])
+def test_a_base_url_that_is_not_http_is_refused_naming_the_setting(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BATCH_API_BASE_URL", url)
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    assert str(refused.value) == (
+        "settings: BATCH_API_BASE_URL: must be an http(s) URL such as https://api.batch.com, "
+        f"got {url!r}"
+    )
+
+
+def test_plain_http_to_another_host_needs_an_explicit_opt_in(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BATCH_API_BASE_URL", "http://batch.example")
+    with pytest.raises(ConfigError, match="the REST key would cross the network in clear"):
+        load_settings()
+    monkeypatch.setenv("CAMPAIGN_SYNC_ALLOW_INSECURE_HTTP", "true")
+    assert load_settings().batch_api_base_url == "http://batch.example"
+    monkeypatch.delenv("CAMPAIGN_SYNC_ALLOW_INSECURE_HTTP")
+    for loopback in ("http://127.0.0.1:8787", "http://localhost:8787", "http://[::1]:8787"):
+        monkeypatch.setenv("BATCH_API_BASE_URL", loopback)
+        assert load_settings().batch_api_base_url == loopback

@@ -230,3 +230,35 @@ def test_two_real_processes_never_sync_the_same_app_and_type_at_once(
     skipped = sum(out.count("skipped (another process holds it)") for out, _ in outputs)
     assert skipped >= 1, "the processes did not run at the same time; nothing was proven"
     assert len(runs) + skipped == 4
+
+
+def test_a_stop_while_details_are_in_flight_commits_that_page(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.fake_batch import BASE_URL, PUSH, FakeBatch
+
+    fake = FakeBatch()
+    for index in range(150):
+        fake.add(PUSH, f"c{index:03d}")
+    settings = make_settings(BASE_URL, pg_url, metrics_port=0)
+    app = make_app()
+    app = type(app)(**{**app.__dict__, "interval_seconds": 3600})
+    service = Service(
+        make_engine(pg_url), settings, [app], transport=httpx.MockTransport(fake.handler)
+    )
+    fake.on_view = lambda token: service.stop.set() if token == "c140" else None
+
+    caplog.set_level("INFO")
+    asyncio.run(asyncio.wait_for(service.run(), 30))
+
+    engine = make_engine(pg_url)
+    with engine.connect() as conn:
+        statuses = dict(conn.execute(select(sync_runs.c.campaign_type, sync_runs.c.status)).all())
+        tokens = {t for (t,) in conn.execute(select(campaigns.c.campaign_token))}
+    engine.dispose()
+    assert statuses["push"] == "interrupted"
+    assert tokens == {f"c{index:03d}" for index in range(50, 150)}  # the first page, whole
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages[-1] == "stopped", messages[-5:]
+    assert not any(record.exc_info for record in caplog.records)
+    assert not any("Cancelled" in message for message in messages)

@@ -7,10 +7,11 @@ import asyncio
 import random
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from campaign_sync.batch.sweep import SweepPosition, sweep_pages
+from campaign_sync.batch.sweep import SweepError, SweepPosition, sweep_pages
 
 
 class ShiftingList:
@@ -164,3 +165,48 @@ def test_a_sweep_stopped_and_resumed_still_sees_every_survivor(
     survivors = {t for t in original if t not in source.ever_deleted}
     assert len(first) == len(set(first)) and len(rest) == len(set(rest))
     assert survivors <= set(first) | set(rest)
+
+
+def test_a_short_page_is_confirmed_by_an_empty_one_and_a_capped_server_is_followed() -> None:
+    source = ShiftingList(120)
+
+    async def capped(offset: int, limit: int) -> list[dict[str, Any]]:
+        return await source.fetch(offset, min(limit, 50))
+
+    async def run() -> list[str]:
+        tokens: list[str] = []
+        async for page in sweep_pages(capped):
+            tokens += [e["campaign_token"] for e in page.entries]
+        return tokens
+
+    tokens = asyncio.run(run())
+    assert sorted(tokens) == sorted(source.items)
+    # 0 (50: short?), 50 (not empty: the server caps at 50), 45, 90 (30: short), 120 (empty)
+    assert [offset for offset, _ in source.calls] == [0, 50, 45, 90, 120]
+
+
+def test_a_list_that_ignores_the_offset_is_an_error_not_an_endless_sweep() -> None:
+    async def same_page(offset: int, limit: int) -> list[dict[str, Any]]:
+        return [{"campaign_token": f"t{i}"} for i in range(limit)]
+
+    async def run() -> None:
+        async for _ in sweep_pages(same_page):
+            pass
+
+    with pytest.raises(SweepError, match="seems to ignore the requested offset"):
+        asyncio.run(run())
+
+
+def test_an_empty_page_mid_list_is_reread_a_few_times_then_an_error() -> None:
+    source = ShiftingList(300)
+
+    async def hole(offset: int, limit: int) -> list[dict[str, Any]]:
+        return [] if offset == 95 else await source.fetch(offset, limit)
+
+    async def run() -> None:
+        async for _ in sweep_pages(hole):
+            pass
+
+    with pytest.raises(SweepError, match="offset 95 was empty"):
+        asyncio.run(run())
+    assert [offset for offset, _ in source.calls] == [0, 0, 0, 0, 0]  # between the re-reads

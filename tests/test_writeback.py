@@ -269,3 +269,29 @@ def test_the_app_is_named_when_several_are_configured() -> None:
         pick_app([ios, android], None)
     with pytest.raises(ConfigError, match="no app named 'web'; configured apps: ios, android"):
         pick_app([ios, android], "web")
+
+
+def test_a_sweep_during_the_write_back_is_not_undone(
+    synced: Engine, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    token = api_made(simulator)
+
+    def a_sweep_passes(route: str, request: Any) -> None:
+        if route == "update in-app":  # a sweep marks the campaign seen meanwhile
+            with synced.begin() as conn:
+                conn.execute(
+                    campaigns.update()
+                    .where(campaigns.c.campaign_token == token)
+                    .values(last_sweep_id=99, list_entry={"seen": "by sweep 99"})
+                )
+
+    simulator.hooks.append(a_sweep_passes)
+    outcome = update(synced, sim_server, token, {"name": "Spring sale"})
+    assert outcome.ok, outcome.message
+    with synced.connect() as conn:
+        row = conn.execute(
+            select(campaigns.c.name, campaigns.c.last_sweep_id, campaigns.c.list_entry).where(
+                campaigns.c.campaign_token == token
+            )
+        ).one()
+    assert row == ("Spring sale", 99, {"seen": "by sweep 99"})

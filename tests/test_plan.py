@@ -1,0 +1,180 @@
+"""The page plan: the diff of a page against the database, decided without one; and the
+property that any page, however hostile, loads into real PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Engine, select
+
+from campaign_sync.batch.endpoints import CampaignType
+from campaign_sync.db.loader import write_page
+from campaign_sync.db.models import campaigns, sync_warnings
+from campaign_sync.jsondoc import UnrepresentableNumber
+from campaign_sync.plan import PageLoad, StoredCampaign, campaigns_by_token, plan_page
+from campaign_sync.transform import stable_hash
+
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+PUSH = CampaignType.PUSH
+
+
+def detail(token: str, name: str) -> dict[str, Any]:
+    return {"campaign_token": token, "name": name, "live": True}
+
+
+def test_the_plan_decides_every_kind_of_change_without_a_database() -> None:
+    unchanged, renamed, gone, failed = (
+        detail("same", "Same"),
+        detail("renamed", "New name"),
+        detail("gone", "Gone"),
+        detail("failed", "Failed"),
+    )
+    stored = {
+        "same": StoredCampaign(1, stable_hash(unchanged), stable_hash(unchanged), NOW, NOW),
+        "renamed": StoredCampaign(2, "old", stable_hash(detail("renamed", "Old name")), NOW, None),
+        "gone": StoredCampaign(3, stable_hash(gone), stable_hash(gone), NOW, None),
+    }
+    entries = [unchanged, renamed, gone, failed, detail("new", "New"), detail("bad\x00", "x")]
+    by_token, unsendable = campaigns_by_token(entries)
+    load = PageLoad(
+        app="ios",
+        campaign_type=PUSH,
+        run_id=7,
+        sweep_id=3,
+        now=NOW,
+        list_entries=by_token,
+        details={"same": unchanged, "renamed": renamed, "new": detail("new", "New")},
+        gone=["gone"],
+        failed={"failed": "GET campaigns/view for app 'ios' failed: 500"},
+        unsendable=unsendable,
+        stored=stored,
+    )
+    plan = plan_page(load)
+    assert [(w.campaign_token, w.campaign_id) for w in plan.writes] == [
+        ("renamed", 2),
+        ("new", None),
+        ("failed", None),  # kept from its list entry, without a detail
+    ]
+    assert plan.writes[0].values["name"] == "New name"
+    assert plan.writes[2].values["detail"] is None and plan.writes[2].values["list_hash"] is None
+    assert [r["id"] for r in plan.refreshes] == [1]
+    assert plan.restored == 1  # "same" was tombstoned and is back
+    assert plan.tombstones == [3]
+    assert plan.seen == ["same", "renamed", "failed", "new"]
+    assert [(w.campaign_token, w.warning.field) for w in plan.warnings] == [
+        ("bad\x00", "campaign_token")
+    ]
+    counts = plan.counts()
+    assert (counts.inserted, counts.updated, counts.unchanged, counts.deleted) == (2, 2, 0, 1)
+    assert counts.warnings == 2  # the unsendable token, and the failed detail
+
+
+def test_a_write_back_plan_leaves_the_sweeps_bookkeeping_alone() -> None:
+    stored = {"t": StoredCampaign(5, "h", "old", NOW, None)}
+    load = PageLoad(
+        "ios", PUSH, None, None, NOW, {}, details={"t": detail("t", "N")}, stored=stored
+    )
+    plan = plan_page(load)
+    [write] = plan.writes
+    assert not {"list_entry", "list_hash", "last_seen_at", "last_sweep_id"} & set(write.values)
+    assert plan.seen == []
+
+
+# -- the property ---------------------------------------------------------------------------
+
+ODD_CHARACTERS = ["\x00", "\ud800", "\udfff", "\x01", "#", "?", "%", "/", ".", "é", "\U0001f600"]
+text = st.text(st.one_of(st.characters(), st.sampled_from(ODD_CHARACTERS)), max_size=12)
+leaf = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    text,
+    st.sampled_from([UnrepresentableNumber(n) for n in ("1e400", "-1e999", "NaN", "9" * 5000)]),
+    st.sampled_from(
+        ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-23:59", "2018-02-29T17:30:00"]
+    ),
+)
+json_value = st.recursive(
+    leaf,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3),
+    max_leaves=12,
+)
+deep = st.integers(min_value=95, max_value=140).map(lambda depth: _nest(depth))
+value = st.one_of(json_value, deep)
+FIELDS = ["name", "live", "created_date", "push_time", "end_date", "time_to_live", "capping",
+          "messages", "landing", "trigger", "targeting", "custom_payload", "labels",
+          "recurrence", "deeplink", "priority"]  # fmt: skip
+document = st.dictionaries(st.sampled_from(FIELDS) | text, value, max_size=6)
+token = st.text(st.one_of(st.characters(), st.sampled_from(ODD_CHARACTERS)), min_size=1, max_size=8)
+hostile = st.tuples(token, document, document, st.sampled_from(["detail", "failed", "gone"]))
+
+
+def _nest(depth: int) -> Any:
+    node: Any = "bottom"
+    for level in range(depth):
+        node = [node] if level % 2 else {"k": node}
+    return node
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(campaigns_=st.lists(hostile, min_size=1, max_size=4, unique_by=lambda c: c[0]))
+def test_any_page_loads_and_its_ordinary_campaigns_are_always_stored(
+    pg_session_url: str, campaigns_: list[tuple[str, Any, Any, str]]
+) -> None:
+    from campaign_sync.db.session import make_engine
+
+    engine = make_engine(pg_session_url)
+    try:
+        _load_one_page(engine, campaigns_)
+    finally:
+        engine.dispose()
+
+
+def _load_one_page(engine: Engine, hostile_campaigns: list[tuple[str, Any, Any, str]]) -> None:
+    app = uuid.uuid4().hex  # a fresh app per example: no state carried over
+    ordinary = [detail("ordinary-1", "First"), detail("ordinary-2", "Second")]
+    entries: list[Any] = [ordinary[0]]
+    for token_, entry, _, _ in hostile_campaigns:
+        entries.append({**entry, "campaign_token": token_})
+    entries.append(ordinary[1])
+    by_token, unsendable = campaigns_by_token(entries)
+    load = PageLoad(app, PUSH, None, 1, NOW, by_token, unsendable=unsendable)
+    load.details = {d["campaign_token"]: d for d in ordinary}
+    for token_, _, fetched, outcome in hostile_campaigns:
+        if token_ not in by_token:
+            continue
+        if outcome == "detail":
+            load.details[token_] = {**fetched, "campaign_token": token_}
+        elif outcome == "failed":
+            load.failed[token_] = "GET campaigns/view failed: 500 \x00"
+        else:
+            load.gone.append(token_)
+
+    write_page(engine, plan_page(load))
+
+    with engine.connect() as conn:
+        stored = dict(
+            conn.execute(
+                select(campaigns.c.campaign_token, campaigns.c.name).where(campaigns.c.app == app)
+            ).all()
+        )
+        warned = {t for (t,) in conn.execute(
+            select(sync_warnings.c.campaign_token).where(sync_warnings.c.app == app)
+        )}  # fmt: skip
+    assert stored["ordinary-1"] == "First" and stored["ordinary-2"] == "Second"
+    for token_, _, _, outcome in hostile_campaigns:
+        if token_ in unsendable:
+            assert _clean(token_) in warned
+        elif outcome != "gone":
+            assert token_ in stored or token_ in warned
+
+
+def _clean(text_: str) -> str:
+    from campaign_sync.storable import storable
+
+    return str(storable(text_)[0])

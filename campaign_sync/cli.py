@@ -29,7 +29,7 @@ from campaign_sync.config import (
 )
 from campaign_sync.db.migrate import SchemaNotCurrent, ensure_current, upgrade
 from campaign_sync.db.session import database_problem, make_engine, masked_url
-from campaign_sync.engine import PassOptions, PassResult
+from campaign_sync.engine import PassResult
 from campaign_sync.logs import setup_logging
 from campaign_sync.service import run_until_signalled
 
@@ -101,7 +101,8 @@ def describe_result(result: PassResult) -> str:
     line = (
         f"{result.app}/{result.campaign_type.label}: {result.status}"
         if result.status != "skipped"
-        else f"{result.app}/{result.campaign_type.label}: skipped (another process holds it)"
+        else f"{result.app}/{result.campaign_type.label}: skipped (another process holds it: "
+        f"{result.error})"
     )
     if result.status in ("succeeded", "failed", "interrupted"):
         line += (
@@ -111,7 +112,7 @@ def describe_result(result: PassResult) -> str:
             f"{counts.detail_calls} detail calls, {counts.retries} retries) "
             f"in {result.seconds:.1f}s"
         )
-    if result.error:
+    if result.error and result.status != "skipped":
         line += f"\n  error: {result.error}"
     return line
 
@@ -160,17 +161,13 @@ def sync(
     2 for bad configuration or usage.
     """
     from campaign_sync.progress import progress_for_terminal
-    from campaign_sync.runner import sync_apps
+    from campaign_sync.runner import pass_options, sync_apps
 
     settings = _settings()
     apps = select_apps(resolve_apps(settings), app_names)
     types = [CampaignType.parse(name) for name in type_names] or list(CampaignType)
     engine = _engine(settings)
-    options = PassOptions(
-        full_refresh=full_refresh,
-        allow_mass_delete=allow_mass_delete,
-        detail_max_age_seconds=settings.detail_max_age_seconds,
-    )
+    options = pass_options(settings, full_refresh=full_refresh, allow_mass_delete=allow_mass_delete)
 
     async def run(stop: asyncio.Event) -> list[PassResult]:
         with progress_for_terminal() as progress:

@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     concurrency: int = _setting(8, "CAMPAIGN_SYNC_CONCURRENCY", ge=1, le=64)
     detail_max_age_seconds: float = _setting(86400, "CAMPAIGN_SYNC_DETAIL_MAX_AGE_SECONDS", ge=0)
     interval_seconds: float = _setting(300, "CAMPAIGN_SYNC_INTERVAL_SECONDS", gt=0)
+    lock_lease_seconds: float = _setting(60.0, "CAMPAIGN_SYNC_LOCK_LEASE_SECONDS", ge=3)
     metrics_port: int = _setting(9108, "CAMPAIGN_SYNC_METRICS_PORT", ge=0, le=65535)
     rate_increase_per_second: float = _setting(1.0, "CAMPAIGN_SYNC_RATE_INCREASE_PER_SECOND", gt=0)
     connect_timeout_seconds: float = _setting(5.0, "CAMPAIGN_SYNC_CONNECT_TIMEOUT_SECONDS", gt=0)

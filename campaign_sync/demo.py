@@ -21,10 +21,10 @@ from campaign_sync.config import ResolvedApp, Settings, load_settings
 from campaign_sync.db.migrate import upgrade
 from campaign_sync.db.models import campaigns, messages, sync_runs, sync_state, sync_warnings
 from campaign_sync.db.session import make_engine, masked_url
-from campaign_sync.engine import PassOptions, PassResult
+from campaign_sync.engine import PassResult
 from campaign_sync.logs import setup_logging
 from campaign_sync.progress import progress_for_terminal
-from campaign_sync.runner import sync_apps
+from campaign_sync.runner import pass_options, sync_apps
 from campaign_sync.simulator import Simulator, SimulatorKnobs, SimulatorServer
 
 DEMO_APP = "demo"
@@ -48,7 +48,7 @@ def _pass(engine: Engine, settings: Settings, app: ResolvedApp) -> tuple[list[Pa
                 engine,
                 settings,
                 [app],
-                options=PassOptions(detail_max_age_seconds=settings.detail_max_age_seconds),
+                options=pass_options(settings),
                 progress=progress,
             )
 

@@ -26,7 +26,7 @@ from campaign_sync.batch.endpoints import CampaignType
 from campaign_sync.batch.errors import AuthenticationInvalid, BatchError
 from campaign_sync.batch.sweep import SweepError, SweepPage
 from campaign_sync.db.loader import stored_campaigns, write_page
-from campaign_sync.db.locks import Guard, LockLost, pass_lock
+from campaign_sync.db.locks import DEFAULT_LEASE_SECONDS, Guard, LockLost, pass_lock
 from campaign_sync.db.session import database_problem
 from campaign_sync.db.state import (
     MassDeleteRefused,
@@ -57,6 +57,7 @@ class PassOptions:
     full_refresh: bool = False
     allow_mass_delete: bool = False
     detail_max_age_seconds: float = 86400.0
+    lock_lease_seconds: float = DEFAULT_LEASE_SECONDS
 
 
 @dataclass
@@ -156,16 +157,22 @@ class SyncPass:
     async def run(self) -> PassResult:
         started = time.monotonic()
         try:
-            with pass_lock(self.db, self.app, self.campaign_type) as guard:
-                if guard is None:
+            async with pass_lock(
+                self.db,
+                self.app,
+                self.campaign_type,
+                lease_seconds=self.options.lock_lease_seconds,
+            ) as lease:
+                if isinstance(lease, str):
                     log.info(
-                        "skipping %s campaigns of app '%s': another process is syncing them",
+                        "skipping %s campaigns of app '%s': another process is syncing them (%s)",
                         self.campaign_type.label,
                         self.app,
+                        lease,
                     )
-                    result = PassResult(self.app, self.campaign_type, "skipped")
+                    result = PassResult(self.app, self.campaign_type, "skipped", error=lease)
                 else:
-                    self.guard = guard
+                    self.guard = lease.renew
                     result = await self._run_locked()
         except DBAPIError as error:  # the database went away before or after the pass
             message = f"database problem: {database_problem(error)}"

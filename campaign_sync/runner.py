@@ -18,6 +18,18 @@ from campaign_sync.engine import PassOptions, PassResult, Progress, SyncPass
 from campaign_sync.logs import register_secret
 
 
+def pass_options(
+    settings: Settings, *, full_refresh: bool = False, allow_mass_delete: bool = False
+) -> PassOptions:
+    """A pass's options from the settings, plus the command line's flags."""
+    return PassOptions(
+        full_refresh=full_refresh,
+        allow_mass_delete=allow_mass_delete,
+        detail_max_age_seconds=settings.detail_max_age_seconds,
+        lock_lease_seconds=settings.lock_lease_seconds,
+    )
+
+
 def client_options(settings: Settings, app: ResolvedApp) -> ClientOptions:
     return ClientOptions(
         base_url=settings.batch_api_base_url,
@@ -89,7 +101,7 @@ async def sync_apps(
     on_response: ResponseHook | None = None,
 ) -> list[PassResult]:
     """Every app at once, each with both types; one app failing never stops the others."""
-    options = options or PassOptions(detail_max_age_seconds=settings.detail_max_age_seconds)
+    options = options or pass_options(settings)
     write_lock = asyncio.Lock() if db.dialect.name == "sqlite" else None
     per_app = await asyncio.gather(
         *(

@@ -342,65 +342,93 @@ def test_a_campaign_the_database_refuses_is_skipped_then_stored_once_clean(
 # -- the database going away -------------------------------------------------------------
 
 
-def _terminate(url: str, query: str) -> None:
-    admin = make_engine(url)
-    with admin.connect() as conn:
-        conn.execute(text(query))
-    admin.dispose()
-
-
-def test_a_database_restart_mid_pass_is_a_failed_run_not_a_crash(
+def test_connections_cut_between_pages_are_replaced_and_the_pass_goes_on(
     pg_url: str, fake: FakeBatch
 ) -> None:
     for index in range(150):
         fake.add(PUSH, f"c{index:03d}")
-    database = make_engine(pg_url).url.database
+    engine = make_engine(pg_url)
 
     def restart(token: str) -> None:
         if token == "c140":  # while the first page's details arrive: every connection is cut
-            _terminate(
-                pg_url,
-                "select pg_terminate_backend(pid) from pg_stat_activity where datname = "
-                f"'{database}' and pid <> pg_backend_pid()",
-            )
+            with engine.connect() as conn:
+                conn.execute(
+                    text(
+                        "select pg_terminate_backend(pid) from pg_stat_activity "
+                        "where datname = current_database() and pid <> pg_backend_pid()"
+                    )
+                )
 
     fake.on_view = restart
     [result] = sync_fake(pg_url, fake)
-    assert result.status == "failed"
-    # A fresh connection replaces the cut ones; the lock went with its connection.
-    assert result.error is not None and result.error.startswith("the pass lock was lost")
+    assert result.status == "succeeded"
+    assert len(rows(engine, "name")) == 150
+    engine.dispose()
+
+
+def test_a_database_that_fails_mid_write_makes_a_failed_run_not_a_crash(
+    pg_url: str, fake: FakeBatch
+) -> None:
+    for index in range(150):
+        fake.add(PUSH, f"c{index:03d}")
     engine = make_engine(pg_url)
-    with engine.connect() as conn:
+    with engine.begin() as conn:  # the server drops the connection in the middle of a page
+        conn.execute(
+            text(
+                "create function test_crash() returns trigger language plpgsql as $$ begin "
+                "if new.campaign_token = 'c020' then "
+                "perform pg_terminate_backend(pg_backend_pid()); end if; return new; end $$"
+            )
+        )
+        conn.execute(
+            text(
+                "create trigger test_crash before insert on campaigns for each row "
+                "execute function test_crash()"
+            )
+        )
+    try:
+        [result] = sync_fake(pg_url, fake)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("drop trigger test_crash on campaigns"))
+            conn.execute(text("drop function test_crash()"))
+    assert result.status == "failed"
+    assert (result.error or "").startswith("database problem: ")
+    with engine.connect() as conn:  # recorded on a fresh connection
         assert conn.execute(select(sync_runs.c.status, sync_runs.c.error)).one() == (
             "failed",
             result.error,
         )
+    assert len(rows(engine, "name")) == 100  # the first page; the second is not half-written
+    [again] = sync_fake(pg_url, fake)
+    assert again.status == "succeeded" and len(rows(engine, "name")) == 150
     engine.dispose()
 
 
-def test_a_lost_lock_connection_stops_the_pass_before_its_next_page(
+def test_a_pass_whose_lease_was_taken_over_stops_before_its_next_page(
     pg_url: str, fake: FakeBatch
 ) -> None:
     for index in range(150):
         fake.add(PUSH, f"c{index:03d}")
+    engine = make_engine(pg_url)
 
-    def cut_the_lock(token: str) -> None:
+    def take_over(token: str) -> None:
         if token == "c140":  # while the first page's details arrive
-            _terminate(
-                pg_url,
-                "select pg_terminate_backend(pid) from pg_locks "
-                "where locktype = 'advisory' and objsubid = 2",
-            )
+            with engine.begin() as conn:
+                conn.execute(text("update sync_state set lock_holder = 'elsewhere:1:abc'"))
 
-    fake.on_view = cut_the_lock
+    fake.on_view = take_over
     [result] = sync_fake(pg_url, fake)
     assert result.status == "failed"
     assert result.error == (
-        "the pass lock was lost (its database connection closed); stopping this pass "
-        "before it writes anything more"
+        "the pass lock of app 'default' (push) was taken over (its lease ran out); "
+        "stopping this pass before it writes anything more"
     )
-    engine = make_engine(pg_url)
-    assert rows(engine, "name") == {}  # the lock went before the first page's commit
+    assert rows(engine, "name") == {}  # not one page written after the take-over
+    with engine.connect() as conn:  # and the lease stays with the new holder
+        assert conn.execute(text("select lock_holder from sync_state")).scalar() == (
+            "elsewhere:1:abc"
+        )
     engine.dispose()
 
 

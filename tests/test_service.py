@@ -227,7 +227,7 @@ def test_two_real_processes_never_sync_the_same_app_and_type_at_once(
         spans = [(s, f) for t, s, f in runs if t == campaign_type]
         for (_, first_end), (second_start, _) in itertools.pairwise(spans):
             assert second_start >= first_end, f"two {campaign_type} passes overlapped"
-    skipped = sum(out.count("skipped (another process holds it)") for out, _ in outputs)
+    skipped = sum(out.count("skipped (another process holds it") for out, _ in outputs)
     assert skipped >= 1, "the processes did not run at the same time; nothing was proven"
     assert len(runs) + skipped == 4
 

@@ -1,144 +1,211 @@
-"""One pass per app and type at a time, across processes and replicas.
+"""One pass per app and type at a time, across processes, replicas and connection poolers.
 
-PostgreSQL: a session advisory try-lock held on its own autocommit connection for the
-whole pass. SQLite: an in-process lock plus an exclusive `flock` on a file beside the
-database, so a second process on the same machine skips as well.
+The lock is a lease in the app's `sync_state` row: `lock_holder` (host:pid:nonce) and
+`lock_expires_at`. Taking it, renewing it and giving it back are each one short
+transaction, so it works the same on SQLite, on PostgreSQL, and through PgBouncer in any
+pooling mode (session advisory locks do not: in transaction pooling they stay held by
+whichever server connection ran them).
 
-The lock comes with a guard that each page transaction runs first: on PostgreSQL it
-checks, inside that transaction, that the lock's connection still holds the lock (a
-database restart or a cut connection releases it), so a pass that lost its lock stops
-writing at its next page with `LockLost` instead of racing another process.
+- A holder renews its lease every `lease / 3` seconds, and in every page transaction (the
+  `Guard`), which also checks that it still holds it: a pass that lost its lease stops at
+  its next page with `LockLost` instead of racing the new holder.
+- A holder that dies without giving the lease back (kill -9, a cut network) blocks others
+  for at most the lease (`CAMPAIGN_SYNC_LOCK_LEASE_SECONDS`, 60 by default); on the same
+  host a holder whose process is gone is replaced at once.
+- The lease's clock is the holders' own (UTC): replicas' clocks must agree to well within
+  the lease (NTP does).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import fcntl
 import logging
 import os
-import threading
-import zlib
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import IO
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Connection, Engine, and_, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.pool import NullPool
 
 from campaign_sync.batch.endpoints import CampaignType
-
-LOCK_NAMESPACE = 0x43534E43  # "CSNC": keeps our advisory locks apart from other users'
+from campaign_sync.db.models import sync_state
+from campaign_sync.db.types import utcnow
 
 log = logging.getLogger(__name__)
 
+DEFAULT_LEASE_SECONDS = 60.0
+
+_HELD_HERE: set[str] = set()  # nonces of the leases this process holds now
+
 Guard = Callable[[Connection], None]
-"""Runs first in each page transaction; raises `LockLost` when the pass lock is gone."""
+"""Runs first in each page transaction; raises `LockLost` when the lease is gone."""
 
 
 class LockLost(Exception):
-    """The pass lock was released under a running pass (its connection was lost)."""
+    """The pass's lease was taken over or cleared while the pass ran."""
 
 
-def _no_guard(conn: Connection) -> None:
-    """SQLite: the lock is a file lock of this very process; it cannot be lost."""
+@dataclass(frozen=True)
+class Holder:
+    """Who holds a lease: this host, this process, and a nonce for this pass."""
 
+    host: str
+    pid: int
+    nonce: str
 
-_local_locks: dict[tuple[str, str, str], threading.Lock] = {}
-_local_guard = threading.Lock()
+    def __str__(self) -> str:
+        return f"{self.host}:{self.pid}:{self.nonce}"
 
+    @classmethod
+    def mine(cls) -> Holder:
+        return cls(socket.gethostname(), os.getpid(), uuid.uuid4().hex[:12])
 
-def lock_key(app: str, campaign_type: CampaignType) -> int:
-    """A stable signed 32-bit key for the pair (crc32 is the same in every process)."""
-    value = zlib.crc32(f"{app}\x00{campaign_type.value}".encode())
-    return value - 2**32 if value >= 2**31 else value
+    @classmethod
+    def parse(cls, text: str | None) -> Holder | None:
+        parts = (text or "").rsplit(":", 2)
+        if len(parts) != 3 or not parts[1].isdigit():
+            return None
+        return cls(parts[0], int(parts[1]), parts[2])
 
-
-@contextlib.contextmanager
-def pass_lock(engine: Engine, app: str, campaign_type: CampaignType) -> Iterator[Guard | None]:
-    """Yields the lock's `Guard` when this process holds the pass lock, None when another
-    process does."""
-    if engine.dialect.name == "postgresql":
-        with _advisory_lock(engine, lock_key(app, campaign_type)) as guard:
-            yield guard
-    else:
-        with _local_lock(engine, app, campaign_type) as held:
-            yield _no_guard if held else None
-
-
-_lock_engines: dict[str, Engine] = {}
-
-
-def _lock_engine(engine: Engine) -> Engine:
-    """Lock connections live for a whole pass: keep them out of the loads' pool."""
-    key = engine.url.render_as_string(hide_password=False)
-    with _local_guard:
-        if key not in _lock_engines:
-            _lock_engines[key] = create_engine(
-                engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT"
-            )
-        return _lock_engines[key]
-
-
-@contextlib.contextmanager
-def _advisory_lock(engine: Engine, key: int) -> Iterator[Guard | None]:
-    lock_args = {"ns": LOCK_NAMESPACE, "key": key}
-    with _lock_engine(engine).connect() as conn:
-        held = bool(
-            conn.execute(text("select pg_try_advisory_lock(:ns, :key)"), lock_args).scalar_one()
-        )
-        if not held:
-            yield None
-            return
-        holder = int(conn.execute(text("select pg_backend_pid()")).scalar_one())
-
-        def guard(page: Connection) -> None:
-            # pg_locks shows a two-key advisory lock as (classid, objid, objsubid 2), as oids.
-            still_held = page.execute(
-                text(
-                    "select exists(select 1 from pg_locks where locktype = 'advisory' "
-                    "and classid = :ns and objid = :key and objsubid = 2 and pid = :pid "
-                    "and granted)"
-                ),
-                {"ns": LOCK_NAMESPACE, "key": key & 0xFFFFFFFF, "pid": holder},
-            ).scalar_one()
-            if not still_held:
-                raise LockLost(
-                    "the pass lock was lost (its database connection closed); stopping this "
-                    "pass before it writes anything more"
-                )
-
+    def gone(self) -> bool:
+        """True when this holder's process surely no longer runs (only knowable here)."""
+        if self.host != socket.gethostname():
+            return False
+        if self.pid == os.getpid():  # ours, or a process before a restart in a container
+            return self.nonce not in _HELD_HERE
         try:
-            yield guard
-        finally:
-            try:
-                conn.execute(text("select pg_advisory_unlock(:ns, :key)"), lock_args)
-            except DBAPIError:
-                log.warning("the pass lock's database connection was lost before its release")
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
 
 
-@contextlib.contextmanager
-def _local_lock(engine: Engine, app: str, campaign_type: CampaignType) -> Iterator[bool]:
-    database = engine.url.database or ""
-    name = (str(engine.url), app, campaign_type.value)
-    with _local_guard:
-        lock = _local_locks.setdefault(name, threading.Lock())
-    if not lock.acquire(blocking=False):
-        yield False
-        return
-    handle: IO[bytes] | None = None
-    try:
-        if database and database != ":memory:" and not database.startswith("file::memory"):
-            path = Path(f"{database}.{app}.{campaign_type.value}.lock")
-            handle = path.open("ab")
+@dataclass
+class Lease:
+    """A lease this process holds on one app and type."""
+
+    engine: Engine
+    app: str
+    campaign_type: CampaignType
+    holder: Holder
+    seconds: float
+
+    def _mine(self) -> object:
+        s = sync_state.c
+        return and_(
+            s.app == self.app,
+            s.campaign_type == self.campaign_type.value,
+            s.lock_holder == str(self.holder),
+        )
+
+    def renew(self, conn: Connection) -> None:
+        """Extend the lease inside `conn`'s transaction; raises `LockLost` if it is gone."""
+        renewed = conn.execute(
+            update(sync_state)
+            .where(self._mine())  # type: ignore[arg-type]
+            .values(lock_expires_at=utcnow() + timedelta(seconds=self.seconds))
+        )
+        if renewed.rowcount != 1:
+            raise LockLost(
+                f"the pass lock of app '{self.app}' ({self.campaign_type.label}) was taken "
+                "over (its lease ran out); stopping this pass before it writes anything more"
+            )
+
+    def release(self) -> None:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(sync_state)
+                    .where(self._mine())  # type: ignore[arg-type]
+                    .values(lock_holder=None, lock_expires_at=None)
+                )
+        except DBAPIError as error:
+            log.warning("could not give the pass lock back (it expires by itself): %s", error)
+
+    async def keep_alive(self) -> None:
+        """Renew every third of the lease until cancelled or lost (the next page's guard
+        then stops the pass)."""
+        while True:
+            await asyncio.sleep(self.seconds / 3)
             try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
+                await asyncio.to_thread(self._renew_alone)
+            except LockLost as lost:
+                log.error("%s", lost)
                 return
-            os.utime(path)
-        yield True
+            except DBAPIError as error:  # the page transactions will say more
+                log.warning("could not renew the pass lock: %s", error)
+
+    def _renew_alone(self) -> None:
+        with self.engine.begin() as conn:
+            self.renew(conn)
+
+
+def try_lease(engine: Engine, app: str, campaign_type: CampaignType, seconds: float) -> Lease | str:
+    """Take the lease on (app, type): the `Lease`, or a description of who holds it."""
+    s = sync_state.c
+    pair = and_(s.app == app, s.campaign_type == campaign_type.value)
+    holder = Holder.mine()
+    now = utcnow()
+    with engine.begin() as conn:
+        row = conn.execute(select(s.lock_holder, s.lock_expires_at).where(pair)).first()
+        if row is None:  # the pair's first pass; another process may be creating it too
+            new_row = {"app": app, "campaign_type": campaign_type.value, "updated_at": now}
+            dialect_insert = (
+                postgresql_insert if engine.dialect.name == "postgresql" else sqlite_insert
+            )
+            conn.execute(
+                dialect_insert(sync_state).values(sweep_id=0, **new_row).on_conflict_do_nothing()
+            )
+            current, expires = None, None
+        else:
+            current, expires = row
+        free = or_(s.lock_holder.is_(None), s.lock_expires_at < now)
+        previous = Holder.parse(current)
+        if previous is not None and previous.gone():
+            free = or_(free, s.lock_holder == current)
+        taken = conn.execute(
+            update(sync_state)
+            .where(pair, free)
+            .values(lock_holder=str(holder), lock_expires_at=now + timedelta(seconds=seconds))
+        )
+        if taken.rowcount == 1:
+            _HELD_HERE.add(holder.nonce)
+            return Lease(engine, app, campaign_type, holder, seconds)
+        conn.execute(update(sync_state).where(pair).values(last_skipped_at=now))
+    return f"held by {current} until {_when(expires)}"
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "?"
+
+
+@contextlib.asynccontextmanager
+async def pass_lock(
+    engine: Engine,
+    app: str,
+    campaign_type: CampaignType,
+    *,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
+) -> AsyncIterator[Lease | str]:
+    """Hold the lease for a pass: yields the `Lease` (renewed in the background until the
+    block ends, then given back), or a string saying who holds it (the pass is skipped)."""
+    lease = await asyncio.to_thread(try_lease, engine, app, campaign_type, lease_seconds)
+    if isinstance(lease, str):
+        yield lease
+        return
+    keeper = asyncio.create_task(lease.keep_alive())
+    try:
+        yield lease
     finally:
-        if handle is not None:
-            handle.close()
-        lock.release()
+        keeper.cancel()
+        await asyncio.gather(keeper, return_exceptions=True)
+        await asyncio.to_thread(lease.release)
+        _HELD_HERE.discard(lease.holder.nonce)

@@ -156,6 +156,10 @@ class SyncState(Base):
     last_complete_sweep_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_run_id: Mapped[int | None] = mapped_column(BigInteger)
     next_pass_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # set by `serve`
+    # The pass lock, a lease (db/locks.py): who holds it, until when; when one was skipped.
+    lock_holder: Mapped[str | None] = mapped_column(Text)
+    lock_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_skipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 

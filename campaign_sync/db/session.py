@@ -41,4 +41,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    # No server-side prepared statements: behind PgBouncer in transaction pooling (its most
+    # common mode) a statement prepared on one server connection is unknown on the next,
+    # and psycopg prepares any statement run 5 times (psycopg docs, "Prepared statements").
+    connect_args = {"prepare_threshold": None, **kwargs.pop("connect_args", {})}
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)

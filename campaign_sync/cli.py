@@ -1,39 +1,32 @@
 """The `campaign-sync` command line: parses, calls, prints. No business logic here.
 
-Errors become one line on stderr naming what to fix; exit codes follow the contract.
+Each command imports what it needs when it runs, so `--help` and `--version` start fast.
+Errors become one line on stderr naming what to fix (decided once, in `CampaignSyncGroup`);
+exit codes follow the contract.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import logging
 import os
 import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from sqlalchemy import Engine
-from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 
-from campaign_sync.batch.endpoints import CampaignType
-from campaign_sync.batch.errors import BatchError
-from campaign_sync.config import (
-    ConfigError,
-    Settings,
-    load_settings,
-    resolve_apps,
-    select_apps,
-)
-from campaign_sync.db.migrate import SchemaNotCurrent, ensure_current, upgrade
-from campaign_sync.db.session import make_engine, masked_url
-from campaign_sync.engine import PassOptions, PassResult
-from campaign_sync.logs import setup_logging
-from campaign_sync.service import run_until_signalled
+if TYPE_CHECKING:
+    import asyncio
+
+    from sqlalchemy import Engine
+
+    from campaign_sync.config import Settings
+    from campaign_sync.engine import PassResult
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+LOG_LEVELS = ("debug", "info", "warning", "error")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -45,53 +38,147 @@ class Failure(Exception):
         self.code = code
 
 
-def friendly_errors(command: F) -> F:
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+class _NeverRaised(Exception):
+    """Stands for an error class whose module was never imported (so it cannot be raised)."""
+
+
+def _loaded(module: str, name: str) -> type[BaseException]:
+    """The error class if its module is loaded; importing it just to compare would be slow."""
+    loaded = sys.modules.get(module)
+    return getattr(loaded, name, _NeverRaised) if loaded else _NeverRaised
+
+
+def explain(error: Exception) -> tuple[str, int] | None:
+    """The one line and exit code for an error we know; None for an unexpected one."""
+    if isinstance(error, Failure):
+        return str(error), error.code
+    usage_errors = (
+        _loaded("campaign_sync.config", "ConfigError"),
+        _loaded("campaign_sync.db.migrate", "SchemaNotCurrent"),
+        _loaded("campaign_sync.writeback", "UsageError"),
+    )
+    if isinstance(error, usage_errors):
+        return str(error), EXIT_USAGE
+    if isinstance(error, _loaded("sqlalchemy.exc", "ArgumentError")):
+        return f"DATABASE_URL is not a valid SQLAlchemy URL: {error}", EXIT_USAGE
+    database_errors = (
+        _loaded("sqlalchemy.exc", "OperationalError"),
+        _loaded("sqlalchemy.exc", "ProgrammingError"),
+    )
+    if isinstance(error, database_errors):
+        first_line = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        return f"database problem ({_database_hint()}): {first_line}", EXIT_USAGE
+    if isinstance(error, _loaded("campaign_sync.batch.errors", "BatchError")):
+        return str(error), EXIT_FAILED
+    return None
+
+
+class CampaignSyncGroup(click.Group):
+    """Turns every command's errors into one `campaign-sync: ...` line and an exit code."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        run = functools.partial(
+            super().main, args, prog_name, complete_var, standalone_mode=False, **extra
+        )
+        if not standalone_mode:
+            return run()
         try:
-            return command(*args, **kwargs)
-        except Failure as failure:
-            _die(str(failure), failure.code)
-        except (ConfigError, SchemaNotCurrent) as error:
-            _die(str(error), EXIT_USAGE)
-        except ArgumentError as error:
-            _die(f"DATABASE_URL is not a valid SQLAlchemy URL: {error}", EXIT_USAGE)
-        except (OperationalError, ProgrammingError) as error:
-            first_line = str(error.orig or error).strip().splitlines()[0]
-            _die(f"database problem ({_database_hint()}): {first_line}", EXIT_USAGE)
-        except BatchError as error:
-            _die(str(error), EXIT_FAILED)
-        except (click.exceptions.Exit, click.ClickException, KeyboardInterrupt):
+            code: Any = run()
+        except click.ClickException as error:
+            # Usage errors too: one line instead of click's usage, hint and error.
+            hint = ""
+            if isinstance(error, click.UsageError) and error.ctx is not None:
+                hint = f" (see {error.ctx.command_path} --help)"
+            click.echo(f"campaign-sync: {error.format_message()}{hint}", err=True)
+            sys.exit(error.exit_code)
+        except click.Abort:
+            click.echo("campaign-sync: aborted", err=True)
+            sys.exit(EXIT_FAILED)
+        sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as error:
-            if os.environ.get("CAMPAIGN_SYNC_DEBUG"):
-                raise
-            _die(
-                f"unexpected error: {type(error).__name__}: {error} "
-                "(set CAMPAIGN_SYNC_DEBUG=1 to see the traceback)",
-                EXIT_FAILED,
-            )
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _die(message: str, code: int) -> None:
-    click.echo(f"campaign-sync: {message}", err=True)
-    sys.exit(code)
+            known = explain(error)
+            if known is None:
+                if os.environ.get("CAMPAIGN_SYNC_DEBUG"):
+                    raise
+                known = (
+                    f"unexpected error: {type(error).__name__}: {error} "
+                    "(set CAMPAIGN_SYNC_DEBUG=1 to see the traceback)",
+                    EXIT_FAILED,
+                )
+            message, code = known
+            click.echo(f"campaign-sync: {message}", err=True)
+            ctx.exit(code)
 
 
 def _database_hint() -> str:
     url = os.environ.get("DATABASE_URL")
-    return f"DATABASE_URL={masked_url(url)}" if url else "the default sqlite:///campaign_sync.db"
+    if not url:
+        return "the default sqlite:///campaign_sync.db"
+    from campaign_sync.db.session import masked_url
+
+    return f"DATABASE_URL={masked_url(url)}"
 
 
-def _settings() -> Settings:
-    settings = load_settings()
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    ctx.meta[f"campaign_sync.{param.name}"] = value
+    return value
+
+
+def settings_options(command: F) -> F:
+    """`--config` and `--log-level`, on every command that reads the settings."""
+    command = click.option(
+        "--log-level",
+        type=click.Choice(LOG_LEVELS, case_sensitive=False),
+        envvar="CAMPAIGN_SYNC_LOG_LEVEL",
+        show_envvar=True,
+        expose_value=False,
+        callback=_remember,
+        help="Log lines at this level and above.  [default: info]",
+    )(command)
+    command = click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False),
+        envvar="CAMPAIGN_SYNC_CONFIG",
+        show_envvar=True,
+        expose_value=False,
+        callback=_remember,
+        help="TOML file of settings and apps.",
+    )(command)
+    return command
+
+
+def _settings(**flags: Any) -> Settings:
+    """The settings, with this command's flags winning over every other source."""
+    from campaign_sync.config import load_settings
+    from campaign_sync.logs import setup_logging
+
+    meta = click.get_current_context().meta
+    log_level = meta.get("campaign_sync.log_level")
+    if log_level:
+        flags["log_level"] = log_level
+    settings = load_settings(meta.get("campaign_sync.config_path"), **flags)
     setup_logging(settings.log_format, settings.log_level)
     return settings
 
 
 def _engine(settings: Settings) -> Engine:
+    from campaign_sync.db.migrate import ensure_current
+    from campaign_sync.db.session import make_engine
+
     engine = make_engine(settings.database_url)
     ensure_current(engine)
     return engine
@@ -117,23 +204,41 @@ def describe_result(result: PassResult) -> str:
     return line
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=CampaignSyncGroup,
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(package_name="campaign-sync")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """Sync Batch (batch.com) push and in-app campaigns into PostgreSQL or SQLite."""
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
 
 
-@main.command()
-@friendly_errors
-def migrate() -> None:
+@main.command(short_help="Create or upgrade the database schema.")
+@click.option("--verbose", is_flag=True, help="Show each Alembic step.")
+@settings_options
+def migrate(verbose: bool) -> None:
     """Bring the database schema to the newest revision (same as `alembic upgrade head`)."""
+    from campaign_sync.db.migrate import current_revision, upgrade
+    from campaign_sync.db.session import masked_url
+
     settings = _settings()
-    logging.getLogger("alembic").setLevel(logging.INFO)
+    if verbose:
+        logging.getLogger("alembic").setLevel(logging.INFO)
+    before = current_revision(settings.database_url)
     upgrade(settings.database_url)
-    click.echo(f"database schema is current ({masked_url(settings.database_url)})")
+    after = current_revision(settings.database_url)
+    where = masked_url(settings.database_url)
+    if before == after:
+        click.echo(f"database schema already at revision {after} ({where})")
+    else:
+        click.echo(f"database schema from revision {before or '(empty)'} to {after} ({where})")
 
 
-@main.command()
+@main.command(short_help="One pass over every app and type, then exit.")
 @click.option("--app", "app_names", multiple=True, help="Only this app (repeatable).")
 @click.option(
     "--type",
@@ -148,7 +253,7 @@ def migrate() -> None:
     is_flag=True,
     help="Allow a sweep to mark more than half of the stored campaigns as deleted.",
 )
-@friendly_errors
+@settings_options
 def sync(
     app_names: tuple[str, ...],
     type_names: tuple[str, ...],
@@ -160,8 +265,12 @@ def sync(
     Exit 0 when all succeeded, 1 when some app/type failed (the others still synced),
     2 for bad configuration or usage.
     """
+    from campaign_sync.batch.endpoints import CampaignType
+    from campaign_sync.config import resolve_apps, select_apps
+    from campaign_sync.engine import PassOptions
     from campaign_sync.progress import progress_for_terminal
     from campaign_sync.runner import sync_apps
+    from campaign_sync.service import run_until_signalled
 
     settings = _settings()
     apps = select_apps(resolve_apps(settings), app_names)
@@ -186,21 +295,49 @@ def sync(
         sys.exit(EXIT_FAILED)
 
 
-@main.command()
-@friendly_errors
-def serve() -> None:
+@main.command(short_help="A pass every interval until SIGTERM/SIGINT.")
+@click.option(
+    "--interval-seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    envvar="CAMPAIGN_SYNC_INTERVAL_SECONDS",
+    show_envvar=True,
+    help="Seconds between passes of an app.  [default: 300]",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    envvar="CAMPAIGN_SYNC_METRICS_PORT",
+    show_envvar=True,
+    help="Port of /metrics and /healthz; 0 disables them.  [default: 9108]",
+)
+@click.option(
+    "--metrics-host",
+    envvar="CAMPAIGN_SYNC_METRICS_HOST",
+    show_envvar=True,
+    help="Interface of /metrics and /healthz; 0.0.0.0 for every one.  [default: 127.0.0.1]",
+)
+@settings_options
+def serve(
+    interval_seconds: float | None, metrics_port: int | None, metrics_host: str | None
+) -> None:
     """Run a pass every interval until SIGTERM/SIGINT, then stop cleanly."""
+    from campaign_sync.config import resolve_apps
     from campaign_sync.service import serve as run_service
 
-    settings = _settings()
+    flags = {
+        "interval_seconds": interval_seconds,
+        "metrics_port": metrics_port,
+        "metrics_host": metrics_host,
+    }
+    settings = _settings(**{name: value for name, value in flags.items() if value is not None})
     apps = resolve_apps(settings)
     engine = _engine(settings)
     run_service(engine, settings, apps)
 
 
-@main.command()
+@main.command(short_help="Last pass, counts, cursor and staleness per app and type.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@friendly_errors
+@settings_options
 def status(as_json: bool) -> None:
     """Per app and type: last pass, its outcome and counts, the cursor, what is stale."""
     from campaign_sync.status import collect_status
@@ -220,7 +357,7 @@ def status(as_json: bool) -> None:
     print_status_table(report)
 
 
-@main.command("update-in-app")
+@main.command("update-in-app", short_help="Change an in-app campaign in Batch, safely.")
 @click.argument("token")
 @click.option("--app", "app_name", help="The app holding the campaign (needed with several).")
 @click.option("--name", help="New campaign name (3 characters at least).")
@@ -239,7 +376,7 @@ def status(as_json: bool) -> None:
 )
 @click.option("--dry-run", is_flag=True, help="Print the JSON that would be sent; send nothing.")
 @click.option("--force", is_flag=True, help="Send even if the campaign changed elsewhere.")
-@friendly_errors
+@settings_options
 def update_in_app(
     token: str,
     app_name: str | None,
@@ -254,23 +391,21 @@ def update_in_app(
 
     Exit 0 when Batch accepted it (or on a dry run), 1 when refused, 2 for usage errors.
     """
+    import asyncio
+
     import campaign_sync.writeback as writeback
+    from campaign_sync.config import resolve_apps
 
     settings = _settings()
     apps = resolve_apps(settings)
     engine = _engine(settings)
-    try:
-        changes = writeback.parse_changes(
-            name=name, live=live, assignments=assignments, from_file=from_file
-        )
-        app = writeback.pick_app(apps, app_name)
-        outcome = asyncio.run(
-            writeback.update_in_app(
-                engine, settings, app, token, changes, dry_run=dry_run, force=force
-            )
-        )
-    except writeback.UsageError as error:
-        raise Failure(str(error), EXIT_USAGE) from None
+    changes = writeback.parse_changes(
+        name=name, live=live, assignments=assignments, from_file=from_file
+    )
+    app = writeback.pick_app(apps, app_name)
+    outcome = asyncio.run(
+        writeback.update_in_app(engine, settings, app, token, changes, dry_run=dry_run, force=force)
+    )
     if outcome.payload is not None and dry_run:
         click.echo(json.dumps(outcome.payload, indent=2, ensure_ascii=False))
     if outcome.conflict:
@@ -279,25 +414,73 @@ def update_in_app(
     sys.exit(EXIT_OK if outcome.ok else EXIT_FAILED)
 
 
-@main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8787, show_default=True, type=int)
-@click.option("--api-key", default="SIMULATOR_API_KEY", show_default=True)
-@click.option("--rest-api-key", default="SIMULATOR_REST_KEY", show_default=True)
-@click.option("--push", default=500, show_default=True, help="Push campaigns to generate.")
-@click.option("--in-app", default=300, show_default=True, help="In-app campaigns to generate.")
-@click.option("--seed", default=1, show_default=True)
-@click.option("--latency-ms", default=0.0, show_default=True, help="Added to every answer.")
-@click.option("--rate-limit", type=float, help="Requests/s before answering 429 (token bucket).")
-@click.option("--burst", default=10, show_default=True, help="Token bucket size.")
-@click.option("--fault-429", default=0.0, help="Share of requests answered 429.")
-@click.option("--fault-500", default=0.0, help="Share answered 500.")
-@click.option("--fault-503", default=0.0, help="Share answered 503.")
-@click.option("--fault-truncated", default=0.0, help="Share answered 200 with cut JSON.")
-@click.option("--fault-hang", default=0.0, help="Share that hang for --hang-seconds.")
-@click.option("--hang-seconds", default=60.0, show_default=True)
+SHARE = click.FloatRange(0, 1)
+
+
+@main.command(short_help="Serve a local stand-in for the Batch API.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option(
+    "--port", default=8787, show_default=True, type=click.IntRange(0, 65535), help="TCP port."
+)
+@click.option(
+    "--api-key", default="SIMULATOR_API_KEY", show_default=True, help="Live API key it accepts."
+)
+@click.option(
+    "--rest-api-key",
+    default="SIMULATOR_REST_KEY",
+    show_default=True,
+    help="REST API key it accepts.",
+)
+@click.option(
+    "--push",
+    default=500,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Push campaigns to generate.",
+)
+@click.option(
+    "--in-app",
+    default=300,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="In-app campaigns to generate.",
+)
+@click.option("--seed", default=1, show_default=True, type=int, help="Seed of the generated data.")
+@click.option(
+    "--latency-ms",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Added to every answer.",
+)
+@click.option(
+    "--rate-limit",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Requests/s before answering 429 (token bucket).  [default: no limit]",
+)
+@click.option(
+    "--burst", default=10, show_default=True, type=click.IntRange(min=1), help="Token bucket size."
+)
+@click.option("--fault-429", default=0.0, type=SHARE, help="Share of requests answered 429 (0-1).")
+@click.option("--fault-500", default=0.0, type=SHARE, help="Share answered 500 (0-1).")
+@click.option("--fault-503", default=0.0, type=SHARE, help="Share answered 503 (0-1).")
+@click.option(
+    "--fault-truncated", default=0.0, type=SHARE, help="Share answered 200 with cut JSON (0-1)."
+)
+@click.option("--fault-hang", default=0.0, type=SHARE, help="Share that hang (0-1).")
+@click.option(
+    "--hang-seconds",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="How long a --fault-hang request hangs.",
+)
 @click.option("--retry-after", help="Retry-After header value to send with 429s.")
-@click.option("--churn-every", type=float, help="Seconds between random campaign changes.")
+@click.option(
+    "--churn-every",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds between random campaign changes.  [default: no churn]",
+)
 def simulate(**options: Any) -> None:
     """Serve a local stand-in for the Batch API (no Batch account needed)."""
     from campaign_sync.simulator import Simulator, SimulatorKnobs, SimulatorServer
@@ -326,7 +509,8 @@ def simulate(**options: Any) -> None:
     try:
         server = SimulatorServer(simulator, host=options["host"], port=options["port"])
     except OSError as error:
-        _die(f"cannot listen on {options['host']}:{options['port']}: {error.strerror}", EXIT_USAGE)
+        where = f"{options['host']}:{options['port']}"
+        raise Failure(f"cannot listen on {where}: {error.strerror}", EXIT_USAGE) from None
     click.echo(
         f"Batch simulator on {server.url} ({options['push']} push, {options['in_app']} in-app "
         f"campaigns)\n"
@@ -338,15 +522,27 @@ def simulate(**options: Any) -> None:
     server.run()
 
 
-@main.command()
-@click.option("--push", default=400, show_default=True, help="Push campaigns in the data set.")
-@click.option("--in-app", default=250, show_default=True, help="In-app campaigns in the data set.")
-@friendly_errors
+@main.command(short_help="Try it: simulator + sync into a local database.")
+@click.option(
+    "--push",
+    default=400,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Push campaigns in the data set.",
+)
+@click.option(
+    "--in-app",
+    default=250,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="In-app campaigns in the data set.",
+)
+@settings_options
 def demo(push: int, in_app: int) -> None:
-    """Simulator + sync into the embedded default database, then a summary."""
+    """Simulator + sync into the embedded default database (or DATABASE_URL), then a summary."""
     from campaign_sync.demo import run_demo
 
-    run_demo(push=push, in_app=in_app)
+    run_demo(push=push, in_app=in_app, settings=_settings())
 
 
 if __name__ == "__main__":

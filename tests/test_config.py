@@ -227,7 +227,9 @@ def test_secrets_come_from_a_secrets_directory(
     assert apps[0].rest_api_key.get_secret_value() == "dir-secret-5678"
     assert all("dir-secret-5678" not in r.getMessage() for r in caplog.records)
     monkeypatch.setenv("CAMPAIGN_SYNC_SECRETS_DIR", str(tmp_path / "absent"))
-    with pytest.raises(ConfigError, match="CAMPAIGN_SYNC_SECRETS_DIR names .*not a directory"):
+    with pytest.raises(
+        ConfigError, match=r"CAMPAIGN_SYNC_SECRETS_DIR names .*, which is not a directory"
+    ):
         load_settings()
 
 

@@ -11,6 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
 import campaign_sync.migrations
+from campaign_sync.db.session import make_engine
 
 
 class SchemaNotCurrent(Exception):
@@ -37,9 +38,22 @@ def head_revision() -> str:
     return str(script.get_current_head())
 
 
-def ensure_current(engine: Engine) -> None:
+def current_revision(database_url: str) -> str | None:
+    """The database's Alembic revision; None when it has none (an empty database)."""
+    engine = make_engine(database_url)
+    try:
+        return _revision(engine)
+    finally:
+        engine.dispose()
+
+
+def _revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
-        current = MigrationContext.configure(conn).get_current_revision()
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def ensure_current(engine: Engine) -> None:
+    current = _revision(engine)
     head = head_revision()
     if current != head:
         state = "has no campaign-sync schema" if current is None else f"is at revision {current}"

@@ -176,9 +176,16 @@ def _settings(**flags: Any) -> Settings:
 
 
 def _engine(settings: Settings) -> Engine:
-    from campaign_sync.db.migrate import ensure_current
-    from campaign_sync.db.session import make_engine
+    """The database, refused unless it holds the newest schema (never creates a file)."""
+    from campaign_sync.db.migrate import SchemaNotCurrent, ensure_current
+    from campaign_sync.db.session import make_engine, missing_sqlite_file
 
+    missing = missing_sqlite_file(settings.database_url)
+    if missing is not None:
+        raise SchemaNotCurrent(
+            f"the database file {missing} does not exist: run campaign-sync migrate "
+            "(or set DATABASE_URL to the database to use)"
+        )
     engine = make_engine(settings.database_url)
     ensure_current(engine)
     return engine
@@ -376,6 +383,11 @@ def status(as_json: bool) -> None:
 )
 @click.option("--dry-run", is_flag=True, help="Print the JSON that would be sent; send nothing.")
 @click.option("--force", is_flag=True, help="Send even if the campaign changed elsewhere.")
+@click.option(
+    "--allow-unknown-field",
+    is_flag=True,
+    help="Send a field that in-app campaigns are not known to have.",
+)
 @settings_options
 def update_in_app(
     token: str,
@@ -386,6 +398,7 @@ def update_in_app(
     from_file: str | None,
     dry_run: bool,
     force: bool,
+    allow_unknown_field: bool,
 ) -> None:
     """Change an in-app campaign through Batch's update endpoint, safely.
 
@@ -400,7 +413,11 @@ def update_in_app(
     apps = resolve_apps(settings)
     engine = _engine(settings)
     changes = writeback.parse_changes(
-        name=name, live=live, assignments=assignments, from_file=from_file
+        name=name,
+        live=live,
+        assignments=assignments,
+        from_file=from_file,
+        allow_unknown_field=allow_unknown_field,
     )
     app = writeback.pick_app(apps, app_name)
     outcome = asyncio.run(
@@ -410,8 +427,102 @@ def update_in_app(
         click.echo(json.dumps(outcome.payload, indent=2, ensure_ascii=False))
     if outcome.conflict:
         click.echo(outcome.conflict, err=True)
-    click.echo(outcome.message, err=True)  # stdout carries only the dry run's JSON
+    # stdout carries only the dry run's JSON; a refusal reads like every other error
+    click.echo(outcome.message if outcome.ok else f"campaign-sync: {outcome.message}", err=True)
     sys.exit(EXIT_OK if outcome.ok else EXIT_FAILED)
+
+
+@main.command(short_help="Check settings, database and API keys; change nothing.")
+@settings_options
+def check() -> None:
+    """Check the settings, the database (are migrations pending?) and, with one list call
+    per app, that Batch accepts both keys. Writes nothing anywhere.
+
+    Exit 0 when all is ready, 1 when Batch refused an app, 2 for bad configuration or a
+    database that is unreachable or not migrated.
+    """
+    from campaign_sync.check import exit_code, run_checks
+    from campaign_sync.config import resolve_apps
+
+    settings = _settings()
+    findings = run_checks(settings, resolve_apps(settings))
+    for finding in findings:
+        click.echo(f"{'ok  ' if finding.ok else 'FAIL'}  {finding.subject}: {finding.message}")
+    sys.exit(exit_code(findings))
+
+
+TYPE_CHOICE = click.Choice(["push", "in-app"])
+
+
+@main.group(
+    short_help="Show or reset the cursor of each app and type.", invoke_without_command=True
+)
+@click.pass_context
+def state(ctx: click.Context) -> None:
+    """The cursor of each app and type (`sync_state`): where its sweep stands."""
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+
+
+@state.command("show", short_help="Where each app and type's sweep stands.")
+@click.option("--app", "app_names", multiple=True, help="Only this app (repeatable).")
+@click.option("--type", "type_names", type=TYPE_CHOICE, multiple=True, help="Only this type.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@settings_options
+def state_show(app_names: tuple[str, ...], type_names: tuple[str, ...], as_json: bool) -> None:
+    """What the cursor of each app and type holds."""
+    from campaign_sync.batch.endpoints import CampaignType
+    from campaign_sync.db.cursor import read_cursors
+
+    types = [CampaignType.parse(name) for name in type_names]
+    cursors = read_cursors(_engine(_settings()), app_names, types)
+    if as_json:
+        click.echo(json.dumps([cursor.as_json() for cursor in cursors], indent=2))
+        return
+    if not cursors:
+        click.echo("no cursor yet: no pass has run for these apps and types")
+    for cursor in cursors:
+        where = (
+            f"sweep {cursor.sweep_id} in progress, resumes at offset {cursor.sweep_offset}"
+            if cursor.sweep_in_progress
+            else f"sweep {cursor.sweep_id} done, the next pass starts a fresh sweep"
+        )
+        complete = cursor.last_complete_sweep_at
+        click.echo(
+            f"{cursor.app}/{cursor.campaign_type.label}: {where}; last complete sweep "
+            f"{complete.isoformat(timespec='seconds') if complete else 'never'}"
+        )
+
+
+@state.command("reset", short_help="Make the next pass start a fresh sweep.")
+@click.option("--app", "app_names", multiple=True, help="Only this app (repeatable).")
+@click.option("--type", "type_names", type=TYPE_CHOICE, multiple=True, help="Only this type.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@settings_options
+def state_reset(app_names: tuple[str, ...], type_names: tuple[str, ...], yes: bool) -> None:
+    """Abandon the sweep in progress, so the next pass starts a fresh sweep from the top.
+
+    Stored campaigns stay; `sync --full-refresh` also fetches every detail again.
+    """
+    from campaign_sync.batch.endpoints import CampaignType
+    from campaign_sync.db.cursor import CursorBusy, read_cursors, reset_cursors
+
+    engine = _engine(_settings())
+    types = [CampaignType.parse(name) for name in type_names]
+    cursors = read_cursors(engine, app_names, types)
+    if not cursors:
+        click.echo("no cursor matches: nothing to reset")
+        return
+    names = ", ".join(f"{c.app}/{c.campaign_type.label}" for c in cursors)
+    if not yes:
+        click.confirm(
+            f"Reset the cursor of {names}? Their next pass starts a fresh sweep", abort=True
+        )
+    try:
+        reset_cursors(engine, cursors)
+    except CursorBusy as busy:
+        raise Failure(str(busy)) from None
+    click.echo(f"reset {names}: the next pass starts a fresh sweep")
 
 
 SHARE = click.FloatRange(0, 1)

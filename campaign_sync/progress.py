@@ -9,7 +9,6 @@ import contextlib
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -125,7 +124,7 @@ def print_status_table(report: list[TypeStatus], console: Console | None = None)
         counts = row.last_run_counts
         table.add_row(
             row.app,
-            row.campaign_type,
+            CampaignType(row.campaign_type).label,
             f"{age(row.last_run_started_at)} ago" if row.last_run_started_at else "-",
             row.last_run_status or "-",
             "/".join(
@@ -142,17 +141,11 @@ def print_status_table(report: list[TypeStatus], console: Console | None = None)
             f"{row.campaigns_stored - row.campaigns_deleted} (+{row.campaigns_deleted} deleted)",
             f"{age(row.oldest_detail_fetched_at)} old",
             f"resume at {row.sweep_offset}" if row.sweep_in_progress else "complete",
-            _next_pass(row.next_pass_at),
+            row.next_pass,
             "; ".join(row.stale) or "ok",
         )
     console.print(table)
     for row in report:
         if row.last_run_status == "failed" and row.last_run_error:
-            console.print(f"[red]{row.app}/{row.campaign_type}[/red]: {row.last_run_error}")
-
-
-def _next_pass(moment: datetime | None) -> str:
-    if moment is None:
-        return "-"
-    seconds = (moment - datetime.now(UTC)).total_seconds()
-    return f"in {seconds:.0f}s" if seconds >= 0 else "due"
+            label = CampaignType(row.campaign_type).label
+            console.print(f"[red]{row.app}/{label}[/red]: {row.last_run_error}")

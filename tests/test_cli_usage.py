@@ -7,34 +7,17 @@ import logging
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import click
 import pytest
-from click.testing import CliRunner, Result
 
 from campaign_sync.cli import main
 from campaign_sync.db.migrate import head_revision
+from tests.helpers import run
 
 COMMANDS = sorted(main.commands)
-
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """Commands attach a handler to the runner's stderr; detach it when the runner is gone."""
-    root = logging.getLogger()
-    level = root.level
-    yield
-    for handler in list(root.handlers):
-        if getattr(handler, "_campaign_sync", False):
-            root.removeHandler(handler)
-    root.setLevel(level)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-
-
-def run(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> Result:
-    return CliRunner().invoke(main, list(args), env=env, input=stdin)
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 @pytest.mark.parametrize("command", COMMANDS)

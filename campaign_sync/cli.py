@@ -124,7 +124,10 @@ class CampaignSyncGroup(click.Group):
 
 
 def _database_hint() -> str:
-    url = os.environ.get("DATABASE_URL")
+    """The database URL in force (from any source), without its password."""
+    ctx = click.get_current_context(silent=True)
+    settings = ctx.meta.get("campaign_sync.settings") if ctx else None
+    url = settings.database_url if settings else os.environ.get("DATABASE_URL")
     if not url:
         return "the default sqlite:///campaign_sync.db"
     from campaign_sync.db.session import masked_url
@@ -171,6 +174,7 @@ def _settings(**flags: Any) -> Settings:
     if log_level:
         flags["log_level"] = log_level
     settings = load_settings(meta.get("campaign_sync.config_path"), **flags)
+    meta["campaign_sync.settings"] = settings
     setup_logging(settings.log_format, settings.log_level)
     return settings
 

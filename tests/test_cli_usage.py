@@ -179,3 +179,16 @@ def test_help_and_version_import_no_database_http_or_settings_library() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr == "[]\n"
+
+
+def test_an_unreachable_database_from_the_config_file_is_named_without_its_password(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "settings.toml"
+    config.write_text('database_url = "postgresql://sync:hunter2@127.0.0.1:1/none"\n')
+    result = run("status", "--config", str(config))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        "campaign-sync: database problem (DATABASE_URL=postgresql://sync:***@127.0.0.1:1/none): "
+    )
+    assert "hunter2" not in result.output and result.stderr.count("\n") == 1

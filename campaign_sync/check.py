@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import httpx
+from sqlalchemy.exc import SQLAlchemyError
 
 from campaign_sync.batch.endpoints import CampaignType
 from campaign_sync.batch.errors import AuthenticationInvalid, BatchError, RetryBudgetExhausted
@@ -40,7 +41,12 @@ def check_database(database_url: str) -> Finding:
     missing = missing_sqlite_file(database_url)
     if missing is not None:
         return Finding(subject, f"{missing} does not exist: run campaign-sync migrate", USAGE)
-    current, head = current_revision(database_url), head_revision()
+    try:
+        current = current_revision(database_url)
+    except SQLAlchemyError as error:
+        cause = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        return Finding(subject, f"cannot connect: {cause}", USAGE)
+    head = head_revision()
     if current == head:
         return Finding(subject, f"reachable, schema at revision {head} (the newest)")
     at = "has no campaign-sync schema" if current is None else f"is at revision {current}"

@@ -89,3 +89,16 @@ def test_bad_settings_exit_2_in_one_line(pg_url: str, sim_server: SimulatorServe
     assert result.exit_code == 2
     assert result.stderr.startswith("campaign-sync: no app to sync: set BATCH_API_KEY")
     assert result.stderr.count("\n") == 1
+
+
+def test_an_unreachable_database_exits_2_and_the_apps_are_still_checked(
+    sim_server: SimulatorServer,
+) -> None:
+    url = "postgresql://nobody:secret-pw@127.0.0.1:1/none"
+    result = run("check", env=env_for(url, sim_server))
+    assert result.exit_code == 2
+    assert "FAIL  database postgresql://nobody:***@127.0.0.1:1/none: cannot connect: " in (
+        result.stdout
+    )
+    assert "ok    app 'default': both keys accepted (one list call)" in result.stdout
+    assert "secret-pw" not in result.output

@@ -77,7 +77,6 @@ class Settings(BaseSettings):
     database_url: str = _setting(DEFAULT_DATABASE_URL, "DATABASE_URL")
     batch_api_key: str | None = _setting(None, "BATCH_API_KEY")
     batch_rest_api_key: SecretStr | None = _setting(None, "BATCH_REST_API_KEY")
-    batch_rest_api_key_file: Path | None = _setting(None, "BATCH_REST_API_KEY_FILE")
     batch_api_base_url: str = _setting("https://api.batch.com", "BATCH_API_BASE_URL")
     backoff_min_seconds: float = _setting(
         BATCH_FLOOR_SECONDS, "CAMPAIGN_SYNC_BACKOFF_MIN_SECONDS", ge=0
@@ -88,6 +87,7 @@ class Settings(BaseSettings):
     interval_seconds: float = _setting(300, "CAMPAIGN_SYNC_INTERVAL_SECONDS", gt=0)
     metrics_port: int = _setting(9108, "CAMPAIGN_SYNC_METRICS_PORT", ge=0, le=65535)
     metrics_host: str = _setting("127.0.0.1", "CAMPAIGN_SYNC_METRICS_HOST", min_length=1)
+    batch_rest_api_key_file: Path | None = _setting(None, "BATCH_REST_API_KEY_FILE")
     rate_increase_per_second: float = _setting(1.0, "CAMPAIGN_SYNC_RATE_INCREASE_PER_SECOND", gt=0)
     connect_timeout_seconds: float = _setting(5.0, "CAMPAIGN_SYNC_CONNECT_TIMEOUT_SECONDS", gt=0)
     read_timeout_seconds: float = _setting(30.0, "CAMPAIGN_SYNC_READ_TIMEOUT_SECONDS", gt=0)

@@ -122,7 +122,6 @@ def logging_through(console: Console) -> Iterator[None]:
         show_level=False,
         show_path=False,
         markup=False,
-        highlighter=None,
         rich_tracebacks=False,
     )
     through.addFilter(ContextFilter())

@@ -1,39 +1,32 @@
 """The `campaign-sync` command line: parses, calls, prints. No business logic here.
 
-Errors become one line on stderr naming what to fix; exit codes follow the contract.
+Each command imports what it needs when it runs, so `--help` and `--version` start fast.
+Errors become one line on stderr naming what to fix (decided once, in `CampaignSyncGroup`);
+exit codes follow the contract.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import logging
 import os
 import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from sqlalchemy import Engine
-from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 
-from campaign_sync.batch.endpoints import CampaignType
-from campaign_sync.batch.errors import BatchError
-from campaign_sync.config import (
-    ConfigError,
-    Settings,
-    load_settings,
-    resolve_apps,
-    select_apps,
-)
-from campaign_sync.db.migrate import SchemaNotCurrent, ensure_current, upgrade
-from campaign_sync.db.session import database_problem, make_engine, masked_url
-from campaign_sync.engine import PassResult
-from campaign_sync.logs import setup_logging
-from campaign_sync.service import run_until_signalled
+if TYPE_CHECKING:
+    import asyncio
+
+    from sqlalchemy import Engine
+
+    from campaign_sync.config import Settings
+    from campaign_sync.engine import PassResult
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+LOG_LEVELS = ("debug", "info", "warning", "error")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -45,52 +38,162 @@ class Failure(Exception):
         self.code = code
 
 
-def friendly_errors(command: F) -> F:
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+class _NeverRaised(Exception):
+    """Stands for an error class whose module was never imported (so it cannot be raised)."""
+
+
+def _loaded(module: str, name: str) -> type[BaseException]:
+    """The error class if its module is loaded; importing it just to compare would be slow."""
+    loaded = sys.modules.get(module)
+    return getattr(loaded, name, _NeverRaised) if loaded else _NeverRaised
+
+
+def explain(error: Exception) -> tuple[str, int] | None:
+    """The one line and exit code for an error we know; None for an unexpected one."""
+    if isinstance(error, Failure):
+        return str(error), error.code
+    usage_errors = (
+        _loaded("campaign_sync.config", "ConfigError"),
+        _loaded("campaign_sync.db.migrate", "SchemaNotCurrent"),
+        _loaded("campaign_sync.writeback", "UsageError"),
+        _loaded("campaign_sync.batch.proxies", "UnusableProxy"),
+    )
+    if isinstance(error, usage_errors):
+        return str(error), EXIT_USAGE
+    if isinstance(error, _loaded("sqlalchemy.exc", "ArgumentError")):
+        return f"DATABASE_URL is not a valid SQLAlchemy URL: {error}", EXIT_USAGE
+    database_errors = (
+        _loaded("sqlalchemy.exc", "OperationalError"),
+        _loaded("sqlalchemy.exc", "ProgrammingError"),
+    )
+    if isinstance(error, database_errors):
+        first_line = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        return f"database problem ({_database_hint()}): {first_line}", EXIT_USAGE
+    if isinstance(error, _loaded("campaign_sync.batch.errors", "BatchError")):
+        return str(error), EXIT_FAILED
+    return None
+
+
+class CampaignSyncGroup(click.Group):
+    """Turns every command's errors into one `campaign-sync: ...` line and an exit code."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        run = functools.partial(
+            super().main, args, prog_name, complete_var, standalone_mode=False, **extra
+        )
+        if not standalone_mode:
+            return run()
         try:
-            return command(*args, **kwargs)
-        except Failure as failure:
-            _die(str(failure), failure.code)
-        except (ConfigError, SchemaNotCurrent) as error:
-            _die(str(error), EXIT_USAGE)
-        except ArgumentError as error:
-            _die(f"DATABASE_URL is not a valid SQLAlchemy URL: {error}", EXIT_USAGE)
-        except (OperationalError, ProgrammingError) as error:
-            _die(f"database problem ({_database_hint()}): {database_problem(error)}", EXIT_USAGE)
-        except BatchError as error:
-            _die(str(error), EXIT_FAILED)
-        except (click.exceptions.Exit, click.ClickException, KeyboardInterrupt):
+            code: Any = run()
+        except click.ClickException as error:
+            # Usage errors too: one line instead of click's usage, hint and error.
+            hint = ""
+            if isinstance(error, click.UsageError) and error.ctx is not None:
+                hint = f" (see {error.ctx.command_path} --help)"
+            click.echo(f"campaign-sync: {error.format_message()}{hint}", err=True)
+            sys.exit(error.exit_code)
+        except click.Abort:
+            click.echo("campaign-sync: aborted", err=True)
+            sys.exit(EXIT_FAILED)
+        sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as error:
-            if os.environ.get("CAMPAIGN_SYNC_DEBUG"):
-                raise
-            _die(
-                f"unexpected error: {type(error).__name__}: {error} "
-                "(set CAMPAIGN_SYNC_DEBUG=1 to see the traceback)",
-                EXIT_FAILED,
-            )
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _die(message: str, code: int) -> None:
-    click.echo(f"campaign-sync: {message}", err=True)
-    sys.exit(code)
+            known = explain(error)
+            if known is None:
+                if os.environ.get("CAMPAIGN_SYNC_DEBUG"):
+                    raise
+                known = (
+                    f"unexpected error: {type(error).__name__}: {error} "
+                    "(set CAMPAIGN_SYNC_DEBUG=1 to see the traceback)",
+                    EXIT_FAILED,
+                )
+            message, code = known
+            click.echo(f"campaign-sync: {message}", err=True)
+            ctx.exit(code)
 
 
 def _database_hint() -> str:
-    url = os.environ.get("DATABASE_URL")
-    return f"DATABASE_URL={masked_url(url)}" if url else "the default sqlite:///campaign_sync.db"
+    """The database URL in force (from any source), without its password."""
+    ctx = click.get_current_context(silent=True)
+    settings = ctx.meta.get("campaign_sync.settings") if ctx else None
+    url = settings.database_url if settings else os.environ.get("DATABASE_URL")
+    if not url:
+        return "the default sqlite:///campaign_sync.db"
+    from campaign_sync.db.session import masked_url
+
+    return f"DATABASE_URL={masked_url(url)}"
 
 
-def _settings() -> Settings:
-    settings = load_settings()
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    ctx.meta[f"campaign_sync.{param.name}"] = value
+    return value
+
+
+def settings_options(command: F) -> F:
+    """`--config` and `--log-level`, on every command that reads the settings."""
+    command = click.option(
+        "--log-level",
+        type=click.Choice(LOG_LEVELS, case_sensitive=False),
+        envvar="CAMPAIGN_SYNC_LOG_LEVEL",
+        show_envvar=True,
+        expose_value=False,
+        callback=_remember,
+        help="Log lines at this level and above.  [default: info]",
+    )(command)
+    command = click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False),
+        envvar="CAMPAIGN_SYNC_CONFIG",
+        show_envvar=True,
+        expose_value=False,
+        callback=_remember,
+        help="TOML file of settings and apps.",
+    )(command)
+    return command
+
+
+def _settings(**flags: Any) -> Settings:
+    """The settings, with this command's flags winning over every other source."""
+    from campaign_sync.config import load_settings
+    from campaign_sync.logs import setup_logging
+
+    meta = click.get_current_context().meta
+    log_level = meta.get("campaign_sync.log_level")
+    if log_level:
+        flags["log_level"] = log_level
+    from campaign_sync.batch.proxies import proxy_for
+
+    settings = load_settings(meta.get("campaign_sync.config_path"), **flags)
+    meta["campaign_sync.settings"] = settings
     setup_logging(settings.log_format, settings.log_level)
+    proxy_for(settings.batch_api_base_url)  # an unusable proxy variable: one line, exit 2
     return settings
 
 
 def _engine(settings: Settings) -> Engine:
+    """The database, refused unless it holds the newest schema (never creates a file)."""
+    from campaign_sync.db.migrate import SchemaNotCurrent, ensure_current
+    from campaign_sync.db.session import make_engine, missing_sqlite_file
+
+    missing = missing_sqlite_file(settings.database_url)
+    if missing is not None:
+        raise SchemaNotCurrent(
+            f"the database file {missing} does not exist: run campaign-sync migrate "
+            "(or set DATABASE_URL to the database to use)"
+        )
     engine = make_engine(settings.database_url)
     ensure_current(engine)
     return engine
@@ -117,23 +220,72 @@ def describe_result(result: PassResult) -> str:
     return line
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=CampaignSyncGroup,
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(package_name="campaign-sync")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """Sync Batch (batch.com) push and in-app campaigns into PostgreSQL or SQLite."""
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
 
 
-@main.command()
-@friendly_errors
-def migrate() -> None:
-    """Bring the database schema to the newest revision (same as `alembic upgrade head`)."""
+@main.command(short_help="Create or upgrade the database schema.")
+@click.option("--verbose", is_flag=True, help="Show each Alembic step.")
+@click.option(
+    "--adopt",
+    is_flag=True,
+    help="Recognise tables that lack their revision record (a restored dump) and record it.",
+)
+@settings_options
+def migrate(verbose: bool, adopt: bool) -> None:
+    """Bring the database schema to the newest revision (same as `alembic upgrade head`).
+
+    Several replicas may run it at once: on PostgreSQL they take turns. With --adopt, tables
+    that exist without their revision record (a restored dump) are recognised first.
+    """
+    from campaign_sync.db.migrate import (
+        UnrecordedSchema,
+        current_revision,
+        unrecorded_schema,
+        upgrade,
+    )
+    from campaign_sync.db.migrate import adopt as adopt_schema
+    from campaign_sync.db.session import make_engine, masked_url
+
     settings = _settings()
-    logging.getLogger("alembic").setLevel(logging.INFO)
+    if verbose:
+        logging.getLogger("alembic").setLevel(logging.INFO)
+    where = masked_url(settings.database_url)
+    if adopt:
+        adopted = adopt_schema(settings.database_url)
+        if adopted is not None:
+            click.echo(f"recognised the tables as revision {adopted} and recorded it ({where})")
+    else:
+        engine = make_engine(settings.database_url)
+        try:
+            found = unrecorded_schema(engine)
+        finally:
+            engine.dispose()
+        if found is not None:
+            raise UnrecordedSchema(
+                f"the database has campaign-sync tables (they match revision {found}) but no "
+                "record of their revision (alembic_version): run campaign-sync migrate --adopt "
+                "to record it and upgrade from there"
+            )
+    before = current_revision(settings.database_url)
     upgrade(settings.database_url)
-    click.echo(f"database schema is current ({masked_url(settings.database_url)})")
+    after = current_revision(settings.database_url)
+    if before == after:
+        click.echo(f"database schema already at revision {after} ({where})")
+    else:
+        click.echo(f"database schema from revision {before or '(empty)'} to {after} ({where})")
 
 
-@main.command()
+@main.command(short_help="One pass over every app and type, then exit.")
 @click.option("--app", "app_names", multiple=True, help="Only this app (repeatable).")
 @click.option(
     "--type",
@@ -148,7 +300,7 @@ def migrate() -> None:
     is_flag=True,
     help="Allow a sweep to mark more than half of the stored campaigns as deleted.",
 )
-@friendly_errors
+@settings_options
 def sync(
     app_names: tuple[str, ...],
     type_names: tuple[str, ...],
@@ -160,8 +312,11 @@ def sync(
     Exit 0 when all succeeded, 1 when some app/type failed (the others still synced),
     2 for bad configuration or usage.
     """
+    from campaign_sync.batch.endpoints import CampaignType
+    from campaign_sync.config import resolve_apps, select_apps
     from campaign_sync.progress import progress_for_terminal
     from campaign_sync.runner import pass_options, sync_apps
+    from campaign_sync.service import run_until_signalled
 
     settings = _settings()
     apps = select_apps(resolve_apps(settings), app_names)
@@ -182,21 +337,49 @@ def sync(
         sys.exit(EXIT_FAILED)
 
 
-@main.command()
-@friendly_errors
-def serve() -> None:
+@main.command(short_help="A pass every interval until SIGTERM/SIGINT.")
+@click.option(
+    "--interval-seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    envvar="CAMPAIGN_SYNC_INTERVAL_SECONDS",
+    show_envvar=True,
+    help="Seconds between passes of an app.  [default: 300]",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    envvar="CAMPAIGN_SYNC_METRICS_PORT",
+    show_envvar=True,
+    help="Port of /metrics and /healthz; 0 disables them.  [default: 9108]",
+)
+@click.option(
+    "--metrics-host",
+    envvar="CAMPAIGN_SYNC_METRICS_HOST",
+    show_envvar=True,
+    help="Interface of /metrics and /healthz; 0.0.0.0 for every one.  [default: 127.0.0.1]",
+)
+@settings_options
+def serve(
+    interval_seconds: float | None, metrics_port: int | None, metrics_host: str | None
+) -> None:
     """Run a pass every interval until SIGTERM/SIGINT, then stop cleanly."""
+    from campaign_sync.config import resolve_apps
     from campaign_sync.service import serve as run_service
 
-    settings = _settings()
+    flags = {
+        "interval_seconds": interval_seconds,
+        "metrics_port": metrics_port,
+        "metrics_host": metrics_host,
+    }
+    settings = _settings(**{name: value for name, value in flags.items() if value is not None})
     apps = resolve_apps(settings)
     engine = _engine(settings)
     run_service(engine, settings, apps)
 
 
-@main.command()
+@main.command(short_help="Last pass, counts, cursor and staleness per app and type.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@friendly_errors
+@settings_options
 def status(as_json: bool) -> None:
     """Per app and type: last pass, its outcome and counts, the cursor, what is stale."""
     from campaign_sync.status import collect_status
@@ -216,7 +399,7 @@ def status(as_json: bool) -> None:
     print_status_table(report)
 
 
-@main.command("update-in-app")
+@main.command("update-in-app", short_help="Change an in-app campaign in Batch, safely.")
 @click.argument("token")
 @click.option("--app", "app_name", help="The app holding the campaign (needed with several).")
 @click.option("--name", help="New campaign name (3 characters at least).")
@@ -235,7 +418,12 @@ def status(as_json: bool) -> None:
 )
 @click.option("--dry-run", is_flag=True, help="Print the JSON that would be sent; send nothing.")
 @click.option("--force", is_flag=True, help="Send even if the campaign changed elsewhere.")
-@friendly_errors
+@click.option(
+    "--allow-unknown-field",
+    is_flag=True,
+    help="Send a field that in-app campaigns are not known to have.",
+)
+@settings_options
 def update_in_app(
     token: str,
     app_name: str | None,
@@ -245,55 +433,200 @@ def update_in_app(
     from_file: str | None,
     dry_run: bool,
     force: bool,
+    allow_unknown_field: bool,
 ) -> None:
     """Change an in-app campaign through Batch's update endpoint, safely.
 
     Exit 0 when Batch accepted it (or on a dry run), 1 when refused, 2 for usage errors.
     """
+    import asyncio
+
     import campaign_sync.writeback as writeback
+    from campaign_sync.config import resolve_apps
 
     settings = _settings()
     apps = resolve_apps(settings)
     engine = _engine(settings)
-    try:
-        changes = writeback.parse_changes(
-            name=name, live=live, assignments=assignments, from_file=from_file
-        )
-        app = writeback.pick_app(apps, app_name)
-        outcome = asyncio.run(
-            writeback.update_in_app(
-                engine, settings, app, token, changes, dry_run=dry_run, force=force
-            )
-        )
-    except writeback.UsageError as error:
-        raise Failure(str(error), EXIT_USAGE) from None
+    changes = writeback.parse_changes(
+        name=name,
+        live=live,
+        assignments=assignments,
+        from_file=from_file,
+        allow_unknown_field=allow_unknown_field,
+    )
+    app = writeback.pick_app(apps, app_name)
+    outcome = asyncio.run(
+        writeback.update_in_app(engine, settings, app, token, changes, dry_run=dry_run, force=force)
+    )
     if outcome.payload is not None and dry_run:
         click.echo(json.dumps(outcome.payload, indent=2, ensure_ascii=False))
     if outcome.conflict:
         click.echo(outcome.conflict, err=True)
-    click.echo(outcome.message, err=True)  # stdout carries only the dry run's JSON
+    # stdout carries only the dry run's JSON; a refusal reads like every other error
+    click.echo(outcome.message if outcome.ok else f"campaign-sync: {outcome.message}", err=True)
     sys.exit(EXIT_OK if outcome.ok else EXIT_FAILED)
 
 
-@main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8787, show_default=True, type=int)
-@click.option("--api-key", default="SIMULATOR_API_KEY", show_default=True)
-@click.option("--rest-api-key", default="SIMULATOR_REST_KEY", show_default=True)
-@click.option("--push", default=500, show_default=True, help="Push campaigns to generate.")
-@click.option("--in-app", default=300, show_default=True, help="In-app campaigns to generate.")
-@click.option("--seed", default=1, show_default=True)
-@click.option("--latency-ms", default=0.0, show_default=True, help="Added to every answer.")
-@click.option("--rate-limit", type=float, help="Requests/s before answering 429 (token bucket).")
-@click.option("--burst", default=10, show_default=True, help="Token bucket size.")
-@click.option("--fault-429", default=0.0, help="Share of requests answered 429.")
-@click.option("--fault-500", default=0.0, help="Share answered 500.")
-@click.option("--fault-503", default=0.0, help="Share answered 503.")
-@click.option("--fault-truncated", default=0.0, help="Share answered 200 with cut JSON.")
-@click.option("--fault-hang", default=0.0, help="Share that hang for --hang-seconds.")
-@click.option("--hang-seconds", default=60.0, show_default=True)
+@main.command(short_help="Check settings, database and API keys; change nothing.")
+@settings_options
+def check() -> None:
+    """Check the settings, the database (are migrations pending?) and, with one list call
+    per app, that Batch accepts both keys. Writes nothing anywhere.
+
+    Exit 0 when all is ready, 1 when Batch refused an app, 2 for bad configuration or a
+    database that is unreachable or not migrated.
+    """
+    from campaign_sync.check import exit_code, run_checks
+    from campaign_sync.config import resolve_apps
+
+    settings = _settings()
+    findings = run_checks(settings, resolve_apps(settings))
+    for finding in findings:
+        click.echo(f"{'ok  ' if finding.ok else 'FAIL'}  {finding.subject}: {finding.message}")
+    sys.exit(exit_code(findings))
+
+
+TYPE_CHOICE = click.Choice(["push", "in-app"])
+
+
+@main.group(
+    short_help="Show or reset the cursor of each app and type.", invoke_without_command=True
+)
+@click.pass_context
+def state(ctx: click.Context) -> None:
+    """The cursor of each app and type (`sync_state`): where its sweep stands."""
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+
+
+@state.command("show", short_help="Where each app and type's sweep stands.")
+@click.option("--app", "app_names", multiple=True, help="Only this app (repeatable).")
+@click.option("--type", "type_names", type=TYPE_CHOICE, multiple=True, help="Only this type.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@settings_options
+def state_show(app_names: tuple[str, ...], type_names: tuple[str, ...], as_json: bool) -> None:
+    """What the cursor of each app and type holds."""
+    from campaign_sync.batch.endpoints import CampaignType
+    from campaign_sync.db.cursor import read_cursors
+
+    types = [CampaignType.parse(name) for name in type_names]
+    cursors = read_cursors(_engine(_settings()), app_names, types)
+    if as_json:
+        click.echo(json.dumps([cursor.as_json() for cursor in cursors], indent=2))
+        return
+    if not cursors:
+        click.echo("no cursor yet: no pass has run for these apps and types")
+    for cursor in cursors:
+        where = (
+            f"sweep {cursor.sweep_id} in progress, resumes at offset {cursor.sweep_offset}"
+            if cursor.sweep_in_progress
+            else f"sweep {cursor.sweep_id} done, the next pass starts a fresh sweep"
+        )
+        complete = cursor.last_complete_sweep_at
+        click.echo(
+            f"{cursor.app}/{cursor.campaign_type.label}: {where}; last complete sweep "
+            f"{complete.isoformat(timespec='seconds') if complete else 'never'}"
+        )
+
+
+@state.command("reset", short_help="Make the next pass start a fresh sweep.")
+@click.option("--app", "app_names", multiple=True, help="Only this app (repeatable).")
+@click.option("--type", "type_names", type=TYPE_CHOICE, multiple=True, help="Only this type.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@settings_options
+def state_reset(app_names: tuple[str, ...], type_names: tuple[str, ...], yes: bool) -> None:
+    """Abandon the sweep in progress, so the next pass starts a fresh sweep from the top.
+
+    Stored campaigns stay; `sync --full-refresh` also fetches every detail again.
+    """
+    from campaign_sync.batch.endpoints import CampaignType
+    from campaign_sync.db.cursor import CursorBusy, read_cursors, reset_cursors
+
+    engine = _engine(_settings())
+    types = [CampaignType.parse(name) for name in type_names]
+    cursors = read_cursors(engine, app_names, types)
+    if not cursors:
+        click.echo("no cursor matches: nothing to reset")
+        return
+    names = ", ".join(f"{c.app}/{c.campaign_type.label}" for c in cursors)
+    if not yes:
+        click.confirm(
+            f"Reset the cursor of {names}? Their next pass starts a fresh sweep", abort=True
+        )
+    try:
+        reset_cursors(engine, cursors)
+    except CursorBusy as busy:
+        raise Failure(str(busy)) from None
+    click.echo(f"reset {names}: the next pass starts a fresh sweep")
+
+
+SHARE = click.FloatRange(0, 1)
+
+
+@main.command(short_help="Serve a local stand-in for the Batch API.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option(
+    "--port", default=8787, show_default=True, type=click.IntRange(0, 65535), help="TCP port."
+)
+@click.option(
+    "--api-key", default="SIMULATOR_API_KEY", show_default=True, help="Live API key it accepts."
+)
+@click.option(
+    "--rest-api-key",
+    default="SIMULATOR_REST_KEY",
+    show_default=True,
+    help="REST API key it accepts.",
+)
+@click.option(
+    "--push",
+    default=500,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Push campaigns to generate.",
+)
+@click.option(
+    "--in-app",
+    default=300,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="In-app campaigns to generate.",
+)
+@click.option("--seed", default=1, show_default=True, type=int, help="Seed of the generated data.")
+@click.option(
+    "--latency-ms",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Added to every answer.",
+)
+@click.option(
+    "--rate-limit",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Requests/s before answering 429 (token bucket).  [default: no limit]",
+)
+@click.option(
+    "--burst", default=10, show_default=True, type=click.IntRange(min=1), help="Token bucket size."
+)
+@click.option("--fault-429", default=0.0, type=SHARE, help="Share of requests answered 429 (0-1).")
+@click.option("--fault-500", default=0.0, type=SHARE, help="Share answered 500 (0-1).")
+@click.option("--fault-503", default=0.0, type=SHARE, help="Share answered 503 (0-1).")
+@click.option(
+    "--fault-truncated", default=0.0, type=SHARE, help="Share answered 200 with cut JSON (0-1)."
+)
+@click.option("--fault-hang", default=0.0, type=SHARE, help="Share that hang (0-1).")
+@click.option(
+    "--hang-seconds",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="How long a --fault-hang request hangs.",
+)
 @click.option("--retry-after", help="Retry-After header value to send with 429s.")
-@click.option("--churn-every", type=float, help="Seconds between random campaign changes.")
+@click.option(
+    "--churn-every",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds between random campaign changes.  [default: no churn]",
+)
 def simulate(**options: Any) -> None:
     """Serve a local stand-in for the Batch API (no Batch account needed)."""
     from campaign_sync.simulator import Simulator, SimulatorKnobs, SimulatorServer
@@ -322,7 +655,8 @@ def simulate(**options: Any) -> None:
     try:
         server = SimulatorServer(simulator, host=options["host"], port=options["port"])
     except OSError as error:
-        _die(f"cannot listen on {options['host']}:{options['port']}: {error.strerror}", EXIT_USAGE)
+        where = f"{options['host']}:{options['port']}"
+        raise Failure(f"cannot listen on {where}: {error.strerror}", EXIT_USAGE) from None
     click.echo(
         f"Batch simulator on {server.url} ({options['push']} push, {options['in_app']} in-app "
         f"campaigns)\n"
@@ -334,15 +668,27 @@ def simulate(**options: Any) -> None:
     server.run()
 
 
-@main.command()
-@click.option("--push", default=400, show_default=True, help="Push campaigns in the data set.")
-@click.option("--in-app", default=250, show_default=True, help="In-app campaigns in the data set.")
-@friendly_errors
+@main.command(short_help="Try it: simulator + sync into a local database.")
+@click.option(
+    "--push",
+    default=400,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Push campaigns in the data set.",
+)
+@click.option(
+    "--in-app",
+    default=250,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="In-app campaigns in the data set.",
+)
+@settings_options
 def demo(push: int, in_app: int) -> None:
-    """Simulator + sync into the embedded default database, then a summary."""
+    """Simulator + sync into the embedded default database (or DATABASE_URL), then a summary."""
     from campaign_sync.demo import run_demo
 
-    run_demo(push=push, in_app=in_app)
+    run_demo(push=push, in_app=in_app, settings=_settings())
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
-"""Settings: environment variables, optionally a TOML file (`CAMPAIGN_SYNC_CONFIG`) listing
-several apps. The environment wins over the file. Problems become one `ConfigError` line
-naming the setting (and the app) to fix."""
+"""Settings, from pydantic-settings' own sources, the first that has a value winning:
+command-line flags, the environment, a `.env` file in the working directory, secret files
+(a secrets directory such as `/run/secrets`), the TOML file named by `--config` or
+`CAMPAIGN_SYNC_CONFIG` (which may list several apps), then the defaults. Problems become one
+`ConfigError` line naming the setting (and the app) to fix."""
 
 from __future__ import annotations
 
+import contextvars
 import ipaddress
 import logging
 import os
@@ -26,13 +29,25 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 log = logging.getLogger(__name__)
 
 BATCH_FLOOR_SECONDS = 5.0  # Batch: "wait for at least 5 seconds" after a 429
 DEFAULT_DATABASE_URL = "sqlite:///campaign_sync.db"
 APP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+DEFAULT_SECRETS_DIR = Path("/run/secrets")  # where Docker and Kubernetes mount secrets
+DOTENV_FILE = ".env"
+
+# The TOML file of the settings being built (a class-level hook cannot take arguments).
+_config_file: contextvars.ContextVar[ConfigFile | None] = contextvars.ContextVar(
+    "config_file", default=None
+)
 
 
 class ConfigError(Exception):
@@ -61,7 +76,13 @@ class Settings(BaseSettings):
 
     # Case-sensitive: only the documented upper-case variables are read from the environment
     # (a stray LOG_LEVEL or CONCURRENCY is not ours); TOML keys are the field names.
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=True, populate_by_name=True)
+    model_config = SettingsConfigDict(
+        extra="ignore",
+        case_sensitive=True,
+        populate_by_name=True,
+        env_file=DOTENV_FILE,
+        env_file_encoding="utf-8",
+    )
 
     database_url: str = _setting(DEFAULT_DATABASE_URL, "DATABASE_URL")
     batch_api_key: str | None = _setting(None, "BATCH_API_KEY")
@@ -77,6 +98,8 @@ class Settings(BaseSettings):
     interval_seconds: float = _setting(300, "CAMPAIGN_SYNC_INTERVAL_SECONDS", gt=0)
     lock_lease_seconds: float = _setting(60.0, "CAMPAIGN_SYNC_LOCK_LEASE_SECONDS", ge=3)
     metrics_port: int = _setting(9108, "CAMPAIGN_SYNC_METRICS_PORT", ge=0, le=65535)
+    metrics_host: str = _setting("127.0.0.1", "CAMPAIGN_SYNC_METRICS_HOST", min_length=1)
+    batch_rest_api_key_file: Path | None = _setting(None, "BATCH_REST_API_KEY_FILE")
     rate_increase_per_second: float = _setting(1.0, "CAMPAIGN_SYNC_RATE_INCREASE_PER_SECOND", gt=0)
     connect_timeout_seconds: float = _setting(5.0, "CAMPAIGN_SYNC_CONNECT_TIMEOUT_SECONDS", gt=0)
     read_timeout_seconds: float = _setting(30.0, "CAMPAIGN_SYNC_READ_TIMEOUT_SECONDS", gt=0)
@@ -126,8 +149,12 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The TOML file arrives as init values; the environment must win over it.
-        return (env_settings, init_settings)
+        # Init values are the command-line flags; the TOML file loses to everything else.
+        sources = [init_settings, env_settings, dotenv_settings, file_secret_settings]
+        config_file = _config_file.get()
+        if config_file is not None:
+            sources.append(config_file.source(settings_cls))
+        return tuple(sources)
 
     def backoff_floor(self) -> float:
         """Never below Batch's 5 s floor against the real API; lower is for local stand-ins."""
@@ -176,37 +203,90 @@ def _describe(location: tuple[Any, ...], raw: Mapping[str, Any]) -> str:
     return ".".join(parts)
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"CAMPAIGN_SYNC_CONFIG names {path}, which does not exist") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
-    except OSError as error:
-        raise ConfigError(f"config file {path} cannot be read: {error.strerror}") from None
-    if any(isinstance(app, dict) and "rest_api_key" in app for app in data.get("apps", [])) or (
-        "batch_rest_api_key" in data
-    ):
-        mode = path.stat().st_mode
-        if mode & (stat.S_IRGRP | stat.S_IROTH):
+class ConfigFile:
+    """The TOML file, read by pydantic-settings' `TomlConfigSettingsSource`."""
+
+    def __init__(self, path: Path, named_by: str) -> None:
+        self.path = path
+        self.named_by = named_by
+        self.data: dict[str, Any] = {}
+
+    def source(self, settings_cls: type[BaseSettings]) -> TomlConfigSettingsSource:
+        if not self.path.is_file():
+            raise ConfigError(f"{self.named_by} names {self.path}, which does not exist")
+        try:
+            source = TomlConfigSettingsSource(settings_cls, toml_file=self.path)
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"config file {self.path} is not valid TOML: {error}") from None
+        except OSError as error:
+            raise ConfigError(f"config file {self.path} cannot be read: {error.strerror}") from None
+        self.data = source.toml_data
+        self._warn_if_secrets_are_readable()
+        return source
+
+    def _warn_if_secrets_are_readable(self) -> None:
+        apps = self.data.get("apps", [])
+        inline = any(isinstance(app, dict) and "rest_api_key" in app for app in apps)
+        if (inline or "batch_rest_api_key" in self.data) and self.path.stat().st_mode & (
+            stat.S_IRGRP | stat.S_IROTH
+        ):
             log.warning(
                 "config file %s holds secrets and is readable by other users; run chmod 600 %s",
-                path,
-                path,
+                self.path,
+                self.path,
             )
-    return data
 
 
-def load_settings() -> Settings:
-    """Settings from the environment and the optional TOML file it names."""
-    config_path = os.environ.get("CAMPAIGN_SYNC_CONFIG")
-    raw: dict[str, Any] = _read_toml(Path(config_path)) if config_path else {}
+def _from_dotenv(name: str) -> str | None:
+    """A setting that picks the other sources (config file, secrets directory) from `.env`."""
+    if not Path(DOTENV_FILE).is_file():
+        return None
+    from dotenv import dotenv_values
+
+    return dotenv_values(DOTENV_FILE).get(name) or None
+
+
+def _secrets_dir() -> Path | None:
+    named = os.environ.get("CAMPAIGN_SYNC_SECRETS_DIR") or _from_dotenv("CAMPAIGN_SYNC_SECRETS_DIR")
+    if named:
+        if not Path(named).is_dir():
+            raise ConfigError(f"CAMPAIGN_SYNC_SECRETS_DIR names {named}, which is not a directory")
+        return Path(named)
+    return DEFAULT_SECRETS_DIR if DEFAULT_SECRETS_DIR.is_dir() else None
+
+
+def _read_secret_file(settings: Settings) -> Settings:
+    path = settings.batch_rest_api_key_file
+    if settings.batch_rest_api_key is not None or path is None:
+        return settings
     try:
-        return Settings(**raw)
+        value = path.read_text(encoding="utf-8").strip()
+    except OSError as error:
+        raise ConfigError(
+            f"BATCH_REST_API_KEY_FILE names {path}, which cannot be read: {error.strerror}"
+        ) from None
+    if not value:
+        raise ConfigError(f"BATCH_REST_API_KEY_FILE names {path}, which is empty")
+    return settings.model_copy(update={"batch_rest_api_key": SecretStr(value)})
+
+
+def load_settings(config_path: str | os.PathLike[str] | None = None, **flags: Any) -> Settings:
+    """Settings from every source; `flags` (field names, e.g. from the command line) win.
+
+    The TOML file is `config_path`, else the one `CAMPAIGN_SYNC_CONFIG` names (in the
+    environment or `.env`).
+    """
+    named_by = "--config"
+    if config_path is None:
+        named_by = "CAMPAIGN_SYNC_CONFIG"
+        config_path = os.environ.get("CAMPAIGN_SYNC_CONFIG") or _from_dotenv(named_by)
+    config_file = ConfigFile(Path(config_path), named_by) if config_path else None
+    token = _config_file.set(config_file)
+    try:
+        settings = Settings(_secrets_dir=_secrets_dir(), **flags)  # type: ignore[call-arg]
     except ValidationError as error:
         where = f"config file {config_path}" if config_path else "settings"
+        raw = config_file.data if config_file else {}
         problems = "; ".join(
             ": ".join(
                 part
@@ -219,6 +299,9 @@ def load_settings() -> Settings:
             for e in error.errors()
         )
         raise ConfigError(f"{where}: {problems}") from None
+    finally:
+        _config_file.reset(token)
+    return _read_secret_file(settings)
 
 
 def resolve_apps(settings: Settings, environ: Mapping[str, str] | None = None) -> list[ResolvedApp]:

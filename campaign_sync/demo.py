@@ -72,8 +72,8 @@ def _calls_table(title: str, results: Sequence[PassResult], seconds: float) -> T
     return table
 
 
-def run_demo(*, push: int = 400, in_app: int = 250) -> None:
-    settings = load_settings()
+def run_demo(*, push: int = 400, in_app: int = 250, settings: Settings | None = None) -> None:
+    settings = settings or load_settings()
     setup_logging("text", "WARNING")
     console = Console()
     simulator = Simulator(

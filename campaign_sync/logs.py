@@ -10,7 +10,10 @@ import logging
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 current_app: contextvars.ContextVar[str | None] = contextvars.ContextVar("app", default=None)
 current_type: contextvars.ContextVar[str | None] = contextvars.ContextVar("type", default=None)
@@ -83,10 +86,11 @@ class JsonFormatter(logging.Formatter):
 
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
+        campaign_type = getattr(record, "campaign_type", None)
+        if campaign_type == "in_app":
+            campaign_type = "in-app"  # as the command line spells it
         where = "/".join(
-            str(part)
-            for part in (getattr(record, "app", None), getattr(record, "campaign_type", None))
-            if part
+            str(part) for part in (getattr(record, "app", None), campaign_type) if part
         )
         run = getattr(record, "run_id", None)
         prefix = f"[{where}{f' run {run}' if run else ''}] " if where or run else ""
@@ -97,6 +101,43 @@ class TextFormatter(logging.Formatter):
         return text
 
 
+def _ours(handler: logging.Handler) -> bool:
+    return bool(getattr(handler, "_campaign_sync", False))
+
+
+@contextlib.contextmanager
+def logging_through(console: Console) -> Iterator[None]:
+    """While a live display owns the terminal, log lines go through its console (rich's
+    handler), so they print above the display instead of into it; same text as before."""
+    from rich.logging import RichHandler
+
+    root = logging.getLogger()
+    replaced = [handler for handler in root.handlers if _ours(handler)]
+    if not replaced:
+        yield
+        return
+    through = RichHandler(
+        console=console,
+        show_time=False,
+        show_level=False,
+        show_path=False,
+        markup=False,
+        rich_tracebacks=False,
+    )
+    through.addFilter(ContextFilter())
+    through.setFormatter(replaced[0].formatter or TextFormatter())
+    through._campaign_sync = True  # type: ignore[attr-defined]
+    for handler in replaced:
+        root.removeHandler(handler)
+    root.addHandler(through)
+    try:
+        yield
+    finally:
+        root.removeHandler(through)
+        for handler in replaced:
+            root.addHandler(handler)
+
+
 def setup_logging(log_format: str = "auto", level: str = "INFO") -> None:
     use_json = log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
     handler = logging.StreamHandler(sys.stderr)
@@ -104,7 +145,7 @@ def setup_logging(log_format: str = "auto", level: str = "INFO") -> None:
     handler.setFormatter(JsonFormatter() if use_json else TextFormatter())
     root = logging.getLogger()
     for existing in list(root.handlers):
-        if getattr(existing, "_campaign_sync", False):
+        if _ours(existing):
             root.removeHandler(existing)
     handler._campaign_sync = True  # type: ignore[attr-defined]
     root.addHandler(handler)

@@ -161,10 +161,12 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
-def metrics_server(metrics: Metrics, health: Health, port: int) -> uvicorn.Server:
+def metrics_server(
+    metrics: Metrics, health: Health, port: int, host: str = "127.0.0.1"
+) -> uvicorn.Server:
     config = uvicorn.Config(
         metrics_app(metrics, health),
-        host="0.0.0.0",
+        host=host,
         port=port,
         log_level="warning",
         access_log=False,

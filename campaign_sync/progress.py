@@ -9,7 +9,6 @@ import contextlib
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -19,6 +18,7 @@ from rich.table import Table
 from campaign_sync.batch.endpoints import CampaignType
 from campaign_sync.engine import NoProgress, PassResult
 from campaign_sync.engine import Progress as ProgressSink
+from campaign_sync.logs import logging_through
 from campaign_sync.status import age
 
 if TYPE_CHECKING:
@@ -26,13 +26,18 @@ if TYPE_CHECKING:
 
 
 class RichProgress(NoProgress):
-    """Per app and type: pages swept, details fetched of those needed, 429 waits."""
+    """Per app and type: pages swept, details fetched of those needed, 429 waits.
+
+    How many details a pass needs is known only once its sweep ends, so the bar pulses
+    until the pass finishes (a total that grows would make it jump backwards); the text
+    says what is known so far. Log lines go through the display's console meanwhile.
+    """
 
     def __init__(self, console: Console) -> None:
         self._progress = Progress(
             TextColumn("{task.description:<24}"),
             BarColumn(),
-            TextColumn("{task.completed}/{task.total} details"),
+            TextColumn("{task.fields[fetched]}/{task.fields[needed]} details"),
             TextColumn("{task.fields[pages]} pages"),
             TextColumn("{task.fields[retries]} retries"),
             TextColumn("[yellow]{task.fields[note]}"),
@@ -42,21 +47,33 @@ class RichProgress(NoProgress):
         )
         self._tasks: dict[tuple[str, CampaignType], TaskID] = {}
         self._pauses: dict[str, float] = {}
+        self._logging = contextlib.ExitStack()
 
     def __enter__(self) -> RichProgress:
+        self._logging.enter_context(logging_through(self._progress.console))
         self._progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._progress.stop()
+        self._logging.close()
 
     def _task(self, app: str, campaign_type: CampaignType) -> TaskID:
         key = (app, campaign_type)
         if key not in self._tasks:
             self._tasks[key] = self._progress.add_task(
-                f"{app}/{campaign_type.label}", total=0, pages=0, retries=0, note=""
+                f"{app}/{campaign_type.label}",
+                total=None,
+                fetched=0,
+                needed=0,
+                pages=0,
+                retries=0,
+                note="",
             )
         return self._tasks[key]
+
+    def _field(self, task: TaskID, name: str) -> int:
+        return int(self._progress.tasks[task].fields[name])
 
     def _note(self, app: str) -> str:
         until = self._pauses.get(app, 0.0)
@@ -65,21 +82,20 @@ class RichProgress(NoProgress):
 
     def page_swept(self, app: str, campaign_type: CampaignType, entries: int, needed: int) -> None:
         task = self._task(app, campaign_type)
-        current = self._progress.tasks[task]
         self._progress.update(
             task,
-            total=(current.total or 0) + needed,
-            pages=current.fields["pages"] + 1,
+            needed=self._field(task, "needed") + needed,
+            pages=self._field(task, "pages") + 1,
             note=self._note(app),
         )
 
     def detail_fetched(self, app: str, campaign_type: CampaignType) -> None:
-        self._progress.update(self._task(app, campaign_type), advance=1, note=self._note(app))
+        task = self._task(app, campaign_type)
+        self._progress.update(task, fetched=self._field(task, "fetched") + 1, note=self._note(app))
 
     def retried(self, app: str, campaign_type: CampaignType) -> None:
         task = self._task(app, campaign_type)
-        retries = self._progress.tasks[task].fields["retries"] + 1
-        self._progress.update(task, retries=retries, note=self._note(app))
+        self._progress.update(task, retries=self._field(task, "retries") + 1, note=self._note(app))
 
     def rate_limited(self, app: str, seconds: float) -> None:
         self._pauses[app] = time.monotonic() + seconds
@@ -90,7 +106,7 @@ class RichProgress(NoProgress):
 
     def pass_finished(self, result: PassResult) -> None:
         task = self._task(result.app, result.campaign_type)
-        self._progress.update(task, note=result.status)
+        self._progress.update(task, total=1, completed=1, note=result.status)
 
 
 @contextlib.contextmanager
@@ -125,7 +141,7 @@ def print_status_table(report: list[TypeStatus], console: Console | None = None)
         counts = row.last_run_counts
         table.add_row(
             row.app,
-            row.campaign_type,
+            CampaignType(row.campaign_type).label,
             f"{age(row.last_run_started_at)} ago" if row.last_run_started_at else "-",
             row.last_run_status or "-",
             "/".join(
@@ -142,17 +158,11 @@ def print_status_table(report: list[TypeStatus], console: Console | None = None)
             f"{row.campaigns_stored - row.campaigns_deleted} (+{row.campaigns_deleted} deleted)",
             f"{age(row.oldest_detail_fetched_at)} old",
             f"resume at {row.sweep_offset}" if row.sweep_in_progress else "complete",
-            _next_pass(row.next_pass_at),
+            row.next_pass,
             "; ".join(row.stale) or "ok",
         )
     console.print(table)
     for row in report:
         if row.last_run_status == "failed" and row.last_run_error:
-            console.print(f"[red]{row.app}/{row.campaign_type}[/red]: {row.last_run_error}")
-
-
-def _next_pass(moment: datetime | None) -> str:
-    if moment is None:
-        return "-"
-    seconds = (moment - datetime.now(UTC)).total_seconds()
-    return f"in {seconds:.0f}s" if seconds >= 0 else "due"
+            label = CampaignType(row.campaign_type).label
+            console.print(f"[red]{row.app}/{label}[/red]: {row.last_run_error}")

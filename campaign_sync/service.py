@@ -75,7 +75,9 @@ class Service:
         server = None
         server_task = None
         if self.settings.metrics_port:
-            server = metrics_server(self.metrics, self.health, self.settings.metrics_port)
+            server = metrics_server(
+                self.metrics, self.health, self.settings.metrics_port, self.settings.metrics_host
+            )
             server_task = asyncio.create_task(server.serve())
         log.info(
             "serving %d app(s): %s",

@@ -33,6 +33,7 @@ class TypeStatus:
     last_complete_sweep_at: datetime | None
     stale: list[str]
     next_pass_at: datetime | None = None
+    next_pass: str = "-"
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -134,9 +135,37 @@ def collect_status(
                     last_complete_sweep_at=state["last_complete_sweep_at"] if state else None,
                     stale=stale,
                     next_pass_at=state["next_pass_at"] if state else None,
+                    next_pass=describe_next_pass(
+                        state["next_pass_at"] if state else None,
+                        last["status"] if last else None,
+                        now,
+                    ),
                 )
             )
     return report
+
+
+STARTING_GRACE_SECONDS = 60  # a due pass starts within this (scheduler jitter, misfire grace)
+
+
+def describe_next_pass(
+    next_pass_at: datetime | None, last_run_status: str | None, now: datetime
+) -> str:
+    """When `serve` runs the next pass; a time long past means no `serve` is running."""
+    if last_run_status == "running":
+        return "running now"
+    if next_pass_at is None:
+        return "-"
+    if next_pass_at.tzinfo is None:
+        next_pass_at = next_pass_at.replace(tzinfo=UTC)
+    seconds = (next_pass_at - now).total_seconds()
+    if seconds >= 0:
+        return f"in {_age(timedelta(seconds=seconds))}"
+    if -seconds < STARTING_GRACE_SECONDS:
+        return "starting"
+    return (
+        f"none: serve is not running (a pass was planned {_age(timedelta(seconds=-seconds))} ago)"
+    )
 
 
 def _aware(value: datetime | None) -> datetime | None:

@@ -74,6 +74,8 @@ KNOWN_TYPES: dict[str, tuple[type, ...]] = {
     "local_start_date": (str,),
     "local_end_date": (str,),
 }
+# What an in-app campaign holds besides its read-only fields (Batch's in-app campaign API).
+IN_APP_FIELDS = (*KNOWN_TYPES, "query", "custom_payload")
 
 
 def parse_changes(
@@ -82,6 +84,7 @@ def parse_changes(
     live: str | None = None,
     assignments: tuple[str, ...] | list[str] = (),
     from_file: str | None = None,
+    allow_unknown_field: bool = False,
 ) -> Changes:
     changes: Changes = {}
     if from_file:
@@ -107,7 +110,23 @@ def parse_changes(
         changes["live"] = live == "true"
     if not changes:
         raise UsageError("nothing to change: give --name, --live, --set FIELD=JSON or --from-file")
+    if not allow_unknown_field:
+        check_fields(changes)
     return changes
+
+
+def check_fields(changes: Changes) -> None:
+    """Refuse a field an in-app campaign does not have (a typo Batch would store as is)."""
+    unknown = sorted(
+        {path.split(".")[0] for path in changes}
+        - set(IN_APP_FIELDS)
+        - set(READ_ONLY_FIELDS)  # refused later, with their own reason
+    )
+    if unknown:
+        raise UsageError(
+            f"{', '.join(unknown)}: not a field of an in-app campaign; known fields: "
+            f"{', '.join(sorted(IN_APP_FIELDS))} (--allow-unknown-field sends it anyway)"
+        )
 
 
 def pick_app(apps: list[ResolvedApp], name: str | None) -> ResolvedApp:
@@ -227,6 +246,12 @@ async def update_in_app(
         _audit(engine, app.name, token, outcome=outcome, message=message, **extra)
         return UpdateOutcome(False, message, extra.get("payload"), None, extra.get("changed"))
 
+    if row is None and _is_push_campaign(engine, app.name, token):
+        return refuse(
+            f"{token} is a push campaign: Batch only updates in-app campaigns",
+            changed=None,
+            payload=None,
+        )
     if row is None:
         return refuse(
             f"no in-app campaign {token} of app '{app.name}' in the database: check the token, "
@@ -313,6 +338,19 @@ async def update_in_app(
         message=message,
     )  # fmt: skip
     return UpdateOutcome(True, message, payload, conflict, changed)
+
+
+def _is_push_campaign(engine: Engine, app: str, token: str) -> bool:
+    c = campaigns.c
+    with engine.connect() as conn:
+        found = conn.execute(
+            select(c.id).where(
+                c.app == app,
+                c.campaign_type == CampaignType.PUSH.value,
+                c.campaign_token == token,
+            )
+        ).first()
+    return found is not None
 
 
 def _store_detail(engine: Engine, app: str, token: str, detail: dict[str, Any]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from alembic import context
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from campaign_sync.config import DEFAULT_DATABASE_URL
 from campaign_sync.db.models import Base
@@ -21,6 +21,9 @@ def _url() -> str:
     )
 
 
+MIGRATION_LOCK = (0x43534E43, 0x4D494752)  # "CSNC", "MIGR": our advisory lock's two keys
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
@@ -29,6 +32,14 @@ def _run(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Replicas migrating at once take turns: the lock lives as long as this
+            # transaction (so it works through PgBouncer too), and the revision is read
+            # after it is granted, so the second one finds nothing left to do.
+            connection.execute(
+                text("select pg_advisory_xact_lock(:a, :b)"),
+                {"a": MIGRATION_LOCK[0], "b": MIGRATION_LOCK[1]},
+            )
         context.run_migrations()
 
 

@@ -29,6 +29,10 @@ SETTINGS_ENV = (
     "CAMPAIGN_SYNC_DETAIL_MAX_AGE_SECONDS",
     "CAMPAIGN_SYNC_INTERVAL_SECONDS",
     "CAMPAIGN_SYNC_METRICS_PORT",
+    "CAMPAIGN_SYNC_METRICS_HOST",
+    "CAMPAIGN_SYNC_LOG_LEVEL",
+    "CAMPAIGN_SYNC_SECRETS_DIR",
+    "BATCH_REST_API_KEY_FILE",
 )
 
 
@@ -67,9 +71,26 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 @pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def clean_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     for name in SETTINGS_ENV:
         monkeypatch.delenv(name, raising=False)
+    # Settings read a .env in the working directory: a developer's own must not leak in.
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """In-process commands attach a log handler to CliRunner's stderr: detach it after."""
+    root = logging.getLogger()
+    level = root.level
+    yield
+    for handler in list(root.handlers):
+        if getattr(handler, "_campaign_sync", False):
+            root.removeHandler(handler)
+    root.setLevel(level)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 @pytest.fixture(scope="session")

@@ -7,10 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+from click.testing import CliRunner, Result
 
 from campaign_sync.batch.client import BatchClient, ClientOptions
 from campaign_sync.batch.ratelimit import RatePolicy
 from campaign_sync.batch.retry import RetryBudget
+from campaign_sync.cli import main
 from tests.conftest import API_KEY, CANARY_REST_KEY
 
 
@@ -48,3 +50,8 @@ def mock_client(
         ),
         transport=httpx.MockTransport(handler),
     )
+
+
+def run(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> Result:
+    """`campaign-sync ARGS` in-process (use the `restore_logging` fixture alongside)."""
+    return CliRunner().invoke(main, list(args), env=env, input=stdin)

@@ -290,3 +290,46 @@ def test_one_failing_detail_does_not_fail_the_others() -> None:
     outcomes = run(call())
     assert outcomes[0] == {"campaign_token": "a"} and outcomes[2] == {"campaign_token": "c"}
     assert isinstance(outcomes[1], errors.ApiMisuse)
+
+
+def test_a_body_that_cannot_be_decoded_is_an_unreadable_answer_and_retried() -> None:
+    answers = [
+        httpx.Response(
+            200, headers={"Content-Encoding": "gzip"}, stream=httpx.ByteStream(b"not gzip")
+        ),
+        ok([{"campaign_token": "a"}]),
+    ]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return answers.pop(0)
+
+    async def call() -> tuple[list[dict[str, object]], int]:
+        stats = CallStats()
+        async with mock_client(handler) as client:
+            page = await client.list_campaigns(CampaignType.PUSH, stats=stats)
+        return page, stats.retries
+
+    assert run(call()) == ([{"campaign_token": "a"}], 1)
+
+
+def test_a_body_that_trickles_in_is_cut_at_the_requests_deadline() -> None:
+    async def trickle() -> object:
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            yield b" "
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=trickle())  # type: ignore[arg-type]
+
+    async def call() -> None:
+        async with mock_client(handler, seconds=0.5) as client:
+            await client.list_push()
+
+    started = time.monotonic()
+    with pytest.raises(errors.NetworkError) as cut:
+        run(call())
+    assert time.monotonic() - started < 3.0  # not the 5 s the body would take
+    assert str(cut.value) == (
+        "GET campaigns/list for app 'ios' got no complete answer within 0.5s "
+        "(CAMPAIGN_SYNC_RETRY_MAX_SECONDS)"
+    )

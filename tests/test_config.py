@@ -26,6 +26,7 @@ def test_defaults_match_the_contract() -> None:
     assert settings.interval_seconds == 300
     assert settings.concurrency == 8
     assert settings.metrics_port == 9108
+    assert settings.metrics_host == "127.0.0.1"
 
 
 def test_single_app_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -179,3 +180,101 @@ def test_plain_http_to_another_host_needs_an_explicit_opt_in(
     for loopback in ("http://127.0.0.1:8787", "http://localhost:8787", "http://[::1]:8787"):
         monkeypatch.setenv("BATCH_API_BASE_URL", loopback)
         assert load_settings().batch_api_base_url == loopback
+
+
+def test_precedence_flags_environment_dotenv_config_file_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = write(
+        tmp_path / "settings.toml",
+        "interval_seconds = 44\nconcurrency = 7\ndetail_max_age_seconds = 70\n"
+        "backoff_max_seconds = 99\n",
+    )
+    (tmp_path / ".env").write_text(
+        "CAMPAIGN_SYNC_INTERVAL_SECONDS=33\nCAMPAIGN_SYNC_CONCURRENCY=6\n"
+        "CAMPAIGN_SYNC_DETAIL_MAX_AGE_SECONDS=60\n"
+    )
+    monkeypatch.setenv("CAMPAIGN_SYNC_INTERVAL_SECONDS", "22")
+    monkeypatch.setenv("CAMPAIGN_SYNC_CONCURRENCY", "5")
+    settings = load_settings(config, interval_seconds=11)
+    assert settings.interval_seconds == 11  # flag
+    assert settings.concurrency == 5  # environment
+    assert settings.detail_max_age_seconds == 60  # .env
+    assert settings.backoff_max_seconds == 99  # config file
+    assert settings.read_timeout_seconds == 30  # default
+
+
+def test_the_config_file_can_be_named_in_dotenv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "apps.toml", "concurrency = 3\n")
+    (tmp_path / ".env").write_text("CAMPAIGN_SYNC_CONFIG=apps.toml\n")
+    assert load_settings().concurrency == 3
+
+
+def test_a_config_flag_naming_a_missing_file_says_so(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(tmp_path / "nope.toml")
+    assert str(raised.value) == f"--config names {tmp_path / 'nope.toml'}, which does not exist"
+
+
+def test_the_rest_key_can_come_from_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = write(tmp_path / "rest-key", "file-secret-1234\n")
+    monkeypatch.setenv("BATCH_API_KEY", "LIVEKEY")
+    monkeypatch.setenv("BATCH_REST_API_KEY_FILE", str(secret))
+    apps = resolve_apps(load_settings())
+    assert apps[0].rest_api_key.get_secret_value() == "file-secret-1234"
+
+
+def test_an_unreadable_rest_key_file_names_the_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BATCH_REST_API_KEY_FILE", str(tmp_path / "missing"))
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert str(raised.value) == (
+        f"BATCH_REST_API_KEY_FILE names {tmp_path / 'missing'}, which cannot be read: "
+        "No such file or directory"
+    )
+
+
+def test_secrets_come_from_a_secrets_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    write(secrets / "BATCH_REST_API_KEY", "dir-secret-5678")
+    write(secrets / "BATCH_API_KEY", "LIVE-FROM-DIR")
+    monkeypatch.setenv("CAMPAIGN_SYNC_SECRETS_DIR", str(secrets))
+    with caplog.at_level(logging.DEBUG):
+        apps = resolve_apps(load_settings())
+    assert [(a.name, a.api_key) for a in apps] == [("default", "LIVE-FROM-DIR")]
+    assert apps[0].rest_api_key.get_secret_value() == "dir-secret-5678"
+    assert all("dir-secret-5678" not in r.getMessage() for r in caplog.records)
+    monkeypatch.setenv("CAMPAIGN_SYNC_SECRETS_DIR", str(tmp_path / "absent"))
+    with pytest.raises(
+        ConfigError, match=r"CAMPAIGN_SYNC_SECRETS_DIR names .*, which is not a directory"
+    ):
+        load_settings()
+
+
+def test_the_environment_wins_over_a_secret_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    write(secrets / "BATCH_REST_API_KEY", "dir-secret")
+    monkeypatch.setenv("CAMPAIGN_SYNC_SECRETS_DIR", str(secrets))
+    monkeypatch.setenv("BATCH_REST_API_KEY", "env-secret")
+    value = load_settings().batch_rest_api_key
+    assert value is not None and value.get_secret_value() == "env-secret"
+
+
+def test_the_metrics_endpoint_listens_on_loopback_unless_told(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings().metrics_host == "127.0.0.1"
+    monkeypatch.setenv("CAMPAIGN_SYNC_METRICS_HOST", "0.0.0.0")
+    assert load_settings().metrics_host == "0.0.0.0"

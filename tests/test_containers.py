@@ -91,3 +91,11 @@ def test_the_dockerfile_runs_serve_as_a_non_root_user() -> None:
     assert 'ENTRYPOINT ["campaign-sync"]' in dockerfile and 'CMD ["serve"]' in dockerfile
     for copied in ("campaign_sync", "migrations", "pyproject.toml"):
         assert f"COPY {copied}" in dockerfile or copied in dockerfile
+
+
+def test_the_container_serves_metrics_on_every_interface() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "CAMPAIGN_SYNC_METRICS_HOST=0.0.0.0" in dockerfile
+    services = compose()["services"]
+    for name in ("sync", "demo-sync"):
+        assert services[name]["environment"]["CAMPAIGN_SYNC_METRICS_HOST"] == "0.0.0.0", name

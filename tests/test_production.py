@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from campaign_sync.batch.endpoints import CampaignType
 from campaign_sync.db import migrate
 from campaign_sync.db.models import sync_runs
 from campaign_sync.db.session import make_engine
@@ -20,7 +21,7 @@ from tests.pgbouncer import PgBouncer
 from tests.syncing import by_type, count, run_sync
 from tests.test_cli import cli_env
 
-PUSH_ONLY = ("push",)
+PUSH = CampaignType.PUSH
 
 
 @pytest.fixture(scope="module", params=["transaction", "session"])
@@ -111,3 +112,144 @@ def test_statements_never_depend_on_one_server_connection(bounced_url: str) -> N
             second.commit()
     finally:
         engine.dispose()
+
+
+def _migrate_twice_at_once(url: str) -> list[subprocess.CompletedProcess[str]]:
+    env = cli_env(url)
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "campaign_sync", "migrate"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    return [
+        subprocess.CompletedProcess(p.args, p.wait(60), *p.communicate(timeout=60))
+        for p in processes
+    ]
+
+
+def test_two_replicas_migrating_a_fresh_database_at_once_both_succeed(pg_server: Any) -> None:
+    for _ in range(2):
+        url = pg_server.create_database()
+        try:
+            results = _migrate_twice_at_once(url)
+            assert [r.returncode for r in results] == [0, 0], [r.stderr for r in results]
+            engine = make_engine(url)
+            assert count(engine, "select count(*) from alembic_version") == 1
+            assert migrate.current_revision(url) == migrate.head_revision()
+            engine.dispose()
+        finally:
+            pg_server.drop_database(url)
+
+
+def test_two_replicas_migrating_through_pgbouncer_both_succeed(
+    bouncer: PgBouncer, pg_server: Any
+) -> None:
+    direct = pg_server.create_database()
+    try:
+        results = _migrate_twice_at_once(bouncer.url(direct.rsplit("/", 1)[1]))
+        assert [r.returncode for r in results] == [0, 0], [r.stderr for r in results]
+        assert migrate.current_revision(direct) == migrate.head_revision()
+    finally:
+        pg_server.drop_database(direct)
+
+
+@pytest.mark.parametrize("dumped_at", ["0003", "head"])
+def test_tables_without_their_revision_record_are_adopted(
+    fresh_pg_url: str, dumped_at: str, restore_logging: None
+) -> None:
+    from sqlalchemy import text
+
+    from tests.helpers import run
+
+    migrate.upgrade(fresh_pg_url, dumped_at)
+    engine = make_engine(fresh_pg_url)
+    with engine.begin() as conn:  # a restored dump without Alembic's table
+        conn.execute(text("drop table alembic_version"))
+    engine.dispose()
+    recognised = "0003" if dumped_at == "0003" else migrate.head_revision()
+    env = {"DATABASE_URL": fresh_pg_url, "BATCH_API_KEY": "k", "BATCH_REST_API_KEY": "r"}
+
+    refused_sync = run("sync", env=env)
+    assert refused_sync.exit_code == 2
+    assert refused_sync.stderr == (
+        f"campaign-sync: the database has campaign-sync tables (they match revision "
+        f"{recognised}) but no record of their revision (alembic_version): run "
+        "campaign-sync migrate --adopt\n"
+    )
+    refused_migrate = run("migrate", env=env)
+    assert refused_migrate.exit_code == 2
+    assert "run campaign-sync migrate --adopt" in refused_migrate.stderr
+    adopted = run("migrate", "--adopt", env=env)
+    assert adopted.exit_code == 0, adopted.stderr
+    assert adopted.stdout.startswith(f"recognised the tables as revision {recognised}")
+    assert migrate.current_revision(fresh_pg_url) == migrate.head_revision()
+
+
+def test_every_revision_can_be_recognised_by_adopt() -> None:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(migrate.alembic_config(""))
+    revisions = {revision.revision for revision in script.walk_revisions()}
+    recognisable = {revision for revision, _ in migrate.SIGNATURES}
+    assert revisions == recognisable, "a revision lacks its line in migrate.SIGNATURES"
+
+
+# -- proxies -------------------------------------------------------------------------------
+
+PROXY_VARIABLES = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY",
+                   "all_proxy", "NO_PROXY", "no_proxy")  # fmt: skip
+
+
+@pytest.fixture
+def no_proxy_variables(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+@pytest.mark.parametrize("kind", ["http", "socks5"])
+def test_requests_go_through_the_proxy_the_standard_variables_name(
+    pg_url: str, no_proxy_variables: pytest.MonkeyPatch, kind: str
+) -> None:
+    from tests.proxies import HttpProxy, Socks5Proxy
+
+    proxy = HttpProxy() if kind == "http" else Socks5Proxy()
+    simulator = Simulator(api_key=API_KEY, rest_api_key=CANARY_REST_KEY, push=12, in_app=0, seed=3)
+    with SimulatorServer(simulator) as server, proxy.running():
+        variable = "HTTP_PROXY" if kind == "http" else "ALL_PROXY"
+        no_proxy_variables.setenv(variable, f"{kind}://127.0.0.1:{proxy.port}")
+        results = by_type(run_sync(pg_url, server, [PUSH]))
+    assert results[PUSH].status == "succeeded" and results[PUSH].counts.campaigns_inserted == 12
+    assert proxy.carried >= 1
+
+
+def test_no_proxy_exempts_the_host_even_from_an_unusable_proxy(
+    pg_url: str, no_proxy_variables: pytest.MonkeyPatch
+) -> None:
+    simulator = Simulator(api_key=API_KEY, rest_api_key=CANARY_REST_KEY, push=5, in_app=0, seed=3)
+    no_proxy_variables.setenv("ALL_PROXY", "gopher://nowhere:70")
+    no_proxy_variables.setenv("NO_PROXY", "127.0.0.1,localhost")
+    with SimulatorServer(simulator) as server:
+        results = by_type(run_sync(pg_url, server, [PUSH]))
+    assert results[PUSH].status == "succeeded"
+
+
+def test_an_unusable_proxy_is_one_line_naming_its_variable(
+    pg_url: str, no_proxy_variables: pytest.MonkeyPatch, restore_logging: None
+) -> None:
+    from tests.helpers import run
+
+    env = {"DATABASE_URL": pg_url, "BATCH_API_KEY": "k", "BATCH_REST_API_KEY": "r",
+           "HTTPS_PROXY": "gopher://nowhere:70"}  # fmt: skip
+    result = run("sync", env=env)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "campaign-sync: HTTPS_PROXY is not a proxy URL campaign-sync can use (expected "
+        "http://HOST:PORT, https://HOST:PORT, socks5://HOST:PORT, socks5h://HOST:PORT); fix it, "
+        "or exempt Batch's host with NO_PROXY\n"
+    )

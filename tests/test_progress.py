@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import fcntl
 import io
+import os
+import pty
+import re
+import select
+import struct
+import subprocess
+import sys
+import termios
+import time
 from datetime import UTC, datetime
 
+import pyte
 from rich.console import Console
 
 from campaign_sync.batch.endpoints import CampaignType
 from campaign_sync.engine import PassResult
 from campaign_sync.progress import RichProgress, print_status_table
+from campaign_sync.simulator import Simulator, SimulatorServer
 from campaign_sync.status import TypeStatus
+from tests.conftest import API_KEY, CANARY_REST_KEY
+from tests.test_cli import cli_env
 
 
 def test_the_live_display_shows_pages_details_and_429_waits() -> None:
@@ -60,3 +74,84 @@ def test_the_status_table_shows_each_app_and_type() -> None:
     assert "ios" in text and "failed" in text and "5/1/0/0" in text
     assert "resume at 190" in text and "never synced successfully" in text
     assert "Batch refused the credentials of app 'ios'" in text
+
+
+def test_the_bar_never_jumps_backwards_as_pages_arrive() -> None:
+    console = Console(file=io.StringIO(), force_terminal=True, width=140)
+    shown: list[float] = []
+    with RichProgress(console) as progress:
+        progress.page_swept("ios", CampaignType.PUSH, entries=100, needed=10)
+        for _ in range(8):
+            progress.detail_fetched("ios", CampaignType.PUSH)
+            shown.append(progress._progress.tasks[0].percentage)
+        progress.page_swept("ios", CampaignType.PUSH, entries=100, needed=90)  # more to do
+        shown.append(progress._progress.tasks[0].percentage)
+        progress.pass_finished(PassResult("ios", CampaignType.PUSH, "succeeded"))
+        shown.append(progress._progress.tasks[0].percentage)
+    assert shown == sorted(shown)
+    assert shown[-1] == 100.0
+    assert "8/100 details" in console.file.getvalue()  # type: ignore[attr-defined]
+
+
+def run_on_a_terminal(args: list[str], env: dict[str, str], columns: int, rows: int) -> str:
+    """Everything `args` writes to a pseudo-terminal of that size, as raw text."""
+    main_fd, terminal_fd = pty.openpty()
+    fcntl.ioctl(terminal_fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+    process = subprocess.Popen(
+        args, stdin=terminal_fd, stdout=terminal_fd, stderr=terminal_fd, env=env
+    )
+    os.close(terminal_fd)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + 90
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([main_fd], [], [], 0.5)
+            if not ready:
+                if process.poll() is not None:
+                    break
+                continue
+            try:
+                data = os.read(main_fd, 65536)
+            except OSError:  # EIO: the program closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        process.kill() if process.poll() is None else None
+        process.wait(timeout=10)
+        os.close(main_fd)
+    assert process.returncode == 0, b"".join(chunks).decode(errors="replace")[-2000:]
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_log_lines_never_break_into_the_live_display(pg_url: str) -> None:
+    simulator = Simulator(api_key=API_KEY, rest_api_key=CANARY_REST_KEY, push=250, in_app=150)
+    simulator.knobs.latency_seconds = 0.01
+    simulator.knobs.fault_500 = 0.03  # retries log warnings while the bars are drawn
+    with SimulatorServer(simulator) as server:
+        env = cli_env(
+            pg_url,
+            server,
+            TERM="xterm-256color",
+            CAMPAIGN_SYNC_RETRY_BACKOFF_INITIAL_SECONDS="0.02",
+        )
+        raw = run_on_a_terminal(
+            [sys.executable, "-m", "campaign_sync", "sync"], env, columns=160, rows=300
+        )
+    screen = pyte.Screen(160, 300)
+    pyte.Stream(screen).feed(raw)
+    lines = [line.rstrip() for line in screen.display if line.strip()]
+    bar = re.compile(r"^default/(push|in-app)\s{3,}")
+    log_line = re.compile(r"\d\d:\d\d:\d\d (INFO|WARNING|ERROR) ")
+    logs = [line for line in lines if log_line.search(line)]
+    assert any("pass succeeded" in line for line in logs)  # logged while the bars were up
+    assert any("WARNING" in line for line in logs)
+    assert [line for line in logs if bar.search(line)] == []
+    for label in ("default/push", "default/in-app"):
+        drawn = [line for line in lines if bar.search(line) and line.startswith(label + " ")]
+        assert len(drawn) == 1, drawn  # drawn once, not again in the scroll-back
+        assert "succeeded" in drawn[0]
+    assert [line for line in lines if "in_app" in line] == []  # one spelling: in-app
+    summary = [line for line in lines if line.startswith(("default/push:", "default/in-app:"))]
+    assert len(summary) == 2 and all("succeeded - " in line for line in summary)

@@ -295,3 +295,46 @@ def test_a_sweep_during_the_write_back_is_not_undone(
             )
         ).one()
     assert row == ("Spring sale", 99, {"seen": "by sweep 99"})
+
+
+def test_a_field_in_app_campaigns_do_not_have_is_refused_with_the_known_ones() -> None:
+    with pytest.raises(UsageError) as raised:
+        parse_changes(assignments=["trigerr.capping=3", "name=Fine"])
+    assert str(raised.value) == (
+        "trigerr: not a field of an in-app campaign; known fields: capping, custom_payload, "
+        "end_date, labels, landing, live, local_end_date, local_start_date, name, priority, "
+        "query, start_date, targeting, trigger (--allow-unknown-field sends it anyway)"
+    )
+    allowed = parse_changes(assignments=["trigerr.capping=3"], allow_unknown_field=True)
+    assert allowed == {"trigerr.capping": 3}
+
+
+def test_a_push_token_is_told_batch_only_updates_in_app_campaigns(
+    db: Engine,
+    pg_url: str,
+    simulator: Simulator,
+    sim_server: SimulatorServer,
+    restore_logging: None,
+) -> None:
+    from tests.conftest import API_KEY, CANARY_REST_KEY
+    from tests.helpers import run
+
+    run_sync(pg_url, sim_server, [CampaignType.PUSH])
+    simulator.reset_stats()
+    push_token = next(iter(simulator.store(CampaignType.PUSH).details()))
+    env = {
+        "DATABASE_URL": pg_url,
+        "BATCH_API_BASE_URL": sim_server.url,
+        "BATCH_API_KEY": API_KEY,
+        "BATCH_REST_API_KEY": CANARY_REST_KEY,
+    }
+    refused = run("update-in-app", push_token, "--name", "Nope", env=env)
+    assert refused.exit_code == 1
+    assert refused.stderr == (
+        f"campaign-sync: {push_token} is a push campaign: Batch only updates in-app campaigns\n"
+    )
+    assert simulator.count() == 0
+    assert [row["outcome"] for row in audit_rows(db)] == ["refused"]
+    unknown = run("update-in-app", push_token, "--set", "colour=1", env=env)
+    assert unknown.exit_code == 2
+    assert unknown.stderr.startswith("campaign-sync: colour: not a field of an in-app campaign")

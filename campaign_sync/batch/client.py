@@ -26,6 +26,7 @@ from campaign_sync.batch.errors import (
     TooManyRequests,
     error_from_response,
 )
+from campaign_sync.batch.proxies import proxy_for
 from campaign_sync.batch.ratelimit import RateGate, RatePolicy
 from campaign_sync.batch.retry import RetryBudget, RetryPolicy
 from campaign_sync.batch.sweep import SweepPage, SweepPosition, sweep_pages
@@ -101,14 +102,19 @@ class BatchClient:
         self._slots = asyncio.Semaphore(self.options.concurrency)
         self.responses: Counter[tuple[str, int]] = Counter()
         self.pause_listeners: list[Callable[[str, float], None]] = []
+        limits = httpx.Limits(
+            max_connections=self.options.concurrency,
+            max_keepalive_connections=self.options.concurrency,
+        )
+        self.proxy = proxy_for(self.options.base_url) if transport is None else None
+        if transport is None:  # CA bundles from SSL_CERT_FILE/SSL_CERT_DIR (trust_env)
+            proxy = self.proxy.url if self.proxy else None
+            transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=True, proxy=proxy)
         self._http = httpx.AsyncClient(
             base_url=self.options.base_url,
             headers={"X-Authorization": rest_api_key, "Content-Type": "application/json"},
             timeout=httpx.Timeout(self.options.read_timeout, connect=self.options.connect_timeout),
-            limits=httpx.Limits(
-                max_connections=self.options.concurrency,
-                max_keepalive_connections=self.options.concurrency,
-            ),
+            limits=limits,
             transport=transport,
             follow_redirects=False,
         )
@@ -213,17 +219,25 @@ class BatchClient:
                     response = await self._http.request(
                         endpoint.method, path, params=params, json=json_body
                     )
+                except httpx.DecodingError as error:  # a body that cannot be decompressed
+                    self._record(route, 0)
+                    raise MalformedResponse(
+                        f"{route} for app '{self.app}' answered with a body that cannot be "
+                        f"decoded ({type(error).__name__})",
+                        route=route,
+                    ) from None
                 except httpx.TimeoutException as error:
                     self._record(route, 0)
                     raise NetworkError(
                         f"{route} for app '{self.app}' timed out ({type(error).__name__})",
                         route=route,
                     ) from None
-                except httpx.TransportError as error:
+                except httpx.RequestError as error:  # transport, protocol and framing errors
                     self._record(route, 0)
+                    through = f" through {self.proxy.describe()}" if self.proxy else ""
                     raise NetworkError(
                         f"{route} for app '{self.app}' could not reach "
-                        f"{self.options.base_url} ({type(error).__name__})",
+                        f"{self.options.base_url}{through} ({type(error).__name__})",
                         route=route,
                     ) from None
             self._record(route, response.status_code)
@@ -237,7 +251,18 @@ class BatchClient:
             self.gate.on_success()
             return self._parse(response, route, expect)
 
-        return await self.policy.call(attempt, stats.count_retry if stats else None)
+        deadline = self.options.retry.max_seconds
+        try:
+            # A hard deadline, waits and slow bodies included: httpx's timeouts apply per
+            # read, so a body that trickles in could otherwise hold a request far longer.
+            async with asyncio.timeout(deadline):
+                return await self.policy.call(attempt, stats.count_retry if stats else None)
+        except TimeoutError:
+            raise NetworkError(
+                f"{route} for app '{self.app}' got no complete answer within {deadline:g}s "
+                "(CAMPAIGN_SYNC_RETRY_MAX_SECONDS)",
+                route=route,
+            ) from None
 
     def _parse(self, response: httpx.Response, route: str, expect: type | None) -> Any:
         """The answer's JSON (see `jsondoc.decode`); raises `MalformedResponse` (retried)

@@ -120,6 +120,8 @@ class Lease:
             )
 
     def release(self) -> None:
+        """Give the lease back (it expires by itself if the database cannot take that)."""
+        _HELD_HERE.discard(self.holder.nonce)
         try:
             with self.engine.begin() as conn:
                 conn.execute(
@@ -208,4 +210,3 @@ async def pass_lock(
         keeper.cancel()
         await asyncio.gather(keeper, return_exceptions=True)
         await asyncio.to_thread(lease.release)
-        _HELD_HERE.discard(lease.holder.nonce)

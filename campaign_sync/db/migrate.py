@@ -8,13 +8,31 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect
 
 import campaign_sync.migrations
+from campaign_sync.db.session import make_engine
 
 
 class SchemaNotCurrent(Exception):
     """The database lacks the newest schema; `campaign-sync migrate` fixes it."""
+
+
+class UnrecordedSchema(SchemaNotCurrent):
+    """Our tables are there but `alembic_version` is not (a restored dump, a table dropped by
+    hand): `campaign-sync migrate --adopt` recognises the revision and records it."""
+
+
+# What each revision added that the one before lacked, newest first: how `adopt` tells
+# which revision a schema without `alembic_version` is at. A test checks every revision
+# has its line. (table, column or None for the table itself)
+SIGNATURES: tuple[tuple[str, tuple[str, str | None]], ...] = (
+    ("0006", ("sync_state", "lock_holder")),
+    ("0004", ("sync_state", "sweep_unidentified_entries")),
+    ("0003", ("campaign_versions", None)),
+    ("0002", ("sync_state", "next_pass_at")),
+    ("0001", ("campaigns", None)),
+)
 
 
 def alembic_config(database_url: str) -> Config:
@@ -37,10 +55,60 @@ def head_revision() -> str:
     return str(script.get_current_head())
 
 
-def ensure_current(engine: Engine) -> None:
+def current_revision(database_url: str) -> str | None:
+    """The database's Alembic revision; None when it has none (an empty database)."""
+    engine = make_engine(database_url)
+    try:
+        return _revision(engine)
+    finally:
+        engine.dispose()
+
+
+def _revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
-        current = MigrationContext.configure(conn).get_current_revision()
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def recognise(engine: Engine) -> str | None:
+    """The revision our tables match when `alembic_version` is missing; None: no tables."""
+    found = inspect(engine)
+    tables = set(found.get_table_names())
+    for revision, (table, column) in SIGNATURES:
+        if table in tables and (
+            column is None or column in {c["name"] for c in found.get_columns(table)}
+        ):
+            return revision
+    return None
+
+
+def unrecorded_schema(engine: Engine) -> str | None:
+    """The revision of our tables when they exist without `alembic_version`, else None."""
+    return recognise(engine) if _revision(engine) is None else None
+
+
+def adopt(database_url: str) -> str | None:
+    """Record the revision our tables match (`alembic stamp`); returns it, or None when the
+    database already records one or holds no table of ours."""
+    engine = make_engine(database_url)
+    try:
+        revision = unrecorded_schema(engine)
+    finally:
+        engine.dispose()
+    if revision is not None:
+        command.stamp(alembic_config(database_url), revision)
+    return revision
+
+
+def ensure_current(engine: Engine) -> None:
+    """Raises `SchemaNotCurrent` (`UnrecordedSchema` for tables without a revision) unless
+    the database is at the newest revision."""
+    current = _revision(engine)
     head = head_revision()
+    if current is None and (found := recognise(engine)) is not None:
+        raise UnrecordedSchema(
+            f"the database has campaign-sync tables (they match revision {found}) but no "
+            "record of their revision (alembic_version): run campaign-sync migrate --adopt"
+        )
     if current != head:
         state = "has no campaign-sync schema" if current is None else f"is at revision {current}"
         raise SchemaNotCurrent(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -46,3 +47,14 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     # and psycopg prepares any statement run 5 times (psycopg docs, "Prepared statements").
     connect_args = {"prepare_threshold": None, **kwargs.pop("connect_args", {})}
     return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
+
+
+def missing_sqlite_file(url: str) -> Path | None:
+    """The SQLite file `url` names when it does not exist (connecting would create it empty)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    if parsed.database.startswith("file:"):
+        return None  # a URI filename: its own mode decides
+    path = Path(parsed.database)
+    return None if path.exists() else path

@@ -1,0 +1,60 @@
+"""Which proxy, if any, carries our requests to Batch: from the standard variables.
+
+`HTTPS_PROXY` / `HTTP_PROXY` (for the base URL's scheme), then `ALL_PROXY`, lower-case
+names first, unless `NO_PROXY` covers the host: the rules of curl and of Python's
+`urllib.request`, whose functions read them here. httpx would read them too, but it builds
+a transport for every variable set, so one unusable `ALL_PROXY` fails the client even when
+`NO_PROXY` exempts Batch's host; here only the proxy that applies is built.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.request
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+SCHEMES = ("http", "https", "socks5", "socks5h")  # what httpx can speak to a proxy
+
+
+class UnusableProxy(Exception):
+    """A proxy variable that applies to Batch's host holds a URL no client can use."""
+
+
+@dataclass(frozen=True)
+class Proxy:
+    url: str
+    variable: str  # the environment variable it came from, for messages
+
+    def describe(self) -> str:
+        return f"the proxy in {self.variable}"
+
+
+def proxy_for(base_url: str) -> Proxy | None:
+    """The proxy for requests to `base_url`, or None (none set, or `NO_PROXY` covers it).
+
+    Raises `UnusableProxy` naming the variable when its value is not a proxy URL httpx can
+    use (`http://`, `https://`, `socks5://`, `socks5h://` with a host).
+    """
+    target = urlparse(base_url)
+    host = target.hostname or ""
+    if urllib.request.proxy_bypass_environment(host):  # type: ignore[attr-defined]
+        return None
+    for name in (f"{target.scheme}_proxy", "all_proxy"):
+        for variable in (name, name.upper()):
+            value = os.environ.get(variable, "").strip()
+            if value:
+                return _checked(value, variable)
+    return None
+
+
+def _checked(value: str, variable: str) -> Proxy:
+    url = value if "://" in value else f"http://{value}"
+    parsed = urlparse(url)
+    if parsed.scheme.lower() not in SCHEMES or not parsed.hostname:
+        raise UnusableProxy(
+            f"{variable} is not a proxy URL campaign-sync can use (expected "
+            f"{', '.join(s + '://HOST:PORT' for s in SCHEMES)}); fix it, or exempt Batch's "
+            "host with NO_PROXY"
+        )
+    return Proxy(url, variable)

@@ -1,0 +1,113 @@
+"""What operators see and reset of the per-app, per-type cursor (`sync_state`).
+
+A reset abandons the sweep in progress, so the next pass starts a fresh sweep from the top
+(the equivalent of `meltano state clear`). The sweep counter is kept: stored campaigns
+remember the sweep that last saw them, so it must never go back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Engine, and_, select, true, update
+
+from campaign_sync.batch.endpoints import CampaignType
+from campaign_sync.db.locks import DEFAULT_LEASE_SECONDS, try_lease
+from campaign_sync.db.models import sync_state
+from campaign_sync.db.types import utcnow
+
+
+class CursorBusy(Exception):
+    """Another process is syncing this app and type: resetting now would race with it."""
+
+
+@dataclass(frozen=True)
+class Cursor:
+    app: str
+    campaign_type: CampaignType
+    sweep_id: int
+    sweep_in_progress: bool
+    sweep_offset: int
+    sweep_started_at: datetime | None
+    last_complete_sweep_at: datetime | None
+    next_pass_at: datetime | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "app": self.app,
+            "type": self.campaign_type.label,
+            "sweep_id": self.sweep_id,
+            "sweep_in_progress": self.sweep_in_progress,
+            "sweep_offset": self.sweep_offset,
+            "sweep_started_at": _iso(self.sweep_started_at),
+            "last_complete_sweep_at": _iso(self.last_complete_sweep_at),
+            "next_pass_at": _iso(self.next_pass_at),
+        }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _matching(apps: Sequence[str], types: Sequence[CampaignType]) -> ColumnElement[bool]:
+    s = sync_state.c
+    conditions: list[ColumnElement[bool]] = [true()]
+    if apps:
+        conditions.append(s.app.in_(apps))
+    if types:
+        conditions.append(s.campaign_type.in_([t.value for t in types]))
+    return and_(*conditions)
+
+
+def read_cursors(
+    engine: Engine, apps: Sequence[str] = (), types: Sequence[CampaignType] = ()
+) -> list[Cursor]:
+    s = sync_state.c
+    query = select(sync_state).where(_matching(apps, types)).order_by(s.app, s.campaign_type)
+    with engine.connect() as conn:
+        rows = conn.execute(query).mappings().all()
+    return [
+        Cursor(
+            app=row["app"],
+            campaign_type=CampaignType(row["campaign_type"]),
+            sweep_id=int(row["sweep_id"] or 0),
+            sweep_in_progress=bool(row["sweep_in_progress"]),
+            sweep_offset=int(row["sweep_offset"] or 0),
+            sweep_started_at=row["sweep_started_at"],
+            last_complete_sweep_at=row["last_complete_sweep_at"],
+            next_pass_at=row["next_pass_at"],
+        )
+        for row in rows
+    ]
+
+
+def reset_cursors(engine: Engine, cursors: Sequence[Cursor]) -> None:
+    """Abandon each cursor's sweep, holding its pass lock (CursorBusy if a pass holds it)."""
+    s = sync_state.c
+    for cursor in cursors:
+        lease = try_lease(engine, cursor.app, cursor.campaign_type, DEFAULT_LEASE_SECONDS)
+        if isinstance(lease, str):
+            raise CursorBusy(
+                f"{cursor.app}/{cursor.campaign_type.label} is being synced by another "
+                f"process ({lease}); reset it once that pass is over"
+            )
+        try:
+            with engine.begin() as conn:
+                lease.renew(conn)
+                conn.execute(
+                    update(sync_state)
+                    .where(s.app == cursor.app, s.campaign_type == cursor.campaign_type.value)
+                    .values(
+                        sweep_in_progress=False,
+                        sweep_offset=0,
+                        sweep_anchor_tokens=[],
+                        sweep_full_refresh=False,
+                        sweep_unidentified_entries=0,
+                        updated_at=utcnow(),
+                    )
+                )
+        finally:
+            lease.release()

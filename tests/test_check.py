@@ -1,0 +1,104 @@
+"""`campaign-sync check`: settings, database and both keys of every app, changing nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from campaign_sync.db.migrate import head_revision
+from campaign_sync.simulator import Simulator, SimulatorServer
+from tests.conftest import API_KEY, CANARY_REST_KEY
+from tests.helpers import run
+from tests.syncing import count
+
+pytestmark = pytest.mark.usefixtures("restore_logging")
+
+
+def env_for(database_url: str, server: SimulatorServer, **extra: str) -> dict[str, str]:
+    return {
+        "DATABASE_URL": database_url,
+        "BATCH_API_BASE_URL": server.url,
+        "BATCH_API_KEY": API_KEY,
+        "BATCH_REST_API_KEY": CANARY_REST_KEY,
+        **extra,
+    }
+
+
+def test_all_ready_exits_0_with_one_list_call_and_no_write(
+    db: Engine, pg_url: str, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    result = run("check", env=env_for(pg_url, sim_server))
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "ok    settings: 1 app(s): default"
+    assert lines[1].endswith(f"reachable, schema at revision {head_revision()} (the newest)")
+    assert lines[2] == "ok    app 'default': both keys accepted (one list call)"
+    assert simulator.count("list push") == 1
+    assert simulator.count() == 1  # and no other request
+    for table in ("sync_runs", "sync_state", "campaigns", "campaign_updates"):
+        assert count(db, f"select count(*) from {table}") == 0, table
+    assert CANARY_REST_KEY not in result.output and API_KEY not in result.output
+
+
+def test_a_refused_rest_key_is_named_and_exits_1(pg_url: str, sim_server: SimulatorServer) -> None:
+    result = run("check", env=env_for(pg_url, sim_server, BATCH_REST_API_KEY="wrong-rest-key"))
+    assert result.exit_code == 1
+    assert (
+        "FAIL  app 'default': Batch refused the REST API key (BATCH_REST_API_KEY, or the app's "
+        "rest_api_key_env or rest_api_key) (401 AUTHENTICATION_INVALID (code 10): "
+        "Invalid REST API key)"
+    ) in result.stdout
+    assert "wrong-rest-key" not in result.output
+
+
+def test_a_refused_live_api_key_is_named_and_exits_1(
+    pg_url: str, sim_server: SimulatorServer
+) -> None:
+    result = run("check", env=env_for(pg_url, sim_server, BATCH_API_KEY="not-a-live-key"))
+    assert result.exit_code == 1
+    assert (
+        "FAIL  app 'default': Batch refused the live API key of app 'default' "
+        "(BATCH_API_KEY or api_key)"
+    ) in result.stdout
+
+
+def test_pending_migrations_exit_2(fresh_pg_url: str, sim_server: SimulatorServer) -> None:
+    result = run("check", env=env_for(fresh_pg_url, sim_server))
+    assert result.exit_code == 2
+    assert (
+        "migrations pending: it has no campaign-sync schema, the newest is "
+        f"{head_revision()}: run campaign-sync migrate"
+    ) in result.stdout
+    assert "ok    app 'default'" in result.stdout  # the apps are still checked
+
+
+def test_a_missing_sqlite_file_is_reported_not_created(
+    tmp_path: Path, sim_server: SimulatorServer
+) -> None:
+    database = tmp_path / "absent.db"
+    result = run("check", env=env_for(f"sqlite:///{database}", sim_server))
+    assert result.exit_code == 2
+    assert f"{database} does not exist: run campaign-sync migrate" in result.stdout
+    assert not database.exists()
+
+
+def test_bad_settings_exit_2_in_one_line(pg_url: str, sim_server: SimulatorServer) -> None:
+    result = run("check", env=env_for(pg_url, sim_server, BATCH_API_KEY=""))
+    assert result.exit_code == 2
+    assert result.stderr.startswith("campaign-sync: no app to sync: set BATCH_API_KEY")
+    assert result.stderr.count("\n") == 1
+
+
+def test_an_unreachable_database_exits_2_and_the_apps_are_still_checked(
+    sim_server: SimulatorServer,
+) -> None:
+    url = "postgresql://nobody:secret-pw@127.0.0.1:1/none"
+    result = run("check", env=env_for(url, sim_server))
+    assert result.exit_code == 2
+    assert "FAIL  database postgresql://nobody:***@127.0.0.1:1/none: cannot connect: " in (
+        result.stdout
+    )
+    assert "ok    app 'default': both keys accepted (one list call)" in result.stdout
+    assert "secret-pw" not in result.output

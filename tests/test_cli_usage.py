@@ -1,0 +1,194 @@
+"""The command line as a person meets it, in-process (click's CliRunner): help, version,
+option checks, one-line errors, settings flags and `migrate`'s one line."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+
+from campaign_sync.cli import main
+from campaign_sync.db.migrate import head_revision
+from tests.helpers import run
+
+COMMANDS = sorted(main.commands)
+pytestmark = pytest.mark.usefixtures("restore_logging")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_works_on_every_command(command: str) -> None:
+    result = run(command, "--help")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"Usage: main {command}")
+
+
+def test_no_command_prints_the_help_and_exits_0() -> None:
+    result = run()
+    assert result.exit_code == 0
+    assert "Usage: main [OPTIONS] COMMAND" in result.stdout or "Usage: main [OPTIONS]" in (
+        result.stdout
+    )
+    for command in COMMANDS:
+        assert f"  {command} " in result.stdout
+
+
+def test_version_prints_the_package_version() -> None:
+    result = run("--version")
+    assert result.exit_code == 0
+    assert result.stdout == "main, version 0.1.0\n"
+
+
+def test_command_summaries_are_whole_sentences_not_cut() -> None:
+    for name, command in main.commands.items():
+        summary = command.get_short_help_str(limit=45)
+        assert not summary.endswith("..."), f"{name}: {summary!r}"
+        assert summary.endswith("."), f"{name}: {summary!r}"
+
+
+def test_serve_help_names_the_interval_and_metrics_settings() -> None:
+    help_text = " ".join(run("serve", "--help").stdout.split())
+    for variable in (
+        "CAMPAIGN_SYNC_INTERVAL_SECONDS",
+        "CAMPAIGN_SYNC_METRICS_PORT",
+        "CAMPAIGN_SYNC_METRICS_HOST",
+        "CAMPAIGN_SYNC_CONFIG",
+        "CAMPAIGN_SYNC_LOG_LEVEL",
+    ):
+        assert f"env var: {variable}" in help_text
+
+
+def test_every_command_that_reads_settings_takes_config_and_log_level() -> None:
+    reading = [name for name in COMMANDS if name != "simulate"]
+    for name in reading:
+        command = main.commands[name]
+        commands = command.commands.values() if isinstance(command, click.Group) else [command]
+        for leaf in commands:
+            options = {option for param in leaf.params for option in param.opts}
+            assert {"--config", "--log-level"} <= options, leaf.name
+
+
+def test_every_simulate_option_has_help_text() -> None:
+    missing = [p.name for p in main.commands["simulate"].params if not getattr(p, "help", None)]
+    assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--push", "-3"], "Invalid value for '--push': -3 is not in the range x>=0."),
+        (["--fault-500", "1.5"], "Invalid value for '--fault-500': 1.5 is not in the range"),
+        (["--port", "70000"], "Invalid value for '--port': 70000 is not in the range"),
+        (["--rate-limit", "0"], "Invalid value for '--rate-limit': 0.0 is not in the range x>0."),
+    ],
+)
+def test_simulate_refuses_bad_numbers_in_one_line(args: list[str], message: str) -> None:
+    result = run("simulate", *args)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"campaign-sync: {message}")
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.endswith("(see main simulate --help)\n")
+
+
+def test_simulate_on_a_busy_port_is_one_line_from_the_group() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run("simulate", "--port", str(port))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"campaign-sync: cannot listen on 127.0.0.1:{port}: ")
+    assert result.stderr.count("\n") == 1
+
+
+def test_a_usage_error_of_any_command_is_one_line() -> None:
+    result = run("sync", "--type", "email")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "campaign-sync: Invalid value for '--type': 'email' is not one of 'push', 'in-app'. "
+        "(see main sync --help)\n"
+    )
+
+
+def test_migrate_says_from_which_revision_to_which_in_one_line(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    first = run("migrate", env={"DATABASE_URL": url})
+    assert first.exit_code == 0, first.output
+    assert first.stdout == f"database schema from revision (empty) to {head_revision()} ({url})\n"
+    assert first.stderr == ""
+    again = run("migrate", env={"DATABASE_URL": url})
+    assert again.stdout == f"database schema already at revision {head_revision()} ({url})\n"
+
+
+def test_migrate_verbose_shows_alembic_steps(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    result = run("migrate", "--verbose", "--log-level", "info", env={"DATABASE_URL": url})
+    assert result.exit_code == 0, result.output
+    assert "Running upgrade  -> 0001" in result.stderr
+
+
+def test_config_flag_is_read_by_every_command(tmp_path: Path) -> None:
+    database = tmp_path / "from-config.db"
+    config = tmp_path / "settings.toml"
+    config.write_text(f'database_url = "sqlite:///{database}"\n')
+    result = run("migrate", "--config", str(config))
+    assert result.exit_code == 0, result.output
+    assert database.exists()
+    status = run("status", "--json", "--config", str(config))
+    assert status.exit_code == 0, status.output
+    assert status.stdout == "[]\n"
+
+
+def test_a_missing_config_file_names_the_flag(tmp_path: Path) -> None:
+    result = run("status", "--config", str(tmp_path / "nope.toml"))
+    assert result.exit_code == 2
+    assert (
+        result.stderr
+        == f"campaign-sync: --config names {tmp_path / 'nope.toml'}, which does not exist\n"
+    )
+
+
+def test_log_level_flag_wins_over_the_environment(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    env = {"DATABASE_URL": url, "CAMPAIGN_SYNC_LOG_LEVEL": "debug"}
+    assert run("migrate", "--log-level", "warning", env=env).exit_code == 0
+    assert logging.getLogger().level == logging.WARNING
+    assert run("migrate", env=env).exit_code == 0
+    assert logging.getLogger().level == logging.DEBUG
+
+
+def test_help_and_version_import_no_database_http_or_settings_library() -> None:
+    probe = (
+        "import sys\n"
+        "from campaign_sync.cli import main\n"
+        "for args in (['--help'], ['--version'], ['sync', '--help']):\n"
+        "    try:\n"
+        "        main(args)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "heavy = ('sqlalchemy', 'alembic', 'httpx', 'pydantic', 'pydantic_settings', 'rich',\n"
+        "         'psycopg', 'uvicorn', 'apscheduler', 'campaign_sync.config')\n"
+        "print(sorted(m for m in heavy if m in sys.modules), file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "[]\n"
+
+
+def test_an_unreachable_database_from_the_config_file_is_named_without_its_password(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "settings.toml"
+    config.write_text('database_url = "postgresql://sync:hunter2@127.0.0.1:1/none"\n')
+    result = run("status", "--config", str(config))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        "campaign-sync: database problem (DATABASE_URL=postgresql://sync:***@127.0.0.1:1/none): "
+    )
+    assert "hunter2" not in result.output and result.stderr.count("\n") == 1

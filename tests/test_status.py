@@ -1,0 +1,70 @@
+"""`campaign-sync status`: one spelling of the type, an honest next pass, and a clear word
+on a database that has no schema yet."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, update
+
+from campaign_sync.db.models import sync_state
+from campaign_sync.simulator import SimulatorServer
+from campaign_sync.status import describe_next_pass
+from tests.helpers import run
+from tests.syncing import run_sync
+
+pytestmark = pytest.mark.usefixtures("restore_logging")
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("next_pass_at", "last_status", "expected"),
+    [
+        (NOW + timedelta(seconds=30), "succeeded", "in 30s"),
+        (NOW - timedelta(seconds=10), "succeeded", "starting"),
+        (
+            NOW - timedelta(hours=1),
+            "succeeded",
+            "none: serve is not running (a pass was planned 60m ago)",
+        ),
+        (NOW - timedelta(hours=1), "running", "running now"),
+        (None, "succeeded", "-"),
+    ],
+)
+def test_the_next_pass_is_never_called_due_when_nothing_will_run_it(
+    next_pass_at: datetime | None, last_status: str, expected: str
+) -> None:
+    assert describe_next_pass(next_pass_at, last_status, NOW) == expected
+
+
+def test_the_table_spells_the_type_as_the_command_line_does(
+    db: Engine, pg_url: str, sim_server: SimulatorServer
+) -> None:
+    run_sync(pg_url, sim_server)
+    with db.begin() as conn:
+        conn.execute(update(sync_state).values(next_pass_at=datetime.now(UTC) - timedelta(hours=2)))
+    result = run("status", env={"DATABASE_URL": pg_url})
+    assert result.exit_code == 0, result.output
+    assert "in-app" in result.stdout and "in_app" not in result.stdout
+    assert "due" not in result.stdout
+    assert result.stdout.count("none: serve is not running") == 2
+
+
+def test_a_missing_sqlite_file_is_named_and_not_created(tmp_path: Path) -> None:
+    database = tmp_path / "nothing-here.db"
+    result = run("status", env={"DATABASE_URL": f"sqlite:///{database}"})
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"campaign-sync: the database file {database} does not exist: run campaign-sync "
+        "migrate (or set DATABASE_URL to the database to use)\n"
+    )
+    assert not database.exists()
+
+
+def test_a_database_without_our_schema_says_so(fresh_pg_url: str) -> None:
+    result = run("status", env={"DATABASE_URL": fresh_pg_url})
+    assert result.exit_code == 2
+    assert result.stderr.startswith("campaign-sync: the database has no campaign-sync schema")
+    assert result.stderr.endswith("run campaign-sync migrate\n")

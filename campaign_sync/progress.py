@@ -143,7 +143,8 @@ def print_status_table(report: list[TypeStatus], console: Console | None = None)
             row.app,
             CampaignType(row.campaign_type).label,
             f"{age(row.last_run_started_at)} ago" if row.last_run_started_at else "-",
-            row.last_run_status or "-",
+            (row.last_run_status or "-")
+            + (f"; skipped {age(row.last_skipped_at)} ago" if row.skipped_since_last_pass else ""),
             "/".join(
                 str(counts.get(k, 0))
                 for k in (
@@ -163,6 +164,11 @@ def print_status_table(report: list[TypeStatus], console: Console | None = None)
         )
     console.print(table)
     for row in report:
+        label = CampaignType(row.campaign_type).label
         if row.last_run_status == "failed" and row.last_run_error:
-            label = CampaignType(row.campaign_type).label
             console.print(f"[red]{row.app}/{label}[/red]: {row.last_run_error}")
+        if row.skipped_since_last_pass:
+            console.print(
+                f"{row.app}/{label}: a pass was skipped {age(row.last_skipped_at)} ago: another "
+                f"process held the lock ({row.lock_holder or 'since released'})"
+            )

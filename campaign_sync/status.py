@@ -34,6 +34,15 @@ class TypeStatus:
     stale: list[str]
     next_pass_at: datetime | None = None
     next_pass: str = "-"
+    lock_holder: str | None = None  # host:pid:nonce of the pass holding the lease
+    lock_expires_at: datetime | None = None
+    last_skipped_at: datetime | None = None  # a pass skipped: another process held the lock
+
+    @property
+    def skipped_since_last_pass(self) -> bool:
+        return self.last_skipped_at is not None and (
+            self.last_run_started_at is None or self.last_skipped_at > self.last_run_started_at
+        )
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -140,6 +149,9 @@ def collect_status(
                         last["status"] if last else None,
                         now,
                     ),
+                    lock_holder=state["lock_holder"] if state else None,
+                    lock_expires_at=state["lock_expires_at"] if state else None,
+                    last_skipped_at=state["last_skipped_at"] if state else None,
                 )
             )
     return report

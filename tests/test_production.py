@@ -84,6 +84,13 @@ def test_two_processes_through_pgbouncer_never_sync_the_same_pair_at_once(
         skipped_at = conn.execute(select(text_column("last_skipped_at"))).scalar()
     engine.dispose()
     assert len(spans) == 1 and skipped_at is not None
+    from campaign_sync.status import collect_status
+
+    engine = make_engine(bounced_url)
+    [push] = collect_status(engine, detail_max_age_seconds=86400, interval_seconds=300)
+    engine.dispose()
+    assert push.skipped_since_last_pass  # the skip came while the one pass ran
+    assert push.as_json()["last_skipped_at"] == skipped_at.isoformat()
     for (_, first_end), (second_start, _) in itertools.pairwise(spans):
         assert second_start >= first_end
 

@@ -71,6 +71,8 @@ def explain(error: Exception) -> tuple[str, int] | None:
         return f"database problem ({_database_hint()}): {first_line}", EXIT_USAGE
     if isinstance(error, _loaded("campaign_sync.batch.errors", "BatchError")):
         return str(error), EXIT_FAILED
+    if isinstance(error, _loaded("campaign_sync.service", "StoppedAtOnce")):
+        return str(error), EXIT_FAILED
     return None
 
 

@@ -39,6 +39,7 @@ from pydantic_settings import (
 log = logging.getLogger(__name__)
 
 BATCH_FLOOR_SECONDS = 5.0  # Batch: "wait for at least 5 seconds" after a 429
+_FLOORS_WARNED: set[float] = set()  # settings below the floor already warned about
 DEFAULT_DATABASE_URL = "sqlite:///campaign_sync.db"
 APP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 DEFAULT_SECRETS_DIR = Path("/run/secrets")  # where Docker and Kubernetes mount secrets
@@ -54,7 +55,12 @@ class ConfigError(Exception):
     """Bad configuration: the message says which setting (and app) to fix."""
 
 
+MAX_SECONDS = 10 * 365 * 86400  # a duration beyond ten years is a typo (and overflows dates)
+
+
 def _setting(default: Any, env: str, **constraints: Any) -> Any:
+    if env.endswith("_SECONDS"):
+        constraints.setdefault("le", MAX_SECONDS)
     return Field(default, validation_alias=AliasChoices(env), **constraints)
 
 
@@ -82,6 +88,7 @@ class Settings(BaseSettings):
         populate_by_name=True,
         env_file=DOTENV_FILE,
         env_file_encoding="utf-8",
+        allow_inf_nan=False,  # CAMPAIGN_SYNC_DETAIL_MAX_AGE_SECONDS=inf is a typo, not a wish
     )
 
     database_url: str = _setting(DEFAULT_DATABASE_URL, "DATABASE_URL")
@@ -121,11 +128,32 @@ class Settings(BaseSettings):
     @classmethod
     def _an_http_url(cls, value: str) -> str:
         parsed = urlparse(value.strip())
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        try:
+            port_ok = parsed.port is None or parsed.port > 0
+        except ValueError:  # not a number, or beyond 65535
+            port_ok = False
+        usable = parsed.scheme in ("http", "https") and parsed.hostname and port_ok
+        if not usable or any(char.isspace() for char in value.strip()):
             raise ValueError(
                 f"must be an http(s) URL such as https://api.batch.com, got {value[:80]!r}"
             )
         return value.strip().rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _a_database_we_speak(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+        if scheme not in DATABASE_SCHEMES:
+            raise ValueError(
+                "campaign-sync stores into PostgreSQL (postgresql://USER@HOST/DB, psycopg 3) or "
+                f"SQLite (sqlite:///PATH), got a URL starting {value.split('://', 1)[0][:30]!r}"
+            )
+        return value
+
+    @field_validator("batch_api_key", "batch_rest_api_key", mode="before")
+    @classmethod
+    def _a_header_safe_key(cls, value: object) -> object:
+        return header_safe_key(value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _no_key_in_clear(self) -> Settings:
@@ -160,12 +188,29 @@ class Settings(BaseSettings):
         """Never below Batch's 5 s floor against the real API; lower is for local stand-ins."""
         host = urlparse(self.batch_api_base_url).hostname or ""
         if host.endswith("batch.com") and self.backoff_min_seconds < BATCH_FLOOR_SECONDS:
-            log.warning(
-                "CAMPAIGN_SYNC_BACKOFF_MIN_SECONDS=%s is below Batch's 5 s floor; using 5",
-                self.backoff_min_seconds,
-            )
+            if self.backoff_min_seconds not in _FLOORS_WARNED:  # once per process, not per pass
+                _FLOORS_WARNED.add(self.backoff_min_seconds)
+                log.warning(
+                    "CAMPAIGN_SYNC_BACKOFF_MIN_SECONDS=%s is below Batch's 5 s floor; using 5",
+                    self.backoff_min_seconds,
+                )
             return BATCH_FLOOR_SECONDS
         return self.backoff_min_seconds
+
+
+DATABASE_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg", "sqlite", "sqlite+pysqlite")
+
+
+def header_safe_key(value: str) -> str:
+    """A key as it travels in a URL path or an HTTP header: surrounding white space (a
+    secret file's last newline) removed; anything but visible ASCII refused (ValueError),
+    since no request could carry it (RFC 9110, section 5.5)."""
+    key = value.strip()
+    if key and not all("!" <= char <= "~" for char in key):
+        raise ValueError(
+            "holds characters no HTTP request can carry (spaces, control or non-ASCII)"
+        )
+    return key
 
 
 def _loopback(host: str) -> bool:
@@ -338,10 +383,15 @@ def resolve_apps(settings: Settings, environ: Mapping[str, str] | None = None) -
                 f"app '{app.name}' has no REST API key: set BATCH_REST_API_KEY, or "
                 "rest_api_key_env (or rest_api_key) for the app in the config file"
             )
+        try:
+            api_key = header_safe_key(app.api_key)
+            rest_key = SecretStr(header_safe_key(rest_key.get_secret_value()))
+        except ValueError as unusable:
+            raise ConfigError(f"app '{app.name}': a key {unusable}") from None
         resolved.append(
             ResolvedApp(
                 name=app.name,
-                api_key=app.api_key,
+                api_key=api_key,
                 rest_api_key=rest_key,
                 interval_seconds=app.interval_seconds or settings.interval_seconds,
                 concurrency=app.concurrency or settings.concurrency,

@@ -42,17 +42,87 @@ def _int(text: str) -> int | UnrepresentableNumber:
     return int(text) if digits <= MAX_INT_DIGITS else UnrepresentableNumber(text)
 
 
+class UnreadableElement(str):
+    """An element of an array answer that could not be decoded (nested too deeply): the
+    start of its text. Not a campaign; `storable()` keeps it as text."""
+
+    __slots__ = ()
+
+
+def _loads(text: bytes | str) -> Any:
+    return json.loads(
+        text, parse_float=_float, parse_int=_int, parse_constant=UnrepresentableNumber
+    )
+
+
 def decode(content: bytes | str) -> Any:
     """The document in `content` (UTF-8 bytes or text); raises `UnreadableJSON`.
 
     Floats that overflow a double, the literals `NaN`/`Infinity`/`-Infinity` and integers
-    of more than `MAX_INT_DIGITS` digits come back as `UnrepresentableNumber`.
+    of more than `MAX_INT_DIGITS` digits come back as `UnrepresentableNumber`. Bytes that
+    are not UTF-8 come back as lone surrogates (U+DC80-U+DCFF) in their strings, which
+    `storable()` repairs with a warning, so one bad byte does not cost the whole answer.
     """
     try:
-        return json.loads(
-            content, parse_float=_float, parse_int=_int, parse_constant=UnrepresentableNumber
-        )
+        try:
+            return _loads(content)
+        except UnicodeDecodeError:
+            assert isinstance(content, bytes)
+            return _loads(content.decode("utf-8", "surrogateescape"))
     except RecursionError:
         raise NestedTooDeeply("nested too deeply to decode") from None
-    except (ValueError, TypeError) as error:  # JSONDecodeError and UnicodeDecodeError included
+    except (ValueError, TypeError) as error:  # JSONDecodeError included
         raise UnreadableJSON(str(error)) from None
+
+
+def decode_array(content: bytes | str) -> Any:
+    """Like `decode`, but an array nested too deeply somewhere is read element by element:
+    each element that cannot be decoded becomes an `UnreadableElement`, and the others
+    are kept. Raises `UnreadableJSON` when even that fails."""
+    try:
+        return decode(content)
+    except NestedTooDeeply:
+        text = content.decode("utf-8", "surrogateescape") if isinstance(content, bytes) else content
+        elements = _top_level_elements(text)
+        if elements is None:
+            raise
+    decoded: list[Any] = []
+    for element in elements:
+        try:
+            decoded.append(decode(element))
+        except UnreadableJSON:
+            decoded.append(UnreadableElement(element.strip()[:200]))
+    return decoded
+
+
+def _top_level_elements(text: str) -> list[str] | None:
+    """The texts of a JSON array's elements, found without recursion; None if `text` is
+    not one array."""
+    stripped = text.strip()
+    if not stripped.startswith("[") or not stripped.endswith("]"):
+        return None
+    body = stripped[1:-1]
+    elements: list[str] = []
+    depth, start, in_string, escaped = 0, 0, False, False
+    for index, char in enumerate(body):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+        elif char == "," and depth == 0:
+            elements.append(body[start:index])
+            start = index + 1
+    if depth != 0 or in_string:
+        return None
+    if body[start:].strip():
+        elements.append(body[start:])
+    return elements

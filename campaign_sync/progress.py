@@ -144,7 +144,7 @@ def print_status_table(report: list[TypeStatus], console: Console | None = None)
             CampaignType(row.campaign_type).label,
             f"{age(row.last_run_started_at)} ago" if row.last_run_started_at else "-",
             (row.last_run_status or "-")
-            + (f"; skipped {age(row.last_skipped_at)} ago" if row.skipped_since_last_pass else ""),
+            + (f"; one skipped {age(row.last_skipped_at)} ago" if row.last_skipped_at else ""),
             "/".join(
                 str(counts.get(k, 0))
                 for k in (
@@ -167,8 +167,5 @@ def print_status_table(report: list[TypeStatus], console: Console | None = None)
         label = CampaignType(row.campaign_type).label
         if row.last_run_status == "failed" and row.last_run_error:
             console.print(f"[red]{row.app}/{label}[/red]: {row.last_run_error}")
-        if row.skipped_since_last_pass:
-            console.print(
-                f"{row.app}/{label}: a pass was skipped {age(row.last_skipped_at)} ago: another "
-                f"process held the lock ({row.lock_holder or 'since released'})"
-            )
+        if row.lock_holder:
+            console.print(f"{row.app}/{label}: a pass holds the lock now ({row.lock_holder})")

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import random
 import signal
+import socket
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -17,7 +18,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine, update
 
 from campaign_sync.batch.endpoints import CampaignType
-from campaign_sync.config import ResolvedApp, Settings
+from campaign_sync.config import ConfigError, ResolvedApp, Settings
 from campaign_sync.db.models import sync_state
 from campaign_sync.engine import PassResult
 from campaign_sync.logs import log_context
@@ -157,8 +158,16 @@ class Service:
             )
 
 
+class StoppedAtOnce(Exception):
+    """A second SIGTERM/SIGINT stopped the work at once; passes in flight are recorded
+    `interrupted`, their last committed page kept."""
+
+
 def run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, T]]) -> T:
-    """Run `main(stop)`; SIGTERM/SIGINT set `stop` (finish the page in flight, then stop)."""
+    """Run `main(stop)`; SIGTERM/SIGINT set `stop` (finish the page in flight, then stop),
+    a second one cancels it: `StoppedAtOnce`. Signals during the teardown are ignored."""
+    signals = (signal.SIGTERM, signal.SIGINT)
+    previous = {sig: signal.getsignal(sig) for sig in signals}
 
     async def runner() -> T:
         stop = asyncio.Event()
@@ -170,17 +179,42 @@ def run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, T]])
                 task.cancel()  # a second signal: stop now
             stop.set()
 
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in signals:
             loop.add_signal_handler(sig, on_signal)
         try:
             return await main(stop)
         finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)
+            for sig in signals:  # too late to act on: the work is ending anyway
+                loop.add_signal_handler(sig, lambda: None)
 
-    return asyncio.run(runner())
+    try:
+        return asyncio.run(runner())
+    except asyncio.CancelledError:
+        raise StoppedAtOnce(
+            "stopped at once by a second signal; passes in flight are recorded interrupted "
+            "and the next pass resumes from their last committed page"
+        ) from None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def serve(engine: Engine, settings: Settings, apps: list[ResolvedApp]) -> None:
+    """`campaign-sync serve`. Raises `ConfigError` when the metrics port cannot be had."""
+    if settings.metrics_port:
+        _check_port(settings.metrics_host, settings.metrics_port)
     service = Service(engine, settings, apps)
     run_until_signalled(service.run)
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail before starting anything when the metrics port is taken (not halfway, later)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds it
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise ConfigError(
+                f"CAMPAIGN_SYNC_METRICS_PORT={port} cannot be used on {host} "
+                f"({error.strerror}): choose another port, or 0 to turn metrics off"
+            ) from None

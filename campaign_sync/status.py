@@ -38,12 +38,6 @@ class TypeStatus:
     lock_expires_at: datetime | None = None
     last_skipped_at: datetime | None = None  # a pass skipped: another process held the lock
 
-    @property
-    def skipped_since_last_pass(self) -> bool:
-        return self.last_skipped_at is not None and (
-            self.last_run_started_at is None or self.last_skipped_at > self.last_run_started_at
-        )
-
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
         for key, value in data.items():

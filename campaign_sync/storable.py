@@ -16,15 +16,19 @@ Nothing else in the code repeats these rules. Pure: no I/O, never raises on data
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from campaign_sync.jsondoc import UnrepresentableNumber
 
 MAX_DEPTH = 100  # objects and arrays nested deeper are stored as JSON text (documented)
+ENCODE_RECURSION_LIMIT = 4000  # the decoder stops near 1,000 levels; this is room enough
 RAW_VALUE_LIMIT = 2000  # characters of a bad value kept in `sync_warnings.raw_value`
 
 _UNSTORABLE_CHARACTER = re.compile("[\x00\ud800-\udfff]")
@@ -70,6 +74,18 @@ def _storable_text(text: str) -> tuple[str, str | None]:
     return clean, f"contains {' and '.join(problems)}; replaced by U+FFFD"
 
 
+@contextlib.contextmanager
+def _recursion_room() -> Iterator[None]:
+    """Room to encode what the decoder accepted (it nests deeper than the encoder can from
+    inside this walk): the limit is raised for the call only."""
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, ENCODE_RECURSION_LIMIT))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(limit)
+
+
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
@@ -84,15 +100,14 @@ class _Walk:
     def value(self, value: Any, path: str, depth: int) -> Any:
         if value is None or isinstance(value, bool | int):
             return value
-        if isinstance(value, UnrepresentableNumber):
-            text = str(value)
+        if isinstance(value, UnrepresentableNumber):  # stored as its text; typed reads: NULL
             self.warn(
                 path,
-                text,
-                f"the number {text[:40]} fits no 64-bit float or integer; JSON keeps it as "
+                str(value),
+                f"the number {value[:40]} fits no 64-bit float or integer; JSON keeps it as "
                 "the text of the number, typed columns get NULL",
             )
-            return text
+            return value
         if isinstance(value, str):
             clean, problem = _storable_text(value)
             if problem:
@@ -102,8 +117,7 @@ class _Walk:
             if math.isfinite(value):
                 return value
             text = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-            self.warn(path, text, f"the number {text} cannot be stored as JSON; kept as text")
-            return text
+            return self.value(UnrepresentableNumber(text), path, depth)
         if isinstance(value, dict | list):
             if depth >= MAX_DEPTH:
                 return self._too_deep(value, path)
@@ -123,7 +137,7 @@ class _Walk:
             name = key if isinstance(key, str) else str(key)
             name, problem = _storable_text(name)
             if problem:
-                self.warn(_join(path, name), key, f"key {problem}")
+                self.warn(f"{_join(path, name)} (key)", key, f"key {problem}")
             stored = self.value(item, _join(path, name), depth + 1)
             changed = changed or name is not key or stored is not item
             clean[name] = stored
@@ -131,7 +145,8 @@ class _Walk:
 
     def _too_deep(self, value: Any, path: str) -> Any:
         try:
-            text = json.dumps(value, ensure_ascii=False, allow_nan=True, default=str)
+            with _recursion_room():
+                text = json.dumps(value, ensure_ascii=False, allow_nan=True, default=str)
         except (ValueError, RecursionError):
             self.warn(path, None, f"nested deeper than {MAX_DEPTH} levels and unreadable; "
                       "stored as null")  # fmt: skip

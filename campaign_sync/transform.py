@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from campaign_sync.batch.endpoints import CampaignType
-from campaign_sync.jsondoc import UnreadableJSON, decode
+from campaign_sync.jsondoc import UnreadableJSON, UnrepresentableNumber, decode
 from campaign_sync.storable import FieldWarning, raw_text, storable
 
 INT32 = 2**31 - 1
@@ -70,6 +70,9 @@ class _Reader:
             return None
 
     def text(self, value: Any, name: str) -> str | None:
+        if isinstance(value, UnrepresentableNumber):
+            self.warn(name, value, "a number too large for any column; NULL")
+            return None
         if value is None or isinstance(value, str):
             return value
         if isinstance(value, int | float) and not isinstance(value, bool):

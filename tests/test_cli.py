@@ -246,6 +246,36 @@ def test_one_sigterm_interrupts_sync_cleanly_with_exit_0(pg_url: str) -> None:
     engine.dispose()
 
 
+def test_a_second_sigterm_stops_sync_at_once_in_one_line(pg_url: str) -> None:
+    slow = Simulator(api_key=API_KEY, rest_api_key=CANARY_REST_KEY, push=400, in_app=0, seed=4)
+    slow.knobs.latency_seconds = 0.05
+    with SimulatorServer(slow) as server:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "campaign_sync", "sync", "--type", "push"],
+            env=cli_env(pg_url, server, CAMPAIGN_SYNC_LOG_FORMAT="text"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        engine = make_engine(pg_url)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not count(engine, "select count(*) from sync_runs"):
+            time.sleep(0.02)
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    assert "Traceback" not in stderr, stderr[-3000:]
+    assert process.returncode == 1
+    assert stderr.splitlines()[-1] == (
+        "campaign-sync: stopped at once by a second signal; passes in flight are recorded "
+        "interrupted and the next pass resumes from their last committed page"
+    )
+    with engine.connect() as conn:
+        assert conn.execute(select(sync_runs.c.status)).scalar_one() == "interrupted"
+    engine.dispose()
+
+
 def test_simulate_serves_the_documented_curl(tmp_path: Path) -> None:
     port = free_port()
     process = subprocess.Popen(

@@ -141,9 +141,16 @@ def test_a_world_readable_file_with_secrets_is_warned_about(
     assert resolve_apps(settings)[0].rest_api_key.get_secret_value() == "inline-secret"
 
 
-def test_the_batch_floor_is_kept_against_the_real_api(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_batch_floor_is_kept_against_the_real_api(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setenv("CAMPAIGN_SYNC_BACKOFF_MIN_SECONDS", "0.1")
-    assert load_settings().backoff_floor() == 5
+    monkeypatch.setattr("campaign_sync.config._FLOORS_WARNED", set())
+    caplog.set_level(logging.WARNING, logger="campaign_sync.config")
+    settings = load_settings()
+    assert [settings.backoff_floor() for _ in range(3)] == [5, 5, 5]
+    below = [r for r in caplog.records if "below Batch's 5 s floor" in r.getMessage()]
+    assert len(below) == 1  # once per process, not once per client and pass
     monkeypatch.setenv("BATCH_API_BASE_URL", "http://127.0.0.1:8787")
     assert load_settings().backoff_floor() == 0.1
 
@@ -278,3 +285,39 @@ def test_the_metrics_endpoint_listens_on_loopback_unless_told(
     assert load_settings().metrics_host == "127.0.0.1"
     monkeypatch.setenv("CAMPAIGN_SYNC_METRICS_HOST", "0.0.0.0")
     assert load_settings().metrics_host == "0.0.0.0"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("BATCH_API_BASE_URL", "http://127.0.0.1:99999", "BATCH_API_BASE_URL: must be an http(s)"),
+        ("BATCH_API_BASE_URL", "http://127.0.0.1:abc", "BATCH_API_BASE_URL: must be an http(s)"),
+        ("BATCH_API_BASE_URL", "http://127.0.0.1:1 x", "BATCH_API_BASE_URL: must be an http(s)"),
+        ("CAMPAIGN_SYNC_DETAIL_MAX_AGE_SECONDS", "inf", "should be a finite number"),
+        ("CAMPAIGN_SYNC_INTERVAL_SECONDS", "1e20", "less than or equal to 315360000"),
+        ("DATABASE_URL", "mysql://x@127.0.0.1/y", "DATABASE_URL: campaign-sync stores into"),
+        ("DATABASE_URL", "postgresql+psycopg2://x/y", "DATABASE_URL: campaign-sync stores into"),
+        ("BATCH_REST_API_KEY", "abc\ndef", "BATCH_REST_API_KEY: holds characters no HTTP"),
+        ("BATCH_REST_API_KEY", "clé", "BATCH_REST_API_KEY: holds characters no HTTP"),
+        ("BATCH_API_KEY", "two words", "BATCH_API_KEY: holds characters no HTTP"),
+    ],
+)
+def test_values_no_pass_could_use_are_refused_at_start_naming_the_setting(
+    variable: str, value: str, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    assert message in str(refused.value)
+    assert "\n" not in str(refused.value)
+    if "KEY" in variable:
+        assert value not in str(refused.value)  # never echo a secret
+
+
+def test_a_key_read_with_its_trailing_newline_is_used_without_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BATCH_API_KEY", " live-key\n")
+    monkeypatch.setenv("BATCH_REST_API_KEY", "rest-key\r\n")
+    [app] = resolve_apps(load_settings())
+    assert app.api_key == "live-key" and app.rest_api_key.get_secret_value() == "rest-key"

@@ -178,3 +178,17 @@ def _clean(text_: str) -> str:
     from campaign_sync.storable import storable
 
     return str(storable(text_)[0])
+
+
+def test_what_the_decoder_reads_below_the_depth_limit_is_kept_as_text() -> None:
+    from campaign_sync.jsondoc import decode
+    from campaign_sync.storable import storable
+
+    for depth in (150, 950):  # 950: deeper than the encoder reaches from inside the walk
+        document = decode(('{"x": ' + "[" * depth + "1" + "]" * depth + "}").encode())
+        clean, [warning] = storable(document)
+        node = clean["x"]
+        for _ in range(99):
+            node = node[0]
+        assert node == "[" * (depth - 99) + "1" + "]" * (depth - 99)
+        assert warning.field == "x" + "[0]" * 99

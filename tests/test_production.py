@@ -89,7 +89,6 @@ def test_two_processes_through_pgbouncer_never_sync_the_same_pair_at_once(
     engine = make_engine(bounced_url)
     [push] = collect_status(engine, detail_max_age_seconds=86400, interval_seconds=300)
     engine.dispose()
-    assert push.skipped_since_last_pass  # the skip came while the one pass ran
     assert push.as_json()["last_skipped_at"] == skipped_at.isoformat()
     for (_, first_end), (second_start, _) in itertools.pairwise(spans):
         assert second_start >= first_end

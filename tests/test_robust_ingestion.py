@@ -3,6 +3,7 @@ Batch (or the network, or the database) can produce, with the rows it must leave
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -100,7 +101,7 @@ def test_every_kind_of_unstorable_value_is_stored_repaired_with_a_warning(
         ).scalar_one()
     assert detail_row["custom_field"] == {"k\ufffd": [stored]}
     fields = [field for _, field, _ in warnings(engine)]
-    expected = ["custom_field.k\ufffd"]
+    expected = ["custom_field.k\ufffd (key)"]
     if stored != "\U0001f600":
         expected.append("custom_field.k\ufffd[0]")
     assert fields == expected
@@ -201,7 +202,8 @@ def test_every_token_is_sent_as_exactly_one_percent_encoded_path_segment(
     }
     for token in tokens:
         fake.add(PUSH, token)
-    fake.add(PUSH, "bad\x01token")
+    for unsendable in ("bad\x01token", "nul\x00token", "\ud800lone"):
+        fake.add(PUSH, unsendable)
     [result] = sync_fake(pg_url, fake)
     assert result.status == "succeeded"
     prefix = "/1.1/live-api-key-9e107d9d372bb682/campaigns/"
@@ -209,8 +211,15 @@ def test_every_token_is_sent_as_exactly_one_percent_encoded_path_segment(
     assert views == sorted(tokens.values())
     engine = make_engine(pg_url)
     assert rows(engine, "name") == {token: (f"Campaign {token}",) for token in tokens}
-    assert warnings(engine) == [("bad\x01token", "campaign_token", "bad\x01token")]
-    assert "control characters" in messages_of(engine)[0]
+    assert warnings(engine) == [  # newest first; stored repaired, as warnings are
+        ("\ufffdlone", "campaign_token", "\ufffdlone"),
+        ("nul\ufffdtoken", "campaign_token", "nul\ufffdtoken"),
+        ("bad\x01token", "campaign_token", "bad\x01token"),
+    ]
+    assert "not valid Unicode" in messages_of(engine)[0]
+    assert "control characters" in messages_of(engine)[2]
+    [again] = sync_fake(pg_url, fake)  # the cursor kept them (made storable): no failure
+    assert again.status == "succeeded"
     engine.dispose()
 
 
@@ -302,6 +311,100 @@ def test_an_empty_page_in_the_middle_fails_after_a_few_rereads(
     engine = make_engine(pg_url)
     assert len(rows(engine, "name")) == 100  # the first page is kept
     engine.dispose()
+
+
+def test_a_detail_answered_for_another_campaign_is_never_stored_under_this_token(
+    pg_url: str, fake: FakeBatch
+) -> None:
+    fake.add(PUSH, "tokB")
+    fake.add(PUSH, "tokA", {**_detail("tokB"), "name": "I am B"}, entry=_detail("tokA"))
+    [result] = sync_fake(pg_url, fake, retry_max_attempts=2)
+    assert result.status == "succeeded"
+    engine = make_engine(pg_url)
+    assert rows(engine, "name", "detail") == {
+        "tokA": ("Campaign tokA", None),  # kept from its own list entry
+        "tokB": ("Campaign tokB", _detail("tokB")),
+    }
+    [(token, field, _)] = warnings(engine)
+    assert (token, field) == ("tokA", "detail")
+    assert "answered for campaign 'tokB' when asked for 'tokA'" in messages_of(engine)[0]
+    engine.dispose()
+
+
+def test_numbers_beyond_any_column_leave_text_columns_null(pg_url: str, fake: FakeBatch) -> None:
+    raw = json.dumps(_detail("n1"))[:-1] + (
+        ', "name": 1e400, "priority": NaN, "deeplink": -Infinity, '
+        '"messages": [{"title": 1e400, "language": NaN}]}'
+    )
+    fake.add(PUSH, "n1", raw, entry=_detail("n1"))
+    [result] = sync_fake(pg_url, fake)
+    assert result.status == "succeeded"
+    engine = make_engine(pg_url)
+    assert rows(engine, "name", "priority", "deeplink") == {"n1": (None, None, None)}
+    with engine.connect() as conn:
+        message = conn.execute(text("select title, language from messages")).one()
+        detail = conn.execute(select(campaigns.c.detail)).scalar_one()
+    assert tuple(message) == (None, None)
+    assert (detail["name"], detail["priority"], detail["deeplink"]) == ("1e400", "NaN", "-Infinity")
+    assert [field for _, field, _ in warnings(engine)] == [  # in the document's order
+        "name", "messages[0].title", "messages[0].language", "priority", "deeplink"
+    ]  # fmt: skip
+    engine.dispose()
+
+
+def test_one_unreadable_list_entry_costs_only_that_entry(pg_url: str, fake: FakeBatch) -> None:
+    for index in range(4):
+        fake.add(PUSH, f"c{index}")
+    fake.entries[PUSH].insert(1, '{"campaign_token": "deep", "x": ' + "[" * 5000 + "]" * 5000 + "}")
+    fake.entries[PUSH].insert(3, '{"campaign_token": "c9", "name": "bad \xc3\x28 byte"}')
+    fake.details[(PUSH, "c9")] = json.dumps(_detail("c9"))
+    [result] = sync_fake(pg_url, fake)
+    assert result.status == "succeeded"
+    engine = make_engine(pg_url)
+    assert set(rows(engine, "name")) == {"c0", "c1", "c2", "c3", "c9"}
+    assert [(t, f) for t, f, _ in warnings(engine)] == [(None, "list_entry")]  # the deep one
+    engine.dispose()
+
+
+def test_a_token_too_long_for_the_index_is_skipped_pass_after_pass(
+    pg_url: str, fake: FakeBatch
+) -> None:
+    # 5,000 characters that do not compress: a btree index row holds at most 2,704 bytes.
+    long_token = "".join(hashlib.sha256(str(i).encode()).hexdigest() for i in range(80))[:5000]
+    fake.add(PUSH, "first")
+    fake.add(PUSH, long_token)
+    fake.add(PUSH, "last")
+    for _ in range(2):
+        [result] = sync_fake(pg_url, fake)
+        assert result.status == "succeeded"
+    engine = make_engine(pg_url)
+    assert set(rows(engine, "name")) == {"first", "last"}
+    assert [(t, f) for t, f, _ in warnings(engine)] == [(long_token, "campaign")] * 2
+    assert "index row size" in messages_of(engine)[0]
+    engine.dispose()
+
+
+def test_short_pages_that_ignore_the_offset_tombstone_nothing(pg_url: str, fake: FakeBatch) -> None:
+    for index in range(60):
+        fake.add(PUSH, f"c{index:02d}")
+    assert sync_fake(pg_url, fake)[0].status == "succeeded"
+    first_fifty = "[" + ",".join(fake.entries[PUSH][:50]) + "]"
+    fake.list_answer = lambda campaign_type, offset, limit: first_fifty
+    [result] = sync_fake(pg_url, fake)
+    assert result.status == "failed"
+    assert "seems to ignore the requested offset" in (result.error or "")
+    engine = make_engine(pg_url)
+    assert count_deleted(engine) == 0
+    engine.dispose()
+
+
+def count_deleted(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                text("select count(*) from campaigns where deleted_at is not null")
+            ).scalar_one()
+        )
 
 
 # -- one bad campaign never costs its page ---------------------------------------------

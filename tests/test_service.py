@@ -262,3 +262,24 @@ def test_a_stop_while_details_are_in_flight_commits_that_page(
     assert messages[-1] == "stopped", messages[-5:]
     assert not any(record.exc_info for record in caplog.records)
     assert not any("Cancelled" in message for message in messages)
+
+
+def test_serve_on_a_metrics_port_in_use_is_one_line_before_anything_starts(
+    pg_url: str, restore_logging: None
+) -> None:
+    import socket
+
+    from tests.helpers import run
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {"DATABASE_URL": pg_url, "BATCH_API_KEY": "k", "BATCH_REST_API_KEY": "r",
+               "CAMPAIGN_SYNC_METRICS_PORT": str(port)}  # fmt: skip
+        result = run("serve", env=env)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        f"campaign-sync: CAMPAIGN_SYNC_METRICS_PORT={port} cannot be used on 127.0.0.1 ("
+    )
+    assert result.stderr.endswith("): choose another port, or 0 to turn metrics off\n")

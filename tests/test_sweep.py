@@ -118,6 +118,8 @@ def test_a_resumed_sweep_continues_after_its_anchors() -> None:
 
 def test_entries_without_a_token_are_reported_not_yielded() -> None:
     async def fetch(offset: int, limit: int) -> list[Any]:
+        if offset > 0:
+            return []
         return [{"campaign_token": "a"}, {"name": "no token"}, "junk", {"campaign_token": "b"}]
 
     async def run() -> tuple[list[str], list[Any]]:
@@ -210,3 +212,30 @@ def test_an_empty_page_mid_list_is_reread_a_few_times_then_an_error() -> None:
     with pytest.raises(SweepError, match="offset 95 was empty"):
         asyncio.run(run())
     assert [offset for offset, _ in source.calls] == [0, 0, 0, 0, 0]  # between the re-reads
+
+
+def test_short_pages_that_ignore_the_offset_never_end_a_sweep() -> None:
+    async def same_short_page(offset: int, limit: int) -> list[dict[str, Any]]:
+        return [{"campaign_token": f"t{i}"} for i in range(50)]
+
+    async def run() -> None:
+        async for page in sweep_pages(same_short_page):
+            assert not page.last, "the sweep claimed an end it never saw"
+
+    with pytest.raises(SweepError, match="seems to ignore the requested offset"):
+        asyncio.run(run())
+
+
+def test_a_server_capping_pages_at_three_is_still_swept() -> None:
+    source = ShiftingList(20)
+
+    async def capped(offset: int, limit: int) -> list[dict[str, Any]]:
+        return await source.fetch(offset, min(limit, 3))
+
+    async def run() -> list[str]:
+        tokens: list[str] = []
+        async for page in sweep_pages(capped):
+            tokens += [e["campaign_token"] for e in page.entries]
+        return tokens
+
+    assert sorted(asyncio.run(run())) == sorted(source.items)

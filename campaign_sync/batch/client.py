@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, cast
@@ -30,7 +29,7 @@ from campaign_sync.batch.proxies import proxy_for
 from campaign_sync.batch.ratelimit import RateGate, RatePolicy
 from campaign_sync.batch.retry import RetryBudget, RetryPolicy
 from campaign_sync.batch.sweep import SweepPage, SweepPosition, sweep_pages
-from campaign_sync.jsondoc import NestedTooDeeply, UnreadableJSON, decode
+from campaign_sync.jsondoc import NestedTooDeeply, UnreadableJSON, decode, decode_array
 
 
 class _Gone:
@@ -63,7 +62,6 @@ class CallStats:
 
     list_calls: int = 0
     detail_calls: int = 0
-    update_calls: int = 0
     retries: int = 0
     on_retry: Callable[[], None] | None = None
 
@@ -71,13 +69,6 @@ class CallStats:
         self.retries += 1
         if self.on_retry is not None:
             self.on_retry()
-
-
-def mask_key(text: str, key: str) -> str:
-    """Replace an API key in a URL or message by its last four characters."""
-    if not key:
-        return text
-    return text.replace(key, f"****{key[-4:]}" if len(key) > 8 else "****")
 
 
 class BatchClient:
@@ -100,7 +91,6 @@ class BatchClient:
         self.gate = RateGate(self.options.rate)
         self.policy = RetryPolicy(self.options.retry, self.gate, app=app)
         self._slots = asyncio.Semaphore(self.options.concurrency)
-        self.responses: Counter[tuple[str, int]] = Counter()
         self.pause_listeners: list[Callable[[str, float], None]] = []
         limits = httpx.Limits(
             max_connections=self.options.concurrency,
@@ -146,8 +136,6 @@ class BatchClient:
         self, token: str, payload: dict[str, Any], stats: CallStats | None = None
     ) -> Any:
         """POST the full payload; returns Batch's (undocumented) answer body, or None."""
-        if stats:
-            stats.update_calls += 1
         return await self._call(
             UPDATE, CampaignType.IN_APP, token=token, json_body=payload, stats=stats, expect=None
         )
@@ -249,7 +237,7 @@ class BatchClient:
                         listener(self.app, pause)
                 raise failure
             self.gate.on_success()
-            return self._parse(response, route, expect)
+            return self._parse(response, route, expect, token)
 
         deadline = self.options.retry.max_seconds
         try:
@@ -264,12 +252,15 @@ class BatchClient:
                 route=route,
             ) from None
 
-    def _parse(self, response: httpx.Response, route: str, expect: type | None) -> Any:
+    def _parse(
+        self, response: httpx.Response, route: str, expect: type | None, token: str = ""
+    ) -> Any:
         """The answer's JSON (see `jsondoc.decode`); raises `MalformedResponse` (retried)
         for a body that is not JSON or not of the `expect`ed type, `DocumentTooDeep`
         (not retried) for one nested too deeply to decode."""
         try:
-            body = decode(response.content) if response.content or expect else None
+            read = decode_array if expect is list else decode
+            body = read(response.content) if response.content or expect else None
         except UnreadableJSON as unreadable:
             if expect is None:  # the update's answer body is undocumented: only informative
                 return None
@@ -290,12 +281,20 @@ class BatchClient:
                 status=response.status_code,
                 route=route,
             )
+        answered_for = body.get("campaign_token") if isinstance(body, dict) else None
+        if token and expect is dict and answered_for is not None and answered_for != token:
+            # Never store one campaign's detail under another's token (a cache, a proxy).
+            raise MalformedResponse(
+                f"{route} for app '{self.app}' answered for campaign {str(answered_for)[:80]!r} "
+                f"when asked for {token[:80]!r}",
+                status=response.status_code,
+                route=route,
+            )
         return body
 
     def _record(self, route: str, status: int) -> None:
-        self.responses[(route, status)] += 1
         if self._on_response is not None:
             self._on_response(self.app, route, status)
 
 
-__all__ = ["GONE", "BatchClient", "BatchError", "CallStats", "ClientOptions", "mask_key"]
+__all__ = ["GONE", "BatchClient", "BatchError", "CallStats", "ClientOptions"]

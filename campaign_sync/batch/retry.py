@@ -51,7 +51,6 @@ class RetryPolicy:
         self.budget = budget
         self.gate = gate
         self.app = app
-        self.retries = 0
         self._exponential = wait_exponential(
             multiplier=budget.backoff_initial_seconds, max=budget.backoff_max_seconds
         ) + wait_random(0, budget.backoff_initial_seconds)
@@ -63,7 +62,6 @@ class RetryPolicy:
         return float(self._exponential(state))
 
     def _before_sleep(self, state: RetryCallState, on_retry: Callable[[], None] | None) -> None:
-        self.retries += 1
         if on_retry is not None:
             on_retry()
         error = state.outcome.exception() if state.outcome else None

@@ -115,15 +115,16 @@ async def sweep_pages(
         continues = bool(entries) and (
             offset == 0 or not yielded or not checkable or any(t in yielded for t in tokens if t)
         )
-        if not continues and short is not None and overlap < len(entries) <= short.length:
+        if not continues and short is not None and 2 <= len(entries) <= short.length:
             # Entries right after a short page, none seen before, no more than it held: this
             # server gives at most `short.length` per call. Read on, overlapping as usual.
             full = short.length
+            overlap = min(overlap, full - 1)
             offset = short.offset + max(1, short.length - overlap)
             log.info("the list gives at most %d entries per call; paging by that", full)
             short = None
             continue
-        confirming, short = short is not None, None
+        short = None
         if not continues:
             rereads += offset in failed_at
             failed_at.add(offset)
@@ -166,11 +167,6 @@ async def sweep_pages(
                 )
         reported_until = max(reported_until, offset + len(entries))
         anchors = tuple(t for t in tokens if t)
-        if confirming and not fresh and len(entries) < full:
-            # Right after a short page, only entries already seen, and fewer than a full
-            # page: the list was pushed down by campaigns created meanwhile, and ends here.
-            yield SweepPage(offset, [], SweepPosition(offset, anchors), True, unidentified, calls)
-            return
         if len(entries) < full:
             short = _Short(offset, len(entries))
             next_offset = offset + len(entries)

@@ -65,7 +65,7 @@ def write_page(engine: Engine, plan: PagePlan, guard: Guard | None = None) -> Pa
     """Commit the plan; returns what changed.
 
     Raises what the database raises when it is the database that fails (a lost
-    connection, or every campaign refused alike), and whatever `guard` raises.
+    connection, or the page's bookkeeping refused), and whatever `guard` raises.
     """
     try:
         with engine.begin() as conn:
@@ -81,7 +81,6 @@ def write_page(engine: Engine, plan: PagePlan, guard: Guard | None = None) -> Pa
             database_problem(error),
             len(plan.writes),
         )
-        first_error = error
     rejected: dict[str, str] = {}
     for write in plan.writes:
         try:
@@ -95,12 +94,10 @@ def write_page(engine: Engine, plan: PagePlan, guard: Guard | None = None) -> Pa
             if error.connection_invalidated:
                 raise
             rejected[write.campaign_token] = database_problem(error)
-    if len(rejected) == len(plan.writes):
-        raise first_error  # not one campaign's value: the database itself refuses
     for token, why in rejected.items():
         log.warning("campaign %s left out: the database refused it (%s)", token, why)
     written = plan.without(rejected)
-    with engine.begin() as conn:
+    with engine.begin() as conn:  # if this fails too, the page itself is what is refused
         if guard is not None:
             guard(conn)
         _apply_bookkeeping(conn, written, [])

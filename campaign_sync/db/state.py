@@ -15,6 +15,7 @@ from campaign_sync.batch.endpoints import CampaignType
 from campaign_sync.batch.sweep import SweepPosition
 from campaign_sync.db.models import campaigns, sync_runs, sync_state
 from campaign_sync.db.types import utcnow
+from campaign_sync.storable import storable
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +190,9 @@ def save_cursor(
         .where(s.app == app, s.campaign_type == campaign_type.value)
         .values(
             sweep_offset=position.offset,
-            sweep_anchor_tokens=list(position.anchor_tokens),
+            # Tokens as Batch sent them may hold what the database refuses (U+0000): made
+            # storable, an odd one just no longer matches, and the overlap check steps back.
+            sweep_anchor_tokens=storable(list(position.anchor_tokens))[0],
             sweep_unidentified_entries=s.sweep_unidentified_entries + unidentified_entries,
             updated_at=now,
         )

@@ -16,6 +16,18 @@ from campaign_sync.batch.retry import RetryBudget
 from campaign_sync.config import ResolvedApp, Settings
 from campaign_sync.engine import PassOptions, PassResult, Progress, SyncPass
 from campaign_sync.logs import register_secret
+from campaign_sync.push_stats import StatsPolicy
+
+
+def pass_options(settings: Settings, *, stats: bool = False, **options: Any) -> PassOptions:
+    """The pass options the settings ask for; `stats=True` turns stats on for this pass
+    even when `CAMPAIGN_SYNC_STATS` is off."""
+    policy = StatsPolicy(settings.stats_window_days, settings.stats_max_age_seconds)
+    return PassOptions(
+        detail_max_age_seconds=settings.detail_max_age_seconds,
+        stats=policy if stats or settings.stats else None,
+        **options,
+    )
 
 
 def client_options(settings: Settings, app: ResolvedApp) -> ClientOptions:
@@ -89,7 +101,7 @@ async def sync_apps(
     on_response: ResponseHook | None = None,
 ) -> list[PassResult]:
     """Every app at once, each with both types; one app failing never stops the others."""
-    options = options or PassOptions(detail_max_age_seconds=settings.detail_max_age_seconds)
+    options = options or pass_options(settings)
     write_lock = asyncio.Lock() if db.dialect.name == "sqlite" else None
     per_app = await asyncio.gather(
         *(

@@ -19,10 +19,10 @@ from sqlalchemy import Engine, update
 from campaign_sync.batch.endpoints import CampaignType
 from campaign_sync.config import ResolvedApp, Settings
 from campaign_sync.db.models import sync_state
-from campaign_sync.engine import PassOptions, PassResult
+from campaign_sync.engine import PassResult
 from campaign_sync.logs import log_context
 from campaign_sync.metrics import Health, Metrics, metrics_server
-from campaign_sync.runner import sync_app
+from campaign_sync.runner import pass_options, sync_app
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class Service:
                     self.settings,
                     app,
                     list(CampaignType),
-                    PassOptions(detail_max_age_seconds=self.settings.detail_max_age_seconds),
+                    pass_options(self.settings),
                     stop=self.stop,
                     on_response=self.metrics.on_response,
                     on_client=self._track_client,

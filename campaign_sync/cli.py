@@ -29,7 +29,7 @@ from campaign_sync.config import (
 )
 from campaign_sync.db.migrate import SchemaNotCurrent, ensure_current, upgrade
 from campaign_sync.db.session import database_problem, make_engine, masked_url
-from campaign_sync.engine import PassOptions, PassResult
+from campaign_sync.engine import PassResult
 from campaign_sync.logs import setup_logging
 from campaign_sync.service import run_until_signalled
 
@@ -147,12 +147,14 @@ def migrate() -> None:
     is_flag=True,
     help="Allow a sweep to mark more than half of the stored campaigns as deleted.",
 )
+@click.option("--stats", is_flag=True, help="Also fetch push statistics (CAMPAIGN_SYNC_STATS).")
 @friendly_errors
 def sync(
     app_names: tuple[str, ...],
     type_names: tuple[str, ...],
     full_refresh: bool,
     allow_mass_delete: bool,
+    stats: bool,
 ) -> None:
     """One pass over every configured app and both campaign types, then exit.
 
@@ -160,16 +162,14 @@ def sync(
     2 for bad configuration or usage.
     """
     from campaign_sync.progress import progress_for_terminal
-    from campaign_sync.runner import sync_apps
+    from campaign_sync.runner import pass_options, sync_apps
 
     settings = _settings()
     apps = select_apps(resolve_apps(settings), app_names)
     types = [CampaignType.parse(name) for name in type_names] or list(CampaignType)
     engine = _engine(settings)
-    options = PassOptions(
-        full_refresh=full_refresh,
-        allow_mass_delete=allow_mass_delete,
-        detail_max_age_seconds=settings.detail_max_age_seconds,
+    options = pass_options(
+        settings, stats=stats, full_refresh=full_refresh, allow_mass_delete=allow_mass_delete
     )
 
     async def run(stop: asyncio.Event) -> list[PassResult]:

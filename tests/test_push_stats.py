@@ -11,8 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine, insert, select, text
+from sqlalchemy import Engine, func, insert, select, text
 
+from campaign_sync import stats_sync
 from campaign_sync.batch import errors
 from campaign_sync.batch.client import GONE, CallStats
 from campaign_sync.batch.endpoints import CampaignType
@@ -24,9 +25,13 @@ from campaign_sync.db.models import (
     sync_warnings,
 )
 from campaign_sync.db.session import make_engine
+from campaign_sync.db.state import RunCounts
+from campaign_sync.engine import PassOptions, PassResult
+from campaign_sync.metrics import Metrics
 from campaign_sync.push_stats import StatsCandidate, StatsPolicy, stats_due, transform_stats
 from campaign_sync.runner import pass_options, sync_apps
 from campaign_sync.simulator import Simulator, SimulatorServer
+from campaign_sync.status import collect_status
 from tests.conftest import API_KEY, CANARY_REST_KEY, make_app, make_settings
 from tests.fake_batch import PUSH, FakeBatch, sync_fake
 from tests.helpers import batch_error, mock_client, ok
@@ -610,4 +615,77 @@ def test_a_pass_with_stats_on_the_simulator_shares_the_apps_client(
         responses.count(("GET campaigns/stats", 200))
         + responses.count(("GET campaigns/stats", 404))
         == stats_calls
+    )
+
+
+# -- resuming, status, metrics -------------------------------------------------------------
+
+
+def test_a_stop_during_the_stats_step_resumes_with_the_campaigns_not_fetched(
+    any_db_url: str, any_db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stats_sync, "BATCH_SIZE", 1)
+    fake = FakeBatch()
+    for token in ("t1", "t2", "t3"):
+        _recent_push(fake, token)
+        fake.stats[token] = _day(100, 10, 5)
+    stop = asyncio.Event()
+    answer = fake.handler
+
+    def stop_at_first_stats(request: httpx.Request) -> httpx.Response:
+        if "/stats/" in request.url.path:
+            stop.set()  # like SIGTERM arriving while the first batch is in flight
+        return answer(request)
+
+    async def one_pass(handler: Any, stop: asyncio.Event | None) -> Any:
+        (result,) = await sync_apps(
+            any_db,
+            make_settings("https://batch.test", any_db_url),
+            [make_app()],
+            [PUSH],
+            PassOptions(stats=StatsPolicy()),
+            stop=stop,
+            transport=httpx.MockTransport(handler),
+        )
+        return result
+
+    first = asyncio.run(one_pass(stop_at_first_stats, stop))
+    assert first.status == "interrupted" and first.sweep_complete
+    assert (first.counts.stats_calls, first.counts.stats_rows_written) == (1, 1)
+    second = asyncio.run(one_pass(fake.handler, None))
+    assert second.status == "succeeded"
+    assert (second.counts.stats_calls, second.counts.stats_rows_written) == (2, 2)
+    with any_db.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(campaign_stats_daily)).scalar() == 3
+
+
+def test_status_shows_the_stats_side_of_each_app(any_db_url: str, any_db: Engine) -> None:
+    fake = FakeBatch()
+    for token in ("t1", "t2"):
+        _recent_push(fake, token)
+    fake.stats["t1"] = _day(100, 10, 5)  # t2: 404, no stats yet
+    sync_fake(any_db_url, fake, (PUSH, CampaignType.IN_APP), stats=StatsPolicy())
+    report = {
+        row.campaign_type: row
+        for row in collect_status(any_db, detail_max_age_seconds=86400, interval_seconds=300)
+    }
+    push, in_app = report["push"], report["in_app"]
+    assert push.stats_campaigns_covered == 1
+    assert push.stats_last_fetch_at is not None
+    assert datetime.now(UTC) - push.stats_last_fetch_at < timedelta(minutes=5)
+    assert push.last_run_counts["stats_calls"] == 2
+    assert (in_app.stats_campaigns_covered, in_app.stats_last_fetch_at) == (0, None)
+
+
+def test_metrics_count_stats_calls_and_rows_per_app() -> None:
+    metrics = Metrics()
+    counts = RunCounts(stats_calls=3, stats_rows_written=7)
+    metrics.record_pass(PassResult("ios", CampaignType.PUSH, "succeeded", 1, counts))
+    metrics.on_response("ios", "GET campaigns/stats", 200)
+    text_metrics = metrics.render().decode()
+    assert 'campaign_sync_stats_calls_total{app="ios"} 3.0' in text_metrics
+    assert 'campaign_sync_stats_rows_written_total{app="ios"} 7.0' in text_metrics
+    assert (
+        'campaign_sync_api_requests_total{app="ios",route="GET campaigns/stats",status="200"} 1.0'
+        in text_metrics
     )

@@ -111,6 +111,8 @@ def describe_result(result: PassResult) -> str:
             f"{counts.detail_calls} detail calls, {counts.retries} retries) "
             f"in {result.seconds:.1f}s"
         )
+    if counts.stats_calls:
+        line += f"; stats: {counts.stats_calls} calls, {counts.stats_rows_written} rows written"
     if result.error:
         line += f"\n  error: {result.error}"
     return line

@@ -35,6 +35,7 @@ from campaign_sync.status import collect_status
 from tests.conftest import API_KEY, CANARY_REST_KEY, make_app, make_settings
 from tests.fake_batch import PUSH, FakeBatch, sync_fake
 from tests.helpers import batch_error, mock_client, ok
+from tests.test_cli import cli, cli_env
 from tests.test_ratelimit import sim_client
 
 PLAIN = {
@@ -689,3 +690,20 @@ def test_metrics_count_stats_calls_and_rows_per_app() -> None:
         'campaign_sync_api_requests_total{app="ios",route="GET campaigns/stats",status="200"} 1.0'
         in text_metrics
     )
+
+
+def test_sync_stats_fetches_them_for_one_pass_and_status_shows_them(
+    sqlite_url: str, recent_simulator: Simulator
+) -> None:
+    recent_simulator.clock = lambda: datetime.now(UTC).replace(tzinfo=None)
+    with SimulatorServer(recent_simulator) as server:
+        env = cli_env(sqlite_url, server)
+        plain = cli("sync", "--type", "push", env=env)
+        with_stats = cli("sync", "--type", "push", "--stats", env=env)
+        table = cli("status", env=env)
+    assert plain.returncode == 0 and with_stats.returncode == 0, with_stats.stderr
+    assert "stats:" not in plain.stdout
+    calls = recent_simulator.count("stats push")
+    assert calls > 0
+    assert f"stats: {calls} calls" in with_stats.stdout
+    assert "default push stats: last fetch" in table.stdout

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 from campaign_sync.batch.client import GONE, BatchClient, CallStats
 from campaign_sync.batch.endpoints import UnsendableToken
 from campaign_sync.batch.errors import AuthenticationInvalid, BatchError
+from campaign_sync.db.locks import Guard
 from campaign_sync.db.stats import StatsFetch, stats_candidates, write_stats
 from campaign_sync.db.types import utcnow
 from campaign_sync.push_stats import StatsCandidate, StatsPolicy, stats_due, transform_stats
@@ -45,7 +45,7 @@ async def sync_push_stats(
     policy: StatsPolicy,
     calls: CallStats,
     stop: asyncio.Event,
-    guard: Callable[[Connection], None] | None = None,
+    guard: Guard | None = None,
     write_lock: asyncio.Lock | None = None,
     counts: StatsCounts | None = None,
 ) -> StatsCounts:

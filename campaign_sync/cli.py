@@ -217,6 +217,8 @@ def describe_result(result: PassResult) -> str:
             f"{counts.detail_calls} detail calls, {counts.retries} retries) "
             f"in {result.seconds:.1f}s"
         )
+    if counts.stats_calls:
+        line += f"; stats: {counts.stats_calls} calls, {counts.stats_rows_written} rows written"
     if result.error and result.status != "skipped":
         line += f"\n  error: {result.error}"
     return line
@@ -302,12 +304,14 @@ def migrate(verbose: bool, adopt: bool) -> None:
     is_flag=True,
     help="Allow a sweep to mark more than half of the stored campaigns as deleted.",
 )
+@click.option("--stats", is_flag=True, help="Also fetch push statistics (CAMPAIGN_SYNC_STATS).")
 @settings_options
 def sync(
     app_names: tuple[str, ...],
     type_names: tuple[str, ...],
     full_refresh: bool,
     allow_mass_delete: bool,
+    stats: bool,
 ) -> None:
     """One pass over every configured app and both campaign types, then exit.
 
@@ -324,7 +328,9 @@ def sync(
     apps = select_apps(resolve_apps(settings), app_names)
     types = [CampaignType.parse(name) for name in type_names] or list(CampaignType)
     engine = _engine(settings)
-    options = pass_options(settings, full_refresh=full_refresh, allow_mass_delete=allow_mass_delete)
+    options = pass_options(
+        settings, stats=stats, full_refresh=full_refresh, allow_mass_delete=allow_mass_delete
+    )
 
     async def run(stop: asyncio.Event) -> list[PassResult]:
         with progress_for_terminal() as progress:

@@ -122,6 +122,9 @@ class Settings(BaseSettings):
     log_level: str = _setting(
         "INFO", "CAMPAIGN_SYNC_LOG_LEVEL", pattern="(?i)^(debug|info|warning|error)$"
     )
+    stats: bool = _setting(False, "CAMPAIGN_SYNC_STATS")
+    stats_window_days: float = _setting(30, "CAMPAIGN_SYNC_STATS_WINDOW_DAYS", gt=0)
+    stats_max_age_seconds: float = _setting(3600, "CAMPAIGN_SYNC_STATS_MAX_AGE_SECONDS", ge=0)
     apps: list[AppConfig] = Field(default_factory=list)
 
     @field_validator("batch_api_base_url")

@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, delete, func, select, text
 from sqlalchemy.engine import make_url
 
 from campaign_sync.batch.endpoints import CampaignType
@@ -48,7 +49,7 @@ def _pass(engine: Engine, settings: Settings, app: ResolvedApp) -> tuple[list[Pa
                 engine,
                 settings,
                 [app],
-                options=pass_options(settings),
+                options=pass_options(settings, stats=True),
                 progress=progress,
             )
 
@@ -57,7 +58,16 @@ def _pass(engine: Engine, settings: Settings, app: ResolvedApp) -> tuple[list[Pa
 
 def _calls_table(title: str, results: Sequence[PassResult], seconds: float) -> Table:
     table = Table(title=f"{title} ({seconds:.1f}s)")
-    for heading in ("type", "list calls", "detail calls", "inserted", "updated", "deleted"):
+    headings = (
+        "type",
+        "list calls",
+        "detail calls",
+        "stats calls",
+        "inserted",
+        "updated",
+        "deleted",
+    )
+    for heading in headings:
         table.add_column(heading, justify="right" if heading != "type" else "left")
     for result in results:
         c = result.counts
@@ -65,6 +75,7 @@ def _calls_table(title: str, results: Sequence[PassResult], seconds: float) -> T
             result.campaign_type.label,
             str(c.list_calls),
             str(c.detail_calls),
+            str(c.stats_calls),
             str(c.campaigns_inserted),
             str(c.campaigns_updated),
             str(c.campaigns_deleted),
@@ -83,6 +94,7 @@ def run_demo(*, push: int = 400, in_app: int = 250, settings: Settings | None = 
         in_app=in_app,
         seed=2024,
         knobs=SimulatorKnobs(latency_seconds=0.002),
+        base_date=datetime.now(UTC).replace(tzinfo=None) - timedelta(days=100),  # fresh stats
     )
     with SimulatorServer(simulator) as server:
         settings = settings.model_copy(
@@ -111,6 +123,7 @@ def run_demo(*, push: int = 400, in_app: int = 250, settings: Settings | None = 
         first, first_seconds = _pass(engine, settings, app)
         console.print(_calls_table("First pass: everything is new", first, first_seconds))
         _print_samples(console, engine)
+        _print_open_rates(console, engine)
 
         changed = _change_some(simulator)
         console.print(
@@ -180,6 +193,35 @@ def _print_samples(console: Console, engine: Engine) -> None:
         f"{warnings} bad value(s) kept out of typed columns (see sync_warnings), e.g. Batch's "
         "own impossible date 2018-02-29."
     )
+
+
+def _print_open_rates(console: Console, engine: Engine) -> None:
+    with engine.connect() as conn:
+        campaigns_with_stats, sent, opened, ab_tests = conn.execute(
+            text(
+                "select count(*), sum(sent), sum(direct_open + influenced_open), "
+                "count(sent_a) from v_push_performance_total where app = :app"
+            ),
+            {"app": DEMO_APP},
+        ).one()
+        best = conn.execute(
+            text(
+                "select name, open_rate from v_push_performance_total "
+                "where app = :app and sent >= 1000 and open_rate is not null "
+                "order by open_rate desc limit 1"
+            ),
+            {"app": DEMO_APP},
+        ).first()
+    if not campaigns_with_stats or not sent:
+        console.print("No push statistics yet (no campaign sent in the last 30 days).")
+        return
+    line = (
+        f"Open rates: {campaigns_with_stats} push campaigns with stats "
+        f"({ab_tests} A/B tests), {opened / sent:.1%} opened overall"
+    )
+    if best is not None:
+        line += f"; best: {best.name!r} at {best.open_rate:.1%}"
+    console.print(line + " (see the view v_push_performance_total).")
 
 
 def _print_next_steps(console: Console, database_url: str) -> None:

@@ -1,4 +1,5 @@
-"""One pass for one app and one campaign type: sweep, diff, fetch, load, record.
+"""One pass for one app and one campaign type: sweep, diff, fetch, load, record (and, for
+push with stats on, the stats step of `stats_sync` once the campaigns are committed).
 
 Three stages run as a pipeline joined by small queues, so the next list page and the
 details of this one are in flight while the page before is written:
@@ -48,6 +49,8 @@ from campaign_sync.plan import (
     campaigns_by_token,
     plan_page,
 )
+from campaign_sync.push_stats import StatsPolicy
+from campaign_sync.stats_sync import StatsCounts, sync_push_stats
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,7 @@ class PassOptions:
     allow_mass_delete: bool = False
     detail_max_age_seconds: float = 86400.0
     lock_lease_seconds: float = DEFAULT_LEASE_SECONDS
+    stats: StatsPolicy | None = None  # None: no stats step (CAMPAIGN_SYNC_STATS off)
 
 
 @dataclass
@@ -151,6 +155,7 @@ class SyncPass:
         self.write_lock = write_lock
         self.stats = CallStats(on_retry=lambda: self.progress.retried(self.app, self.campaign_type))
         self.page_counts = PageCounts()
+        self.stats_counts = StatsCounts()
         self.reached_end = False
         self.guard: Guard | None = None
 
@@ -218,7 +223,8 @@ class SyncPass:
                         allow_mass_delete=self.options.allow_mass_delete,
                     )
                     end_sweep(conn, self.app, self.campaign_type, complete=True, now=now)
-                status, complete = "succeeded", True
+                complete = True
+                status = await self._push_stats(run_id)
             else:
                 status = "interrupted"
                 log.info("pass interrupted; the next pass resumes from the saved cursor")
@@ -247,7 +253,7 @@ class SyncPass:
         )
         log.info(
             "pass %s: %d inserted, %d updated, %d unchanged, %d deleted, %d warnings "
-            "(%d list calls, %d detail calls, %d retries)",
+            "(%d list calls, %d detail calls, %d stats calls, %d retries)",
             status,
             counts.campaigns_inserted,
             counts.campaigns_updated,
@@ -256,9 +262,28 @@ class SyncPass:
             counts.warnings,
             counts.list_calls,
             counts.detail_calls,
+            counts.stats_calls,
             counts.retries,
         )
         return result
+
+    async def _push_stats(self, run_id: int) -> str:
+        """The stats step, when asked for and this is the push pass: `succeeded`, or
+        `interrupted` when a stop came before every due campaign was fetched."""
+        if self.options.stats is None or self.campaign_type is not CampaignType.PUSH:
+            return "succeeded"
+        await sync_push_stats(
+            self.db,
+            self.client,
+            run_id=run_id,
+            policy=self.options.stats,
+            calls=self.stats,
+            stop=self.stop,
+            guard=self.guard,
+            write_lock=self.write_lock,
+            counts=self.stats_counts,
+        )
+        return "succeeded" if self.stats_counts.finished else "interrupted"
 
     def _finish(
         self,
@@ -294,7 +319,10 @@ class SyncPass:
             campaigns_updated=self.page_counts.updated,
             campaigns_unchanged=self.page_counts.unchanged,
             campaigns_deleted=self.page_counts.deleted,
-            warnings=self.page_counts.warnings,
+            warnings=self.page_counts.warnings + self.stats_counts.warnings,
+            stats_calls=self.stats.stats_calls,
+            stats_rows_written=self.stats_counts.rows_written,
+            stats_failures=self.stats_counts.failures,
         )
 
     # -- the pipeline -------------------------------------------------------------------

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from campaign_sync.batch.endpoints import CampaignType
 from campaign_sync.batch.ratelimit import RateGate
 from campaign_sync.engine import PassResult
 
@@ -57,6 +58,18 @@ class Metrics:
             "campaign_sync_api_requests",
             "Batch API requests by route and HTTP status (0: no answer)",
             ["app", "route", "status"],
+            registry=self.registry,
+        )
+        self.stats_calls = Counter(
+            "campaign_sync_stats_calls",
+            "Requests to Batch's push stats route",
+            ["app"],
+            registry=self.registry,
+        )
+        self.stats_rows = Counter(
+            "campaign_sync_stats_rows_written",
+            "Rows of campaign_stats_daily written (inserted or updated)",
+            ["app"],
             registry=self.registry,
         )
         self.retries = Counter(
@@ -100,6 +113,9 @@ class Metrics:
         ):
             self.campaigns.labels(*labels, change).inc(value)
         self.retries.labels(*labels).inc(counts.retries)
+        if result.campaign_type is CampaignType.PUSH:
+            self.stats_calls.labels(result.app).inc(counts.stats_calls)
+            self.stats_rows.labels(result.app).inc(counts.stats_rows_written)
         self.duration.labels(*labels).observe(result.seconds)
         if result.status == "succeeded":
             self.last_success.labels(*labels).set(time.time())

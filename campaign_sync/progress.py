@@ -164,6 +164,12 @@ def print_status_table(report: list[TypeStatus], console: Console | None = None)
         )
     console.print(table)
     for row in report:
+        if row.stats_last_fetch_at is not None:
+            console.print(
+                f"{row.app} push stats: last fetch {age(row.stats_last_fetch_at)} ago, "
+                f"{row.stats_campaigns_covered} campaign(s) covered"
+            )
+    for row in report:
         label = CampaignType(row.campaign_type).label
         if row.last_run_status == "failed" and row.last_run_error:
             console.print(f"[red]{row.app}/{label}[/red]: {row.last_run_error}")

@@ -16,17 +16,25 @@ from campaign_sync.batch.retry import RetryBudget
 from campaign_sync.config import ResolvedApp, Settings
 from campaign_sync.engine import PassOptions, PassResult, Progress, SyncPass
 from campaign_sync.logs import register_secret
+from campaign_sync.push_stats import StatsPolicy
 
 
 def pass_options(
-    settings: Settings, *, full_refresh: bool = False, allow_mass_delete: bool = False
+    settings: Settings,
+    *,
+    stats: bool = False,
+    full_refresh: bool = False,
+    allow_mass_delete: bool = False,
 ) -> PassOptions:
-    """A pass's options from the settings, plus the command line's flags."""
+    """A pass's options from the settings, plus the command line's flags; `stats=True`
+    turns stats on for this pass even when `CAMPAIGN_SYNC_STATS` is off."""
+    policy = StatsPolicy(settings.stats_window_days, settings.stats_max_age_seconds)
     return PassOptions(
         full_refresh=full_refresh,
         allow_mass_delete=allow_mass_delete,
         detail_max_age_seconds=settings.detail_max_age_seconds,
         lock_lease_seconds=settings.lock_lease_seconds,
+        stats=policy if stats or settings.stats else None,
     )
 
 

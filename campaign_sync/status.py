@@ -6,9 +6,15 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, select
+from sqlalchemy import Connection, Engine, and_, func, select
 
-from campaign_sync.db.models import campaigns, sync_runs, sync_state
+from campaign_sync.db.models import (
+    campaign_stats_daily,
+    campaign_stats_fetches,
+    campaigns,
+    sync_runs,
+    sync_state,
+)
 from campaign_sync.db.types import utcnow
 
 
@@ -37,6 +43,8 @@ class TypeStatus:
     lock_holder: str | None = None  # host:pid:nonce of the pass holding the lease
     lock_expires_at: datetime | None = None
     last_skipped_at: datetime | None = None  # a pass skipped: another process held the lock
+    stats_last_fetch_at: datetime | None = None  # push only: the stats side
+    stats_campaigns_covered: int = 0
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -55,6 +63,8 @@ COUNT_COLUMNS = (
     "campaigns_unchanged",
     "campaigns_deleted",
     "warnings",
+    "stats_calls",
+    "stats_rows_written",
 )
 
 
@@ -148,6 +158,10 @@ def collect_status(
                     last_skipped_at=state["last_skipped_at"] if state else None,
                 )
             )
+            if campaign_type == "push":
+                report[-1].stats_last_fetch_at, report[-1].stats_campaigns_covered = _stats_side(
+                    conn, app
+                )
     return report
 
 
@@ -172,6 +186,21 @@ def describe_next_pass(
     return (
         f"none: serve is not running (a pass was planned {_age(timedelta(seconds=-seconds))} ago)"
     )
+
+
+def _stats_side(conn: Connection, app: str) -> tuple[datetime | None, int]:
+    """The app's push stats: when Batch last answered a stats request, and how many
+    campaigns have stats stored."""
+    c, f, d = campaigns.c, campaign_stats_fetches.c, campaign_stats_daily.c
+    last_fetch = conn.execute(
+        select(func.max(f.fetched_at)).join(campaigns, c.id == f.campaign_id).where(c.app == app)
+    ).scalar()
+    covered = conn.execute(
+        select(func.count(func.distinct(d.campaign_id)))
+        .join(campaigns, c.id == d.campaign_id)
+        .where(c.app == app)
+    ).scalar_one()
+    return _aware(last_fetch), int(covered)
 
 
 def _aware(value: datetime | None) -> datetime | None:

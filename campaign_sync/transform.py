@@ -141,6 +141,9 @@ class _Reader:
         return []
 
 
+FieldReader = _Reader  # the same typed reads, for the other documents Batch sends (stats)
+
+
 def _as_integer(value: Any) -> int | None:
     if isinstance(value, bool):
         return None

@@ -17,6 +17,7 @@ import httpx
 from campaign_sync.batch.endpoints import CampaignType
 from campaign_sync.db.session import make_engine
 from campaign_sync.engine import PassOptions, PassResult
+from campaign_sync.push_stats import StatsPolicy
 from campaign_sync.runner import sync_apps
 from tests.conftest import make_app, make_settings
 
@@ -32,6 +33,7 @@ class FakeBatch:
         self.list_answer: Callable[[CampaignType, int, int], str | None] | None = None
         self.on_view: Callable[[str], None] | None = None
         self.raw_paths: list[str] = []
+        self.stats: dict[str, str] = {}  # raw JSON of each push campaign's stats answer
 
     def add(
         self,
@@ -61,6 +63,12 @@ class FakeBatch:
             count = min(limit, self.max_page or limit)
             page = self.entries[campaign_type][offset : offset + count]
             return httpx.Response(200, content=("[" + ",".join(page) + "]").encode())
+        if parts[3:5] == ["campaigns", "stats"]:
+            answer = self.stats.get(unquote(parts[-1]))
+            if answer is None:
+                body = {"code": 20, "type": "ROUTE_NOT_FOUND", "message": "No stats"}
+                return httpx.Response(404, json=body)
+            return httpx.Response(200, content=answer.encode())
         token = unquote(parts[-1])
         if self.on_view is not None:
             self.on_view(token)
@@ -95,6 +103,7 @@ def sync_fake(
     types: Sequence[CampaignType] = (PUSH,),
     *,
     allow_mass_delete: bool = False,
+    stats: StatsPolicy | None = None,
     **settings: Any,
 ) -> list[PassResult]:
     engine = make_engine(url)
@@ -105,7 +114,7 @@ def sync_fake(
                 make_settings(BASE_URL, url, **settings),
                 [make_app()],
                 types,
-                PassOptions(allow_mass_delete=allow_mass_delete),
+                PassOptions(allow_mass_delete=allow_mass_delete, stats=stats),
                 transport=httpx.MockTransport(fake.handler),
             )
         )

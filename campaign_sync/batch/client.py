@@ -1,4 +1,5 @@
-"""The HTTP client for Batch's five campaign endpoints, one pooled connection set per app.
+"""The HTTP client for Batch's campaign endpoints (list, view, update, push stats), one
+pooled connection set per app.
 
 Each call goes: concurrency slot -> rate gate (shared 429 pause, learned rate) -> HTTP ->
 typed error or parsed JSON, all under the retry policy. Only routes are logged, never a
@@ -15,7 +16,15 @@ from typing import Any, Final, cast
 
 import httpx
 
-from campaign_sync.batch.endpoints import LIST, PAGE_LIMIT, UPDATE, VIEW, CampaignType, Endpoint
+from campaign_sync.batch.endpoints import (
+    LIST,
+    PAGE_LIMIT,
+    STATS,
+    UPDATE,
+    VIEW,
+    CampaignType,
+    Endpoint,
+)
 from campaign_sync.batch.errors import (
     BatchError,
     DocumentTooDeep,
@@ -41,7 +50,8 @@ class _Gone:
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
 GONE: Final = _Gone()
-"""What a view returns when Batch answers 404: the campaign no longer exists."""
+"""What a view returns when Batch answers 404: the campaign no longer exists. The stats
+route answers it too when a campaign has no stats (yet)."""
 
 ResponseHook = Callable[[str, str, int], None]  # app, route, HTTP status (0: no answer)
 
@@ -62,6 +72,7 @@ class CallStats:
 
     list_calls: int = 0
     detail_calls: int = 0
+    stats_calls: int = 0
     retries: int = 0
     on_retry: Callable[[], None] | None = None
 
@@ -118,7 +129,7 @@ class BatchClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    # -- the five endpoints -------------------------------------------------------------
+    # -- the endpoints -------------------------------------------------------------------
 
     async def list_push(self, offset: int = 0, limit: int = PAGE_LIMIT) -> list[dict[str, Any]]:
         return await self.list_campaigns(CampaignType.PUSH, offset=offset, limit=limit)
@@ -139,6 +150,20 @@ class BatchClient:
         return await self._call(
             UPDATE, CampaignType.IN_APP, token=token, json_body=payload, stats=stats, expect=None
         )
+
+    async def push_stats(
+        self, token: str, *, stats: CallStats | None = None
+    ) -> dict[str, Any] | _Gone:
+        """The daily statistics of a push campaign (`campaign_token`, `detail`), or `GONE`
+        when Batch answers 404 (no stats for it, or no such campaign). Same gate, retry
+        policy and 429 pause as every other call of the app."""
+        if stats:
+            stats.stats_calls += 1
+        try:
+            body = await self._call(STATS, CampaignType.PUSH, token=token, stats=stats, expect=dict)
+        except RouteNotFound:
+            return GONE
+        return cast(dict[str, Any], body)
 
     # -- generic forms ------------------------------------------------------------------
 

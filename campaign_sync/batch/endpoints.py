@@ -1,4 +1,4 @@
-"""The five Batch campaign endpoints, described as data."""
+"""The Batch campaign endpoints we call, described as data."""
 
 from __future__ import annotations
 
@@ -92,6 +92,7 @@ def path_segment(text: str) -> str:
 LIST = Endpoint("list", "GET", "/1.1/{api_key}/{segment}/list")
 VIEW = Endpoint("view", "GET", "/1.1/{api_key}/{segment}/{token}")
 UPDATE = Endpoint("update", "POST", "/1.1/{api_key}/{segment}/update/{token}")
+STATS = Endpoint("stats", "GET", "/1.1/{api_key}/{segment}/stats/{token}")  # push campaigns only
 
 PAGE_LIMIT = 100  # Batch's documented maximum for `limit`
 READ_ONLY_FIELDS = ("campaign_token", "from_api", "dev_only", "created_date")

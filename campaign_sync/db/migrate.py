@@ -28,6 +28,7 @@ class UnrecordedSchema(SchemaNotCurrent):
 # has its line. (table, column or None for the table itself)
 SIGNATURES: tuple[tuple[str, tuple[str, str | None]], ...] = (
     ("0006", ("sync_state", "lock_holder")),
+    ("0005", ("campaign_stats_daily", None)),
     ("0004", ("sync_state", "sweep_unidentified_entries")),
     ("0003", ("campaign_versions", None)),
     ("0002", ("sync_state", "next_pass_at")),

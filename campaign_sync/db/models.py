@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -189,6 +190,9 @@ class SyncRun(Base):
     campaigns_unchanged: Mapped[int] = mapped_column(Integer, default=0)
     campaigns_deleted: Mapped[int] = mapped_column(Integer, default=0)
     warnings: Mapped[int] = mapped_column(Integer, default=0)
+    stats_calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    stats_rows_written: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    stats_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     error: Mapped[str | None] = mapped_column(Text)
     host: Mapped[str | None] = mapped_column(Text)
     pid: Mapped[int | None] = mapped_column(Integer)
@@ -247,6 +251,44 @@ class CampaignUpdate(Base):
     message: Mapped[str | None] = mapped_column(Text)
 
 
+class CampaignStatsDaily(Base):
+    """Batch's push statistics: one row per campaign, day and version (`all`, or the A/B
+    test's `a` and `b`). Counters Batch does not give (or that cannot be typed) are NULL."""
+
+    __tablename__ = "campaign_stats_daily"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "date", "version"),
+        Index(None, "date"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[int] = mapped_column(BigId, _campaign_fk())
+    date: Mapped[date] = mapped_column(Date)
+    version: Mapped[str] = mapped_column(String(16))
+    sent: Mapped[int | None] = mapped_column(BigInteger)
+    sent_optins: Mapped[int | None] = mapped_column(BigInteger)
+    direct_open: Mapped[int | None] = mapped_column(BigInteger)
+    influenced_open: Mapped[int | None] = mapped_column(BigInteger)
+    reengaged: Mapped[int | None] = mapped_column(BigInteger)
+    errors: Mapped[int | None] = mapped_column(BigInteger)
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CampaignStatsFetch(Base):
+    """The last stats request of each push campaign: when, and what came of it (`ok`,
+    `no_stats` for a 404, `failed`). `fetched_at` moves only on `ok` and `no_stats`."""
+
+    __tablename__ = "campaign_stats_fetches"
+
+    campaign_id: Mapped[int] = mapped_column(BigId, _campaign_fk(), primary_key=True)
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str] = mapped_column(String(16))
+    days: Mapped[int | None] = mapped_column(Integer)
+    run_id: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
 # Core handles on the tables, for set-based statements.
 campaigns = cast(Table, Campaign.__table__)
 messages = cast(Table, Message.__table__)
@@ -258,3 +300,5 @@ sync_runs = cast(Table, SyncRun.__table__)
 sync_warnings = cast(Table, SyncWarning.__table__)
 campaign_updates = cast(Table, CampaignUpdate.__table__)
 campaign_versions = cast(Table, CampaignVersion.__table__)
+campaign_stats_daily = cast(Table, CampaignStatsDaily.__table__)
+campaign_stats_fetches = cast(Table, CampaignStatsFetch.__table__)

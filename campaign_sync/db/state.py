@@ -45,6 +45,9 @@ class RunCounts:
     campaigns_unchanged: int = 0
     campaigns_deleted: int = 0
     warnings: int = 0
+    stats_calls: int = 0
+    stats_rows_written: int = 0
+    stats_failures: int = 0
 
 
 def fail_abandoned_runs(conn: Connection, app: str, campaign_type: CampaignType) -> int:

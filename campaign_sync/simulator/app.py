@@ -1,5 +1,6 @@
-"""The simulator's HTTP behaviour: Batch's routes, validation, errors and update rules,
-plus knobs (latency, a server-side rate limit, faults, churn) and request counters."""
+"""The simulator's HTTP behaviour: Batch's routes (push stats included), validation,
+errors and update rules, plus knobs (latency, a server-side rate limit, faults, churn)
+and request counters."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
@@ -21,7 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from campaign_sync.batch.endpoints import READ_ONLY_FIELDS, CampaignType
-from campaign_sync.simulator.data import CampaignStore, generate_store
+from campaign_sync.simulator.data import BASE_DATE, CampaignStore, generate_store, push_stats
 
 ERRORS: dict[str, tuple[int, int]] = {
     "AUTHENTICATION_INVALID": (401, 10),
@@ -104,10 +106,14 @@ class Simulator:
         in_app: int = 30,
         seed: int = 1,
         knobs: SimulatorKnobs | None = None,
+        base_date: datetime = BASE_DATE,
     ) -> None:
         self.rest_api_key = rest_api_key
         self.knobs = knobs or SimulatorKnobs()
         self.seed = seed
+        self.base_date = base_date  # when the first generated campaign was created
+        # The stats route's "now" (naive UTC, like Batch's dates); tests may set a fixed one.
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC).replace(tzinfo=None)
         self.apps: dict[str, SimulatedApp] = {}
         self.add_app(api_key, push=push, in_app=in_app, seed=seed)
         self.default_api_key = api_key
@@ -128,8 +134,10 @@ class Simulator:
         app = SimulatedApp(
             api_key,
             {
-                CampaignType.PUSH: generate_store(CampaignType.PUSH, push, seed),
-                CampaignType.IN_APP: generate_store(CampaignType.IN_APP, in_app, seed),
+                CampaignType.PUSH: generate_store(CampaignType.PUSH, push, seed, self.base_date),
+                CampaignType.IN_APP: generate_store(
+                    CampaignType.IN_APP, in_app, seed, self.base_date
+                ),
             },
         )
         self.apps[api_key] = app
@@ -307,6 +315,18 @@ class Simulator:
 
         return endpoint
 
+    async def _push_stats(self, request: Request) -> Response:
+        async def handle(app: SimulatedApp) -> Response:
+            detail = app.stores[CampaignType.PUSH].detail(_token(request))
+            if detail is None:
+                raise _BatchError("ROUTE_NOT_FOUND", "Campaign not found")
+            stats = push_stats(detail, self.clock())
+            if stats is None:
+                raise _BatchError("ROUTE_NOT_FOUND", "No statistics for this campaign yet")
+            return Response(json.dumps(stats), media_type="application/json")
+
+        return await self._serve("stats push", request, handle)
+
     async def _update(self, request: Request) -> Response:
         async def handle(app: SimulatedApp) -> Response:
             store = app.stores[CampaignType.IN_APP]
@@ -360,6 +380,7 @@ class Simulator:
                 self._update,
                 methods=["POST"],
             ),
+            Route("/1.1/{api_key}/campaigns/stats/{token:path}", self._push_stats),
             Route("/1.1/{api_key}/campaigns/{token:path}", self._view(CampaignType.PUSH)),
             Route("/1.1/{api_key}/in-app-campaigns/{token:path}", self._view(CampaignType.IN_APP)),
         ]

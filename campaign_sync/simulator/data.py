@@ -6,7 +6,7 @@ import copy
 import json
 import random
 import threading
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from campaign_sync.batch.endpoints import CampaignType
@@ -229,7 +229,9 @@ def _strip_optional(campaign_type: CampaignType, detail: dict[str, Any]) -> None
 class CampaignStore:
     """One app's campaigns of one type, newest first, safe to change from another thread."""
 
-    def __init__(self, campaign_type: CampaignType, rng: random.Random) -> None:
+    def __init__(
+        self, campaign_type: CampaignType, rng: random.Random, base_date: datetime = BASE_DATE
+    ) -> None:
         self.campaign_type = campaign_type
         self.lock = threading.RLock()
         self.version = 0
@@ -237,7 +239,7 @@ class CampaignStore:
         self._rng = rng
         self._order: list[str] = []  # newest first
         self._details: dict[str, dict[str, Any]] = {}
-        self._next_created = BASE_DATE
+        self._next_created = base_date
 
     def __len__(self) -> int:
         return len(self._order)
@@ -330,8 +332,96 @@ class CampaignStore:
             return f"{kind} {token}"
 
 
-def generate_store(campaign_type: CampaignType, count: int, seed: int) -> CampaignStore:
+def generate_store(
+    campaign_type: CampaignType, count: int, seed: int, base_date: datetime = BASE_DATE
+) -> CampaignStore:
+    """`count` campaigns created one after the other from `base_date` (a few hours apart)."""
     offset = 0 if campaign_type is CampaignType.PUSH else 1_000_003
-    store = CampaignStore(campaign_type, random.Random(seed * 7919 + offset))
+    store = CampaignStore(campaign_type, random.Random(seed * 7919 + offset), base_date)
     store._bulk_create(count)
     return store
+
+
+# -- push statistics ---------------------------------------------------------------------
+
+STATS_DAYS_AFTER_SEND = 6  # a one-shot push still gathers opens for a few days
+AB_TEST_SHARE = 0.3  # share of push campaigns that are A/B tests
+
+
+def _parse_date(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def push_stats(detail: dict[str, Any], now: datetime) -> dict[str, Any] | None:
+    """The stats route's answer for a push campaign at `now` (naive UTC), or None before
+    its send time (no stats yet). Deterministic per token: each day's numbers grow
+    through that day, then stay; a recurring campaign sends every day until it ends.
+    A/B tests (about `AB_TEST_SHARE` of them) give `versions` `a` and `b`, and, as in
+    Batch's example, no `sent_optins` on the day itself."""
+    token = str(detail.get("campaign_token"))
+    send = _parse_date(
+        detail.get("push_time") or detail.get("local_push_time") or detail.get("created_date")
+    )
+    if send is None or send > now:
+        return None
+    rng = random.Random(f"stats:{token}")
+    audience = rng.randint(300, 20_000)
+    ab_test = rng.random() < AB_TEST_SHARE
+    recurrence = detail.get("recurrence")
+    last_day = send.date() + timedelta(days=STATS_DAYS_AFTER_SEND)
+    if isinstance(recurrence, dict):
+        end = _parse_date(recurrence.get("end_date"))
+        last_day = max(last_day, end.date() if end else now.date())
+    days = []
+    day = send.date()
+    while day <= min(last_day, now.date()):
+        days.append(_stats_day(token, day, send, now, audience, ab_test, bool(recurrence)))
+        day += timedelta(days=1)
+    return {"campaign_token": token, "detail": days}
+
+
+def _stats_day(
+    token: str,
+    day: date,
+    send: datetime,
+    now: datetime,
+    audience: int,
+    ab_test: bool,
+    recurring: bool,
+) -> dict[str, Any]:
+    rng = random.Random(f"stats:{token}:{day.isoformat()}")
+    start = max(send, datetime.combine(day, datetime.min.time()))
+    end = datetime.combine(day + timedelta(days=1), datetime.min.time())
+    progress = min(1.0, (now - start) / (end - start)) if now < end else 1.0
+    first_day = day == send.date()
+    decay = 1.0 if first_day or recurring else 0.5 ** (day - send.date()).days
+    sent_full = int(audience * rng.uniform(0.8, 1.0)) if first_day or recurring else 0
+    arms = {"a": 0.5, "b": 0.5} if ab_test else {"all": 1.0}
+    versions = {}
+    for arm, share in arms.items():
+        arm_rng = random.Random(f"stats:{token}:{arm}")
+        sent = int(sent_full * share * progress)
+        opened_base = int(audience * share * decay * progress)
+        versions[arm] = {
+            "sent": sent,
+            "sent_optins": int(sent * arm_rng.uniform(0.5, 0.9)),
+            "direct_open": int(opened_base * arm_rng.uniform(0.01, 0.05)),
+            "influenced_open": int(opened_base * arm_rng.uniform(0.005, 0.03)),
+            "reengaged": int(opened_base * arm_rng.uniform(0.0, 0.01)),
+        }
+    names = ("sent", "direct_open", "influenced_open", "reengaged")
+    totals: dict[str, Any] = {
+        "date": day.isoformat(),
+        **{name: sum(v[name] for v in versions.values()) for name in names},
+        "errors": int(sum(v["sent"] for v in versions.values()) * 0.002),
+    }
+    if ab_test:
+        totals["versions"] = versions
+    else:
+        totals["sent_optins"] = versions["all"]["sent_optins"]
+    return totals

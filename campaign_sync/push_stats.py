@@ -1,0 +1,151 @@
+"""Pure rules for push campaign statistics: which campaigns to ask Batch about, and what
+an answer of the stats route becomes (rows of `campaign_stats_daily` plus warnings).
+
+No I/O. Like `transform`, an answer first passes `storable()`, and a counter that cannot
+be typed leaves its column NULL and becomes a `FieldWarning`, never an exception.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from campaign_sync.storable import FieldWarning, storable
+from campaign_sync.transform import INT64, FieldReader
+
+COUNTERS = ("sent", "sent_optins", "direct_open", "influenced_open", "reengaged", "errors")
+VERSION_COUNTERS = COUNTERS[:-1]  # Batch gives no `errors` per A/B version
+ALL_VERSIONS = "all"
+_VERSION_KEY = re.compile(r"^[a-z]$")  # A/B tests: `a`, `b` (a third arm would be `c`)
+
+
+@dataclass(frozen=True)
+class StatsPolicy:
+    """Which campaigns' stats are fetched, and how often."""
+
+    window_days: float = 30.0
+    max_age_seconds: float = 3600.0
+
+
+@dataclass(frozen=True)
+class StatsCandidate:
+    """What the selection rule reads of a stored (not deleted) push campaign."""
+
+    campaign_id: int
+    campaign_token: str
+    live: bool | None
+    send_time: datetime | None  # push_time, else local_push_time, else created_date (UTC)
+    end_date: datetime | None  # end_date, else recurrence.end_date
+    repeats: bool  # recurring, or a trigger automation: sends until it ends
+    fetched_at: datetime | None  # last answer (stats or 404) of the stats route
+
+
+def stats_due(candidate: StatsCandidate, *, now: datetime, policy: StatsPolicy) -> bool:
+    """Fetch when the campaign is still sending (live, recurring or an automation, not
+    ended) or was sent or ended within the window, and its last fetch is older than the
+    max age. A campaign not yet sent has no stats; older ones are frozen (Batch's `live`
+    also means "completed", so a live one-shot push sent long ago is frozen too)."""
+    if candidate.fetched_at is not None and candidate.fetched_at > now - timedelta(
+        seconds=policy.max_age_seconds
+    ):
+        return False
+    send, end = candidate.send_time, candidate.end_date
+    if send is not None and send > now:
+        return False
+    window_start = now - timedelta(days=policy.window_days)
+    if send is not None and send >= window_start:
+        return True
+    if end is not None and window_start <= end <= now:
+        return True
+    still_sending = candidate.repeats and (end is None or end > now)
+    return bool(candidate.live) and still_sending
+
+
+@dataclass
+class CampaignStats:
+    """What one stats answer becomes: rows without `campaign_id`/`fetched_at` yet."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[FieldWarning] = field(default_factory=list)
+
+    @property
+    def days(self) -> int:
+        return len({row["date"] for row in self.rows})
+
+
+def transform_stats(document: Any) -> CampaignStats:
+    """Rows for `campaign_stats_daily` from the answer of the stats route: one per day
+    (`version` `all`) and, for an A/B test, one per day and version. Every counter is
+    optional. A day without a readable `date` cannot be keyed: it is left out with a
+    warning, as is a day repeated in the same answer (the last one wins)."""
+    doc, repairs = storable(document, "stats")
+    read = FieldReader(repairs)
+    if not isinstance(doc, dict):
+        read.warn("stats", doc, "expected a JSON object")
+        return CampaignStats(warnings=read.warnings)
+    result: dict[tuple[date, str], dict[str, Any]] = {}
+    for position, day in enumerate(read.array(doc.get("detail"), "stats.detail")):
+        where = f"stats.detail[{position}]"
+        if not isinstance(day, dict):
+            read.warn(where, day, "expected an object")
+            continue
+        when = _day(read, day.get("date"), f"{where}.date")
+        if when is None:
+            continue
+        if (when, ALL_VERSIONS) in result:
+            read.warn(f"{where}.date", day.get("date"), "the same day twice; the last one kept")
+        result[(when, ALL_VERSIONS)] = _counters(read, day, where, COUNTERS, when, ALL_VERSIONS)
+        versions = read.obj(day.get("versions"), f"{where}.versions")
+        for key, numbers in versions.items():
+            version_where = f"{where}.versions.{key}"
+            version = key.strip().lower()
+            if not _VERSION_KEY.match(version):
+                read.warn(version_where, key, "not an A/B version name (a, b, ...)")
+                continue
+            counters = read.obj(numbers, version_where)
+            result[(when, version)] = _counters(
+                read, counters, version_where, VERSION_COUNTERS, when, version
+            )
+    return CampaignStats(rows=list(result.values()), warnings=read.warnings)
+
+
+def _day(read: FieldReader, value: Any, name: str) -> date | None:
+    if value is None:
+        read.warn(name, value, "a day without a date cannot be stored")
+        return None
+    if not isinstance(value, str):
+        read.warn(name, value, "expected a date yyyy-MM-dd")
+        return None
+    try:
+        return date.fromisoformat(value.strip()[:10])
+    except ValueError as error:
+        read.warn(name, value, f"not a valid date: {error}")
+        return None
+
+
+def _counters(
+    read: FieldReader,
+    numbers: dict[str, Any],
+    where: str,
+    names: tuple[str, ...],
+    when: date,
+    version: str,
+) -> dict[str, Any]:
+    row: dict[str, Any] = {"date": when, "version": version}
+    for name in COUNTERS:
+        value = numbers.get(name) if name in names else None
+        row[name] = read.integer(value, f"{where}.{name}", limit=INT64)
+    return row
+
+
+__all__ = [
+    "ALL_VERSIONS",
+    "COUNTERS",
+    "CampaignStats",
+    "StatsCandidate",
+    "StatsPolicy",
+    "stats_due",
+    "transform_stats",
+]

@@ -16,6 +16,7 @@ import tempfile
 import time
 
 from _simulator import start_simulator
+from pydantic import SecretStr
 
 from campaign_sync.config import Settings
 from campaign_sync.db.migrate import upgrade
@@ -41,10 +42,10 @@ def main() -> None:
         settings = Settings(
             database_url=url,
             batch_api_key="KEY",
-            batch_rest_api_key="SECRET",
+            batch_rest_api_key=SecretStr("SECRET"),
             batch_api_base_url=base_url,
             backoff_min_seconds=0.5,
-        )  # type: ignore[call-arg]
+        )
         from campaign_sync.config import resolve_apps
 
         apps = resolve_apps(settings)

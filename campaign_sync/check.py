@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import httpx
 from sqlalchemy.exc import SQLAlchemyError
 
-from campaign_sync.batch.endpoints import CampaignType
 from campaign_sync.batch.errors import AuthenticationInvalid, BatchError, RetryBudgetExhausted
 from campaign_sync.config import ResolvedApp, Settings
 from campaign_sync.db.migrate import current_revision, head_revision
 from campaign_sync.db.session import masked_url, missing_sqlite_file
+from campaign_sync.domain import CampaignType
 from campaign_sync.runner import make_client
 
 OK, FAILED, USAGE = 0, 1, 2  # the exit codes of `sync`

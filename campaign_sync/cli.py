@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from campaign_sync.config import Settings
-    from campaign_sync.engine import PassResult
+    from campaign_sync.outcome import PassResult
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -202,24 +202,12 @@ def _engine(settings: Settings) -> Engine:
 
 
 def describe_result(result: PassResult) -> str:
-    counts = result.counts
-    line = (
-        f"{result.app}/{result.campaign_type.label}: {result.status}"
-        if result.status != "skipped"
-        else f"{result.app}/{result.campaign_type.label}: skipped (another process holds it: "
-        f"{result.error})"
-    )
-    if result.status in ("succeeded", "failed", "interrupted"):
-        line += (
-            f" - {counts.campaigns_inserted} inserted, {counts.campaigns_updated} updated, "
-            f"{counts.campaigns_unchanged} unchanged, {counts.campaigns_deleted} deleted, "
-            f"{counts.warnings} warnings ({counts.list_calls} list calls, "
-            f"{counts.detail_calls} detail calls, {counts.retries} retries) "
-            f"in {result.seconds:.1f}s"
-        )
-    if counts.stats_calls:
-        line += f"; stats: {counts.stats_calls} calls, {counts.stats_rows_written} rows written"
-    if result.error and result.status != "skipped":
+    """One line per pass (and its error on the next): what `sync` prints."""
+    where = f"{result.app}/{result.campaign_type.label}"
+    if result.status == "skipped":
+        return f"{where}: skipped (another process holds it: {result.error})"
+    line = f"{where}: {result.status} - {result.counts.summary(result.seconds)}"
+    if result.error:
         line += f"\n  error: {result.error}"
     return line
 
@@ -318,8 +306,8 @@ def sync(
     Exit 0 when all succeeded, 1 when some app/type failed (the others still synced),
     2 for bad configuration or usage.
     """
-    from campaign_sync.batch.endpoints import CampaignType
     from campaign_sync.config import resolve_apps, select_apps
+    from campaign_sync.domain import CampaignType
     from campaign_sync.progress import progress_for_terminal
     from campaign_sync.runner import pass_options, sync_apps
     from campaign_sync.service import run_until_signalled
@@ -514,8 +502,8 @@ def state(ctx: click.Context) -> None:
 @settings_options
 def state_show(app_names: tuple[str, ...], type_names: tuple[str, ...], as_json: bool) -> None:
     """What the cursor of each app and type holds."""
-    from campaign_sync.batch.endpoints import CampaignType
     from campaign_sync.db.cursor import read_cursors
+    from campaign_sync.domain import CampaignType
 
     types = [CampaignType.parse(name) for name in type_names]
     cursors = read_cursors(_engine(_settings()), app_names, types)
@@ -547,8 +535,8 @@ def state_reset(app_names: tuple[str, ...], type_names: tuple[str, ...], yes: bo
 
     Stored campaigns stay; `sync --full-refresh` also fetches every detail again.
     """
-    from campaign_sync.batch.endpoints import CampaignType
     from campaign_sync.db.cursor import CursorBusy, read_cursors, reset_cursors
+    from campaign_sync.domain import CampaignType
 
     engine = _engine(_settings())
     types = [CampaignType.parse(name) for name in type_names]

@@ -17,13 +17,13 @@ from rich.table import Table
 from sqlalchemy import Engine, delete, func, select, text
 from sqlalchemy.engine import make_url
 
-from campaign_sync.batch.endpoints import CampaignType
 from campaign_sync.config import ResolvedApp, Settings, load_settings
 from campaign_sync.db.migrate import upgrade
 from campaign_sync.db.models import campaigns, messages, sync_runs, sync_state, sync_warnings
 from campaign_sync.db.session import make_engine, masked_url
-from campaign_sync.engine import PassResult
+from campaign_sync.domain import CampaignType
 from campaign_sync.logs import setup_logging
+from campaign_sync.outcome import PassResult, RunCounts
 from campaign_sync.progress import progress_for_terminal
 from campaign_sync.runner import pass_options, sync_apps
 from campaign_sync.simulator import Simulator, SimulatorKnobs, SimulatorServer
@@ -56,30 +56,18 @@ def _pass(engine: Engine, settings: Settings, app: ResolvedApp) -> tuple[list[Pa
     return asyncio.run(run()), time.monotonic() - started
 
 
+DEMO_COUNTERS = ("list_calls", "detail_calls", "stats_calls", "campaigns_inserted",
+                 "campaigns_updated", "campaigns_deleted")  # fmt: skip
+
+
 def _calls_table(title: str, results: Sequence[PassResult], seconds: float) -> Table:
     table = Table(title=f"{title} ({seconds:.1f}s)")
-    headings = (
-        "type",
-        "list calls",
-        "detail calls",
-        "stats calls",
-        "inserted",
-        "updated",
-        "deleted",
-    )
-    for heading in headings:
-        table.add_column(heading, justify="right" if heading != "type" else "left")
+    table.add_column("type")
+    for name in DEMO_COUNTERS:
+        table.add_column(RunCounts.label(name), justify="right")
     for result in results:
-        c = result.counts
-        table.add_row(
-            result.campaign_type.label,
-            str(c.list_calls),
-            str(c.detail_calls),
-            str(c.stats_calls),
-            str(c.campaigns_inserted),
-            str(c.campaigns_updated),
-            str(c.campaigns_deleted),
-        )
+        counts = result.counts.as_dict()
+        table.add_row(result.campaign_type.label, *(str(counts[name]) for name in DEMO_COUNTERS))
     return table
 
 

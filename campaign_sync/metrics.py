@@ -17,18 +17,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from campaign_sync.batch.endpoints import CampaignType
-from campaign_sync.batch.ratelimit import RateGate
-from campaign_sync.engine import PassResult
+from campaign_sync.batch.client import ClientEvent, Responded
+from campaign_sync.domain import CampaignType
+from campaign_sync.outcome import PassResult, PassStatus, RunCounts
 
 FAILURES_BEFORE_UNHEALTHY = 3  # an app failing more passes in a row than this is unhealthy
 
 
 class _RateCollector(Collector):
-    """The adaptive request rate of each app, read live at scrape time."""
+    """The adaptive request rate of each app, as its client last reported it."""
 
     def __init__(self) -> None:
-        self.gates: dict[str, RateGate] = {}
+        self.rates: dict[str, float | None] = {}
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(
@@ -36,8 +36,8 @@ class _RateCollector(Collector):
             "Learned requests per second per app (0: unlimited, no 429 seen yet)",
             labels=["app"],
         )
-        for app, gate in sorted(self.gates.items()):
-            family.add_metric([app], gate.rate or 0.0)
+        for app, rate in sorted(self.rates.items()):
+            family.add_metric([app], rate or 0.0)
         yield family
 
 
@@ -94,30 +94,32 @@ class Metrics:
         self.rates = _RateCollector()
         self.registry.register(self.rates)
 
-    def on_response(self, app: str, route: str, status: int) -> None:
-        self.requests.labels(app, route, str(status)).inc()
-        if status == 429:
-            self.throttled.labels(app).inc()
+    def on_client_event(self, event: ClientEvent) -> None:
+        """A `ClientHook`: requests by route and status, 429s, and the learned rate."""
+        if isinstance(event, Responded):
+            self.requests.labels(event.app, event.route, str(event.status)).inc()
+            if event.status == 429:
+                self.throttled.labels(event.app).inc()
+            self.rates.rates[event.app] = event.rate
 
     def record_pass(self, result: PassResult) -> None:
-        if result.status == "skipped":
+        if result.status is PassStatus.SKIPPED:
             self.runs.labels(result.app, result.campaign_type.value, "skipped").inc()
             return
         labels = (result.app, result.campaign_type.value)
         self.runs.labels(*labels, result.status).inc()
         counts = result.counts
-        for change, value in (
-            ("inserted", counts.campaigns_inserted),
-            ("updated", counts.campaigns_updated),
-            ("deleted", counts.campaigns_deleted),
-        ):
-            self.campaigns.labels(*labels, change).inc(value)
+        for name in RunCounts.names("campaigns"):
+            if name.startswith("campaigns_") and name != "campaigns_unchanged":
+                self.campaigns.labels(*labels, name.removeprefix("campaigns_")).inc(
+                    getattr(counts, name)
+                )
         self.retries.labels(*labels).inc(counts.retries)
         if result.campaign_type is CampaignType.PUSH:
             self.stats_calls.labels(result.app).inc(counts.stats_calls)
             self.stats_rows.labels(result.app).inc(counts.stats_rows_written)
         self.duration.labels(*labels).observe(result.seconds)
-        if result.status == "succeeded":
+        if result.status is PassStatus.SUCCEEDED:
             self.last_success.labels(*labels).set(time.time())
 
     def render(self) -> bytes:

@@ -12,8 +12,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from campaign_sync.batch.endpoints import CampaignType, token_problem
-from campaign_sync.batch.sweep import SweepPosition, entry_token
+from campaign_sync.batch.endpoints import token_problem
+from campaign_sync.batch.sweep import entry_token
+from campaign_sync.domain import CampaignType, SweepPosition
+from campaign_sync.outcome import RunCounts
 from campaign_sync.storable import FieldWarning, merge_warnings, raw_text, storable
 from campaign_sync.transform import CampaignRows, stable_hash, transform_campaign
 
@@ -61,24 +63,6 @@ class PageLoad:
         if token not in self._list_hashes:
             self._list_hashes[token] = stable_hash(entry)
         return self._list_hashes[token]
-
-
-@dataclass
-class PageCounts:
-    """What a page did to the `campaigns` table, and how many warnings it recorded."""
-
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    deleted: int = 0
-    warnings: int = 0
-
-    def add(self, other: PageCounts) -> None:
-        self.inserted += other.inserted
-        self.updated += other.updated
-        self.unchanged += other.unchanged
-        self.deleted += other.deleted
-        self.warnings += other.warnings
 
 
 @dataclass(frozen=True)
@@ -145,14 +129,20 @@ class PagePlan:
             rejected=self.rejected + len(self.writes) - len(kept),
         )
 
-    def counts(self) -> PageCounts:
+    def counts(self) -> RunCounts:
         """What applying this plan does, by the contract's counters."""
         inserted = sum(write.campaign_id is None for write in self.writes)
         updated = len(self.writes) - inserted + self.restored
         warnings = len(self.warnings) + sum(len(write.rows.warnings) for write in self.writes)
         deleted = len(self.tombstones)
         unchanged = len(self.seen) - inserted - updated - self.rejected
-        return PageCounts(inserted, updated, max(0, unchanged), deleted, warnings)
+        return RunCounts(
+            campaigns_inserted=inserted,
+            campaigns_updated=updated,
+            campaigns_unchanged=max(0, unchanged),
+            campaigns_deleted=deleted,
+            warnings=warnings,
+        )
 
 
 def campaigns_by_token(

@@ -15,17 +15,17 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from campaign_sync.batch.endpoints import CampaignType
-from campaign_sync.engine import NoProgress, PassResult
-from campaign_sync.engine import Progress as ProgressSink
+from campaign_sync.domain import CampaignType
 from campaign_sync.logs import logging_through
+from campaign_sync.outcome import PassResult, RunCounts
 from campaign_sync.status import age
+from campaign_sync.sync_pass import NoProgressSink, ProgressSink
 
 if TYPE_CHECKING:
     from campaign_sync.status import TypeStatus
 
 
-class RichProgress(NoProgress):
+class RichProgress(NoProgressSink):
     """Per app and type: pages swept, details fetched of those needed, 429 waits.
 
     How many details a pass needs is known only once its sweep ends, so the bar pulses
@@ -112,10 +112,14 @@ class RichProgress(NoProgress):
 @contextlib.contextmanager
 def progress_for_terminal() -> Iterator[ProgressSink]:
     if not sys.stderr.isatty():
-        yield NoProgress()
+        yield NoProgressSink()
         return
     with RichProgress(Console(stderr=True)) as progress:
         yield progress
+
+
+# The campaign counters the status table shows (warnings have a column of their own).
+TABLE_COUNTERS = tuple(n for n in RunCounts.names("campaigns") if n.startswith("campaigns_"))
 
 
 def print_status_table(report: list[TypeStatus], console: Console | None = None) -> None:
@@ -145,17 +149,7 @@ def print_status_table(report: list[TypeStatus], console: Console | None = None)
             f"{age(row.last_run_started_at)} ago" if row.last_run_started_at else "-",
             (row.last_run_status or "-")
             + (f"; one skipped {age(row.last_skipped_at)} ago" if row.last_skipped_at else ""),
-            "/".join(
-                str(counts.get(k, 0))
-                for k in (
-                    "campaigns_inserted",
-                    "campaigns_updated",
-                    "campaigns_unchanged",
-                    "campaigns_deleted",
-                )
-            )
-            if counts
-            else "-",
+            "/".join(str(counts.get(k, 0)) for k in TABLE_COUNTERS) if counts else "-",
             f"{row.campaigns_stored - row.campaigns_deleted} (+{row.campaigns_deleted} deleted)",
             f"{age(row.oldest_detail_fetched_at)} old",
             f"resume at {row.sweep_offset}" if row.sweep_in_progress else "complete",

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
 
 import httpx
 from sqlalchemy import Engine
 
-from campaign_sync.batch.client import BatchClient, ClientOptions, ResponseHook
-from campaign_sync.batch.endpoints import CampaignType
+from campaign_sync.batch.client import BatchClient, ClientHook, ClientOptions
 from campaign_sync.batch.ratelimit import RatePolicy
 from campaign_sync.batch.retry import RetryBudget
 from campaign_sync.config import ResolvedApp, Settings
-from campaign_sync.engine import PassOptions, PassResult, Progress, SyncPass
+from campaign_sync.domain import CampaignType
 from campaign_sync.logs import register_secret
 from campaign_sync.push_stats import StatsPolicy
+from campaign_sync.sync_pass import (
+    PassOptions,
+    PassResult,
+    ProgressSink,
+    SyncPass,
+    progress_hook,
+)
 
 
 def pass_options(
@@ -63,8 +68,9 @@ def make_client(
     app: ResolvedApp,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
-    on_response: ResponseHook | None = None,
+    hooks: Sequence[ClientHook] = (),
 ) -> BatchClient:
+    """The app's client; `hooks` hear its events (see `batch.client.ClientEvent`)."""
     rest_key = app.rest_api_key.get_secret_value()
     register_secret(rest_key)
     register_secret(app.api_key, keep_last=4)
@@ -74,47 +80,55 @@ def make_client(
         rest_api_key=rest_key,
         options=client_options(settings, app),
         transport=transport,
-        on_response=on_response,
+        hooks=hooks,
     )
 
 
 async def sync_app(
-    db: Engine,
+    engine: Engine,
     settings: Settings,
     app: ResolvedApp,
     types: Sequence[CampaignType],
     options: PassOptions,
-    **pass_kwargs: Any,
+    *,
+    stop: asyncio.Event | None = None,
+    progress: ProgressSink | None = None,
+    write_lock: asyncio.Lock | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    hooks: Sequence[ClientHook] = (),
 ) -> list[PassResult]:
-    transport = pass_kwargs.pop("transport", None)
-    on_response = pass_kwargs.pop("on_response", None)
-    on_client = pass_kwargs.pop("on_client", None)
-    async with make_client(settings, app, transport=transport, on_response=on_response) as client:
-        if on_client is not None:
-            on_client(client)
-        passes = [SyncPass(db, client, t, options, **pass_kwargs) for t in types]
+    """One app's passes, one per type, sharing the app's client (its rate gate and 429
+    pause); `hooks` hear the client's events, and so does `progress`."""
+    listeners = [*hooks, progress_hook(progress)] if progress is not None else list(hooks)
+    async with make_client(settings, app, transport=transport, hooks=listeners) as client:
+        passes = [
+            SyncPass(
+                engine, client, t, options, stop=stop, progress=progress, write_lock=write_lock
+            )
+            for t in types
+        ]
         return list(await asyncio.gather(*(p.run() for p in passes)))
 
 
 async def sync_apps(
-    db: Engine,
+    engine: Engine,
     settings: Settings,
     apps: Sequence[ResolvedApp],
     types: Sequence[CampaignType] = tuple(CampaignType),
     options: PassOptions | None = None,
     *,
     stop: asyncio.Event | None = None,
-    progress: Progress | None = None,
+    progress: ProgressSink | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
-    on_response: ResponseHook | None = None,
+    hooks: Sequence[ClientHook] = (),
 ) -> list[PassResult]:
     """Every app at once, each with both types; one app failing never stops the others."""
     options = options or pass_options(settings)
-    write_lock = asyncio.Lock() if db.dialect.name == "sqlite" else None
+    write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
     per_app = await asyncio.gather(
         *(
             sync_app(
-                db,
+                engine,
                 settings,
                 app,
                 types,
@@ -123,7 +137,7 @@ async def sync_apps(
                 progress=progress,
                 write_lock=write_lock,
                 transport=transport,
-                on_response=on_response,
+                hooks=hooks,
             )
             for app in apps
         )

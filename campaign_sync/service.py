@@ -13,16 +13,17 @@ from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine, update
 
-from campaign_sync.batch.endpoints import CampaignType
 from campaign_sync.config import ConfigError, ResolvedApp, Settings
 from campaign_sync.db.models import sync_state
-from campaign_sync.engine import PassResult
+from campaign_sync.domain import CampaignType
 from campaign_sync.logs import log_context
 from campaign_sync.metrics import Health, Metrics, metrics_server
+from campaign_sync.outcome import PassResult, PassStatus
 from campaign_sync.runner import pass_options, sync_app
 
 log = logging.getLogger(__name__)
@@ -38,12 +39,13 @@ class Service:
         engine: Engine,
         settings: Settings,
         apps: list[ResolvedApp],
-        **client_kwargs: Any,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
         self.apps = apps
-        self.client_kwargs = client_kwargs
+        self.transport = transport  # tests: a fake Batch at the HTTP level
         self.metrics = Metrics()
         self.health = Health()
         self.stop = asyncio.Event()
@@ -121,9 +123,8 @@ class Service:
                     list(CampaignType),
                     pass_options(self.settings),
                     stop=self.stop,
-                    on_response=self.metrics.on_response,
-                    on_client=self._track_client,
-                    **self.client_kwargs,
+                    hooks=[self.metrics.on_client_event],
+                    transport=self.transport,
                 )
         except asyncio.CancelledError:  # the stop's grace period ran out
             log.warning("pass of app '%s' cut short: the stop's grace period ran out", app.name)
@@ -132,7 +133,8 @@ class Service:
             log.exception("pass of app '%s' failed unexpectedly", app.name)
             results = []
             self.health.record(
-                app.name, [PassResult(app.name, CampaignType.PUSH, "failed", error="crashed")]
+                app.name,
+                [PassResult(app.name, CampaignType.PUSH, PassStatus.FAILED, error="crashed")],
             )
         else:
             for result in results:
@@ -143,9 +145,6 @@ class Service:
         self.passes[app.name] = self.passes.get(app.name, 0) + 1
         self._record_next_pass(app)
         return results
-
-    def _track_client(self, client: Any) -> None:
-        self.metrics.rates.gates[client.app] = client.gate
 
     def _record_next_pass(self, app: ResolvedApp) -> None:
         job = self.scheduler.get_job(app.name) if self.scheduler else None

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from campaign_sync.batch.client import GONE, BatchClient, CallStats
+from campaign_sync.batch.client import GONE, BatchClient
 from campaign_sync.batch.endpoints import UnsendableToken
 from campaign_sync.batch.errors import AuthenticationInvalid, BatchError
 from campaign_sync.db.locks import Guard
 from campaign_sync.db.stats import StatsFetch, stats_candidates, write_stats
 from campaign_sync.db.types import utcnow
+from campaign_sync.outcome import RunCounts
 from campaign_sync.push_stats import StatsCandidate, StatsPolicy, stats_due, transform_stats
 
 log = logging.getLogger(__name__)
@@ -27,36 +27,27 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 50  # campaigns whose stats are written in one transaction
 
 
-@dataclass
-class StatsCounts:
-    rows_written: int = 0
-    warnings: int = 0
-    campaigns: int = 0  # answered with stats
-    no_stats: int = 0  # answered 404
-    failures: int = 0
-    finished: bool = True  # False: stopped before every due campaign was fetched
-
-
 async def sync_push_stats(
-    db: Engine,
+    engine: Engine,
     client: BatchClient,
     *,
     run_id: int,
     policy: StatsPolicy,
-    calls: CallStats,
+    counts: RunCounts,
     stop: asyncio.Event,
     guard: Guard | None = None,
     write_lock: asyncio.Lock | None = None,
-    counts: StatsCounts | None = None,
-) -> StatsCounts:
-    """Fetch and store the due campaigns' stats, adding to `counts` as batches commit (so a
-    caller holds what was done even when this raises). Raises `AuthenticationInvalid`; any
-    other failed request is recorded (`outcome` `failed`) and tried again next pass."""
-    counts = counts if counts is not None else StatsCounts()
+) -> bool:
+    """Fetch and store the due campaigns' stats, adding to the pass's `counts` (stats calls,
+    rows written, failures, warnings) as batches commit, so the caller holds what was done
+    even when this raises. Returns False when a stop came before every due campaign was
+    fetched. Raises `AuthenticationInvalid`; any other failed request is recorded
+    (`outcome` `failed`) and tried again next pass."""
     app = client.app
+    with_stats = without_stats = 0
 
     def candidates() -> list[StatsCandidate]:
-        with db.connect() as conn:
+        with engine.connect() as conn:
             return stats_candidates(conn, app)
 
     now = utcnow()
@@ -64,11 +55,10 @@ async def sync_push_stats(
     log.info("stats: %d push campaign(s) due", len(due))
     for start in range(0, len(due), BATCH_SIZE):
         if stop.is_set():
-            counts.finished = False
-            break
+            return False
         batch = due[start : start + BATCH_SIZE]
         answers = await asyncio.gather(
-            *(client.push_stats(c.campaign_token, stats=calls) for c in batch),
+            *(client.push_stats(c.campaign_token, counts=counts) for c in batch),
             return_exceptions=True,
         )
         fetches: list[StatsFetch] = []
@@ -78,18 +68,18 @@ async def sync_push_stats(
             if isinstance(answer, BatchError | UnsendableToken):
                 log.warning("stats of campaign %s not loaded: %s", candidate.campaign_token, answer)
                 fetches.append(StatsFetch(candidate, "failed", error=str(answer)))
-                counts.failures += 1
+                counts.stats_failures += 1
             elif isinstance(answer, BaseException):
                 raise answer
             elif answer is GONE:
                 fetches.append(StatsFetch(candidate, "no_stats"))
-                counts.no_stats += 1
+                without_stats += 1
             else:
                 fetches.append(StatsFetch(candidate, "ok", stats=transform_stats(answer)))
-                counts.campaigns += 1
+                with_stats += 1
 
         def write(fetches: list[StatsFetch] = fetches) -> tuple[int, int]:
-            with db.begin() as conn:
+            with engine.begin() as conn:
                 if guard is not None:
                     guard(conn)
                 return write_stats(conn, app, run_id, fetches, utcnow())
@@ -99,16 +89,15 @@ async def sync_push_stats(
         else:
             async with write_lock:
                 rows, warnings = await asyncio.to_thread(write)
-        counts.rows_written += rows
+        counts.stats_rows_written += rows
         counts.warnings += warnings
     log.info(
-        "stats: %d campaign(s) with stats, %d without yet, %d failed; %d row(s) written",
-        counts.campaigns,
-        counts.no_stats,
-        counts.failures,
-        counts.rows_written,
+        "stats: %d campaign(s) with stats, %d without yet; %s",
+        with_stats,
+        without_stats,
+        counts.summary().partition("; stats: ")[2],
     )
-    return counts
+    return True
 
 
-__all__ = ["StatsCounts", "sync_push_stats"]
+__all__ = ["sync_push_stats"]

@@ -16,6 +16,7 @@ from campaign_sync.db.models import (
     sync_state,
 )
 from campaign_sync.db.types import utcnow
+from campaign_sync.outcome import RunCounts
 
 
 @dataclass
@@ -54,18 +55,7 @@ class TypeStatus:
         return data
 
 
-COUNT_COLUMNS = (
-    "list_calls",
-    "detail_calls",
-    "retries",
-    "campaigns_inserted",
-    "campaigns_updated",
-    "campaigns_unchanged",
-    "campaigns_deleted",
-    "warnings",
-    "stats_calls",
-    "stats_rows_written",
-)
+COUNT_COLUMNS = RunCounts.names()  # the sync_runs counters status reports
 
 
 def collect_status(

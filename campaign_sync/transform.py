@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from campaign_sync.batch.endpoints import CampaignType
+from campaign_sync.domain import CampaignType
 from campaign_sync.jsondoc import UnreadableJSON, UnrepresentableNumber, decode
 from campaign_sync.storable import FieldWarning, raw_text, storable
 

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import Engine, insert, select
 
 from campaign_sync.batch.client import GONE
-from campaign_sync.batch.endpoints import READ_ONLY_FIELDS, CampaignType
+from campaign_sync.batch.endpoints import READ_ONLY_FIELDS
 from campaign_sync.batch.errors import BatchError
 from campaign_sync.config import (
     ConfigError,
@@ -39,6 +39,7 @@ from campaign_sync.db.loader import stored_campaigns, write_page
 from campaign_sync.db.models import campaign_updates, campaigns
 from campaign_sync.db.session import make_engine
 from campaign_sync.db.types import utcnow
+from campaign_sync.domain import CampaignType
 from campaign_sync.plan import PageLoad, plan_page
 from campaign_sync.runner import make_client
 from campaign_sync.transform import stable_hash

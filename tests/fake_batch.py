@@ -16,9 +16,9 @@ import httpx
 
 from campaign_sync.batch.endpoints import CampaignType
 from campaign_sync.db.session import make_engine
-from campaign_sync.engine import PassOptions, PassResult
 from campaign_sync.push_stats import StatsPolicy
 from campaign_sync.runner import sync_apps
+from campaign_sync.sync_pass import PassOptions, PassResult
 from tests.conftest import make_app, make_settings
 
 PUSH, IN_APP = CampaignType.PUSH, CampaignType.IN_APP

@@ -11,9 +11,9 @@ from sqlalchemy import Engine, select, text
 from campaign_sync.batch.endpoints import CampaignType
 from campaign_sync.db.models import campaigns, message_actions, messages, targeting, triggers
 from campaign_sync.db.session import make_engine
-from campaign_sync.engine import PassOptions, PassResult
 from campaign_sync.runner import sync_apps
 from campaign_sync.simulator import SimulatorServer
+from campaign_sync.sync_pass import PassOptions, PassResult
 from tests.conftest import make_app, make_settings
 
 BOOKKEEPING = {"id", "first_seen_at", "last_seen_at", "detail_fetched_at", "updated_at",

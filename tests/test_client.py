@@ -10,13 +10,14 @@ import httpx
 import pytest
 
 from campaign_sync.batch import errors
-from campaign_sync.batch.client import GONE, CallStats
+from campaign_sync.batch.client import GONE
 from campaign_sync.batch.endpoints import CampaignType
+from campaign_sync.outcome import RunCounts
 from tests.conftest import API_KEY, CANARY_REST_KEY
 from tests.helpers import batch_error, mock_client, ok
 
 
-def run(coro):  # type: ignore[no-untyped-def]
+def run(coro):
     return asyncio.run(coro)
 
 
@@ -66,7 +67,7 @@ def test_each_endpoint_uses_its_documented_route_and_headers() -> None:
     ],
 )
 def test_every_documented_error_becomes_its_typed_exception(
-    status: int, error_type: str, code: int, expected: type, retriable: bool
+    status: int, error_type: str, code: int, expected: type[errors.BatchError], retriable: bool
 ) -> None:
     calls = 0
 
@@ -125,13 +126,13 @@ def test_a_404_on_a_view_means_the_campaign_is_gone() -> None:
     ],
     ids=["500-html", "503", "truncated-json", "wrong-shape", "502"],
 )
-def test_transient_failures_are_retried_until_success(failure) -> None:  # type: ignore[no-untyped-def]
+def test_transient_failures_are_retried_until_success(failure) -> None:
     answers = [failure(), failure(), ok([{"campaign_token": "a"}])]
-    stats = CallStats()
+    stats = RunCounts()
 
-    async def call() -> list:  # type: ignore[type-arg]
+    async def call() -> list:
         async with mock_client(lambda r: answers.pop(0)) as client:
-            return await client.list_campaigns(CampaignType.PUSH, stats=stats)
+            return await client.list_campaigns(CampaignType.PUSH, counts=stats)
 
     assert run(call()) == [{"campaign_token": "a"}]
     assert stats.retries == 2 and stats.list_calls == 1
@@ -263,7 +264,7 @@ def test_concurrency_is_bounded_per_app() -> None:
         peak = max(peak, in_flight)
         await asyncio.sleep(0.01)
         in_flight -= 1
-        return ok({"campaign_token": "t"})
+        return ok({"campaign_token": request.url.path.rsplit("/", 1)[1]})
 
     async def call() -> None:
         client = mock_client(lambda r: ok({}), concurrency=3)
@@ -281,7 +282,7 @@ def test_one_failing_detail_does_not_fail_the_others() -> None:
             return batch_error(403, "API_MISUSE", 12)
         return ok({"campaign_token": request.url.path.rsplit("/", 1)[1]})
 
-    async def call() -> list:  # type: ignore[type-arg]
+    async def call() -> list:
         async with mock_client(handler) as client:
             return await asyncio.gather(
                 *(client.view_push(t) for t in ("a", "bad", "c")), return_exceptions=True
@@ -304,9 +305,9 @@ def test_a_body_that_cannot_be_decoded_is_an_unreadable_answer_and_retried() -> 
         return answers.pop(0)
 
     async def call() -> tuple[list[dict[str, object]], int]:
-        stats = CallStats()
+        stats = RunCounts()
         async with mock_client(handler) as client:
-            page = await client.list_campaigns(CampaignType.PUSH, stats=stats)
+            page = await client.list_campaigns(CampaignType.PUSH, counts=stats)
         return page, stats.retries
 
     assert run(call()) == ([{"campaign_token": "a"}], 1)

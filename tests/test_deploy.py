@@ -12,11 +12,11 @@ from typing import Any
 import httpx
 import yaml
 
+from campaign_sync.batch.client import Responded
 from campaign_sync.batch.endpoints import CampaignType
-from campaign_sync.batch.ratelimit import RateGate, RatePolicy
-from campaign_sync.db.state import RunCounts
-from campaign_sync.engine import PassResult
 from campaign_sync.metrics import Health, Metrics, metrics_app
+from campaign_sync.outcome import RunCounts
+from campaign_sync.sync_pass import PassResult
 from tests.test_containers import compose, known_variables, parses
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,13 +47,13 @@ def test_every_profile_can_build_the_image_it_runs() -> None:
 
 
 def manifest(name: str) -> dict[str, Any]:
-    return yaml.safe_load((KUBERNETES / name).read_text())  # type: ignore[no-any-return]
+    return yaml.safe_load((KUBERNETES / name).read_text())
 
 
 def pod_spec(document: dict[str, Any]) -> dict[str, Any]:
     if document["kind"] == "CronJob":
-        return document["spec"]["jobTemplate"]["spec"]["template"]["spec"]  # type: ignore[no-any-return]
-    return document["spec"]["template"]["spec"]  # type: ignore[no-any-return]
+        return document["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return document["spec"]["template"]["spec"]
 
 
 def check_containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
@@ -129,8 +129,7 @@ def exported_metric_names() -> set[str]:
         metrics.record_pass(
             PassResult("ios", CampaignType.PUSH, status, counts=RunCounts(retries=1), seconds=2)
         )
-    metrics.on_response("ios", "GET campaigns/list", 429)
-    metrics.rates.gates["ios"] = RateGate(RatePolicy(backoff_min_seconds=5))
+    metrics.on_client_event(Responded("ios", "GET campaigns/list", 429, 2.5))
     body = asyncio.run(scrape(metrics))
     return {line.split("{")[0].split(" ")[0] for line in body.splitlines() if line[:1] != "#"}
 

@@ -288,10 +288,15 @@ def test_the_mass_deletion_guard_refuses_then_allows(
     assert results[IN_APP].status == "succeeded"
     assert count(db, "select count(*) from campaigns where deleted_at is not null") == 0
     with db.connect() as conn:
-        run = conn.execute(
-            select(sync_runs.c.status, sync_runs.c.error).order_by(sync_runs.c.id.desc())
-        ).first()
-    assert run is not None
+        runs = conn.execute(
+            select(sync_runs.c.campaign_type, sync_runs.c.status, sync_runs.c.error)
+            .where(sync_runs.c.campaign_type == "push")
+            .order_by(sync_runs.c.id)
+        ).all()
+    assert [tuple(r) for r in runs] == [
+        ("push", "succeeded", None),
+        ("push", "failed", refused.error),
+    ]
 
     results = by_type(run_sync(pg_url, sim_server, allow_mass_delete=True))
     assert results[PUSH].status == "succeeded"
@@ -387,8 +392,7 @@ def test_a_run_left_running_by_a_dead_process_is_marked_failed(
         )
     run_sync(pg_url, sim_server, [PUSH])
     with db.connect() as conn:
-        first = conn.execute(select(sync_runs).order_by(sync_runs.c.id)).mappings().first()
-    assert first is not None
+        first = conn.execute(select(sync_runs).order_by(sync_runs.c.id)).mappings().one()
     assert first["status"] == "failed" and "abandoned" in first["error"]
 
 
@@ -493,8 +497,8 @@ def test_a_pass_streams_holding_only_a_few_pages_at_once(
 ) -> None:
     import gc
 
-    from campaign_sync.engine import SyncPass
     from campaign_sync.plan import PageLoad
+    from campaign_sync.sync_pass import SyncPass
 
     alive: list[int] = []
     original = SyncPass._apply
@@ -520,8 +524,8 @@ def test_many_apps_at_once_do_not_exhaust_the_connection_pool(
 ) -> None:
     import asyncio
 
-    from campaign_sync.engine import PassOptions
     from campaign_sync.runner import sync_apps
+    from campaign_sync.sync_pass import PassOptions
     from tests.conftest import make_app, make_settings
 
     names = [f"app{i}" for i in range(9)]
@@ -545,11 +549,11 @@ def test_the_live_display_hears_about_pages_details_retries_and_waits(
 ) -> None:
     import asyncio
 
-    from campaign_sync.engine import NoProgress, PassOptions
     from campaign_sync.runner import sync_apps
+    from campaign_sync.sync_pass import NoProgressSink, PassOptions
     from tests.conftest import make_app, make_settings
 
-    class Recorder(NoProgress):
+    class Recorder(NoProgressSink):
         def __init__(self) -> None:
             self.events: list[str] = []
 

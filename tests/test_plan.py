@@ -69,7 +69,12 @@ def test_the_plan_decides_every_kind_of_change_without_a_database() -> None:
         ("bad\x00", "campaign_token")
     ]
     counts = plan.counts()
-    assert (counts.inserted, counts.updated, counts.unchanged, counts.deleted) == (2, 2, 0, 1)
+    assert (
+        counts.campaigns_inserted,
+        counts.campaigns_updated,
+        counts.campaigns_unchanged,
+        counts.campaigns_deleted,
+    ) == (2, 2, 0, 1)
     assert counts.warnings == 2  # the unsendable token, and the failed detail
 
 

@@ -19,10 +19,10 @@ import pyte
 from rich.console import Console
 
 from campaign_sync.batch.endpoints import CampaignType
-from campaign_sync.engine import PassResult
 from campaign_sync.progress import RichProgress, print_status_table
 from campaign_sync.simulator import Simulator, SimulatorServer
 from campaign_sync.status import TypeStatus
+from campaign_sync.sync_pass import PassResult
 from tests.conftest import API_KEY, CANARY_REST_KEY
 from tests.test_cli import cli_env
 

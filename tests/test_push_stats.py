@@ -15,7 +15,7 @@ from sqlalchemy import Engine, func, insert, select, text
 
 from campaign_sync import stats_sync
 from campaign_sync.batch import errors
-from campaign_sync.batch.client import GONE, CallStats
+from campaign_sync.batch.client import GONE, Paused, Responded
 from campaign_sync.batch.endpoints import CampaignType
 from campaign_sync.db.models import (
     campaign_stats_daily,
@@ -25,13 +25,13 @@ from campaign_sync.db.models import (
     sync_warnings,
 )
 from campaign_sync.db.session import make_engine
-from campaign_sync.db.state import RunCounts
-from campaign_sync.engine import PassOptions, PassResult
 from campaign_sync.metrics import Metrics
+from campaign_sync.outcome import RunCounts
 from campaign_sync.push_stats import StatsCandidate, StatsPolicy, stats_due, transform_stats
 from campaign_sync.runner import pass_options, sync_apps
 from campaign_sync.simulator import Simulator, SimulatorServer
 from campaign_sync.status import collect_status
+from campaign_sync.sync_pass import PassOptions, PassResult
 from tests.conftest import API_KEY, CANARY_REST_KEY, make_app, make_settings
 from tests.fake_batch import PUSH, FakeBatch, sync_fake
 from tests.helpers import batch_error, mock_client, ok
@@ -58,7 +58,7 @@ AB_TEST = {
 }  # fmt: skip
 
 
-def run(coro):  # type: ignore[no-untyped-def]
+def run(coro):
     return asyncio.run(coro)
 
 
@@ -68,21 +68,23 @@ def run(coro):  # type: ignore[no-untyped-def]
 def test_the_client_asks_the_documented_stats_route_and_counts_the_call() -> None:
     seen: list[httpx.Request] = []
 
+    answered = {**AB_TEST, "campaign_token": "ab/1"}
+
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        return ok(AB_TEST)
+        return ok(answered)
 
-    calls = CallStats()
+    calls = RunCounts()
 
     async def fetch() -> Any:
         async with mock_client(handler) as client:
-            return await client.push_stats("ab/1", stats=calls)
+            return await client.push_stats("ab/1", counts=calls)
 
     answer = run(fetch())
     assert seen[0].method == "GET"
     assert seen[0].url.raw_path == f"/1.1/{API_KEY}/campaigns/stats/ab%2F1".encode()
     assert seen[0].headers["X-Authorization"] == CANARY_REST_KEY
-    assert answer == AB_TEST
+    assert answer == answered
     assert calls.stats_calls == 1 and calls.detail_calls == 0
 
 
@@ -95,7 +97,7 @@ def test_the_client_asks_the_documented_stats_route_and_counts_the_call() -> Non
     ],
 )
 def test_stats_errors_are_typed_like_every_other_route(
-    status: int, error_type: str, code: int, expected: type, attempts: int
+    status: int, error_type: str, code: int, expected: type[errors.BatchError], attempts: int
 ) -> None:
     calls = 0
 
@@ -120,13 +122,13 @@ def test_a_404_on_stats_means_no_stats_and_a_500_is_retried() -> None:
         ok(PLAIN),
         batch_error(404, "ROUTE_NOT_FOUND", 20),
     ]
-    calls = CallStats()
+    calls = RunCounts()
 
     async def fetch() -> list[Any]:
         async with mock_client(lambda request: answers.pop(0)) as client:
             return [
-                await client.push_stats("plain", stats=calls),
-                await client.push_stats("none", stats=calls),
+                await client.push_stats("plain", counts=calls),
+                await client.push_stats("none", counts=calls),
             ]
 
     assert run(fetch()) == [PLAIN, GONE]
@@ -355,7 +357,7 @@ def _recent_push(fake: FakeBatch, token: str, *, sent_days_ago: float = 2) -> No
 
 def _day(sent: int, direct: int, influenced: int) -> str:
     return json.dumps(
-        {"campaign_token": "t", "detail": [
+        {"detail": [  # no campaign_token: the fake answers it for every campaign
             {"date": "2026-11-27", "sent": sent, "sent_optins": sent // 2,
              "direct_open": direct, "influenced_open": influenced, "reengaged": 1,
              "errors": 0}]}
@@ -565,7 +567,11 @@ def test_a_429_on_stats_pauses_the_other_requests_of_the_app(
 
     async def run_both(server: SimulatorServer) -> None:
         async with sim_client(server, floor=floor) as client:
-            client.pause_listeners.append(lambda app, seconds: paused_at.append(time.monotonic()))
+            client.hooks.append(
+                lambda event: (
+                    paused_at.append(time.monotonic()) if isinstance(event, Paused) else None
+                )
+            )
             client._http.event_hooks["request"].append(record_send)
             await asyncio.gather(
                 client.push_stats(tokens[0]),  # the first stats request is answered 429
@@ -604,7 +610,13 @@ def test_a_pass_with_stats_on_the_simulator_shares_the_apps_client(
                 settings,
                 [make_app()],
                 [CampaignType.PUSH],
-                on_response=lambda app, route, status: responses.append((route, status)),
+                hooks=[
+                    lambda event: (
+                        responses.append((event.route, event.status))
+                        if isinstance(event, Responded)
+                        else None
+                    )
+                ],
             )
         )
         engine.dispose()
@@ -682,7 +694,7 @@ def test_metrics_count_stats_calls_and_rows_per_app() -> None:
     metrics = Metrics()
     counts = RunCounts(stats_calls=3, stats_rows_written=7)
     metrics.record_pass(PassResult("ios", CampaignType.PUSH, "succeeded", 1, counts))
-    metrics.on_response("ios", "GET campaigns/stats", 200)
+    metrics.on_client_event(Responded("ios", "GET campaigns/stats", 200, None))
     text_metrics = metrics.render().decode()
     assert 'campaign_sync_stats_calls_total{app="ios"} 3.0' in text_metrics
     assert 'campaign_sync_stats_rows_written_total{app="ios"} 7.0' in text_metrics

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from campaign_sync.batch.client import BatchClient, ClientOptions
+from campaign_sync.batch.client import BatchClient, ClientOptions, Paused
 from campaign_sync.batch.endpoints import CampaignType
 from campaign_sync.batch.ratelimit import RateGate, RatePolicy
 from campaign_sync.batch.retry import RetryBudget
@@ -41,7 +41,11 @@ def test_one_429_pauses_every_request_of_the_app(
 
     async def run() -> None:
         async with sim_client(sim_server, floor=floor) as client:
-            client.pause_listeners.append(lambda app, seconds: paused_at.append(time.monotonic()))
+            client.hooks.append(
+                lambda event: (
+                    paused_at.append(time.monotonic()) if isinstance(event, Paused) else None
+                )
+            )
             client._http.event_hooks["request"].append(record_send)
             await asyncio.gather(*(client.view_push(t) for t in tokens))
 
@@ -66,8 +70,12 @@ def test_a_burst_of_429s_pauses_once_instead_of_escalating(
 
     async def run() -> RateGate:
         async with sim_client(sim_server, floor=floor) as client:
-            client.pause_listeners.append(
-                lambda app, seconds: pause_ends.append(client.gate._paused_until)
+            client.hooks.append(
+                lambda event: (
+                    pause_ends.append(client.gate._paused_until)
+                    if isinstance(event, Paused)
+                    else None
+                )
             )
             await asyncio.gather(*(client.view_push(t) for t in tokens))
             return client.gate
@@ -112,7 +120,6 @@ def test_a_long_pass_settles_under_the_servers_limit(
 ) -> None:
     simulator.knobs.rate_limit_per_second = 40
     simulator.knobs.rate_limit_burst = 5
-    simulator.store(CampaignType.PUSH)
     tokens = simulator.store(CampaignType.PUSH).tokens() * 4  # 240 requests
 
     async def run() -> RateGate:

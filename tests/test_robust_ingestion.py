@@ -31,7 +31,7 @@ def warnings(engine: Engine) -> list[tuple[str | None, str, str | None]]:
             select(sync_warnings.c.campaign_token, sync_warnings.c.field, sync_warnings.c.raw_value)
             .order_by(sync_warnings.c.id)
         )  # fmt: skip
-        return [tuple(row) for row in result]  # type: ignore[misc]
+        return [tuple(row) for row in result]
 
 
 def messages_of(engine: Engine) -> list[str]:

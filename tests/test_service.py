@@ -120,7 +120,8 @@ def test_health_turns_503_after_repeated_failures(
         return answer.status_code == 503
 
     run_service(service, until=unhealthy, timeout=20)
-    assert answers[0].status_code == 200 or len(answers) > 1
+    codes = [answer.status_code for answer in answers]
+    assert set(codes) <= {200, 503} and codes == sorted(codes), codes  # healthy, then not
     final = answers[-1]
     assert final.status_code == 503
     failing = final.json()["failing_apps"]["default"]
@@ -187,7 +188,7 @@ def test_sigterm_mid_pass_stops_cleanly_and_the_next_pass_resumes(
             assert resumed.returncode == 0, resumed.stderr
             assert count(engine, "select count(*) from campaigns") == 500
             first = next(r for r in slow.requests if r.route == "list push")
-            assert first is not None
+            assert first.status == 200  # the resumed pass's first list call went through
             assert slow.count("list push") <= (500 - state["sweep_offset"]) // 95 + 2
             engine.dispose()
     finally:

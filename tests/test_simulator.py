@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -17,9 +18,9 @@ AUTH = {"X-Authorization": CANARY_REST_KEY}
 
 
 @pytest.fixture
-def http(sim_server: SimulatorServer) -> httpx.Client:
+def http(sim_server: SimulatorServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=sim_server.url, headers=AUTH) as client:
-        yield client  # type: ignore[misc]
+        yield client
 
 
 def error_of(response: httpx.Response) -> tuple[int, int, str]:

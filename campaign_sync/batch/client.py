@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import httpx
 
@@ -27,10 +27,10 @@ from campaign_sync.batch.endpoints import (
 )
 from campaign_sync.batch.errors import (
     BatchError,
+    CampaignGone,
     DocumentTooDeep,
     MalformedResponse,
     NetworkError,
-    RouteNotFound,
     TooManyRequests,
     error_from_response,
 )
@@ -46,6 +46,9 @@ class _Gone:
         return "GONE"
 
 
+if TYPE_CHECKING:  # the client only adds to a pass's counters
+    from campaign_sync.outcome import RunCounts
+
 # httpx logs every request URL at INFO, and our URLs carry the app's API key.
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
@@ -53,7 +56,38 @@ GONE: Final = _Gone()
 """What a view returns when Batch answers 404: the campaign no longer exists. The stats
 route answers it too when a campaign has no stats (yet)."""
 
-ResponseHook = Callable[[str, str, int], None]  # app, route, HTTP status (0: no answer)
+
+@dataclass(frozen=True)
+class Responded:
+    """An answer came (`status` 0: none did: a timeout or a connection error); `rate` is
+    the app's learned request rate after it, in requests/s (None: no limit seen yet)."""
+
+    app: str
+    route: str
+    status: int
+    rate: float | None
+
+
+@dataclass(frozen=True)
+class Retrying:
+    """A request for `campaign_type` failed in a way worth another attempt."""
+
+    app: str
+    campaign_type: CampaignType
+    route: str
+
+
+@dataclass(frozen=True)
+class Paused:
+    """A 429 paused every request of the app for `seconds`."""
+
+    app: str
+    seconds: float
+
+
+ClientEvent = Responded | Retrying | Paused
+ClientHook = Callable[[ClientEvent], None]
+"""What listens to a client (progress, metrics): one list of these, `BatchClient.hooks`."""
 
 
 @dataclass(frozen=True)
@@ -64,22 +98,6 @@ class ClientOptions:
     concurrency: int = 8
     rate: RatePolicy = field(default_factory=RatePolicy)
     retry: RetryBudget = field(default_factory=RetryBudget)
-
-
-@dataclass
-class CallStats:
-    """What one caller (one pass) spent; several may share a client."""
-
-    list_calls: int = 0
-    detail_calls: int = 0
-    stats_calls: int = 0
-    retries: int = 0
-    on_retry: Callable[[], None] | None = None
-
-    def count_retry(self) -> None:
-        self.retries += 1
-        if self.on_retry is not None:
-            self.on_retry()
 
 
 class BatchClient:
@@ -93,16 +111,15 @@ class BatchClient:
         rest_api_key: str,
         options: ClientOptions | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
-        on_response: ResponseHook | None = None,
+        hooks: Sequence[ClientHook] = (),
     ) -> None:
         self.app = app
         self.options = options or ClientOptions()
         self._api_key = api_key
-        self._on_response = on_response
-        self.gate = RateGate(self.options.rate)
+        self.hooks: list[ClientHook] = list(hooks)
+        self.gate = RateGate(self.options.rate, on_pause=self._paused)
         self.policy = RetryPolicy(self.options.retry, self.gate, app=app)
         self._slots = asyncio.Semaphore(self.options.concurrency)
-        self.pause_listeners: list[Callable[[str, float], None]] = []
         limits = httpx.Limits(
             max_connections=self.options.concurrency,
             max_keepalive_connections=self.options.concurrency,
@@ -143,27 +160,22 @@ class BatchClient:
     async def view_in_app(self, token: str) -> dict[str, Any] | _Gone:
         return await self.view_campaign(CampaignType.IN_APP, token)
 
-    async def update_in_app(
-        self, token: str, payload: dict[str, Any], stats: CallStats | None = None
-    ) -> Any:
+    async def update_in_app(self, token: str, payload: dict[str, Any]) -> Any:
         """POST the full payload; returns Batch's (undocumented) answer body, or None."""
         return await self._call(
-            UPDATE, CampaignType.IN_APP, token=token, json_body=payload, stats=stats, expect=None
+            UPDATE, CampaignType.IN_APP, token=token, json_body=payload, expect=None
         )
 
     async def push_stats(
-        self, token: str, *, stats: CallStats | None = None
+        self, token: str, *, counts: RunCounts | None = None
     ) -> dict[str, Any] | _Gone:
         """The daily statistics of a push campaign (`campaign_token`, `detail`), or `GONE`
         when Batch answers 404 (no stats for it, or no such campaign). Same gate, retry
         policy and 429 pause as every other call of the app."""
-        if stats:
-            stats.stats_calls += 1
-        try:
-            body = await self._call(STATS, CampaignType.PUSH, token=token, stats=stats, expect=dict)
-        except RouteNotFound:
-            return GONE
-        return cast(dict[str, Any], body)
+        if counts:
+            counts.stats_calls += 1
+        body = await self._call(STATS, CampaignType.PUSH, token=token, counts=counts, expect=dict)
+        return cast(dict[str, Any] | _Gone, body)
 
     # -- generic forms ------------------------------------------------------------------
 
@@ -173,39 +185,39 @@ class BatchClient:
         *,
         offset: int = 0,
         limit: int = PAGE_LIMIT,
-        stats: CallStats | None = None,
+        counts: RunCounts | None = None,
     ) -> list[dict[str, Any]]:
-        if stats:
-            stats.list_calls += 1
+        if counts:
+            counts.list_calls += 1
         body = await self._call(
             LIST,
             campaign_type,
             params={"from": offset, "limit": limit},
-            stats=stats,
+            counts=counts,
             expect=list,
         )
         return cast(list[dict[str, Any]], body)
 
     async def view_campaign(
-        self, campaign_type: CampaignType, token: str, *, stats: CallStats | None = None
+        self, campaign_type: CampaignType, token: str, *, counts: RunCounts | None = None
     ) -> dict[str, Any] | _Gone:
-        if stats:
-            stats.detail_calls += 1
-        try:
-            body = await self._call(VIEW, campaign_type, token=token, stats=stats, expect=dict)
-        except RouteNotFound:
-            return GONE
-        return cast(dict[str, Any], body)
+        """A campaign's detail, or `GONE` when Batch answers 404 (see `errors.CampaignGone`)."""
+        if counts:
+            counts.detail_calls += 1
+        body = await self._call(VIEW, campaign_type, token=token, counts=counts, expect=dict)
+        return cast(dict[str, Any] | _Gone, body)
 
     def sweep(
         self,
         campaign_type: CampaignType,
         start: SweepPosition | None = None,
         *,
-        stats: CallStats | None = None,
+        counts: RunCounts | None = None,
     ) -> AsyncIterator[SweepPage]:
         async def fetch(offset: int, limit: int) -> list[dict[str, Any]]:
-            return await self.list_campaigns(campaign_type, offset=offset, limit=limit, stats=stats)
+            return await self.list_campaigns(
+                campaign_type, offset=offset, limit=limit, counts=counts
+            )
 
         return sweep_pages(fetch, start)
 
@@ -219,7 +231,7 @@ class BatchClient:
         token: str = "",
         params: dict[str, Any] | None = None,
         json_body: Any = None,
-        stats: CallStats | None = None,
+        counts: RunCounts | None = None,
         expect: type | None,
     ) -> Any:
         route = endpoint.route(campaign_type)
@@ -255,21 +267,28 @@ class BatchClient:
                     ) from None
             self._record(route, response.status_code)
             if not response.is_success:
-                failure = error_from_response(response, route=route, app=self.app)
+                failure = error_from_response(
+                    response, route=route, app=self.app, endpoint=endpoint.name
+                )
+                if isinstance(failure, CampaignGone):
+                    return GONE
                 if isinstance(failure, TooManyRequests):
-                    pause = self.gate.on_too_many_requests(sent_at, failure.retry_after)
-                    for listener in self.pause_listeners:
-                        listener(self.app, pause)
+                    self.gate.on_too_many_requests(sent_at, failure.retry_after)
                 raise failure
             self.gate.on_success()
             return self._parse(response, route, expect, token)
+
+        def retried() -> None:
+            if counts is not None:
+                counts.retries += 1
+            self._emit(Retrying(self.app, campaign_type, route))
 
         deadline = self.options.retry.max_seconds
         try:
             # A hard deadline, waits and slow bodies included: httpx's timeouts apply per
             # read, so a body that trickles in could otherwise hold a request far longer.
             async with asyncio.timeout(deadline):
-                return await self.policy.call(attempt, stats.count_retry if stats else None)
+                return await self.policy.call(attempt, retried)
         except TimeoutError:
             raise NetworkError(
                 f"{route} for app '{self.app}' got no complete answer within {deadline:g}s "
@@ -318,8 +337,24 @@ class BatchClient:
         return body
 
     def _record(self, route: str, status: int) -> None:
-        if self._on_response is not None:
-            self._on_response(self.app, route, status)
+        self._emit(Responded(self.app, route, status, self.gate.rate))
+
+    def _paused(self, seconds: float) -> None:
+        self._emit(Paused(self.app, seconds))
+
+    def _emit(self, event: ClientEvent) -> None:
+        for hook in list(self.hooks):
+            hook(event)
 
 
-__all__ = ["GONE", "BatchClient", "BatchError", "CallStats", "ClientOptions"]
+__all__ = [
+    "GONE",
+    "BatchClient",
+    "BatchError",
+    "ClientEvent",
+    "ClientHook",
+    "ClientOptions",
+    "Paused",
+    "Responded",
+    "Retrying",
+]

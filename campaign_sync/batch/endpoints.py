@@ -2,34 +2,11 @@
 
 from __future__ import annotations
 
-import enum
 import unicodedata
 from dataclasses import dataclass
 from urllib.parse import quote
 
-
-class CampaignType(enum.StrEnum):
-    """A Batch campaign type; the value is what the `campaign_type` column holds."""
-
-    PUSH = "push"
-    IN_APP = "in_app"
-
-    @classmethod
-    def parse(cls, text: str) -> CampaignType:
-        """Accept the command-line spelling (`in-app`) as well as the stored one."""
-        normalized = text.strip().lower().replace("-", "_")
-        try:
-            return cls(normalized)
-        except ValueError:
-            raise ValueError(f"unknown campaign type {text!r} (use push or in-app)") from None
-
-    @property
-    def label(self) -> str:
-        return "in-app" if self is CampaignType.IN_APP else "push"
-
-    @property
-    def path_segment(self) -> str:
-        return "in-app-campaigns" if self is CampaignType.IN_APP else "campaigns"
+from campaign_sync.domain import CampaignType
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,11 @@ class RouteNotFound(BatchError):
     """404: unknown route, or (on a view) a campaign that no longer exists."""
 
 
+class CampaignGone(RouteNotFound):
+    """404 on a campaign's view or stats: the campaign (or its stats) is not there. Not an
+    error for the caller: the client answers `GONE`."""
+
+
 class BadRequest(BatchError):
     """400: MISSING_PARAMETER, MALFORMED_PARAMETER or MALFORMED_JSON_BODY."""
 
@@ -137,6 +142,14 @@ _BY_STATUS: dict[int, type[BatchError]] = {
 }
 
 
+# Where an endpoint gives a status its own meaning (Batch's docs: 404 on a view means the
+# campaign is gone; on stats, that it has none yet).
+_BY_ENDPOINT_STATUS: dict[tuple[str, int], type[BatchError]] = {
+    ("view", 404): CampaignGone,
+    ("stats", 404): CampaignGone,
+}
+
+
 def parse_retry_after(value: str | None) -> float | None:
     """Seconds from a `Retry-After` header (delta-seconds or an HTTP date)."""
     if not value:
@@ -176,11 +189,14 @@ def _error_body(response: httpx.Response) -> tuple[int | None, str | None, str]:
     )
 
 
-def error_from_response(response: httpx.Response, *, route: str, app: str) -> BatchError:
-    """The typed error for a non-2xx answer. Acts on the status; the body only informs."""
+def error_from_response(
+    response: httpx.Response, *, route: str, app: str, endpoint: str = ""
+) -> BatchError:
+    """The typed error for a non-2xx answer of `endpoint` (its name: `list`, `view`, …).
+    Acts on the status; the body only informs."""
     status = response.status_code
     code, error_type, batch_message = _error_body(response)
-    cls = _BY_STATUS.get(status)
+    cls = _BY_ENDPOINT_STATUS.get((endpoint, status)) or _BY_STATUS.get(status)
     if cls is None:
         cls = ServerError if status >= 500 else UnexpectedStatus
     detail = f"{status} {error_type}" if error_type else str(status)

@@ -35,8 +35,11 @@ class RateGate:
         *,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        on_pause: Callable[[float], None] | None = None,
     ) -> None:
+        """`on_pause(seconds)` hears every 429: the pause in force, shared by all requests."""
         self.policy = policy
+        self._on_pause = on_pause
         self._clock = clock
         self._rng = rng or random.Random()
         self._paused_until = 0.0
@@ -89,8 +92,14 @@ class RateGate:
         it extends nothing and does not escalate the backoff or cut the rate again.
         """
         self.total_429 += 1
-        if sent_at < self._pause_started:
-            return self.pause_remaining()
+        if sent_at >= self._pause_started:
+            self._start_pause(retry_after)
+        pause = self.pause_remaining()
+        if self._on_pause is not None:
+            self._on_pause(pause)
+        return pause
+
+    def _start_pause(self, retry_after: float | None) -> None:
         policy = self.policy
         self._consecutive_429 += 1
         exponential = policy.backoff_min_seconds * 2 ** (self._consecutive_429 - 1)
@@ -101,7 +110,6 @@ class RateGate:
         self._paused_until = max(self._paused_until, now + wait)
         self._rate = max(policy.min_rate, self._observed_rate(now) * policy.decrease_factor)
         self._next_slot = self._paused_until
-        return self.pause_remaining()
 
     def _observed_rate(self, now: float) -> float:
         if self._rate is not None:

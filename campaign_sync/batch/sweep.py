@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from campaign_sync.batch.endpoints import PAGE_LIMIT
+from campaign_sync.domain import SweepPosition
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +36,6 @@ FetchPage = Callable[[int, int], Awaitable[list[Any]]]
 
 class SweepError(Exception):
     """The list could not be swept with its continuity proven."""
-
-
-@dataclass(frozen=True)
-class SweepPosition:
-    """Where the next page starts, and the tokens of the page before it (the overlap check)."""
-
-    offset: int = 0
-    anchor_tokens: tuple[str, ...] = ()
 
 
 @dataclass

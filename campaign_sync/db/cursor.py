@@ -14,10 +14,10 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, and_, select, true, update
 
-from campaign_sync.batch.endpoints import CampaignType
 from campaign_sync.db.locks import DEFAULT_LEASE_SECONDS, try_lease
 from campaign_sync.db.models import sync_state
 from campaign_sync.db.types import utcnow
+from campaign_sync.domain import CampaignType
 
 
 class CursorBusy(Exception):

@@ -16,7 +16,6 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
-from campaign_sync.batch.endpoints import CampaignType
 from campaign_sync.db.models import (
     campaign_versions,
     campaigns,
@@ -28,7 +27,9 @@ from campaign_sync.db.models import (
 )
 from campaign_sync.db.session import database_problem
 from campaign_sync.db.state import save_cursor
-from campaign_sync.plan import CampaignWrite, PageCounts, PagePlan, PageWarning, StoredCampaign
+from campaign_sync.domain import CampaignType
+from campaign_sync.outcome import RunCounts
+from campaign_sync.plan import CampaignWrite, PagePlan, PageWarning, StoredCampaign
 from campaign_sync.storable import storable
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def stored_campaigns(
     return {row[0]: StoredCampaign(*row[1:]) for row in rows}
 
 
-def write_page(engine: Engine, plan: PagePlan, guard: Guard | None = None) -> PageCounts:
+def write_page(engine: Engine, plan: PagePlan, guard: Guard | None = None) -> RunCounts:
     """Commit the plan; returns what changed.
 
     Raises what the database raises when it is the database that fails (a lost
@@ -104,7 +105,7 @@ def write_page(engine: Engine, plan: PagePlan, guard: Guard | None = None) -> Pa
     return written.counts()
 
 
-def apply_plan(conn: Connection, plan: PagePlan) -> PageCounts:
+def apply_plan(conn: Connection, plan: PagePlan) -> RunCounts:
     """Apply the whole plan inside the caller's transaction; returns what changed."""
     _apply_bookkeeping(conn, plan, _write_campaigns(conn, plan, plan.writes))
     return plan.counts()

@@ -33,9 +33,9 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
-from campaign_sync.batch.endpoints import CampaignType
 from campaign_sync.db.models import sync_state
 from campaign_sync.db.types import utcnow
+from campaign_sync.domain import CampaignType
 
 log = logging.getLogger(__name__)
 

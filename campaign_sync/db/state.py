@@ -5,16 +5,16 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, insert, select, update
 
-from campaign_sync.batch.endpoints import CampaignType
-from campaign_sync.batch.sweep import SweepPosition
 from campaign_sync.db.models import campaigns, sync_runs, sync_state
 from campaign_sync.db.types import utcnow
+from campaign_sync.domain import CampaignType, SweepPosition
+from campaign_sync.outcome import RunCounts
 from campaign_sync.storable import storable
 
 log = logging.getLogger(__name__)
@@ -33,21 +33,6 @@ class SweepStart:
     position: SweepPosition | None  # None: a new sweep from the top
     full_refresh: bool
     resumed: bool
-
-
-@dataclass
-class RunCounts:
-    list_calls: int = 0
-    detail_calls: int = 0
-    retries: int = 0
-    campaigns_inserted: int = 0
-    campaigns_updated: int = 0
-    campaigns_unchanged: int = 0
-    campaigns_deleted: int = 0
-    warnings: int = 0
-    stats_calls: int = 0
-    stats_rows_written: int = 0
-    stats_failures: int = 0
 
 
 def fail_abandoned_runs(conn: Connection, app: str, campaign_type: CampaignType) -> int:
@@ -102,7 +87,7 @@ def finish_run(
             sweep_id=sweep_id,
             sweep_complete=sweep_complete,
             error=error,
-            **asdict(counts),
+            **counts.as_dict(),
         )
     )
 

@@ -12,7 +12,6 @@ from typing import Any
 from sqlalchemy import Connection, Table, exists, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from campaign_sync.batch.endpoints import CampaignType
 from campaign_sync.db.models import (
     campaign_stats_daily,
     campaign_stats_fetches,
@@ -21,6 +20,7 @@ from campaign_sync.db.models import (
     triggers,
 )
 from campaign_sync.db.types import utcnow
+from campaign_sync.domain import CampaignType
 from campaign_sync.push_stats import COUNTERS, CampaignStats, StatsCandidate
 
 

@@ -22,7 +22,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from campaign_sync.batch.endpoints import READ_ONLY_FIELDS, CampaignType
+from campaign_sync.batch.endpoints import READ_ONLY_FIELDS
+from campaign_sync.domain import CampaignType
 from campaign_sync.simulator.data import BASE_DATE, CampaignStore, generate_store, push_stats
 
 ERRORS: dict[str, tuple[int, int]] = {

@@ -9,7 +9,7 @@ import threading
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from campaign_sync.batch.endpoints import CampaignType
+from campaign_sync.domain import CampaignType
 
 SEGMENTS = ["NEW", "ONE_TIME", "ENGAGED", "DORMANT", "IMPORTED"]
 LANGUAGES = ["en", "fr", "de", "es", "pt-BR", "ja"]

@@ -15,15 +15,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
-from campaign_sync.batch.client import GONE, BatchClient, CallStats
-from campaign_sync.batch.endpoints import CampaignType
+from campaign_sync.batch.client import GONE, BatchClient, ClientEvent, ClientHook, Paused, Retrying
 from campaign_sync.batch.errors import AuthenticationInvalid, BatchError
 from campaign_sync.batch.sweep import SweepError, SweepPage
 from campaign_sync.db.loader import stored_campaigns, write_page
@@ -31,7 +30,6 @@ from campaign_sync.db.locks import DEFAULT_LEASE_SECONDS, Guard, LockLost, pass_
 from campaign_sync.db.session import database_problem
 from campaign_sync.db.state import (
     MassDeleteRefused,
-    RunCounts,
     SweepStart,
     begin_run,
     end_sweep,
@@ -41,16 +39,17 @@ from campaign_sync.db.state import (
     tombstone_unseen,
 )
 from campaign_sync.db.types import utcnow
+from campaign_sync.domain import CampaignType
 from campaign_sync.logs import log_context
+from campaign_sync.outcome import PassResult, PassStatus, RunCounts
 from campaign_sync.plan import (
-    PageCounts,
     PageLoad,
     StoredCampaign,
     campaigns_by_token,
     plan_page,
 )
 from campaign_sync.push_stats import StatsPolicy
-from campaign_sync.stats_sync import StatsCounts, sync_push_stats
+from campaign_sync.stats_sync import sync_push_stats
 
 log = logging.getLogger(__name__)
 
@@ -64,24 +63,9 @@ class PassOptions:
     stats: StatsPolicy | None = None  # None: no stats step (CAMPAIGN_SYNC_STATS off)
 
 
-@dataclass
-class PassResult:
-    app: str
-    campaign_type: CampaignType
-    status: str  # succeeded | failed | interrupted | skipped
-    run_id: int | None = None
-    counts: RunCounts = field(default_factory=RunCounts)
-    error: str | None = None
-    sweep_complete: bool = False
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.status in ("succeeded", "skipped", "interrupted")
-
-
-class Progress(Protocol):
-    """What a live display hears about; every method is optional in spirit (no-op base)."""
+class ProgressSink(Protocol):
+    """What a live display hears about (`progress.LiveProgress`); `NoProgressSink` hears
+    nothing."""
 
     def page_swept(
         self, app: str, campaign_type: CampaignType, entries: int, needed: int
@@ -96,7 +80,7 @@ class Progress(Protocol):
     def pass_finished(self, result: PassResult) -> None: ...
 
 
-class NoProgress:
+class NoProgressSink:
     def page_swept(self, app: str, campaign_type: CampaignType, entries: int, needed: int) -> None:
         pass
 
@@ -134,28 +118,24 @@ class SyncPass:
 
     def __init__(
         self,
-        db: Engine,
+        engine: Engine,
         client: BatchClient,
         campaign_type: CampaignType,
         options: PassOptions,
         *,
         stop: asyncio.Event | None = None,
-        progress: Progress | None = None,
+        progress: ProgressSink | None = None,
         write_lock: asyncio.Lock | None = None,
     ) -> None:
-        self.db = db
+        self.engine = engine
         self.client = client
         self.app = client.app
         self.campaign_type = campaign_type
         self.options = options
         self.stop = stop or asyncio.Event()
-        self.progress: Progress = progress or NoProgress()
-        if progress is not None and progress.rate_limited not in client.pause_listeners:
-            client.pause_listeners.append(progress.rate_limited)
+        self.progress: ProgressSink = progress or NoProgressSink()
         self.write_lock = write_lock
-        self.stats = CallStats(on_retry=lambda: self.progress.retried(self.app, self.campaign_type))
-        self.page_counts = PageCounts()
-        self.stats_counts = StatsCounts()
+        self.counts = RunCounts()  # the run's counters, as sync_runs records them
         self.reached_end = False
         self.guard: Guard | None = None
 
@@ -163,7 +143,7 @@ class SyncPass:
         started = time.monotonic()
         try:
             async with pass_lock(
-                self.db,
+                self.engine,
                 self.app,
                 self.campaign_type,
                 lease_seconds=self.options.lock_lease_seconds,
@@ -175,20 +155,22 @@ class SyncPass:
                         self.app,
                         lease,
                     )
-                    result = PassResult(self.app, self.campaign_type, "skipped", error=lease)
+                    result = PassResult(
+                        self.app, self.campaign_type, PassStatus.SKIPPED, error=lease
+                    )
                 else:
                     self.guard = lease.renew
                     result = await self._run_locked()
         except DBAPIError as error:  # the database went away before or after the pass
             message = f"database problem: {database_problem(error)}"
             log.error("%s pass of app '%s' failed: %s", self.campaign_type.label, self.app, message)
-            result = PassResult(self.app, self.campaign_type, "failed", error=message)
+            result = PassResult(self.app, self.campaign_type, PassStatus.FAILED, error=message)
         result.seconds = time.monotonic() - started
         self.progress.pass_finished(result)
         return result
 
     async def _run_locked(self) -> PassResult:
-        with self.db.begin() as conn:
+        with self.engine.begin() as conn:
             abandoned = fail_abandoned_runs(conn, self.app, self.campaign_type)
             run_id = begin_run(
                 conn, self.app, self.campaign_type, full_refresh=self.options.full_refresh
@@ -208,13 +190,15 @@ class SyncPass:
             return await self._drive(run_id, start)
 
     async def _drive(self, run_id: int, start: SweepStart) -> PassResult:
-        status, error, complete = "failed", None, False
+        status: PassStatus = PassStatus.FAILED
+        error: str | None = None
+        complete = False
         try:
             await self._pipeline(run_id, start)
             if self.reached_end:
-                with self.db.begin() as conn:
+                with self.engine.begin() as conn:
                     now = utcnow()
-                    self.page_counts.deleted += tombstone_unseen(
+                    self.counts.campaigns_deleted += tombstone_unseen(
                         conn,
                         self.app,
                         self.campaign_type,
@@ -226,11 +210,11 @@ class SyncPass:
                 complete = True
                 status = await self._push_stats(run_id)
             else:
-                status = "interrupted"
+                status = PassStatus.INTERRUPTED
                 log.info("pass interrupted; the next pass resumes from the saved cursor")
         except MassDeleteRefused as refused:
             error = str(refused)
-            with self.db.begin() as conn:
+            with self.engine.begin() as conn:
                 end_sweep(conn, self.app, self.campaign_type, complete=False, now=utcnow())
             log.error("%s", error)
         except (BatchError, LockLost, SweepError) as failure:
@@ -240,55 +224,41 @@ class SyncPass:
             error = f"database problem: {database_problem(failure)}"
             log.error("pass failed: %s", error)
         except asyncio.CancelledError:
-            status, error = "interrupted", "cancelled"
+            status, error = PassStatus.INTERRUPTED, "cancelled"
             raise
         except Exception as failure:  # a bug: record it, never hide it
             error = f"{type(failure).__name__}: {failure}"
             log.exception("pass failed unexpectedly")
         finally:
-            counts = self._run_counts()
+            counts = replace(self.counts)
             self._finish(run_id, status, counts, start.sweep_id, complete, error)
         result = PassResult(
             self.app, self.campaign_type, status, run_id, counts, error, sweep_complete=complete
         )
-        log.info(
-            "pass %s: %d inserted, %d updated, %d unchanged, %d deleted, %d warnings "
-            "(%d list calls, %d detail calls, %d stats calls, %d retries)",
-            status,
-            counts.campaigns_inserted,
-            counts.campaigns_updated,
-            counts.campaigns_unchanged,
-            counts.campaigns_deleted,
-            counts.warnings,
-            counts.list_calls,
-            counts.detail_calls,
-            counts.stats_calls,
-            counts.retries,
-        )
+        log.info("pass %s: %s", status, counts.summary())
         return result
 
-    async def _push_stats(self, run_id: int) -> str:
+    async def _push_stats(self, run_id: int) -> PassStatus:
         """The stats step, when asked for and this is the push pass: `succeeded`, or
         `interrupted` when a stop came before every due campaign was fetched."""
         if self.options.stats is None or self.campaign_type is not CampaignType.PUSH:
-            return "succeeded"
-        await sync_push_stats(
-            self.db,
+            return PassStatus.SUCCEEDED
+        finished = await sync_push_stats(
+            self.engine,
             self.client,
             run_id=run_id,
             policy=self.options.stats,
-            calls=self.stats,
+            counts=self.counts,
             stop=self.stop,
             guard=self.guard,
             write_lock=self.write_lock,
-            counts=self.stats_counts,
         )
-        return "succeeded" if self.stats_counts.finished else "interrupted"
+        return PassStatus.SUCCEEDED if finished else PassStatus.INTERRUPTED
 
     def _finish(
         self,
         run_id: int,
-        status: str,
+        status: PassStatus,
         counts: RunCounts,
         sweep_id: int,
         complete: bool,
@@ -297,7 +267,7 @@ class SyncPass:
         """Journal the run; when the database cannot take it, the run stays `running` and
         the next pass marks it failed (`fail_abandoned_runs`)."""
         try:
-            with self.db.begin() as conn:
+            with self.engine.begin() as conn:
                 finish_run(
                     conn,
                     run_id,
@@ -309,21 +279,6 @@ class SyncPass:
                 )
         except DBAPIError as failure:
             log.error("could not record the run's end: %s", database_problem(failure))
-
-    def _run_counts(self) -> RunCounts:
-        return RunCounts(
-            list_calls=self.stats.list_calls,
-            detail_calls=self.stats.detail_calls,
-            retries=self.stats.retries,
-            campaigns_inserted=self.page_counts.inserted,
-            campaigns_updated=self.page_counts.updated,
-            campaigns_unchanged=self.page_counts.unchanged,
-            campaigns_deleted=self.page_counts.deleted,
-            warnings=self.page_counts.warnings + self.stats_counts.warnings,
-            stats_calls=self.stats.stats_calls,
-            stats_rows_written=self.stats_counts.rows_written,
-            stats_failures=self.stats_counts.failures,
-        )
 
     # -- the pipeline -------------------------------------------------------------------
 
@@ -341,7 +296,7 @@ class SyncPass:
         async def sweep_stage() -> None:
             try:
                 async for page in self.client.sweep(
-                    self.campaign_type, start.position, stats=self.stats
+                    self.campaign_type, start.position, counts=self.counts
                 ):
                     await pages.put(page)
                     if self.stop.is_set() or failures:
@@ -373,7 +328,7 @@ class SyncPass:
                     except Exception as error:
                         failures.append(error)
                         break
-                    self.page_counts.add(await self._apply(load))
+                    self.counts.add(await self._apply(load))
                     if last:
                         self.reached_end = True
                     if self.stop.is_set():
@@ -455,18 +410,18 @@ class SyncPass:
         return load
 
     async def _view(self, token: str) -> Any:
-        detail = await self.client.view_campaign(self.campaign_type, token, stats=self.stats)
+        detail = await self.client.view_campaign(self.campaign_type, token, counts=self.counts)
         self.progress.detail_fetched(self.app, self.campaign_type)
         return detail
 
     def _stored(self, tokens: list[str]) -> dict[str, StoredCampaign]:
-        with self.db.connect() as conn:
+        with self.engine.connect() as conn:
             return stored_campaigns(conn, self.app, self.campaign_type, tokens)
 
-    async def _apply(self, load: PageLoad) -> PageCounts:
-        def write() -> PageCounts:
+    async def _apply(self, load: PageLoad) -> RunCounts:
+        def write() -> RunCounts:
             load.now = utcnow()
-            return write_page(self.db, plan_page(load), self.guard)
+            return write_page(self.engine, plan_page(load), self.guard)
 
         if self.write_lock is None:
             return await asyncio.to_thread(write)
@@ -484,13 +439,35 @@ def _first_error(group: BaseExceptionGroup) -> BaseException:
 
 
 async def run_pass(
-    db: Engine,
+    engine: Engine,
     client: BatchClient,
     campaign_type: CampaignType,
     options: PassOptions | None = None,
     **kwargs: Any,
 ) -> PassResult:
-    return await SyncPass(db, client, campaign_type, options or PassOptions(), **kwargs).run()
+    return await SyncPass(engine, client, campaign_type, options or PassOptions(), **kwargs).run()
 
 
-__all__ = ["NoProgress", "PassOptions", "PassResult", "Progress", "SyncPass", "run_pass"]
+def progress_hook(sink: ProgressSink) -> ClientHook:
+    """The client events a progress sink hears: retries and 429 pauses (once per client,
+    however many passes share it)."""
+
+    def hear(event: ClientEvent) -> None:
+        if isinstance(event, Paused):
+            sink.rate_limited(event.app, event.seconds)
+        elif isinstance(event, Retrying):
+            sink.retried(event.app, event.campaign_type)
+
+    return hear
+
+
+__all__ = [
+    "NoProgressSink",
+    "PassOptions",
+    "PassResult",
+    "PassStatus",
+    "ProgressSink",
+    "SyncPass",
+    "progress_hook",
+    "run_pass",
+]

@@ -1,7 +1,9 @@
-"""Runs last: no log line of the whole suite carried the canary REST key or an API key.
+"""No log line carries the canary REST key or an API key.
 
-Every test uses the same canary REST key and live API key, so any leak anywhere shows
-here (and the session hook in conftest fails the run even if this file is deselected).
+Every test uses the same canary REST key and live API key, and conftest's collector keeps
+every log line of the session: its session hook fails the run if any line of the whole
+suite carried a key, whatever the order. The tests here make lines of their own, so each
+proves something when run alone.
 """
 
 from __future__ import annotations
@@ -17,11 +19,26 @@ from tests.conftest import API_KEY, CANARY_REST_KEY, LOG_COLLECTOR, leaked_secre
 from tests.helpers import batch_error, mock_client
 
 
-def test_the_collector_sees_the_suites_logs() -> None:
-    assert len(LOG_COLLECTOR.lines) > 0
+def test_the_collector_hears_every_log_line() -> None:
+    before = len(LOG_COLLECTOR.lines)
+    logging.getLogger("campaign_sync.batch.retry").warning("a line for the collector")
+    assert LOG_COLLECTOR.lines[before:] == ["a line for the collector"]
 
 
-def test_no_log_line_of_the_suite_carries_a_key() -> None:
+def test_a_request_that_fails_and_is_retried_logs_no_key() -> None:
+    before = len(LOG_COLLECTOR.lines)
+    answers = [
+        httpx.Response(503, text=f"echo {CANARY_REST_KEY} {API_KEY}"),
+        httpx.Response(200, json=[]),
+    ]
+
+    async def call() -> None:
+        async with mock_client(lambda request: answers.pop(0)) as client:
+            await client.list_push()
+
+    asyncio.run(call())
+    made = LOG_COLLECTOR.lines[before:]
+    assert any("retrying GET campaigns/list" in line for line in made), made
     assert leaked_secret_lines() == []
 
 

@@ -145,26 +145,33 @@ def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
 
 def settings_options(command: F) -> F:
     """`--config` and `--log-level`, on every command that reads the settings."""
-    command = click.option(
-        "--log-level",
-        type=click.Choice(LOG_LEVELS, case_sensitive=False),
-        envvar="CAMPAIGN_SYNC_LOG_LEVEL",
-        show_envvar=True,
-        expose_value=False,
-        callback=_remember,
-        help="Log lines at this level and above.  [default: info]",
-    )(command)
-    command = click.option(
-        "--config",
-        "config_path",
-        type=click.Path(dir_okay=False),
-        envvar="CAMPAIGN_SYNC_CONFIG",
-        show_envvar=True,
-        expose_value=False,
-        callback=_remember,
-        help="TOML file of settings and apps.",
-    )(command)
+    for option in (
+        _remembered(
+            "--log-level",
+            "CAMPAIGN_SYNC_LOG_LEVEL",
+            click.Choice(LOG_LEVELS, case_sensitive=False),
+            "Log lines at this level and above.  [default: info]",
+        ),
+        _remembered(
+            "--config",
+            "CAMPAIGN_SYNC_CONFIG",
+            click.Path(dir_okay=False),
+            "TOML file of settings and apps.",
+            "config_path",
+        ),
+    ):
+        command = option(command)
     return command
+
+
+def _remembered(
+    name: str, envvar: str, kind: click.ParamType, text: str, *dest: str
+) -> Callable[[F], F]:
+    """An option read before the settings (kept in the context for `_settings`)."""
+    return click.option(
+        name, *dest, type=kind, envvar=envvar, show_envvar=True, expose_value=False,
+        callback=_remember, help=text,
+    )  # fmt: skip
 
 
 def _settings(**flags: Any) -> Settings:
@@ -212,6 +219,11 @@ def describe_result(result: PassResult) -> str:
     return line
 
 
+def _flag(name: str, text: str) -> Callable[[F], F]:
+    """An on/off option."""
+    return click.option(name, is_flag=True, help=text)
+
+
 @click.group(
     cls=CampaignSyncGroup,
     invoke_without_command=True,
@@ -227,11 +239,7 @@ def main(ctx: click.Context) -> None:
 
 @main.command(short_help="Create or upgrade the database schema.")
 @click.option("--verbose", is_flag=True, help="Show each Alembic step.")
-@click.option(
-    "--adopt",
-    is_flag=True,
-    help="Recognise tables that lack their revision record (a restored dump) and record it.",
-)
+@_flag("--adopt", "Recognise tables that lack their revision record (a dump) and record it.")
 @settings_options
 def migrate(verbose: bool, adopt: bool) -> None:
     """Bring the database schema to the newest revision (same as `alembic upgrade head`).
@@ -414,11 +422,7 @@ def status(as_json: bool) -> None:
 )
 @click.option("--dry-run", is_flag=True, help="Print the JSON that would be sent; send nothing.")
 @click.option("--force", is_flag=True, help="Send even if the campaign changed elsewhere.")
-@click.option(
-    "--allow-unknown-field",
-    is_flag=True,
-    help="Send a field that in-app campaigns are not known to have.",
-)
+@_flag("--allow-unknown-field", "Send a field that in-app campaigns are not known to have.")
 @settings_options
 def update_in_app(
     token: str,
@@ -557,52 +561,30 @@ def state_reset(app_names: tuple[str, ...], type_names: tuple[str, ...], yes: bo
 
 
 SHARE = click.FloatRange(0, 1)
+COUNT = click.IntRange(min=0)
+SECONDS = click.FloatRange(min=0)
+
+
+def _shown(name: str, default: Any, text: str, **kwargs: Any) -> Callable[[F], F]:
+    """An option whose default `--help` shows."""
+    return click.option(name, default=default, show_default=True, help=text, **kwargs)
 
 
 @main.command(short_help="Serve a local stand-in for the Batch API.")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option(
-    "--port", default=8787, show_default=True, type=click.IntRange(0, 65535), help="TCP port."
-)
-@click.option(
-    "--api-key", default="SIMULATOR_API_KEY", show_default=True, help="Live API key it accepts."
-)
-@click.option(
-    "--rest-api-key",
-    default="SIMULATOR_REST_KEY",
-    show_default=True,
-    help="REST API key it accepts.",
-)
-@click.option(
-    "--push",
-    default=500,
-    show_default=True,
-    type=click.IntRange(min=0),
-    help="Push campaigns to generate.",
-)
-@click.option(
-    "--in-app",
-    default=300,
-    show_default=True,
-    type=click.IntRange(min=0),
-    help="In-app campaigns to generate.",
-)
-@click.option("--seed", default=1, show_default=True, type=int, help="Seed of the generated data.")
-@click.option(
-    "--latency-ms",
-    default=0.0,
-    show_default=True,
-    type=click.FloatRange(min=0),
-    help="Added to every answer.",
-)
+@_shown("--host", "127.0.0.1", "Interface to listen on.")
+@_shown("--port", 8787, "TCP port.", type=click.IntRange(0, 65535))
+@_shown("--api-key", "SIMULATOR_API_KEY", "Live API key it accepts.")
+@_shown("--rest-api-key", "SIMULATOR_REST_KEY", "REST API key it accepts.")
+@_shown("--push", 500, "Push campaigns to generate.", type=COUNT)
+@_shown("--in-app", 300, "In-app campaigns to generate.", type=COUNT)
+@_shown("--seed", 1, "Seed of the generated data.", type=int)
+@_shown("--latency-ms", 0.0, "Added to every answer.", type=SECONDS)
 @click.option(
     "--rate-limit",
     type=click.FloatRange(min=0, min_open=True),
     help="Requests/s before answering 429 (token bucket).  [default: no limit]",
 )
-@click.option(
-    "--burst", default=10, show_default=True, type=click.IntRange(min=1), help="Token bucket size."
-)
+@_shown("--burst", 10, "Token bucket size.", type=click.IntRange(min=1))
 @click.option("--fault-429", default=0.0, type=SHARE, help="Share of requests answered 429 (0-1).")
 @click.option("--fault-500", default=0.0, type=SHARE, help="Share answered 500 (0-1).")
 @click.option("--fault-503", default=0.0, type=SHARE, help="Share answered 503 (0-1).")
@@ -610,13 +592,7 @@ SHARE = click.FloatRange(0, 1)
     "--fault-truncated", default=0.0, type=SHARE, help="Share answered 200 with cut JSON (0-1)."
 )
 @click.option("--fault-hang", default=0.0, type=SHARE, help="Share that hang (0-1).")
-@click.option(
-    "--hang-seconds",
-    default=60.0,
-    show_default=True,
-    type=click.FloatRange(min=0),
-    help="How long a --fault-hang request hangs.",
-)
+@_shown("--hang-seconds", 60.0, "How long a --fault-hang request hangs.", type=SECONDS)
 @click.option("--retry-after", help="Retry-After header value to send with 429s.")
 @click.option(
     "--churn-every",
@@ -665,20 +641,8 @@ def simulate(**options: Any) -> None:
 
 
 @main.command(short_help="Try it: simulator + sync into a local database.")
-@click.option(
-    "--push",
-    default=400,
-    show_default=True,
-    type=click.IntRange(min=0),
-    help="Push campaigns in the data set.",
-)
-@click.option(
-    "--in-app",
-    default=250,
-    show_default=True,
-    type=click.IntRange(min=0),
-    help="In-app campaigns in the data set.",
-)
+@_shown("--push", 400, "Push campaigns in the data set.", type=COUNT)
+@_shown("--in-app", 250, "In-app campaigns in the data set.", type=COUNT)
 @settings_options
 def demo(push: int, in_app: int) -> None:
     """Simulator + sync into the embedded default database (or DATABASE_URL), then a summary."""

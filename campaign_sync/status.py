@@ -61,98 +61,99 @@ COUNT_COLUMNS = RunCounts.names()  # the sync_runs counters status reports
 def collect_status(
     engine: Engine, *, detail_max_age_seconds: float, interval_seconds: float
 ) -> list[TypeStatus]:
+    """Per app and type: the last pass, its counts, the cursor and what is stale."""
     now = utcnow()
-    max_age_cutoff = now - timedelta(seconds=detail_max_age_seconds)
-    c, r, s = campaigns.c, sync_runs.c, sync_state.c
-    report: list[TypeStatus] = []
+    r, s = sync_runs.c, sync_state.c
     with engine.connect() as conn:
         pairs = {
             (row.app, row.campaign_type)
             for row in conn.execute(select(r.app, r.campaign_type).distinct())
         } | {(row.app, row.campaign_type) for row in conn.execute(select(s.app, s.campaign_type))}
-        for app, campaign_type in sorted(pairs):
-            key_runs = and_(r.app == app, r.campaign_type == campaign_type)
-            runs = (
-                conn.execute(select(sync_runs).where(key_runs).order_by(r.id.desc()).limit(50))
-                .mappings()
-                .all()
-            )
-            last = runs[0] if runs else None
-            failures = 0
-            for run in runs:
-                if run["status"] != "failed":
-                    break
-                failures += 1
-            last_success = conn.execute(
-                select(func.max(r.finished_at)).where(key_runs, r.status == "succeeded")
-            ).scalar()
-            key_campaigns = and_(c.app == app, c.campaign_type == campaign_type)
-            stored, deleted, oldest, old_details = conn.execute(
-                select(
-                    func.count(),
-                    func.count(c.deleted_at),
-                    func.min(c.detail_fetched_at).filter(c.deleted_at.is_(None)),
-                    func.count()
-                    .filter(c.deleted_at.is_(None))
-                    .filter(
-                        (c.detail_fetched_at.is_(None)) | (c.detail_fetched_at < max_age_cutoff)
-                    ),
-                ).where(key_campaigns)
-            ).one()
-            state = (
-                conn.execute(
-                    select(sync_state).where(s.app == app, s.campaign_type == campaign_type)
-                )
-                .mappings()
-                .first()
-            )
-            oldest = _aware(oldest)
-            last_success = _aware(last_success)
-            stale: list[str] = []
-            if last_success is None:
-                stale.append("never synced successfully")
-            elif now - last_success > timedelta(seconds=3 * interval_seconds):
-                stale.append(f"last success {_age(now - last_success)} ago")
-            if failures:
-                stale.append(f"{failures} failed pass(es) in a row")
-            if old_details:
-                stale.append(f"{old_details} detail(s) older than the max age")
-            report.append(
-                TypeStatus(
-                    app=app,
-                    campaign_type=campaign_type,
-                    last_run_id=last["id"] if last else None,
-                    last_run_status=last["status"] if last else None,
-                    last_run_started_at=last["started_at"] if last else None,
-                    last_run_finished_at=last["finished_at"] if last else None,
-                    last_run_error=last["error"] if last else None,
-                    last_run_counts={k: last[k] for k in COUNT_COLUMNS} if last else {},
-                    last_success_at=last_success,
-                    consecutive_failures=failures,
-                    campaigns_stored=stored,
-                    campaigns_deleted=deleted,
-                    oldest_detail_fetched_at=oldest,
-                    details_older_than_max_age=old_details,
-                    sweep_in_progress=bool(state and state["sweep_in_progress"]),
-                    sweep_offset=int(state["sweep_offset"]) if state else 0,
-                    last_complete_sweep_at=state["last_complete_sweep_at"] if state else None,
-                    stale=stale,
-                    next_pass_at=state["next_pass_at"] if state else None,
-                    next_pass=describe_next_pass(
-                        state["next_pass_at"] if state else None,
-                        last["status"] if last else None,
-                        now,
-                    ),
-                    lock_holder=state["lock_holder"] if state else None,
-                    lock_expires_at=state["lock_expires_at"] if state else None,
-                    last_skipped_at=state["last_skipped_at"] if state else None,
-                )
-            )
-            if campaign_type == "push":
-                report[-1].stats_last_fetch_at, report[-1].stats_campaigns_covered = _stats_side(
-                    conn, app
-                )
-    return report
+        return [
+            _pair_status(conn, app, campaign_type, now, detail_max_age_seconds, interval_seconds)
+            for app, campaign_type in sorted(pairs)
+        ]
+
+
+def _pair_status(
+    conn: Connection,
+    app: str,
+    campaign_type: str,
+    now: datetime,
+    detail_max_age_seconds: float,
+    interval_seconds: float,
+) -> TypeStatus:
+    c, r, s = campaigns.c, sync_runs.c, sync_state.c
+    key_runs = and_(r.app == app, r.campaign_type == campaign_type)
+    runs = (
+        conn.execute(select(sync_runs).where(key_runs).order_by(r.id.desc()).limit(50))
+        .mappings()
+        .all()
+    )
+    last = runs[0] if runs else None
+    failures = next((i for i, run in enumerate(runs) if run["status"] != "failed"), len(runs))
+    last_success = _aware(
+        conn.execute(
+            select(func.max(r.finished_at)).where(key_runs, r.status == "succeeded")
+        ).scalar()
+    )
+    max_age_cutoff = now - timedelta(seconds=detail_max_age_seconds)
+    alive = c.deleted_at.is_(None)
+    stored, deleted, oldest, old_details = conn.execute(
+        select(
+            func.count(),
+            func.count(c.deleted_at),
+            func.min(c.detail_fetched_at).filter(alive),
+            func.count()
+            .filter(alive)
+            .filter((c.detail_fetched_at.is_(None)) | (c.detail_fetched_at < max_age_cutoff)),
+        ).where(c.app == app, c.campaign_type == campaign_type)
+    ).one()
+    found = (
+        conn.execute(select(sync_state).where(s.app == app, s.campaign_type == campaign_type))
+        .mappings()
+        .first()
+    )
+    state: dict[str, Any] = dict(found) if found is not None else {}
+    stale: list[str] = []
+    if last_success is None:
+        stale.append("never synced successfully")
+    elif now - last_success > timedelta(seconds=3 * interval_seconds):
+        stale.append(f"last success {_age(now - last_success)} ago")
+    if failures:
+        stale.append(f"{failures} failed pass(es) in a row")
+    if old_details:
+        stale.append(f"{old_details} detail(s) older than the max age")
+    status = TypeStatus(
+        app=app,
+        campaign_type=campaign_type,
+        last_run_id=last["id"] if last else None,
+        last_run_status=last["status"] if last else None,
+        last_run_started_at=last["started_at"] if last else None,
+        last_run_finished_at=last["finished_at"] if last else None,
+        last_run_error=last["error"] if last else None,
+        last_run_counts={k: last[k] for k in COUNT_COLUMNS} if last else {},
+        last_success_at=last_success,
+        consecutive_failures=failures,
+        campaigns_stored=stored,
+        campaigns_deleted=deleted,
+        oldest_detail_fetched_at=_aware(oldest),
+        details_older_than_max_age=old_details,
+        sweep_in_progress=bool(state.get("sweep_in_progress")),
+        sweep_offset=int(state.get("sweep_offset") or 0),
+        last_complete_sweep_at=state.get("last_complete_sweep_at"),
+        stale=stale,
+        next_pass_at=state.get("next_pass_at"),
+        next_pass=describe_next_pass(
+            state.get("next_pass_at"), last["status"] if last else None, now
+        ),
+        lock_holder=state.get("lock_holder"),
+        lock_expires_at=state.get("lock_expires_at"),
+        last_skipped_at=state.get("last_skipped_at"),
+    )
+    if campaign_type == "push":
+        status.stats_last_fetch_at, status.stats_campaigns_covered = _stats_side(conn, app)
+    return status
 
 
 STARTING_GRACE_SECONDS = 60  # a due pass starts within this (scheduler jitter, misfire grace)

@@ -187,6 +187,25 @@ def parse_custom_payload(value: Any) -> tuple[Any, list[FieldWarning]]:
     return storable(value, "custom_payload")
 
 
+# Top-level fields of either type's document, by the `_Reader` method that types them.
+TYPED_FIELDS = {
+    "name": "text",
+    "live": "boolean",
+    "from_api": "boolean",
+    "dev_only": "boolean",
+    "created_date": "utc",
+    "push_time": "utc",
+    "start_date": "utc",
+    "end_date": "utc",
+    "local_push_time": "wall_clock",
+    "local_start_date": "wall_clock",
+    "local_end_date": "wall_clock",
+    "deeplink": "text",
+    "capping": "integer",
+    "priority": "enum",
+}
+
+
 def transform_campaign(
     campaign_type: CampaignType, campaign_token: str, document: Any
 ) -> CampaignRows:
@@ -206,21 +225,10 @@ def transform_campaign(
     recurrence = read.obj(doc.get("recurrence"), "recurrence")
     landing = read.obj(doc.get("landing"), "landing")
     campaign: dict[str, Any] = {
-        "name": read.text(doc.get("name"), "name"),
-        "live": read.boolean(doc.get("live"), "live"),
-        "from_api": read.boolean(doc.get("from_api"), "from_api"),
-        "dev_only": read.boolean(doc.get("dev_only"), "dev_only"),
-        "created_date": read.utc(doc.get("created_date"), "created_date"),
-        "push_time": read.utc(doc.get("push_time"), "push_time"),
-        "start_date": read.utc(doc.get("start_date"), "start_date"),
-        "end_date": read.utc(doc.get("end_date"), "end_date"),
-        "local_push_time": read.wall_clock(doc.get("local_push_time"), "local_push_time"),
-        "local_start_date": read.wall_clock(doc.get("local_start_date"), "local_start_date"),
-        "local_end_date": read.wall_clock(doc.get("local_end_date"), "local_end_date"),
-        "deeplink": read.text(doc.get("deeplink"), "deeplink"),
+        name: getattr(read, kind)(doc.get(name), name) for name, kind in TYPED_FIELDS.items()
+    }
+    campaign |= {
         "custom_payload": custom_payload,
-        "capping": read.integer(doc.get("capping"), "capping"),
-        "priority": read.enum(doc.get("priority"), "priority"),
         "time_to_live": read.integer(doc.get("time_to_live"), "time_to_live", limit=INT64),
         "labels": doc.get("labels"),
         "recurrence_repeat_unit": read.enum(

@@ -229,76 +229,21 @@ async def update_in_app(
     force: bool = False,
 ) -> UpdateOutcome:
     """Validate, check freshness, send, store, audit. Raises UsageError for bad changes."""
-    c = campaigns.c
-    with engine.connect() as conn:
-        row = (
-            conn.execute(
-                select(c.id, c.detail, c.from_api, c.deleted_at).where(
-                    c.app == app.name,
-                    c.campaign_type == CampaignType.IN_APP.value,
-                    c.campaign_token == token,
-                )
-            )
-            .mappings()
-            .first()
-        )
-
-    def refuse(message: str, outcome: str = "refused", **extra: Any) -> UpdateOutcome:
-        _audit(engine, app.name, token, outcome=outcome, message=message, **extra)
-        return UpdateOutcome(False, message, extra.get("payload"), None, extra.get("changed"))
-
-    if row is None and _is_push_campaign(engine, app.name, token):
-        return refuse(
-            f"{token} is a push campaign: Batch only updates in-app campaigns",
-            changed=None,
-            payload=None,
-        )
-    if row is None:
-        return refuse(
-            f"no in-app campaign {token} of app '{app.name}' in the database: check the token, "
-            "or run campaign-sync sync first",
-            changed=None,
-            payload=None,
-        )
-    if row["deleted_at"] is not None:
-        return refuse(
-            f"in-app campaign {token} was deleted in Batch; it cannot be updated",
-            changed=None,
-            payload=None,
-        )
-    if row["from_api"] is not True:
-        return refuse(
-            f"in-app campaign {token} was created from the dashboard: Batch only updates "
-            "campaigns created from the API (it would answer 403 API_MISUSE)",
-            changed=None,
-            payload=None,
-        )
-    stored = row["detail"]
-    if not isinstance(stored, dict):
-        return refuse(
-            f"in-app campaign {token} has no stored detail yet: run campaign-sync sync first",
-            changed=None,
-            payload=None,
-        )
+    attempt = _Attempt(engine, app.name, token)
+    stored = _stored_detail(engine, app.name, token)
+    if isinstance(stored, str):
+        return attempt.refuse(stored)
     payload, changed = apply_changes(stored, changes)
     problems = validate(payload)
     if problems:
         raise UsageError("; ".join(problems))
     if dry_run:
-        message = "dry run: nothing was sent"
-        _audit(
-            engine, app.name, token, outcome="dry_run", changed=changed, payload=payload,
-            message=message,
-        )  # fmt: skip
-        return UpdateOutcome(True, message, payload, None, changed)
-
+        return attempt.succeed("dry run: nothing was sent", payload, changed, outcome="dry_run")
     async with make_client(settings, app) as client:
         current = await client.view_in_app(token)
         if current is GONE:
-            return refuse(
-                f"in-app campaign {token} no longer exists in Batch",
-                changed=changed,
-                payload=payload,
+            return attempt.refuse(
+                f"in-app campaign {token} no longer exists in Batch", payload, changed
             )
         assert isinstance(current, dict)
         conflict = None
@@ -308,15 +253,9 @@ async def update_in_app(
                 + describe_difference(stored, current)
             )
             if not force:
-                outcome = refuse(
-                    "refusing to overwrite a change made elsewhere: run campaign-sync sync "
-                    "and review, or repeat with --force to apply your changes on top of it",
-                    outcome="conflict",
-                    changed=changed,
-                    payload=payload,
+                return attempt.refuse(
+                    CONFLICT, payload, changed, outcome="conflict", conflict=conflict
                 )
-                outcome.conflict = conflict
-                return outcome
             # Forced: apply the changes to the campaign as it is now, so nothing Batch
             # holds is dropped (its "at least the same parameters" rule).
             payload, changed = apply_changes(current, changes)
@@ -324,21 +263,96 @@ async def update_in_app(
             # Safe to retry: an update replaces the whole campaign, so repeating it is harmless.
             await client.update_in_app(token, payload)
         except BatchError as error:
-            summary = error.error_type or f"HTTP {error.status}"
-            detail = f" ({error.code})" if error.code is not None else ""
-            text = f"Batch refused the update: {summary}{detail}: {error.batch_message or error}"
-            return refuse(text, outcome="failed", changed=changed, payload=payload, error=error)
+            return attempt.refuse(_refusal(error), payload, changed, outcome="failed", error=error)
         fresh = await client.view_in_app(token)
     if isinstance(fresh, dict):
         _store_detail(engine, app.name, token, fresh)
     message = f"updated in-app campaign {token} of app '{app.name}'" + (
         f": {', '.join(changed)}" if changed else " (no field changed)"
     )
-    _audit(
-        engine, app.name, token, outcome="succeeded", changed=changed, payload=payload,
-        message=message,
-    )  # fmt: skip
-    return UpdateOutcome(True, message, payload, conflict, changed)
+    return attempt.succeed(message, payload, changed, conflict=conflict)
+
+
+CONFLICT = (
+    "refusing to overwrite a change made elsewhere: run campaign-sync sync and review, or "
+    "repeat with --force to apply your changes on top of it"
+)
+
+
+@dataclass
+class _Attempt:
+    """One write-back attempt: every way it ends is audited in `campaign_updates`."""
+
+    engine: Engine
+    app: str
+    token: str
+
+    def refuse(
+        self,
+        message: str,
+        payload: dict[str, Any] | None = None,
+        changed: list[str] | None = None,
+        *,
+        outcome: str = "refused",
+        conflict: str | None = None,
+        error: BatchError | None = None,
+    ) -> UpdateOutcome:
+        _audit(self.engine, self.app, self.token, outcome=outcome, message=message,
+               changed=changed, payload=payload, error=error)  # fmt: skip
+        return UpdateOutcome(False, message, payload, conflict, changed)
+
+    def succeed(
+        self,
+        message: str,
+        payload: dict[str, Any],
+        changed: list[str],
+        *,
+        outcome: str = "succeeded",
+        conflict: str | None = None,
+    ) -> UpdateOutcome:
+        _audit(self.engine, self.app, self.token, outcome=outcome, message=message,
+               changed=changed, payload=payload)  # fmt: skip
+        return UpdateOutcome(True, message, payload, conflict, changed)
+
+
+def _refusal(error: BatchError) -> str:
+    summary = error.error_type or f"HTTP {error.status}"
+    detail = f" ({error.code})" if error.code is not None else ""
+    return f"Batch refused the update: {summary}{detail}: {error.batch_message or error}"
+
+
+def _stored_detail(engine: Engine, app: str, token: str) -> dict[str, Any] | str:
+    """The stored detail of an in-app campaign Batch can update, or why there is none."""
+    c = campaigns.c
+    with engine.connect() as conn:
+        row = (
+            conn.execute(
+                select(c.id, c.detail, c.from_api, c.deleted_at).where(
+                    c.app == app,
+                    c.campaign_type == CampaignType.IN_APP.value,
+                    c.campaign_token == token,
+                )
+            )
+            .mappings()
+            .first()
+        )
+    if row is None and _is_push_campaign(engine, app, token):
+        return f"{token} is a push campaign: Batch only updates in-app campaigns"
+    if row is None:
+        return (
+            f"no in-app campaign {token} of app '{app}' in the database: check the token, "
+            "or run campaign-sync sync first"
+        )
+    if row["deleted_at"] is not None:
+        return f"in-app campaign {token} was deleted in Batch; it cannot be updated"
+    if row["from_api"] is not True:
+        return (
+            f"in-app campaign {token} was created from the dashboard: Batch only updates "
+            "campaigns created from the API (it would answer 403 API_MISUSE)"
+        )
+    if not isinstance(row["detail"], dict):
+        return f"in-app campaign {token} has no stored detail yet: run campaign-sync sync first"
+    return dict(row["detail"])
 
 
 def _is_push_campaign(engine: Engine, app: str, token: str) -> bool:

@@ -6,15 +6,22 @@ Retriable or fatal is a property of the error class; the retry policy only asks.
 from __future__ import annotations
 
 import json
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import httpx
 
 
 class BatchError(Exception):
-    """A Batch call that did not give a usable answer."""
+    """A Batch call that did not give a usable answer. A subclass declares whether the same
+    call is worth trying again: `class ServerError(BatchError, retriable=True)`."""
 
     retriable: ClassVar[bool] = False
+
+    def __init_subclass__(cls, *, retriable: bool | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if retriable is not None:
+            cls.retriable = retriable
+
     status: int | None
     code: int | None
     error_type: str | None
@@ -70,44 +77,32 @@ class BadRequest(BatchError):
     """400: MISSING_PARAMETER, MALFORMED_PARAMETER or MALFORMED_JSON_BODY."""
 
 
-class ServerError(BatchError):
+class ServerError(BatchError, retriable=True):
     """500 and any other 5xx."""
 
-    retriable = True
 
-
-class MaintenanceError(BatchError):
+class MaintenanceError(BatchError, retriable=True):
     """503: Batch is in maintenance."""
 
-    retriable = True
 
-
-class TooManyRequests(BatchError):
+class TooManyRequests(BatchError, retriable=True):
     """429: wait at least the floor (5 s against Batch) and longer when asked."""
-
-    retriable = True
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object):
         super().__init__(message, **kwargs)  # type: ignore[arg-type]
         self.retry_after = retry_after
 
 
-class MalformedResponse(BatchError):
+class MalformedResponse(BatchError, retriable=True):
     """A 200 whose body is not the JSON we expect (truncated, HTML, wrong shape)."""
 
-    retriable = True
 
-
-class DocumentTooDeep(MalformedResponse):
+class DocumentTooDeep(MalformedResponse, retriable=False):
     """A 200 whose JSON nests too deeply to decode: the same answer would come again."""
 
-    retriable = False
 
-
-class NetworkError(BatchError):
+class NetworkError(BatchError, retriable=True):
     """Timeouts and connection errors: nothing usable came back."""
-
-    retriable = True
 
 
 class UnexpectedStatus(BatchError):

@@ -72,6 +72,93 @@ class _Short:
     length: int
 
 
+class _Sweep:
+    """The state of one sweep between list calls; `sweep_pages` drives it."""
+
+    def __init__(self, start: SweepPosition, page_size: int, overlap: int) -> None:
+        self.offset = start.offset
+        self.anchors = start.anchor_tokens
+        self.yielded: set[str] = set(start.anchor_tokens)
+        self.full = page_size  # a page this long is not the last; less if the server gives less
+        self.overlap = overlap
+        self.short: _Short | None = None
+        self.reported_until = start.offset  # entries before this offset were reported
+        self.failed_at: set[int] = set()  # offsets that did not continue, since the last news
+        self.backsteps = self.rereads = self.idle = 0
+
+    def continues(self, entries: list[Any], tokens: list[str | None]) -> bool:
+        """The page holds a token already yielded (or cannot be checked): no gap before it."""
+        checkable = any(tokens)  # a page of tokenless junk proves nothing
+        return bool(entries) and (
+            self.offset == 0
+            or not self.yielded
+            or not checkable
+            or any(t in self.yielded for t in tokens if t)
+        )
+
+    def learn_page_size(self, entries: list[Any]) -> bool:
+        """Entries right after a short page, none seen before, no more than it held: this
+        server gives at most that many per call. Read on from there, overlapping as usual."""
+        short = self.short
+        if short is None or not 2 <= len(entries) <= short.length:
+            return False
+        self.full = short.length
+        self.overlap = min(self.overlap, self.full - 1)
+        self.offset = short.offset + max(1, short.length - self.overlap)
+        self.short = None
+        log.info("the list gives at most %d entries per call; paging by that", self.full)
+        return True
+
+    def step_back(self, entries: list[Any]) -> None:
+        """Entries we already hold are all above this page: campaigns deleted meanwhile
+        pulled the list up past us. Step back until the pages meet again."""
+        self.rereads += self.offset in self.failed_at
+        self.failed_at.add(self.offset)
+        self.backsteps += 1
+        what = "was empty" if not entries else "did not overlap the page before"
+        if self.rereads > MAX_REREADS or self.backsteps > MAX_BACKSTEPS:
+            raise SweepError(
+                f"the list page at offset {self.offset} {what}, and re-reading did not help "
+                f"({self.backsteps} step-backs); the list looks inconsistent"
+            )
+        back = max(0, self.offset - max(1, self.full - self.overlap))
+        log.info("list page at offset %d %s; stepping back to %d", self.offset, what, back)
+        self.offset = back
+
+    def take(self, entries: list[Any], tokens: list[str | None], calls: int) -> SweepPage:
+        """The page of a continuing read, and where the sweep goes next."""
+        offset = self.offset
+        fresh: list[dict[str, Any]] = []
+        unidentified: list[Any] = []
+        for index, (entry, token) in enumerate(zip(entries, tokens, strict=True)):
+            if token is None:
+                if offset + index >= self.reported_until:
+                    unidentified.append(entry)
+            elif token not in self.yielded:
+                self.yielded.add(token)
+                fresh.append(entry)
+        self._count_news(bool(fresh))
+        self.reported_until = max(self.reported_until, offset + len(entries))
+        self.anchors = tuple(t for t in tokens if t)
+        self.short = _Short(offset, len(entries)) if len(entries) < self.full else None
+        step = len(entries) if self.short else max(1, len(entries) - self.overlap)
+        self.offset = offset + step
+        position = SweepPosition(self.offset, self.anchors)
+        return SweepPage(offset, fresh, position, False, unidentified, calls)
+
+    def _count_news(self, news: bool) -> None:
+        if news:
+            self.failed_at.clear()
+            self.rereads = self.idle = 0
+            return
+        self.idle += 1
+        if self.idle > MAX_IDLE_PAGES:
+            raise SweepError(
+                f"{self.idle} list pages in a row brought no campaign not seen before (up to "
+                f"offset {self.offset}); the list seems to ignore the requested offset"
+            )
+
+
 async def sweep_pages(
     fetch_page: FetchPage,
     start: SweepPosition | None = None,
@@ -84,94 +171,24 @@ async def sweep_pages(
     `fetch_page(offset, limit)` returns the entries at that offset. Raises `SweepError`
     when pages stop continuing one another: an offset whose page neither continues the
     sweep nor is the confirmed end failed again `MAX_REREADS` times with no new entry in
-    between (an empty page in the middle of the list), or `MAX_BACKSTEPS` step-backs.
+    between (an empty page in the middle of the list), `MAX_BACKSTEPS` step-backs, or
+    `MAX_IDLE_PAGES` pages in a row with nothing new (a list that ignores `from`).
     """
     if not 0 <= overlap < page_size:
         raise ValueError("overlap must be smaller than the page size")
-    position = start or SweepPosition()
-    offset = position.offset
-    anchors = position.anchor_tokens
-    yielded: set[str] = set(anchors)
-    full = page_size  # a page this long is not the last; less when the server gives less
-    short: _Short | None = None
-    reported_until = offset  # entries before this absolute offset were already reported
-    failed_at: set[int] = set()  # offsets whose page did not continue, since the last news
-    backsteps = rereads = idle = calls = 0
+    sweep = _Sweep(start or SweepPosition(), page_size, overlap)
+    calls = 0
     while True:
-        entries = await fetch_page(offset, page_size)
+        entries = await fetch_page(sweep.offset, page_size)
         calls += 1
-        if not entries and (short is not None or offset == 0):
-            yield SweepPage(offset, [], SweepPosition(offset, anchors), True, [], calls)
+        if not entries and (sweep.short is not None or sweep.offset == 0):
+            end = SweepPosition(sweep.offset, sweep.anchors)
+            yield SweepPage(sweep.offset, [], end, True, [], calls)
             return
         tokens = [entry_token(entry) for entry in entries]
-        checkable = any(tokens)  # a page of tokenless junk proves nothing
-        continues = bool(entries) and (
-            offset == 0 or not yielded or not checkable or any(t in yielded for t in tokens if t)
-        )
-        if not continues and short is not None and 2 <= len(entries) <= short.length:
-            # Entries right after a short page, none seen before, no more than it held: this
-            # server gives at most `short.length` per call. Read on, overlapping as usual.
-            full = short.length
-            overlap = min(overlap, full - 1)
-            offset = short.offset + max(1, short.length - overlap)
-            log.info("the list gives at most %d entries per call; paging by that", full)
-            short = None
-            continue
-        short = None
-        if not continues:
-            rereads += offset in failed_at
-            failed_at.add(offset)
-            backsteps += 1
-            if rereads > MAX_REREADS or backsteps > MAX_BACKSTEPS:
-                what = "was empty" if not entries else "did not overlap the page before"
-                raise SweepError(
-                    f"the list page at offset {offset} {what}, and re-reading did not help "
-                    f"({backsteps} step-backs); the list looks inconsistent"
-                )
-            # Entries we already hold are all above this page: campaigns deleted meanwhile
-            # pulled the list up past our position. Step back until the pages meet again.
-            new_offset = max(0, offset - max(1, full - overlap))
-            log.info(
-                "list page at offset %d %s; stepping back to %d",
-                offset,
-                "is empty" if not entries else "does not overlap the last one",
-                new_offset,
-            )
-            offset = new_offset
-            continue
-        fresh: list[dict[str, Any]] = []
-        unidentified: list[Any] = []
-        for index, (entry, token) in enumerate(zip(entries, tokens, strict=True)):
-            if token is None:
-                if offset + index >= reported_until:
-                    unidentified.append(entry)
-            elif token not in yielded:
-                yielded.add(token)
-                fresh.append(entry)
-        if fresh:
-            failed_at.clear()
-            rereads = idle = 0
-        else:
-            idle += 1
-            if idle > MAX_IDLE_PAGES:
-                raise SweepError(
-                    f"{idle} list pages in a row brought no campaign not seen before (up to "
-                    f"offset {offset}); the list seems to ignore the requested offset"
-                )
-        reported_until = max(reported_until, offset + len(entries))
-        anchors = tuple(t for t in tokens if t)
-        if len(entries) < full:
-            short = _Short(offset, len(entries))
-            next_offset = offset + len(entries)
-        else:
-            next_offset = offset + max(1, len(entries) - overlap)
-        yield SweepPage(
-            offset=offset,
-            entries=fresh,
-            next_position=SweepPosition(next_offset, anchors),
-            last=False,
-            unidentified=unidentified,
-            list_calls=calls,
-        )
-        calls = 0
-        offset = next_offset
+        if sweep.continues(entries, tokens):
+            yield sweep.take(entries, tokens, calls)
+            calls = 0
+        elif not sweep.learn_page_size(entries):
+            sweep.short = None
+            sweep.step_back(entries)

@@ -49,6 +49,9 @@ SCRIPTABLE = {
 }
 
 
+Handler = Callable[["SimulatedApp"], Awaitable[Response]]  # what a route does for an app
+
+
 @dataclass
 class SimulatorKnobs:
     """What tests and benchmarks turn. Rates are probabilities per request (0..1)."""
@@ -213,12 +216,7 @@ class Simulator:
             roll -= probability
         return None
 
-    async def _serve(
-        self,
-        route: str,
-        request: Request,
-        handler: Callable[[SimulatedApp], Awaitable[Response]],
-    ) -> Response:
+    async def _serve(self, route: str, request: Request, handler: Handler) -> Response:
         arrived = time.monotonic()
         for hook in list(self.hooks):
             maybe = hook(route, request)
@@ -230,12 +228,7 @@ class Simulator:
         self._record(route, response.status_code, arrived)
         return response
 
-    async def _answer(
-        self,
-        route: str,
-        request: Request,
-        handler: Callable[[SimulatedApp], Awaitable[Response]],
-    ) -> Response:
+    async def _answer(self, route: str, request: Request, handler: Handler) -> Response:
         if not self._take_bucket_token():
             return self._too_many()
         fault = self._fault(route)

@@ -497,18 +497,28 @@ def test_a_pass_streams_holding_only_a_few_pages_at_once(
     pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import gc
+    import weakref
 
+    import campaign_sync.sync_pass as sync_pass
     from campaign_sync.plan import PageLoad
     from campaign_sync.sync_pass import SyncPass
+
+    made: list[weakref.ref[PageLoad]] = []  # every page load made, dead once let go
+
+    def tracked(*args: Any, **kwargs: Any) -> PageLoad:
+        load = PageLoad(*args, **kwargs)
+        made.append(weakref.ref(load))
+        return load
 
     alive: list[int] = []
     original = SyncPass._apply
 
     async def counting_apply(self: SyncPass, load: PageLoad) -> Any:
-        gc.collect()
-        alive.append(sum(isinstance(o, PageLoad) for o in gc.get_objects()))
+        gc.collect()  # cycles only: the weak set forgets the rest by itself
+        alive.append(sum(ref() is not None for ref in made))
         return await original(self, load)
 
+    monkeypatch.setattr(sync_pass, "PageLoad", tracked)
     monkeypatch.setattr(SyncPass, "_apply", counting_apply)
     from tests.conftest import API_KEY, CANARY_REST_KEY
 

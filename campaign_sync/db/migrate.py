@@ -27,6 +27,7 @@ class UnrecordedSchema(SchemaNotCurrent):
 # which revision a schema without `alembic_version` is at. A test checks every revision
 # has its line. (table, column or None for the table itself)
 SIGNATURES: tuple[tuple[str, tuple[str, str | None]], ...] = (
+    ("0007", ("campaign_versions", "valid_from")),
     ("0006", ("sync_state", "lock_holder")),
     ("0004", ("sync_state", "sweep_unidentified_entries")),
     ("0003", ("campaign_versions", None)),

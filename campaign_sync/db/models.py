@@ -215,17 +215,28 @@ class SyncWarning(Base):
 
 
 class CampaignVersion(Base):
-    """Every content a campaign has had: a row each time its detail really changed."""
+    """A campaign's validity history: a row each time its detail really changed, it was
+    deleted or it came back; `valid_to` is NULL on the current row (plan.version_row)."""
 
     __tablename__ = "campaign_versions"
-    __table_args__ = (Index(None, "campaign_id", "recorded_at"),)
+    __table_args__ = (
+        Index(None, "campaign_id", "recorded_at"),
+        UniqueConstraint("campaign_id", "version"),
+        CheckConstraint(
+            "change_kind in ('created', 'changed', 'deleted', 'restored')", name="change_kind"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     campaign_id: Mapped[int] = mapped_column(BigId, _campaign_fk())
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
     run_id: Mapped[int | None] = mapped_column(BigInteger)
-    content_hash: Mapped[str] = mapped_column(String(64))
+    content_hash: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[Any] = mapped_column(JSONDocument, nullable=True)
+    version: Mapped[int] = mapped_column(Integer)
+    change_kind: Mapped[str] = mapped_column(String(16))
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    valid_to: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class CampaignUpdate(Base):

@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from campaign_sync.db.descriptions import TABLES
 from campaign_sync.db.types import JSONDocument, UTCDateTime
 
 NAMING = {
@@ -269,3 +270,15 @@ sync_runs = cast(Table, SyncRun.__table__)
 sync_warnings = cast(Table, SyncWarning.__table__)
 campaign_updates = cast(Table, CampaignUpdate.__table__)
 campaign_versions = cast(Table, CampaignVersion.__table__)
+
+
+def _describe(metadata: MetaData) -> None:
+    """Every table's and column's meaning, from `db.descriptions` (the one source)."""
+    for name, (meaning, columns) in TABLES.items():
+        table = metadata.tables[name]
+        table.comment = meaning
+        for column, column_meaning in columns.items():
+            table.c[column].comment = column_meaning
+
+
+_describe(Base.metadata)

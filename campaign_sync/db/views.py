@@ -407,6 +407,20 @@ def create_views(conn: Connection) -> None:
         conn.execute(text(f"create view {view.name} as {view.sql(j)}"))
 
 
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def comment_views(conn: Connection) -> None:
+    """Write each view's and view column's description as `COMMENT ON` (PostgreSQL)."""
+    if conn.dialect.name != "postgresql":
+        return
+    for view in VIEWS:
+        conn.execute(text(f"comment on view {view.name} is {_literal(view.description)}"))
+        for column, meaning in view.columns.items():
+            conn.execute(text(f"comment on column {view.name}.{column} is {_literal(meaning)}"))
+
+
 def drop_views(conn: Connection) -> None:
     for view in reversed(VIEWS):
         conn.execute(text(f"drop view if exists {view.name}"))

@@ -1,4 +1,5 @@
-"""analyst layer: campaign_versions as a validity history (backfilled); reporting views
+"""analyst layer: campaign_versions as a validity history (backfilled); reporting views;
+every table, column and view described (COMMENT ON, PostgreSQL)
 
 Revision ID: 0007
 Revises: 0006
@@ -11,8 +12,11 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.schema import DropColumnComment, DropTableComment, SetColumnComment, SetTableComment
 
-from campaign_sync.db.views import create_views, drop_views
+from campaign_sync.db.descriptions import TABLES
+from campaign_sync.db.models import Base
+from campaign_sync.db.views import comment_views, create_views, drop_views
 
 revision: str = "0007"
 down_revision: str | None = "0006"
@@ -88,9 +92,11 @@ def upgrade() -> None:
             "change_kind in ('created', 'changed', 'deleted', 'restored')",
         )
     create_views(op.get_bind())
+    _comments(set_them=True)
 
 
 def downgrade() -> None:
+    _comments(set_them=False)
     drop_views(op.get_bind())
     op.execute("delete from campaign_versions where change_kind = 'deleted'")
     op.execute("update campaign_versions set content_hash = '' where content_hash is null")
@@ -102,3 +108,22 @@ def downgrade() -> None:
         batch.drop_column("valid_from")
         batch.drop_column("change_kind")
         batch.drop_column("version")
+
+
+def _comments(*, set_them: bool) -> None:
+    """The descriptions of `db.descriptions` as `COMMENT ON` (PostgreSQL only: SQLite has
+    no comments; docs/schema.md carries them for everyone)."""
+    bind = op.get_bind()
+    if bind.dialect.name != "postgresql":
+        return
+    for name, (_, columns) in TABLES.items():
+        table = Base.metadata.tables[name]
+        op.execute(SetTableComment(table) if set_them else DropTableComment(table))
+        for column in columns:
+            op.execute(
+                SetColumnComment(table.c[column])
+                if set_them
+                else DropColumnComment(table.c[column])
+            )
+    if set_them:
+        comment_views(bind)

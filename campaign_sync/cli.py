@@ -593,6 +593,12 @@ SHARE = click.FloatRange(0, 1)
 )
 @click.option("--seed", default=1, show_default=True, type=int, help="Seed of the generated data.")
 @click.option(
+    "--now",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]),
+    help="The UTC moment the data is dated around (same seed and --now, same data).  "
+    "[default: the current time]",
+)
+@click.option(
     "--latency-ms",
     default=0.0,
     show_default=True,
@@ -651,6 +657,7 @@ def simulate(**options: Any) -> None:
         in_app=options["in_app"],
         seed=options["seed"],
         knobs=knobs,
+        now=options["now"],
     )
     try:
         server = SimulatorServer(simulator, host=options["host"], port=options["port"])

@@ -185,7 +185,7 @@ def _print_samples(console: Console, engine: Engine) -> None:
 def _print_next_steps(console: Console, database_url: str) -> None:
     query = (
         "select campaign_type, count(*) as campaigns, sum(live) as live "
-        "from campaigns where deleted_at is null group by campaign_type;"
+        "from v_campaigns group by campaign_type;"
     )
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite" and url.database:
@@ -196,3 +196,8 @@ def _print_next_steps(console: Console, database_url: str) -> None:
     console.print("\nTry next:")
     console.print(f"  {command}", markup=False, soft_wrap=True)
     console.print("  campaign-sync status", markup=False)
+    console.print(
+        "  The views v_campaigns, v_messages, v_campaign_changes... are described in "
+        "docs/schema.md; docs/queries.sql holds questions analysts ask.",
+        markup=False,
+    )

@@ -298,6 +298,8 @@ def test_the_demo_uses_database_url_when_set(pg_url: str) -> None:
     assert result.returncode == 0, result.stderr
     assert "Second pass: only what changed is fetched" in result.stdout
     assert 'psql "$DATABASE_URL"' in result.stdout
+    hint = next(line for line in result.stdout.splitlines() if 'psql "$DATABASE_URL"' in line)
+    assert "from v_campaigns" in hint and "count(*) filter (where live)" in hint
     engine = make_engine(pg_url)
     assert count(engine, "select count(*) from campaigns where app = 'demo'") == 201
     engine.dispose()

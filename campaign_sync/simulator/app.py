@@ -11,6 +11,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
 
@@ -21,7 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from campaign_sync.batch.endpoints import READ_ONLY_FIELDS, CampaignType
-from campaign_sync.simulator.data import CampaignStore, generate_store
+from campaign_sync.simulator.data import CampaignStore, current_time, generate_store
 
 ERRORS: dict[str, tuple[int, int]] = {
     "AUTHENTICATION_INVALID": (401, 10),
@@ -104,8 +105,10 @@ class Simulator:
         in_app: int = 30,
         seed: int = 1,
         knobs: SimulatorKnobs | None = None,
+        now: datetime | None = None,
     ) -> None:
         self.rest_api_key = rest_api_key
+        self.now = now or current_time()  # the data's "now" (naive UTC): dates around it
         self.knobs = knobs or SimulatorKnobs()
         self.seed = seed
         self.apps: dict[str, SimulatedApp] = {}
@@ -128,8 +131,8 @@ class Simulator:
         app = SimulatedApp(
             api_key,
             {
-                CampaignType.PUSH: generate_store(CampaignType.PUSH, push, seed),
-                CampaignType.IN_APP: generate_store(CampaignType.IN_APP, in_app, seed),
+                CampaignType.PUSH: generate_store(CampaignType.PUSH, push, seed, self.now),
+                CampaignType.IN_APP: generate_store(CampaignType.IN_APP, in_app, seed, self.now),
             },
         )
         self.apps[api_key] = app

@@ -194,7 +194,7 @@ def _engine(settings: Settings) -> Engine:
             f"the database file {missing} does not exist: run campaign-sync migrate "
             "(or set DATABASE_URL to the database to use)"
         )
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, schema=settings.db_schema)
     ensure_current(engine)
     return engine
 
@@ -261,11 +261,11 @@ def migrate(verbose: bool, adopt: bool) -> None:
         logging.getLogger("alembic").setLevel(logging.INFO)
     where = masked_url(settings.database_url)
     if adopt:
-        adopted = adopt_schema(settings.database_url)
+        adopted = adopt_schema(settings.database_url, settings.db_schema)
         if adopted is not None:
             click.echo(f"recognised the tables as revision {adopted} and recorded it ({where})")
     else:
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, schema=settings.db_schema)
         try:
             found = unrecorded_schema(engine)
         finally:
@@ -276,9 +276,10 @@ def migrate(verbose: bool, adopt: bool) -> None:
                 "record of their revision (alembic_version): run campaign-sync migrate --adopt "
                 "to record it and upgrade from there"
             )
-    before = current_revision(settings.database_url)
-    upgrade(settings.database_url)
-    after = current_revision(settings.database_url)
+    schema = settings.db_schema
+    before = current_revision(settings.database_url, schema)
+    upgrade(settings.database_url, schema=schema)
+    after = current_revision(settings.database_url, schema)
     if before == after:
         click.echo(f"database schema already at revision {after} ({where})")
     else:

@@ -104,8 +104,8 @@ def run_demo(*, push: int = 400, in_app: int = 250, settings: Settings | None = 
             f"{push} push and {in_app} in-app campaigns, synced into "
             f"{masked_url(settings.database_url)}"
         )
-        upgrade(settings.database_url)
-        engine = make_engine(settings.database_url)
+        upgrade(settings.database_url, schema=settings.db_schema)
+        engine = make_engine(settings.database_url, schema=settings.db_schema)
         _forget_previous_demo(engine)
 
         first, first_seconds = _pass(engine, settings, app)

@@ -224,3 +224,11 @@ def test_churn_changes_the_data(simulator: Simulator) -> None:
     for _ in range(20):
         store.random_change()
     assert store.details() != before
+
+
+def test_simulate_takes_the_now_its_data_is_dated_around() -> None:
+    from campaign_sync.cli import main
+
+    command = main.commands["simulate"]
+    context = command.make_context("simulate", ["--now", "2026-11-29T10:00:00", "--seed", "3"])
+    assert context.params["now"] == NOW

@@ -112,18 +112,20 @@ def downgrade() -> None:
 
 def _comments(*, set_them: bool) -> None:
     """The descriptions of `db.descriptions` as `COMMENT ON` (PostgreSQL only: SQLite has
-    no comments; docs/schema.md carries them for everyone)."""
+    no comments; docs/schema.md carries them for everyone). Only what exists at this
+    revision: a later revision describes the tables and columns it adds."""
     bind = op.get_bind()
     if bind.dialect.name != "postgresql":
         return
+    found = sa.inspect(bind)
+    existing = set(found.get_table_names())
     for name, (_, columns) in TABLES.items():
+        if name not in existing:
+            continue
         table = Base.metadata.tables[name]
         op.execute(SetTableComment(table) if set_them else DropTableComment(table))
-        for column in columns:
-            op.execute(
-                SetColumnComment(table.c[column])
-                if set_them
-                else DropColumnComment(table.c[column])
-            )
+        present = {column["name"] for column in found.get_columns(name)}
+        for column in (table.c[c] for c in columns if c in present):
+            op.execute(SetColumnComment(column) if set_them else DropColumnComment(column))
     if set_them:
         comment_views(bind)

@@ -339,3 +339,20 @@ def test_the_migration_backfills_the_history_from_existing_rows(url_at_0006: str
     migrate.downgrade(url_at_0006, "0006")
     assert count(engine, "select count(*) from campaign_versions") == 4
     engine.dispose()
+
+
+def test_a_campaign_back_with_new_content_shows_restored_and_what_changed(
+    any_db_url: str, any_db: Engine
+) -> None:
+    sync(any_db_url, batch(SALE, DIGEST))
+    sync(any_db_url, batch(DIGEST))
+    sync(any_db_url, batch({**SALE, "name": "Back again"}, DIGEST))
+    assert rows(
+        any_db,
+        "select campaign_token, version, change, before_value, after_value "
+        "from v_campaign_changes order by version, change",
+    ) == [
+        ("sale", 2, "deleted", None, None),
+        ("sale", 3, "renamed", "Spring sale", "Back again"),
+        ("sale", 3, "restored", None, None),
+    ]

@@ -229,6 +229,8 @@ join campaigns c on c.id = v.campaign_id
 
 
 def _v_campaign_changes(j: JsonSQL) -> str:
+    # Each version is compared with the one before it that had content: a campaign that
+    # comes back changed shows `restored` and what changed while it was away.
     changes = [
         ("renamed", "p.name", "v.name", "p.name is distinct from v.name"),
         ("went_live", "'false'", "'true'", "v.live and not coalesce(p.live, false)"),
@@ -254,8 +256,11 @@ select v.campaign_id, v.app, v.campaign_type, v.campaign_token, v.name, v.versio
     '{change}' as change, {before} as before_value, {after} as after_value,
     v.valid_from as seen_at, v.run_id
 from v_campaign_versions v
-join v_campaign_versions p on p.campaign_id = v.campaign_id and p.version = v.version - 1
-where v.change_kind = 'changed' and {condition}"""
+join v_campaign_versions p on p.campaign_id = v.campaign_id and p.version = (
+    select max(e.version) from campaign_versions e
+    where e.campaign_id = v.campaign_id and e.version < v.version
+      and e.change_kind <> 'deleted')
+where v.change_kind in ('changed', 'restored') and {condition}"""
         for change, before, after, condition in changes
     ]
     parts.append(
@@ -383,7 +388,8 @@ VIEWS: tuple[View, ...] = (
     View(
         "v_campaign_changes",
         "One row per change seen: renamed, went_live, stopped, rescheduled, "
-        "message_changed, targeting_changed, deleted, restored; with before and after.",
+        "message_changed, targeting_changed, deleted, restored; with before and after. A "
+        "campaign back with new content also shows what changed while it was away.",
         {
             "campaign_id": "campaigns.id.",
             **CAMPAIGN,

@@ -36,13 +36,13 @@ class Finding:
         return self.code == OK
 
 
-def check_database(database_url: str) -> Finding:
+def check_database(database_url: str, schema: str | None = None) -> Finding:
     subject = f"database {masked_url(database_url)}"
     missing = missing_sqlite_file(database_url)
     if missing is not None:
         return Finding(subject, f"{missing} does not exist: run campaign-sync migrate", USAGE)
     try:
-        current = current_revision(database_url)
+        current = current_revision(database_url, schema)
     except SQLAlchemyError as error:
         cause = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
         return Finding(subject, f"cannot connect: {cause}", USAGE)
@@ -94,7 +94,7 @@ def run_checks(
 ) -> list[Finding]:
     findings = [
         Finding("settings", f"{len(apps)} app(s): {', '.join(app.name for app in apps)}"),
-        check_database(settings.database_url),
+        check_database(settings.database_url, settings.db_schema),
     ]
 
     async def all_apps() -> list[Finding]:

@@ -203,7 +203,7 @@ def _engine(settings: Settings) -> Engine:
             f"the database file {missing} does not exist: run campaign-sync migrate "
             "(or set DATABASE_URL to the database to use)"
         )
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, schema=settings.db_schema)
     ensure_current(engine)
     return engine
 
@@ -261,11 +261,11 @@ def migrate(verbose: bool, adopt: bool) -> None:
         logging.getLogger("alembic").setLevel(logging.INFO)
     where = masked_url(settings.database_url)
     if adopt:
-        adopted = adopt_schema(settings.database_url)
+        adopted = adopt_schema(settings.database_url, settings.db_schema)
         if adopted is not None:
             click.echo(f"recognised the tables as revision {adopted} and recorded it ({where})")
     else:
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, schema=settings.db_schema)
         try:
             found = unrecorded_schema(engine)
         finally:
@@ -276,9 +276,10 @@ def migrate(verbose: bool, adopt: bool) -> None:
                 "record of their revision (alembic_version): run campaign-sync migrate --adopt "
                 "to record it and upgrade from there"
             )
-    before = current_revision(settings.database_url)
-    upgrade(settings.database_url)
-    after = current_revision(settings.database_url)
+    schema = settings.db_schema
+    before = current_revision(settings.database_url, schema)
+    upgrade(settings.database_url, schema=schema)
+    after = current_revision(settings.database_url, schema)
     if before == after:
         click.echo(f"database schema already at revision {after} ({where})")
     else:
@@ -578,6 +579,12 @@ def _shown(name: str, default: Any, text: str, **kwargs: Any) -> Callable[[F], F
 @_shown("--push", 500, "Push campaigns to generate.", type=COUNT)
 @_shown("--in-app", 300, "In-app campaigns to generate.", type=COUNT)
 @_shown("--seed", 1, "Seed of the generated data.", type=int)
+@click.option(
+    "--now",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]),
+    help="The UTC moment the data is dated around (same seed and --now, same data).  "
+    "[default: the current time]",
+)
 @_shown("--latency-ms", 0.0, "Added to every answer.", type=SECONDS)
 @click.option(
     "--rate-limit",
@@ -623,6 +630,7 @@ def simulate(**options: Any) -> None:
         in_app=options["in_app"],
         seed=options["seed"],
         knobs=knobs,
+        now=options["now"],
     )
     try:
         server = SimulatorServer(simulator, host=options["host"], port=options["port"])

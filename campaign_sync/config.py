@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 BATCH_FLOOR_SECONDS = 5.0  # Batch: "wait for at least 5 seconds" after a 429
 _FLOORS_WARNED: set[float] = set()  # settings below the floor already warned about
 DEFAULT_DATABASE_URL = "sqlite:///campaign_sync.db"
+DEFAULT_DB_SCHEMA = "public"
+DB_SCHEMA = r"^[a-z_][a-z0-9_]{0,62}$"  # a plain PostgreSQL name: no quoting anywhere
 APP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 DEFAULT_SECRETS_DIR = Path("/run/secrets")  # where Docker and Kubernetes mount secrets
 DOTENV_FILE = ".env"
@@ -92,6 +94,7 @@ class Settings(BaseSettings):
     )
 
     database_url: str = _setting(DEFAULT_DATABASE_URL, "DATABASE_URL")
+    db_schema: str = _setting(DEFAULT_DB_SCHEMA, "CAMPAIGN_SYNC_DB_SCHEMA", pattern=DB_SCHEMA)
     batch_api_key: str | None = _setting(None, "BATCH_API_KEY")
     batch_rest_api_key: SecretStr | None = _setting(None, "BATCH_REST_API_KEY")
     batch_api_base_url: str = _setting("https://api.batch.com", "BATCH_API_BASE_URL")

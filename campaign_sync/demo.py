@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
 
 from pydantic import SecretStr
 from rich.console import Console
@@ -82,7 +81,6 @@ def run_demo(*, push: int = 400, in_app: int = 250, settings: Settings | None = 
         in_app=in_app,
         seed=2024,
         knobs=SimulatorKnobs(latency_seconds=0.002),
-        base_date=datetime.now(UTC).replace(tzinfo=None) - timedelta(days=100),  # fresh stats
     )
     with SimulatorServer(simulator) as server:
         settings = settings.model_copy(
@@ -104,8 +102,8 @@ def run_demo(*, push: int = 400, in_app: int = 250, settings: Settings | None = 
             f"{push} push and {in_app} in-app campaigns, synced into "
             f"{masked_url(settings.database_url)}"
         )
-        upgrade(settings.database_url)
-        engine = make_engine(settings.database_url)
+        upgrade(settings.database_url, schema=settings.db_schema)
+        engine = make_engine(settings.database_url, schema=settings.db_schema)
         _forget_previous_demo(engine)
 
         first, first_seconds = _pass(engine, settings, app)
@@ -215,7 +213,7 @@ def _print_open_rates(console: Console, engine: Engine) -> None:
 def _print_next_steps(console: Console, database_url: str) -> None:
     query = (
         "select campaign_type, count(*) as campaigns, sum(live) as live "
-        "from campaigns where deleted_at is null group by campaign_type;"
+        "from v_campaigns group by campaign_type;"
     )
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite" and url.database:
@@ -226,3 +224,8 @@ def _print_next_steps(console: Console, database_url: str) -> None:
     console.print("\nTry next:")
     console.print(f"  {command}", markup=False, soft_wrap=True)
     console.print("  campaign-sync status", markup=False)
+    console.print(
+        "  The views v_campaigns, v_messages, v_campaign_changes... are described in "
+        "docs/schema.md; docs/queries.sql holds questions analysts ask.",
+        markup=False,
+    )

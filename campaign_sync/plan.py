@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from campaign_sync.batch.endpoints import token_problem
@@ -29,6 +30,7 @@ class StoredCampaign:
     content_hash: str | None
     detail_fetched_at: datetime | None
     deleted_at: datetime | None
+    version: int | None = None  # its newest `campaign_versions.version`; None: no history yet
 
 
 @dataclass
@@ -79,7 +81,8 @@ class CampaignWrite:
     """One campaign's content to store: a new row (`campaign_id` None) or a rewrite.
 
     `values` holds every `campaigns` column to set; `rows` the child rows and warnings;
-    `version` the `campaign_versions` row (without `campaign_id`), when there is content.
+    `version` the `campaign_versions` row (without `campaign_id` for a new campaign), when
+    there is content.
     """
 
     campaign_token: str
@@ -101,6 +104,7 @@ class PagePlan:
     seen: list[str] = field(default_factory=list)
     warnings: list[PageWarning] = field(default_factory=list)
 
+    versions: list[dict[str, Any]] = field(default_factory=list)  # history rows of the above
     refetch: list[int] = field(default_factory=list)  # stored ids whose detail is due again
     rejected: int = 0  # campaigns the database refused, skipped with a warning
 
@@ -145,6 +149,38 @@ class PagePlan:
         )
 
 
+class ChangeKind(StrEnum):
+    """Why a `campaign_versions` row begins: the campaign's history, decided here only."""
+
+    CREATED = "created"
+    CHANGED = "changed"
+    DELETED = "deleted"
+    RESTORED = "restored"
+
+
+def version_row(
+    previous: int | None,
+    kind: ChangeKind,
+    now: datetime,
+    run_id: int | None,
+    content_hash: str | None,
+    detail: Any,
+) -> dict[str, Any]:
+    """The next `campaign_versions` row of a campaign (without `campaign_id`): valid from
+    `now` until a later row closes it (`db.history.append_versions`). `previous` is the
+    campaign's newest version number, None when it has no history yet."""
+    return {
+        "version": (previous or 0) + 1,
+        "change_kind": kind.value,
+        "valid_from": now,
+        "valid_to": None,
+        "recorded_at": now,
+        "run_id": run_id,
+        "content_hash": content_hash,
+        "detail": detail,
+    }
+
+
 def campaigns_by_token(
     entries: list[dict[str, Any]],
 ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
@@ -182,15 +218,23 @@ def plan_page(load: PageLoad) -> PagePlan:
                 "campaign_token); skipped, and this sweep marks nothing as deleted",
             ))
         )  # fmt: skip
-    stored = load.stored
-    plan.tombstones = [
-        stored[token].id
-        for token in load.gone
-        if token in stored and stored[token].deleted_at is None
-    ]
+    for token in load.gone:
+        known = load.stored.get(token)
+        if known is not None and known.deleted_at is None:
+            plan.tombstones.append(known.id)
+            _add_version(plan, known, ChangeKind.DELETED, None, None)
     if load.sweep_id is not None:
         plan.seen = [token for token in load.list_entries if token not in load.gone]
     return plan
+
+
+def _add_version(
+    plan: PagePlan, known: StoredCampaign, kind: ChangeKind, content_hash: str | None, detail: Any
+) -> None:
+    """A history row for a stored campaign whose content is not rewritten (deleted, or
+    back with the same content)."""
+    row = version_row(known.version, kind, plan.load.now, plan.load.run_id, content_hash, detail)
+    plan.versions.append({**row, "campaign_id": known.id})
 
 
 def _bookkeeping(load: PageLoad, token: str, entry: Any) -> tuple[dict[str, Any], list[Any]]:
@@ -220,7 +264,9 @@ def _plan_detail(plan: PagePlan, token: str, detail: Any) -> None:
             )
         else:
             plan.refreshes.append({"id": known.id})
-        plan.restored += known.deleted_at is not None
+        if known.deleted_at is not None:
+            plan.restored += 1
+            _add_version(plan, known, ChangeKind.RESTORED, content_hash, storable(detail)[0])
         return
     rows = transform_campaign(load.campaign_type, token, detail)
     sweep_values, repairs = _bookkeeping(load, token, entry)
@@ -233,12 +279,17 @@ def _plan_detail(plan: PagePlan, token: str, detail: Any) -> None:
         "deleted_at": None,
         "updated_at": load.now,
     }
-    version = {
-        "recorded_at": load.now,
-        "run_id": load.run_id,
-        "content_hash": content_hash,
-        "detail": rows.campaign["detail"],
-    }
+    kind = (
+        ChangeKind.CREATED
+        if known is None or known.version is None
+        else ChangeKind.RESTORED
+        if known.deleted_at is not None
+        else ChangeKind.CHANGED
+    )
+    previous = known.version if known else None
+    version = version_row(
+        previous, kind, load.now, load.run_id, content_hash, rows.campaign["detail"]
+    )
     plan.writes.append(CampaignWrite(token, known.id if known else None, values, rows, version))
 
 

@@ -396,7 +396,7 @@ def update_in_app_sync(
 ) -> UpdateOutcome:
     """The same as `campaign-sync update-in-app`, for scripts (settings from the environment)."""
     settings = load_settings()
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, schema=settings.db_schema)
     try:
         chosen = pick_app(resolve_apps(settings), app)
         return asyncio.run(

@@ -7,9 +7,9 @@ import os
 from alembic import context
 from sqlalchemy import Connection, text
 
-from campaign_sync.config import DEFAULT_DATABASE_URL
+from campaign_sync.config import DEFAULT_DATABASE_URL, DEFAULT_DB_SCHEMA
 from campaign_sync.db.models import Base
-from campaign_sync.db.session import make_engine
+from campaign_sync.db.session import create_schema, make_engine
 
 config = context.config
 target_metadata = Base.metadata
@@ -18,6 +18,13 @@ target_metadata = Base.metadata
 def _url() -> str:
     return config.attributes.get("database_url") or os.environ.get(
         "DATABASE_URL", DEFAULT_DATABASE_URL
+    )
+
+
+def _schema() -> str:
+    """CAMPAIGN_SYNC_DB_SCHEMA (PostgreSQL): where the tables, views and alembic_version live."""
+    return config.attributes.get("db_schema") or os.environ.get(
+        "CAMPAIGN_SYNC_DB_SCHEMA", DEFAULT_DB_SCHEMA
     )
 
 
@@ -30,6 +37,7 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        version_table_schema=_schema() if connection.dialect.name == "postgresql" else None,
     )
     with context.begin_transaction():
         if connection.dialect.name == "postgresql":
@@ -54,7 +62,8 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    engine = make_engine(_url())
+    create_schema(_url(), _schema())
+    engine = make_engine(_url(), schema=_schema())
     try:
         with engine.connect() as conn:
             _run(conn)

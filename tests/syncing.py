@@ -11,9 +11,9 @@ from sqlalchemy import Engine, select, text
 from campaign_sync.batch.endpoints import CampaignType
 from campaign_sync.db.models import campaigns, message_actions, messages, targeting, triggers
 from campaign_sync.db.session import make_engine
-from campaign_sync.runner import sync_apps
+from campaign_sync.runner import pass_options, sync_apps
 from campaign_sync.simulator import SimulatorServer
-from campaign_sync.sync_pass import PassOptions, PassResult
+from campaign_sync.sync_pass import PassResult
 from tests.conftest import make_app, make_settings
 
 BOOKKEEPING = {"id", "first_seen_at", "last_seen_at", "detail_fetched_at", "updated_at",
@@ -28,23 +28,16 @@ def run_sync(
     max_age: float = 86400,
     full_refresh: bool = False,
     allow_mass_delete: bool = False,
+    stats: bool = False,
     **settings: Any,
 ) -> list[PassResult]:
     engine = make_engine(url)
+    chosen = make_settings(server.url, url, detail_max_age_seconds=max_age, **settings)
+    options = pass_options(
+        chosen, stats=stats, full_refresh=full_refresh, allow_mass_delete=allow_mass_delete
+    )
     try:
-        return asyncio.run(
-            sync_apps(
-                engine,
-                make_settings(server.url, url, **settings),
-                [make_app()],
-                types,
-                PassOptions(
-                    full_refresh=full_refresh,
-                    allow_mass_delete=allow_mass_delete,
-                    detail_max_age_seconds=max_age,
-                ),
-            )
-        )
+        return asyncio.run(sync_apps(engine, chosen, [make_app()], types, options))
     finally:
         engine.dispose()
 

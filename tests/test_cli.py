@@ -202,8 +202,8 @@ def test_a_sync_killed_mid_pass_resumes_to_the_same_database(
             # A sweep from the top costs 6 list calls (0, 95, ..., 380, and 400 to confirm).
             assert slow.count("list push") < 6, "the resumed pass started over"
 
-        fresh = Simulator(
-            api_key=API_KEY, rest_api_key=CANARY_REST_KEY, push=400, in_app=0, seed=11
+        fresh = Simulator(  # the same data: the same seed, dated around the same now
+            api_key=API_KEY, rest_api_key=CANARY_REST_KEY, push=400, in_app=0, seed=11, now=slow.now
         )
         with SimulatorServer(fresh) as reference_server:
             env = cli_env(reference_url, reference_server)
@@ -325,6 +325,8 @@ def test_the_demo_uses_database_url_when_set(pg_url: str) -> None:
     assert result.returncode == 0, result.stderr
     assert "Second pass: only what changed is fetched" in result.stdout
     assert 'psql "$DATABASE_URL"' in result.stdout
+    hint = next(line for line in result.stdout.splitlines() if 'psql "$DATABASE_URL"' in line)
+    assert "from v_campaigns" in hint and "count(*) filter (where live)" in hint
     engine = make_engine(pg_url)
     assert count(engine, "select count(*) from campaigns where app = 'demo'") == 201
     engine.dispose()

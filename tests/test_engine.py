@@ -440,8 +440,13 @@ def test_a_pass_stopped_midway_resumes_and_ends_like_an_uninterrupted_one(
             # page at 250 that confirms the end.
             assert bigger_simulator.count("list push") == 2
             assert second[PUSH].counts.campaigns_inserted == 55
-            fresh = Simulator(
-                api_key=API_KEY, rest_api_key=CANARY_REST_KEY, push=250, in_app=120, seed=3
+            fresh = Simulator(  # the same data: the same seed, dated around the same now
+                api_key=API_KEY,
+                rest_api_key=CANARY_REST_KEY,
+                push=250,
+                in_app=120,
+                seed=3,
+                now=bigger_simulator.now,
             )
             with SimulatorServer(fresh) as reference_server:
                 run_sync(reference_url, reference_server, [PUSH])

@@ -197,3 +197,40 @@ def test_what_the_decoder_reads_below_the_depth_limit_is_kept_as_text() -> None:
             node = node[0]
         assert node == "[" * (depth - 99) + "1" + "]" * (depth - 99)
         assert warning.field == "x" + "[0]" * 99
+
+
+def test_the_plan_decides_each_campaigns_history_without_a_database() -> None:
+    same, renamed, back = detail("same", "Same"), detail("renamed", "New"), detail("back", "Back")
+    stored = {
+        "same": StoredCampaign(1, "l", stable_hash(same), NOW, None, 1),
+        "renamed": StoredCampaign(2, "l", stable_hash(detail("renamed", "Old")), NOW, None, 2),
+        "back": StoredCampaign(3, "l", stable_hash(back), NOW, NOW, 3),  # tombstoned
+        "gone": StoredCampaign(4, "l", "h", NOW, None, 1),
+        "unversioned": StoredCampaign(5, None, None, None, None, None),
+    }
+    unversioned = detail("unversioned", "Had no detail yet")
+    load = PageLoad(
+        app="ios",
+        campaign_type=PUSH,
+        run_id=9,
+        sweep_id=4,
+        now=NOW,
+        list_entries={t: detail(t, t) for t in ("same", "renamed", "back", "new", "unversioned")},
+        details={"same": same, "renamed": renamed, "back": back, "new": detail("new", "New"),
+                 "unversioned": unversioned},
+        gone=["gone"],
+        stored=stored,
+    )  # fmt: skip
+    plan = plan_page(load)
+    written = {w.campaign_token: (w.version or {}).get("version") for w in plan.writes}
+    assert written == {"renamed": 3, "new": 1, "unversioned": 1}
+    assert [(w.campaign_token, (w.version or {})["change_kind"]) for w in plan.writes] == [
+        ("renamed", "changed"),
+        ("new", "created"),
+        ("unversioned", "created"),
+    ]
+    assert [
+        (v["campaign_id"], v["version"], v["change_kind"], v["content_hash"] is None)
+        for v in plan.versions
+    ] == [(3, 4, "restored", False), (4, 2, "deleted", True)]
+    assert all(v["valid_from"] == NOW and v["valid_to"] is None for v in plan.versions)

@@ -140,14 +140,14 @@ def test_a_404_on_stats_means_no_stats_and_a_500_is_retried() -> None:
 
 @pytest.fixture
 def recent_simulator() -> Simulator:
-    """Twenty push campaigns created from 2026-11-01, the stats clock on 2026-11-29 12:00."""
+    """Twenty push campaigns dated around 2026-11-29 11:00, the stats clock at 12:00."""
     simulator = Simulator(
         api_key=API_KEY,
         rest_api_key=CANARY_REST_KEY,
         push=20,
         in_app=0,
         seed=3,
-        base_date=datetime(2026, 11, 1),
+        now=datetime(2026, 11, 29, 11, 0),
     )
     simulator.clock = lambda: datetime(2026, 11, 29, 12, 0)
     return simulator

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -13,6 +14,8 @@ from campaign_sync.batch.endpoints import CampaignType
 from campaign_sync.simulator import Simulator, SimulatorServer
 from campaign_sync.simulator.data import IMPOSSIBLE_DATE
 from tests.conftest import API_KEY, CANARY_REST_KEY
+
+NOW = datetime(2026, 11, 29, 10, 0, 0)
 
 AUTH = {"X-Authorization": CANARY_REST_KEY}
 
@@ -124,12 +127,32 @@ def test_the_documentations_traps_are_in_the_data(simulator: Simulator) -> None:
         assert any("x_new_list_field" in d for d in details)
 
 
-def test_the_data_is_deterministic_for_a_seed() -> None:
-    one = Simulator(push=20, in_app=20, seed=3).store(CampaignType.PUSH).details()
-    two = Simulator(push=20, in_app=20, seed=3).store(CampaignType.PUSH).details()
-    other = Simulator(push=20, in_app=20, seed=4).store(CampaignType.PUSH).details()
+def test_the_data_is_deterministic_for_a_seed_and_a_now() -> None:
+    def details(seed: int, now: datetime) -> dict[str, Any]:
+        return Simulator(push=20, in_app=20, seed=seed, now=now).store(CampaignType.PUSH).details()
+
+    one, two = details(3, NOW), details(3, NOW)
     assert one == two
-    assert one != other
+    assert one != details(4, NOW)
+    later = details(3, NOW + timedelta(days=7))
+    assert [d["name"] for d in later.values()] == [d["name"] for d in one.values()]
+    assert [d["created_date"] for d in later.values()] != [d["created_date"] for d in one.values()]
+
+
+def test_the_data_is_dated_around_now_with_the_traps_kept() -> None:
+    simulator = Simulator(push=400, in_app=250, seed=1, now=NOW)
+    push = simulator.store(CampaignType.PUSH).details().values()
+    created = sorted(d["created_date"] for d in push)
+    assert created[-1] == "2026-11-29T09:00:00"  # the newest: an hour before now
+    assert created[0] == "2026-09-05T09:38:00"  # the oldest: months ago
+    pushes = [d.get("push_time") or d.get("local_push_time") for d in push]
+    next_week = [p for p in pushes if p and "2026-11-30" <= p < "2026-12-07"]
+    assert len(next_week) == 24
+    assert sum(isinstance(d.get("recurrence"), dict) for d in push) == 111
+    in_app = simulator.store(CampaignType.IN_APP).details().values()
+    ends = [d.get("end_date") or d.get("local_end_date") for d in in_app]
+    assert len([e for e in ends if e and "2026-11-29T10:00:00" <= e < "2026-12-06"]) == 13
+    assert sum(d.get("end_date") == IMPOSSIBLE_DATE for d in in_app) == 1
 
 
 def test_update_follows_batchs_rules(http: httpx.Client, simulator: Simulator) -> None:
@@ -202,3 +225,11 @@ def test_churn_changes_the_data(simulator: Simulator) -> None:
     for _ in range(20):
         store.random_change()
     assert store.details() != before
+
+
+def test_simulate_takes_the_now_its_data_is_dated_around() -> None:
+    from campaign_sync.cli import main
+
+    command = main.commands["simulate"]
+    context = command.make_context("simulate", ["--now", "2026-11-29T10:00:00", "--seed", "3"])
+    assert context.params["now"] == NOW

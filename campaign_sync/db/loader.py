@@ -13,9 +13,10 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
+from campaign_sync.db.history import append_versions
 from campaign_sync.db.models import (
     campaign_versions,
     campaigns,
@@ -45,6 +46,11 @@ def stored_campaigns(
 ) -> dict[str, StoredCampaign]:
     """What the database holds for these tokens: token -> `StoredCampaign`."""
     c = campaigns.c
+    newest = (
+        select(func.max(campaign_versions.c.version))
+        .where(campaign_versions.c.campaign_id == c.id)
+        .scalar_subquery()
+    )
     rows = conn.execute(
         select(
             c.campaign_token,
@@ -53,6 +59,7 @@ def stored_campaigns(
             c.content_hash,
             c.detail_fetched_at,
             c.deleted_at,
+            newest,
         ).where(
             c.app == app,
             c.campaign_type == campaign_type.value,
@@ -173,8 +180,7 @@ def _write_campaigns(
     for table, child_rows in children.items():
         if child_rows:
             conn.execute(insert(table), child_rows)
-    if versions:
-        conn.execute(insert(campaign_versions), versions)
+    append_versions(conn, versions)
     return rows_of_warnings
 
 
@@ -206,6 +212,7 @@ def _apply_bookkeeping(conn: Connection, plan: PagePlan, warnings: list[dict[str
         conn.execute(
             update(campaigns).where(campaigns.c.id.in_(plan.tombstones)).values(deleted_at=now)
         )
+    append_versions(conn, plan.versions)
     if plan.seen:
         c = campaigns.c
         conn.execute(

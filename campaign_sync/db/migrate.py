@@ -11,7 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect
 
 import campaign_sync.migrations
-from campaign_sync.db.session import make_engine
+from campaign_sync.db.session import create_schema, make_engine
 
 
 class SchemaNotCurrent(Exception):
@@ -27,6 +27,7 @@ class UnrecordedSchema(SchemaNotCurrent):
 # which revision a schema without `alembic_version` is at. A test checks every revision
 # has its line. (table, column or None for the table itself)
 SIGNATURES: tuple[tuple[str, tuple[str, str | None]], ...] = (
+    ("0007", ("campaign_versions", "valid_from")),
     ("0006", ("sync_state", "lock_holder")),
     ("0005", ("campaign_stats_daily", None)),
     ("0004", ("sync_state", "sweep_unidentified_entries")),
@@ -36,19 +37,22 @@ SIGNATURES: tuple[tuple[str, tuple[str, str | None]], ...] = (
 )
 
 
-def alembic_config(database_url: str) -> Config:
+def alembic_config(database_url: str, schema: str | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(Path(campaign_sync.migrations.__file__).parent))
     config.attributes["database_url"] = database_url
+    config.attributes["db_schema"] = schema
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(database_url), revision)
+def upgrade(database_url: str, revision: str = "head", *, schema: str | None = None) -> None:
+    """Migrate up; on PostgreSQL inside `schema` (created when missing), default public."""
+    create_schema(database_url, schema)
+    command.upgrade(alembic_config(database_url, schema), revision)
 
 
-def downgrade(database_url: str, revision: str) -> None:
-    command.downgrade(alembic_config(database_url), revision)
+def downgrade(database_url: str, revision: str, *, schema: str | None = None) -> None:
+    command.downgrade(alembic_config(database_url, schema), revision)
 
 
 def head_revision() -> str:
@@ -56,9 +60,9 @@ def head_revision() -> str:
     return str(script.get_current_head())
 
 
-def current_revision(database_url: str) -> str | None:
+def current_revision(database_url: str, schema: str | None = None) -> str | None:
     """The database's Alembic revision; None when it has none (an empty database)."""
-    engine = make_engine(database_url)
+    engine = make_engine(database_url, schema=schema)
     try:
         return _revision(engine)
     finally:
@@ -87,16 +91,16 @@ def unrecorded_schema(engine: Engine) -> str | None:
     return recognise(engine) if _revision(engine) is None else None
 
 
-def adopt(database_url: str) -> str | None:
+def adopt(database_url: str, schema: str | None = None) -> str | None:
     """Record the revision our tables match (`alembic stamp`); returns it, or None when the
     database already records one or holds no table of ours."""
-    engine = make_engine(database_url)
+    engine = make_engine(database_url, schema=schema)
     try:
         revision = unrecorded_schema(engine)
     finally:
         engine.dispose()
     if revision is not None:
-        command.stamp(alembic_config(database_url), revision)
+        command.stamp(alembic_config(database_url, schema), revision)
     return revision
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from campaign_sync.db.descriptions import TABLES
 from campaign_sync.db.types import JSONDocument, UTCDateTime
 
 NAMING = {
@@ -219,17 +220,28 @@ class SyncWarning(Base):
 
 
 class CampaignVersion(Base):
-    """Every content a campaign has had: a row each time its detail really changed."""
+    """A campaign's validity history: a row each time its detail really changed, it was
+    deleted or it came back; `valid_to` is NULL on the current row (plan.version_row)."""
 
     __tablename__ = "campaign_versions"
-    __table_args__ = (Index(None, "campaign_id", "recorded_at"),)
+    __table_args__ = (
+        Index(None, "campaign_id", "recorded_at"),
+        UniqueConstraint("campaign_id", "version"),
+        CheckConstraint(
+            "change_kind in ('created', 'changed', 'deleted', 'restored')", name="change_kind"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     campaign_id: Mapped[int] = mapped_column(BigId, _campaign_fk())
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
     run_id: Mapped[int | None] = mapped_column(BigInteger)
-    content_hash: Mapped[str] = mapped_column(String(64))
+    content_hash: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[Any] = mapped_column(JSONDocument, nullable=True)
+    version: Mapped[int] = mapped_column(Integer)
+    change_kind: Mapped[str] = mapped_column(String(16))
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    valid_to: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class CampaignUpdate(Base):
@@ -302,3 +314,15 @@ campaign_updates = cast(Table, CampaignUpdate.__table__)
 campaign_versions = cast(Table, CampaignVersion.__table__)
 campaign_stats_daily = cast(Table, CampaignStatsDaily.__table__)
 campaign_stats_fetches = cast(Table, CampaignStatsFetch.__table__)
+
+
+def _describe(metadata: MetaData) -> None:
+    """Every table's and column's meaning, from `db.descriptions` (the one source)."""
+    for name, (meaning, columns) in TABLES.items():
+        table = metadata.tables[name]
+        table.comment = meaning
+        for column, column_meaning in columns.items():
+            table.c[column].comment = column_meaning
+
+
+_describe(Base.metadata)

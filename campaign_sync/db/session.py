@@ -28,7 +28,9 @@ def database_problem(error: DBAPIError) -> str:
     return text.splitlines()[0][:300] if text else type(error.orig or error).__name__
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, schema: str | None = None, **kwargs: Any) -> Engine:
+    """The engine for `url`; on PostgreSQL, `schema` (CAMPAIGN_SYNC_DB_SCHEMA) is where every
+    table, view and the Alembic version table live: each connection's search_path."""
     url = normalize_url(url)
     if make_url(url).get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"timeout": 60}, **kwargs)
@@ -46,7 +48,34 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     # common mode) a statement prepared on one server connection is unknown on the next,
     # and psycopg prepares any statement run 5 times (psycopg docs, "Prepared statements").
     connect_args = {"prepare_threshold": None, **kwargs.pop("connect_args", {})}
-    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
+    engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
+    if schema is not None and schema != "public":
+        # Set before SQLAlchemy first reads current_schema() (insert=True), so inspection
+        # and Alembic see the schema as the default one (SQLAlchemy's PostgreSQL docs,
+        # "Setting Alternate Search Paths on Connect"). Behind PgBouncer in transaction
+        # pooling, also set it on the role: ALTER ROLE ... SET search_path = <schema>.
+        @event.listens_for(engine, "connect", insert=True)
+        def _search_path(dbapi_connection: Any, _record: Any) -> None:
+            autocommit = dbapi_connection.autocommit
+            dbapi_connection.autocommit = True
+            cursor = dbapi_connection.cursor()
+            cursor.execute(f'set search_path to "{schema}"')
+            cursor.close()
+            dbapi_connection.autocommit = autocommit
+
+    return engine
+
+
+def create_schema(url: str, schema: str | None) -> None:
+    """Create the PostgreSQL schema when it is not `public` and does not exist yet."""
+    if schema is None or schema == "public" or make_url(url).get_backend_name() == "sqlite":
+        return
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f'create schema if not exists "{schema}"')
+    finally:
+        engine.dispose()
 
 
 def missing_sqlite_file(url: str) -> Path | None:

@@ -11,10 +11,12 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, insert, select, update
 
-from campaign_sync.db.models import campaigns, sync_runs, sync_state
+from campaign_sync.db.history import append_versions
+from campaign_sync.db.models import campaign_versions, campaigns, sync_runs, sync_state
 from campaign_sync.db.types import utcnow
 from campaign_sync.domain import CampaignType, SweepPosition
 from campaign_sync.outcome import RunCounts
+from campaign_sync.plan import ChangeKind, version_row
 from campaign_sync.storable import storable
 
 log = logging.getLogger(__name__)
@@ -195,8 +197,10 @@ def tombstone_unseen(
     sweep_id: int,
     now: datetime,
     allow_mass_delete: bool,
+    run_id: int | None = None,
 ) -> int:
-    """After a complete sweep: mark stored campaigns the sweep did not see as deleted.
+    """After a complete sweep: mark stored campaigns the sweep did not see as deleted, and
+    add a `deleted` version to their history.
 
     Returns how many. Marks none when the sweep met list entries that are no campaign
     (one of them may be a stored campaign). Raises `MassDeleteRefused` when the sweep saw
@@ -236,5 +240,16 @@ def tombstone_unseen(
             "no longer shows them. If that is right, run campaign-sync sync --allow-mass-delete"
         )
     if missing:
+        newest = (
+            select(func.max(campaign_versions.c.version))
+            .where(campaign_versions.c.campaign_id == c.id)
+            .scalar_subquery()
+        )
+        history = [
+            {**version_row(version, ChangeKind.DELETED, now, run_id, None, None),
+             "campaign_id": campaign_id}
+            for campaign_id, version in conn.execute(select(c.id, newest).where(unseen))
+        ]  # fmt: skip
         conn.execute(update(campaigns).where(unseen).values(deleted_at=now))
+        append_versions(conn, history)
     return int(missing)

@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from campaign_sync.batch.endpoints import READ_ONLY_FIELDS
 from campaign_sync.domain import CampaignType
-from campaign_sync.simulator.data import BASE_DATE, CampaignStore, generate_store, push_stats
+from campaign_sync.simulator.data import CampaignStore, current_time, generate_store, push_stats
 
 ERRORS: dict[str, tuple[int, int]] = {
     "AUTHENTICATION_INVALID": (401, 10),
@@ -110,12 +110,12 @@ class Simulator:
         in_app: int = 30,
         seed: int = 1,
         knobs: SimulatorKnobs | None = None,
-        base_date: datetime = BASE_DATE,
+        now: datetime | None = None,
     ) -> None:
         self.rest_api_key = rest_api_key
+        self.now = now or current_time()  # the data's "now" (naive UTC): dates around it
         self.knobs = knobs or SimulatorKnobs()
         self.seed = seed
-        self.base_date = base_date  # when the first generated campaign was created
         # The stats route's "now" (naive UTC, like Batch's dates); tests may set a fixed one.
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC).replace(tzinfo=None)
         self.apps: dict[str, SimulatedApp] = {}
@@ -138,10 +138,8 @@ class Simulator:
         app = SimulatedApp(
             api_key,
             {
-                CampaignType.PUSH: generate_store(CampaignType.PUSH, push, seed, self.base_date),
-                CampaignType.IN_APP: generate_store(
-                    CampaignType.IN_APP, in_app, seed, self.base_date
-                ),
+                CampaignType.PUSH: generate_store(CampaignType.PUSH, push, seed, self.now),
+                CampaignType.IN_APP: generate_store(CampaignType.IN_APP, in_app, seed, self.now),
             },
         )
         self.apps[api_key] = app

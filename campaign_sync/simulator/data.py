@@ -1,4 +1,5 @@
-"""The simulator's campaigns: realistic, deterministic for a seed, with Batch's own traps."""
+"""The simulator's campaigns: realistic, dated around "now", deterministic for a seed and a
+`now`, with Batch's own traps."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import copy
 import json
 import random
 import threading
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from campaign_sync.domain import CampaignType
@@ -18,7 +19,12 @@ WORDS = (
     "points premium trial news update weekly digest bonus coupon early access vip"
 ).split()
 IMPOSSIBLE_DATE = "2018-02-29T17:30:00"  # straight from Batch's own documentation
-BASE_DATE = datetime(2017, 1, 2, 9, 0, 0)
+BASE_DATE = datetime(2017, 1, 2, 9, 0, 0)  # where generation starts, before the shift to now
+NEWEST_CREATED_AGO = timedelta(hours=1)  # the newest campaign was created this long before now
+DATE_FIELDS = (
+    "created_date", "push_time", "local_push_time", "start_date", "local_start_date",
+    "end_date", "local_end_date",
+)  # fmt: skip
 
 LIST_FIELDS: dict[CampaignType, tuple[str, ...]] = {
     CampaignType.PUSH: (
@@ -36,6 +42,25 @@ LIST_FIELDS: dict[CampaignType, tuple[str, ...]] = {
 
 def _date(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _parse(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S")
+
+
+def _shift(detail: dict[str, Any], delta: timedelta) -> None:
+    """Move every date of a generated detail by `delta` (generated dates are all valid)."""
+    for key in DATE_FIELDS:
+        if key in detail:
+            detail[key] = _date(_parse(detail[key]) + delta)
+    recurrence = detail.get("recurrence")
+    if isinstance(recurrence, dict) and "end_date" in recurrence:
+        recurrence["end_date"] = _date(_parse(recurrence["end_date"]) + delta)
+
+
+def current_time() -> datetime:
+    """Now, as the simulator's dates are written: UTC without a zone, to the second."""
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
 
 def list_entry(campaign_type: CampaignType, detail: dict[str, Any]) -> dict[str, Any]:
@@ -276,11 +301,18 @@ class CampaignStore:
             self.version += 1
             return str(token)
 
-    def _bulk_create(self, count: int) -> None:
+    def _bulk_create(self, count: int, now: datetime) -> None:
+        """Generate `count` campaigns, then move them in time so that the newest was created
+        just before `now`: older ones over the past weeks or months, pushes and end dates
+        partly in the coming weeks."""
         details = []
         for _ in range(count):
             self._next_created += timedelta(minutes=self._rng.randint(5, 600))
             details.append(self._maker.make(self.campaign_type, self._next_created))
+        delta = now - NEWEST_CREATED_AGO - self._next_created
+        for detail in details:
+            _shift(detail, delta)
+        self._next_created += delta
         _plant_traps(self.campaign_type, details)
         for detail in details:
             self._details[detail["campaign_token"]] = detail
@@ -333,12 +365,12 @@ class CampaignStore:
 
 
 def generate_store(
-    campaign_type: CampaignType, count: int, seed: int, base_date: datetime = BASE_DATE
+    campaign_type: CampaignType, count: int, seed: int, now: datetime | None = None
 ) -> CampaignStore:
-    """`count` campaigns created one after the other from `base_date` (a few hours apart)."""
+    """`count` campaigns, the same for the same seed and `now` (naive UTC; default: now)."""
     offset = 0 if campaign_type is CampaignType.PUSH else 1_000_003
-    store = CampaignStore(campaign_type, random.Random(seed * 7919 + offset), base_date)
-    store._bulk_create(count)
+    store = CampaignStore(campaign_type, random.Random(seed * 7919 + offset))
+    store._bulk_create(count, now or current_time())
     return store
 
 

@@ -1,0 +1,432 @@
+"""The reporting views analysts and BI tools read, on PostgreSQL and SQLite.
+
+Each view is portable SQL written against a small `JsonSQL` vocabulary: the only pieces
+that differ between the two databases (reading JSON, unnesting a JSON array, ordered
+text aggregation, a UTC wall clock) are its two implementations below, nowhere else.
+Migrations create the views with `create_views` and drop them with `drop_views`; a
+revision that changes a view later keeps its own copy of the SQL it replaces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, text
+
+
+class JsonSQL:
+    """PostgreSQL (jsonb) spelling of the few non-portable pieces."""
+
+    def text(self, doc: str, *path: str) -> str:
+        """The value at `path` as text (NULL when absent)."""
+        return f"({doc} #>> '{{{','.join(path)}}}')"
+
+    def boolean(self, doc: str, key: str) -> str:
+        """A JSON boolean as a boolean; anything else NULL."""
+        value = f"({doc}->>'{key}')::boolean"
+        return f"(case jsonb_typeof({doc}->'{key}') when 'boolean' then {value} end)"
+
+    def elements(self, doc: str, paths: tuple[tuple[str, ...], ...], alias: str) -> str:
+        """A FROM item: the elements of the first array found at `paths`, as rows with
+        `{alias}.value` and `{alias}.position` (0-based); none when no array is there."""
+        cases = " ".join(
+            f"when jsonb_typeof({doc} #> '{{{','.join(p)}}}') = 'array' "
+            f"then {doc} #> '{{{','.join(p)}}}'"
+            for p in paths
+        )
+        return (
+            f"jsonb_array_elements(case {cases} else '[]'::jsonb end) "
+            f"with ordinality as {alias}(value, ordinality)"
+        )
+
+    def position(self, alias: str) -> str:
+        return f"({alias}.ordinality - 1)"
+
+    def element_text(self, alias: str) -> str:
+        """An element that is a JSON string (or number) as text."""
+        return f"({alias}.value #>> '{{}}')"
+
+    def element_field(self, alias: str, key: str) -> str:
+        """A field of an element that is a JSON object, as text."""
+        return f"({alias}.value ->> '{key}')"
+
+    def ordered_text(self, value: str, separator: str, order: str) -> str:
+        """Aggregate `value` into one text, in `order` (the FROM must not be a subquery)."""
+        return f"string_agg({value}, '{separator}' order by {order})"
+
+    def utc_wall_clock(self, column: str) -> str:
+        """A timestamptz as the UTC wall clock (timestamp without time zone)."""
+        return f"({column} at time zone 'UTC')"
+
+
+def _sqlite_path(path: tuple[str, ...]) -> str:
+    return "'$" + "".join(f".{key}" for key in path) + "'"
+
+
+class SqliteJsonSQL(JsonSQL):
+    """SQLite (JSON text, json1) spelling of the same pieces."""
+
+    def text(self, doc: str, *path: str) -> str:
+        return f"json_extract({doc}, {_sqlite_path(path)})"
+
+    def boolean(self, doc: str, key: str) -> str:
+        return f"(case json_type({doc}, '$.{key}') when 'true' then 1 when 'false' then 0 end)"
+
+    def elements(self, doc: str, paths: tuple[tuple[str, ...], ...], alias: str) -> str:
+        cases = " ".join(
+            f"when json_type({doc}, {_sqlite_path(p)}) = 'array' "
+            f"then json_extract({doc}, {_sqlite_path(p)})"
+            for p in paths
+        )
+        return f"json_each(case {cases} else '[]' end) as {alias}"
+
+    def position(self, alias: str) -> str:
+        return f"{alias}.key"
+
+    def element_text(self, alias: str) -> str:
+        return f"(case when {alias}.type in ('text', 'integer', 'real') then {alias}.value end)"
+
+    def element_field(self, alias: str, key: str) -> str:
+        return f"(case {alias}.type when 'object' then json_extract({alias}.value, '$.{key}') end)"
+
+    def ordered_text(self, value: str, separator: str, order: str) -> str:
+        # SQLite 3.40 has no ORDER BY inside aggregates; json_each yields array order and
+        # the callers aggregate straight from it or from a table scanned in key order.
+        return f"group_concat({value}, '{separator}')"
+
+    def utc_wall_clock(self, column: str) -> str:
+        return column  # stored as naive UTC already
+
+
+def json_sql(dialect_name: str) -> JsonSQL:
+    return SqliteJsonSQL() if dialect_name == "sqlite" else JsonSQL()
+
+
+@dataclass(frozen=True)
+class View:
+    name: str
+    description: str
+    columns: dict[str, str]  # column -> meaning, in the view's order
+    sql: Callable[[JsonSQL], str]  # the SELECT, for a dialect
+
+
+def _v_campaigns(j: JsonSQL) -> str:
+    gmt = "c.push_time is not null or c.start_date is not null or c.end_date is not null"
+    local = (
+        "c.local_push_time is not null or c.local_start_date is not null "
+        "or c.local_end_date is not null"
+    )
+    return f"""
+select
+    c.id as campaign_id, c.app, c.campaign_type, c.campaign_token, c.name, c.live,
+    c.from_api, c.dev_only, c.created_date,
+    coalesce({j.utc_wall_clock("c.push_time")}, {j.utc_wall_clock("c.start_date")},
+             c.local_push_time, c.local_start_date) as starts_at,
+    coalesce({j.utc_wall_clock("c.end_date")}, c.local_end_date) as ends_at,
+    case when {gmt} then 'GMT' when {local} then 'local' end as schedule_zone,
+    c.recurrence_repeat_unit, c.recurrence_repeat_frequency, c.recurrence_end_date,
+    c.recurrence_repeat_unit is not null as is_recurring,
+    (select {j.ordered_text(j.element_text("s"), ", ", j.position("s"))}
+       from {j.elements("t.segments", ((),), "s")}) as segments,
+    (select {j.ordered_text(j.element_text("l"), ", ", j.position("l"))}
+       from {j.elements("c.labels", ((),), "l")}) as labels,
+    (select count(*) from messages m where m.campaign_id = c.id) as message_count,
+    (select {j.ordered_text("m.language", ", ", "m.language")}
+       from (select distinct language from messages
+             where campaign_id = c.id and language is not null order by language) m
+    ) as languages,
+    tr.trigger_when, tr.event as trigger_event, tr.capping as trigger_capping,
+    c.capping, c.priority, c.updated_at
+from campaigns c
+left join targeting t on t.campaign_id = c.id
+left join triggers tr on tr.campaign_id = c.id
+where c.deleted_at is null
+"""
+
+
+def _v_messages(j: JsonSQL) -> str:
+    return """
+select
+    m.campaign_id, c.app, c.campaign_type, c.campaign_token, c.name as campaign_name,
+    c.live, m.position, m.language, m.header, m.title, m.body, m.image,
+    (select count(*) from message_actions a
+      where a.campaign_id = m.campaign_id and a.message_position = m.position
+    ) as button_count
+from messages m
+join campaigns c on c.id = m.campaign_id
+where c.deleted_at is null
+"""
+
+
+def _v_campaign_segments(j: JsonSQL) -> str:
+    return f"""
+select
+    c.id as campaign_id, {j.element_text("s")} as segment, c.app, c.campaign_type,
+    c.campaign_token, c.name as campaign_name, c.live
+from campaigns c
+join targeting t on t.campaign_id = c.id
+cross join {j.elements("t.segments", ((),), "s")}
+where c.deleted_at is null
+"""
+
+
+def _v_campaign_labels(j: JsonSQL) -> str:
+    return f"""
+select
+    c.id as campaign_id, {j.element_text("l")} as label, c.app, c.campaign_type,
+    c.campaign_token, c.name as campaign_name, c.live
+from campaigns c
+cross join {j.elements("c.labels", ((),), "l")}
+where c.deleted_at is null
+"""
+
+
+def _v_campaign_versions(j: JsonSQL) -> str:
+    d = "v.detail"
+    contents = (("messages",), ("landing", "contents"))
+
+    def messages(value: str) -> str:
+        return (
+            f"(select {j.ordered_text(value, ' | ', j.position('e'))} "
+            f"from {j.elements(d, contents, 'e')})"
+        )
+
+    title, body = j.element_field("e", "title"), j.element_field("e", "body")
+    language = j.element_field("e", "language")
+    starts = (
+        f"coalesce({j.text(d, 'push_time')}, {j.text(d, 'start_date')}, "
+        f"{j.text(d, 'local_push_time')}, {j.text(d, 'local_start_date')})"
+    )
+    ends = f"coalesce({j.text(d, 'end_date')}, {j.text(d, 'local_end_date')})"
+    segments = (
+        f"(select {j.ordered_text(j.element_text('s'), ', ', j.position('s'))} "
+        f"from {j.elements(d, (('targeting', 'segments'),), 's')})"
+    )
+    unit = j.text(d, "recurrence", "repeat_unit")
+    frequency = j.text(d, "recurrence", "repeat_frequency")
+    return f"""
+select
+    v.campaign_id, c.app, c.campaign_type, c.campaign_token, v.version, v.change_kind,
+    v.valid_from, v.valid_to, v.valid_to is null as is_current, v.run_id,
+    {j.text(d, "name")} as name, {j.boolean(d, "live")} as live,
+    {starts} as starts_at, {ends} as ends_at,
+    {unit} as recurrence_repeat_unit, {frequency} as recurrence_repeat_frequency,
+    nullif(trim(coalesce('starts ' || {starts} || ' ', '')
+        || coalesce('ends ' || {ends} || ' ', '')
+        || coalesce('every ' || coalesce({frequency}, '1') || ' ' || {unit}, '')), '')
+        as schedule,
+    {messages(f"coalesce({language}, '?') || ': ' || coalesce({title}, '')")}
+        as message_titles,
+    {messages(f"coalesce({language}, '?') || ': ' || coalesce({body}, '')")}
+        as message_bodies,
+    nullif(trim(coalesce('segments ' || {segments}, '')
+        || coalesce(' query ' || coalesce({j.text(d, "targeting", "query")}, {j.text(d, "query")}),
+                    '')), '') as targeting
+from campaign_versions v
+join campaigns c on c.id = v.campaign_id
+"""
+
+
+def _v_campaign_changes(j: JsonSQL) -> str:
+    # Each version is compared with the one before it that had content: a campaign that
+    # comes back changed shows `restored` and what changed while it was away.
+    changes = [
+        ("renamed", "p.name", "v.name", "p.name is distinct from v.name"),
+        ("went_live", "'false'", "'true'", "v.live and not coalesce(p.live, false)"),
+        ("stopped", "'true'", "'false'", "p.live and not coalesce(v.live, false)"),
+        ("rescheduled", "p.schedule", "v.schedule", "p.schedule is distinct from v.schedule"),
+        (
+            "message_changed",
+            "p.message_titles || ' / ' || p.message_bodies",
+            "v.message_titles || ' / ' || v.message_bodies",
+            "(p.message_titles is distinct from v.message_titles "
+            "or p.message_bodies is distinct from v.message_bodies)",
+        ),
+        (
+            "targeting_changed",
+            "p.targeting",
+            "v.targeting",
+            "p.targeting is distinct from v.targeting",
+        ),
+    ]
+    parts = [
+        f"""
+select v.campaign_id, v.app, v.campaign_type, v.campaign_token, v.name, v.version,
+    '{change}' as change, {before} as before_value, {after} as after_value,
+    v.valid_from as seen_at, v.run_id
+from v_campaign_versions v
+join v_campaign_versions p on p.campaign_id = v.campaign_id and p.version = (
+    select max(e.version) from campaign_versions e
+    where e.campaign_id = v.campaign_id and e.version < v.version
+      and e.change_kind <> 'deleted')
+where v.change_kind in ('changed', 'restored') and {condition}"""
+        for change, before, after, condition in changes
+    ]
+    parts.append(
+        """
+select v.campaign_id, v.app, v.campaign_type, v.campaign_token, coalesce(v.name, p.name),
+    v.version, v.change_kind, null, null, v.valid_from, v.run_id
+from v_campaign_versions v
+left join v_campaign_versions p on p.campaign_id = v.campaign_id and p.version = v.version - 1
+where v.change_kind in ('deleted', 'restored')"""
+    )
+    return "\nunion all".join(parts) + "\n"
+
+
+CAMPAIGN = {
+    "app": "The app's configured name (campaigns.app).",
+    "campaign_type": "'push' or 'in_app'.",
+    "campaign_token": "Batch's token of the campaign.",
+}
+
+VIEWS: tuple[View, ...] = (
+    View(
+        "v_campaigns",
+        "One row per campaign not deleted, with its schedule, targeting, messages and "
+        "trigger summarised as analysts think of them.",
+        {
+            "campaign_id": "campaigns.id.",
+            **CAMPAIGN,
+            "name": "The campaign's name.",
+            "live": "Running or completed (true), stopped or draft (false).",
+            "from_api": "Created through Batch's API rather than the dashboard.",
+            "dev_only": "Sent to development devices only.",
+            "created_date": "When the campaign was created in Batch (UTC).",
+            "starts_at": "Push time or in-app start: the GMT column when set (as UTC wall "
+            "clock), else the local one (device wall clock); schedule_zone says which.",
+            "ends_at": "In-app end date, GMT when set (UTC wall clock), else local.",
+            "schedule_zone": "'GMT' when the schedule is in GMT, 'local' when it is the "
+            "device's wall clock, NULL without a schedule.",
+            "recurrence_repeat_unit": "Recurrence unit (DAILY, WEEKLY, ...) of a recurring push.",
+            "recurrence_repeat_frequency": "Every how many units the push repeats.",
+            "recurrence_end_date": "When the recurrence stops (UTC).",
+            "is_recurring": "The push repeats (has a recurrence unit).",
+            "segments": "Targeted segments as readable text, comma separated.",
+            "labels": "The campaign's labels, comma separated.",
+            "message_count": "Number of messages (push) or landing contents (in-app).",
+            "languages": "Languages of the messages, comma separated, alphabetical.",
+            "trigger_when": "When an in-app campaign or trigger automation fires.",
+            "trigger_event": "The event that triggers it.",
+            "trigger_capping": "How many times the trigger may fire per user.",
+            "capping": "How many times the campaign may be shown per user.",
+            "priority": "Push priority (normal, high).",
+            "updated_at": "When its content last changed, as seen by campaign-sync.",
+        },
+        _v_campaigns,
+    ),
+    View(
+        "v_messages",
+        "Each message (push message or in-app landing content) with its campaign.",
+        {
+            "campaign_id": "campaigns.id.",
+            **CAMPAIGN,
+            "campaign_name": "The campaign's name.",
+            "live": "The campaign is live.",
+            "position": "Order of the message in the campaign, from 0.",
+            "language": "The message's language, NULL for the default.",
+            "header": "In-app header.",
+            "title": "Title.",
+            "body": "Body text.",
+            "image": "Image URL.",
+            "button_count": "Number of buttons (in-app actions) of the message.",
+        },
+        _v_messages,
+    ),
+    View(
+        "v_campaign_segments",
+        "One row per campaign not deleted and segment it targets.",
+        {
+            "campaign_id": "campaigns.id.",
+            "segment": "A targeted segment (NEW, ONE_TIME, ENGAGED, DORMANT, IMPORTED...).",
+            **CAMPAIGN,
+            "campaign_name": "The campaign's name.",
+            "live": "The campaign is live.",
+        },
+        _v_campaign_segments,
+    ),
+    View(
+        "v_campaign_labels",
+        "One row per campaign not deleted and label it carries.",
+        {
+            "campaign_id": "campaigns.id.",
+            "label": "One of the campaign's labels.",
+            **CAMPAIGN,
+            "campaign_name": "The campaign's name.",
+            "live": "The campaign is live.",
+        },
+        _v_campaign_labels,
+    ),
+    View(
+        "v_campaign_versions",
+        "The validity history: one row per version of a campaign, with the content "
+        "analysts compare. The version valid on date D: valid_from <= D and (valid_to is "
+        "null or valid_to > D).",
+        {
+            "campaign_id": "campaigns.id.",
+            **CAMPAIGN,
+            "version": "1, 2, ... per campaign.",
+            "change_kind": "created, changed, deleted or restored.",
+            "valid_from": "When campaign-sync first saw this version (UTC).",
+            "valid_to": "When the next version replaced it; NULL for the current one.",
+            "is_current": "This is the campaign's current version.",
+            "run_id": "The sync_runs row that recorded it (NULL for a write-back).",
+            "name": "The name in this version.",
+            "live": "Live in this version.",
+            "starts_at": "Push time or in-app start, as Batch wrote it (text).",
+            "ends_at": "In-app end date, as Batch wrote it (text).",
+            "recurrence_repeat_unit": "Recurrence unit in this version.",
+            "recurrence_repeat_frequency": "Recurrence frequency in this version.",
+            "schedule": "The schedule as one readable text (start, end, recurrence).",
+            "message_titles": "'language: title' of every message, ' | ' separated.",
+            "message_bodies": "'language: body' of every message, ' | ' separated.",
+            "targeting": "Targeted segments, then the query as JSON text: 'segments NEW, "
+            "ENGAGED query {...}'.",
+        },
+        _v_campaign_versions,
+    ),
+    View(
+        "v_campaign_changes",
+        "One row per change seen: renamed, went_live, stopped, rescheduled, "
+        "message_changed, targeting_changed, deleted, restored; with before and after. A "
+        "campaign back with new content also shows what changed while it was away.",
+        {
+            "campaign_id": "campaigns.id.",
+            **CAMPAIGN,
+            "name": "The campaign's name after the change.",
+            "version": "The version that brought the change.",
+            "change": "What changed.",
+            "before_value": "The value before (text).",
+            "after_value": "The value after (text).",
+            "seen_at": "When campaign-sync saw the change (UTC).",
+            "run_id": "The sync_runs row that saw it.",
+        },
+        _v_campaign_changes,
+    ),
+)
+
+
+def create_views(conn: Connection) -> None:
+    """Create every view (in order: later views read earlier ones)."""
+    j = json_sql(conn.dialect.name)
+    for view in VIEWS:
+        conn.execute(text(f"create view {view.name} as {view.sql(j)}"))
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def comment_views(conn: Connection) -> None:
+    """Write each view's and view column's description as `COMMENT ON` (PostgreSQL)."""
+    if conn.dialect.name != "postgresql":
+        return
+    for view in VIEWS:
+        conn.execute(text(f"comment on view {view.name} is {_literal(view.description)}"))
+        for column, meaning in view.columns.items():
+            conn.execute(text(f"comment on column {view.name}.{column} is {_literal(meaning)}"))
+
+
+def drop_views(conn: Connection) -> None:
+    for view in reversed(VIEWS):
+        conn.execute(text(f"drop view if exists {view.name}"))

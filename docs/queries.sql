@@ -1,0 +1,109 @@
+-- Questions a marketing analyst asks, each answered by one query on the views
+-- (docs/schema.md describes them). PostgreSQL; on SQLite the views are the same, only
+-- the date arithmetic differs (datetime('now', '-7 days') for now() - interval '7 days').
+-- Schedules in v_campaigns are UTC wall clock (schedule_zone 'GMT') or the device's
+-- (schedule_zone 'local'), hence `now() at time zone 'UTC'` beside them.
+-- tests/test_queries.py runs every query below on a synced database: each returns rows.
+
+-- 1. How many live campaigns does each app have, per type?
+select app, campaign_type, count(*) as live_campaigns
+from v_campaigns
+where live
+group by app, campaign_type
+order by app, campaign_type;
+
+-- 2. Which pushes are scheduled next week (Monday to Sunday)?
+select app, name, starts_at, schedule_zone, segments
+from v_campaigns
+where campaign_type = 'push'
+  and starts_at >= date_trunc('week', now() at time zone 'UTC') + interval '1 week'
+  and starts_at < date_trunc('week', now() at time zone 'UTC') + interval '2 weeks'
+order by starts_at;
+
+-- 3. How many messages are written in each language?
+select coalesce(language, 'default') as language, campaign_type, count(*) as messages
+from v_messages
+group by 1, 2
+order by messages desc, language;
+
+-- 4. What triggers the in-app campaigns?
+select trigger_when, trigger_event, count(*) as campaigns, count(*) filter (where live) as live
+from v_campaigns
+where campaign_type = 'in_app'
+group by trigger_when, trigger_event
+order by campaigns desc;
+
+-- 5. Which campaigns target the DORMANT segment?
+select app, campaign_type, campaign_name, live
+from v_campaign_segments
+where segment = 'DORMANT'
+order by campaign_name;
+
+-- 6. Which campaigns were renamed or stopped in the last seven days?
+select app, campaign_type, name, change, before_value, after_value, seen_at
+from v_campaign_changes
+where change in ('renamed', 'stopped')
+  and seen_at >= now() - interval '7 days'
+order by seen_at desc;
+
+-- 7. What did the messages that changed since say yesterday at this time?
+--    (Any date D: valid_from <= D and (valid_to is null or valid_to > D).)
+select campaign_token, version, name, message_titles, message_bodies
+from v_campaign_versions
+where valid_from <= now() - interval '1 day'
+  and (valid_to is null or valid_to > now() - interval '1 day')
+  and campaign_id in (select campaign_id from v_campaign_changes where change = 'message_changed')
+order by campaign_token;
+
+-- 8. Which campaigns were deleted this month?
+select app, campaign_type, campaign_token, name, seen_at as deleted_at
+from v_campaign_changes
+where change = 'deleted'
+  and seen_at >= date_trunc('month', now())
+order by seen_at desc;
+
+-- 9. Which in-app campaigns end in the coming seven days?
+select app, name, ends_at, schedule_zone
+from v_campaigns
+where campaign_type = 'in_app'
+  and ends_at >= now() at time zone 'UTC'
+  and ends_at < now() at time zone 'UTC' + interval '7 days'
+order by ends_at;
+
+-- 10. Which pushes repeat, how often, and until when?
+select app, name, recurrence_repeat_frequency, recurrence_repeat_unit, recurrence_end_date
+from v_campaigns
+where is_recurring
+order by recurrence_end_date;
+
+-- 11. Which live campaigns carry the 'promo' label?
+select app, campaign_type, campaign_name
+from v_campaign_labels
+where label = 'promo' and live
+order by campaign_name;
+
+-- 12. Which campaigns went live in the last seven days?
+select app, campaign_type, name, seen_at
+from v_campaign_changes
+where change = 'went_live' and seen_at >= now() - interval '7 days'
+order by seen_at desc;
+
+-- 13. How many campaigns were created in the last 30 days, per type and week?
+select campaign_type, date_trunc('week', created_date) as week, count(*) as created
+from v_campaigns
+where created_date >= now() - interval '30 days'
+group by 1, 2
+order by 2, 1;
+
+-- 14. Which in-app messages offer more than one button?
+select campaign_name, language, title, button_count
+from v_messages
+where campaign_type = 'in_app' and button_count > 1
+order by campaign_name, position;
+
+-- 15. Which pushes had the best open rates last month (push statistics on)?
+select name, app, sent, round(open_rate * 100, 1) as open_rate_pct
+from v_push_performance_total
+where coalesce(push_time, local_push_time) >= now() - interval '1 month' and sent > 0
+order by open_rate desc nulls last
+limit 10;

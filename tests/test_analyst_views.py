@@ -1,0 +1,358 @@
+"""The analyst layer: the validity history in `campaign_versions` and every reporting view,
+each on a known data set synced through Batch faked at the HTTP level, expected rows
+written out, on PostgreSQL and SQLite."""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, text
+
+from campaign_sync.db import migrate
+from campaign_sync.db.session import make_engine
+from tests.fake_batch import IN_APP, PUSH, FakeBatch, sync_fake
+from tests.syncing import count
+
+SALE: dict[str, Any] = {
+    "campaign_token": "sale",
+    "name": "Spring sale",
+    "live": False,
+    "from_api": True,
+    "dev_only": False,
+    "created_date": "2026-11-01T10:00:00",
+    "push_time": "2026-12-01T09:00:00",
+    "targeting": {"segments": ["NEW", "ENGAGED"]},
+    "labels": ["promo", "spring"],
+    "messages": [
+        {"language": "en", "title": "Sale", "body": "20% off"},
+        {"language": "fr", "title": "Soldes", "body": "-20%"},
+    ],
+}
+DIGEST: dict[str, Any] = {
+    "campaign_token": "digest",
+    "name": "Weekly digest",
+    "live": True,
+    "from_api": False,
+    "dev_only": False,
+    "created_date": "2026-10-01T08:00:00",
+    "local_push_time": "2026-12-03T18:00:00",
+    "recurrence": {
+        "repeat_unit": "WEEKLY",
+        "repeat_frequency": 1,
+        "end_date": "2027-03-01T00:00:00",
+    },
+    "messages": [{"language": "en", "title": "Digest", "body": "Your week"}],
+}
+WELCOME: dict[str, Any] = {
+    "campaign_token": "welcome",
+    "name": "Welcome",
+    "live": True,
+    "from_api": True,
+    "dev_only": False,
+    "created_date": "2026-11-15T12:00:00",
+    "start_date": "2026-11-20T00:00:00",
+    "end_date": "2026-12-20T00:00:00",
+    "trigger": {"when": "NEXT_SESSION", "capping": 2},
+    "labels": ["onboarding"],
+    "landing": {
+        "theme": "t1",
+        "contents": [
+            {
+                "language": "en",
+                "title": "Hi",
+                "body": "Welcome aboard",
+                "actions": [
+                    {"action": "batch.deeplink", "label": "Go", "args": {"l": "app://x"}},
+                    {"action": "batch.dismiss", "label": "Later"},
+                ],
+            }
+        ],
+    },
+}
+
+
+def changed_sale() -> dict[str, Any]:
+    sale = copy.deepcopy(SALE)
+    sale.update(name="Spring sale!", live=True, push_time="2026-12-02T09:00:00")
+    sale["messages"][0]["body"] = "30% off"
+    sale["targeting"] = {"segments": ["NEW"]}
+    return sale
+
+
+def batch(*push: dict[str, Any], in_app: tuple[dict[str, Any], ...] = (WELCOME,)) -> FakeBatch:
+    fake = FakeBatch()
+    for detail in push:
+        fake.add(PUSH, detail["campaign_token"], detail)
+    for detail in in_app:
+        fake.add(IN_APP, detail["campaign_token"], detail)
+    return fake
+
+
+def sync(url: str, fake: FakeBatch) -> None:
+    results = sync_fake(url, fake, (PUSH, IN_APP))
+    assert all(result.status == "succeeded" for result in results)
+
+
+def rows(engine: Engine, sql: str) -> list[tuple[Any, ...]]:
+    """Rows with dates as 'YYYY-MM-DD HH:MM:SS' text and booleans as 0/1: the same on
+    both databases (SQLite hands views' dates back as text)."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, datetime):
+            return value.strftime("%Y-%m-%d %H:%M:%S")
+        if isinstance(value, str) and len(value) == 26 and value[19] == ".":
+            return value[:19]  # SQLite's stored datetime text
+        if isinstance(value, bool):
+            return int(value)
+        return value
+
+    with engine.connect() as conn:
+        return [tuple(plain(v) for v in row) for row in conn.execute(text(sql))]
+
+
+@pytest.fixture
+def history(any_db_url: str, any_db: Engine) -> Engine:
+    """Created, changed, deleted (gone from the list after a complete sweep), restored."""
+    sync(any_db_url, batch(SALE, DIGEST))
+    sync(any_db_url, batch(changed_sale(), DIGEST))
+    sync(any_db_url, batch(DIGEST))
+    sync(any_db_url, batch(changed_sale(), DIGEST))
+    return any_db
+
+
+def test_history_numbers_versions_and_chains_their_validity(history: Engine) -> None:
+    assert rows(
+        history,
+        "select c.campaign_token, v.version, v.change_kind, v.content_hash is null, "
+        "v.valid_to is null from campaign_versions v join campaigns c on c.id = v.campaign_id "
+        "order by c.campaign_token, v.version",
+    ) == [
+        ("digest", 1, "created", 0, 1),
+        ("sale", 1, "created", 0, 0),
+        ("sale", 2, "changed", 0, 0),
+        ("sale", 3, "deleted", 1, 0),
+        ("sale", 4, "restored", 0, 1),
+        ("welcome", 1, "created", 0, 1),
+    ]
+    # Each version ends exactly when the next begins.
+    assert (
+        count(
+            history,
+            "select count(*) from campaign_versions v join campaign_versions n "
+            "on n.campaign_id = v.campaign_id and n.version = v.version + 1 "
+            "where v.valid_to = n.valid_from and n.valid_from > v.valid_from",
+        )
+        == 3
+    )
+
+
+def test_an_unchanged_pass_adds_no_version(history: Engine, any_db_url: str) -> None:
+    before = count(history, "select count(*) from campaign_versions")
+    sync(any_db_url, batch(changed_sale(), DIGEST))
+    assert count(history, "select count(*) from campaign_versions") == before == 6
+
+
+def test_a_404_on_a_detail_closes_the_version_with_a_deleted_row(
+    any_db_url: str, any_db: Engine
+) -> None:
+    sync(any_db_url, batch(SALE, DIGEST))
+    fake = batch(changed_sale(), DIGEST)
+    del fake.details[(PUSH, "sale")]  # listed, but its detail answers 404
+    sync(any_db_url, fake)
+    assert rows(
+        any_db,
+        "select version, change_kind, valid_to is null from campaign_versions v "
+        "join campaigns c on c.id = v.campaign_id where c.campaign_token = 'sale' "
+        "order by version",
+    ) == [(1, "created", 0), (2, "deleted", 1)]
+
+
+def test_v_campaign_versions_tells_what_a_message_said_at_each_version(history: Engine) -> None:
+    assert rows(
+        history,
+        "select version, change_kind, is_current, name, live, schedule, message_titles, "
+        "message_bodies from v_campaign_versions where campaign_token = 'sale' order by version",
+    ) == [
+        (1, "created", 0, "Spring sale", 0, "starts 2026-12-01T09:00:00",
+         "en: Sale | fr: Soldes", "en: 20% off | fr: -20%"),
+        (2, "changed", 0, "Spring sale!", 1, "starts 2026-12-02T09:00:00",
+         "en: Sale | fr: Soldes", "en: 30% off | fr: -20%"),
+        (3, "deleted", 0, None, None, None, None, None),
+        (4, "restored", 1, "Spring sale!", 1, "starts 2026-12-02T09:00:00",
+         "en: Sale | fr: Soldes", "en: 30% off | fr: -20%"),
+    ]  # fmt: skip
+    assert rows(
+        history,
+        "select campaign_token, schedule, message_titles, message_bodies "
+        "from v_campaign_versions where campaign_token <> 'sale' order by campaign_token",
+    ) == [
+        ("digest", "starts 2026-12-03T18:00:00 every 1 WEEKLY", "en: Digest", "en: Your week"),
+        ("welcome", "starts 2026-11-20T00:00:00 ends 2026-12-20T00:00:00", "en: Hi",
+         "en: Welcome aboard"),
+    ]  # fmt: skip
+
+
+def test_v_campaign_changes_names_each_change_with_before_and_after(history: Engine) -> None:
+    assert rows(
+        history,
+        "select campaign_token, name, version, change, before_value, after_value "
+        "from v_campaign_changes order by version, change",
+    ) == [
+        ("sale", "Spring sale!", 2, "message_changed",
+         "en: Sale | fr: Soldes / en: 20% off | fr: -20%",
+         "en: Sale | fr: Soldes / en: 30% off | fr: -20%"),
+        ("sale", "Spring sale!", 2, "renamed", "Spring sale", "Spring sale!"),
+        ("sale", "Spring sale!", 2, "rescheduled", "starts 2026-12-01T09:00:00",
+         "starts 2026-12-02T09:00:00"),
+        ("sale", "Spring sale!", 2, "targeting_changed", "segments NEW, ENGAGED", "segments NEW"),
+        ("sale", "Spring sale!", 2, "went_live", "false", "true"),
+        ("sale", "Spring sale!", 3, "deleted", None, None),
+        ("sale", "Spring sale!", 4, "restored", None, None),
+    ]  # fmt: skip
+
+
+def test_v_campaigns_summarises_each_campaign_not_deleted(history: Engine) -> None:
+    assert rows(
+        history,
+        "select campaign_token, campaign_type, name, live, starts_at, ends_at, schedule_zone, "
+        "recurrence_repeat_unit, recurrence_repeat_frequency, is_recurring, segments, labels, "
+        "message_count, languages, trigger_when, trigger_capping "
+        "from v_campaigns order by campaign_token",
+    ) == [
+        ("digest", "push", "Weekly digest", 1, "2026-12-03 18:00:00", None, "local", "WEEKLY",
+         1, 1, None, None, 1, "en", None, None),
+        ("sale", "push", "Spring sale!", 1, "2026-12-02 09:00:00", None, "GMT", None, None, 0,
+         "NEW", "promo, spring", 2, "en, fr", None, None),
+        ("welcome", "in_app", "Welcome", 1, "2026-11-20 00:00:00", "2026-12-20 00:00:00", "GMT",
+         None, None, 0, None, "onboarding", 1, "en", "next_session", 2),
+    ]  # fmt: skip
+
+
+def test_v_campaigns_leaves_out_deleted_campaigns(any_db_url: str, any_db: Engine) -> None:
+    sync(any_db_url, batch(SALE, DIGEST))
+    sync(any_db_url, batch(DIGEST))
+    assert rows(any_db, "select campaign_token from v_campaigns order by 1") == [
+        ("digest",),
+        ("welcome",),
+    ]
+
+
+def test_v_messages_lists_push_messages_and_landing_contents(history: Engine) -> None:
+    assert rows(
+        history,
+        "select campaign_token, campaign_type, campaign_name, live, position, language, title, "
+        "body, button_count from v_messages order by campaign_token, position",
+    ) == [
+        ("digest", "push", "Weekly digest", 1, 0, "en", "Digest", "Your week", 0),
+        ("sale", "push", "Spring sale!", 1, 0, "en", "Sale", "30% off", 0),
+        ("sale", "push", "Spring sale!", 1, 1, "fr", "Soldes", "-20%", 0),
+        ("welcome", "in_app", "Welcome", 1, 0, "en", "Hi", "Welcome aboard", 2),
+    ]
+
+
+def test_v_campaign_segments_and_labels_unnest_one_row_each(
+    any_db_url: str, any_db: Engine
+) -> None:
+    sync(any_db_url, batch(SALE, DIGEST))
+    assert rows(
+        any_db,
+        "select campaign_token, segment, campaign_type, campaign_name from v_campaign_segments "
+        "order by campaign_token, segment",
+    ) == [
+        ("sale", "ENGAGED", "push", "Spring sale"),
+        ("sale", "NEW", "push", "Spring sale"),
+    ]
+    assert rows(
+        any_db,
+        "select campaign_token, label, campaign_type, campaign_name from v_campaign_labels "
+        "order by campaign_token, label",
+    ) == [
+        ("sale", "promo", "push", "Spring sale"),
+        ("sale", "spring", "push", "Spring sale"),
+        ("welcome", "onboarding", "in_app", "Welcome"),
+    ]
+
+
+def test_what_a_message_said_on_a_date_is_one_query(history: Engine) -> None:
+    on_date = (  # a moment inside version 1's validity: just when it was first seen
+        "(select valid_from from campaign_versions where version = 1 and campaign_id = "
+        "(select id from campaigns where campaign_token = 'sale'))"
+    )
+    assert rows(
+        history,
+        "select version, message_bodies from v_campaign_versions "
+        f"where campaign_token = 'sale' and valid_from <= {on_date} "
+        f"and (valid_to is null or valid_to > {on_date})",
+    ) == [(1, "en: 20% off | fr: -20%")]
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def url_at_0006(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    if request.param == "postgresql":
+        url = str(request.getfixturevalue("fresh_pg_url"))
+    else:
+        url = f"sqlite:///{tmp_path}/at_0006.db"
+    migrate.upgrade(url, "0006")
+    return url
+
+
+def test_the_migration_backfills_the_history_from_existing_rows(url_at_0006: str) -> None:
+    engine = make_engine(url_at_0006)
+    campaign = (
+        "insert into campaigns (id, app, campaign_type, campaign_token, first_seen_at, "
+        "last_seen_at, updated_at, content_hash, detail, deleted_at) values "
+        "(:id, 'ios', 'push', :token, :t, :t, :t, :hash, '{\"name\": \"x\"}', :deleted)"
+    )
+    version = (
+        "insert into campaign_versions (id, campaign_id, recorded_at, content_hash, detail) "
+        "values (:id, :campaign_id, :t, 'h', '{}')"
+    )
+    with engine.begin() as conn:
+        conn.execute(text(campaign), [
+            {"id": 1, "token": "two-versions", "t": "2026-11-01 10:00:00", "hash": "h",
+             "deleted": None},
+            {"id": 2, "token": "no-history", "t": "2026-11-02 10:00:00", "hash": "h",
+             "deleted": None},
+            {"id": 3, "token": "deleted", "t": "2026-11-03 10:00:00", "hash": "h",
+             "deleted": "2026-11-10 10:00:00"},
+        ])  # fmt: skip
+        conn.execute(text(version), [
+            {"id": 10, "campaign_id": 1, "t": "2026-11-05 10:00:00"},
+            {"id": 11, "campaign_id": 1, "t": "2026-11-01 10:00:00"},
+            {"id": 12, "campaign_id": 3, "t": "2026-11-03 10:00:00"},
+        ])  # fmt: skip
+    migrate.upgrade(url_at_0006)
+    assert rows(
+        engine,
+        "select campaign_id, version, change_kind, valid_from, valid_to from campaign_versions "
+        "order by campaign_id, version",
+    ) == [
+        (1, 1, "created", "2026-11-01 10:00:00", "2026-11-05 10:00:00"),
+        (1, 2, "changed", "2026-11-05 10:00:00", None),
+        (2, 1, "created", "2026-11-02 10:00:00", None),
+        (3, 1, "created", "2026-11-03 10:00:00", "2026-11-10 10:00:00"),
+        (3, 2, "deleted", "2026-11-10 10:00:00", None),
+    ]
+    migrate.downgrade(url_at_0006, "0006")
+    assert count(engine, "select count(*) from campaign_versions") == 4
+    engine.dispose()
+
+
+def test_a_campaign_back_with_new_content_shows_restored_and_what_changed(
+    any_db_url: str, any_db: Engine
+) -> None:
+    sync(any_db_url, batch(SALE, DIGEST))
+    sync(any_db_url, batch(DIGEST))
+    sync(any_db_url, batch({**SALE, "name": "Back again"}, DIGEST))
+    assert rows(
+        any_db,
+        "select campaign_token, version, change, before_value, after_value "
+        "from v_campaign_changes order by version, change",
+    ) == [
+        ("sale", 2, "deleted", None, None),
+        ("sale", 3, "renamed", "Spring sale", "Back again"),
+        ("sale", 3, "restored", None, None),
+    ]

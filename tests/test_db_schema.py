@@ -1,0 +1,65 @@
+"""CAMPAIGN_SYNC_DB_SCHEMA: on PostgreSQL every table, view and the Alembic version table
+live in the schema it names, and every command works there; `public` stays empty."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+
+from campaign_sync.db import migrate
+from campaign_sync.db.models import Base
+from campaign_sync.db.session import make_engine
+from campaign_sync.db.views import VIEWS
+from campaign_sync.simulator import Simulator, SimulatorServer
+from tests.conftest import API_KEY, CANARY_REST_KEY
+from tests.syncing import count
+from tests.test_cli import cli, cli_env
+
+SCHEMA = "batch"
+
+
+def test_the_migrations_build_everything_inside_the_schema(fresh_pg_url: str) -> None:
+    migrate.upgrade(fresh_pg_url, schema=SCHEMA)
+    plain = make_engine(fresh_pg_url)
+    found = inspect(plain)
+    assert set(found.get_table_names(schema=SCHEMA)) == set(Base.metadata.tables) | {
+        "alembic_version"
+    }
+    assert set(found.get_view_names(schema=SCHEMA)) == {view.name for view in VIEWS} | {
+        "v_push_performance",
+        "v_push_performance_total",
+    }  # the push stats views, from revision 0005
+    assert found.get_table_names(schema="public") == []
+    assert found.get_view_names(schema="public") == []
+    with pytest.raises(migrate.SchemaNotCurrent):
+        migrate.ensure_current(plain)  # public has no schema of ours
+    plain.dispose()
+    inside = make_engine(fresh_pg_url, schema=SCHEMA)
+    migrate.ensure_current(inside)
+    with inside.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert list(compare_metadata(context, Base.metadata)) == []
+    inside.dispose()
+    migrate.downgrade(fresh_pg_url, "base", schema=SCHEMA)
+    plain = make_engine(fresh_pg_url)
+    assert inspect(plain).get_table_names(schema=SCHEMA) == ["alembic_version"]
+    plain.dispose()
+
+
+def test_migrate_sync_and_status_honour_the_schema_setting(fresh_pg_url: str) -> None:
+    simulator = Simulator(api_key=API_KEY, rest_api_key=CANARY_REST_KEY, push=12, in_app=5)
+    with SimulatorServer(simulator) as server:
+        env = cli_env(fresh_pg_url, server, CAMPAIGN_SYNC_DB_SCHEMA=SCHEMA)
+        for command in ("migrate", "sync", "status"):
+            result = cli(command, env=env)
+            assert result.returncode == 0, (command, result.stderr)
+    plain = make_engine(fresh_pg_url)
+    assert count(plain, f"select count(*) from {SCHEMA}.campaigns") == 17
+    assert count(plain, f"select count(*) from {SCHEMA}.v_campaigns") == 17
+    assert count(plain, f"select count(*) from {SCHEMA}.campaign_versions") == 17
+    assert count(plain, f"select count(*) from {SCHEMA}.sync_runs") == 2
+    assert count(plain, f"select count(*) from {SCHEMA}.alembic_version") == 1
+    assert inspect(plain).get_table_names(schema="public") == []
+    plain.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,7 +13,7 @@ from campaign_sync.batch.endpoints import CampaignType
 from campaign_sync.db.models import campaigns, message_actions, messages, targeting, triggers
 from campaign_sync.db.session import make_engine
 from campaign_sync.runner import pass_options, sync_apps
-from campaign_sync.simulator import SimulatorServer
+from campaign_sync.simulator import Simulator, SimulatorServer
 from campaign_sync.sync_pass import PassResult
 from tests.conftest import make_app, make_settings
 
@@ -70,3 +71,22 @@ def content_snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
 def count(engine: Engine, sql: str) -> int:
     with engine.connect() as conn:
         return int(conn.execute(text(sql)).scalar_one())
+
+
+def hold_lists_until_a_pass_is_skipped(simulator: Simulator, url: str) -> Engine:
+    """Make the simulator hold every list call until some pass has been skipped (recorded
+    in sync_state.last_skipped_at): two processes started together then surely overlap,
+    however loaded the machine. Returns the engine it polls with (dispose it after)."""
+    engine = make_engine(url)
+    query = text("select count(*) from sync_state where last_skipped_at is not null")
+
+    async def hold(route: str, request: object) -> None:
+        deadline = time.monotonic() + 60
+        while route.startswith("list") and time.monotonic() < deadline:
+            with engine.connect() as conn:
+                if conn.execute(query).scalar_one():
+                    return
+            await asyncio.sleep(0.05)
+
+    simulator.hooks.append(hold)
+    return engine

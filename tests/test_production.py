@@ -18,7 +18,7 @@ from campaign_sync.db.session import make_engine
 from campaign_sync.simulator import Simulator, SimulatorServer
 from tests.conftest import API_KEY, CANARY_REST_KEY
 from tests.pgbouncer import PgBouncer
-from tests.syncing import by_type, count, run_sync
+from tests.syncing import by_type, count, hold_lists_until_a_pass_is_skipped, run_sync
 from tests.test_cli import cli_env
 
 PUSH = CampaignType.PUSH
@@ -57,7 +57,7 @@ def test_two_processes_through_pgbouncer_never_sync_the_same_pair_at_once(
     bounced_url: str,
 ) -> None:
     slow = Simulator(api_key=API_KEY, rest_api_key=CANARY_REST_KEY, push=300, in_app=0, seed=8)
-    slow.knobs.latency_seconds = 0.04
+    poller = hold_lists_until_a_pass_is_skipped(slow, bounced_url)  # they surely overlap
     with SimulatorServer(slow) as server:
         env = cli_env(bounced_url, server)
         processes = [
@@ -71,6 +71,7 @@ def test_two_processes_through_pgbouncer_never_sync_the_same_pair_at_once(
             for _ in range(2)
         ]
         outputs = [p.communicate(timeout=120) for p in processes]
+    poller.dispose()
     assert [p.returncode for p in processes] == [0, 0], outputs
     skipped = sum(
         out.count("default/push: skipped (another process holds it") for out, _ in outputs

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, and_, select, true, update
+from sqlalchemy import ColumnElement, Engine, and_, select, true
 
 from campaign_sync.db.locks import DEFAULT_LEASE_SECONDS, try_lease
 from campaign_sync.db.models import sync_state
+from campaign_sync.db.state import end_sweep
 from campaign_sync.db.types import utcnow
 from campaign_sync.domain import CampaignType
 
@@ -86,7 +87,6 @@ def read_cursors(
 
 def reset_cursors(engine: Engine, cursors: Sequence[Cursor]) -> None:
     """Abandon each cursor's sweep, holding its pass lock (CursorBusy if a pass holds it)."""
-    s = sync_state.c
     for cursor in cursors:
         lease = try_lease(engine, cursor.app, cursor.campaign_type, DEFAULT_LEASE_SECONDS)
         if isinstance(lease, str):
@@ -97,17 +97,6 @@ def reset_cursors(engine: Engine, cursors: Sequence[Cursor]) -> None:
         try:
             with engine.begin() as conn:
                 lease.renew(conn)
-                conn.execute(
-                    update(sync_state)
-                    .where(s.app == cursor.app, s.campaign_type == cursor.campaign_type.value)
-                    .values(
-                        sweep_in_progress=False,
-                        sweep_offset=0,
-                        sweep_anchor_tokens=[],
-                        sweep_full_refresh=False,
-                        sweep_unidentified_entries=0,
-                        updated_at=utcnow(),
-                    )
-                )
+                end_sweep(conn, cursor.app, cursor.campaign_type, complete=False, now=utcnow())
         finally:
             lease.release()

@@ -40,24 +40,32 @@ class JsonSQL:
             f"with ordinality as {alias}(value, ordinality)"
         )
 
+    # The pieces that are one template each; a dialect only changes the template.
+    POSITION = "({alias}.ordinality - 1)"
+    ELEMENT_TEXT = "({alias}.value #>> '{{}}')"
+    ELEMENT_FIELD = "({alias}.value ->> '{key}')"
+    ORDERED_TEXT = "string_agg({value}, '{separator}' order by {order})"
+    UTC_WALL_CLOCK = "({column} at time zone 'UTC')"
+
     def position(self, alias: str) -> str:
-        return f"({alias}.ordinality - 1)"
+        """An element's 0-based position in its array."""
+        return self.POSITION.format(alias=alias)
 
     def element_text(self, alias: str) -> str:
         """An element that is a JSON string (or number) as text."""
-        return f"({alias}.value #>> '{{}}')"
+        return self.ELEMENT_TEXT.format(alias=alias)
 
     def element_field(self, alias: str, key: str) -> str:
         """A field of an element that is a JSON object, as text."""
-        return f"({alias}.value ->> '{key}')"
+        return self.ELEMENT_FIELD.format(alias=alias, key=key)
 
     def ordered_text(self, value: str, separator: str, order: str) -> str:
         """Aggregate `value` into one text, in `order` (the FROM must not be a subquery)."""
-        return f"string_agg({value}, '{separator}' order by {order})"
+        return self.ORDERED_TEXT.format(value=value, separator=separator, order=order)
 
     def utc_wall_clock(self, column: str) -> str:
         """A timestamptz as the UTC wall clock (timestamp without time zone)."""
-        return f"({column} at time zone 'UTC')"
+        return self.UTC_WALL_CLOCK.format(column=column)
 
 
 def _sqlite_path(path: tuple[str, ...]) -> str:
@@ -81,22 +89,15 @@ class SqliteJsonSQL(JsonSQL):
         )
         return f"json_each(case {cases} else '[]' end) as {alias}"
 
-    def position(self, alias: str) -> str:
-        return f"{alias}.key"
-
-    def element_text(self, alias: str) -> str:
-        return f"(case when {alias}.type in ('text', 'integer', 'real') then {alias}.value end)"
-
-    def element_field(self, alias: str, key: str) -> str:
-        return f"(case {alias}.type when 'object' then json_extract({alias}.value, '$.{key}') end)"
-
-    def ordered_text(self, value: str, separator: str, order: str) -> str:
-        # SQLite 3.40 has no ORDER BY inside aggregates; json_each yields array order and
-        # the callers aggregate straight from it or from a table scanned in key order.
-        return f"group_concat({value}, '{separator}')"
-
-    def utc_wall_clock(self, column: str) -> str:
-        return column  # stored as naive UTC already
+    POSITION = "{alias}.key"
+    ELEMENT_TEXT = "(case when {alias}.type in ('text', 'integer', 'real') then {alias}.value end)"
+    ELEMENT_FIELD = (
+        "(case {alias}.type when 'object' then json_extract({alias}.value, '$.{key}') end)"
+    )
+    # SQLite 3.40 has no ORDER BY inside aggregates; json_each yields array order and the
+    # callers aggregate straight from it or from a table scanned in key order.
+    ORDERED_TEXT = "group_concat({value}, '{separator}')"
+    UTC_WALL_CLOCK = "{column}"  # stored as naive UTC already
 
 
 def json_sql(dialect_name: str) -> JsonSQL:
@@ -159,27 +160,24 @@ where c.deleted_at is null
 """
 
 
-def _v_campaign_segments(j: JsonSQL) -> str:
+def _unnested(j: JsonSQL, name: str, array: str, join: str = "") -> str:
+    """One row per campaign not deleted and element of its JSON array `array`, as `name`."""
     return f"""
 select
-    c.id as campaign_id, {j.element_text("s")} as segment, c.app, c.campaign_type,
+    c.id as campaign_id, {j.element_text("e")} as {name}, c.app, c.campaign_type,
     c.campaign_token, c.name as campaign_name, c.live
 from campaigns c
-join targeting t on t.campaign_id = c.id
-cross join {j.elements("t.segments", ((),), "s")}
+{join}cross join {j.elements(array, ((),), "e")}
 where c.deleted_at is null
 """
+
+
+def _v_campaign_segments(j: JsonSQL) -> str:
+    return _unnested(j, "segment", "t.segments", "join targeting t on t.campaign_id = c.id\n")
 
 
 def _v_campaign_labels(j: JsonSQL) -> str:
-    return f"""
-select
-    c.id as campaign_id, {j.element_text("l")} as label, c.app, c.campaign_type,
-    c.campaign_token, c.name as campaign_name, c.live
-from campaigns c
-cross join {j.elements("c.labels", ((),), "l")}
-where c.deleted_at is null
-"""
+    return _unnested(j, "label", "c.labels")
 
 
 def _v_campaign_versions(j: JsonSQL) -> str:

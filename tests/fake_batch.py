@@ -44,7 +44,7 @@ class FakeBatch:
         entry: dict[str, Any] | str | None = None,
     ) -> None:
         """A campaign, newest last added first; `detail`/`entry` as dicts or raw JSON."""
-        document = detail if detail is not None else _campaign(campaign_type, token)
+        document = detail if detail is not None else campaign_detail(campaign_type, token)
         listed = entry if entry is not None else document
         self.entries[campaign_type].insert(0, _raw(listed))
         self.details[(campaign_type, token)] = _raw(document)
@@ -83,7 +83,8 @@ def _raw(document: dict[str, Any] | str) -> str:
     return document if isinstance(document, str) else json.dumps(document)
 
 
-def _campaign(campaign_type: CampaignType, token: str) -> dict[str, Any]:
+def campaign_detail(campaign_type: CampaignType, token: str) -> dict[str, Any]:
+    """An ordinary campaign's detail (push: with one message)."""
     detail: dict[str, Any] = {
         "campaign_token": token,
         "name": f"Campaign {token}",

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, select, text
 
 from campaign_sync.db.models import campaigns, sync_runs, sync_warnings
 from campaign_sync.db.session import make_engine
-from tests.fake_batch import PUSH, FakeBatch, sync_fake
+from tests.fake_batch import PUSH, FakeBatch, campaign_detail, sync_fake
 
 
 def rows(engine: Engine, *columns: str) -> dict[str, tuple[Any, ...]]:
@@ -42,6 +42,14 @@ def messages_of(engine: Engine) -> list[str]:
 @pytest.fixture
 def fake() -> FakeBatch:
     return FakeBatch()
+
+
+@pytest.fixture
+def fake_150(fake: FakeBatch) -> FakeBatch:
+    """150 push campaigns, c000 (oldest) to c149: two list pages, c140 on the first."""
+    for index in range(150):
+        fake.add(PUSH, f"c{index:03d}")
+    return fake
 
 
 # -- one boundary makes values storable ---------------------------------------------------
@@ -299,10 +307,9 @@ def test_entries_that_are_no_campaign_stop_every_tombstone_of_the_sweep(
 
 
 def test_an_empty_page_in_the_middle_fails_after_a_few_rereads(
-    pg_url: str, fake: FakeBatch
+    pg_url: str, fake_150: FakeBatch
 ) -> None:
-    for index in range(150):
-        fake.add(PUSH, f"c{index:03d}")
+    fake = fake_150
     fake.list_answer = lambda campaign_type, offset, limit: "[]" if offset > 0 else None
     [result] = sync_fake(pg_url, fake)
     assert result.status == "failed"
@@ -446,10 +453,9 @@ def test_a_campaign_the_database_refuses_is_skipped_then_stored_once_clean(
 
 
 def test_connections_cut_between_pages_are_replaced_and_the_pass_goes_on(
-    pg_url: str, fake: FakeBatch
+    pg_url: str, fake_150: FakeBatch
 ) -> None:
-    for index in range(150):
-        fake.add(PUSH, f"c{index:03d}")
+    fake = fake_150
     engine = make_engine(pg_url)
 
     def restart(token: str) -> None:
@@ -470,10 +476,9 @@ def test_connections_cut_between_pages_are_replaced_and_the_pass_goes_on(
 
 
 def test_a_database_that_fails_mid_write_makes_a_failed_run_not_a_crash(
-    pg_url: str, fake: FakeBatch
+    pg_url: str, fake_150: FakeBatch
 ) -> None:
-    for index in range(150):
-        fake.add(PUSH, f"c{index:03d}")
+    fake = fake_150
     engine = make_engine(pg_url)
     with engine.begin() as conn:  # the server drops the connection in the middle of a page
         conn.execute(
@@ -509,10 +514,9 @@ def test_a_database_that_fails_mid_write_makes_a_failed_run_not_a_crash(
 
 
 def test_a_pass_whose_lease_was_taken_over_stops_before_its_next_page(
-    pg_url: str, fake: FakeBatch
+    pg_url: str, fake_150: FakeBatch
 ) -> None:
-    for index in range(150):
-        fake.add(PUSH, f"c{index:03d}")
+    fake = fake_150
     engine = make_engine(pg_url)
 
     def take_over(token: str) -> None:
@@ -539,12 +543,4 @@ def test_a_pass_whose_lease_was_taken_over_stops_before_its_next_page(
 
 
 def _detail(token: str) -> dict[str, Any]:
-    return {
-        "campaign_token": token,
-        "name": f"Campaign {token}",
-        "live": True,
-        "from_api": True,
-        "dev_only": False,
-        "created_date": "2026-11-01T10:00:00",
-        "messages": [{"language": "en", "title": "Hello", "body": "World"}],
-    }
+    return campaign_detail(PUSH, token)

@@ -15,8 +15,15 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from campaign_sync.batch.errors import AuthenticationInvalid, BatchError, RetryBudgetExhausted
 from campaign_sync.config import ResolvedApp, Settings
-from campaign_sync.db.migrate import current_revision, head_revision
-from campaign_sync.db.session import masked_url, missing_sqlite_file
+from campaign_sync.db.migrate import (
+    KNOWN_REVISIONS,
+    SchemaNotCurrent,
+    UnrecordedSchema,
+    current_revision,
+    ensure_current,
+    head_revision,
+)
+from campaign_sync.db.session import make_engine, masked_url, missing_sqlite_file
 from campaign_sync.domain import CampaignType
 from campaign_sync.runner import make_client
 
@@ -49,6 +56,17 @@ def check_database(database_url: str, schema: str | None = None) -> Finding:
     head = head_revision()
     if current == head:
         return Finding(subject, f"reachable, schema at revision {head} (the newest)")
+    if current is None or current not in KNOWN_REVISIONS:
+        engine = make_engine(database_url, schema=schema)
+        try:
+            ensure_current(engine)  # names the fix for a dump to adopt or a newer revision
+        except UnrecordedSchema as unrecorded:
+            return Finding(subject, str(unrecorded), USAGE)
+        except SchemaNotCurrent as unknown:
+            if current is not None:
+                return Finding(subject, str(unknown), USAGE)
+        finally:
+            engine.dispose()
     at = "has no campaign-sync schema" if current is None else f"is at revision {current}"
     return Finding(
         subject, f"migrations pending: it {at}, the newest is {head}: run campaign-sync migrate",

@@ -56,7 +56,7 @@ def explain(error: Exception) -> tuple[str, int] | None:
         _loaded("campaign_sync.config", "ConfigError"),
         _loaded("campaign_sync.db.migrate", "SchemaNotCurrent"),
         _loaded("campaign_sync.writeback", "UsageError"),
-        _loaded("campaign_sync.batch.proxies", "UnusableProxy"),
+        _loaded("campaign_sync.batch.proxies", "UnusableNetworkSetting"),
     )
     if isinstance(error, usage_errors):
         return str(error), EXIT_USAGE
@@ -183,17 +183,32 @@ def _settings(**flags: Any) -> Settings:
     log_level = meta.get("campaign_sync.log_level")
     if log_level:
         flags["log_level"] = log_level
-    from campaign_sync.batch.proxies import proxy_for
+    from campaign_sync.batch.proxies import check_certificates, proxy_for
 
     settings = load_settings(meta.get("campaign_sync.config_path"), **flags)
     meta["campaign_sync.settings"] = settings
     setup_logging(settings.log_format, settings.log_level)
     proxy_for(settings.batch_api_base_url)  # an unusable proxy variable: one line, exit 2
+    check_certificates()
     return settings
+
+
+def _refuse_in_memory(url: str) -> None:
+    """An in-memory SQLite database lives as long as one connection: nothing would last."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise Failure(
+            "DATABASE_URL names an in-memory SQLite database, which lasts as long as one "
+            "connection: name a file instead (sqlite:///campaign_sync.db)",
+            EXIT_USAGE,
+        )
 
 
 def _engine(settings: Settings) -> Engine:
     """The database, refused unless it holds the newest schema (never creates a file)."""
+    _refuse_in_memory(settings.database_url)
     from campaign_sync.db.migrate import SchemaNotCurrent, ensure_current
     from campaign_sync.db.session import make_engine, missing_sqlite_file
 
@@ -260,6 +275,7 @@ def migrate(verbose: bool, adopt: bool) -> None:
     if verbose:
         logging.getLogger("alembic").setLevel(logging.INFO)
     where = masked_url(settings.database_url)
+    _refuse_in_memory(settings.database_url)
     if adopt:
         adopted = adopt_schema(settings.database_url, settings.db_schema)
         if adopted is not None:
@@ -277,8 +293,7 @@ def migrate(verbose: bool, adopt: bool) -> None:
                 "to record it and upgrade from there"
             )
     schema = settings.db_schema
-    before = current_revision(settings.database_url, schema)
-    upgrade(settings.database_url, schema=schema)
+    before = upgrade(settings.database_url, schema=schema)  # as found once it was our turn
     after = current_revision(settings.database_url, schema)
     if before == after:
         click.echo(f"database schema already at revision {after} ({where})")

@@ -105,6 +105,7 @@ class Settings(BaseSettings):
     backoff_max_seconds: float = _setting(120.0, "CAMPAIGN_SYNC_BACKOFF_MAX_SECONDS", gt=0)
     concurrency: int = _setting(8, "CAMPAIGN_SYNC_CONCURRENCY", ge=1, le=64)
     detail_max_age_seconds: float = _setting(86400, "CAMPAIGN_SYNC_DETAIL_MAX_AGE_SECONDS", ge=0)
+    detail_refresh_per_pass: int = _setting(500, "CAMPAIGN_SYNC_DETAIL_REFRESH_PER_PASS", ge=0)
     interval_seconds: float = _setting(300, "CAMPAIGN_SYNC_INTERVAL_SECONDS", gt=0)
     lock_lease_seconds: float = _setting(60.0, "CAMPAIGN_SYNC_LOCK_LEASE_SECONDS", ge=3)
     metrics_port: int = _setting(9108, "CAMPAIGN_SYNC_METRICS_PORT", ge=0, le=65535)
@@ -126,7 +127,7 @@ class Settings(BaseSettings):
         "INFO", "CAMPAIGN_SYNC_LOG_LEVEL", pattern="(?i)^(debug|info|warning|error)$"
     )
     stats: bool = _setting(False, "CAMPAIGN_SYNC_STATS")
-    stats_window_days: float = _setting(30, "CAMPAIGN_SYNC_STATS_WINDOW_DAYS", gt=0)
+    stats_window_days: float = _setting(30, "CAMPAIGN_SYNC_STATS_WINDOW_DAYS", gt=0, le=3650)
     stats_max_age_seconds: float = _setting(3600, "CAMPAIGN_SYNC_STATS_MAX_AGE_SECONDS", ge=0)
     apps: list[AppConfig] = Field(default_factory=list)
 

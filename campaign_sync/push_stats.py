@@ -75,6 +75,10 @@ class CampaignStats:
         return len({row["date"] for row in self.rows})
 
 
+# No app sends 10^12 pushes a day; beyond, a sum over days could overflow the views.
+MAX_COUNT = 10**12
+
+
 def transform_stats(document: Any) -> CampaignStats:
     """Rows for `campaign_stats_daily` from the answer of the stats route: one per day
     (`version` `all`) and, for an A/B test, one per day and version. Every counter is
@@ -136,7 +140,11 @@ def _counters(
     row: dict[str, Any] = {"date": when, "version": version}
     for name in COUNTERS:
         value = numbers.get(name) if name in names else None
-        row[name] = read.integer(value, f"{where}.{name}", limit=INT64)
+        number = read.integer(value, f"{where}.{name}", limit=INT64)
+        if number is not None and not 0 <= number <= MAX_COUNT:
+            read.warn(f"{where}.{name}", value, f"a count must lie in 0..{MAX_COUNT:.0e}")
+            number = None
+        row[name] = number
     return row
 
 

@@ -39,6 +39,7 @@ def pass_options(
         allow_mass_delete=allow_mass_delete,
         detail_max_age_seconds=settings.detail_max_age_seconds,
         lock_lease_seconds=settings.lock_lease_seconds,
+        refresh_budget=settings.detail_refresh_per_pass or None,
         stats=policy if stats or settings.stats else None,
     )
 

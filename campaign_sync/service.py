@@ -17,6 +17,7 @@ import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine, update
+from sqlalchemy.exc import DBAPIError
 
 from campaign_sync.config import ConfigError, ResolvedApp, Settings
 from campaign_sync.db.models import sync_state
@@ -103,6 +104,7 @@ class Service:
             scheduler.shutdown(wait=False)
             await asyncio.sleep(0)  # AsyncIOScheduler shuts down in a callback of the loop
             self.health.scheduler_running = False
+            await asyncio.to_thread(self._forget_next_passes)
             if server is not None and server_task is not None:
                 server.should_exit = True
                 await asyncio.wait({server_task}, timeout=5)
@@ -145,6 +147,17 @@ class Service:
         self.passes[app.name] = self.passes.get(app.name, 0) + 1
         self._record_next_pass(app)
         return results
+
+    def _forget_next_passes(self) -> None:
+        """No pass is planned once serve stops: `status` must not say one is due."""
+        names = [app.name for app in self.apps]
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(sync_state).where(sync_state.c.app.in_(names)).values(next_pass_at=None)
+                )
+        except DBAPIError as error:
+            log.warning("could not clear the planned passes: %s", error)
 
     def _record_next_pass(self, app: ResolvedApp) -> None:
         job = self.scheduler.get_job(app.name) if self.scheduler else None

@@ -24,7 +24,7 @@ from campaign_sync.push_stats import StatsCandidate, StatsPolicy, stats_due, tra
 
 log = logging.getLogger(__name__)
 
-BATCH_SIZE = 50  # campaigns whose stats are written in one transaction
+BATCH_SIZE = 10  # campaigns whose stats are written in one transaction (a stop waits for one)
 
 
 async def sync_push_stats(

@@ -32,6 +32,7 @@ from campaign_sync.db.state import (
     MassDeleteRefused,
     SweepStart,
     begin_run,
+    details_to_refresh,
     end_sweep,
     fail_abandoned_runs,
     finish_run,
@@ -60,6 +61,8 @@ class PassOptions:
     allow_mass_delete: bool = False
     detail_max_age_seconds: float = 86400.0
     lock_lease_seconds: float = DEFAULT_LEASE_SECONDS
+    # Old details refetched per pass (the oldest first); None: all of them at once.
+    refresh_budget: int | None = None
     stats: StatsPolicy | None = None  # None: no stats step (CAMPAIGN_SYNC_STATS off)
 
 
@@ -104,13 +107,15 @@ def needs_detail(
     now: datetime,
     max_age: timedelta,
     full_refresh: bool,
+    refresh_allowed: bool = True,
 ) -> bool:
-    """New, changed in the list, tombstoned, never fetched, or fetched too long ago."""
+    """New, changed in the list, tombstoned, never fetched, or fetched too long ago (when
+    this pass's refresh budget allows it: `refresh_allowed`)."""
     if full_refresh or known is None or known.detail_fetched_at is None:
         return True
     if known.deleted_at is not None or known.list_hash != list_hash:
         return True
-    return known.detail_fetched_at <= now - max_age
+    return refresh_allowed and known.detail_fetched_at <= now - max_age
 
 
 class SyncPass:
@@ -138,6 +143,7 @@ class SyncPass:
         self.counts = RunCounts()  # the run's counters, as sync_runs records them
         self.reached_end = False
         self.guard: Guard | None = None
+        self.refreshable: set[str] | None = None  # None: every old detail may be refreshed
 
     async def run(self) -> PassResult:
         started = time.monotonic()
@@ -181,6 +187,14 @@ class SyncPass:
                 self.campaign_type,
                 run_id=run_id,
                 full_refresh=self.options.full_refresh,
+            )
+            self.refreshable = details_to_refresh(
+                conn,
+                self.app,
+                self.campaign_type,
+                now=utcnow(),
+                max_age_seconds=self.options.detail_max_age_seconds,
+                budget=self.options.refresh_budget,
             )
         with log_context(self.app, self.campaign_type.value, run_id):
             if abandoned:
@@ -388,6 +402,7 @@ class SyncPass:
                 now=now,
                 max_age=max_age,
                 full_refresh=full_refresh,
+                refresh_allowed=self.refreshable is None or token in self.refreshable,
             )
         ]
         self.progress.page_swept(self.app, self.campaign_type, len(entries), len(needed))

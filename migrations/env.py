@@ -48,6 +48,8 @@ def _run(connection: Connection) -> None:
                 text("select pg_advisory_xact_lock(:a, :b)"),
                 {"a": MIGRATION_LOCK[0], "b": MIGRATION_LOCK[1]},
             )
+        # What the revision was once the lock is ours: what `migrate` reports it moved from.
+        config.attributes["found_revision"] = context.get_context().get_current_revision()
         context.run_migrations()
 
 

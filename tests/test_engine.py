@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -603,3 +603,32 @@ def test_the_live_display_hears_about_pages_details_retries_and_waits(
     assert recorder.events.count("detail") == 60
     assert recorder.events.count("retry") == 2
     assert recorder.events.count("wait") == 1
+
+
+def test_the_refresh_of_old_details_is_spread_over_passes(
+    db: Engine, pg_url: str, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    run_sync(pg_url, sim_server, [PUSH])
+    tokens = simulator.store(PUSH).tokens()
+    with db.begin() as conn:  # every detail two days old, the first tokens oldest
+        for age, token in enumerate(tokens):
+            conn.execute(
+                update(campaigns)
+                .where(campaigns.c.campaign_token == token)
+                .values(detail_fetched_at=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=age))
+            )
+    fetched: list[list[str]] = []
+    for _ in range(2):
+        simulator.reset_stats()
+        [result] = run_sync(pg_url, sim_server, [PUSH], detail_refresh_per_pass=25)
+        assert result.status == "succeeded" and result.counts.detail_calls == 25
+        with db.connect() as conn:
+            fresh = conn.execute(
+                select(campaigns.c.campaign_token).where(
+                    campaigns.c.detail_fetched_at > datetime(2026, 6, 1, tzinfo=UTC)
+                )
+            )
+            fetched.append(sorted(t for (t,) in fresh))
+    assert fetched == [sorted(tokens[:25]), sorted(tokens[:50])]  # the oldest first
+    [unlimited] = run_sync(pg_url, sim_server, [PUSH], detail_refresh_per_pass=0)
+    assert unlimited.counts.detail_calls == 10  # the 10 still old, all at once

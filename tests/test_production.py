@@ -260,3 +260,105 @@ def test_an_unusable_proxy_is_one_line_naming_its_variable(
         "http://HOST:PORT, https://HOST:PORT, socks5://HOST:PORT, socks5h://HOST:PORT); fix it, "
         "or exempt Batch's host with NO_PROXY\n"
     )
+
+
+def test_adopt_refuses_tables_that_differ_from_the_revision_they_resemble(
+    fresh_pg_url: str, restore_logging: None
+) -> None:
+    from sqlalchemy import text
+
+    from tests.helpers import run
+
+    migrate.upgrade(fresh_pg_url)
+    engine = make_engine(fresh_pg_url)
+    with engine.begin() as conn:  # a damaged dump: a column lost, the version table too
+        conn.execute(text("drop table alembic_version"))
+        conn.execute(text("alter table campaigns drop column theme"))
+    engine.dispose()
+    result = run("migrate", "--adopt", env={"DATABASE_URL": fresh_pg_url})
+    assert result.exit_code == 2
+    assert "but differ from it" in result.stderr and "theme" in result.stderr
+    assert migrate.current_revision(fresh_pg_url) is None  # nothing recorded
+
+
+def test_a_database_migrated_by_a_newer_version_is_named_not_touched(
+    fresh_pg_url: str, restore_logging: None
+) -> None:
+    from sqlalchemy import text
+
+    from tests.helpers import run
+
+    migrate.upgrade(fresh_pg_url)
+    engine = make_engine(fresh_pg_url)
+    with engine.begin() as conn:
+        conn.execute(text("update alembic_version set version_num = '9999'"))
+    engine.dispose()
+    env = {"DATABASE_URL": fresh_pg_url, "BATCH_API_KEY": "k", "BATCH_REST_API_KEY": "r"}
+    expected = (
+        "campaign-sync: the database is at revision 9999, which this campaign-sync does not "
+        "know (a newer version migrated it): run that version, or this one on another database\n"
+    )
+    for command in ("migrate", "sync"):
+        result = run(command, env=env)
+        assert (result.exit_code, result.stderr) == (2, expected), command
+
+
+def test_a_lease_holder_is_judged_gone_only_within_its_own_pid_namespace() -> None:
+    from campaign_sync.db.locks import Holder
+
+    mine = Holder.mine()
+    dead_here = Holder(mine.host, 2**22 + 12345, "n")  # beyond pid_max: surely no process
+    elsewhere = Holder(mine.host.split("/")[0] + "/[1]", 2**22 + 12345, "n")
+    assert Holder.parse(str(dead_here)) == dead_here
+    assert dead_here.gone() is True
+    assert elsewhere.gone() is False  # same host name, another PID namespace: can't tell
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        (
+            "SSL_CERT_FILE",
+            "/nonexistent/ca.pem",
+            "SSL_CERT_FILE=/nonexistent/ca.pem cannot be used",
+        ),
+        ("HTTP_PROXY", "not a url", "HTTP_PROXY is not a proxy URL campaign-sync can use"),
+        ("HTTP_PROXY", "http://127.0.0.1:99999", "HTTP_PROXY is not a proxy URL"),
+    ],
+)
+def test_network_variables_no_client_can_use_are_one_line_before_anything(
+    pg_url: str,
+    no_proxy_variables: pytest.MonkeyPatch,
+    restore_logging: None,
+    variable: str,
+    value: str,
+    message: str,
+) -> None:
+    from tests.helpers import run
+
+    env = {"DATABASE_URL": pg_url, "BATCH_API_KEY": "k", "BATCH_REST_API_KEY": "r",
+           "BATCH_API_BASE_URL": "http://127.0.0.1:9", variable: value}  # fmt: skip
+    result = run("sync", env=env)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"campaign-sync: {message}") and result.stderr.count("\n") == 1
+
+
+def test_a_password_in_the_query_string_is_never_printed() -> None:
+    from campaign_sync.db.session import masked_url
+
+    assert masked_url("postgresql://root@db/app?password=s3cret&sslmode=require") == (
+        "postgresql://root@db/app?password=***&sslmode=require"
+    )
+    assert masked_url("postgresql://root:s3cret@db/app") == "postgresql://root:***@db/app"
+
+
+def test_an_in_memory_sqlite_database_is_refused_by_migrate_and_sync(
+    restore_logging: None,
+) -> None:
+    from tests.helpers import run
+
+    for command in ("migrate", "sync"):
+        result = run(command, env={"DATABASE_URL": "sqlite://", "BATCH_API_KEY": "k",
+                                   "BATCH_REST_API_KEY": "r"})  # fmt: skip
+        assert result.exit_code == 2, command
+        assert "in-memory SQLite database" in result.stderr

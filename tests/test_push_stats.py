@@ -719,3 +719,38 @@ def test_sync_stats_fetches_them_for_one_pass_and_status_shows_them(
     assert calls > 0
     assert f"stats: {calls} calls" in with_stats.stdout
     assert "default push stats: last fetch" in table.stdout
+
+
+def test_counts_outside_what_an_app_can_send_are_null_with_a_warning() -> None:
+    answer = {"detail": [{"date": "2026-11-20", "sent": -5, "direct_open": 9223372036854775807,
+                          "influenced_open": 10**12, "reengaged": 2}]}  # fmt: skip
+    [row] = transform_stats(answer).rows
+    assert (row["sent"], row["direct_open"], row["influenced_open"], row["reengaged"]) == (
+        None,
+        None,
+        10**12,
+        2,
+    )
+    assert [w.field for w in transform_stats(answer).warnings] == [
+        "stats.detail[0].sent",
+        "stats.detail[0].direct_open",
+    ]
+
+
+def test_a_nul_in_a_stats_answer_costs_nothing_but_a_warning(pg_url: str) -> None:
+    fake = FakeBatch()
+    _recent_push(fake, "t1")
+    fake.stats["t1"] = json.dumps(
+        {"detail": [{"date": "2026-11-28\u0000", "sent": 10, "versions": {"\u0000": {}}}]}
+    )
+    [result] = sync_fake(pg_url, fake, stats=StatsPolicy(window_days=30, max_age_seconds=0))
+    assert result.status == "succeeded" and result.counts.stats_rows_written == 1
+    engine = make_engine(pg_url)
+    with engine.connect() as conn:
+        fields = sorted(f for (f,) in conn.execute(select(sync_warnings.c.field)))
+    engine.dispose()
+    assert fields == [
+        "stats.detail[0].date",
+        "stats.detail[0].versions.\ufffd",
+        "stats.detail[0].versions.\ufffd (key)",
+    ]

@@ -449,6 +449,24 @@ def test_a_campaign_the_database_refuses_is_skipped_then_stored_once_clean(
         engine.dispose()
 
 
+def test_a_database_that_refuses_every_statement_fails_the_pass(
+    fresh_pg_url: str, fake: FakeBatch
+) -> None:
+    from campaign_sync.db import migrate
+
+    migrate.upgrade(fresh_pg_url)
+    engine = make_engine(fresh_pg_url)
+    with engine.begin() as conn:  # schema drift: not any campaign's fault
+        conn.execute(text("alter table campaigns drop column theme"))
+    fake.add(PUSH, "a")
+    fake.add(PUSH, "b")
+    [result] = sync_fake(fresh_pg_url, fake)
+    assert result.status == "failed"
+    assert result.error is not None and 'column "theme"' in result.error
+    assert warnings(engine) == []  # not two campaigns "skipped": the page itself failed
+    engine.dispose()
+
+
 # -- the database going away -------------------------------------------------------------
 
 

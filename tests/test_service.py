@@ -52,16 +52,26 @@ def test_passes_happen_at_the_interval(
     db: Engine, pg_url: str, sim_server: SimulatorServer
 ) -> None:
     service = service_for(pg_url, sim_server, interval=0.4)
+    planned: list[object] = []
+
+    def four_passes() -> bool:
+        if service.passes.get("default", 0) < 4:
+            return False
+        with db.connect() as conn:  # while serving: the next pass is planned
+            planned.extend(v for (v,) in conn.execute(select(sync_state.c.next_pass_at)))
+        return True
+
     started = time.monotonic()
-    run_service(service, until=lambda: service.passes.get("default", 0) >= 4)
+    run_service(service, until=four_passes)
     elapsed = time.monotonic() - started
     assert service.passes["default"] >= 4
     assert elapsed >= 0.4 * 3 * 0.9, "passes came faster than the interval"
     with db.connect() as conn:
         statuses = [s for (s,) in conn.execute(select(sync_runs.c.status))]
-        next_pass = conn.execute(select(sync_state.c.next_pass_at)).first()
+        after_stop = [v for (v,) in conn.execute(select(sync_state.c.next_pass_at))]
     assert statuses.count("succeeded") >= 8  # both types, every pass
-    assert next_pass is not None and next_pass[0] is not None
+    assert len(planned) == 2 and all(v is not None for v in planned)
+    assert after_stop == [None, None]  # once stopped, no pass is planned
 
 
 def test_metrics_and_health_say_what_they_should(

@@ -32,6 +32,7 @@ from campaign_sync.batch.errors import (
     MalformedResponse,
     NetworkError,
     TooManyRequests,
+    WrongCampaign,
     error_from_response,
 )
 from campaign_sync.batch.proxies import proxy_for
@@ -328,7 +329,7 @@ class BatchClient:
         answered_for = body.get("campaign_token") if isinstance(body, dict) else None
         if token and expect is dict and answered_for is not None and answered_for != token:
             # Never store one campaign's detail under another's token (a cache, a proxy).
-            raise MalformedResponse(
+            raise WrongCampaign(
                 f"{route} for app '{self.app}' answered for campaign {str(answered_for)[:80]!r} "
                 f"when asked for {token[:80]!r}",
                 status=response.status_code,

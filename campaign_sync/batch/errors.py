@@ -101,6 +101,11 @@ class DocumentTooDeep(MalformedResponse, retriable=False):
     """A 200 whose JSON nests too deeply to decode: the same answer would come again."""
 
 
+class WrongCampaign(MalformedResponse, retriable=False):
+    """A 200 answering for another `campaign_token` than the one asked: asking again would
+    get the same (a cache or a proxy mixing answers up)."""
+
+
 class NetworkError(BatchError, retriable=True):
     """Timeouts and connection errors: nothing usable came back."""
 

@@ -10,15 +10,35 @@ a transport for every variable set, so one unusable `ALL_PROXY` fails the client
 from __future__ import annotations
 
 import os
+import ssl
 import urllib.request
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
+import httpx
+
 SCHEMES = ("http", "https", "socks5", "socks5h")  # what httpx can speak to a proxy
 
 
-class UnusableProxy(Exception):
+class UnusableNetworkSetting(Exception):
+    """A standard network variable (a proxy, a CA bundle) holds what no client can use."""
+
+
+class UnusableProxy(UnusableNetworkSetting):
     """A proxy variable that applies to Batch's host holds a URL no client can use."""
+
+
+def check_certificates() -> None:
+    """Raises `UnusableNetworkSetting` naming SSL_CERT_FILE or SSL_CERT_DIR when the CA
+    bundle they name cannot be loaded (every client loads it, https or not)."""
+    try:
+        httpx.create_ssl_context(trust_env=True)
+    except (OSError, ssl.SSLError) as error:
+        variable = "SSL_CERT_FILE" if os.environ.get("SSL_CERT_FILE") else "SSL_CERT_DIR"
+        raise UnusableNetworkSetting(
+            f"{variable}={os.environ.get(variable, '')} cannot be used as a CA bundle "
+            f"({type(error).__name__}: {error}); fix or unset it"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -51,7 +71,12 @@ def proxy_for(base_url: str) -> Proxy | None:
 def _checked(value: str, variable: str) -> Proxy:
     url = value if "://" in value else f"http://{value}"
     parsed = urlparse(url)
-    if parsed.scheme.lower() not in SCHEMES or not parsed.hostname:
+    try:
+        port_ok = parsed.port is None or parsed.port > 0
+    except ValueError:  # not a number, or beyond 65535
+        port_ok = False
+    usable = parsed.scheme.lower() in SCHEMES and parsed.hostname and port_ok
+    if not usable or any(char.isspace() for char in value):
         raise UnusableProxy(
             f"{variable} is not a proxy URL campaign-sync can use (expected "
             f"{', '.join(s + '://HOST:PORT' for s in SCHEMES)}); fix it, or exempt Batch's "

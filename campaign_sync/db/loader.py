@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from campaign_sync.db.history import append_versions
 from campaign_sync.db.models import (
@@ -31,7 +32,7 @@ from campaign_sync.db.state import save_cursor
 from campaign_sync.domain import CampaignType
 from campaign_sync.outcome import RunCounts
 from campaign_sync.plan import CampaignWrite, PagePlan, PageWarning, StoredCampaign
-from campaign_sync.storable import storable
+from campaign_sync.storable import FieldWarning, storable
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,22 @@ def stored_campaigns(
     return {row[0]: StoredCampaign(*row[1:]) for row in rows}
 
 
+# SQLSTATE classes about a value (PostgreSQL, appendix A): 22 data exception, 23 integrity
+# constraint violation, 54 program limit exceeded (an index row too large). Anything else
+# (an undefined column, a lost connection, a full disk) is the database's, not a campaign's.
+DATA_ERROR_CLASSES = ("22", "23", "54")
+
+
+def refused_for_its_data(error: DBAPIError) -> bool:
+    """The database refused the values it was given, not the statement or the session."""
+    if error.connection_invalidated:
+        return False
+    sqlstate = getattr(error.orig, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        return sqlstate[:2] in DATA_ERROR_CLASSES
+    return isinstance(error, IntegrityError | DataError)  # SQLite names no SQLSTATE
+
+
 def write_page(engine: Engine, plan: PagePlan, guard: Guard | None = None) -> RunCounts:
     """Commit the plan; returns what changed.
 
@@ -81,7 +98,7 @@ def write_page(engine: Engine, plan: PagePlan, guard: Guard | None = None) -> Ru
                 guard(conn)
             return apply_plan(conn, plan)
     except DBAPIError as error:
-        if error.connection_invalidated or not plan.writes:
+        if not plan.writes or not refused_for_its_data(error):
             raise
         log.warning(
             "the database refused the page at offset %d (%s); writing its %d campaigns one by one",
@@ -99,7 +116,7 @@ def write_page(engine: Engine, plan: PagePlan, guard: Guard | None = None) -> Ru
                 if warning_rows:
                     conn.execute(insert(sync_warnings), warning_rows)
         except DBAPIError as error:
-            if error.connection_invalidated:
+            if not refused_for_its_data(error):
                 raise
             rejected[write.campaign_token] = database_problem(error)
     for token, why in rejected.items():
@@ -237,21 +254,44 @@ def _apply_bookkeeping(conn: Connection, plan: PagePlan, warnings: list[dict[str
         )
 
 
-def _warning_row(plan: PagePlan, warning: PageWarning) -> dict[str, Any]:
-    load = plan.load
-    row, _ = storable(  # a warning's raw value is by nature what the database may refuse
+def warning_row(
+    warning: FieldWarning,
+    *,
+    run_id: int | None,
+    app: str,
+    campaign_type: CampaignType,
+    campaign_token: str | None,
+    campaign_id: int | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """A `sync_warnings` row; its texts pass `storable()`, since a warning's raw value is
+    by nature what the database may refuse."""
+    texts, _ = storable(
         {
-            "campaign_token": warning.campaign_token,
-            "field": warning.warning.field,
-            "raw_value": warning.warning.raw_value,
-            "message": warning.warning.message,
+            "campaign_token": campaign_token,
+            "field": warning.field,
+            "raw_value": warning.raw_value,
+            "message": warning.message,
         }
     )
     return {
-        **row,
-        "run_id": load.run_id,
-        "campaign_id": warning.campaign_id,
-        "app": load.app,
-        "campaign_type": load.campaign_type.value,
-        "created_at": load.now,
+        **texts,
+        "run_id": run_id,
+        "campaign_id": campaign_id,
+        "app": app,
+        "campaign_type": campaign_type.value,
+        "created_at": now,
     }
+
+
+def _warning_row(plan: PagePlan, warning: PageWarning) -> dict[str, Any]:
+    load = plan.load
+    return warning_row(
+        warning.warning,
+        run_id=load.run_id,
+        app=load.app,
+        campaign_type=load.campaign_type,
+        campaign_token=warning.campaign_token,
+        campaign_id=warning.campaign_id,
+        now=load.now,
+    )

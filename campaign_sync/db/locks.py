@@ -53,7 +53,9 @@ class LockLost(Exception):
 
 @dataclass(frozen=True)
 class Holder:
-    """Who holds a lease: this host, this process, and a nonce for this pass."""
+    """Who holds a lease: this host (its name and PID namespace: `name/namespace`), this
+    process, and a nonce for this pass. Processes are told apart only within one host
+    and namespace: a host name shared by containers with their own PIDs is not enough."""
 
     host: str
     pid: int
@@ -64,7 +66,7 @@ class Holder:
 
     @classmethod
     def mine(cls) -> Holder:
-        return cls(socket.gethostname(), os.getpid(), uuid.uuid4().hex[:12])
+        return cls(_this_host(), os.getpid(), uuid.uuid4().hex[:12])
 
     @classmethod
     def parse(cls, text: str | None) -> Holder | None:
@@ -75,7 +77,7 @@ class Holder:
 
     def gone(self) -> bool:
         """True when this holder's process surely no longer runs (only knowable here)."""
-        if self.host != socket.gethostname():
+        if self.host != _this_host():
             return False
         if self.pid == os.getpid():  # ours, or a process before a restart in a container
             return self.nonce not in _HELD_HERE
@@ -86,6 +88,15 @@ class Holder:
         except PermissionError:
             return False
         return False
+
+
+def _this_host() -> str:
+    """The host name, and the PID namespace whose process ids `gone` may trust."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid").removeprefix("pid:")
+    except OSError:  # not Linux: process ids are the host's
+        namespace = "-"
+    return f"{socket.gethostname()}/{namespace}"
 
 
 @dataclass

@@ -45,10 +45,25 @@ def alembic_config(database_url: str, schema: str | None = None) -> Config:
     return config
 
 
-def upgrade(database_url: str, revision: str = "head", *, schema: str | None = None) -> None:
-    """Migrate up; on PostgreSQL inside `schema` (created when missing), default public."""
+def upgrade(database_url: str, revision: str = "head", *, schema: str | None = None) -> str | None:
+    """Migrate up; on PostgreSQL inside `schema` (created when missing), default public.
+    Returns the revision the database was at when this upgrade began (after waiting its
+    turn behind another replica's). Raises `SchemaNotCurrent` for a revision this version
+    does not know (a newer campaign-sync migrated the database)."""
     create_schema(database_url, schema)
-    command.upgrade(alembic_config(database_url, schema), revision)
+    current = current_revision(database_url, schema)
+    if current is not None and current not in KNOWN_REVISIONS:
+        raise SchemaNotCurrent(_unknown(current))
+    config = alembic_config(database_url, schema)
+    command.upgrade(config, revision)
+    return config.attributes.get("found_revision", current)
+
+
+def _unknown(revision: str) -> str:
+    return (
+        f"the database is at revision {revision}, which this campaign-sync does not know "
+        "(a newer version migrated it): run that version, or this one on another database"
+    )
 
 
 def downgrade(database_url: str, revision: str, *, schema: str | None = None) -> None:
@@ -74,6 +89,9 @@ def _revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+KNOWN_REVISIONS = frozenset(revision for revision, _ in SIGNATURES)
+
+
 def recognise(engine: Engine) -> str | None:
     """The revision our tables match when `alembic_version` is missing; None: no tables."""
     found = inspect(engine)
@@ -97,11 +115,29 @@ def adopt(database_url: str, schema: str | None = None) -> str | None:
     engine = make_engine(database_url, schema=schema)
     try:
         revision = unrecorded_schema(engine)
+        if revision == head_revision():  # the newest: the tables can be checked whole
+            _refuse_differences(engine, revision)
     finally:
         engine.dispose()
     if revision is not None:
         command.stamp(alembic_config(database_url, schema), revision)
     return revision
+
+
+def _refuse_differences(engine: Engine, revision: str) -> None:
+    from alembic.autogenerate import compare_metadata
+
+    from campaign_sync.db.models import Base
+
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        differences = compare_metadata(context, Base.metadata)
+    if differences:
+        raise UnrecordedSchema(
+            f"the tables look like revision {revision} but differ from it "
+            f"({len(differences)} difference(s), first: {differences[0]!r}); adopting them "
+            "would hide that: restore a complete dump, or start from an empty database"
+        )
 
 
 def ensure_current(engine: Engine) -> None:
@@ -114,6 +150,8 @@ def ensure_current(engine: Engine) -> None:
             f"the database has campaign-sync tables (they match revision {found}) but no "
             "record of their revision (alembic_version): run campaign-sync migrate --adopt"
         )
+    if current is not None and current not in KNOWN_REVISIONS:
+        raise SchemaNotCurrent(_unknown(current))
     if current != head:
         state = "has no campaign-sync schema" if current is None else f"is at revision {current}"
         raise SchemaNotCurrent(

@@ -18,8 +18,15 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+SECRET_QUERY_KEYS = ("password", "passwd", "pwd", "sslpassword")
+
+
 def masked_url(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
+    """`url` fit to print: its password hidden, in the user part or the query string."""
+    parsed = make_url(url)
+    hidden = {k: "***" for k in parsed.query if k.lower() in SECRET_QUERY_KEYS}
+    text = parsed.update_query_dict(hidden).render_as_string(hide_password=True)
+    return text.replace("%2A%2A%2A", "***")
 
 
 def database_problem(error: DBAPIError) -> str:

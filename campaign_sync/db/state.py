@@ -6,7 +6,7 @@ import logging
 import os
 import socket
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, insert, select, update
@@ -187,6 +187,36 @@ def save_cursor(
             updated_at=now,
         )
     )
+
+
+def details_to_refresh(
+    conn: Connection,
+    app: str,
+    campaign_type: CampaignType,
+    *,
+    now: datetime,
+    max_age_seconds: float,
+    budget: int | None,
+) -> set[str] | None:
+    """The tokens whose stored detail this pass may fetch again for being old: the
+    `budget` oldest of those older than `max_age_seconds`, so that the daily refresh is
+    spread over passes. None (no limit) when `budget` is None or the age is 0."""
+    if budget is None or max_age_seconds <= 0:
+        return None
+    c = campaigns.c
+    cutoff = now - timedelta(seconds=max_age_seconds)
+    oldest = conn.execute(
+        select(c.campaign_token)
+        .where(
+            c.app == app,
+            c.campaign_type == campaign_type.value,
+            c.deleted_at.is_(None),
+            c.detail_fetched_at <= cutoff,
+        )
+        .order_by(c.detail_fetched_at, c.id)
+        .limit(budget)
+    )
+    return {token for (token,) in oldest}
 
 
 def tombstone_unseen(

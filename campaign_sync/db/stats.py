@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, exists, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from campaign_sync.db.loader import warning_row
 from campaign_sync.db.models import (
     campaign_stats_daily,
     campaign_stats_fetches,
@@ -19,7 +20,6 @@ from campaign_sync.db.models import (
     sync_warnings,
     triggers,
 )
-from campaign_sync.db.types import utcnow
 from campaign_sync.domain import CampaignType
 from campaign_sync.push_stats import COUNTERS, CampaignStats, StatsCandidate
 
@@ -108,17 +108,15 @@ def write_stats(
             {**row, "campaign_id": candidate.campaign_id, "fetched_at": now} for row in stats.rows
         )
         warnings.extend(
-            {
-                "run_id": run_id,
-                "campaign_id": candidate.campaign_id,
-                "app": app,
-                "campaign_type": CampaignType.PUSH.value,
-                "campaign_token": candidate.campaign_token,
-                "field": warning.field,
-                "raw_value": warning.raw_value,
-                "message": warning.message,
-                "created_at": utcnow(),
-            }
+            warning_row(
+                warning,
+                run_id=run_id,
+                app=app,
+                campaign_type=CampaignType.PUSH,
+                campaign_token=candidate.campaign_token,
+                campaign_id=candidate.campaign_id,
+                now=now,
+            )
             for warning in stats.warnings
         )
     if rows:

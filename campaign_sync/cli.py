@@ -576,9 +576,19 @@ def state_reset(app_names: tuple[str, ...], type_names: tuple[str, ...], yes: bo
     click.echo(f"reset {names}: the next pass starts a fresh sweep")
 
 
-SHARE = click.FloatRange(0, 1)
+class FiniteRange(click.FloatRange):
+    """A number in a range, never nan or inf (click's FloatRange lets both through)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if number != number or number in (float("inf"), float("-inf")):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+SHARE = FiniteRange(0, 1)
 COUNT = click.IntRange(min=0)
-SECONDS = click.FloatRange(min=0)
+SECONDS = FiniteRange(min=0)
 
 
 def _shown(name: str, default: Any, text: str, **kwargs: Any) -> Callable[[F], F]:
@@ -603,7 +613,7 @@ def _shown(name: str, default: Any, text: str, **kwargs: Any) -> Callable[[F], F
 @_shown("--latency-ms", 0.0, "Added to every answer.", type=SECONDS)
 @click.option(
     "--rate-limit",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteRange(min=0, min_open=True),
     help="Requests/s before answering 429 (token bucket).  [default: no limit]",
 )
 @_shown("--burst", 10, "Token bucket size.", type=click.IntRange(min=1))
@@ -618,7 +628,7 @@ def _shown(name: str, default: Any, text: str, **kwargs: Any) -> Callable[[F], F
 @click.option("--retry-after", help="Retry-After header value to send with 429s.")
 @click.option(
     "--churn-every",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteRange(min=0, min_open=True),
     help="Seconds between random campaign changes.  [default: no churn]",
 )
 def simulate(**options: Any) -> None:

@@ -33,6 +33,7 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -268,11 +269,19 @@ class ConfigFile:
             raise ConfigError(f"{self.named_by} names {self.path}, which does not exist")
         try:
             source = TomlConfigSettingsSource(settings_cls, toml_file=self.path)
-        except tomllib.TOMLDecodeError as error:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
             raise ConfigError(f"config file {self.path} is not valid TOML: {error}") from None
         except OSError as error:
             raise ConfigError(f"config file {self.path} cannot be read: {error.strerror}") from None
         self.data = source.toml_data
+        unknown = sorted(set(self.data) - set(settings_cls.model_fields))
+        if unknown:  # a misspelled setting must not be silently ignored
+            raise ConfigError(
+                f"config file {self.path}: unknown setting {', '.join(unknown)} (settings are "
+                "the lower-case names of the README's variables, e.g. concurrency)"
+            )
+        if not isinstance(self.data.get("apps", []), list):
+            raise ConfigError(f"config file {self.path}: apps must be a list of [[apps]] tables")
         self._warn_if_secrets_are_readable()
         return source
 
@@ -295,7 +304,12 @@ def _from_dotenv(name: str) -> str | None:
         return None
     from dotenv import dotenv_values
 
-    return dotenv_values(DOTENV_FILE).get(name) or None
+    try:
+        return dotenv_values(DOTENV_FILE, encoding="utf-8").get(name) or None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{DOTENV_FILE} is not UTF-8 text ({error.reason}): fix or remove it"
+        ) from None
 
 
 def _secrets_dir() -> Path | None:
@@ -351,6 +365,9 @@ def load_settings(config_path: str | os.PathLike[str] | None = None, **flags: An
             for e in error.errors()
         )
         raise ConfigError(f"{where}: {problems}") from None
+    except (SettingsError, UnicodeDecodeError) as error:  # a .env or secret file unreadable
+        cause = error.__cause__ or error
+        raise ConfigError(f"settings cannot be read: {cause}") from None
     finally:
         _config_file.reset(token)
     return _read_secret_file(settings)

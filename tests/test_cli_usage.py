@@ -84,6 +84,8 @@ def test_every_simulate_option_has_help_text() -> None:
         (["--fault-500", "1.5"], "Invalid value for '--fault-500': 1.5 is not in the range"),
         (["--port", "70000"], "Invalid value for '--port': 70000 is not in the range"),
         (["--rate-limit", "0"], "Invalid value for '--rate-limit': 0.0 is not in the range x>0."),
+        (["--latency-ms", "nan"], "Invalid value for '--latency-ms': 'nan' is not a finite"),
+        (["--hang-seconds", "inf"], "Invalid value for '--hang-seconds': 'inf' is not a finite"),
     ],
 )
 def test_simulate_refuses_bad_numbers_in_one_line(args: list[str], message: str) -> None:

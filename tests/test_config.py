@@ -321,3 +321,25 @@ def test_a_key_read_with_its_trailing_newline_is_used_without_it(
     monkeypatch.setenv("BATCH_REST_API_KEY", "rest-key\r\n")
     [app] = resolve_apps(load_settings())
     assert app.api_key == "live-key" and app.rest_api_key.get_secret_value() == "rest-key"
+
+
+def test_a_config_file_naming_an_unknown_setting_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "settings.toml"
+    config.write_text("concurency = 4\n")
+    monkeypatch.setenv("CAMPAIGN_SYNC_CONFIG", str(config))
+    with pytest.raises(ConfigError, match="unknown setting concurency"):
+        load_settings()
+    config.write_text("apps = 3\n")
+    with pytest.raises(ConfigError, match="apps must be a list"):
+        load_settings()
+
+
+def test_a_dotenv_that_is_not_utf8_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_bytes(b"\xff\xfeX=1\n")
+    with pytest.raises(ConfigError, match=r"\.env is not UTF-8 text"):
+        load_settings()

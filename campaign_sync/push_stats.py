@@ -108,9 +108,11 @@ def transform_stats(document: Any) -> CampaignStats:
             if not _VERSION_KEY.match(version):
                 read.warn(version_where, key, "not an A/B version name (a, b, ...)")
                 continue
-            counters = read.obj(numbers, version_where)
+            if not isinstance(numbers, dict):  # no counters to key: the version is left out
+                read.warn(version_where, numbers, "expected an object of counters; left out")
+                continue
             result[(when, version)] = _counters(
-                read, counters, version_where, VERSION_COUNTERS, when, version
+                read, numbers, version_where, VERSION_COUNTERS, when, version
             )
     return CampaignStats(rows=list(result.values()), warnings=read.warnings)
 

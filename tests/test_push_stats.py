@@ -754,3 +754,13 @@ def test_a_nul_in_a_stats_answer_costs_nothing_but_a_warning(pg_url: str) -> Non
         "stats.detail[0].versions.\ufffd",
         "stats.detail[0].versions.\ufffd (key)",
     ]
+
+
+def test_a_version_without_counters_is_left_out_with_a_warning() -> None:
+    answer = {"detail": [{"date": "2026-11-20", "sent": 4, "versions": {"a": 5, "b": None}}]}
+    stats = transform_stats(answer)
+    assert [(row["version"], row["sent"]) for row in stats.rows] == [("all", 4)]
+    assert [w.field for w in stats.warnings] == [
+        "stats.detail[0].versions.a",
+        "stats.detail[0].versions.b",
+    ]

@@ -68,7 +68,11 @@ def explain(error: Exception) -> tuple[str, int] | None:
     )
     if isinstance(error, database_errors):
         first_line = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-        return f"database problem ({_database_hint()}): {first_line}", EXIT_USAGE
+        # A connection lost or an operator's intervention (SQLSTATE 08, 57) is not bad
+        # configuration: the same command may work in a minute.
+        sqlstate = str(getattr(getattr(error, "orig", None), "sqlstate", None) or "")
+        code = EXIT_FAILED if sqlstate[:2] in ("08", "57") else EXIT_USAGE
+        return f"database problem ({_database_hint()}): {first_line}", code
     if isinstance(error, _loaded("campaign_sync.batch.errors", "BatchError")):
         return str(error), EXIT_FAILED
     if isinstance(error, _loaded("campaign_sync.service", "StoppedAtOnce")):

@@ -194,3 +194,24 @@ def test_an_unreachable_database_from_the_config_file_is_named_without_its_passw
         "campaign-sync: database problem (DATABASE_URL=postgresql://sync:***@127.0.0.1:1/none): "
     )
     assert "hunter2" not in result.output and result.stderr.count("\n") == 1
+
+
+def test_a_lost_database_connection_is_a_failure_not_bad_configuration() -> None:
+    import sqlalchemy.exc
+
+    from campaign_sync.cli import EXIT_FAILED, EXIT_USAGE, explain
+
+    class Refused(Exception):
+        def __init__(self, sqlstate: str | None, text: str) -> None:
+            super().__init__(text)
+            self.sqlstate = sqlstate
+
+    def outcome(sqlstate: str | None, text: str) -> tuple[str, int] | None:
+        error = sqlalchemy.exc.OperationalError("select 1", {}, Refused(sqlstate, text))
+        return explain(error)
+
+    lost = outcome("57P01", "terminating connection due to administrator command")
+    assert lost is not None and lost[1] == EXIT_FAILED
+    assert lost[0].endswith(": terminating connection due to administrator command")
+    refused = outcome("28P01", "password authentication failed for user x")
+    assert refused is not None and refused[1] == EXIT_USAGE

@@ -54,7 +54,7 @@ def explain(error: Exception) -> tuple[str, int] | None:
         return str(error), error.code
     usage_errors = (
         _loaded("campaign_sync.config", "ConfigError"),
-        _loaded("campaign_sync.db.migrate", "SchemaNotCurrent"),
+        _loaded("campaign_sync.db.revisions", "SchemaNotCurrent"),
         _loaded("campaign_sync.writeback", "UsageError"),
         _loaded("campaign_sync.batch.proxies", "UnusableNetworkSetting"),
     )
@@ -75,7 +75,7 @@ def explain(error: Exception) -> tuple[str, int] | None:
         return f"database problem ({_database_hint()}): {first_line}", code
     if isinstance(error, _loaded("campaign_sync.batch.errors", "BatchError")):
         return str(error), EXIT_FAILED
-    if isinstance(error, _loaded("campaign_sync.service", "StoppedAtOnce")):
+    if isinstance(error, _loaded("campaign_sync.signals", "StoppedAtOnce")):
         return str(error), EXIT_FAILED
     return None
 
@@ -213,7 +213,7 @@ def _refuse_in_memory(url: str) -> None:
 def _engine(settings: Settings) -> Engine:
     """The database, refused unless it holds the newest schema (never creates a file)."""
     _refuse_in_memory(settings.database_url)
-    from campaign_sync.db.migrate import SchemaNotCurrent, ensure_current
+    from campaign_sync.db.revisions import SchemaNotCurrent, ensure_current
     from campaign_sync.db.session import make_engine, missing_sqlite_file
 
     missing = missing_sqlite_file(settings.database_url)
@@ -336,9 +336,9 @@ def sync(
     """
     from campaign_sync.config import resolve_apps, select_apps
     from campaign_sync.domain import CampaignType
-    from campaign_sync.progress import progress_for_terminal
     from campaign_sync.runner import pass_options, sync_apps
-    from campaign_sync.service import run_until_signalled
+    from campaign_sync.signals import run_until_signalled
+    from campaign_sync.terminal import progress_for_terminal
 
     settings = _settings()
     apps = select_apps(resolve_apps(settings), app_names)

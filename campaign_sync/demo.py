@@ -23,9 +23,9 @@ from campaign_sync.db.session import make_engine, masked_url
 from campaign_sync.domain import CampaignType
 from campaign_sync.logs import setup_logging
 from campaign_sync.outcome import PassResult, RunCounts
-from campaign_sync.progress import progress_for_terminal
 from campaign_sync.runner import pass_options, sync_apps
 from campaign_sync.simulator import Simulator, SimulatorKnobs, SimulatorServer
+from campaign_sync.terminal import progress_for_terminal
 
 DEMO_APP = "demo"
 DEMO_API_KEY = "DEMO_LIVE_API_KEY"

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -19,7 +18,7 @@ from campaign_sync.domain import CampaignType
 from campaign_sync.logs import logging_through
 from campaign_sync.outcome import PassResult, RunCounts
 from campaign_sync.status import age
-from campaign_sync.sync_pass import NoProgressSink, ProgressSink
+from campaign_sync.sync_pass import NoProgressSink
 
 if TYPE_CHECKING:
     from campaign_sync.status import TypeStatus
@@ -107,15 +106,6 @@ class RichProgress(NoProgressSink):
     def pass_finished(self, result: PassResult) -> None:
         task = self._task(result.app, result.campaign_type)
         self._progress.update(task, total=1, completed=1, note=result.status)
-
-
-@contextlib.contextmanager
-def progress_for_terminal() -> Iterator[ProgressSink]:
-    if not sys.stderr.isatty():
-        yield NoProgressSink()
-        return
-    with RichProgress(Console(stderr=True)) as progress:
-        yield progress
 
 
 # The campaign counters the status table shows (warnings have a column of their own).

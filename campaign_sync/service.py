@@ -7,9 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import signal
 import socket
-from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -26,6 +24,7 @@ from campaign_sync.logs import log_context
 from campaign_sync.metrics import Health, Metrics, metrics_server
 from campaign_sync.outcome import PassResult, PassStatus
 from campaign_sync.runner import pass_options, sync_app
+from campaign_sync.signals import run_until_signalled
 
 log = logging.getLogger(__name__)
 
@@ -168,47 +167,6 @@ class Service:
             conn.execute(
                 update(sync_state).where(sync_state.c.app == app.name).values(next_pass_at=next_run)
             )
-
-
-class StoppedAtOnce(Exception):
-    """A second SIGTERM/SIGINT stopped the work at once; passes in flight are recorded
-    `interrupted`, their last committed page kept."""
-
-
-def run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, T]]) -> T:
-    """Run `main(stop)`; SIGTERM/SIGINT set `stop` (finish the page in flight, then stop),
-    a second one cancels it: `StoppedAtOnce`. Signals during the teardown are ignored."""
-    signals = (signal.SIGTERM, signal.SIGINT)
-    previous = {sig: signal.getsignal(sig) for sig in signals}
-
-    async def runner() -> T:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-
-        def on_signal() -> None:
-            if stop.is_set() and task is not None:
-                task.cancel()  # a second signal: stop now
-            stop.set()
-
-        for sig in signals:
-            loop.add_signal_handler(sig, on_signal)
-        try:
-            return await main(stop)
-        finally:
-            for sig in signals:  # too late to act on: the work is ending anyway
-                loop.add_signal_handler(sig, lambda: None)
-
-    try:
-        return asyncio.run(runner())
-    except asyncio.CancelledError:
-        raise StoppedAtOnce(
-            "stopped at once by a second signal; passes in flight are recorded interrupted "
-            "and the next pass resumes from their last committed page"
-        ) from None
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def serve(engine: Engine, settings: Settings, apps: list[ResolvedApp]) -> None:

@@ -12,12 +12,15 @@ where live
 group by app, campaign_type
 order by app, campaign_type;
 
--- 2. Which pushes are scheduled next week (Monday to Sunday)?
-select app, name, starts_at, schedule_zone, segments
+-- 2. Which live pushes send next week (Monday to Sunday): one-shots due then, and
+--    recurring ones already started that still run then?
+select app, name, starts_at, schedule_zone, is_recurring, segments
 from v_campaigns
-where campaign_type = 'push'
-  and starts_at >= date_trunc('week', now() at time zone 'UTC') + interval '1 week'
+where campaign_type = 'push' and live
   and starts_at < date_trunc('week', now() at time zone 'UTC') + interval '2 weeks'
+  and (starts_at >= date_trunc('week', now() at time zone 'UTC') + interval '1 week'
+       or (is_recurring and (recurrence_end_date is null or recurrence_end_date
+           >= date_trunc('week', now() at time zone 'UTC') + interval '1 week')))
 order by starts_at;
 
 -- 3. How many messages are written in each language?
@@ -52,7 +55,11 @@ select campaign_token, version, name, message_titles, message_bodies
 from v_campaign_versions
 where valid_from <= now() - interval '1 day'
   and (valid_to is null or valid_to > now() - interval '1 day')
-  and campaign_id in (select campaign_id from v_campaign_changes where change = 'message_changed')
+  and change_kind <> 'deleted'
+  and campaign_id in (
+    select campaign_id from v_campaign_changes
+    where change = 'message_changed' and seen_at > now() - interval '1 day'
+  )
 order by campaign_token;
 
 -- 8. Which campaigns were deleted this month?
@@ -70,11 +77,11 @@ where campaign_type = 'in_app'
   and ends_at < now() at time zone 'UTC' + interval '7 days'
 order by ends_at;
 
--- 10. Which pushes repeat, how often, and until when?
+-- 10. Which live pushes still repeat, how often, and until when?
 select app, name, recurrence_repeat_frequency, recurrence_repeat_unit, recurrence_end_date
 from v_campaigns
-where is_recurring
-order by recurrence_end_date;
+where is_recurring and live and (recurrence_end_date is null or recurrence_end_date >= now())
+order by recurrence_end_date nulls last;
 
 -- 11. Which live campaigns carry the 'promo' label?
 select app, campaign_type, campaign_name

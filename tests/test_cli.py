@@ -335,3 +335,27 @@ def test_the_demo_uses_database_url_when_set(pg_url: str) -> None:
     engine = make_engine(pg_url)
     assert count(engine, "select count(*) from campaigns where app = 'demo'") == 201
     engine.dispose()
+
+
+def test_sync_imports_only_what_a_pass_needs(tmp_path: Path, sim_server: SimulatorServer) -> None:
+    url = f"sqlite:///{tmp_path / 'imports.db'}"
+    assert cli("migrate", env=cli_env(url)).returncode == 0
+    # Not rich: httpx imports it itself (for its own command line) wherever it is installed.
+    heavy = ("alembic", "starlette", "uvicorn", "prometheus_client", "apscheduler")
+    probe = (
+        "import atexit, sys\n"
+        f"heavy = {heavy!r}\n"
+        "atexit.register(lambda: print('LOADED', sorted({m.split('.')[0] for m in sys.modules}"
+        " & set(heavy)), file=sys.stderr))\n"
+        "from campaign_sync.cli import main\n"
+        "main(['sync'])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=cli_env(url, sim_server),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "LOADED []" in result.stderr, result.stderr[-500:]

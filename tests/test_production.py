@@ -362,3 +362,9 @@ def test_an_in_memory_sqlite_database_is_refused_by_migrate_and_sync(
                                    "BATCH_REST_API_KEY": "r"})  # fmt: skip
         assert result.exit_code == 2, command
         assert "in-memory SQLite database" in result.stderr
+
+
+def test_the_newest_revision_known_without_alembic_is_alembics_head() -> None:
+    from campaign_sync.db.revisions import HEAD_REVISION
+
+    assert migrate.head_revision() == HEAD_REVISION

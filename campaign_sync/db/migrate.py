@@ -8,33 +8,22 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine
 
 import campaign_sync.migrations
-from campaign_sync.db.session import create_schema, make_engine
-
-
-class SchemaNotCurrent(Exception):
-    """The database lacks the newest schema; `campaign-sync migrate` fixes it."""
-
-
-class UnrecordedSchema(SchemaNotCurrent):
-    """Our tables are there but `alembic_version` is not (a restored dump, a table dropped by
-    hand): `campaign-sync migrate --adopt` recognises the revision and records it."""
-
-
-# What each revision added that the one before lacked, newest first: how `adopt` tells
-# which revision a schema without `alembic_version` is at. A test checks every revision
-# has its line. (table, column or None for the table itself)
-SIGNATURES: tuple[tuple[str, tuple[str, str | None]], ...] = (
-    ("0007", ("campaign_versions", "valid_from")),
-    ("0006", ("sync_state", "lock_holder")),
-    ("0005", ("campaign_stats_daily", None)),
-    ("0004", ("sync_state", "sweep_unidentified_entries")),
-    ("0003", ("campaign_versions", None)),
-    ("0002", ("sync_state", "next_pass_at")),
-    ("0001", ("campaigns", None)),
+from campaign_sync.db.revisions import (
+    HEAD_REVISION,
+    KNOWN_REVISIONS,
+    SIGNATURES,
+    SchemaNotCurrent,
+    UnrecordedSchema,
+    ensure_current,
+    recognise,
+    stored_revision,
+    unknown_revision,
+    unrecorded_schema,
 )
+from campaign_sync.db.session import create_schema, make_engine
 
 
 def alembic_config(database_url: str, schema: str | None = None) -> Config:
@@ -53,17 +42,10 @@ def upgrade(database_url: str, revision: str = "head", *, schema: str | None = N
     create_schema(database_url, schema)
     current = current_revision(database_url, schema)
     if current is not None and current not in KNOWN_REVISIONS:
-        raise SchemaNotCurrent(_unknown(current))
+        raise SchemaNotCurrent(unknown_revision(current))
     config = alembic_config(database_url, schema)
     command.upgrade(config, revision)
     return config.attributes.get("found_revision", current)
-
-
-def _unknown(revision: str) -> str:
-    return (
-        f"the database is at revision {revision}, which this campaign-sync does not know "
-        "(a newer version migrated it): run that version, or this one on another database"
-    )
 
 
 def downgrade(database_url: str, revision: str, *, schema: str | None = None) -> None:
@@ -79,34 +61,9 @@ def current_revision(database_url: str, schema: str | None = None) -> str | None
     """The database's Alembic revision; None when it has none (an empty database)."""
     engine = make_engine(database_url, schema=schema)
     try:
-        return _revision(engine)
+        return stored_revision(engine)
     finally:
         engine.dispose()
-
-
-def _revision(engine: Engine) -> str | None:
-    with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
-
-
-KNOWN_REVISIONS = frozenset(revision for revision, _ in SIGNATURES)
-
-
-def recognise(engine: Engine) -> str | None:
-    """The revision our tables match when `alembic_version` is missing; None: no tables."""
-    found = inspect(engine)
-    tables = set(found.get_table_names())
-    for revision, (table, column) in SIGNATURES:
-        if table in tables and (
-            column is None or column in {c["name"] for c in found.get_columns(table)}
-        ):
-            return revision
-    return None
-
-
-def unrecorded_schema(engine: Engine) -> str | None:
-    """The revision of our tables when they exist without `alembic_version`, else None."""
-    return recognise(engine) if _revision(engine) is None else None
 
 
 def adopt(database_url: str, schema: str | None = None) -> str | None:
@@ -140,20 +97,18 @@ def _refuse_differences(engine: Engine, revision: str) -> None:
         )
 
 
-def ensure_current(engine: Engine) -> None:
-    """Raises `SchemaNotCurrent` (`UnrecordedSchema` for tables without a revision) unless
-    the database is at the newest revision."""
-    current = _revision(engine)
-    head = head_revision()
-    if current is None and (found := recognise(engine)) is not None:
-        raise UnrecordedSchema(
-            f"the database has campaign-sync tables (they match revision {found}) but no "
-            "record of their revision (alembic_version): run campaign-sync migrate --adopt"
-        )
-    if current is not None and current not in KNOWN_REVISIONS:
-        raise SchemaNotCurrent(_unknown(current))
-    if current != head:
-        state = "has no campaign-sync schema" if current is None else f"is at revision {current}"
-        raise SchemaNotCurrent(
-            f"the database {state}, the newest is {head}: run campaign-sync migrate"
-        )
+__all__ = [
+    "HEAD_REVISION",
+    "KNOWN_REVISIONS",
+    "SIGNATURES",
+    "SchemaNotCurrent",
+    "UnrecordedSchema",
+    "adopt",
+    "current_revision",
+    "downgrade",
+    "ensure_current",
+    "head_revision",
+    "recognise",
+    "unrecorded_schema",
+    "upgrade",
+]

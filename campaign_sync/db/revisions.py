@@ -1,0 +1,87 @@
+"""Which revision a database's schema is at, told without Alembic (so that `sync` and
+`status` start fast): the recorded revision read with one query, the newest one known,
+and the signatures that recognise an unrecorded schema. `db.migrate` moves schemas."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, inspect, text
+
+
+class SchemaNotCurrent(Exception):
+    """The database lacks the newest schema; `campaign-sync migrate` fixes it."""
+
+
+class UnrecordedSchema(SchemaNotCurrent):
+    """Our tables are there but `alembic_version` is not (a restored dump, a table dropped by
+    hand): `campaign-sync migrate --adopt` recognises the revision and records it."""
+
+
+# What each revision added that the one before lacked, newest first: how `adopt` tells
+# which revision a schema without `alembic_version` is at. A test checks every revision
+# has its line. (table, column or None for the table itself)
+SIGNATURES: tuple[tuple[str, tuple[str, str | None]], ...] = (
+    ("0007", ("campaign_versions", "valid_from")),
+    ("0006", ("sync_state", "lock_holder")),
+    ("0005", ("campaign_stats_daily", None)),
+    ("0004", ("sync_state", "sweep_unidentified_entries")),
+    ("0003", ("campaign_versions", None)),
+    ("0002", ("sync_state", "next_pass_at")),
+    ("0001", ("campaigns", None)),
+)
+
+
+HEAD_REVISION = SIGNATURES[0][0]  # the newest revision (a test checks it is Alembic's head)
+KNOWN_REVISIONS = frozenset(revision for revision, _ in SIGNATURES)
+
+
+def recognise(engine: Engine) -> str | None:
+    """The revision our tables match when `alembic_version` is missing; None: no tables."""
+    found = inspect(engine)
+    tables = set(found.get_table_names())
+    for revision, (table, column) in SIGNATURES:
+        if table in tables and (
+            column is None or column in {c["name"] for c in found.get_columns(table)}
+        ):
+            return revision
+    return None
+
+
+def unrecorded_schema(engine: Engine) -> str | None:
+    """The revision of our tables when they exist without `alembic_version`, else None."""
+    return recognise(engine) if stored_revision(engine) is None else None
+
+
+def stored_revision(engine: Engine) -> str | None:
+    """The revision `alembic_version` records; None when there is none."""
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        found = conn.execute(text("select version_num from alembic_version")).scalar()
+        return str(found) if found is not None else None
+
+
+def unknown_revision(revision: str) -> str:
+    """The message for a revision a newer campaign-sync wrote."""
+    return (
+        f"the database is at revision {revision}, which this campaign-sync does not know "
+        "(a newer version migrated it): run that version, or this one on another database"
+    )
+
+
+def ensure_current(engine: Engine) -> None:
+    """Raises `SchemaNotCurrent` (`UnrecordedSchema` for tables without a revision) unless
+    the database is at the newest revision."""
+    current = stored_revision(engine)
+    head = HEAD_REVISION
+    if current is None and (found := recognise(engine)) is not None:
+        raise UnrecordedSchema(
+            f"the database has campaign-sync tables (they match revision {found}) but no "
+            "record of their revision (alembic_version): run campaign-sync migrate --adopt"
+        )
+    if current is not None and current not in KNOWN_REVISIONS:
+        raise SchemaNotCurrent(unknown_revision(current))
+    if current != head:
+        state = "has no campaign-sync schema" if current is None else f"is at revision {current}"
+        raise SchemaNotCurrent(
+            f"the database {state}, the newest is {head}: run campaign-sync migrate"
+        )

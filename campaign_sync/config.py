@@ -147,6 +147,13 @@ class Settings(BaseSettings):
             )
         return value.strip().rstrip("/")
 
+    @field_validator("db_schema")
+    @classmethod
+    def _not_postgresqls_own(cls, value: str) -> str:
+        if value.startswith("pg_") or value == "information_schema":
+            raise ValueError(f"{value} is one of PostgreSQL's own schemas: name another")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _a_database_we_speak(cls, value: str) -> str:

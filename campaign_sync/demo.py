@@ -7,6 +7,7 @@ DATABASE_URL), changes a few campaigns, syncs again to show only those were fetc
 from __future__ import annotations
 
 import asyncio
+import shlex
 import time
 from collections.abc import Sequence
 
@@ -125,7 +126,7 @@ def run_demo(*, push: int = 400, in_app: int = 250, settings: Settings | None = 
             f"{fetched} detail call(s) instead of {push + in_app}: unchanged campaigns cost "
             "only their share of a list page."
         )
-        _print_next_steps(console, settings.database_url)
+        _print_next_steps(console, settings.database_url, settings.db_schema)
         engine.dispose()
     failed = [r for r in (*first, *second) if r.status != "succeeded"]
     if failed:
@@ -210,17 +211,25 @@ def _print_open_rates(console: Console, engine: Engine) -> None:
     console.print(line + " (see the view v_push_performance_total).")
 
 
-def _print_next_steps(console: Console, database_url: str) -> None:
+def _print_next_steps(console: Console, database_url: str, schema: str = "public") -> None:
     query = (
         "select campaign_type, count(*) as campaigns, sum(live) as live "
         "from v_campaigns group by campaign_type;"
     )
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite" and url.database:
-        command = f'sqlite3 {url.database} "{query}"'
+        command = f'sqlite3 {shlex.quote(url.database)} "{query}"'
     else:
         pg_query = query.replace("sum(live)", "count(*) filter (where live)")
-        command = f'psql "$DATABASE_URL" -c "{pg_query}"'
+        # psql takes libpq's URL (no +psycopg), and the views live in the schema setting.
+        libpq = url.set(drivername="postgresql")
+        target = (  # never print a password: then the variable holding it
+            shlex.quote(libpq.render_as_string(hide_password=False))
+            if libpq.password is None
+            else '"$DATABASE_URL"'
+        )
+        where = f"PGOPTIONS='-c search_path={schema}' " if schema != "public" else ""
+        command = f'{where}psql {target} -c "{pg_query}"'
     console.print("\nTry next:")
     console.print(f"  {command}", markup=False, soft_wrap=True)
     console.print("  campaign-sync status", markup=False)

@@ -343,3 +343,10 @@ def test_a_dotenv_that_is_not_utf8_is_one_clear_error(
     (tmp_path / ".env").write_bytes(b"\xff\xfeX=1\n")
     with pytest.raises(ConfigError, match=r"\.env is not UTF-8 text"):
         load_settings()
+
+
+@pytest.mark.parametrize("schema", ["pg_temp", "pg_catalog", "information_schema"])
+def test_postgresqls_own_schemas_are_refused(schema: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAMPAIGN_SYNC_DB_SCHEMA", schema)
+    with pytest.raises(ConfigError, match=f"{schema} is one of PostgreSQL's own schemas"):
+        load_settings()

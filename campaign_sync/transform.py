@@ -140,6 +140,24 @@ class _Reader:
         self.warn(name, value, f"expected an array, got {_kind(value)}")
         return []
 
+    def text_array(self, value: Any, name: str) -> Any:
+        """A JSON array of text (labels, segments), kept as Batch sent it: the column holds
+        the JSON; a warning says when it is not an array or holds something other than
+        text, which the views (`v_campaign_labels`, `v_campaign_segments`...) leave out."""
+        if value is None:
+            return None
+        if not isinstance(value, list):
+            self.warn(name, value, f"expected an array of text, got {_kind(value)}")
+        elif odd := [i for i, element in enumerate(value) if not isinstance(element, str)]:
+            kinds = sorted({_kind(value[i]) for i in odd})
+            self.warn(
+                name,
+                value,
+                f"expected an array of text; element {odd[0]} of {len(value)} is "
+                f"{' or '.join(kinds) if len(kinds) > 1 else kinds[0]}, left out of the views",
+            )
+        return value
+
 
 FieldReader = _Reader  # the same typed reads, for the other documents Batch sends (stats)
 
@@ -230,7 +248,7 @@ def transform_campaign(
     campaign |= {
         "custom_payload": custom_payload,
         "time_to_live": read.integer(doc.get("time_to_live"), "time_to_live", limit=INT64),
-        "labels": doc.get("labels"),
+        "labels": read.text_array(doc.get("labels"), "labels"),
         "recurrence_repeat_unit": read.enum(
             recurrence.get("repeat_unit"), "recurrence.repeat_unit", upper=True
         ),
@@ -343,7 +361,7 @@ def _targeting(read: _Reader, doc: dict[str, Any]) -> dict[str, Any] | None:
         return None
     extra = {k: v for k, v in targeting.items() if k not in TARGETING_COLUMNS}
     return {
-        "segments": targeting.get("segments"),
+        "segments": read.text_array(targeting.get("segments"), "targeting.segments"),
         "query": query,
         "lang": targeting.get("lang"),
         "region": targeting.get("region"),

@@ -276,6 +276,26 @@ def test_v_campaign_segments_and_labels_unnest_one_row_each(
     ]
 
 
+def test_labels_and_segments_that_are_not_text_are_left_out_of_the_views_and_warned(
+    any_db_url: str, any_db: Engine
+) -> None:
+    odd = copy.deepcopy(SALE)
+    odd["labels"] = ["promo", 7, {"k": "v"}, None, True, ["x"], 1.5, "spring"]
+    odd["targeting"] = {"segments": ["NEW", 3, {"s": "X"}]}
+    sync(any_db_url, batch(odd, in_app=()))
+    assert rows(
+        any_db, "select label from v_campaign_labels where campaign_token = 'sale' order by label"
+    ) == [("promo",), ("spring",)]
+    assert rows(any_db, "select segment from v_campaign_segments") == [("NEW",)]
+    assert rows(
+        any_db, "select segments, labels from v_campaigns where campaign_token = 'sale'"
+    ) == [("NEW", "promo, spring")]
+    assert rows(any_db, "select campaign_token, field from sync_warnings order by field") == [
+        ("sale", "labels"),
+        ("sale", "targeting.segments"),
+    ]
+
+
 def test_what_a_message_said_on_a_date_is_one_query(history: Engine) -> None:
     on_date = (  # a moment inside version 1's validity: just when it was first seen
         "(select valid_from from campaign_versions where version = 1 and campaign_id = "

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -218,3 +219,32 @@ def test_any_json_detail_transforms_without_raising_and_keeps_the_token(
     assert isinstance(rows.campaign, dict)
     for message in rows.messages:
         assert message["title"] is None or isinstance(message["title"], str)
+
+
+TEXT_ARRAYS = [  # (value, the warning's message or None): labels and segments alike
+    (["promo", "spring"], None),
+    ([], None),
+    (None, None),
+    (["a", 1], "expected an array of text; element 1 of 2 is a number, left out of the views"),
+    ([1.5], "expected an array of text; element 0 of 1 is a number, left out of the views"),
+    ([True], "expected an array of text; element 0 of 1 is a boolean, left out of the views"),
+    (["a", None, {"x": 1}],
+     "expected an array of text; element 1 of 3 is an object or null, left out of the views"),
+    ([["a"]], "expected an array of text; element 0 of 1 is an array, left out of the views"),
+    ("promo", "expected an array of text, got text"),
+    ({"a": "b"}, "expected an array of text, got an object"),
+    (3, "expected an array of text, got a number"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("value", "message"), TEXT_ARRAYS)
+def test_labels_and_segments_that_are_not_text_arrays_are_kept_and_warned(
+    value: Any, message: str | None
+) -> None:
+    doc = {"labels": value, "targeting": {"segments": value}}
+    rows = transform_campaign(CampaignType.PUSH, "t", doc)
+    found = {(w.field, w.message) for w in rows.warnings}
+    expected = set() if message is None else {("labels", message), ("targeting.segments", message)}
+    assert found == expected
+    assert rows.campaign["labels"] == value  # the column keeps what Batch sent
+    assert rows.targeting is not None and rows.targeting["segments"] == value

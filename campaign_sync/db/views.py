@@ -42,7 +42,9 @@ class JsonSQL:
 
     # The pieces that are one template each; a dialect only changes the template.
     POSITION = "({alias}.ordinality - 1)"
-    ELEMENT_TEXT = "({alias}.value #>> '{{}}')"
+    ELEMENT_TEXT = (
+        "(case jsonb_typeof({alias}.value) when 'string' then {alias}.value #>> '{{}}' end)"
+    )
     ELEMENT_FIELD = "({alias}.value ->> '{key}')"
     ORDERED_TEXT = "string_agg({value}, '{separator}' order by {order})"
     UTC_WALL_CLOCK = "({column} at time zone 'UTC')"
@@ -52,7 +54,8 @@ class JsonSQL:
         return self.POSITION.format(alias=alias)
 
     def element_text(self, alias: str) -> str:
-        """An element that is a JSON string (or number) as text."""
+        """An element that is a JSON string, as text; any other element NULL (the same on
+        both databases: numbers would print differently, objects only on PostgreSQL)."""
         return self.ELEMENT_TEXT.format(alias=alias)
 
     def element_field(self, alias: str, key: str) -> str:
@@ -90,7 +93,7 @@ class SqliteJsonSQL(JsonSQL):
         return f"json_each(case {cases} else '[]' end) as {alias}"
 
     POSITION = "{alias}.key"
-    ELEMENT_TEXT = "(case when {alias}.type in ('text', 'integer', 'real') then {alias}.value end)"
+    ELEMENT_TEXT = "(case {alias}.type when 'text' then {alias}.value end)"
     ELEMENT_FIELD = (
         "(case {alias}.type when 'object' then json_extract({alias}.value, '$.{key}') end)"
     )
@@ -109,7 +112,7 @@ class View:
     name: str
     description: str
     columns: dict[str, str]  # column -> meaning, in the view's order
-    sql: Callable[[JsonSQL], str]  # the SELECT, for a dialect
+    sql: Callable[[JsonSQL], str] | None  # the SELECT, for a dialect; None: see PUSH_VIEWS
 
 
 def _v_campaigns(j: JsonSQL) -> str:
@@ -168,7 +171,7 @@ select
     c.campaign_token, c.name as campaign_name, c.live
 from campaigns c
 {join}cross join {j.elements(array, ((),), "e")}
-where c.deleted_at is null
+where c.deleted_at is null and {j.element_text("e")} is not null
 """
 
 
@@ -300,8 +303,8 @@ VIEWS: tuple[View, ...] = (
             "recurrence_repeat_frequency": "Every how many units the push repeats.",
             "recurrence_end_date": "When the recurrence stops (UTC).",
             "is_recurring": "The push repeats (has a recurrence unit).",
-            "segments": "Targeted segments as readable text, comma separated.",
-            "labels": "The campaign's labels, comma separated.",
+            "segments": "Targeted segments as readable text, comma separated (text elements only).",
+            "labels": "The campaign's labels, comma separated (text elements only).",
             "message_count": "Number of messages (push) or landing contents (in-app).",
             "languages": "Languages of the messages, comma separated, alphabetical.",
             "trigger_when": "When an in-app campaign or trigger automation fires.",
@@ -333,7 +336,8 @@ VIEWS: tuple[View, ...] = (
     ),
     View(
         "v_campaign_segments",
-        "One row per campaign not deleted and segment it targets.",
+        "One row per campaign not deleted and segment it targets (an element that is "
+        "not text is left out; sync_warnings names it).",
         {
             "campaign_id": "campaigns.id.",
             "segment": "A targeted segment (NEW, ONE_TIME, ENGAGED, DORMANT, IMPORTED...).",
@@ -345,7 +349,8 @@ VIEWS: tuple[View, ...] = (
     ),
     View(
         "v_campaign_labels",
-        "One row per campaign not deleted and label it carries.",
+        "One row per campaign not deleted and label it carries (an element that is not "
+        "text is left out; sync_warnings names it).",
         {
             "campaign_id": "campaigns.id.",
             "label": "One of the campaign's labels.",
@@ -404,10 +409,75 @@ VIEWS: tuple[View, ...] = (
 )
 
 
+_STATS_COUNTERS = {
+    "sent": "Pushes sent.",
+    "sent_optins": "Pushes sent to opted-in installs (NULL where Batch gives none).",
+    "direct_open": "Opens straight from the push.",
+    "influenced_open": "App opens the push influenced.",
+    "reengaged": "Installs re-engaged.",
+    "errors": "Pushes that failed (NULL per A/B version: Batch gives none).",
+}
+_OPEN_RATE = "(direct_open + influenced_open) / sent, from 0 to 1; NULL when nothing was sent."
+_PUSH_CAMPAIGN = {
+    "name": "The campaign's name.",
+    "app": "The app's configured name (campaigns.app).",
+    "campaign_token": "Batch's token of the campaign.",
+    "push_time": "When the push is sent, GMT (UTC).",
+    "local_push_time": "When the push is sent, in each device's wall clock.",
+}
+
+# The push statistics views: created by migration 0005 with its own SQL (portable, no
+# JSON), described here with the others so that COMMENT ON and docs/schema.md cover them.
+PUSH_VIEWS: tuple[View, ...] = (
+    View(
+        "v_push_performance",
+        "Push statistics per campaign, day and version ('all'; 'a', 'b' in A/B tests): the "
+        "counters of campaign_stats_daily with the open rate and the campaign's name.",
+        {
+            "campaign_id": "campaigns.id.",
+            "date": "The day, as Batch counts it.",
+            "version": "'all', or the A/B version 'a' or 'b'.",
+            **_STATS_COUNTERS,
+            "open_rate": _OPEN_RATE,
+            **_PUSH_CAMPAIGN,
+            "fetched_at": "When Batch last gave these numbers (UTC); they grow for days.",
+        },
+        None,
+    ),
+    View(
+        "v_push_performance_total",
+        "Push statistics per campaign over all its days: version 'all' summed, with the "
+        "open rate of each A/B version.",
+        {
+            "campaign_id": "campaigns.id.",
+            **_PUSH_CAMPAIGN,
+            "first_date": "First day with statistics.",
+            "last_date": "Last day with statistics.",
+            "sent": "Pushes sent, all days (version 'all').",
+            "sent_optins": "Pushes sent to opted-in installs, all days (NULL where Batch "
+            "gives none).",
+            "direct_open": "Opens straight from the push, all days.",
+            "influenced_open": "App opens the push influenced, all days.",
+            "reengaged": "Installs re-engaged, all days.",
+            "errors": "Pushes that failed, all days.",
+            "open_rate": _OPEN_RATE,
+            "sent_a": "Pushes sent to A/B version a (NULL outside A/B tests).",
+            "open_rate_a": "Open rate of version a; NULL outside A/B tests.",
+            "sent_b": "Pushes sent to A/B version b (NULL outside A/B tests).",
+            "open_rate_b": "Open rate of version b; NULL outside A/B tests.",
+            "fetched_at": "When Batch last gave any of these numbers (UTC).",
+        },
+        None,
+    ),
+)
+DESCRIBED_VIEWS = VIEWS + PUSH_VIEWS  # every view campaign-sync creates, for comments and docs
+
+
 def create_views(conn: Connection) -> None:
-    """Create every view (in order: later views read earlier ones)."""
+    """Create every view of `VIEWS` (in order: later views read earlier ones)."""
     j = json_sql(conn.dialect.name)
     for view in VIEWS:
+        assert view.sql is not None
         conn.execute(text(f"create view {view.name} as {view.sql(j)}"))
 
 
@@ -416,10 +486,11 @@ def _literal(value: str) -> str:
 
 
 def comment_views(conn: Connection) -> None:
-    """Write each view's and view column's description as `COMMENT ON` (PostgreSQL)."""
+    """Write each view's and view column's description as `COMMENT ON` (PostgreSQL),
+    the push statistics views' included."""
     if conn.dialect.name != "postgresql":
         return
-    for view in VIEWS:
+    for view in DESCRIBED_VIEWS:
         conn.execute(text(f"comment on view {view.name} is {_literal(view.description)}"))
         for column, meaning in view.columns.items():
             conn.execute(text(f"comment on column {view.name}.{column} is {_literal(meaning)}"))

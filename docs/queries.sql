@@ -1,8 +1,9 @@
 -- Questions a marketing analyst asks, each answered by one query on the views
 -- (docs/schema.md describes them). PostgreSQL; on SQLite the views are the same, only
 -- the date arithmetic differs (datetime('now', '-7 days') for now() - interval '7 days').
--- Schedules in v_campaigns are UTC wall clock (schedule_zone 'GMT') or the device's
--- (schedule_zone 'local'), hence `now() at time zone 'UTC'` beside them.
+-- Schedules in v_campaigns are UTC wall clock ('GMT') or the device's ('local'):
+-- schedule_zone says which for starts_at, ends_zone for ends_at; hence
+-- `now() at time zone 'UTC'` beside them.
 -- tests/test_queries.py runs every query below on a synced database: each returns rows.
 
 -- 1. How many live campaigns does each app have, per type?
@@ -70,7 +71,7 @@ where change = 'deleted'
 order by seen_at desc;
 
 -- 9. Which in-app campaigns end in the coming seven days?
-select app, name, ends_at, schedule_zone
+select app, name, ends_at, ends_zone
 from v_campaigns
 where campaign_type = 'in_app'
   and ends_at >= now() at time zone 'UTC'

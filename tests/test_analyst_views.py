@@ -231,6 +231,40 @@ def test_v_campaigns_summarises_each_campaign_not_deleted(history: Engine) -> No
     ]  # fmt: skip
 
 
+def in_app_scheduled(token: str, **dates: str) -> dict[str, Any]:
+    campaign = {k: v for k, v in WELCOME.items() if k not in ("start_date", "end_date")}
+    return campaign | {"campaign_token": token} | dates
+
+
+def test_v_campaigns_names_the_clock_of_starts_at_and_of_ends_at_apart(
+    any_db_url: str, any_db: Engine
+) -> None:
+    start, end = "2026-12-01T08:00:00", "2026-12-31T20:00:00"
+    schedules = (
+        in_app_scheduled("gmt_both", start_date=start, end_date=end),
+        in_app_scheduled("local_both", local_start_date=start, local_end_date=end),
+        in_app_scheduled("gmt_start_local_end", start_date=start, local_end_date=end),
+        in_app_scheduled("local_start_gmt_end", local_start_date=start, end_date=end),
+        in_app_scheduled("gmt_end_only", end_date=end),
+        in_app_scheduled("local_end_only", local_end_date=end),
+        in_app_scheduled("unscheduled"),
+    )
+    sync(any_db_url, batch(in_app=schedules))
+    assert rows(
+        any_db,
+        "select campaign_token, starts_at, ends_at, schedule_zone, ends_zone from v_campaigns "
+        "order by campaign_token",
+    ) == [
+        ("gmt_both", "2026-12-01 08:00:00", "2026-12-31 20:00:00", "GMT", "GMT"),
+        ("gmt_end_only", None, "2026-12-31 20:00:00", "GMT", "GMT"),
+        ("gmt_start_local_end", "2026-12-01 08:00:00", "2026-12-31 20:00:00", "GMT", "local"),
+        ("local_both", "2026-12-01 08:00:00", "2026-12-31 20:00:00", "local", "local"),
+        ("local_end_only", None, "2026-12-31 20:00:00", "local", "local"),
+        ("local_start_gmt_end", "2026-12-01 08:00:00", "2026-12-31 20:00:00", "local", "GMT"),
+        ("unscheduled", None, None, None, None),
+    ]
+
+
 def test_v_campaigns_leaves_out_deleted_campaigns(any_db_url: str, any_db: Engine) -> None:
     sync(any_db_url, batch(SALE, DIGEST))
     sync(any_db_url, batch(DIGEST))

@@ -116,10 +116,13 @@ class View:
 
 
 def _v_campaigns(j: JsonSQL) -> str:
-    gmt = "c.push_time is not null or c.start_date is not null or c.end_date is not null"
-    local = (
-        "c.local_push_time is not null or c.local_start_date is not null "
-        "or c.local_end_date is not null"
+    start = (
+        "case when c.push_time is not null or c.start_date is not null then 'GMT' "
+        "when c.local_push_time is not null or c.local_start_date is not null then 'local' end"
+    )
+    end = (
+        "case when c.end_date is not null then 'GMT' "
+        "when c.local_end_date is not null then 'local' end"
     )
     return f"""
 select
@@ -128,7 +131,8 @@ select
     coalesce({j.utc_wall_clock("c.push_time")}, {j.utc_wall_clock("c.start_date")},
              c.local_push_time, c.local_start_date) as starts_at,
     coalesce({j.utc_wall_clock("c.end_date")}, c.local_end_date) as ends_at,
-    case when {gmt} then 'GMT' when {local} then 'local' end as schedule_zone,
+    coalesce({start}, {end}) as schedule_zone,
+    {end} as ends_zone,
     c.recurrence_repeat_unit, c.recurrence_repeat_frequency, c.recurrence_end_date,
     c.recurrence_repeat_unit is not null as is_recurring,
     (select {j.ordered_text(j.element_text("s"), ", ", j.position("s"))}
@@ -296,9 +300,11 @@ VIEWS: tuple[View, ...] = (
             "created_date": "When the campaign was created in Batch (UTC).",
             "starts_at": "Push time or in-app start: the GMT column when set (as UTC wall "
             "clock), else the local one (device wall clock); schedule_zone says which.",
-            "ends_at": "In-app end date, GMT when set (UTC wall clock), else local.",
-            "schedule_zone": "'GMT' when the schedule is in GMT, 'local' when it is the "
-            "device's wall clock, NULL without a schedule.",
+            "ends_at": "In-app end date, GMT when set (UTC wall clock), else local; ends_zone "
+            "says which.",
+            "schedule_zone": "Which clock starts_at is: 'GMT' (UTC wall clock) or 'local' "
+            "(the device's); without a start, that of ends_at; NULL without a schedule.",
+            "ends_zone": "Which clock ends_at is: 'GMT' or 'local'; NULL without an end.",
             "recurrence_repeat_unit": "Recurrence unit (DAILY, WEEKLY, ...) of a recurring push.",
             "recurrence_repeat_frequency": "Every how many units the push repeats.",
             "recurrence_end_date": "When the recurrence stops (UTC).",

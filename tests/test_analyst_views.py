@@ -310,6 +310,26 @@ def test_v_campaign_segments_and_labels_unnest_one_row_each(
     ]
 
 
+def test_a_change_no_named_kind_covers_is_one_other_changed_row(
+    any_db_url: str, any_db: Engine
+) -> None:
+    sync(any_db_url, batch(SALE, in_app=()))
+    relabelled = copy.deepcopy(SALE) | {"labels": ["promo"]}
+    sync(any_db_url, batch(relabelled, in_app=()))
+    deeplinked = relabelled | {"deeplink": "app://sale"}
+    sync(any_db_url, batch(deeplinked, in_app=()))
+    sync(any_db_url, batch(deeplinked | {"name": "Sale"}, in_app=()))
+    assert rows(
+        any_db,
+        "select version, change, before_value, after_value from v_campaign_changes "
+        "order by version, change",
+    ) == [
+        (2, "other_changed", None, None),
+        (3, "other_changed", None, None),
+        (4, "renamed", "Spring sale", "Sale"),
+    ]
+
+
 def test_labels_and_segments_that_are_not_text_are_left_out_of_the_views_and_warned(
     any_db_url: str, any_db: Engine
 ) -> None:

@@ -255,6 +255,12 @@ def _v_campaign_changes(j: JsonSQL) -> str:
             "p.targeting is distinct from v.targeting",
         ),
     ]
+    # A changed version none of the named kinds covers (labels, capping, deeplink,
+    # trigger...): one `other_changed` row, so that every change has a row.
+    named = " or ".join(f"coalesce({condition}, false)" for *_, condition in changes)
+    changes.append(
+        ("other_changed", "null", "null", f"v.change_kind = 'changed' and not ({named})")
+    )
     parts = [
         f"""
 select v.campaign_id, v.app, v.campaign_type, v.campaign_token, v.name, v.version,
@@ -398,7 +404,10 @@ VIEWS: tuple[View, ...] = (
         "v_campaign_changes",
         "One row per change seen: renamed, went_live, stopped, rescheduled, "
         "message_changed, targeting_changed, deleted, restored; with before and after. A "
-        "campaign back with new content also shows what changed while it was away.",
+        "campaign back with new content also shows what changed while it was away. A "
+        "change none of these names (labels, capping, deeplink, trigger...) is one "
+        "other_changed row without before and after: compare the versions' detail in "
+        "campaign_versions.",
         {
             "campaign_id": "campaigns.id.",
             **CAMPAIGN,

@@ -143,20 +143,28 @@ class _Reader:
     def text_array(self, value: Any, name: str) -> Any:
         """A JSON array of text (labels, segments), kept as Batch sent it: the column holds
         the JSON; a warning says when it is not an array or holds something other than
-        text, which the views (`v_campaign_labels`, `v_campaign_segments`...) leave out."""
+        text, which the views (`v_campaign_labels`, `v_campaign_segments`...) leave out.
+        A number no column can hold (`UnrepresentableNumber`, text in Python) is stored as
+        null there, so that no view takes it for text; the detail keeps its digits."""
         if value is None:
             return None
         if not isinstance(value, list):
             self.warn(name, value, f"expected an array of text, got {_kind(value)}")
-        elif odd := [i for i, element in enumerate(value) if not isinstance(element, str)]:
+            return value
+        odd = [i for i, element in enumerate(value) if not _is_text(element)]
+        if odd:
             kinds = sorted({_kind(value[i]) for i in odd})
             self.warn(
                 name,
                 value,
                 f"expected an array of text; element {odd[0]} of {len(value)} is "
-                f"{' or '.join(kinds) if len(kinds) > 1 else kinds[0]}, left out of the views",
+                f"{' or '.join(kinds)}, left out of the views",
             )
-        return value
+        return [None if isinstance(e, UnrepresentableNumber) else e for e in value]
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) and not isinstance(value, UnrepresentableNumber)
 
 
 FieldReader = _Reader  # the same typed reads, for the other documents Batch sends (stats)
@@ -189,6 +197,7 @@ def _kind(value: Any) -> str:
         int: "a number",
         float: "a number",
         str: "text",
+        UnrepresentableNumber: "a number",
         list: "an array",
         dict: "an object",
     }.get(type(value), type(value).__name__)

@@ -5,6 +5,7 @@ written out, on PostgreSQL and SQLite."""
 from __future__ import annotations
 
 import copy
+import json
 from datetime import datetime
 from typing import Any
 
@@ -334,9 +335,12 @@ def test_labels_and_segments_that_are_not_text_are_left_out_of_the_views_and_war
     any_db_url: str, any_db: Engine
 ) -> None:
     odd = copy.deepcopy(SALE)
-    odd["labels"] = ["promo", 7, {"k": "v"}, None, True, ["x"], 1.5, "spring"]
-    odd["targeting"] = {"segments": ["NEW", 3, {"s": "X"}]}
-    sync(any_db_url, batch(odd, in_app=()))
+    odd["labels"] = ["promo", 7, {"k": "v"}, None, True, ["x"], 1.5, "spring", "BIG"]
+    odd["targeting"] = {"segments": ["NEW", 3, {"s": "X"}, "NAN"]}
+    fake = FakeBatch()  # numbers no float holds, which Python reads as text, are numbers too
+    raw = json.dumps(odd).replace('"BIG"', "1e400").replace('"NAN"', "NaN")
+    fake.add(PUSH, "sale", raw)
+    sync(any_db_url, fake)
     assert rows(
         any_db, "select label from v_campaign_labels where campaign_token = 'sale' order by label"
     ) == [("promo",), ("spring",)]
@@ -344,9 +348,11 @@ def test_labels_and_segments_that_are_not_text_are_left_out_of_the_views_and_war
     assert rows(
         any_db, "select segments, labels from v_campaigns where campaign_token = 'sale'"
     ) == [("NEW", "promo, spring")]
-    assert rows(any_db, "select campaign_token, field from sync_warnings order by field") == [
-        ("sale", "labels"),
-        ("sale", "targeting.segments"),
+    assert rows(any_db, "select field from sync_warnings order by field") == [
+        ("labels",),
+        ("labels[8]",),
+        ("targeting.segments",),
+        ("targeting.segments[3]",),
     ]
 
 

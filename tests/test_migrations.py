@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from campaign_sync.db import migrate
 from campaign_sync.db.models import Base
@@ -64,4 +64,25 @@ def test_a_database_not_yet_migrated_is_refused_with_the_fix(fresh_pg_url: str) 
     engine = make_engine(fresh_pg_url)
     with pytest.raises(migrate.SchemaNotCurrent, match="run campaign-sync migrate"):
         migrate.ensure_current(engine)
+    engine.dispose()
+
+
+def test_downgrading_0007_removes_the_descriptions_it_wrote(fresh_pg_url: str) -> None:
+    migrate.upgrade(fresh_pg_url)
+    migrate.downgrade(fresh_pg_url, "0006")
+    engine = make_engine(fresh_pg_url)
+    with engine.connect() as conn:
+        described = conn.execute(
+            text(
+                "select c.relname from pg_class c where c.relname like 'v_push_performance%' "
+                "and (obj_description(c.oid, 'pg_class') is not null or exists (select 1 "
+                "from pg_attribute a where a.attrelid = c.oid and a.attnum > 0 "
+                "and col_description(c.oid, a.attnum) is not null)) order by 1"
+            )
+        ).scalars()
+        assert list(described) == []
+        assert set(inspect(conn).get_view_names()) == {
+            "v_push_performance",
+            "v_push_performance_total",
+        }
     engine.dispose()

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from campaign_sync.batch.endpoints import CampaignType
+from campaign_sync.jsondoc import decode
 from campaign_sync.transform import stable_hash, transform_campaign
 
 PUSH_DOC_EXAMPLE = {  # Batch's own example for the push view endpoint
@@ -248,3 +249,16 @@ def test_labels_and_segments_that_are_not_text_arrays_are_kept_and_warned(
     assert found == expected
     assert rows.campaign["labels"] == value  # the column keeps what Batch sent
     assert rows.targeting is not None and rows.targeting["segments"] == value
+
+
+def test_numbers_no_column_holds_are_not_text_in_labels_and_segments() -> None:
+    doc = decode('{"labels": [1e400, "ok"], "targeting": {"segments": [NaN]}}')
+    rows = transform_campaign(CampaignType.PUSH, "t", doc)
+    assert {(w.field, w.message) for w in rows.warnings} >= {
+        ("labels", "expected an array of text; element 0 of 2 is a number, left out of the views"),
+        ("targeting.segments",
+         "expected an array of text; element 0 of 1 is a number, left out of the views"),
+    }  # fmt: skip
+    assert rows.campaign["labels"] == [None, "ok"]
+    assert rows.targeting is not None and rows.targeting["segments"] == [None]
+    assert rows.campaign["detail"]["labels"] == ["1e400", "ok"]  # the detail keeps the digits

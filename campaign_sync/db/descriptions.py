@@ -35,7 +35,9 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "capping": "How many times the campaign may be shown per user.",
             "priority": "Push priority: normal or high.",
             "time_to_live": "How long (seconds) the push may wait for an offline device.",
-            "labels": "The campaign's labels (JSON array of text).",
+            "labels": "The campaign's labels as Batch sent them (JSON, normally an array of "
+            "text; a sync_warnings row names anything else, and a number no column holds is "
+            "null).",
             "recurrence_repeat_unit": "Recurrence unit of a recurring push (DAILY, WEEKLY...).",
             "recurrence_repeat_frequency": "Every how many units the push repeats.",
             "recurrence_end_date": "When the recurrence stops (UTC).",
@@ -94,8 +96,8 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
         "One row per campaign whose detail has targeting or a query.",
         {
             "campaign_id": CAMPAIGN_ID,
-            "segments": "Targeted segments (JSON array: NEW, ONE_TIME, ENGAGED, DORMANT, "
-            "IMPORTED).",
+            "segments": "Targeted segments as Batch sent them (JSON array of text: NEW, "
+            "ONE_TIME, ENGAGED, DORMANT, IMPORTED; a sync_warnings row names anything else).",
             "query": "The audience query, a nested JSON expression.",
             "lang": "Targeted languages (JSON).",
             "region": "Targeted regions (JSON).",

@@ -432,7 +432,10 @@ _STATS_COUNTERS = {
     "reengaged": "Installs re-engaged.",
     "errors": "Pushes that failed (NULL per A/B version: Batch gives none).",
 }
-_OPEN_RATE = "(direct_open + influenced_open) / sent, from 0 to 1; NULL when nothing was sent."
+_OPEN_RATE = (
+    "(direct_open + influenced_open) / sent; NULL when nothing was sent. Not capped at 1: "
+    "Batch counts opens apart from sends."
+)
 _PUSH_CAMPAIGN = {
     "name": "The campaign's name.",
     "app": "The app's configured name (campaigns.app).",
@@ -451,7 +454,7 @@ PUSH_VIEWS: tuple[View, ...] = (
         {
             "campaign_id": "campaigns.id.",
             "date": "The day, as Batch counts it.",
-            "version": "'all', or the A/B version 'a' or 'b'.",
+            "version": "'all', or an A/B version ('a', 'b'...).",
             **_STATS_COUNTERS,
             "open_rate": _OPEN_RATE,
             **_PUSH_CAMPAIGN,
@@ -462,7 +465,8 @@ PUSH_VIEWS: tuple[View, ...] = (
     View(
         "v_push_performance_total",
         "Push statistics per campaign over all its days: version 'all' summed, with the "
-        "open rate of each A/B version.",
+        "sends and open rate of A/B versions a and b (any other version is only in "
+        "v_push_performance).",
         {
             "campaign_id": "campaigns.id.",
             **_PUSH_CAMPAIGN,
@@ -500,15 +504,19 @@ def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def comment_views(conn: Connection) -> None:
-    """Write each view's and view column's description as `COMMENT ON` (PostgreSQL),
-    the push statistics views' included."""
+def comment_views(
+    conn: Connection, views: tuple[View, ...] = DESCRIBED_VIEWS, *, clear: bool = False
+) -> None:
+    """Write each view's and view column's description as `COMMENT ON` (PostgreSQL), the
+    push statistics views' included; `clear=True` removes them instead (a downgrade)."""
     if conn.dialect.name != "postgresql":
         return
-    for view in DESCRIBED_VIEWS:
-        conn.execute(text(f"comment on view {view.name} is {_literal(view.description)}"))
+    for view in views:
+        comment = "null" if clear else _literal(view.description)
+        conn.execute(text(f"comment on view {view.name} is {comment}"))
         for column, meaning in view.columns.items():
-            conn.execute(text(f"comment on column {view.name}.{column} is {_literal(meaning)}"))
+            comment = "null" if clear else _literal(meaning)
+            conn.execute(text(f"comment on column {view.name}.{column} is {comment}"))
 
 
 def drop_views(conn: Connection) -> None:

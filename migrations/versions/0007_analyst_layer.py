@@ -16,7 +16,7 @@ from sqlalchemy.schema import DropColumnComment, DropTableComment, SetColumnComm
 
 from campaign_sync.db.descriptions import TABLES
 from campaign_sync.db.models import Base
-from campaign_sync.db.views import comment_views, create_views, drop_views
+from campaign_sync.db.views import PUSH_VIEWS, comment_views, create_views, drop_views
 
 revision: str = "0007"
 down_revision: str | None = "0006"
@@ -129,3 +129,5 @@ def _comments(*, set_them: bool) -> None:
             op.execute(SetColumnComment(column) if set_them else DropColumnComment(column))
     if set_them:
         comment_views(bind)
+    else:  # the push statistics views stay (0005's): only their descriptions go
+        comment_views(bind, PUSH_VIEWS, clear=True)

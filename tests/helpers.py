@@ -21,6 +21,19 @@ def batch_error(status: int, error_type: str, code: int, **headers: str) -> http
     return httpx.Response(status, json=body, headers=headers)
 
 
+class AlwaysError:
+    """A MockTransport handler answering every request with the same Batch error (see
+    `batch_error`); `calls` counts the requests it answered."""
+
+    def __init__(self, status: int, error_type: str, code: int) -> None:
+        self.status, self.error_type, self.code = status, error_type, code
+        self.calls = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.calls += 1
+        return batch_error(self.status, self.error_type, self.code)
+
+
 def ok(body: Any) -> httpx.Response:
     return httpx.Response(200, content=json.dumps(body).encode())
 

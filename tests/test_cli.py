@@ -35,6 +35,17 @@ def cli(
     )
 
 
+def start_cli(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    """`campaign-sync ARGS` started in a real process, its output captured as text."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "campaign_sync", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def cli_env(
     database_url: str, server: SimulatorServer | None = None, **extra: str
 ) -> dict[str, str]:
@@ -223,13 +234,7 @@ def test_one_sigterm_interrupts_sync_cleanly_with_exit_0(pg_url: str) -> None:
     slow.knobs.latency_seconds = 0.02
     with SimulatorServer(slow) as server:
         env = cli_env(pg_url, server, CAMPAIGN_SYNC_LOG_FORMAT="text")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "campaign_sync", "sync", "--type", "push"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        process = start_cli("sync", "--type", "push", env=env)
         engine = make_engine(pg_url)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not count(engine, "select count(*) from campaigns"):
@@ -250,13 +255,8 @@ def test_a_second_sigterm_stops_sync_at_once_in_one_line(pg_url: str) -> None:
     slow = Simulator(api_key=API_KEY, rest_api_key=CANARY_REST_KEY, push=400, in_app=0, seed=4)
     slow.knobs.latency_seconds = 0.05
     with SimulatorServer(slow) as server:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "campaign_sync", "sync", "--type", "push"],
-            env=cli_env(pg_url, server, CAMPAIGN_SYNC_LOG_FORMAT="text"),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        env = cli_env(pg_url, server, CAMPAIGN_SYNC_LOG_FORMAT="text")
+        process = start_cli("sync", "--type", "push", env=env)
         engine = make_engine(pg_url)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not count(engine, "select count(*) from sync_runs"):

@@ -14,7 +14,7 @@ from campaign_sync.batch.client import GONE
 from campaign_sync.batch.endpoints import CampaignType
 from campaign_sync.outcome import RunCounts
 from tests.conftest import API_KEY, CANARY_REST_KEY
-from tests.helpers import batch_error, mock_client, ok
+from tests.helpers import AlwaysError, batch_error, mock_client, ok
 
 
 def run(coro):
@@ -69,12 +69,7 @@ def test_each_endpoint_uses_its_documented_route_and_headers() -> None:
 def test_every_documented_error_becomes_its_typed_exception(
     status: int, error_type: str, code: int, expected: type[errors.BatchError], retriable: bool
 ) -> None:
-    calls = 0
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal calls
-        calls += 1
-        return batch_error(status, error_type, code)
+    handler = AlwaysError(status, error_type, code)
 
     async def call() -> None:
         async with mock_client(handler, attempts=3) as client:
@@ -86,10 +81,10 @@ def test_every_documented_error_becomes_its_typed_exception(
     if retriable:
         assert isinstance(error, errors.RetryBudgetExhausted)
         assert isinstance(error.last_error, expected)
-        assert calls == 3
+        assert handler.calls == 3
     else:
         assert type(error) is expected
-        assert calls == 1, "a fatal error must not be retried"
+        assert handler.calls == 1, "a fatal error must not be retried"
     assert (error.status, error.code, error.error_type) == (status, code, error_type)
     assert expected.retriable is retriable
     assert error_type in str(error)
@@ -170,12 +165,7 @@ def test_the_budget_in_attempts_surfaces_the_last_error_clearly() -> None:
 
 
 def test_the_budget_in_seconds_stops_retrying() -> None:
-    calls = 0
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal calls
-        calls += 1
-        return batch_error(429, "TOO_MANY_REQUESTS", 60)
+    handler = AlwaysError(429, "TOO_MANY_REQUESTS", 60)
 
     async def call() -> None:
         async with mock_client(handler, floor=0.2, attempts=100, seconds=0.5) as client:
@@ -184,7 +174,7 @@ def test_the_budget_in_seconds_stops_retrying() -> None:
     with pytest.raises(errors.RetryBudgetExhausted) as gave_up:
         run(call())
     # 100 attempts were allowed: stopping after a handful is the seconds budget's doing.
-    assert calls <= 4 and gave_up.value.attempts == calls
+    assert handler.calls <= 4 and gave_up.value.attempts == handler.calls
 
 
 def test_a_429_waits_at_least_the_floor() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +18,7 @@ from campaign_sync.simulator import Simulator, SimulatorServer
 from tests.conftest import API_KEY, CANARY_REST_KEY
 from tests.pgbouncer import PgBouncer
 from tests.syncing import by_type, count, hold_lists_until_a_pass_is_skipped, run_sync
-from tests.test_cli import cli_env
+from tests.test_cli import cli_env, start_cli
 
 PUSH = CampaignType.PUSH
 
@@ -60,16 +59,7 @@ def test_two_processes_through_pgbouncer_never_sync_the_same_pair_at_once(
     poller = hold_lists_until_a_pass_is_skipped(slow, bounced_url)  # they surely overlap
     with SimulatorServer(slow) as server:
         env = cli_env(bounced_url, server)
-        processes = [
-            subprocess.Popen(
-                [sys.executable, "-m", "campaign_sync", "sync", "--type", "push"],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            for _ in range(2)
-        ]
+        processes = [start_cli("sync", "--type", "push", env=env) for _ in range(2)]
         outputs = [p.communicate(timeout=120) for p in processes]
     poller.dispose()
     assert [p.returncode for p in processes] == [0, 0], outputs
@@ -123,16 +113,7 @@ def test_statements_never_depend_on_one_server_connection(bounced_url: str) -> N
 
 def _migrate_twice_at_once(url: str) -> list[subprocess.CompletedProcess[str]]:
     env = cli_env(url)
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "campaign_sync", "migrate"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
+    processes = [start_cli("migrate", env=env) for _ in range(2)]
     return [
         subprocess.CompletedProcess(p.args, p.wait(60), *p.communicate(timeout=60))
         for p in processes

@@ -34,7 +34,7 @@ from campaign_sync.status import collect_status
 from campaign_sync.sync_pass import PassOptions, PassResult
 from tests.conftest import API_KEY, CANARY_REST_KEY, make_app, make_settings
 from tests.fake_batch import PUSH, FakeBatch, sync_fake
-from tests.helpers import batch_error, mock_client, ok
+from tests.helpers import AlwaysError, batch_error, mock_client, ok
 from tests.test_cli import cli, cli_env
 from tests.test_ratelimit import sim_client
 
@@ -99,12 +99,7 @@ def test_the_client_asks_the_documented_stats_route_and_counts_the_call() -> Non
 def test_stats_errors_are_typed_like_every_other_route(
     status: int, error_type: str, code: int, expected: type[errors.BatchError], attempts: int
 ) -> None:
-    calls = 0
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal calls
-        calls += 1
-        return batch_error(status, error_type, code)
+    handler = AlwaysError(status, error_type, code)
 
     async def fetch() -> Any:
         async with mock_client(handler, attempts=2) as client:
@@ -113,7 +108,7 @@ def test_stats_errors_are_typed_like_every_other_route(
     with pytest.raises(expected) as raised:
         run(fetch())
     assert (raised.value.status, raised.value.code) == (status, code)
-    assert calls == attempts  # 401 and 403 are not retried, 500 is
+    assert handler.calls == attempts  # 401 and 403 are not retried, 500 is
 
 
 def test_a_404_on_stats_means_no_stats_and_a_500_is_retried() -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,7 +20,7 @@ from campaign_sync.simulator import Simulator, SimulatorServer
 from tests.conftest import API_KEY, CANARY_REST_KEY, make_app, make_settings
 from tests.pg import free_port
 from tests.syncing import count, hold_lists_until_a_pass_is_skipped
-from tests.test_cli import cli, cli_env
+from tests.test_cli import cli, cli_env, start_cli
 
 
 def run_service(service: Service, until: Callable[[], bool], timeout: float = 30) -> None:
@@ -149,13 +147,7 @@ def test_sigterm_mid_pass_stops_cleanly_and_the_next_pass_resumes(
         with SimulatorServer(slow) as server:
             env = cli_env(url, server, CAMPAIGN_SYNC_INTERVAL_SECONDS="3600")
             assert cli("migrate", env=env).returncode == 0
-            process = subprocess.Popen(
-                [sys.executable, "-m", "campaign_sync", "serve"],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
+            process = start_cli("serve", env=env)
             engine = make_engine(url)
             offset = 0
             deadline = time.monotonic() + 60
@@ -214,16 +206,7 @@ def test_two_real_processes_never_sync_the_same_app_and_type_at_once(
     poller = hold_lists_until_a_pass_is_skipped(slow, url)  # they surely overlap
     with SimulatorServer(slow) as server:
         env = cli_env(url, server)
-        processes = [
-            subprocess.Popen(
-                [sys.executable, "-m", "campaign_sync", "sync"],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            for _ in range(2)
-        ]
+        processes = [start_cli("sync", env=env) for _ in range(2)]
         outputs = [p.communicate(timeout=120) for p in processes]
     assert [p.returncode for p in processes] == [0, 0], outputs
     engine = make_engine(url)

@@ -73,6 +73,14 @@ def count(engine: Engine, sql: str) -> int:
         return int(conn.execute(text(sql)).scalar_one())
 
 
+def wait_until_counted(engine: Engine, sql: str, seconds: float = 60) -> None:
+    """Poll `sql` (a count) every 20 ms until it is not 0, for at most `seconds`: the
+    moment a process under test has reached some point. The caller asserts what follows."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not count(engine, sql):
+        time.sleep(0.02)
+
+
 def hold_lists_until_a_pass_is_skipped(simulator: Simulator, url: str) -> Engine:
     """Make the simulator hold every list call until some pass has been skipped (recorded
     in sync_state.last_skipped_at): two processes started together then surely overlap,

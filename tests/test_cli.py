@@ -20,7 +20,7 @@ from campaign_sync.db.session import make_engine
 from campaign_sync.simulator import Simulator, SimulatorServer
 from tests.conftest import API_KEY, CANARY_REST_KEY
 from tests.pg import free_port
-from tests.syncing import content_snapshot, count
+from tests.syncing import content_snapshot, count, wait_until_counted
 
 
 def cli(
@@ -190,14 +190,11 @@ def test_a_sync_killed_mid_pass_resumes_to_the_same_database(
                 stderr=subprocess.DEVNULL,
             )
             engine = make_engine(killed_url)
-            deadline = time.monotonic() + 60
-            offset = 0
-            while offset < 95 and time.monotonic() < deadline:
-                time.sleep(0.05)
-                with engine.connect() as conn:
-                    offset = conn.execute(select(sync_state.c.sweep_offset)).scalar() or 0
+            wait_until_counted(engine, "select count(*) from sync_state where sweep_offset >= 95")
             process.send_signal(signal.SIGKILL)
             process.wait()
+            with engine.connect() as conn:
+                offset = conn.execute(select(sync_state.c.sweep_offset)).scalar() or 0
             assert offset >= 95, "the pass never committed a page"
             with engine.connect() as conn:
                 assert conn.execute(select(sync_runs.c.status)).scalar_one() == "running"
@@ -236,9 +233,7 @@ def test_one_sigterm_interrupts_sync_cleanly_with_exit_0(pg_url: str) -> None:
         env = cli_env(pg_url, server, CAMPAIGN_SYNC_LOG_FORMAT="text")
         process = start_cli("sync", "--type", "push", env=env)
         engine = make_engine(pg_url)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not count(engine, "select count(*) from campaigns"):
-            time.sleep(0.02)
+        wait_until_counted(engine, "select count(*) from campaigns")
         process.send_signal(signal.SIGTERM)
         stdout, stderr = process.communicate(timeout=60)
     assert "Traceback" not in stderr and "never retrieved" not in stderr, stderr[-3000:]
@@ -258,9 +253,7 @@ def test_a_second_sigterm_stops_sync_at_once_in_one_line(pg_url: str) -> None:
         env = cli_env(pg_url, server, CAMPAIGN_SYNC_LOG_FORMAT="text")
         process = start_cli("sync", "--type", "push", env=env)
         engine = make_engine(pg_url)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not count(engine, "select count(*) from sync_runs"):
-            time.sleep(0.02)
+        wait_until_counted(engine, "select count(*) from sync_runs")
         process.send_signal(signal.SIGTERM)
         time.sleep(0.05)
         process.send_signal(signal.SIGTERM)

@@ -19,7 +19,7 @@ from campaign_sync.service import Service
 from campaign_sync.simulator import Simulator, SimulatorServer
 from tests.conftest import API_KEY, CANARY_REST_KEY, make_app, make_settings
 from tests.pg import free_port
-from tests.syncing import count, hold_lists_until_a_pass_is_skipped
+from tests.syncing import count, hold_lists_until_a_pass_is_skipped, wait_until_counted
 from tests.test_cli import cli, cli_env, start_cli
 
 
@@ -149,19 +149,11 @@ def test_sigterm_mid_pass_stops_cleanly_and_the_next_pass_resumes(
             assert cli("migrate", env=env).returncode == 0
             process = start_cli("serve", env=env)
             engine = make_engine(url)
-            offset = 0
-            deadline = time.monotonic() + 60
-            while offset < 95 and time.monotonic() < deadline:
-                time.sleep(0.05)
-                with engine.connect() as conn:
-                    offset = (
-                        conn.execute(
-                            select(sync_state.c.sweep_offset).where(
-                                sync_state.c.campaign_type == "push"
-                            )
-                        ).scalar()
-                        or 0
-                    )
+            wait_until_counted(
+                engine,
+                "select count(*) from sync_state "
+                "where campaign_type = 'push' and sweep_offset >= 95",
+            )
             signalled = time.monotonic()
             process.send_signal(signal.SIGTERM)
             _, stderr = process.communicate(timeout=30)

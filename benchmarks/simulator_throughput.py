@@ -11,7 +11,7 @@ import asyncio
 import time
 
 import httpx
-from _simulator import start_simulator
+from _harness import start_simulator
 
 TARGET = 1500.0
 

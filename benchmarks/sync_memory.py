@@ -1,56 +1,61 @@
-"""Peak memory (RSS) of a `campaign-sync sync` process syncing many campaigns
-(target: 100,000 campaigns under 300 MB). The pass streams page by page, so its memory
-should not grow with the number of campaigns beyond the sweep's set of seen tokens.
+"""Target 6 of issue 14: the peak memory (RSS) of a `campaign-sync sync` process stays
+<= 150 MB at `--campaigns` (default 100,000, half per type) and <= 1.25x its peak at a
+tenth as many. A pass streams page by page, so its memory should not grow with the
+number of campaigns beyond the sweep's set of seen tokens.
 
-The simulator runs in its own process; the sync is a real `campaign-sync sync` process
-whose own peak RSS is read with os.wait4. Set DATABASE_URL for PostgreSQL (default: a
-temporary SQLite file).
+Each size gets its own simulator process and throwaway PostgreSQL database; the sync is a
+real child process whose own peak RSS is read with os.wait4.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
-import tempfile
-import time
 
-from _simulator import start_simulator
+from _harness import (
+    Result,
+    campaign_sync,
+    load_average,
+    print_results,
+    run_child,
+    simulator,
+    sync_env,
+    throwaway_database,
+)
 
-TARGET_MB = 300.0
+TARGET_MB = 150.0
+GROWTH = 1.25
+
+
+def peak_mb(campaigns: int) -> tuple[float, float]:
+    """Peak RSS in MB and wall seconds of an initial `sync` of `campaigns` campaigns."""
+    push = campaigns // 2
+    options = ("--push", str(push), "--in-app", str(campaigns - push))
+    with simulator(*options) as url, throwaway_database() as database_url:
+        env = sync_env(database_url, url)
+        run_child(campaign_sync("migrate"), env)
+        run = run_child(campaign_sync("sync"), env)
+    return run.peak_mb, run.wall
+
+
+def measure(campaigns: int) -> list[Result]:
+    """The memory results at `campaigns` and at a tenth of it."""
+    small, small_wall = peak_mb(campaigns // 10)
+    large, large_wall = peak_mb(campaigns)
+    note = f"{campaigns:,} synced in {large_wall:.0f} s, {campaigns // 10:,} in {small_wall:.0f} s"
+    return [
+        Result("6", f"peak RSS at {campaigns:,} campaigns", large, TARGET_MB, "MB",
+               max_ratio=1.0, note=f"{note}; load {load_average()}"),
+        Result("6", f"peak RSS growth from {campaigns // 10:,}", large, small, "MB",
+               max_ratio=GROWTH),
+    ]  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--campaigns", type=int, default=100_000)
-    args = parser.parse_args()
-    push = args.campaigns // 2
-    in_app = args.campaigns - push
-    simulator, base_url = start_simulator("--push", str(push), "--in-app", str(in_app))
-    workdir = tempfile.mkdtemp()
-    env = {
-        **os.environ,
-        "DATABASE_URL": os.environ.get("DATABASE_URL") or f"sqlite:///{workdir}/memory.db",
-        "BATCH_API_BASE_URL": base_url,
-        "BATCH_API_KEY": "KEY",
-        "BATCH_REST_API_KEY": "SECRET",
-        "CAMPAIGN_SYNC_BACKOFF_MIN_SECONDS": "0.5",
-        "CAMPAIGN_SYNC_LOG_LEVEL": "warning",
-    }
-    try:
-        subprocess.run([sys.executable, "-m", "campaign_sync", "migrate"], env=env, check=True)
-        started = time.monotonic()
-        sync = subprocess.Popen([sys.executable, "-m", "campaign_sync", "sync"], env=env)
-        _, status, usage = os.wait4(sync.pid, 0)
-        elapsed = time.monotonic() - started
-    finally:
-        simulator.terminate()
-        simulator.wait()
-    peak_mb = usage.ru_maxrss / 1024  # Linux reports kilobytes
-    exit_code = os.waitstatus_to_exitcode(status)
-    print(f"synced {args.campaigns} campaigns in {elapsed:.0f}s (exit {exit_code})")
-    print(f"peak RSS {peak_mb:.0f} MB; target {TARGET_MB:.0f} MB; ratio {peak_mb / TARGET_MB:.2f}")
+    results = measure(parser.parse_args().campaigns)
+    sys.exit(0 if print_results(results) else 1)
 
 
 if __name__ == "__main__":

@@ -1,29 +1,118 @@
-"""An initial pass of 1,000 push + 1,000 in-app campaigns at 20 ms latency, against the
-latency bound at the default concurrency (target: within 1.3 x), then an unchanged pass
-(target: list calls only, about N/95 + 1 per type).
+"""Targets 1 and 2 of issue 14: the initial pass and the unchanged pass, as CLI runs
+against PostgreSQL, each beside a bare httpx client making the same requests in the same
+run.
 
-The latency bound is what the requests cost if `concurrency` of them were always in
-flight: (list calls + detail calls) x latency / concurrency. The simulator runs in its own
-process. Set DATABASE_URL to measure against PostgreSQL (default: a temporary SQLite file).
+1. Initial pass of `--push` + `--in-app` campaigns at `--latency-ms`: wall <= 1.0x the bare
+   client's (`_bare_client.py`, default transport, same concurrency) and <= 1.3x the
+   latency bound; CPU <= 1.2x the bare client's.
+2. Unchanged pass right after: no row inserted, updated or deleted in `campaigns` or its
+   children (`pg_stat_user_tables`), no detail call, and wall <= 1.5x a bare script that
+   imports httpx, SQLAlchemy and psycopg and makes the same list calls.
+
+The latency bound is what the requests cost with nothing but latency: each type's list
+pages are a sequential chain (the types run side by side), and the details go
+`concurrency` at a time: max(list calls per type) x latency + detail calls x latency /
+concurrency. An unchanged pass has no details, so its bound is the longest chain.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
-import tempfile
-import time
+import sys
+from pathlib import Path
 
-from _simulator import start_simulator
-from pydantic import SecretStr
+from _harness import (
+    Result,
+    campaign_sync,
+    load_average,
+    print_results,
+    run_child,
+    simulator,
+    sync_env,
+    throwaway_database,
+)
+from sqlalchemy import create_engine, text
 
-from campaign_sync.config import Settings
-from campaign_sync.db.migrate import upgrade
-from campaign_sync.db.session import make_engine
-from campaign_sync.runner import sync_apps
+BARE_CLIENT = str(Path(__file__).with_name("_bare_client.py"))
+WRITTEN_TABLES = (
+    "campaigns",
+    "messages",
+    "message_actions",
+    "triggers",
+    "targeting",
+    "campaign_versions",
+)
 
-TARGET_RATIO = 1.3
+
+def table_writes(database_url: str) -> dict[str, int]:
+    """Rows inserted + updated + deleted so far, per table (PostgreSQL's statistics)."""
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_stat_clear_snapshot()"))
+        rows = conn.execute(
+            text(
+                "SELECT relname, n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables"
+                " WHERE relname = ANY(:names)"
+            ),
+            {"names": list(WRITTEN_TABLES)},
+        ).all()
+    engine.dispose()
+    return {str(name): int(count) for name, count in rows}
+
+
+def pass_calls(database_url: str) -> list[tuple[int, int]]:
+    """(list calls, detail calls) of each type's latest run."""
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT DISTINCT ON (campaign_type) list_calls, detail_calls FROM sync_runs"
+                " ORDER BY campaign_type, id DESC"
+            )
+        ).all()
+    engine.dispose()
+    return [(int(lists), int(details)) for lists, details in rows]
+
+
+def measure(push: int, in_app: int, latency_ms: float, concurrency: int) -> list[Result]:
+    """Run both passes and their references; the results for targets 1 and 2."""
+    latency = latency_ms / 1000
+    options = ("--push", str(push), "--in-app", str(in_app), "--latency-ms", str(latency_ms))
+    with simulator(*options) as url, throwaway_database() as database_url:
+        env = sync_env(database_url, url, CAMPAIGN_SYNC_CONCURRENCY=str(concurrency))
+        run_child(campaign_sync("migrate"), env)
+        bare_args = [sys.executable, "-P", BARE_CLIENT, url, "--concurrency", str(concurrency)]
+        bare = run_child(bare_args)
+        initial = run_child(campaign_sync("sync"), env)
+        calls = pass_calls(database_url)
+        bound = (
+            max(lists for lists, _ in calls) * latency
+            + sum(details for _, details in calls) * latency / concurrency
+        )
+        before = table_writes(database_url)
+        unchanged = run_child(campaign_sync("sync"), env)
+        after = table_writes(database_url)
+        unchanged_calls = pass_calls(database_url)
+        bare_lists = run_child([*bare_args, "--lists-only", "--import-db"])
+    requests = int(bare.stdout)
+    writes = {name: after.get(name, 0) - before.get(name, 0) for name in WRITTEN_TABLES}
+    moved = {name: count for name, count in writes.items() if count}
+    note = f"{requests} requests; load {load_average()}"
+    return [
+        Result("1", "initial pass wall vs bare client", initial.wall, bare.wall, "s",
+               max_ratio=1.0, note=note),
+        Result("1", "initial pass wall vs latency bound", initial.wall, bound, "s",
+               max_ratio=1.3),
+        Result("1", "initial pass CPU vs bare client", initial.cpu, bare.cpu, "s",
+               max_ratio=1.2),
+        Result("2", "unchanged pass: rows written to campaigns and children",
+               sum(writes.values()), None, "rows", max_value=0,
+               note=f"per table: {moved or 'none'}"),
+        Result("2", "unchanged pass: detail calls",
+               sum(details for _, details in unchanged_calls), None, "calls", max_value=0),
+        Result("2", "unchanged pass wall vs bare list script", unchanged.wall, bare_lists.wall,
+               "s", max_ratio=1.5, note=f"{int(bare_lists.stdout)} list calls"),
+    ]  # fmt: skip
 
 
 def main() -> None:
@@ -31,49 +120,10 @@ def main() -> None:
     parser.add_argument("--push", type=int, default=1000)
     parser.add_argument("--in-app", type=int, default=1000)
     parser.add_argument("--latency-ms", type=float, default=20.0)
+    parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
-    simulator, base_url = start_simulator(
-        "--push", str(args.push), "--in-app", str(args.in_app), "--latency-ms", str(args.latency_ms)
-    )
-    workdir = tempfile.mkdtemp()
-    url = os.environ.get("DATABASE_URL") or f"sqlite:///{workdir}/bench.db"
-    try:
-        upgrade(url)
-        settings = Settings(
-            database_url=url,
-            batch_api_key="KEY",
-            batch_rest_api_key=SecretStr("SECRET"),
-            batch_api_base_url=base_url,
-            backoff_min_seconds=0.5,
-        )
-        from campaign_sync.config import resolve_apps
-
-        apps = resolve_apps(settings)
-        engine = make_engine(url)
-        latency = args.latency_ms / 1000
-        for label in ("initial", "unchanged"):
-            started, cpu_started = time.monotonic(), time.process_time()
-            results = asyncio.run(sync_apps(engine, settings, apps))
-            elapsed, cpu = time.monotonic() - started, time.process_time() - cpu_started
-            lists = sum(r.counts.list_calls for r in results)
-            details = sum(r.counts.detail_calls for r in results)
-            bound = (lists + details) * latency / settings.concurrency
-            statuses = ",".join(r.status for r in results)
-            print(
-                f"{label} pass: {elapsed:.2f}s, {lists} list + {details} detail calls "
-                f"({statuses}); latency bound {bound:.2f}s; ratio {elapsed / bound:.2f} "
-                f"(target <= {TARGET_RATIO}); our CPU {cpu:.2f}s"
-            )
-            if label == "unchanged":
-                expected = args.push // 95 + 1 + args.in_app // 95 + 1
-                print(
-                    f"unchanged pass: {details} detail calls (target 0), {lists} list calls "
-                    f"(target <= {expected})"
-                )
-        engine.dispose()
-    finally:
-        simulator.terminate()
-        simulator.wait()
+    results = measure(args.push, args.in_app, args.latency_ms, args.concurrency)
+    sys.exit(0 if print_results(results) else 1)
 
 
 if __name__ == "__main__":

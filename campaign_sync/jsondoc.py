@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from typing import Any
 
 # Python refuses to convert integers longer than this (sys.int_info.default_max_str_digits).
@@ -22,7 +23,15 @@ class UnreadableJSON(ValueError):
 
 
 class NestedTooDeeply(UnreadableJSON):
-    """The document nests deeper than Python's decoder recurses (about 1,000 levels)."""
+    """The document nests deeper than the decoder reaches (at least `DECODE_DEPTH` levels,
+    whatever the caller's own depth)."""
+
+
+# Python's decoder recurses once per level, against the interpreter's recursion limit,
+# which the caller's own frames use up too: unguarded, how deep a document decodes would
+# depend on who asks (950 levels decoded under pytest, not under pytest-xdist's deeper
+# stack). `_reach` lifts the limit so that every caller gets at least this many levels.
+DECODE_DEPTH = 1000
 
 
 class UnrepresentableNumber(str):
@@ -49,7 +58,20 @@ class UnreadableElement(str):
     __slots__ = ()
 
 
+def _reach() -> None:
+    """Raise the recursion limit (never lower it) so that `DECODE_DEPTH` levels fit above
+    the caller's stack, plus a margin for the parse hooks' own frames. The C scanner
+    enters one recursive call per array or object (CPython's Modules/_json.c)."""
+    depth, frame = 0, sys._getframe()
+    while frame.f_back is not None:
+        depth, frame = depth + 1, frame.f_back
+    needed = depth + DECODE_DEPTH + 50
+    if sys.getrecursionlimit() < needed:
+        sys.setrecursionlimit(needed)
+
+
 def _loads(text: bytes | str) -> Any:
+    _reach()
     return json.loads(
         text, parse_float=_float, parse_int=_int, parse_constant=UnrepresentableNumber
     )

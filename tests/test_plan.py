@@ -199,6 +199,33 @@ def test_what_the_decoder_reads_below_the_depth_limit_is_kept_as_text() -> None:
         assert warning.field == "x" + "[0]" * 99
 
 
+def _decode_from_depth(frames: int, document: bytes) -> Any:
+    """`decode(document)` called `frames` frames deeper than this test."""
+    from campaign_sync.jsondoc import decode
+
+    return _decode_from_depth(frames - 1, document) if frames else decode(document)
+
+
+def test_how_deep_a_document_decodes_does_not_depend_on_the_callers_depth() -> None:
+    from campaign_sync.jsondoc import NestedTooDeeply
+
+    # (caller's extra frames, document depth, decodes?): a deeper caller (pytest-xdist's
+    # worker, a deeper call path) reaches as deep as a shallow one.
+    table = [(0, 1000, True), (300, 1000, True), (600, 1000, True), (900, 1000, True),
+             (0, 5000, False), (600, 5000, False)]  # fmt: skip
+    for frames, depth, decodes in table:
+        document = ("[" * depth + "]" * depth).encode()
+        try:
+            value = _decode_from_depth(frames, document)
+        except NestedTooDeeply:
+            value = None
+        assert (value is not None) is decodes, (frames, depth)
+        if decodes:
+            for _ in range(depth - 1):
+                value = value[0]
+            assert value == [], (frames, depth)
+
+
 def test_the_plan_decides_each_campaigns_history_without_a_database() -> None:
     same, renamed, back = detail("same", "Same"), detail("renamed", "New"), detail("back", "Back")
     stored = {

@@ -26,6 +26,7 @@ from pydantic import SecretStr
 
 from campaign_sync.config import Settings, resolve_apps
 from campaign_sync.db.migrate import upgrade
+from campaign_sync.db.pacing import load_learned_rate
 from campaign_sync.db.session import make_engine
 from campaign_sync.runner import pass_options, sync_apps
 
@@ -83,8 +84,10 @@ def main() -> None:
             max_429 = MAX_429_FIRST_PASS if label.startswith("pass 1") else 0
             ok = ratio <= TARGET_RATIO and too_many <= max_429 and failures == 0
             failed = failed or not ok
+            learned = load_learned_rate(engine, apps[0].name)
             print(
-                f"{label}: wall {elapsed:.2f}s; reference {requests} requests / "
+                f"{label}: learned rate {learned.requests_per_second if learned else 0:.1f} "
+                f"req/s; wall {elapsed:.2f}s; reference {requests} requests / "
                 f"{LIMIT_PER_SECOND:g} = {reference:.2f}s; ratio {ratio:.2f} "
                 f"(target <= {TARGET_RATIO}); 429 responses {too_many} (target <= {max_429}); "
                 f"failed passes {failures} (target 0): {'PASS' if ok else 'FAIL'}"

@@ -9,9 +9,10 @@ import httpx
 from sqlalchemy import Engine
 
 from campaign_sync.batch.client import BatchClient, ClientHook, ClientOptions
-from campaign_sync.batch.ratelimit import RatePolicy
+from campaign_sync.batch.ratelimit import LearnedRate, RatePolicy
 from campaign_sync.batch.retry import RetryBudget
 from campaign_sync.config import ResolvedApp, Settings
+from campaign_sync.db.pacing import load_learned_rate, save_learned_rate
 from campaign_sync.domain import CampaignType
 from campaign_sync.logs import register_secret
 from campaign_sync.push_stats import StatsPolicy
@@ -44,16 +45,22 @@ def pass_options(
     )
 
 
-def client_options(settings: Settings, app: ResolvedApp) -> ClientOptions:
+def client_options(
+    settings: Settings, app: ResolvedApp, learned_rate: LearnedRate | None = None
+) -> ClientOptions:
+    """The app's client options; `learned_rate`: where its rate gate starts (see
+    `db.pacing`), None for a slow start."""
     return ClientOptions(
         base_url=settings.batch_api_base_url,
         connect_timeout=settings.connect_timeout_seconds,
         read_timeout=settings.read_timeout_seconds,
         concurrency=app.concurrency,
+        learned_rate=learned_rate,
         rate=RatePolicy(
             backoff_min_seconds=settings.backoff_floor(),
             backoff_max_seconds=max(settings.backoff_max_seconds, settings.backoff_floor()),
             increase_per_second=settings.rate_increase_per_second,
+            slow_start_rate=settings.rate_start_per_second,
         ),
         retry=RetryBudget(
             max_attempts=settings.retry_max_attempts,
@@ -70,8 +77,10 @@ def make_client(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     hooks: Sequence[ClientHook] = (),
+    learned_rate: LearnedRate | None = None,
 ) -> BatchClient:
-    """The app's client; `hooks` hear its events (see `batch.client.ClientEvent`)."""
+    """The app's client; `hooks` hear its events (see `batch.client.ClientEvent`);
+    `learned_rate`: where its rate gate starts."""
     rest_key = app.rest_api_key.get_secret_value()
     register_secret(rest_key)
     register_secret(app.api_key, keep_last=4)
@@ -79,7 +88,7 @@ def make_client(
         app=app.name,
         api_key=app.api_key,
         rest_api_key=rest_key,
-        options=client_options(settings, app),
+        options=client_options(settings, app, learned_rate),
         transport=transport,
         hooks=hooks,
     )
@@ -99,16 +108,23 @@ async def sync_app(
     hooks: Sequence[ClientHook] = (),
 ) -> list[PassResult]:
     """One app's passes, one per type, sharing the app's client (its rate gate and 429
-    pause); `hooks` hear the client's events, and so does `progress`."""
+    pause); `hooks` hear the client's events, and so does `progress`. The client paces
+    from the rate the app's earlier passes learned (`api_pacing`), and stores what this
+    one learned when the passes end, whatever their outcome."""
     listeners = [*hooks, progress_hook(progress)] if progress is not None else list(hooks)
-    async with make_client(settings, app, transport=transport, hooks=listeners) as client:
+    learned = load_learned_rate(engine, app.name)
+    client = make_client(settings, app, transport=transport, hooks=listeners, learned_rate=learned)
+    async with client:
         passes = [
             SyncPass(
                 engine, client, t, options, stop=stop, progress=progress, write_lock=write_lock
             )
             for t in types
         ]
-        return list(await asyncio.gather(*(p.run() for p in passes)))
+        try:
+            return list(await asyncio.gather(*(p.run() for p in passes)))
+        finally:
+            save_learned_rate(engine, app.name, client.gate.learned())
 
 
 async def sync_apps(

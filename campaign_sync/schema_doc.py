@@ -22,6 +22,7 @@ BOOKKEEPING = (
     "sync_warnings",
     "campaign_updates",
     "campaign_stats_fetches",
+    "api_pacing",
 )
 
 HEADER = """# The database schema

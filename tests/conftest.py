@@ -182,6 +182,7 @@ def make_settings(base_url: str, database_url: str = "sqlite://", **overrides: o
         "retry_backoff_max_seconds": 0.2,
         "read_timeout_seconds": 5,
         "connect_timeout_seconds": 2,
+        "rate_start_per_second": 200,  # no slow start: tests of pacing set their own
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

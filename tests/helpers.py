@@ -53,7 +53,9 @@ def mock_client(
         options=ClientOptions(
             base_url="http://batch.test",
             concurrency=concurrency,
-            rate=RatePolicy(backoff_min_seconds=floor, backoff_max_seconds=floor * 8),
+            rate=RatePolicy(
+                backoff_min_seconds=floor, backoff_max_seconds=floor * 8, slow_start_rate=200
+            ),
             retry=RetryBudget(
                 max_attempts=attempts,
                 max_seconds=seconds,

@@ -21,7 +21,11 @@ def sim_client(server: SimulatorServer, *, floor: float, concurrency: int = 8) -
         options=ClientOptions(
             base_url=server.url,
             concurrency=concurrency,
-            rate=RatePolicy(backoff_min_seconds=floor, backoff_max_seconds=floor * 4),
+            rate=RatePolicy(
+                backoff_min_seconds=floor,
+                backoff_max_seconds=floor * 4,
+                slow_start_rate=200,  # unpaced until the first 429: all in flight together
+            ),
             retry=RetryBudget(max_attempts=20, max_seconds=60),
         ),
     )
@@ -86,13 +90,16 @@ def test_a_burst_of_429s_pauses_once_instead_of_escalating(
     assert simulator.count("view push", 200) == 8
 
 
-def test_the_rate_halves_on_a_429_and_creeps_back_on_success() -> None:
+def test_a_429_cuts_the_rate_to_nine_tenths_and_it_creeps_back_on_success() -> None:
     now = [100.0]
     gate = RateGate(
-        RatePolicy(backoff_min_seconds=5, min_rate=0.5, max_rate=50, increase_per_second=1.0),
+        RatePolicy(
+            backoff_min_seconds=5, min_rate=0.5, max_rate=50, increase_per_second=1.0,
+            slow_start_rate=20, slow_start_factor=1.0,
+        ),
         clock=lambda: now[0],
-    )
-    assert gate.rate is None  # unlimited until Batch says otherwise
+    )  # fmt: skip
+    assert gate.rate is None  # no limit learned until Batch says so
 
     async def send(count: int) -> None:
         for _ in range(count):
@@ -103,7 +110,7 @@ def test_the_rate_halves_on_a_429_and_creeps_back_on_success() -> None:
     pause = gate.on_too_many_requests(sent_at=now[0], retry_after=None)
     assert pause >= 5
     first = gate.rate
-    assert first is not None and 8 <= first <= 12, first  # about half of 20/s
+    assert first is not None and 17 <= first <= 19, first  # 0.9 x the 20/s Batch accepted
     gate.on_too_many_requests(sent_at=now[0] + 0.001 + pause, retry_after=None)
     assert gate.rate is not None and gate.rate < first
     lowered = gate.rate

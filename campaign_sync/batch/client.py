@@ -36,7 +36,7 @@ from campaign_sync.batch.errors import (
     error_from_response,
 )
 from campaign_sync.batch.proxies import proxy_for
-from campaign_sync.batch.ratelimit import RateGate, RatePolicy
+from campaign_sync.batch.ratelimit import LearnedRate, RateGate, RatePolicy
 from campaign_sync.batch.retry import RetryBudget, RetryPolicy
 from campaign_sync.batch.sweep import SweepPage, SweepPosition, sweep_pages
 from campaign_sync.jsondoc import NestedTooDeeply, UnreadableJSON, decode, decode_array
@@ -98,6 +98,7 @@ class ClientOptions:
     read_timeout: float = 30.0
     concurrency: int = 8
     rate: RatePolicy = field(default_factory=RatePolicy)
+    learned_rate: LearnedRate | None = None  # where the rate gate starts (db.pacing's)
     retry: RetryBudget = field(default_factory=RetryBudget)
 
 
@@ -118,7 +119,9 @@ class BatchClient:
         self.options = options or ClientOptions()
         self._api_key = api_key
         self.hooks: list[ClientHook] = list(hooks)
-        self.gate = RateGate(self.options.rate, on_pause=self._paused)
+        self.gate = RateGate(
+            self.options.rate, learned=self.options.learned_rate, on_pause=self._paused
+        )
         self.policy = RetryPolicy(self.options.retry, self.gate, app=app)
         self._slots = asyncio.Semaphore(self.options.concurrency)
         limits = httpx.Limits(

@@ -1,29 +1,56 @@
-"""Per-app politeness: one shared pause after a 429, and an adaptive (AIMD) request rate.
+"""Per-app politeness: one shared pause after a 429, and a paced request rate that is
+learned, remembered across passes, and adapted (AIMD).
 
-Batch publishes no rate limit, so the gate learns one: every 429 halves the app's rate
-(multiplicative decrease) and every success adds back a little (additive increase), so a
-long pass settles just under the real limit. A 429 also pauses *every* request of the app
-that has not been sent yet: N workers never hit Batch N times during a wait.
+Batch publishes no rate limit (only "wait at least 5 seconds" after a 429), so the gate
+learns one. The rules, each measured in benchmarks/rate_limit.py (issue #14):
+
+- **Start**: paced from the first request. With a rate learned by earlier passes
+  (`LearnedRate`, stored per app by `db.pacing`), at that rate; with none, a *slow start* at
+  `slow_start_rate` that multiplies by `slow_start_factor` per second of full-paced sending
+  (per answered request, so an idle app does not climb) until the first 429. A slow start
+  that reaches `max_rate` without a 429 stops pacing: the server showed no limit worth one.
+- **On a 429** (the first of a burst): every request of the app not yet sent waits at least
+  `backoff_min_seconds` (Batch's floor), or `Retry-After` when longer, doubling while 429s
+  repeat; and the rate drops to `decrease_factor` x the rate Batch accepted just before:
+  the requests sent in the last `window_seconds` before the refused one, per second, never
+  more than the pace then in force. A gentler cut than halving: that accepted rate is the
+  limit plus at most the server's burst spread over the window.
+- **After a 429**: additive increase, `increase_per_second` requests/s per second of
+  full-paced sending, so a pass keeps probing slowly without provoking the next 429.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class LearnedRate:
+    """What earlier passes learned about an app: the pace to start at (requests/s), and
+    whether a 429 taught it (`limit_seen`) or a slow start only reached it without one."""
+
+    requests_per_second: float
+    limit_seen: bool
 
 
 @dataclass(frozen=True)
 class RatePolicy:
     backoff_min_seconds: float = 5.0  # Batch's documented floor after a 429
     backoff_max_seconds: float = 120.0
+    backoff_jitter: float = 0.1  # a pause is up to this share longer (apps never in step)
     min_rate: float = 1.0  # requests per second: the learned rate never goes below this
     max_rate: float = 200.0  # the learned rate never climbs past this
-    increase_per_second: float = 1.0  # additive increase, in requests/s per second of success
-    decrease_factor: float = 0.5  # multiplicative decrease on a 429
+    increase_per_second: float = 0.02  # additive increase after a 429, req/s per second
+    decrease_factor: float = 0.9  # on a 429: this share of the rate accepted just before
+    slow_start_rate: float = 20.0  # requests/s of an app with nothing learned yet
+    slow_start_factor: float = 3.0  # the slow start's growth per second of sending
+    window_seconds: float = 1.0  # how far back the accepted rate is measured at a 429
 
 
 class RateGate:
@@ -33,56 +60,86 @@ class RateGate:
         self,
         policy: RatePolicy,
         *,
+        learned: LearnedRate | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
         on_pause: Callable[[float], None] | None = None,
     ) -> None:
-        """`on_pause(seconds)` hears every 429: the pause in force, shared by all requests."""
+        """`learned`: the rate earlier passes learned (None, or a value that is not a
+        positive finite number: a slow start). `on_pause(seconds)` hears every 429: the
+        pause in force, shared by all requests."""
         self.policy = policy
         self._on_pause = on_pause
         self._clock = clock
+        self._sleep = sleep
         self._rng = rng or random.Random()
         self._paused_until = 0.0
         self._pause_started = float("-inf")
         self._consecutive_429 = 0
-        self._rate: float | None = None  # None: no 429 seen yet, nothing to pace
+        self._pace, self._limit_seen = policy.slow_start_rate, False
+        usable = learned is not None and math.isfinite(learned.requests_per_second)
+        if learned is not None and usable and learned.requests_per_second > 0:
+            self._pace = min(policy.max_rate, max(policy.min_rate, learned.requests_per_second))
+            self._limit_seen = learned.limit_seen
         self._next_slot = 0.0
         self._recent_sends: deque[float] = deque()
+        self._first_send: float | None = None
         self.total_429 = 0
 
     @property
     def rate(self) -> float | None:
-        """Current learned requests/s, or None while unlimited (no 429 seen)."""
-        return self._rate
+        """The requests/s a 429 taught (and the climb since), or None while no limit was
+        seen (the gate is then in its slow start, or unpaced)."""
+        return self._pace if self._limit_seen else None
+
+    @property
+    def pace(self) -> float | None:
+        """The requests/s the gate admits now; None once a slow start found no limit."""
+        return None if self._unpaced() else self._pace
+
+    def learned(self) -> LearnedRate:
+        """What the next pass of this app should start from (see `db.pacing`)."""
+        return LearnedRate(self._pace, self._limit_seen)
 
     def pause_remaining(self) -> float:
         return max(0.0, self._paused_until - self._clock())
+
+    def _unpaced(self) -> bool:
+        return not self._limit_seen and self._pace >= self.policy.max_rate
 
     async def acquire(self) -> float:
         """Wait until this request may be sent; returns its send time (the clock's)."""
         while True:
             now = self._clock()
             if now < self._paused_until:
-                await asyncio.sleep(self._paused_until - now)
+                await self._sleep(self._paused_until - now)
                 continue
-            if self._rate is not None:
+            if not self._unpaced():
                 slot = max(now, self._next_slot)
-                self._next_slot = slot + 1.0 / self._rate
+                self._next_slot = slot + 1.0 / self._pace
                 if slot > now:
-                    await asyncio.sleep(slot - now)
+                    await self._sleep(slot - now)
                     if self._clock() < self._paused_until:
                         continue  # a 429 arrived while we waited for our slot
             sent_at = self._clock()
+            if self._first_send is None:
+                self._first_send = sent_at
             self._recent_sends.append(sent_at)
             while self._recent_sends and self._recent_sends[0] < sent_at - 5.0:
                 self._recent_sends.popleft()
             return sent_at
 
     def on_success(self) -> None:
+        """An answered request: the rate climbs (per request, so by the rules' amount per
+        second of full-paced sending)."""
         self._consecutive_429 = 0
-        if self._rate is not None:
-            self._rate = min(
-                self.policy.max_rate, self._rate + self.policy.increase_per_second / self._rate
+        policy = self.policy
+        if self._limit_seen:
+            self._pace = min(policy.max_rate, self._pace + policy.increase_per_second / self._pace)
+        elif not self._unpaced():
+            self._pace = min(
+                policy.max_rate, self._pace * policy.slow_start_factor ** (1 / self._pace)
             )
 
     def on_too_many_requests(self, sent_at: float, retry_after: float | None) -> float:
@@ -93,28 +150,36 @@ class RateGate:
         """
         self.total_429 += 1
         if sent_at >= self._pause_started:
-            self._start_pause(retry_after)
+            self._start_pause(sent_at, retry_after)
         pause = self.pause_remaining()
         if self._on_pause is not None:
             self._on_pause(pause)
         return pause
 
-    def _start_pause(self, retry_after: float | None) -> None:
+    def _start_pause(self, sent_at: float, retry_after: float | None) -> None:
         policy = self.policy
         self._consecutive_429 += 1
         exponential = policy.backoff_min_seconds * 2 ** (self._consecutive_429 - 1)
-        wait = min(policy.backoff_max_seconds, exponential) * (1 + 0.25 * self._rng.random())
+        jitter = 1 + policy.backoff_jitter * self._rng.random()
+        wait = min(policy.backoff_max_seconds, exponential) * jitter
         wait = max(wait, policy.backoff_min_seconds, retry_after or 0.0)
         now = self._clock()
         self._pause_started = now
         self._paused_until = max(self._paused_until, now + wait)
-        self._rate = max(policy.min_rate, self._observed_rate(now) * policy.decrease_factor)
+        accepted = self.accepted_rate(sent_at)
+        ceiling = policy.max_rate if self._unpaced() else self._pace
+        self._pace = max(policy.min_rate, policy.decrease_factor * min(accepted, ceiling))
+        self._limit_seen = True
         self._next_slot = self._paused_until
 
-    def _observed_rate(self, now: float) -> float:
-        if self._rate is not None:
-            return self._rate
-        window = [t for t in self._recent_sends if t >= now - 5.0]
-        if len(window) < 2:
-            return self.policy.min_rate * 2
-        return len(window) / max(now - window[0], 1e-3)
+    def accepted_rate(self, refused_at: float) -> float:
+        """Requests/s sent in the `window_seconds` before the request refused at
+        `refused_at` (those Batch accepted), over the window or the time since the first
+        send when shorter; the pace in force when there is too little to measure."""
+        start = refused_at - self.policy.window_seconds
+        sent = sum(1 for t in self._recent_sends if start <= t < refused_at)
+        first = self._first_send if self._first_send is not None else refused_at
+        span = min(self.policy.window_seconds, refused_at - first)
+        if sent < 2 or span <= 0:
+            return self._pace
+        return sent / span

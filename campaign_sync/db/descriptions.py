@@ -215,6 +215,17 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "error": "Why the last request failed.",
         },
     ),
+    "api_pacing": (
+        "Bookkeeping: the request rate each app's passes learned from Batch's 429 answers; "
+        "the next pass paces from its first request at it.",
+        {
+            "app": "The app's configured name.",
+            "requests_per_second": "The pace the next pass starts at (requests per second).",
+            "limit_seen": "A 429 taught this rate (true), or a slow start reached it without "
+            "one (false: the next pass goes on climbing from it).",
+            "learned_at": "When a pass last stored it (UTC).",
+        },
+    ),
     "campaign_updates": (
         "Audit trail of write-backs through Batch's in-app update endpoint.",
         {

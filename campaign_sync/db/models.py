@@ -11,6 +11,7 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -301,6 +302,18 @@ class CampaignStatsFetch(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
+class ApiPacing(Base):
+    """The request rate each app's passes learned from Batch's 429s (see
+    `batch.ratelimit`), so that the next pass paces from its first request."""
+
+    __tablename__ = "api_pacing"
+
+    app: Mapped[str] = mapped_column(Text, primary_key=True)
+    requests_per_second: Mapped[float] = mapped_column(Float)
+    limit_seen: Mapped[bool] = mapped_column(Boolean)
+    learned_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 # Core handles on the tables, for set-based statements.
 campaigns = cast(Table, Campaign.__table__)
 messages = cast(Table, Message.__table__)
@@ -314,6 +327,7 @@ campaign_updates = cast(Table, CampaignUpdate.__table__)
 campaign_versions = cast(Table, CampaignVersion.__table__)
 campaign_stats_daily = cast(Table, CampaignStatsDaily.__table__)
 campaign_stats_fetches = cast(Table, CampaignStatsFetch.__table__)
+api_pacing = cast(Table, ApiPacing.__table__)
 
 
 def _describe(metadata: MetaData) -> None:

@@ -1,0 +1,189 @@
+"""Pacing: the rate rules of `batch.ratelimit` on a fake clock, and the learned rate kept
+per app in `api_pacing` and used from the first request of the next pass."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+
+import pytest
+from sqlalchemy import Engine, insert, select
+
+from campaign_sync.batch.client import Responded
+from campaign_sync.batch.ratelimit import LearnedRate, RateGate, RatePolicy
+from campaign_sync.db.models import api_pacing
+from campaign_sync.db.pacing import load_learned_rate, save_learned_rate
+from campaign_sync.db.types import utcnow
+from campaign_sync.runner import sync_apps
+from campaign_sync.simulator import Simulator, SimulatorServer
+from tests.conftest import make_app, make_settings
+
+POLICY = RatePolicy(backoff_min_seconds=5.0, backoff_jitter=0.1)
+
+
+class FakeClock:
+    """A clock whose sleeps advance it at once."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def gate(
+    learned: LearnedRate | None = None, policy: RatePolicy = POLICY
+) -> tuple[RateGate, FakeClock]:
+    clock = FakeClock()
+    return RateGate(policy, learned=learned, clock=clock, sleep=clock.sleep), clock
+
+
+def send_times(rate_gate: RateGate, count: int, *, succeed: bool = True) -> list[float]:
+    async def send() -> list[float]:
+        times = []
+        for _ in range(count):
+            times.append(await rate_gate.acquire())
+            if succeed:
+                rate_gate.on_success()
+        return times
+
+    return asyncio.run(send())
+
+
+def test_a_learned_rate_paces_the_first_requests_instead_of_a_burst() -> None:
+    rate_gate, _ = gate(LearnedRate(40.0, limit_seen=True))
+    times = send_times(rate_gate, 11, succeed=False)
+    gaps = [round(b - a, 6) for a, b in itertools.pairwise(times)]
+    assert gaps == [0.025] * 10
+    assert rate_gate.rate == 40.0
+
+
+@pytest.mark.parametrize(
+    ("stored", "expected_pace", "expected_rate"),
+    [
+        (None, 20.0, None),  # nothing learned: slow start
+        (LearnedRate(math.nan, True), 20.0, None),  # corrupt: slow start
+        (LearnedRate(math.inf, True), 20.0, None),
+        (LearnedRate(-3.0, True), 20.0, None),
+        (LearnedRate(0.0, True), 20.0, None),
+        (LearnedRate(1e9, True), 200.0, 200.0),  # clamped to max_rate
+        (LearnedRate(0.01, True), 1.0, 1.0),  # clamped to min_rate
+        (LearnedRate(35.0, False), 35.0, None),  # a slow start that goes on from 35
+    ],
+)
+def test_where_the_gate_starts(
+    stored: LearnedRate | None, expected_pace: float, expected_rate: float | None
+) -> None:
+    rate_gate, _ = gate(stored)
+    assert rate_gate.pace == expected_pace
+    assert rate_gate.rate == expected_rate
+
+
+def test_the_slow_start_triples_per_second_of_sending_until_unpaced() -> None:
+    rate_gate, clock = gate()
+    started = clock.now
+    send_times(rate_gate, 40)
+    elapsed = clock.now - started
+    assert rate_gate.pace is not None
+    assert rate_gate.pace == pytest.approx(20.0 * 3.0**elapsed, rel=0.08)
+    send_times(rate_gate, 2000)
+    assert rate_gate.pace is None  # reached max_rate without a 429: unpaced
+    assert rate_gate.learned() == LearnedRate(200.0, limit_seen=False)
+
+
+@pytest.mark.parametrize(
+    ("learned", "sent_per_second", "expected_rate"),
+    [
+        # 0.9 x the rate accepted in the second before the 429 ...
+        (LearnedRate(50.0, True), 50, 45.0),
+        (LearnedRate(100.0, True), 100, 90.0),
+        # ... never more than 0.9 x the pace in force
+        (LearnedRate(30.0, True), 30, 27.0),
+        # ... and never below min_rate
+        (LearnedRate(1.0, True), 1, 1.0),
+    ],
+)
+def test_a_429_cuts_the_rate_to_nine_tenths_of_what_batch_accepted(
+    learned: LearnedRate, sent_per_second: int, expected_rate: float
+) -> None:
+    rate_gate, clock = gate(learned, RatePolicy(increase_per_second=1e-9))
+    times = send_times(rate_gate, 3 * sent_per_second, succeed=False)
+    refused_at = times[-1] + 1 / sent_per_second
+    clock.now = refused_at
+    rate_gate.on_too_many_requests(refused_at, retry_after=None)
+    assert rate_gate.rate == pytest.approx(expected_rate, rel=0.04)
+
+
+def test_after_a_429_the_rate_climbs_by_the_increase_per_second_of_sending() -> None:
+    rate_gate, clock = gate(LearnedRate(40.0, True), RatePolicy(increase_per_second=0.5))
+    started = clock.now
+    send_times(rate_gate, 400)
+    elapsed = clock.now - started
+    assert elapsed == pytest.approx(400 / 42.5, rel=0.05)
+    assert rate_gate.rate == pytest.approx(40.0 + 0.5 * elapsed, rel=0.01)
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "shortest", "longest"),
+    [(None, 5.0, 5.5), (1.0, 5.0, 5.5), (12.0, 12.0, 12.0)],
+)
+def test_no_request_is_sent_sooner_than_the_floor_after_a_429(
+    retry_after: float | None, shortest: float, longest: float
+) -> None:
+    rate_gate, clock = gate(LearnedRate(50.0, True))
+    sent = send_times(rate_gate, 10, succeed=False)
+    pause = rate_gate.on_too_many_requests(sent[-1], retry_after=retry_after)
+    assert shortest <= pause <= longest
+    refused_at = clock.now
+    after = send_times(rate_gate, 3)
+    assert after[0] - refused_at >= pause >= 5.0
+
+
+def test_learned_rate_round_trips_and_corrupt_rows_fall_back(any_db: Engine) -> None:
+    assert load_learned_rate(any_db, "ios") is None
+    save_learned_rate(any_db, "ios", LearnedRate(42.5, limit_seen=True))
+    save_learned_rate(any_db, "ios", LearnedRate(44.0, limit_seen=True))
+    save_learned_rate(any_db, "android", LearnedRate(200.0, limit_seen=False))
+    assert load_learned_rate(any_db, "ios") == LearnedRate(44.0, True)
+    assert load_learned_rate(any_db, "android") == LearnedRate(200.0, False)
+    with any_db.begin() as conn:
+        conn.execute(
+            insert(api_pacing).values(
+                app="web", requests_per_second=-1.0, limit_seen=True, learned_at=utcnow()
+            )
+        )
+    assert load_learned_rate(any_db, "web") is None
+
+
+def test_a_pass_stores_what_it_learned_and_the_next_starts_paced_at_it(
+    simulator: Simulator, sim_server: SimulatorServer, any_db: Engine, any_db_url: str
+) -> None:
+    simulator.knobs.rate_limit_per_second = 100
+    simulator.knobs.rate_limit_burst = 5
+    settings = make_settings(
+        sim_server.url, any_db_url, rate_start_per_second=20, backoff_min_seconds=0.05
+    )
+    first_rates: list[float | None] = []
+
+    def first_rate(event: object) -> None:
+        if isinstance(event, Responded) and not first_rates:
+            first_rates.append(event.rate)
+
+    asyncio.run(sync_apps(any_db, settings, [make_app()], hooks=[first_rate]))
+    with any_db.connect() as conn:
+        stored = conn.execute(select(api_pacing)).mappings().one()
+    assert stored["app"] == "default"
+    assert first_rates == [None]  # the first pass slow-started: nothing learned yet
+    learned = LearnedRate(stored["requests_per_second"], stored["limit_seen"])
+    assert 20.0 < learned.requests_per_second <= 200.0
+
+    first_rates.clear()
+    too_many_before = simulator.count(status=429)
+    asyncio.run(sync_apps(any_db, settings, [make_app()], hooks=[first_rate]))
+    assert simulator.count(status=429) == too_many_before
+    if learned.limit_seen:
+        assert first_rates[0] == pytest.approx(learned.requests_per_second, rel=0.01)

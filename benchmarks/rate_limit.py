@@ -8,20 +8,27 @@ its first request at the rate pass 1 learned. The reference is what the limit ma
 unavoidable: the answered requests / 50 req/s.
 
 Targets: pass 1 wall <= 1.15 x reference, at most 5 responses of 429, no pass failed;
-pass 2: no 429 at all (and the same wall target). Set DATABASE_URL to use PostgreSQL
-(default: a temporary SQLite file); the database must be a throwaway one.
+pass 2: no 429 at all (and the same wall target). The passes run in this process against
+a throwaway PostgreSQL database.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import tempfile
+import sys
 import time
 
 import httpx
-from _simulator import start_simulator
+from _harness import (
+    API_KEY,
+    REST_KEY,
+    Result,
+    load_average,
+    print_results,
+    simulator,
+    throwaway_database,
+)
 from pydantic import SecretStr
 
 from campaign_sync.config import Settings, resolve_apps
@@ -44,26 +51,19 @@ def server_counts(base_url: str) -> tuple[int, int]:
     return answered - too_many, too_many
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--push", type=int, default=1000)
-    parser.add_argument("--in-app", type=int, default=1000)
-    parser.add_argument("--latency-ms", type=float, default=2.0)
-    args = parser.parse_args()
-    simulator, base_url = start_simulator(
-        "--push", str(args.push), "--in-app", str(args.in_app),
-        "--latency-ms", str(args.latency_ms),
+def measure(push: int, in_app: int, latency_ms: float = 2.0) -> list[Result]:
+    """Both passes' results: wall against requests / 50, 429s, failed passes."""
+    options = (
+        "--push", str(push), "--in-app", str(in_app), "--latency-ms", str(latency_ms),
         "--rate-limit", str(LIMIT_PER_SECOND), "--burst", str(BURST),
     )  # fmt: skip
-    workdir = tempfile.mkdtemp()
-    url = os.environ.get("DATABASE_URL") or f"sqlite:///{workdir}/bench.db"
-    failed = False
-    try:
+    results: list[Result] = []
+    with simulator(*options) as base_url, throwaway_database() as url:
         upgrade(url)
         settings = Settings(
             database_url=url,
-            batch_api_key="KEY",
-            batch_rest_api_key=SecretStr("SECRET"),
+            batch_api_key=API_KEY,
+            batch_rest_api_key=SecretStr(REST_KEY),
             batch_api_base_url=base_url,
             backoff_min_seconds=5.0,  # Batch's real floor, not the local stand-in's shortcut
         )
@@ -73,31 +73,35 @@ def main() -> None:
         for label, full_refresh in (("pass 1 (initial)", False), ("pass 2 (full refresh)", True)):
             answered_before, too_many_before = server_counts(base_url)
             started = time.monotonic()
-            options = pass_options(settings, full_refresh=full_refresh)
-            results = asyncio.run(sync_apps(engine, settings, apps, options=options))
+            pass_settings = pass_options(settings, full_refresh=full_refresh)
+            outcome = asyncio.run(sync_apps(engine, settings, apps, options=pass_settings))
             elapsed = time.monotonic() - started
             answered, too_many = server_counts(base_url)
             requests, too_many = answered - answered_before, too_many - too_many_before
-            failures = sum(r.status != "succeeded" for r in results)
-            reference = requests / LIMIT_PER_SECOND
-            ratio = elapsed / reference
-            max_429 = MAX_429_FIRST_PASS if label.startswith("pass 1") else 0
-            ok = ratio <= TARGET_RATIO and too_many <= max_429 and failures == 0
-            failed = failed or not ok
             learned = load_learned_rate(engine, apps[0].name)
-            print(
-                f"{label}: learned rate {learned.requests_per_second if learned else 0:.1f} "
-                f"req/s; wall {elapsed:.2f}s; reference {requests} requests / "
-                f"{LIMIT_PER_SECOND:g} = {reference:.2f}s; ratio {ratio:.2f} "
-                f"(target <= {TARGET_RATIO}); 429 responses {too_many} (target <= {max_429}); "
-                f"failed passes {failures} (target 0): {'PASS' if ok else 'FAIL'}"
-            )
+            rate = learned.requests_per_second if learned else 0.0
+            note = f"{requests} requests, learned {rate:.1f} req/s; load {load_average()}"
+            results += [
+                Result("4", f"{label}: wall vs requests / 50 per s", elapsed,
+                       requests / LIMIT_PER_SECOND, "s", max_ratio=TARGET_RATIO, note=note),
+                Result("4", f"{label}: responses of 429", too_many, None, "",
+                       max_value=MAX_429_FIRST_PASS if full_refresh is False else 0),
+                Result("4", f"{label}: failed passes",
+                       sum(r.status != "succeeded" for r in outcome), None, "", max_value=0),
+            ]  # fmt: skip
             time.sleep(1.0)
         engine.dispose()
-    finally:
-        simulator.terminate()
-        simulator.wait()
-    print(f"load average: {os.getloadavg()[0]:.2f}; overall: {'FAIL' if failed else 'PASS'}")
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--push", type=int, default=1000)
+    parser.add_argument("--in-app", type=int, default=1000)
+    parser.add_argument("--latency-ms", type=float, default=2.0)
+    args = parser.parse_args()
+    results = measure(args.push, args.in_app, args.latency_ms)
+    sys.exit(0 if print_results(results) else 1)
 
 
 if __name__ == "__main__":

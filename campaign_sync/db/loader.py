@@ -28,6 +28,7 @@ from campaign_sync.db.models import (
     triggers,
 )
 from campaign_sync.db.session import database_problem
+from campaign_sync.db.sightings import mark_seen
 from campaign_sync.db.state import save_cursor
 from campaign_sync.domain import CampaignType
 from campaign_sync.outcome import RunCounts
@@ -37,7 +38,6 @@ from campaign_sync.storable import FieldWarning, storable
 log = logging.getLogger(__name__)
 
 CHILD_TABLES = (messages, message_actions, triggers, targeting)
-SWEEP_COLUMNS = ("list_entry", "list_hash", "last_seen_at", "last_sweep_id")
 
 Guard = Callable[[Connection], None]  # runs first in every page transaction (the pass lock)
 
@@ -202,7 +202,8 @@ def _write_campaigns(
 
 
 def _apply_bookkeeping(conn: Connection, plan: PagePlan, warnings: list[dict[str, Any]]) -> None:
-    """Everything but the campaigns' content: fresh marks, tombstones, the seen-marking,
+    """Everything but the campaigns' content: fresh marks, tombstones, the seen marks
+    (`sightings.mark_seen`),
     the page's warnings and the cursor."""
     load = plan.load
     now = load.now
@@ -230,17 +231,8 @@ def _apply_bookkeeping(conn: Connection, plan: PagePlan, warnings: list[dict[str
             update(campaigns).where(campaigns.c.id.in_(plan.tombstones)).values(deleted_at=now)
         )
     append_versions(conn, plan.versions)
-    if plan.seen:
-        c = campaigns.c
-        conn.execute(
-            update(campaigns)
-            .where(
-                c.app == load.app,
-                c.campaign_type == load.campaign_type.value,
-                c.campaign_token.in_(plan.seen),
-            )
-            .values(last_seen_at=now, last_sweep_id=load.sweep_id)
-        )
+    if plan.seen and load.sweep_id is not None:
+        mark_seen(conn, load.app, load.campaign_type, plan.seen, sweep_id=load.sweep_id, now=now)
     if rows:
         conn.execute(insert(sync_warnings), rows)
     if load.position is not None:

@@ -13,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Integer, literal, select, update
+from sqlalchemy import Connection, Integer, literal, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from campaign_sync.db.models import campaign_sightings, campaigns
+from campaign_sync.db.tokens import by_tokens
 from campaign_sync.db.types import UTCDateTime
 from campaign_sync.domain import CampaignType
 
@@ -40,15 +41,20 @@ def mark_seen(
     if not tokens:
         return
     c = campaigns.c
-    of_page = (
-        c.app == app,
-        c.campaign_type == campaign_type.value,
-        c.campaign_token.in_(list(tokens)),
-    )
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     upsert = dialect.insert(campaign_sightings).from_select(
         ["campaign_id", "last_sweep_id", "last_seen_at"],
-        select(c.id, literal(sweep_id, Integer()), literal(now, UTCDateTime())).where(*of_page),
+        by_tokens(
+            conn,
+            app,
+            campaign_type,
+            tokens,
+            (
+                c.id,
+                literal(sweep_id, Integer()).label("last_sweep_id"),
+                literal(now, UTCDateTime()).label("last_seen_at"),
+            ),
+        ),
     )
     conn.execute(
         upsert.on_conflict_do_update(
@@ -59,8 +65,9 @@ def mark_seen(
             },
         )
     )
-    conn.execute(
-        update(campaigns)
-        .where(*of_page, c.last_seen_at < now - LAST_SEEN_SLACK)
-        .values(last_seen_at=now)
+    behind = by_tokens(
+        conn, app, campaign_type, tokens, (c.id,), c.last_seen_at < now - LAST_SEEN_SLACK
     )
+    stale = [campaign_id for (campaign_id,) in conn.execute(behind)]
+    if stale:
+        conn.execute(update(campaigns).where(c.id.in_(stale)).values(last_seen_at=now))

@@ -54,6 +54,7 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
             None,
             error,
             psycopg.Error,
+            connection_invalidated=raw.broken,
             dialect=conn.dialect,
         ) from error
 

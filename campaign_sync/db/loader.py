@@ -236,7 +236,16 @@ def _apply_bookkeeping(conn: Connection, plan: PagePlan, warnings: list[dict[str
         )
     append_versions(conn, plan.versions)
     if plan.seen and load.sweep_id is not None:
-        mark_seen(conn, load.app, load.campaign_type, plan.seen, sweep_id=load.sweep_id, now=now)
+        written = {write.campaign_token for write in plan.writes}  # last_seen_at set
+        mark_seen(
+            conn,
+            load.app,
+            load.campaign_type,
+            plan.seen,
+            sweep_id=load.sweep_id,
+            now=now,
+            written=written,
+        )
     insert_rows(conn, sync_warnings, rows)
     if load.position is not None:
         save_cursor(

@@ -10,7 +10,7 @@ the row is written anyway. `state.tombstone_unseen` reads the marks.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Integer, literal, update
@@ -34,10 +34,12 @@ def mark_seen(
     *,
     sweep_id: int,
     now: datetime,
+    written: Collection[str] = (),
 ) -> None:
     """Record that sweep `sweep_id` showed these stored campaigns at `now` (UTC, aware):
     one upsert into `campaign_sightings`, and `campaigns.last_seen_at` set to `now` where
-    it is more than `LAST_SEEN_SLACK` older. Tokens not stored are ignored."""
+    it is more than `LAST_SEEN_SLACK` older. `written`: tokens whose row this transaction
+    wrote with `last_seen_at` already (not checked again). Tokens not stored are ignored."""
     if not tokens:
         return
     c = campaigns.c
@@ -65,8 +67,11 @@ def mark_seen(
             },
         )
     )
+    unwritten = [token for token in tokens if token not in written]
+    if not unwritten:
+        return
     behind = by_tokens(
-        conn, app, campaign_type, tokens, (c.id,), c.last_seen_at < now - LAST_SEEN_SLACK
+        conn, app, campaign_type, unwritten, (c.id,), c.last_seen_at < now - LAST_SEEN_SLACK
     )
     stale = [campaign_id for (campaign_id,) in conn.execute(behind)]
     if stale:

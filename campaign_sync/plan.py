@@ -38,7 +38,7 @@ class PageLoad:
     """What one page brought: its entries, the details fetched, and what went wrong.
 
     `sweep_id` is None outside a sweep (a write-back): the plan then leaves the sweep's
-    bookkeeping (`list_entry`, `list_hash`, `last_seen_at`, `last_sweep_id`) alone.
+    bookkeeping (`list_entry`, `list_hash`, `last_seen_at`, `campaign_sightings`) alone.
     """
 
     app: str
@@ -98,7 +98,7 @@ class PagePlan:
 
     load: PageLoad
     writes: list[CampaignWrite] = field(default_factory=list)
-    refreshes: list[dict[str, Any]] = field(default_factory=list)  # id, list_hash, list_entry
+    refreshes: list[dict[str, Any]] = field(default_factory=list)  # id, list_hash, ...
     restored: int = 0  # refreshed campaigns that were tombstoned
     tombstones: list[int] = field(default_factory=list)
     seen: list[str] = field(default_factory=list)
@@ -246,7 +246,6 @@ def _bookkeeping(load: PageLoad, token: str, entry: Any) -> tuple[dict[str, Any]
         "list_entry": clean_entry,
         "list_hash": load.list_hash(token),
         "last_seen_at": load.now,
-        "last_sweep_id": load.sweep_id,
     }
     return values, repairs
 
@@ -260,7 +259,12 @@ def _plan_detail(plan: PagePlan, token: str, detail: Any) -> None:
         if load.sweep_id is not None:
             clean_entry, _ = storable(entry)  # its repairs were recorded with the content
             plan.refreshes.append(
-                {"id": known.id, "list_hash": load.list_hash(token), "list_entry": clean_entry}
+                {
+                    "id": known.id,
+                    "list_hash": load.list_hash(token),
+                    "list_entry": clean_entry,
+                    "last_seen_at": load.now,  # the row is written anyway
+                }
             )
         else:
             plan.refreshes.append({"id": known.id})

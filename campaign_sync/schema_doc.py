@@ -17,6 +17,7 @@ from campaign_sync.db.views import DESCRIBED_VIEWS
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "schema.md"
 BOOKKEEPING = (
+    "campaign_sightings",
     "sync_state",
     "sync_runs",
     "sync_warnings",

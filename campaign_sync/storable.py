@@ -163,8 +163,33 @@ def storable(value: Any, field: str = "") -> tuple[Any, list[FieldWarning]]:
     `UnrepresentableNumber`); `field` prefixes the warnings' paths. Returns the same
     object when nothing needed repair. Never raises.
     """
+    if _plainly_storable(value):
+        return value, []
     walk = _Walk()
     return walk.value(value, field, 0), walk.warnings
+
+
+# A JSON string that may be an `UnrepresentableNumber` (it is dumped as one): the text of a
+# number, NaN or Infinity. A string of Batch's that looks like that only costs the walk.
+_NUMBER_STRING = re.compile(r'"(?:-?(?:\d[\d.eE+-]*|Infinity)|NaN)"')
+
+
+def _plainly_storable(value: Any) -> bool:
+    """True when `value` certainly needs no repair, told from its JSON text (the encoder
+    is C, the walk Python: the walk cost 5x more, docs/performance-load-notes.md): no
+    NaN or Infinity, nothing but JSON types (the encoder refuses the rest), no U+0000
+    (which it escapes), no lone surrogate, no string that may be an
+    `UnrepresentableNumber`, and fewer objects and arrays than `MAX_DEPTH`, so no
+    nesting that deep. False means only: let the walk decide."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False, check_circular=False)
+    except (ValueError, TypeError, RecursionError):
+        return False
+    if "\\u0000" in text or text.count("{") + text.count("[") >= MAX_DEPTH:
+        return False
+    if not text.isascii() and _UNSTORABLE_CHARACTER.search(text) is not None:
+        return False
+    return _NUMBER_STRING.search(text) is None
 
 
 def merge_warnings(first: list[FieldWarning], more: list[FieldWarning]) -> list[FieldWarning]:

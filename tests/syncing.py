@@ -17,8 +17,7 @@ from campaign_sync.simulator import Simulator, SimulatorServer
 from campaign_sync.sync_pass import PassResult
 from tests.conftest import make_app, make_settings
 
-BOOKKEEPING = {"id", "first_seen_at", "last_seen_at", "detail_fetched_at", "updated_at",
-               "last_sweep_id"}  # fmt: skip
+BOOKKEEPING = {"id", "first_seen_at", "last_seen_at", "detail_fetched_at", "updated_at"}
 
 
 def run_sync(

@@ -86,3 +86,36 @@ def test_downgrading_0007_removes_the_descriptions_it_wrote(fresh_pg_url: str) -
             "v_push_performance_total",
         }
     engine.dispose()
+
+
+def test_0008_moves_the_seen_marks_to_campaign_sightings_and_back(empty_url: str) -> None:
+    migrate.upgrade(empty_url, "0007")
+    engine = make_engine(empty_url)
+    columns = "app, campaign_type, campaign_token, first_seen_at, last_seen_at, updated_at"
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                f"insert into campaigns ({columns}, last_sweep_id) values "
+                f"('ios', 'push', 'seen', '2026-01-02', '2026-01-03', '2026-01-02', 7), "
+                f"('ios', 'push', 'never', '2026-01-02', '2026-01-02', '2026-01-02', null)"
+            )
+        )
+    migrate.upgrade(empty_url)
+    with engine.connect() as conn:
+        marks = conn.execute(
+            text(
+                "select c.campaign_token, s.last_sweep_id from campaign_sightings s "
+                "join campaigns c on c.id = s.campaign_id"
+            )
+        ).all()
+    assert marks == [("seen", 7)]
+    assert "last_sweep_id" not in {c["name"] for c in inspect(engine).get_columns("campaigns")}
+    with engine.begin() as conn:
+        conn.execute(text("update campaign_sightings set last_sweep_id = 8"))
+    migrate.downgrade(empty_url, "0007")
+    with engine.connect() as conn:
+        swept = conn.execute(
+            text("select campaign_token, last_sweep_id from campaigns order by campaign_token")
+        ).all()
+    engine.dispose()
+    assert swept == [("never", None), ("seen", 8)]

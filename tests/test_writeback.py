@@ -12,7 +12,12 @@ import pytest
 from sqlalchemy import Engine, select
 
 from campaign_sync.batch.endpoints import READ_ONLY_FIELDS, CampaignType
-from campaign_sync.db.models import campaign_updates, campaign_versions, campaigns
+from campaign_sync.db.models import (
+    campaign_sightings,
+    campaign_updates,
+    campaign_versions,
+    campaigns,
+)
 from campaign_sync.simulator import Simulator, SimulatorServer
 from campaign_sync.writeback import (
     UpdateOutcome,
@@ -275,6 +280,10 @@ def test_a_sweep_during_the_write_back_is_not_undone(
     synced: Engine, simulator: Simulator, sim_server: SimulatorServer
 ) -> None:
     token = api_made(simulator)
+    with synced.connect() as conn:
+        campaign_id = conn.execute(
+            select(campaigns.c.id).where(campaigns.c.campaign_token == token)
+        ).scalar_one()
 
     def a_sweep_passes(route: str, request: Any) -> None:
         if route == "update in-app":  # a sweep marks the campaign seen meanwhile
@@ -282,7 +291,12 @@ def test_a_sweep_during_the_write_back_is_not_undone(
                 conn.execute(
                     campaigns.update()
                     .where(campaigns.c.campaign_token == token)
-                    .values(last_sweep_id=99, list_entry={"seen": "by sweep 99"})
+                    .values(list_entry={"seen": "by sweep 99"})
+                )
+                conn.execute(
+                    campaign_sightings.update()
+                    .where(campaign_sightings.c.campaign_id == campaign_id)
+                    .values(last_sweep_id=99)
                 )
 
     simulator.hooks.append(a_sweep_passes)
@@ -290,9 +304,9 @@ def test_a_sweep_during_the_write_back_is_not_undone(
     assert outcome.ok, outcome.message
     with synced.connect() as conn:
         row = conn.execute(
-            select(campaigns.c.name, campaigns.c.last_sweep_id, campaigns.c.list_entry).where(
-                campaigns.c.campaign_token == token
-            )
+            select(campaigns.c.name, campaign_sightings.c.last_sweep_id, campaigns.c.list_entry)
+            .join(campaign_sightings, campaign_sightings.c.campaign_id == campaigns.c.id)
+            .where(campaigns.c.campaign_token == token)
         ).one()
     assert row == ("Spring sale", 99, {"seen": "by sweep 99"})
 

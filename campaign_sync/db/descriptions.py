@@ -48,9 +48,9 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "list_entry": "The campaign's last entry in Batch's list (JSON).",
             "list_hash": "Hash of the list entry: a change means the detail is fetched again.",
             "content_hash": "Hash of the detail: a change means a new version.",
-            "last_sweep_id": "The last sweep (sync_state.sweep_id) whose list showed it.",
             "first_seen_at": "When campaign-sync first stored it (UTC).",
-            "last_seen_at": "When a list last showed it (UTC).",
+            "last_seen_at": "When a list last showed it (UTC), to within a day; "
+            "campaign_sightings.last_seen_at is exact.",
             "detail_fetched_at": "When its detail was last fetched (UTC).",
             "updated_at": "When its content last really changed (UTC).",
             "deleted_at": "When Batch stopped showing it (a complete sweep missed it or its "
@@ -120,6 +120,16 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "change_kind": "Why the version began: created, changed, deleted or restored.",
             "valid_from": "When this version began (UTC): when campaign-sync saw it.",
             "valid_to": "When the next version began (UTC); NULL for the current version.",
+        },
+    ),
+    "campaign_sightings": (
+        "Bookkeeping: the sweep that last showed each campaign, rewritten every pass in a "
+        "narrow table of its own so that an unchanged pass writes nothing to campaigns. A "
+        "complete sweep marks deleted the campaigns whose row names an older sweep.",
+        {
+            "campaign_id": CAMPAIGN_ID,
+            "last_sweep_id": "The last sweep (sync_state.sweep_id) whose list showed it.",
+            "last_seen_at": "When a list last showed it (UTC), exactly.",
         },
     ),
     "sync_state": (

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, update
+from sqlalchemy import Connection, bindparam, update
 
+from campaign_sync.db.bulk import insert_rows
 from campaign_sync.db.models import campaign_versions
 
 
@@ -16,10 +17,15 @@ def append_versions(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     v = campaign_versions.c
-    conn.execute(
-        update(campaign_versions)
-        .where(v.campaign_id == bindparam("b_campaign_id"), v.valid_to.is_(None))
-        .values(valid_to=bindparam("b_valid_to")),
-        [{"b_campaign_id": row["campaign_id"], "b_valid_to": row["valid_from"]} for row in rows],
-    )
-    conn.execute(insert(campaign_versions), rows)
+    following = [row for row in rows if row["version"] > 1]  # version 1: nothing to close
+    if following:
+        conn.execute(
+            update(campaign_versions)
+            .where(v.campaign_id == bindparam("b_campaign_id"), v.valid_to.is_(None))
+            .values(valid_to=bindparam("b_valid_to")),
+            [
+                {"b_campaign_id": row["campaign_id"], "b_valid_to": row["valid_from"]}
+                for row in following
+            ],
+        )
+    insert_rows(conn, campaign_versions, rows)

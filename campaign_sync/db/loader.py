@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
+from campaign_sync.db.bulk import insert_rows, new_ids
 from campaign_sync.db.history import append_versions
 from campaign_sync.db.models import (
     campaign_versions,
@@ -28,7 +29,9 @@ from campaign_sync.db.models import (
     triggers,
 )
 from campaign_sync.db.session import database_problem
+from campaign_sync.db.sightings import mark_seen
 from campaign_sync.db.state import save_cursor
+from campaign_sync.db.tokens import by_tokens
 from campaign_sync.domain import CampaignType
 from campaign_sync.outcome import RunCounts
 from campaign_sync.plan import CampaignWrite, PagePlan, PageWarning, StoredCampaign
@@ -37,7 +40,6 @@ from campaign_sync.storable import FieldWarning, storable
 log = logging.getLogger(__name__)
 
 CHILD_TABLES = (messages, message_actions, triggers, targeting)
-SWEEP_COLUMNS = ("list_entry", "list_hash", "last_seen_at", "last_sweep_id")
 
 Guard = Callable[[Connection], None]  # runs first in every page transaction (the pass lock)
 
@@ -52,21 +54,16 @@ def stored_campaigns(
         .where(campaign_versions.c.campaign_id == c.id)
         .scalar_subquery()
     )
-    rows = conn.execute(
-        select(
-            c.campaign_token,
-            c.id,
-            c.list_hash,
-            c.content_hash,
-            c.detail_fetched_at,
-            c.deleted_at,
-            newest,
-        ).where(
-            c.app == app,
-            c.campaign_type == campaign_type.value,
-            c.campaign_token.in_(list(tokens)),
-        )
+    columns = (
+        c.campaign_token,
+        c.id,
+        c.list_hash,
+        c.content_hash,
+        c.detail_fetched_at,
+        c.deleted_at,
+        newest.label("version"),
     )
+    rows = conn.execute(by_tokens(conn, app, campaign_type, tokens, columns))
     return {row[0]: StoredCampaign(*row[1:]) for row in rows}
 
 
@@ -113,8 +110,7 @@ def write_page(engine: Engine, plan: PagePlan, guard: Guard | None = None) -> Ru
                 if guard is not None:
                     guard(conn)
                 warning_rows = _write_campaigns(conn, plan, [write])
-                if warning_rows:
-                    conn.execute(insert(sync_warnings), warning_rows)
+                insert_rows(conn, sync_warnings, warning_rows)
         except DBAPIError as error:
             if not refused_for_its_data(error):
                 raise
@@ -145,21 +141,30 @@ def _write_campaigns(
     changed = [write for write in writes if write.campaign_id is not None]
     ids: list[tuple[int, CampaignWrite]] = []
     if new:
-        inserted = conn.execute(
-            insert(campaigns).returning(campaigns.c.id, sort_by_parameter_order=True),
-            [
-                {
-                    "app": load.app,
-                    "campaign_type": load.campaign_type.value,
-                    "campaign_token": write.campaign_token,
-                    "first_seen_at": load.now,
-                    "last_seen_at": load.now,
-                    **write.values,
-                }
-                for write in new
-            ],
-        ).all()
-        ids += [(row[0], write) for row, write in zip(inserted, new, strict=True)]
+        new_rows = [
+            {
+                "app": load.app,
+                "campaign_type": load.campaign_type.value,
+                "campaign_token": write.campaign_token,
+                "first_seen_at": load.now,
+                "last_seen_at": load.now,
+                **write.values,
+            }
+            for write in new
+        ]
+        if conn.dialect.name == "postgresql":  # COPY (db.bulk), with keys drawn beforehand
+            new_keys = new_ids(conn, campaigns, len(new))
+            insert_rows(
+                conn,
+                campaigns,
+                [{"id": key, **row} for key, row in zip(new_keys, new_rows, strict=True)],
+            )
+        else:
+            inserted = conn.execute(
+                insert(campaigns).returning(campaigns.c.id, sort_by_parameter_order=True), new_rows
+            ).all()
+            new_keys = [row[0] for row in inserted]
+        ids += list(zip(new_keys, new, strict=True))
     if changed:
         changed_ids = [write.campaign_id for write in changed]
         for table in CHILD_TABLES:
@@ -195,14 +200,14 @@ def _write_campaigns(
             for warning in rows.warnings
         ]
     for table, child_rows in children.items():
-        if child_rows:
-            conn.execute(insert(table), child_rows)
+        insert_rows(conn, table, child_rows)
     append_versions(conn, versions)
     return rows_of_warnings
 
 
 def _apply_bookkeeping(conn: Connection, plan: PagePlan, warnings: list[dict[str, Any]]) -> None:
-    """Everything but the campaigns' content: fresh marks, tombstones, the seen-marking,
+    """Everything but the campaigns' content: fresh marks, tombstones, the seen marks
+    (`sightings.mark_seen`),
     the page's warnings and the cursor."""
     load = plan.load
     now = load.now
@@ -230,19 +235,18 @@ def _apply_bookkeeping(conn: Connection, plan: PagePlan, warnings: list[dict[str
             update(campaigns).where(campaigns.c.id.in_(plan.tombstones)).values(deleted_at=now)
         )
     append_versions(conn, plan.versions)
-    if plan.seen:
-        c = campaigns.c
-        conn.execute(
-            update(campaigns)
-            .where(
-                c.app == load.app,
-                c.campaign_type == load.campaign_type.value,
-                c.campaign_token.in_(plan.seen),
-            )
-            .values(last_seen_at=now, last_sweep_id=load.sweep_id)
+    if plan.seen and load.sweep_id is not None:
+        written = {write.campaign_token for write in plan.writes}  # last_seen_at set
+        mark_seen(
+            conn,
+            load.app,
+            load.campaign_type,
+            plan.seen,
+            sweep_id=load.sweep_id,
+            now=now,
+            written=written,
         )
-    if rows:
-        conn.execute(insert(sync_warnings), rows)
+    insert_rows(conn, sync_warnings, rows)
     if load.position is not None:
         save_cursor(
             conn,

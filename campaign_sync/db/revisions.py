@@ -21,6 +21,7 @@ class UnrecordedSchema(SchemaNotCurrent):
 # has its line. (table, column or None for the table itself)
 SIGNATURES: tuple[tuple[str, tuple[str, str | None]], ...] = (
     ("0009", ("api_pacing", None)),
+    ("0008", ("campaign_sightings", None)),
     ("0007", ("campaign_versions", "valid_from")),
     ("0006", ("sync_state", "lock_holder")),
     ("0005", ("campaign_stats_daily", None)),

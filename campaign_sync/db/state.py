@@ -9,10 +9,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import Connection, and_, exists, func, insert, select, update
 
 from campaign_sync.db.history import append_versions
-from campaign_sync.db.models import campaign_versions, campaigns, sync_runs, sync_state
+from campaign_sync.db.models import (
+    campaign_sightings,
+    campaign_versions,
+    campaigns,
+    sync_runs,
+    sync_state,
+)
 from campaign_sync.db.types import utcnow
 from campaign_sync.domain import CampaignType, SweepPosition
 from campaign_sync.outcome import RunCounts
@@ -229,7 +235,8 @@ def tombstone_unseen(
     allow_mass_delete: bool,
     run_id: int | None = None,
 ) -> int:
-    """After a complete sweep: mark stored campaigns the sweep did not see as deleted, and
+    """After a complete sweep: mark stored campaigns the sweep did not see (no
+    `campaign_sightings` row of `sweep_id`, `sightings.mark_seen`) as deleted, and
     add a `deleted` version to their history.
 
     Returns how many. Marks none when the sweep met list entries that are no campaign
@@ -241,9 +248,13 @@ def tombstone_unseen(
     s = sync_state.c
     of_pair = and_(c.app == app, c.campaign_type == campaign_type.value)
     alive = and_(of_pair, c.deleted_at.is_(None))
-    unseen = and_(alive, (c.last_sweep_id.is_(None)) | (c.last_sweep_id != sweep_id))
+    sighting = campaign_sightings.c
+    seen_by_sweep = and_(sighting.campaign_id == c.id, sighting.last_sweep_id == sweep_id)
+    unseen = and_(alive, ~exists().where(seen_by_sweep))
     stored = conn.execute(select(func.count()).where(alive)).scalar_one()
-    seen = conn.execute(select(func.count()).where(of_pair, c.last_sweep_id == sweep_id))
+    seen = conn.execute(
+        select(func.count()).select_from(campaigns).where(of_pair, exists().where(seen_by_sweep))
+    )
     unidentified = conn.execute(
         select(s.sweep_unidentified_entries).where(
             s.app == app, s.campaign_type == campaign_type.value

@@ -1,7 +1,7 @@
 """api_pacing: the request rate each app learned from Batch's 429s, kept across passes
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-02 12:00:00
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 from campaign_sync.db.descriptions import TABLES
 
 revision: str = "0009"
-down_revision: str | None = "0007"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

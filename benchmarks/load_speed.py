@@ -4,8 +4,7 @@ reference: what storing the bytes costs on this machine, measured in the same ru
 Target (issue #14, target 5): load <= 5 x COPY.
 
 The details come from the simulator's data generator in-process (half push, half in-app);
-no HTTP. Both run against a throwaway PostgreSQL database, created and dropped here, on
-the server of DATABASE_URL (default: postgresql+psycopg://root@127.0.0.1:5432/postgres).
+no HTTP. Both run against a throwaway PostgreSQL database (benchmarks/_harness.py).
 
     python benchmarks/load_speed.py                      # 100,000 details
     python benchmarks/load_speed.py --campaigns 10000    # quicker
@@ -16,13 +15,12 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import os
+import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from _harness import Result, load_average, print_results, throwaway_database
 from psycopg.types.json import Jsonb
 from sqlalchemy import Engine, make_url
 
@@ -37,7 +35,6 @@ from campaign_sync.simulator.data import generate_store, list_entry
 TARGET_RATIO = 5.0
 PAGE = 100  # campaigns per list page (Batch's list limit, as a pass reads it)
 SEED = 14
-SERVER = "postgresql+psycopg://root@127.0.0.1:5432/postgres"
 
 Documents = dict[CampaignType, list[dict[str, Any]]]
 
@@ -49,21 +46,6 @@ def generate(campaigns: int) -> Documents:
         kind: list(generate_store(kind, count, SEED).details().values())
         for kind, count in counts.items()
     }
-
-
-@contextmanager
-def throwaway_database(server_url: str) -> Iterator[str]:
-    """A new empty database on that server (its SQLAlchemy URL), dropped afterwards."""
-    server = make_url(server_url)
-    name = f"campaign_sync_load_{os.getpid()}"
-    admin = server.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'drop database "{name}" with (force)')
 
 
 def copy_seconds(url: str, documents: Documents) -> float:
@@ -106,35 +88,35 @@ def load_seconds(engine: Engine, documents: Documents) -> tuple[float, float]:
     return time.perf_counter() - started, time.process_time() - cpu_started
 
 
+def measure(campaigns: int, profile: str | None = None) -> list[Result]:
+    """Target 5's result: the load of `campaigns` details against their COPY."""
+    documents = generate(campaigns)
+    with throwaway_database() as url:
+        upgrade(url)
+        engine = make_engine(url)
+        try:
+            reference = copy_seconds(url, documents)
+            if profile:
+                profiler = cProfile.Profile()
+                measured, cpu = profiler.runcall(load_seconds, engine, documents)
+                profiler.dump_stats(profile)
+            else:
+                measured, cpu = load_seconds(engine, documents)
+        finally:
+            engine.dispose()
+    note = f"{PAGE} per page, half per type; {cpu:.1f} s CPU here; load {load_average()}"
+    return [
+        Result("5", f"transform + upsert {campaigns:,} details vs COPY into one jsonb column",
+               measured, reference, "s", max_ratio=TARGET_RATIO, note=note),
+    ]  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--campaigns", type=int, default=100_000)
     parser.add_argument("--profile", metavar="FILE", help="write a cProfile of the load here")
     args = parser.parse_args()
-    server = os.environ.get("DATABASE_URL") or SERVER
-    documents = generate(args.campaigns)
-    load_before = os.getloadavg()
-    with throwaway_database(server) as url:
-        upgrade(url)
-        engine = make_engine(url)
-        try:
-            reference = copy_seconds(url, documents)
-            if args.profile:
-                profiler = cProfile.Profile()
-                measured, cpu = profiler.runcall(load_seconds, engine, documents)
-                profiler.dump_stats(args.profile)
-            else:
-                measured, cpu = load_seconds(engine, documents)
-        finally:
-            engine.dispose()
-    ratio = measured / reference
-    load_after = os.getloadavg()
-    print(f"details loaded: {args.campaigns:,} ({PAGE} per page, half per type)")
-    print(f"load average: {load_before[0]:.2f} before, {load_after[0]:.2f} after")
-    print(f"measured (transform + plan + write): {measured:.2f} s ({cpu:.2f} s CPU here)")
-    print(f"reference (COPY into one jsonb column): {reference:.2f} s")
-    verdict = "PASS" if ratio <= TARGET_RATIO else "FAIL"
-    print(f"ratio: {ratio:.1f} x (target <= {TARGET_RATIO:.0f} x) {verdict}")
+    sys.exit(0 if print_results(measure(args.campaigns, args.profile)) else 1)
 
 
 if __name__ == "__main__":

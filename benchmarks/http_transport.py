@@ -10,6 +10,9 @@ machine's drift cancels; the median of the rounds is printed with its ratio to t
 client's median (issue #14, target 1: wall <= 1.0x, CPU <= 1.2x the bare client).
 
     python benchmarks/http_transport.py [--push 1000] [--in-app 1000] [--rounds 3]
+
+The aiohttp variants run when `httpx-aiohttp` is installed (`pip install httpx-aiohttp`;
+not a dependency: docs/performance-transport-notes.md says why).
 """
 
 from __future__ import annotations

@@ -164,6 +164,20 @@ def test_the_budget_in_attempts_surfaces_the_last_error_clearly() -> None:
     assert "after 4 attempts" in str(raised.value) and "MAINTENANCE_ERROR" in str(raised.value)
 
 
+def test_a_budget_of_one_attempt_gives_up_after_the_first_failure_without_retrying() -> None:
+    handler = AlwaysError(503, "MAINTENANCE_ERROR", 2)
+    stats = RunCounts()
+
+    async def call() -> None:
+        async with mock_client(handler, attempts=1) as client:
+            await client.list_campaigns(CampaignType.PUSH, counts=stats)
+
+    with pytest.raises(errors.RetryBudgetExhausted) as gave_up:
+        run(call())
+    assert (handler.calls, gave_up.value.attempts, stats.retries) == (1, 1, 0)
+    assert isinstance(gave_up.value.last_error, errors.MaintenanceError)
+
+
 def test_the_budget_in_seconds_stops_retrying() -> None:
     handler = AlwaysError(429, "TOO_MANY_REQUESTS", 60)
 

@@ -48,6 +48,8 @@ def token_problem(token: str) -> str | None:
     """
     if not token:
         return "the campaign token is empty"
+    if token.isascii() and token.isprintable():  # ASCII's only non-printables are its Cc
+        return None
     if any(unicodedata.category(ch) == "Cc" for ch in token):
         return "the campaign token contains control characters"
     try:

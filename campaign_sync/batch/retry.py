@@ -85,17 +85,35 @@ class RetryPolicy:
     async def call(
         self, attempt: Callable[[], Awaitable[T]], on_retry: Callable[[], None] | None = None
     ) -> T:
+        """`attempt()`'s result, trying again while it raises a retriable `BatchError` and
+        the budget lasts; raises `RetryBudgetExhausted` when it runs out, and any other
+        error as it came."""
+        started = time.monotonic()
+        try:
+            # Most calls succeed at once and skip tenacity's per-call set-up, which cost
+            # ~40 µs a call, 0.2 s of CPU per 2,000 requests (benchmarks/http_transport.py).
+            return await attempt()
+        except BatchError as error:
+            if not _is_retriable(error):
+                raise
+            first_failure = error
+        replay = [first_failure]
+
+        async def again() -> T:
+            if replay:  # tenacity's attempt 1 is the one already made
+                raise replay.pop()
+            return await attempt()
+
         retrying = AsyncRetrying(
             retry=retry_if_exception(_is_retriable),
             stop=stop_after_attempt(self.budget.max_attempts)
-            | stop_before_delay(self.budget.max_seconds),
+            | stop_before_delay(self.budget.max_seconds - (time.monotonic() - started)),
             wait=self._wait,
             before_sleep=lambda state: self._before_sleep(state, on_retry),
             reraise=False,
         )
-        started = time.monotonic()
         try:
-            return await retrying(attempt)
+            return await retrying(again)
         except RetryError as gave_up:
             last = gave_up.last_attempt.exception()
             assert isinstance(last, BatchError)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from _simulator import start_simulator
+from _harness import start_simulator
 
 from campaign_sync.batch.client import BatchClient, ClientEvent, ClientOptions, Responded
 from campaign_sync.config import Settings

@@ -12,7 +12,7 @@ from sqlalchemy import Column, Table
 from sqlalchemy.dialects import postgresql
 
 from campaign_sync.db.descriptions import TABLES
-from campaign_sync.db.models import Base
+from campaign_sync.db.models import metadata
 from campaign_sync.db.views import DESCRIBED_VIEWS
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "schema.md"
@@ -61,11 +61,11 @@ def _cell(text: str) -> str:
 def _mermaid() -> list[str]:
     lines = ["```mermaid", "erDiagram"]
     for name in TABLES:
-        table = Base.metadata.tables[name]
+        table = metadata.tables[name]
         for fk in sorted(table.foreign_keys, key=lambda fk: fk.parent.name):
             lines.append(f"    {fk.column.table.name} ||--o{{ {name} : {fk.parent.name}")
     for name in TABLES:
-        table = Base.metadata.tables[name]
+        table = metadata.tables[name]
         lines.append(f"    {name} {{")
         for column in table.columns:
             kind = _type(column).split("(")[0].replace(" ", "_")
@@ -77,7 +77,7 @@ def _mermaid() -> list[str]:
 
 
 def _table_section(name: str) -> list[str]:
-    table = Base.metadata.tables[name]
+    table = metadata.tables[name]
     meaning, columns = TABLES[name]
     lines = [f"### `{name}`", "", meaning, ""]
     unique = [

@@ -8,11 +8,11 @@ from alembic import context
 from sqlalchemy import Connection, text
 
 from campaign_sync.config import DEFAULT_DATABASE_URL, DEFAULT_DB_SCHEMA
-from campaign_sync.db.models import Base
+from campaign_sync.db.models import metadata
 from campaign_sync.db.session import create_schema, make_engine
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def _url() -> str:

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, text
 
 from campaign_sync.config import ResolvedApp, Settings
 from campaign_sync.db import migrate
-from campaign_sync.db.models import Base
+from campaign_sync.db.models import metadata
 from campaign_sync.db.session import make_engine
 from campaign_sync.simulator import Simulator, SimulatorServer
 from tests.pg import PostgresServer
@@ -117,7 +117,7 @@ def pg_session_url(pg_server: PostgresServer) -> Iterator[str]:
 def pg_url(pg_session_url: str) -> Iterator[str]:
     """The session database, emptied before each test."""
     engine = make_engine(pg_session_url)
-    tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
+    tables = ", ".join(table.name for table in metadata.sorted_tables)
     with engine.begin() as conn:
         conn.execute(text(f"truncate {tables} restart identity cascade"))
     engine.dispose()

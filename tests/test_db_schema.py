@@ -9,7 +9,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
 from campaign_sync.db import migrate
-from campaign_sync.db.models import Base
+from campaign_sync.db.models import metadata
 from campaign_sync.db.session import make_engine
 from campaign_sync.db.views import VIEWS
 from campaign_sync.simulator import Simulator, SimulatorServer
@@ -24,9 +24,7 @@ def test_the_migrations_build_everything_inside_the_schema(fresh_pg_url: str) ->
     migrate.upgrade(fresh_pg_url, schema=SCHEMA)
     plain = make_engine(fresh_pg_url)
     found = inspect(plain)
-    assert set(found.get_table_names(schema=SCHEMA)) == set(Base.metadata.tables) | {
-        "alembic_version"
-    }
+    assert set(found.get_table_names(schema=SCHEMA)) == set(metadata.tables) | {"alembic_version"}
     assert set(found.get_view_names(schema=SCHEMA)) == {view.name for view in VIEWS} | {
         "v_push_performance",
         "v_push_performance_total",
@@ -40,7 +38,7 @@ def test_the_migrations_build_everything_inside_the_schema(fresh_pg_url: str) ->
     migrate.ensure_current(inside)
     with inside.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
-        assert list(compare_metadata(context, Base.metadata)) == []
+        assert list(compare_metadata(context, metadata)) == []
     inside.dispose()
     migrate.downgrade(fresh_pg_url, "base", schema=SCHEMA)
     plain = make_engine(fresh_pg_url)

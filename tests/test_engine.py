@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, select, text, update
 
 from campaign_sync.batch.endpoints import CampaignType
-from campaign_sync.db.models import Base, campaigns, sync_runs, sync_state
+from campaign_sync.db.models import campaigns, metadata, sync_runs, sync_state
 from campaign_sync.db.session import make_engine
 from campaign_sync.simulator import Simulator, SimulatorServer
 from tests.syncing import by_type, content_snapshot, count, run_sync
@@ -23,7 +23,7 @@ def gmt(value: str | None) -> datetime | None:
 
 
 def stored_rows(engine: Engine, table_name: str, token: str) -> list[dict[str, Any]]:
-    table = Base.metadata.tables[table_name]
+    table = metadata.tables[table_name]
     order = [c for c in table.primary_key.columns]
     with engine.connect() as conn:
         rows = conn.execute(

@@ -8,7 +8,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from campaign_sync.db import migrate
-from campaign_sync.db.models import Base
+from campaign_sync.db.models import metadata
 from campaign_sync.db.session import make_engine
 
 TABLES = {
@@ -22,7 +22,7 @@ def schema_diff(url: str) -> list[object]:
     try:
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True})
-            return list(compare_metadata(context, Base.metadata))
+            return list(compare_metadata(context, metadata))
     finally:
         engine.dispose()
 

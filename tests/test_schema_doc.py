@@ -7,7 +7,7 @@ from sqlalchemy import Engine, inspect, text
 
 from campaign_sync import schema_doc
 from campaign_sync.db.descriptions import TABLES
-from campaign_sync.db.models import Base
+from campaign_sync.db.models import metadata
 from campaign_sync.db.views import DESCRIBED_VIEWS, VIEWS
 
 
@@ -27,8 +27,8 @@ def test_docs_schema_md_has_a_mermaid_diagram_and_every_view() -> None:
 
 
 def test_every_table_and_column_is_described() -> None:
-    assert set(TABLES) == set(Base.metadata.tables)
-    for name, table in Base.metadata.tables.items():
+    assert set(TABLES) == set(metadata.tables)
+    for name, table in metadata.tables.items():
         meaning, columns = TABLES[name]
         assert meaning and table.comment == meaning
         assert list(columns) == [c.name for c in table.columns], name

@@ -84,11 +84,11 @@ def adopt(database_url: str, schema: str | None = None) -> str | None:
 def _refuse_differences(engine: Engine, revision: str) -> None:
     from alembic.autogenerate import compare_metadata
 
-    from campaign_sync.db.models import Base
+    from campaign_sync.db.models import metadata
 
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
-        differences = compare_metadata(context, Base.metadata)
+        differences = compare_metadata(context, metadata)
     if differences:
         raise UnrecordedSchema(
             f"the tables look like revision {revision} but differ from it "

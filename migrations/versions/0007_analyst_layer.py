@@ -15,7 +15,7 @@ from alembic import op
 from sqlalchemy.schema import DropColumnComment, DropTableComment, SetColumnComment, SetTableComment
 
 from campaign_sync.db.descriptions import TABLES
-from campaign_sync.db.models import Base
+from campaign_sync.db.models import metadata
 from campaign_sync.db.views import PUSH_VIEWS, comment_views, create_views, drop_views
 
 revision: str = "0007"
@@ -122,7 +122,7 @@ def _comments(*, set_them: bool) -> None:
     for name, (_, columns) in TABLES.items():
         if name not in existing:
             continue
-        table = Base.metadata.tables[name]
+        table = metadata.tables[name]
         op.execute(SetTableComment(table) if set_them else DropTableComment(table))
         present = {column["name"] for column in found.get_columns(name)}
         for column in (table.c[c] for c in columns if c in present):

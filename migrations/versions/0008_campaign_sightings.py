@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.schema import SetColumnComment, SetTableComment
 
-from campaign_sync.db.models import SIGHTINGS_FILLFACTOR, Base
+from campaign_sync.db.models import SIGHTINGS_FILLFACTOR, metadata
 
 revision: str = "0008"
 down_revision: str | None = "0007"
@@ -50,11 +50,11 @@ def upgrade() -> None:
     op.drop_index(SWEEP_INDEX, table_name="campaigns")
     op.drop_column("campaigns", "last_sweep_id")  # SQLite >= 3.35 drops it in place
     if op.get_bind().dialect.name == "postgresql":
-        sightings = Base.metadata.tables["campaign_sightings"]
+        sightings = metadata.tables["campaign_sightings"]
         op.execute(SetTableComment(sightings))
         for column in sightings.columns:
             op.execute(SetColumnComment(column))
-        op.execute(SetColumnComment(Base.metadata.tables["campaigns"].c.last_seen_at))
+        op.execute(SetColumnComment(metadata.tables["campaigns"].c.last_seen_at))
 
 
 def downgrade() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -322,6 +323,28 @@ def test_network_variables_no_client_can_use_are_one_line_before_anything(
     result = run("sync", env=env)
     assert result.exit_code == 2
     assert result.stderr.startswith(f"campaign-sync: {message}") and result.stderr.count("\n") == 1
+
+
+def test_the_ca_bundle_is_loaded_once_and_again_when_its_variables_change(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import ssl
+
+    from campaign_sync.batch.client import BatchClient
+    from campaign_sync.batch.proxies import UnusableNetworkSetting, ssl_context
+
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    first = BatchClient(app="a", api_key="k", rest_api_key="r")
+    second = BatchClient(app="b", api_key="k", rest_api_key="r")
+    # httpx hands its transport's context to httpcore's pool: the context in use.
+    contexts = [client._http._transport._pool._ssl_context for client in (first, second)]  # type: ignore[attr-defined]
+    assert contexts[0] is contexts[1] is ssl_context()  # one load for every client
+    assert isinstance(contexts[0], ssl.SSLContext)
+    # A bundle named later is loaded (and refused) anew: the cache is per variable value.
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
+    with pytest.raises(UnusableNetworkSetting, match="SSL_CERT_FILE="):
+        ssl_context()
 
 
 def test_a_password_in_the_query_string_is_never_printed() -> None:

@@ -35,7 +35,7 @@ from campaign_sync.batch.errors import (
     WrongCampaign,
     error_from_response,
 )
-from campaign_sync.batch.proxies import proxy_for
+from campaign_sync.batch.proxies import proxy_for, ssl_context
 from campaign_sync.batch.ratelimit import LearnedRate, RateGate, RatePolicy
 from campaign_sync.batch.retry import RetryBudget, RetryPolicy
 from campaign_sync.batch.sweep import SweepPage, SweepPosition, sweep_pages
@@ -131,7 +131,7 @@ class BatchClient:
         self.proxy = proxy_for(self.options.base_url) if transport is None else None
         if transport is None:  # CA bundles from SSL_CERT_FILE/SSL_CERT_DIR (trust_env)
             proxy = self.proxy.url if self.proxy else None
-            transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=True, proxy=proxy)
+            transport = httpx.AsyncHTTPTransport(limits=limits, verify=ssl_context(), proxy=proxy)
         self._http = httpx.AsyncClient(
             base_url=self.options.base_url,
             headers={"X-Authorization": rest_api_key, "Content-Type": "application/json"},

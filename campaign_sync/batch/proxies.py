@@ -9,6 +9,7 @@ a transport for every variable set, so one unusable `ALL_PROXY` fails the client
 
 from __future__ import annotations
 
+import functools
 import os
 import ssl
 import urllib.request
@@ -31,8 +32,22 @@ class UnusableProxy(UnusableNetworkSetting):
 def check_certificates() -> None:
     """Raises `UnusableNetworkSetting` naming SSL_CERT_FILE or SSL_CERT_DIR when the CA
     bundle they name cannot be loaded (every client loads it, https or not)."""
+    ssl_context()
+
+
+def ssl_context() -> ssl.SSLContext:
+    """The TLS context every client of this process shares: the CA bundle of SSL_CERT_FILE
+    or SSL_CERT_DIR when set (httpx's trust_env rule), else certifi's. Loaded once per
+    pair of those variables: a load costs ~20 ms of CPU (cProfile of `sync`, issue 14),
+    and a start used to pay it twice (this check, then the client). Raises
+    `UnusableNetworkSetting` as `check_certificates` does."""
+    return _ssl_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+
+
+@functools.lru_cache(maxsize=4)
+def _ssl_context(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
     try:
-        httpx.create_ssl_context(trust_env=True)
+        return httpx.create_ssl_context(trust_env=True)
     except (OSError, ssl.SSLError) as error:
         variable = "SSL_CERT_FILE" if os.environ.get("SSL_CERT_FILE") else "SSL_CERT_DIR"
         raise UnusableNetworkSetting(

@@ -27,7 +27,7 @@ from campaign_sync.batch.errors import AuthenticationInvalid, BatchError
 from campaign_sync.batch.sweep import SweepError, SweepPage
 from campaign_sync.db.loader import stored_campaigns, write_page
 from campaign_sync.db.locks import DEFAULT_LEASE_SECONDS, Guard, LockLost, pass_lock
-from campaign_sync.db.session import database_problem
+from campaign_sync.db.session import database_problem, read_with_reconnect
 from campaign_sync.db.state import (
     MassDeleteRefused,
     SweepStart,
@@ -431,8 +431,9 @@ class SyncPass:
         return detail
 
     def _stored(self, tokens: list[str]) -> dict[str, StoredCampaign]:
-        with self.engine.connect() as conn:
-            return stored_campaigns(conn, self.app, self.campaign_type, tokens)
+        return read_with_reconnect(
+            self.engine, lambda conn: stored_campaigns(conn, self.app, self.campaign_type, tokens)
+        )
 
     async def _apply(self, load: PageLoad) -> RunCounts:
         def write() -> RunCounts:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import Engine, select, text
 
@@ -479,17 +481,67 @@ def test_connections_cut_between_pages_are_replaced_and_the_pass_goes_on(
     def restart(token: str) -> None:
         if token == "c140":  # while the first page's details arrive: every connection is cut
             with engine.connect() as conn:
-                conn.execute(
-                    text(
-                        "select pg_terminate_backend(pid) from pg_stat_activity "
-                        "where datname = current_database() and pid <> pg_backend_pid()"
-                    )
+                kill = (
+                    "select pid, pg_terminate_backend(pid) from pg_stat_activity "
+                    "where datname = current_database() and pid <> pg_backend_pid()"
                 )
+                cut = [pid for pid, _ in conn.execute(text(kill))]
+                # pg_terminate_backend only signals: wait until those backends are gone, so
+                # that the cut is over before the next page (not a race with its ping).
+                alive = text("select count(*) from pg_stat_activity where pid = any(:pids)")
+                deadline = time.monotonic() + 10
+                while conn.execute(alive, {"pids": cut}).scalar_one():
+                    assert time.monotonic() < deadline, "the backends did not end"
+                    conn.rollback()  # pg_stat_activity is a snapshot per transaction
+                    time.sleep(0.01)
 
     fake.on_view = restart
     [result] = sync_fake(pg_url, fake)
     assert result.status == "succeeded"
     assert len(rows(engine, "name")) == 150
+    engine.dispose()
+
+
+def _cut_own_connection(conn: Any) -> None:
+    """End this connection's backend from another connection, and wait until it is gone."""
+    pid = conn.execute(text("select pg_backend_pid()")).scalar_one()
+    with psycopg.connect(conn.engine.url.set(drivername="postgresql").render_as_string(
+        hide_password=False), autocommit=True) as other:  # fmt: skip
+        other.execute("select pg_terminate_backend(%s)", (pid,))
+        deadline = time.monotonic() + 10
+        while other.execute("select 1 from pg_stat_activity where pid = %s", (pid,)).fetchone():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+
+
+def test_a_read_whose_connection_is_cut_is_read_again_once(
+    pg_url: str,
+) -> None:
+    from sqlalchemy.exc import DBAPIError
+
+    from campaign_sync.db.session import read_with_reconnect
+
+    engine = make_engine(pg_url)
+    calls: list[int] = []
+
+    def read(conn: Any) -> int:
+        calls.append(1)
+        if len(calls) == 1:
+            _cut_own_connection(conn)  # cut mid-read, after the pool's pre-ping
+        return int(conn.execute(text("select 41 + 1")).scalar_one())
+
+    assert read_with_reconnect(engine, read) == 42
+    assert len(calls) == 2
+
+    def always_cut(conn: Any) -> int:
+        calls.append(1)
+        _cut_own_connection(conn)
+        return int(conn.execute(text("select 1")).scalar_one())
+
+    calls.clear()
+    with pytest.raises(DBAPIError):
+        read_with_reconnect(engine, always_cut)
+    assert len(calls) == 2  # once more, not forever
     engine.dispose()
 
 

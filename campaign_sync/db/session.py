@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
@@ -33,6 +34,27 @@ def database_problem(error: DBAPIError) -> str:
     """The first line of what the database (or its driver) said, without SQL or parameters."""
     text = str(error.orig or error).strip()
     return text.splitlines()[0][:300] if text else type(error.orig or error).__name__
+
+
+T = TypeVar("T")
+
+
+def read_with_reconnect(engine: Engine, read: Callable[[Connection], T]) -> T:
+    """`read(conn)`'s result, run once more on a fresh connection when the first one was
+    lost during it (the server restarted or a proxy cut it: SQLAlchemy then marks the
+    error `connection_invalidated`). `pool_pre_ping` only tests a connection when it is
+    checked out; a cut while a statement runs still reaches the caller.
+
+    Only for reads: a write whose connection is lost may or may not have committed, so
+    writes are never repeated here. Raises the second failure, or any other error."""
+    try:
+        with engine.connect() as conn:
+            return read(conn)
+    except DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
+    with engine.connect() as conn:
+        return read(conn)
 
 
 def make_engine(url: str, *, schema: str | None = None, **kwargs: Any) -> Engine:

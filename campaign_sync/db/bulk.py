@@ -19,9 +19,13 @@ from psycopg import sql
 from sqlalchemy import Column, Connection, Table, insert, text
 from sqlalchemy.exc import DBAPIError
 
+from campaign_sync.storable import JSONText
+
 
 def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """Insert `rows` (dicts by column name, all with the keys of the first) into `table`.
+    A `JSONText` value of a JSON column is stored as the text it is (PostgreSQL); on
+    SQLite, rows hold documents.
 
     Raises `sqlalchemy.exc.DBAPIError` (its subclass for the SQLSTATE: IntegrityError,
     DataError...) when the database refuses them, on either database.
@@ -44,7 +48,9 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
             for row in rows:
                 copy.write_row(
                     [
-                        value if process is None or value is None else process(value)
+                        value
+                        if process is None or value is None or type(value) is JSONText
+                        else process(value)
                         for value, process in zip(map(row.get, names), processors, strict=True)
                     ]
                 )

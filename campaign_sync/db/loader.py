@@ -157,7 +157,10 @@ def _write_campaigns(
             insert_rows(
                 conn,
                 campaigns,
-                [{"id": key, **row} for key, row in zip(new_keys, new_rows, strict=True)],
+                [
+                    {"id": key, **row, **write.texts}  # the JSON as it was serialised once
+                    for key, row, write in zip(new_keys, new_rows, new, strict=True)
+                ],
             )
         else:
             inserted = conn.execute(

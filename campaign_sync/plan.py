@@ -187,11 +187,12 @@ def version_row(
     now: datetime,
     run_id: int | None,
     content_hash: str | None,
-    detail: Any,
 ) -> dict[str, Any]:
     """The next `campaign_versions` row of a campaign (without `campaign_id`): valid from
     `now` until a later row closes it (`db.history.append_versions`). `previous` is the
-    campaign's newest version number, None when it has no history yet."""
+    campaign's newest version number, None when it has no history yet. Its `detail` is
+    NULL: the current version's content is `campaigns.detail`, copied to the row when a
+    later one closes it (`db.history`)."""
     return {
         "version": (previous or 0) + 1,
         "change_kind": kind.value,
@@ -200,7 +201,7 @@ def version_row(
         "recorded_at": now,
         "run_id": run_id,
         "content_hash": content_hash,
-        "detail": detail,
+        "detail": None,
     }
 
 
@@ -245,18 +246,18 @@ def plan_page(load: PageLoad) -> PagePlan:
         known = load.stored.get(token)
         if known is not None and known.deleted_at is None:
             plan.tombstones.append(known.id)
-            _add_version(plan, known, ChangeKind.DELETED, None, None)
+            _add_version(plan, known, ChangeKind.DELETED, None)
     if load.sweep_id is not None:
         plan.seen = [token for token in load.list_entries if token not in load.gone]
     return plan
 
 
 def _add_version(
-    plan: PagePlan, known: StoredCampaign, kind: ChangeKind, content_hash: str | None, detail: Any
+    plan: PagePlan, known: StoredCampaign, kind: ChangeKind, content_hash: str | None
 ) -> None:
     """A history row for a stored campaign whose content is not rewritten (deleted, or
     back with the same content)."""
-    row = version_row(known.version, kind, plan.load.now, plan.load.run_id, content_hash, detail)
+    row = version_row(known.version, kind, plan.load.now, plan.load.run_id, content_hash)
     plan.versions.append({**row, "campaign_id": known.id})
 
 
@@ -294,7 +295,7 @@ def _plan_detail(plan: PagePlan, token: str, detail: Any) -> None:
             plan.refreshes.append({"id": known.id})
         if known.deleted_at is not None:
             plan.restored += 1
-            _add_version(plan, known, ChangeKind.RESTORED, content_hash, prepared.value)
+            _add_version(plan, known, ChangeKind.RESTORED, content_hash)
         return
     rows = transform_storable(load.campaign_type, token, prepared)
     sweep_values, repairs, texts = _bookkeeping(load, token)
@@ -317,9 +318,7 @@ def _plan_detail(plan: PagePlan, token: str, detail: Any) -> None:
         else ChangeKind.CHANGED
     )
     previous = known.version if known else None
-    version = version_row(
-        previous, kind, load.now, load.run_id, content_hash, rows.campaign["detail"]
-    )
+    version = version_row(previous, kind, load.now, load.run_id, content_hash)
     plan.writes.append(
         CampaignWrite(token, known.id if known else None, values, rows, version, texts)
     )

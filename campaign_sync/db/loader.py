@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, sele
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from campaign_sync.db.bulk import insert_rows, new_ids
-from campaign_sync.db.history import append_versions
+from campaign_sync.db.history import append_versions, close_open_versions
 from campaign_sync.db.models import (
     campaign_versions,
     campaigns,
@@ -169,6 +169,15 @@ def _write_campaigns(
             new_keys = [row[0] for row in inserted]
         ids += list(zip(new_keys, new, strict=True))
     if changed:
+        # Before the content is rewritten: the closed versions keep it (db.history).
+        close_open_versions(
+            conn,
+            [
+                {**write.version, "campaign_id": write.campaign_id}
+                for write in changed
+                if write.version
+            ],
+        )
         changed_ids = [write.campaign_id for write in changed]
         for table in CHILD_TABLES:
             conn.execute(delete(table).where(table.c.campaign_id.in_(changed_ids)))
@@ -204,7 +213,7 @@ def _write_campaigns(
         ]
     for table, child_rows in children.items():
         insert_rows(conn, table, child_rows)
-    append_versions(conn, versions)
+    insert_rows(conn, campaign_versions, versions)
     return rows_of_warnings
 
 

@@ -104,13 +104,15 @@ def write_page(engine: Engine, plan: PagePlan, guard: Guard | None = None) -> Ru
             len(plan.writes),
         )
     rejected: dict[str, str] = {}
+    written_ids: dict[str, int] = {}
     for write in plan.writes:
         try:
             with engine.begin() as conn:
                 if guard is not None:
                     guard(conn)
-                warning_rows = _write_campaigns(conn, plan, [write])
+                warning_rows, ids = _write_campaigns(conn, plan, [write])
                 insert_rows(conn, sync_warnings, warning_rows)
+            written_ids |= ids
         except DBAPIError as error:
             if not refused_for_its_data(error):
                 raise
@@ -121,21 +123,22 @@ def write_page(engine: Engine, plan: PagePlan, guard: Guard | None = None) -> Ru
     with engine.begin() as conn:  # if this fails too, the page itself is what is refused
         if guard is not None:
             guard(conn)
-        _apply_bookkeeping(conn, written, [])
+        _apply_bookkeeping(conn, written, [], written_ids)
     return written.counts()
 
 
 def apply_plan(conn: Connection, plan: PagePlan) -> RunCounts:
     """Apply the whole plan inside the caller's transaction; returns what changed."""
-    _apply_bookkeeping(conn, plan, _write_campaigns(conn, plan, plan.writes))
+    warning_rows, written_ids = _write_campaigns(conn, plan, plan.writes)
+    _apply_bookkeeping(conn, plan, warning_rows, written_ids)
     return plan.counts()
 
 
 def _write_campaigns(
     conn: Connection, plan: PagePlan, writes: list[CampaignWrite]
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Insert or rewrite these campaigns with their children and versions; returns their
-    `sync_warnings` rows, for the caller to write."""
+    `sync_warnings` rows, for the caller to write, and their keys by token."""
     load = plan.load
     new = [write for write in writes if write.campaign_id is None]
     changed = [write for write in writes if write.campaign_id is not None]
@@ -214,12 +217,17 @@ def _write_campaigns(
     for table, child_rows in children.items():
         insert_rows(conn, table, child_rows)
     insert_rows(conn, campaign_versions, versions)
-    return rows_of_warnings
+    return rows_of_warnings, {write.campaign_token: campaign_id for campaign_id, write in ids}
 
 
-def _apply_bookkeeping(conn: Connection, plan: PagePlan, warnings: list[dict[str, Any]]) -> None:
+def _apply_bookkeeping(
+    conn: Connection,
+    plan: PagePlan,
+    warnings: list[dict[str, Any]],
+    written_ids: dict[str, int],
+) -> None:
     """Everything but the campaigns' content: fresh marks, tombstones, the seen marks
-    (`sightings.mark_seen`),
+    (`sightings.mark_seen`; `written_ids`: token -> key of the campaigns the page wrote),
     the page's warnings and the cursor."""
     load = plan.load
     now = load.now
@@ -248,7 +256,6 @@ def _apply_bookkeeping(conn: Connection, plan: PagePlan, warnings: list[dict[str
         )
     append_versions(conn, plan.versions)
     if plan.seen and load.sweep_id is not None:
-        written = {write.campaign_token for write in plan.writes}  # last_seen_at set
         mark_seen(
             conn,
             load.app,
@@ -256,7 +263,7 @@ def _apply_bookkeeping(conn: Connection, plan: PagePlan, warnings: list[dict[str
             plan.seen,
             sweep_id=load.sweep_id,
             now=now,
-            written=written,
+            written=written_ids,  # last_seen_at set
         )
     insert_rows(conn, sync_warnings, rows)
     if load.position is not None:

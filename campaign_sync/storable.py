@@ -177,12 +177,20 @@ class JSONText(str):
     __slots__ = ()
 
 
+# Made once: json.dumps with any option builds a new encoder per call (its own code).
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+)
+_CANONICAL_CHECK = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+    check_circular=False,
+)  # fmt: skip
+
+
 def canonical_json(value: Any) -> JSONText:
     """`value`'s `JSONText`; anything not JSON is written as `str()` of it. Raises
     ValueError or RecursionError on what even that cannot write (circular, too deep)."""
-    return JSONText(
-        json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    )
+    return JSONText(_CANONICAL.encode(value))
 
 
 @dataclass(frozen=True)
@@ -220,14 +228,7 @@ def _plain_text(value: Any) -> JSONText | None:
     that may be an `UnrepresentableNumber`, and fewer objects and arrays than
     `MAX_DEPTH`, so no nesting that deep. None means only: let the walk decide."""
     try:
-        text = json.dumps(
-            value,
-            sort_keys=True,
-            separators=(",", ":"),
-            ensure_ascii=False,
-            allow_nan=False,
-            check_circular=False,
-        )
+        text = _CANONICAL_CHECK.encode(value)
     except (ValueError, TypeError, RecursionError):  # TypeError: not JSON, or mixed key types
         return None
     if "\\u0000" in text or text.count("{") + text.count("[") >= MAX_DEPTH:

@@ -300,8 +300,8 @@ def _plan_detail(plan: PagePlan, token: str, detail: Any) -> None:
     rows = transform_storable(load.campaign_type, token, prepared)
     sweep_values, repairs, texts = _bookkeeping(load, token)
     rows.warnings = merge_warnings(rows.warnings, repairs)
-    if prepared.text is not None:
-        texts["detail"] = prepared.text
+    if prepared.text is not None and rows.campaign["detail"] is prepared.value:
+        texts["detail"] = prepared.text  # not when the transform stored {} for a non-object
     values = {
         **rows.campaign,
         **sweep_values,

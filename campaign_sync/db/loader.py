@@ -13,9 +13,20 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from campaign_sync.db.bulk import insert_rows, new_ids
@@ -32,7 +43,7 @@ from campaign_sync.db.models import (
 from campaign_sync.db.session import database_problem
 from campaign_sync.db.sightings import mark_seen
 from campaign_sync.db.state import save_cursor
-from campaign_sync.db.tokens import by_tokens
+from campaign_sync.db.tokens import by_tokens, token_parameters
 from campaign_sync.domain import CampaignType
 from campaign_sync.outcome import RunCounts
 from campaign_sync.plan import CampaignWrite, PagePlan, PageWarning, StoredCampaign
@@ -49,6 +60,14 @@ def stored_campaigns(
     conn: Connection, app: str, campaign_type: CampaignType, tokens: Iterable[str]
 ) -> dict[str, StoredCampaign]:
     """What the database holds for these tokens: token -> `StoredCampaign`."""
+    statement = _stored_statement(conn.dialect.name)
+    rows = conn.execute(statement, token_parameters(app, campaign_type, tokens))
+    return {row[0]: StoredCampaign(*row[1:]) for row in rows}
+
+
+@cache
+def _stored_statement(dialect_name: str) -> Select[Any]:
+    """`stored_campaigns`' query, built once per dialect (`db.tokens`)."""
     c = campaigns.c
     newest = (
         select(func.max(campaign_versions.c.version))
@@ -64,8 +83,7 @@ def stored_campaigns(
         c.deleted_at,
         newest.label("version"),
     )
-    rows = conn.execute(by_tokens(conn, app, campaign_type, tokens, columns))
-    return {row[0]: StoredCampaign(*row[1:]) for row in rows}
+    return by_tokens(dialect_name, columns)
 
 
 # SQLSTATE classes about a value (PostgreSQL, appendix A): 22 data exception, 23 integrity

@@ -17,8 +17,20 @@ from campaign_sync.batch.endpoints import token_problem
 from campaign_sync.batch.sweep import entry_token
 from campaign_sync.domain import CampaignType, SweepPosition
 from campaign_sync.outcome import RunCounts
-from campaign_sync.storable import FieldWarning, merge_warnings, raw_text, storable
-from campaign_sync.transform import CampaignRows, stable_hash, transform_campaign
+from campaign_sync.storable import (
+    FieldWarning,
+    JSONText,
+    StorableDocument,
+    merge_warnings,
+    raw_text,
+    storable_document,
+)
+from campaign_sync.transform import (
+    CampaignRows,
+    document_hash,
+    transform_campaign,
+    transform_storable,
+)
 
 
 @dataclass(frozen=True)
@@ -55,16 +67,25 @@ class PageLoad:
     offset: int = 0  # the page's list offset, for messages
     position: SweepPosition | None = None  # the cursor to save with this page
     stored: dict[str, StoredCampaign] = field(default_factory=dict)  # what the DB held
-    _list_hashes: dict[str, str] = field(default_factory=dict, repr=False)
+    _prepared_entries: dict[str, tuple[StorableDocument, str]] = field(
+        default_factory=dict, repr=False
+    )
 
     def list_hash(self, token: str) -> str | None:
         """The stable hash of a token's list entry, computed once per page."""
-        entry = self.list_entries.get(token)
-        if entry is None:
-            return None
-        if token not in self._list_hashes:
-            self._list_hashes[token] = stable_hash(entry)
-        return self._list_hashes[token]
+        prepared = self.prepared_entry(token)
+        return None if prepared is None else prepared[1]
+
+    def prepared_entry(self, token: str) -> tuple[StorableDocument, str] | None:
+        """A token's list entry through `storable_document`, and its stable hash: both
+        from one serialisation, once per page."""
+        if token not in self._prepared_entries:
+            entry = self.list_entries.get(token)
+            if entry is None:
+                return None
+            prepared = storable_document(entry)
+            self._prepared_entries[token] = (prepared, document_hash(prepared))
+        return self._prepared_entries[token]
 
 
 @dataclass(frozen=True)
@@ -82,7 +103,8 @@ class CampaignWrite:
 
     `values` holds every `campaigns` column to set; `rows` the child rows and warnings;
     `version` the `campaign_versions` row (without `campaign_id` for a new campaign), when
-    there is content.
+    there is content; `texts` the `JSONText` of some JSON values (column -> text), for a
+    loader that can store the text as it is.
     """
 
     campaign_token: str
@@ -90,6 +112,7 @@ class CampaignWrite:
     values: dict[str, Any]
     rows: CampaignRows
     version: dict[str, Any] | None
+    texts: dict[str, JSONText] = field(default_factory=dict)
 
 
 @dataclass
@@ -164,11 +187,12 @@ def version_row(
     now: datetime,
     run_id: int | None,
     content_hash: str | None,
-    detail: Any,
 ) -> dict[str, Any]:
     """The next `campaign_versions` row of a campaign (without `campaign_id`): valid from
     `now` until a later row closes it (`db.history.append_versions`). `previous` is the
-    campaign's newest version number, None when it has no history yet."""
+    campaign's newest version number, None when it has no history yet. Its `detail` is
+    NULL: the current version's content is `campaigns.detail`, copied to the row when a
+    later one closes it (`db.history`)."""
     return {
         "version": (previous or 0) + 1,
         "change_kind": kind.value,
@@ -177,7 +201,7 @@ def version_row(
         "recorded_at": now,
         "run_id": run_id,
         "content_hash": content_hash,
-        "detail": detail,
+        "detail": None,
     }
 
 
@@ -222,47 +246,48 @@ def plan_page(load: PageLoad) -> PagePlan:
         known = load.stored.get(token)
         if known is not None and known.deleted_at is None:
             plan.tombstones.append(known.id)
-            _add_version(plan, known, ChangeKind.DELETED, None, None)
+            _add_version(plan, known, ChangeKind.DELETED, None)
     if load.sweep_id is not None:
         plan.seen = [token for token in load.list_entries if token not in load.gone]
     return plan
 
 
 def _add_version(
-    plan: PagePlan, known: StoredCampaign, kind: ChangeKind, content_hash: str | None, detail: Any
+    plan: PagePlan, known: StoredCampaign, kind: ChangeKind, content_hash: str | None
 ) -> None:
     """A history row for a stored campaign whose content is not rewritten (deleted, or
     back with the same content)."""
-    row = version_row(known.version, kind, plan.load.now, plan.load.run_id, content_hash, detail)
+    row = version_row(known.version, kind, plan.load.now, plan.load.run_id, content_hash)
     plan.versions.append({**row, "campaign_id": known.id})
 
 
-def _bookkeeping(load: PageLoad, token: str, entry: Any) -> tuple[dict[str, Any], list[Any]]:
-    """The sweep's columns for a written campaign, and the list entry's repairs."""
-    if load.sweep_id is None:
-        return {}, []
-    clean_entry, repairs = storable(entry)
-    values = {
-        "list_entry": clean_entry,
-        "list_hash": load.list_hash(token),
-        "last_seen_at": load.now,
-    }
-    return values, repairs
+def _bookkeeping(
+    load: PageLoad, token: str
+) -> tuple[dict[str, Any], list[FieldWarning], dict[str, JSONText]]:
+    """The sweep's columns for a written campaign, the list entry's repairs, and its
+    `JSONText` when it has one (see `CampaignWrite.texts`)."""
+    found = load.prepared_entry(token) if load.sweep_id is not None else None
+    if found is None:
+        return {}, [], {}
+    prepared, list_hash = found
+    values = {"list_entry": prepared.value, "list_hash": list_hash, "last_seen_at": load.now}
+    texts = {} if prepared.text is None else {"list_entry": prepared.text}
+    return values, prepared.warnings, texts
 
 
 def _plan_detail(plan: PagePlan, token: str, detail: Any) -> None:
     load = plan.load
     known = load.stored.get(token)
-    entry = load.list_entries.get(token)
-    content_hash = stable_hash(detail)
+    prepared = storable_document(detail)
+    content_hash = document_hash(prepared)
     if known is not None and known.content_hash == content_hash:
         if load.sweep_id is not None:
-            clean_entry, _ = storable(entry)  # its repairs were recorded with the content
+            found = load.prepared_entry(token)  # its repairs were recorded with the content
             plan.refreshes.append(
                 {
                     "id": known.id,
-                    "list_hash": load.list_hash(token),
-                    "list_entry": clean_entry,
+                    "list_hash": found[1] if found else None,
+                    "list_entry": found[0].value if found else None,
                     "last_seen_at": load.now,  # the row is written anyway
                 }
             )
@@ -270,11 +295,13 @@ def _plan_detail(plan: PagePlan, token: str, detail: Any) -> None:
             plan.refreshes.append({"id": known.id})
         if known.deleted_at is not None:
             plan.restored += 1
-            _add_version(plan, known, ChangeKind.RESTORED, content_hash, storable(detail)[0])
+            _add_version(plan, known, ChangeKind.RESTORED, content_hash)
         return
-    rows = transform_campaign(load.campaign_type, token, detail)
-    sweep_values, repairs = _bookkeeping(load, token, entry)
+    rows = transform_storable(load.campaign_type, token, prepared)
+    sweep_values, repairs, texts = _bookkeeping(load, token)
     rows.warnings = merge_warnings(rows.warnings, repairs)
+    if prepared.text is not None and rows.campaign["detail"] is prepared.value:
+        texts["detail"] = prepared.text  # not when the transform stored {} for a non-object
     values = {
         **rows.campaign,
         **sweep_values,
@@ -291,10 +318,10 @@ def _plan_detail(plan: PagePlan, token: str, detail: Any) -> None:
         else ChangeKind.CHANGED
     )
     previous = known.version if known else None
-    version = version_row(
-        previous, kind, load.now, load.run_id, content_hash, rows.campaign["detail"]
+    version = version_row(previous, kind, load.now, load.run_id, content_hash)
+    plan.writes.append(
+        CampaignWrite(token, known.id if known else None, values, rows, version, texts)
     )
-    plan.writes.append(CampaignWrite(token, known.id if known else None, values, rows, version))
 
 
 def _plan_failed_detail(plan: PagePlan, token: str, why: str) -> None:
@@ -308,7 +335,7 @@ def _plan_failed_detail(plan: PagePlan, token: str, why: str) -> None:
     # Keep the campaign visible from its list entry; its detail is retried next pass.
     rows = transform_campaign(load.campaign_type, token, entry)
     rows.campaign["detail"] = None
-    sweep_values, _ = _bookkeeping(load, token, entry)
+    sweep_values, _, texts = _bookkeeping(load, token)
     rows.warnings.insert(0, problem)
     values = {
         **rows.campaign,
@@ -319,4 +346,4 @@ def _plan_failed_detail(plan: PagePlan, token: str, why: str) -> None:
         "deleted_at": None,
         "updated_at": load.now,
     }
-    plan.writes.append(CampaignWrite(token, None, values, rows, None))
+    plan.writes.append(CampaignWrite(token, None, values, rows, None, texts))

@@ -163,10 +163,56 @@ def storable(value: Any, field: str = "") -> tuple[Any, list[FieldWarning]]:
     `UnrepresentableNumber`); `field` prefixes the warnings' paths. Returns the same
     object when nothing needed repair. Never raises.
     """
-    if _plainly_storable(value):
+    if _plain_text(value) is not None:
         return value, []
     walk = _Walk()
     return walk.value(value, field, 0), walk.warnings
+
+
+class JSONText(str):
+    """A document's canonical JSON text: keys sorted, no spaces, characters as they are
+    (not `\\u` escaped). What `transform.stable_hash` hashes, and what a jsonb column can
+    take as it is, so that a document is serialised once (docs/performance-load-notes.md)."""
+
+    __slots__ = ()
+
+
+# Made once: json.dumps with any option builds a new encoder per call (its own code).
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+)
+_CANONICAL_CHECK = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+    check_circular=False,
+)  # fmt: skip
+
+
+def canonical_json(value: Any) -> JSONText:
+    """`value`'s `JSONText`; anything not JSON is written as `str()` of it. Raises
+    ValueError or RecursionError on what even that cannot write (circular, too deep)."""
+    return JSONText(_CANONICAL.encode(value))
+
+
+@dataclass(frozen=True)
+class StorableDocument:
+    """A document as received (`received`), made storable (`value`, `warnings`: as
+    `storable()` returns them), and `value`'s `JSONText` when it needed no repair (then
+    `value is received`), else None."""
+
+    received: Any
+    value: Any
+    warnings: list[FieldWarning]
+    text: JSONText | None
+
+
+def storable_document(document: Any) -> StorableDocument:
+    """`storable(document)`, keeping the JSON text its check wrote (one serialisation of
+    the document for the check, its hash and the database). Never raises."""
+    text = _plain_text(document)
+    if text is not None:
+        return StorableDocument(document, document, [], text)
+    walk = _Walk()
+    return StorableDocument(document, walk.value(document, "", 0), walk.warnings, None)
 
 
 # A JSON string that may be an `UnrepresentableNumber` (it is dumped as one): the text of a
@@ -174,22 +220,22 @@ def storable(value: Any, field: str = "") -> tuple[Any, list[FieldWarning]]:
 _NUMBER_STRING = re.compile(r'"(?:-?(?:\d[\d.eE+-]*|Infinity)|NaN)"')
 
 
-def _plainly_storable(value: Any) -> bool:
-    """True when `value` certainly needs no repair, told from its JSON text (the encoder
-    is C, the walk Python: the walk cost 5x more, docs/performance-load-notes.md): no
-    NaN or Infinity, nothing but JSON types (the encoder refuses the rest), no U+0000
-    (which it escapes), no lone surrogate, no string that may be an
-    `UnrepresentableNumber`, and fewer objects and arrays than `MAX_DEPTH`, so no
-    nesting that deep. False means only: let the walk decide."""
+def _plain_text(value: Any) -> JSONText | None:
+    """`value`'s `JSONText` when `value` certainly needs no repair, told from that text
+    (the encoder is C, the walk Python: the walk cost 5x more,
+    docs/performance-load-notes.md): no NaN or Infinity, nothing but JSON types (the
+    encoder refuses the rest), no U+0000 (which it escapes), no lone surrogate, no string
+    that may be an `UnrepresentableNumber`, and fewer objects and arrays than
+    `MAX_DEPTH`, so no nesting that deep. None means only: let the walk decide."""
     try:
-        text = json.dumps(value, ensure_ascii=False, allow_nan=False, check_circular=False)
-    except (ValueError, TypeError, RecursionError):
-        return False
+        text = _CANONICAL_CHECK.encode(value)
+    except (ValueError, TypeError, RecursionError):  # TypeError: not JSON, or mixed key types
+        return None
     if "\\u0000" in text or text.count("{") + text.count("[") >= MAX_DEPTH:
-        return False
+        return None
     if not text.isascii() and _UNSTORABLE_CHARACTER.search(text) is not None:
-        return False
-    return _NUMBER_STRING.search(text) is None
+        return None
+    return None if _NUMBER_STRING.search(text) is not None else JSONText(text)
 
 
 def merge_warnings(first: list[FieldWarning], more: list[FieldWarning]) -> list[FieldWarning]:

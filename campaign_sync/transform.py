@@ -10,7 +10,6 @@ reporting (`NEXT_SESSION` -> `next_session`).
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,7 +17,14 @@ from typing import Any, TypeVar
 
 from campaign_sync.domain import CampaignType
 from campaign_sync.jsondoc import UnreadableJSON, UnrepresentableNumber, decode
-from campaign_sync.storable import FieldWarning, raw_text, storable
+from campaign_sync.storable import (
+    FieldWarning,
+    StorableDocument,
+    canonical_json,
+    raw_text,
+    storable,
+    storable_document,
+)
 
 INT32 = 2**31 - 1
 INT64 = 2**63 - 1
@@ -39,11 +45,21 @@ class CampaignRows:
 
 
 def stable_hash(document: Any) -> str:
-    """A SHA-256 hex digest of a JSON document that ignores key order and whitespace."""
-    canonical = json.dumps(
-        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
-    )
-    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+    """A SHA-256 hex digest of a JSON document that ignores key order and whitespace: of
+    its `JSONText`."""
+    return _digest(canonical_json(document))
+
+
+def document_hash(prepared: StorableDocument) -> str:
+    """`stable_hash` of the document as received, from the text its check already wrote
+    when there is one."""
+    if prepared.text is None:
+        return stable_hash(prepared.received)
+    return _digest(prepared.text)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class _Reader:
@@ -241,8 +257,15 @@ def transform_campaign(
     `document` is what Batch sent, as `jsondoc.decode` gives it. The stored `detail` is
     that document made storable; each repair and each untypable value is a warning.
     """
-    doc, repairs = storable(document)
-    read = _Reader(repairs)
+    return transform_storable(campaign_type, campaign_token, storable_document(document))
+
+
+def transform_storable(
+    campaign_type: CampaignType, campaign_token: str, prepared: StorableDocument
+) -> CampaignRows:
+    """`transform_campaign` of a document already through `storable_document`."""
+    doc = prepared.value
+    read = _Reader(list(prepared.warnings))
     if not isinstance(doc, dict):
         read.warn("detail", doc, f"expected a JSON object, got {_kind(doc)}")
         doc = {}

@@ -196,6 +196,25 @@ def test_v_campaign_versions_tells_what_a_message_said_at_each_version(history: 
     ]  # fmt: skip
 
 
+def test_each_document_is_stored_once_and_every_version_keeps_its_detail(
+    history: Engine,
+) -> None:
+    # (token, version, stored detail is null, the view's detail is null, name from it)
+    assert rows(
+        history,
+        "select v.campaign_token, v.version, s.detail is null, v.detail is null, v.name "
+        "from v_campaign_versions v join campaign_versions s "
+        "on s.campaign_id = v.campaign_id and s.version = v.version "
+        "where v.campaign_token in ('sale', 'digest') order by v.campaign_token, v.version",
+    ) == [
+        ("digest", 1, 1, 0, "Weekly digest"),  # current: campaigns.detail, not a copy
+        ("sale", 1, 0, 0, "Spring sale"),  # closed by a change: kept before the rewrite
+        ("sale", 2, 0, 0, "Spring sale!"),  # closed by the deletion
+        ("sale", 3, 1, 1, None),
+        ("sale", 4, 1, 0, "Spring sale!"),
+    ]
+
+
 def test_v_campaign_changes_names_each_change_with_before_and_after(history: Engine) -> None:
     assert rows(
         history,

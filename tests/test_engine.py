@@ -205,9 +205,8 @@ def test_a_rename_costs_exactly_one_detail_call(
     with db.connect() as conn:
         history = conn.execute(
             text(
-                "select v.detail->>'name' from campaign_versions v "
-                "join campaigns c on c.id = v.campaign_id where c.campaign_token = :t "
-                "order by v.id"
+                "select v.detail->>'name' from v_campaign_versions v "
+                "where v.campaign_token = :t order by v.version"
             ),
             {"t": token},
         ).all()

@@ -119,3 +119,41 @@ def test_0008_moves_the_seen_marks_to_campaign_sightings_and_back(empty_url: str
         ).all()
     engine.dispose()
     assert swept == [("never", None), ("seen", 8)]
+
+
+def test_0010_keeps_the_current_version_detail_in_campaigns_only_and_back(empty_url: str) -> None:
+    migrate.upgrade(empty_url, "0009")
+    engine = make_engine(empty_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "insert into campaigns (id, app, campaign_type, campaign_token, detail, "
+                "content_hash, first_seen_at, last_seen_at, updated_at) values (1, 'ios', "
+                "'push', 'tok', '{\"name\": \"new\"}', 'h2', '2026-01-02', '2026-01-02', "
+                "'2026-01-02')"
+            )
+        )
+        conn.execute(
+            text(
+                "insert into campaign_versions (campaign_id, recorded_at, content_hash, detail, "
+                "version, change_kind, valid_from, valid_to) values "
+                "(1, '2026-01-01', 'h1', '{\"name\": \"old\"}', 1, 'created', '2026-01-01', "
+                "'2026-01-02'), "
+                "(1, '2026-01-02', 'h2', '{\"name\": \"new\"}', 2, 'changed', '2026-01-02', null)"
+            )
+        )
+    migrate.upgrade(empty_url)
+    stored = "select version, detail is null from campaign_versions order by version"
+    named = "select version, name, detail is not null from v_campaign_versions order by version"
+    with engine.connect() as conn:
+        assert [tuple(row) for row in conn.execute(text(stored))] == [(1, False), (2, True)]
+        assert [tuple(row) for row in conn.execute(text(named))] == [
+            (1, "old", True),
+            (2, "new", True),
+        ]
+    migrate.downgrade(empty_url, "0009")
+    with engine.connect() as conn:
+        assert [tuple(row) for row in conn.execute(text(stored))] == [(1, False), (2, False)]
+        names = conn.execute(text("select name from v_campaign_versions order by version"))
+        assert names.scalars().all() == ["old", "new"]
+    engine.dispose()

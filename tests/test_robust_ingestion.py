@@ -614,3 +614,37 @@ def test_a_pass_whose_lease_was_taken_over_stops_before_its_next_page(
 
 def _detail(token: str) -> dict[str, Any]:
     return campaign_detail(PUSH, token)
+
+
+def test_a_page_commits_without_waiting_for_the_wal_flush_and_nothing_else_does(
+    db: Engine,
+) -> None:
+    from campaign_sync.db.loader import write_page
+    from campaign_sync.db.types import utcnow
+    from campaign_sync.plan import PageLoad, plan_page
+
+    inside: list[str] = []
+    load = PageLoad(
+        app="ios", campaign_type=PUSH, run_id=None, sweep_id=None, now=utcnow(), list_entries={}
+    )
+    write_page(db, plan_page(load), lambda conn: inside.append(str(conn.exec_driver_sql(
+        "show synchronous_commit").scalar())))  # fmt: skip
+    with db.connect() as conn:
+        after = conn.exec_driver_sql("show synchronous_commit").scalar()
+    assert inside == ["off"] and after == "on"
+
+
+def test_a_detail_that_is_no_object_is_stored_as_the_transform_decides(db: Engine) -> None:
+    from campaign_sync.db.loader import write_page
+    from campaign_sync.db.types import utcnow
+    from campaign_sync.plan import PageLoad, plan_page
+
+    entry = {"campaign_token": "odd", "name": "Odd one"}
+    load = PageLoad(
+        app="ios", campaign_type=PUSH, run_id=None, sweep_id=1, now=utcnow(),
+        list_entries={"odd": entry}, details={"odd": ["not", "an", "object"]},
+    )  # fmt: skip
+    write_page(db, plan_page(load))
+    with db.connect() as conn:
+        stored = conn.execute(select(campaigns.c.detail, campaigns.c.list_entry)).one()
+    assert tuple(stored) == ({}, entry)  # the transform's {}, not the text of the array

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from campaign_sync.batch.endpoints import CampaignType
 from campaign_sync.jsondoc import decode
-from campaign_sync.transform import stable_hash, transform_campaign
+from campaign_sync.storable import storable_document
+from campaign_sync.transform import document_hash, stable_hash, transform_campaign
 
 PUSH_DOC_EXAMPLE = {  # Batch's own example for the push view endpoint
     "campaign_token": "a0082dc6860938a26280bd3ba927303b",
@@ -192,6 +193,29 @@ def test_an_empty_trigger_marks_an_automation() -> None:
 def test_stable_hash_ignores_key_order() -> None:
     assert stable_hash({"a": 1, "b": [1, 2]}) == stable_hash(json.loads('{"b": [1, 2], "a": 1}'))
     assert stable_hash({"a": 1}) != stable_hash({"a": 2})
+
+
+def test_a_document_is_serialised_once_for_its_check_its_hash_and_the_database() -> None:
+    plain = {"b": 1, "a": ["é", 2.5, None]}
+    prepared = storable_document(plain)
+    assert prepared.value is plain and prepared.warnings == []
+    assert prepared.text == '{"a":["é",2.5,null],"b":1}'
+    assert (
+        document_hash(prepared)
+        == stable_hash(plain)
+        == (
+            "537e590b9a99c95fbf8e2aeab14638be47924000ef26560d4aa02b1e69241813"  # as stored before
+        )
+    )
+
+
+def test_a_repaired_document_has_no_text_and_keeps_the_hash_of_what_was_received() -> None:
+    received = {"name": "a\x00b", "size": float("inf")}
+    prepared = storable_document(received)
+    assert prepared.text is None
+    assert prepared.value == {"name": "a\ufffdb", "size": "Infinity"}
+    assert [warning.field for warning in prepared.warnings] == ["name", "size"]
+    assert document_hash(prepared) == stable_hash(received) != stable_hash(prepared.value)
 
 
 json_values = st.recursive(

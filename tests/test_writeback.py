@@ -9,13 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 
 from campaign_sync.batch.endpoints import READ_ONLY_FIELDS, CampaignType
 from campaign_sync.db.models import (
     campaign_sightings,
     campaign_updates,
-    campaign_versions,
     campaigns,
 )
 from campaign_sync.simulator import Simulator, SimulatorServer
@@ -83,13 +82,15 @@ def test_an_update_succeeds_and_the_database_shows_it_at_once(
     assert row.name == "Spring sale" and row.detail["trigger"]["capping"] == 3
     with synced.connect() as conn:
         versions = conn.execute(
-            select(campaign_versions.c.detail)
-            .join(campaigns, campaigns.c.id == campaign_versions.c.campaign_id)
-            .where(campaigns.c.campaign_token == token)
-            .order_by(campaign_versions.c.id)
+            text(
+                "select name from v_campaign_versions where campaign_token = :token "
+                "order by version"
+            ),
+            {"token": token},
         ).all()
-    assert [v.detail["name"] for v in versions][-1] == "Spring sale"
+    assert [v.name for v in versions][-1] == "Spring sale"
     assert len(versions) == 2, "the history keeps the version before the update"
+    assert versions[0].name != "Spring sale"
     with synced.connect() as conn:
         list_hash = conn.execute(
             select(campaigns.c.list_hash).where(campaigns.c.campaign_token == token)

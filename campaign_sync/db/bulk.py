@@ -12,6 +12,7 @@ stored are the ones an INSERT would have stored.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any
 
 import psycopg
@@ -19,9 +20,13 @@ from psycopg import sql
 from sqlalchemy import Column, Connection, Table, insert, text
 from sqlalchemy.exc import DBAPIError
 
+from campaign_sync.storable import JSONText
+
 
 def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """Insert `rows` (dicts by column name, all with the keys of the first) into `table`.
+    A `JSONText` value of a JSON column is stored as the text it is (PostgreSQL); on
+    SQLite, rows hold documents.
 
     Raises `sqlalchemy.exc.DBAPIError` (its subclass for the SQLSTATE: IntegrityError,
     DataError...) when the database refuses them, on either database.
@@ -32,8 +37,14 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
         conn.execute(insert(table), list(rows))
         return
     columns = [column for column in table.columns if column.name in rows[0]]
-    processors = [_bind_processor(conn, column) for column in columns]
     names = [column.name for column in columns]
+    # Only the columns whose type converts a value (JSON, UTC times) are visited per row.
+    processed = [
+        (index, process)
+        for index, process in enumerate(_bind_processor(conn, column) for column in columns)
+        if process is not None
+    ]
+    values_of = itemgetter(*names)
     statement = sql.SQL("copy {} ({}) from stdin").format(
         sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, names))
     )
@@ -42,12 +53,12 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     try:
         with raw.cursor() as cursor, cursor.copy(statement) as copy:
             for row in rows:
-                copy.write_row(
-                    [
-                        value if process is None or value is None else process(value)
-                        for value, process in zip(map(row.get, names), processors, strict=True)
-                    ]
-                )
+                values = list(values_of(row)) if len(names) > 1 else [values_of(row)]
+                for index, process in processed:
+                    value = values[index]
+                    if value is not None and type(value) is not JSONText:
+                        values[index] = process(value)
+                copy.write_row(values)
     except psycopg.Error as error:
         raise DBAPIError.instance(
             f"copy {table.name} ({', '.join(names)}) from stdin",

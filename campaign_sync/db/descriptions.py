@@ -115,7 +115,10 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "recorded_at": "When the row was recorded (UTC); the same as valid_from.",
             "run_id": "The sync run that recorded it (sync_runs.id); NULL for a write-back.",
             "content_hash": "Hash of the detail; NULL for a deleted version.",
-            "detail": "The detail of this version (JSON); NULL for a deleted version.",
+            "detail": "The detail of this version (JSON) once a later version closed it; "
+            "NULL for a deleted version and for the current one, whose detail is "
+            "campaigns.detail (each document stored once; v_campaign_versions.detail "
+            "shows every version's).",
             "version": "1, 2, ... per campaign.",
             "change_kind": "Why the version began: created, changed, deleted or restored.",
             "valid_from": "When this version began (UTC): when campaign-sync saw it.",

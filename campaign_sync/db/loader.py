@@ -10,15 +10,27 @@ are written one transaction each, the ones it still refuses are left out with a 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from campaign_sync.db.bulk import insert_rows, new_ids
-from campaign_sync.db.history import append_versions
+from campaign_sync.db.history import append_versions, close_open_versions
 from campaign_sync.db.models import (
     campaign_versions,
     campaigns,
@@ -31,7 +43,7 @@ from campaign_sync.db.models import (
 from campaign_sync.db.session import database_problem
 from campaign_sync.db.sightings import mark_seen
 from campaign_sync.db.state import save_cursor
-from campaign_sync.db.tokens import by_tokens
+from campaign_sync.db.tokens import by_tokens, token_parameters
 from campaign_sync.domain import CampaignType
 from campaign_sync.outcome import RunCounts
 from campaign_sync.plan import CampaignWrite, PagePlan, PageWarning, StoredCampaign
@@ -48,6 +60,14 @@ def stored_campaigns(
     conn: Connection, app: str, campaign_type: CampaignType, tokens: Iterable[str]
 ) -> dict[str, StoredCampaign]:
     """What the database holds for these tokens: token -> `StoredCampaign`."""
+    statement = _stored_statement(conn.dialect.name)
+    rows = conn.execute(statement, token_parameters(app, campaign_type, tokens))
+    return {row[0]: StoredCampaign(*row[1:]) for row in rows}
+
+
+@cache
+def _stored_statement(dialect_name: str) -> Select[Any]:
+    """`stored_campaigns`' query, built once per dialect (`db.tokens`)."""
     c = campaigns.c
     newest = (
         select(func.max(campaign_versions.c.version))
@@ -63,8 +83,7 @@ def stored_campaigns(
         c.deleted_at,
         newest.label("version"),
     )
-    rows = conn.execute(by_tokens(conn, app, campaign_type, tokens, columns))
-    return {row[0]: StoredCampaign(*row[1:]) for row in rows}
+    return by_tokens(dialect_name, columns)
 
 
 # SQLSTATE classes about a value (PostgreSQL, appendix A): 22 data exception, 23 integrity
@@ -90,9 +109,7 @@ def write_page(engine: Engine, plan: PagePlan, guard: Guard | None = None) -> Ru
     connection, or the page's bookkeeping refused), and whatever `guard` raises.
     """
     try:
-        with engine.begin() as conn:
-            if guard is not None:
-                guard(conn)
+        with _page_transaction(engine, guard) as conn:
             return apply_plan(conn, plan)
     except DBAPIError as error:
         if not plan.writes or not refused_for_its_data(error):
@@ -104,13 +121,13 @@ def write_page(engine: Engine, plan: PagePlan, guard: Guard | None = None) -> Ru
             len(plan.writes),
         )
     rejected: dict[str, str] = {}
+    written_ids: dict[str, int] = {}
     for write in plan.writes:
         try:
-            with engine.begin() as conn:
-                if guard is not None:
-                    guard(conn)
-                warning_rows = _write_campaigns(conn, plan, [write])
+            with _page_transaction(engine, guard) as conn:
+                warning_rows, ids = _write_campaigns(conn, plan, [write])
                 insert_rows(conn, sync_warnings, warning_rows)
+            written_ids |= ids
         except DBAPIError as error:
             if not refused_for_its_data(error):
                 raise
@@ -118,24 +135,39 @@ def write_page(engine: Engine, plan: PagePlan, guard: Guard | None = None) -> Ru
     for token, why in rejected.items():
         log.warning("campaign %s left out: the database refused it (%s)", token, why)
     written = plan.without(rejected)
-    with engine.begin() as conn:  # if this fails too, the page itself is what is refused
+    with _page_transaction(engine, guard) as conn:  # if this fails, the page is refused
+        _apply_bookkeeping(conn, written, [], written_ids)
+    return written.counts()
+
+
+@contextmanager
+def _page_transaction(engine: Engine, guard: Guard | None) -> Iterator[Connection]:
+    """A transaction for (part of) a page, `guard` run first. On PostgreSQL its commit
+    does not wait for the WAL flush (`synchronous_commit = off`, this transaction only):
+    a server crash may lose the last pages committed (within 3 x wal_writer_delay, 0.6 s
+    by default), never part of one, and the cursor is saved with the page, so the next
+    pass resumes before them and writes them again (docs/reliability.md). The flush
+    cost 4.8 ms a page, 13% of an initial load (docs/performance-load-notes.md)."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("set local synchronous_commit = off")
         if guard is not None:
             guard(conn)
-        _apply_bookkeeping(conn, written, [])
-    return written.counts()
+        yield conn
 
 
 def apply_plan(conn: Connection, plan: PagePlan) -> RunCounts:
     """Apply the whole plan inside the caller's transaction; returns what changed."""
-    _apply_bookkeeping(conn, plan, _write_campaigns(conn, plan, plan.writes))
+    warning_rows, written_ids = _write_campaigns(conn, plan, plan.writes)
+    _apply_bookkeeping(conn, plan, warning_rows, written_ids)
     return plan.counts()
 
 
 def _write_campaigns(
     conn: Connection, plan: PagePlan, writes: list[CampaignWrite]
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Insert or rewrite these campaigns with their children and versions; returns their
-    `sync_warnings` rows, for the caller to write."""
+    `sync_warnings` rows, for the caller to write, and their keys by token."""
     load = plan.load
     new = [write for write in writes if write.campaign_id is None]
     changed = [write for write in writes if write.campaign_id is not None]
@@ -157,7 +189,10 @@ def _write_campaigns(
             insert_rows(
                 conn,
                 campaigns,
-                [{"id": key, **row} for key, row in zip(new_keys, new_rows, strict=True)],
+                [
+                    {"id": key, **row, **write.texts}  # the JSON as it was serialised once
+                    for key, row, write in zip(new_keys, new_rows, new, strict=True)
+                ],
             )
         else:
             inserted = conn.execute(
@@ -166,6 +201,15 @@ def _write_campaigns(
             new_keys = [row[0] for row in inserted]
         ids += list(zip(new_keys, new, strict=True))
     if changed:
+        # Before the content is rewritten: the closed versions keep it (db.history).
+        close_open_versions(
+            conn,
+            [
+                {**write.version, "campaign_id": write.campaign_id}
+                for write in changed
+                if write.version
+            ],
+        )
         changed_ids = [write.campaign_id for write in changed]
         for table in CHILD_TABLES:
             conn.execute(delete(table).where(table.c.campaign_id.in_(changed_ids)))
@@ -201,13 +245,18 @@ def _write_campaigns(
         ]
     for table, child_rows in children.items():
         insert_rows(conn, table, child_rows)
-    append_versions(conn, versions)
-    return rows_of_warnings
+    insert_rows(conn, campaign_versions, versions)
+    return rows_of_warnings, {write.campaign_token: campaign_id for campaign_id, write in ids}
 
 
-def _apply_bookkeeping(conn: Connection, plan: PagePlan, warnings: list[dict[str, Any]]) -> None:
+def _apply_bookkeeping(
+    conn: Connection,
+    plan: PagePlan,
+    warnings: list[dict[str, Any]],
+    written_ids: dict[str, int],
+) -> None:
     """Everything but the campaigns' content: fresh marks, tombstones, the seen marks
-    (`sightings.mark_seen`),
+    (`sightings.mark_seen`; `written_ids`: token -> key of the campaigns the page wrote),
     the page's warnings and the cursor."""
     load = plan.load
     now = load.now
@@ -236,7 +285,6 @@ def _apply_bookkeeping(conn: Connection, plan: PagePlan, warnings: list[dict[str
         )
     append_versions(conn, plan.versions)
     if plan.seen and load.sweep_id is not None:
-        written = {write.campaign_token for write in plan.writes}  # last_seen_at set
         mark_seen(
             conn,
             load.app,
@@ -244,7 +292,7 @@ def _apply_bookkeeping(conn: Connection, plan: PagePlan, warnings: list[dict[str
             plan.seen,
             sweep_id=load.sweep_id,
             now=now,
-            written=written,
+            written=written_ids,  # last_seen_at set
         )
     insert_rows(conn, sync_warnings, rows)
     if load.position is not None:

@@ -18,8 +18,9 @@ class UnrecordedSchema(SchemaNotCurrent):
 
 # What each revision added that the one before lacked, newest first: how `adopt` tells
 # which revision a schema without `alembic_version` is at. A test checks every revision
-# has its line. (table, column or None for the table itself)
+# has its line. (table or view, column or None for the table itself)
 SIGNATURES: tuple[tuple[str, tuple[str, str | None]], ...] = (
+    ("0010", ("v_campaign_versions", "detail")),
     ("0009", ("api_pacing", None)),
     ("0008", ("campaign_sightings", None)),
     ("0007", ("campaign_versions", "valid_from")),
@@ -39,7 +40,7 @@ KNOWN_REVISIONS = frozenset(revision for revision, _ in SIGNATURES)
 def recognise(engine: Engine) -> str | None:
     """The revision our tables match when `alembic_version` is missing; None: no tables."""
     found = inspect(engine)
-    tables = set(found.get_table_names())
+    tables = set(found.get_table_names()) | set(found.get_view_names())
     for revision, (table, column) in SIGNATURES:
         if table in tables and (
             column is None or column in {c["name"] for c in found.get_columns(table)}

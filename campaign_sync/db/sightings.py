@@ -10,14 +10,29 @@ the row is written anyway. `state.tombstone_unseen` reads the marks.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
 
-from sqlalchemy import Connection, Integer, literal, update
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Connection,
+    Insert,
+    Integer,
+    Select,
+    bindparam,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.elements import Label
 
 from campaign_sync.db.models import campaign_sightings, campaigns
-from campaign_sync.db.tokens import by_tokens
+from campaign_sync.db.tokens import by_tokens, token_parameters
 from campaign_sync.db.types import UTCDateTime
 from campaign_sync.domain import CampaignType
 
@@ -34,45 +49,71 @@ def mark_seen(
     *,
     sweep_id: int,
     now: datetime,
-    written: Collection[str] = (),
+    written: Mapping[str, int] | None = None,
 ) -> None:
     """Record that sweep `sweep_id` showed these stored campaigns at `now` (UTC, aware):
     one upsert into `campaign_sightings`, and `campaigns.last_seen_at` set to `now` where
-    it is more than `LAST_SEEN_SLACK` older. `written`: tokens whose row this transaction
-    wrote with `last_seen_at` already (not checked again). Tokens not stored are ignored."""
-    if not tokens:
-        return
-    c = campaigns.c
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    upsert = dialect.insert(campaign_sightings).from_select(
-        ["campaign_id", "last_sweep_id", "last_seen_at"],
-        by_tokens(
-            conn,
-            app,
-            campaign_type,
-            tokens,
-            (
-                c.id,
-                literal(sweep_id, Integer()).label("last_sweep_id"),
-                literal(now, UTCDateTime()).label("last_seen_at"),
-            ),
-        ),
-    )
-    conn.execute(
-        upsert.on_conflict_do_update(
-            index_elements=[campaign_sightings.c.campaign_id],
-            set_={
-                "last_sweep_id": upsert.excluded.last_sweep_id,
-                "last_seen_at": upsert.excluded.last_seen_at,
-            },
-        )
-    )
+    it is more than `LAST_SEEN_SLACK` older. `written`: token -> id of the rows this
+    transaction wrote with `last_seen_at` already: marked by key, without looking their
+    tokens up or checking them again. Tokens not stored are ignored."""
+    written = written or {}
+    statements = _statements(conn.dialect.name)
+    marks = {"seen_sweep_id": sweep_id, "seen_at": now}
     unwritten = [token for token in tokens if token not in written]
+    if written:
+        ids = [written[token] for token in tokens if token in written]
+        conn.execute(statements.by_ids, {"seen_ids": ids, **marks})
     if not unwritten:
         return
-    behind = by_tokens(
-        conn, app, campaign_type, unwritten, (c.id,), c.last_seen_at < now - LAST_SEEN_SLACK
-    )
-    stale = [campaign_id for (campaign_id,) in conn.execute(behind)]
+    by_token = token_parameters(app, campaign_type, unwritten)
+    conn.execute(statements.by_tokens, by_token | marks)
+    found = conn.execute(statements.behind, by_token | {"seen_before": now - LAST_SEEN_SLACK})
+    stale = [campaign_id for (campaign_id,) in found]
     if stale:
+        c = campaigns.c
         conn.execute(update(campaigns).where(c.id.in_(stale)).values(last_seen_at=now))
+
+
+@dataclass(frozen=True)
+class _Statements:
+    by_ids: Insert  # the sightings of campaigns known by key
+    by_tokens: Insert  # the sightings of campaigns known by token
+    behind: Select[Any]  # which of those campaigns' last_seen_at is too old
+
+
+@cache
+def _statements(dialect_name: str) -> _Statements:
+    """`mark_seen`'s statements, built once per dialect (see `db.tokens`)."""
+    c = campaigns.c
+
+    def marks() -> tuple[Label[Any], Label[Any]]:
+        return (
+            bindparam("seen_sweep_id", type_=Integer()).label("last_sweep_id"),
+            bindparam("seen_at", type_=UTCDateTime()).label("last_seen_at"),
+        )
+
+    if dialect_name == "postgresql":
+        key = func.unnest(bindparam("seen_ids", type_=ARRAY(BigInteger)))
+        by_ids = select(key.label("campaign_id"), *marks())
+    else:
+        by_ids = select(c.id, *marks()).where(c.id.in_(bindparam("seen_ids", expanding=True)))
+    behind = c.last_seen_at < bindparam("seen_before", type_=UTCDateTime())
+    return _Statements(
+        by_ids=_upsert(dialect_name, by_ids),
+        by_tokens=_upsert(dialect_name, by_tokens(dialect_name, (c.id, *marks()))),
+        behind=by_tokens(dialect_name, (c.id,), behind),
+    )
+
+
+def _upsert(dialect_name: str, rows: Select[Any]) -> Insert:
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    upsert = dialect.insert(campaign_sightings).from_select(
+        ["campaign_id", "last_sweep_id", "last_seen_at"], rows
+    )
+    return upsert.on_conflict_do_update(
+        index_elements=[campaign_sightings.c.campaign_id],
+        set_={
+            "last_sweep_id": upsert.excluded.last_sweep_id,
+            "last_seen_at": upsert.excluded.last_seen_at,
+        },
+    )

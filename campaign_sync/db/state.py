@@ -287,7 +287,7 @@ def tombstone_unseen(
             .scalar_subquery()
         )
         history = [
-            {**version_row(version, ChangeKind.DELETED, now, run_id, None, None),
+            {**version_row(version, ChangeKind.DELETED, now, run_id, None),
              "campaign_id": campaign_id}
             for campaign_id, version in conn.execute(select(c.id, newest).where(unseen))
         ]  # fmt: skip

@@ -187,8 +187,16 @@ def _v_campaign_labels(j: JsonSQL) -> str:
     return _unnested(j, "label", "c.labels")
 
 
+# A version's content: its own copy once closed, `campaigns.detail` while it is current
+# (each document is stored once, db.history); a deletion has none.
+VERSION_DETAIL = (
+    "coalesce(v.detail, case when v.valid_to is null and v.change_kind <> 'deleted' "
+    "then c.detail end)"
+)
+
+
 def _v_campaign_versions(j: JsonSQL) -> str:
-    d = "v.detail"
+    d = VERSION_DETAIL
     contents = (("messages",), ("landing", "contents"))
 
     def messages(value: str) -> str:
@@ -227,7 +235,8 @@ select
         as message_bodies,
     nullif(trim(coalesce('segments ' || {segments}, '')
         || coalesce(' query ' || coalesce({j.text(d, "targeting", "query")}, {j.text(d, "query")}),
-                    '')), '') as targeting
+                    '')), '') as targeting,
+    {d} as detail
 from campaign_versions v
 join campaigns c on c.id = v.campaign_id
 """
@@ -397,6 +406,8 @@ VIEWS: tuple[View, ...] = (
             "message_bodies": "'language: body' of every message, ' | ' separated.",
             "targeting": "Targeted segments, then the query as JSON text: 'segments NEW, "
             "ENGAGED query {...}'.",
+            "detail": "The campaign's detail in this version (JSON), as Batch sent it; NULL "
+            "for a deletion.",
         },
         _v_campaign_versions,
     ),
@@ -407,7 +418,7 @@ VIEWS: tuple[View, ...] = (
         "campaign back with new content also shows what changed while it was away. A "
         "change none of these names (labels, capping, deeplink, trigger...) is one "
         "other_changed row without before and after: compare the versions' detail in "
-        "campaign_versions.",
+        "v_campaign_versions.",
         {
             "campaign_id": "campaigns.id.",
             **CAMPAIGN,

@@ -12,7 +12,7 @@ client's median (issue #14, target 1: wall <= 1.0x, CPU <= 1.2x the bare client)
     python benchmarks/http_transport.py [--push 1000] [--in-app 1000] [--rounds 3]
 
 The aiohttp variants run when `httpx-aiohttp` is installed (`pip install httpx-aiohttp`;
-not a dependency: docs/performance-transport-notes.md says why).
+not a dependency: docs/performance.md says why).
 """
 
 from __future__ import annotations

@@ -172,7 +172,7 @@ def storable(value: Any, field: str = "") -> tuple[Any, list[FieldWarning]]:
 class JSONText(str):
     """A document's canonical JSON text: keys sorted, no spaces, characters as they are
     (not `\\u` escaped). What `transform.stable_hash` hashes, and what a jsonb column can
-    take as it is, so that a document is serialised once (docs/performance-load-notes.md)."""
+    take as it is, so that a document is serialised once (docs/performance.md)."""
 
     __slots__ = ()
 
@@ -223,7 +223,7 @@ _NUMBER_STRING = re.compile(r'"(?:-?(?:\d[\d.eE+-]*|Infinity)|NaN)"')
 def _plain_text(value: Any) -> JSONText | None:
     """`value`'s `JSONText` when `value` certainly needs no repair, told from that text
     (the encoder is C, the walk Python: the walk cost 5x more,
-    docs/performance-load-notes.md): no NaN or Infinity, nothing but JSON types (the
+    docs/performance.md): no NaN or Infinity, nothing but JSON types (the
     encoder refuses the rest), no U+0000 (which it escapes), no lone surrogate, no string
     that may be an `UnrepresentableNumber`, and fewer objects and arrays than
     `MAX_DEPTH`, so no nesting that deep. None means only: let the walk decide."""

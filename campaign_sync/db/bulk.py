@@ -4,7 +4,7 @@ executed for every row (SQLite).
 Why COPY: SQLAlchemy sends many rows as one long multi-row INSERT, which psycopg parses
 anew for each page (too long for its statement cache, and prepared statements are off
 for PgBouncer's transaction pooling, `db.session`); COPY has no statement to parse, and
-PostgreSQL reads its rows faster than an INSERT's (docs/performance-load-notes.md). The
+PostgreSQL reads its rows faster than an INSERT's (docs/performance.md). The
 values pass through the columns' own bind processing (UTC times, JSON), so the rows
 stored are the ones an INSERT would have stored.
 """

@@ -5,7 +5,7 @@ the open one (`valid_to`) of its campaign. Which rows to append is decided by th
 Each document is stored once: the current version's `detail` is NULL, its content being
 `campaigns.detail` (`v_campaign_versions.detail` reads it there). Closing a version gives
 it its own copy, from `campaigns.detail`, which is why a version is closed before the
-campaign's new content is written (docs/performance-load-notes.md, "Round 2").
+campaign's new content is written (docs/performance.md, "Loading details").
 """
 
 from __future__ import annotations

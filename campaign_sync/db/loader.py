@@ -147,7 +147,7 @@ def _page_transaction(engine: Engine, guard: Guard | None) -> Iterator[Connectio
     a server crash may lose the last pages committed (within 3 x wal_writer_delay, 0.6 s
     by default), never part of one, and the cursor is saved with the page, so the next
     pass resumes before them and writes them again (docs/reliability.md). The flush
-    cost 4.8 ms a page, 13% of an initial load (docs/performance-load-notes.md)."""
+    cost 4.8 ms a page, 13% of an initial load (docs/performance.md)."""
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql("set local synchronous_commit = off")

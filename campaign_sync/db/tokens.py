@@ -4,13 +4,13 @@
 (an initial pass, which inserts every row), match the key's prefix (app, type) in the
 index and filter the tokens: it reads every campaign of the type for every page, which
 made the initial load quadratic (EXPLAIN ANALYZE at 10,000 campaigns: 4.4 ms a page,
-5,000 rows read to find 100; docs/performance-load-notes.md). A LATERAL probe per token
+5,000 rows read to find 100; docs/performance.md). A LATERAL probe per token
 uses the whole key whatever the statistics say. SQLite's planner probes the index for an
 IN list by itself.
 
 The statements take the app, type and tokens as parameters (`token_parameters`), so that
 a caller builds its statement once: building a LATERAL select cost ~0.7 ms of CPU a page,
-more than running it (docs/performance-load-notes.md, round 2).
+more than running it (docs/performance.md, "Loading details").
 """
 
 from __future__ import annotations

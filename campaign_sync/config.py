@@ -113,7 +113,10 @@ class Settings(BaseSettings):
     metrics_host: str = _setting("127.0.0.1", "CAMPAIGN_SYNC_METRICS_HOST", min_length=1)
     batch_rest_api_key_file: Path | None = _setting(None, "BATCH_REST_API_KEY_FILE")
     rate_increase_per_second: float = _setting(0.02, "CAMPAIGN_SYNC_RATE_INCREASE_PER_SECOND", gt=0)
-    rate_start_per_second: float = _setting(20.0, "CAMPAIGN_SYNC_RATE_START_PER_SECOND", gt=0)
+    # Between the gate's min_rate and max_rate (batch.ratelimit.RatePolicy): 1 to 200.
+    rate_start_per_second: float = _setting(
+        20.0, "CAMPAIGN_SYNC_RATE_START_PER_SECOND", ge=1.0, le=200.0
+    )
     connect_timeout_seconds: float = _setting(5.0, "CAMPAIGN_SYNC_CONNECT_TIMEOUT_SECONDS", gt=0)
     read_timeout_seconds: float = _setting(30.0, "CAMPAIGN_SYNC_READ_TIMEOUT_SECONDS", gt=0)
     retry_max_attempts: int = _setting(8, "CAMPAIGN_SYNC_RETRY_MAX_ATTEMPTS", ge=1)

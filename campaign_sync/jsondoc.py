@@ -35,7 +35,8 @@ DECODE_DEPTH = 1000
 
 
 class UnrepresentableNumber(str):
-    """A JSON number no Python float or int can hold (`1e400`, `NaN`, 5,000 digits), kept
+    """A JSON number no Python float or int can hold (`1e400`, `1e-400`, `NaN`, 5,000
+    digits), kept
     as the text Batch sent. `storable()` records it as a warning and stores that text."""
 
     __slots__ = ()
@@ -43,7 +44,11 @@ class UnrepresentableNumber(str):
 
 def _float(text: str) -> float | UnrepresentableNumber:
     value = float(text)
-    return value if math.isfinite(value) else UnrepresentableNumber(text)
+    if not math.isfinite(value):  # overflow: 1e400
+        return UnrepresentableNumber(text)
+    if value == 0.0 and any(ch in "123456789" for ch in text.partition("e")[0].partition("E")[0]):
+        return UnrepresentableNumber(text)  # underflow: 1e-400 is not 0
+    return value
 
 
 def _int(text: str) -> int | UnrepresentableNumber:

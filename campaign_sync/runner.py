@@ -114,6 +114,7 @@ async def sync_app(
     listeners = [*hooks, progress_hook(progress)] if progress is not None else list(hooks)
     learned = load_learned_rate(engine, app.name)
     client = make_client(settings, app, transport=transport, hooks=listeners, learned_rate=learned)
+    client.gate.stop = stop  # a stop ends 429 pauses and retry backoffs at once
     async with client:
         passes = [
             SyncPass(

@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from campaign_sync.batch.client import GONE, BatchClient, ClientEvent, ClientHook, Paused, Retrying
-from campaign_sync.batch.errors import AuthenticationInvalid, BatchError
+from campaign_sync.batch.errors import AuthenticationInvalid, BatchError, StopRequested
 from campaign_sync.batch.sweep import SweepError, SweepPage
 from campaign_sync.db.loader import stored_campaigns, write_page
 from campaign_sync.db.locks import DEFAULT_LEASE_SECONDS, Guard, LockLost, pass_lock
@@ -227,6 +227,12 @@ class SyncPass:
             else:
                 status = PassStatus.INTERRUPTED
                 log.info("pass interrupted; the next pass resumes from the saved cursor")
+        except StopRequested:
+            status = PassStatus.INTERRUPTED
+            log.info(
+                "pass interrupted while waiting for Batch (a 429 pause or a retry); the next "
+                "pass resumes from the saved cursor"
+            )
         except MassDeleteRefused as refused:
             error = str(refused)
             with self.engine.begin() as conn:

@@ -246,6 +246,32 @@ def test_one_sigterm_interrupts_sync_cleanly_with_exit_0(pg_url: str) -> None:
     engine.dispose()
 
 
+def test_one_sigterm_during_a_long_429_pause_is_obeyed_at_once(pg_url: str) -> None:
+    # Batch asks for 100 s: a stop must not wait them out (nor the retries after them).
+    limited = Simulator(api_key=API_KEY, rest_api_key=CANARY_REST_KEY, push=50, in_app=0)
+    limited.knobs.fault_429 = 1.0
+    limited.knobs.retry_after = "100"
+    with SimulatorServer(limited) as server:
+        env = cli_env(pg_url, server, CAMPAIGN_SYNC_LOG_FORMAT="text")
+        process = start_cli("sync", "--type", "push", env=env)
+        deadline = time.monotonic() + 30
+        while limited.count("list push", 429) == 0:
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.02)
+        time.sleep(0.2)  # well inside the pause
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=20)  # a guard against a hang, not a timing
+    assert "Traceback" not in stderr, stderr[-3000:]
+    assert process.returncode == 0, stderr[-2000:]
+    assert "default/push: interrupted" in stdout
+    assert "pass interrupted while waiting for Batch" in stderr
+    assert limited.count("list push", 429) == 1  # nothing sent after the stop
+    engine = make_engine(pg_url)
+    with engine.connect() as conn:
+        assert conn.execute(select(sync_runs.c.status)).scalar_one() == "interrupted"
+    engine.dispose()
+
+
 def test_a_second_sigterm_stops_sync_at_once_in_one_line(pg_url: str) -> None:
     slow = Simulator(api_key=API_KEY, rest_api_key=CANARY_REST_KEY, push=400, in_app=0, seed=4)
     slow.knobs.latency_seconds = 0.05

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 
 import httpx
@@ -218,7 +219,8 @@ def test_retry_after_is_honoured_when_longer_than_the_floor() -> None:
         return ok([])
 
     async def call() -> None:
-        async with mock_client(handler, floor=0.05) as client:
+        # floor 0.2 s: the longest wait (8 x the floor here) leaves room for Retry-After's 1 s
+        async with mock_client(handler, floor=0.2) as client:
             await client.list_push()
 
     run(call())
@@ -233,6 +235,10 @@ def test_retry_after_as_an_http_date_is_understood() -> None:
     assert 28 <= (errors.parse_retry_after(when) or 0) <= 30.5
     assert errors.parse_retry_after("7") == 7.0
     assert errors.parse_retry_after("soon") is None
+    # RFC 9110 delay-seconds are ASCII digits only: what float() would also take is not.
+    for odd in ("1e999", "inf", "nan", "-5", "5_0", "\u0661\u0662", "1.5", "+7"):
+        assert errors.parse_retry_after(odd) is None, odd
+    assert errors.parse_retry_after("9" * 400) == math.inf  # the gate caps what it waits
 
 
 def test_each_retry_is_logged_with_route_status_attempt_and_wait(

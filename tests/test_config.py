@@ -300,6 +300,8 @@ def test_the_metrics_endpoint_listens_on_loopback_unless_told(
         ("BATCH_REST_API_KEY", "abc\ndef", "BATCH_REST_API_KEY: holds characters no HTTP"),
         ("BATCH_REST_API_KEY", "clé", "BATCH_REST_API_KEY: holds characters no HTTP"),
         ("BATCH_API_KEY", "two words", "BATCH_API_KEY: holds characters no HTTP"),
+        ("CAMPAIGN_SYNC_RATE_START_PER_SECOND", "0.001", "greater than or equal to 1"),
+        ("CAMPAIGN_SYNC_RATE_START_PER_SECOND", "500", "less than or equal to 200"),
     ],
 )
 def test_values_no_pass_could_use_are_refused_at_start_naming_the_setting(

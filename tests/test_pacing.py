@@ -83,6 +83,58 @@ def test_where_the_gate_starts(
     assert rate_gate.rate == expected_rate
 
 
+@pytest.mark.parametrize(
+    ("start", "expected_pace"),
+    [(0.001, 1.0), (1e-9, 1.0), (0.5, 1.0), (20.0, 20.0), (1e9, None), (math.inf, None)],
+)
+def test_a_slow_start_outside_the_gates_range_is_clamped_and_never_overflows(
+    start: float, expected_pace: float | None
+) -> None:
+    rate_gate, _ = gate(policy=RatePolicy(slow_start_rate=start))
+    assert rate_gate.pace == expected_pace  # None: at max_rate, unpaced
+    send_times(rate_gate, 50)  # 3 ** (1 / 0.001) overflowed a float: it must not
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "expected_pause"),
+    [
+        (None, 5.0),  # the floor
+        (2.0, 5.0),  # never below the floor
+        (30.0, 30.0),  # honoured
+        (1e6, 120.0),  # capped at backoff_max_seconds
+        (math.inf, 120.0),  # `1e999` digits, or a date in 2099
+    ],
+)
+def test_a_429_pauses_at_least_the_floor_and_at_most_the_longest_wait(
+    retry_after: float | None, expected_pause: float
+) -> None:
+    policy = RatePolicy(backoff_min_seconds=5.0, backoff_max_seconds=120.0, backoff_jitter=0.0)
+    rate_gate, _ = gate(policy=policy)
+    sent = asyncio.run(rate_gate.acquire())
+    assert rate_gate.on_too_many_requests(sent, retry_after) == expected_pause
+
+
+def test_a_stop_ends_a_429_pause_at_once_and_sends_nothing() -> None:
+    from campaign_sync.batch.errors import StopRequested
+
+    async def scenario() -> tuple[float, str]:
+        rate_gate = RateGate(RatePolicy(backoff_min_seconds=100.0, backoff_jitter=0.0))
+        rate_gate.stop = asyncio.Event()
+        rate_gate.on_too_many_requests(await rate_gate.acquire(), None)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        loop.call_later(0.05, rate_gate.stop.set)
+        try:
+            await rate_gate.acquire()
+        except StopRequested as stopped:
+            return loop.time() - started, str(stopped)
+        return loop.time() - started, "sent"
+
+    waited, outcome = asyncio.run(scenario())
+    assert outcome == "stopping: a request waiting for Batch was abandoned"
+    assert waited < 50  # not the 100 s pause (a bound against a hang, not a timing)
+
+
 def test_the_slow_start_triples_per_second_of_sending_until_unpaced() -> None:
     rate_gate, clock = gate()
     started = clock.now

@@ -199,6 +199,25 @@ def test_what_the_decoder_reads_below_the_depth_limit_is_kept_as_text() -> None:
         assert warning.field == "x" + "[0]" * 99
 
 
+def test_numbers_a_float_cannot_hold_keep_their_text_at_both_ends() -> None:
+    from campaign_sync.jsondoc import decode
+
+    # (JSON number, what decoding gives): overflow and underflow alike keep their digits.
+    table = [
+        ("1e400", UnrepresentableNumber("1e400")),
+        ("1e-400", UnrepresentableNumber("1e-400")),
+        ("-2.5E-999", UnrepresentableNumber("-2.5E-999")),
+        ("0.0000e-999", 0.0),  # a zero is a zero
+        ("0e5", 0.0),
+        ("-0.0", -0.0),
+        ("5e-324", 5e-324),  # the smallest double: representable
+        ("1.5", 1.5),
+    ]
+    for text, expected in table:
+        [value] = decode(f"[{text}]")
+        assert type(value) is type(expected) and value == expected, text
+
+
 def _decode_from_depth(frames: int, document: bytes) -> Any:
     """`decode(document)` called `frames` frames deeper than this test."""
     from campaign_sync.jsondoc import decode

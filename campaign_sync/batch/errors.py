@@ -11,6 +11,13 @@ from typing import Any, ClassVar
 import httpx
 
 
+class StopRequested(Exception):
+    """A stop (SIGTERM/SIGINT) came while a request waited out a 429 pause or a retry's
+    backoff: the request is abandoned unsent, so that a stop is obeyed in about a second
+    whatever `Retry-After` says. Not a `BatchError`: Batch did nothing wrong, and the pass
+    that meets it is `interrupted`, not `failed`."""
+
+
 class BatchError(Exception):
     """A Batch call that did not give a usable answer. A subclass declares whether the same
     call is worth trying again: `class ServerError(BatchError, retriable=True)`."""
@@ -151,14 +158,15 @@ _BY_ENDPOINT_STATUS: dict[tuple[str, int], type[BatchError]] = {
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a `Retry-After` header (delta-seconds or an HTTP date)."""
+    """Seconds from a `Retry-After` header: delay-seconds (RFC 9110, section 10.2.3:
+    ASCII digits only, so not `1e999`, `inf`, `-5`, `5_0` or other scripts' digits, which
+    Python's float() would take) or an HTTP date; None for anything else. The caller caps
+    what it waits (`RatePolicy.backoff_max_seconds`)."""
     if not value:
         return None
     value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    if value.isascii() and value.isdigit():
+        return float(value)  # inf for a number too long for a float: the cap applies
     from datetime import UTC, datetime
     from email.utils import parsedate_to_datetime
 

@@ -29,6 +29,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from campaign_sync.batch.errors import StopRequested
+
 
 @dataclass(frozen=True)
 class LearnedRate:
@@ -77,12 +79,18 @@ class RateGate:
         self._paused_until = 0.0
         self._pause_started = float("-inf")
         self._consecutive_429 = 0
-        self._pace, self._limit_seen = policy.slow_start_rate, False
+        # Clamped like a learned rate: below min_rate the slow start's per-request growth
+        # (factor ** (1 / pace)) overflows, and a pace of 0.001/s parks every request.
+        start = policy.slow_start_rate
+        start = start if math.isfinite(start) else policy.max_rate
+        self._pace = min(policy.max_rate, max(policy.min_rate, start))
+        self._limit_seen = False
         usable = learned is not None and math.isfinite(learned.requests_per_second)
         if learned is not None and usable and learned.requests_per_second > 0:
             self._pace = min(policy.max_rate, max(policy.min_rate, learned.requests_per_second))
             self._limit_seen = learned.limit_seen
         self._next_slot = 0.0
+        self.stop: asyncio.Event | None = None  # set by the pass: see `wait`
         self._recent_sends: deque[float] = deque()
         self._first_send: float | None = None
         self.total_429 = 0
@@ -113,7 +121,7 @@ class RateGate:
         while True:
             now = self._clock()
             if now < self._paused_until:
-                await self._sleep(self._paused_until - now)
+                await self.wait(self._paused_until - now)
                 continue
             if not self._unpaced():
                 slot = max(now, self._next_slot)
@@ -129,6 +137,25 @@ class RateGate:
             while self._recent_sends and self._recent_sends[0] < sent_at - 5.0:
                 self._recent_sends.popleft()
             return sent_at
+
+    async def wait(self, seconds: float) -> None:
+        """Sleep `seconds` (a 429 pause, a retry's backoff), unless `stop` is or gets set:
+        then raise `StopRequested` at once. Pacing slots are not cut short: they last a
+        fraction of a second, and the page in flight is finished when it can be."""
+        if self.stop is None:
+            await self._sleep(seconds)
+            return
+        if self.stop.is_set():
+            raise StopRequested("stopping: a request waiting for Batch was abandoned")
+        stopped = asyncio.ensure_future(self.stop.wait())
+        slept = asyncio.ensure_future(self._sleep(seconds))
+        try:
+            await asyncio.wait((stopped, slept), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            slept.cancel()
+        if self.stop.is_set():
+            raise StopRequested("stopping: a request waiting for Batch was abandoned")
 
     def on_success(self) -> None:
         """An answered request: the rate climbs (per request, so by the rules' amount per
@@ -162,7 +189,10 @@ class RateGate:
         exponential = policy.backoff_min_seconds * 2 ** (self._consecutive_429 - 1)
         jitter = 1 + policy.backoff_jitter * self._rng.random()
         wait = min(policy.backoff_max_seconds, exponential) * jitter
-        wait = max(wait, policy.backoff_min_seconds, retry_after or 0.0)
+        # Retry-After is honoured up to the longest single wait: a server's `1e999` or a
+        # date in 2099 must not park the app for the rest of the pass.
+        asked = min(retry_after or 0.0, policy.backoff_max_seconds)
+        wait = max(wait, policy.backoff_min_seconds, asked)
         now = self._clock()
         self._pause_started = now
         self._paused_until = max(self._paused_until, now + wait)

@@ -109,6 +109,7 @@ class RetryPolicy:
             stop=stop_after_attempt(self.budget.max_attempts)
             | stop_before_delay(self.budget.max_seconds - (time.monotonic() - started)),
             wait=self._wait,
+            sleep=self.gate.wait,  # a stop ends the wait: StopRequested, not retried
             before_sleep=lambda state: self._before_sleep(state, on_retry),
             reraise=False,
         )

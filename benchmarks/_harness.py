@@ -159,11 +159,19 @@ def throwaway_database() -> Iterator[str]:
     The server is `BENCH_ADMIN_DATABASE_URL`'s (default: the local one at 127.0.0.1:5432)."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, DBAPIError
 
     name = f"campaign_sync_bench_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except (ArgumentError, DBAPIError, ValueError) as error:
+        problem = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        raise SystemExit(
+            "benchmarks: cannot create a throwaway database with BENCH_ADMIN_DATABASE_URL "
+            f"(a PostgreSQL URL whose user may create databases): {problem}"
+        ) from None
     try:
         yield make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     finally:

@@ -239,3 +239,19 @@ def test_a_server_capping_pages_at_three_is_still_swept() -> None:
         return tokens
 
     assert sorted(asyncio.run(run())) == sorted(source.items)
+
+
+def test_the_set_of_yielded_tokens_tells_every_token_apart() -> None:
+    from campaign_sync.batch.sweep import TokenSet
+
+    odd = ["a", "A", "a ", "é", "e\u0301", "\ud800", "\udc80x", "🎉", "x" * 10_000, "0" * 31]
+    near = [f"{n:032x}" for n in range(2_000)]  # tokens a bit apart, as Batch's hex ones
+    yielded = TokenSet(odd[:5])
+    for token in odd[5:] + near:
+        assert token not in yielded, repr(token)
+        yielded.add(token)
+        assert token in yielded, repr(token)
+    assert len(yielded) == len(odd) + len(near)
+    assert all(token in yielded for token in odd)
+    assert None not in yielded and 3 not in yielded  # not a token: never held
+    assert not TokenSet()

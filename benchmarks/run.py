@@ -1,6 +1,6 @@
 """Every performance target of issue 14 in one command, against the simulator and
-throwaway PostgreSQL databases: `python benchmarks/run.py` (about 15 minutes; `--quick`
-runs smaller sizes in a few, whose figures are indicative only).
+throwaway PostgreSQL databases: `python benchmarks/run.py` (about 7 minutes; `--quick`
+runs smaller sizes in about 3, whose figures are indicative only).
 
 Prints one table: each figure, the reference measured in the same run, the ratio, the
 target and PASS or FAIL; exits 1 when any target fails. Needs campaign-sync installed

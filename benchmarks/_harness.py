@@ -205,9 +205,9 @@ if pid == 0:
     os.execvp(command[0], command)
 _, status, usage = os.wait4(pid, 0)
 wall = time.perf_counter() - started
-report = [wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024]
+code = os.waitstatus_to_exitcode(status)  # -9: killed by SIGKILL (an OOM kill, say)
+report = [wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, code]
 os.write(report_fd, json.dumps(report).encode())
-sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 
@@ -217,25 +217,32 @@ def run_child(args: Sequence[str], env: dict[str, str] | None = None) -> ChildRu
 
     Raises RuntimeError when it exits non-zero."""
     read_end, write_end = os.pipe()
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        child = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-c", _MEASURE, str(write_end), *args],
-            env=env,
-            stdout=out,
-            stderr=err,
-            text=True,
-            pass_fds=(write_end,),
-        )
-        os.close(write_end)
-        with os.fdopen(read_end) as reports:
-            report = reports.read()
-        code = child.wait()
+    with (
+        os.fdopen(read_end) as reports,
+        tempfile.TemporaryFile("w+") as out,
+        tempfile.TemporaryFile("w+") as err,
+    ):
+        try:
+            child = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", _MEASURE, str(write_end), *args],
+                env=env,
+                stdout=out,
+                stderr=err,
+                text=True,
+                pass_fds=(write_end,),
+            )
+        finally:
+            os.close(write_end)
+        report = reports.read()
+        measurer = child.wait()
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()
-    if code != 0 or not report:
+    if measurer != 0 or not report:
+        raise RuntimeError(f"{' '.join(args)} could not be run: {stderr.strip()[-2000:]}")
+    wall, cpu, peak_mb, code = json.loads(report)
+    if code != 0:  # negative: the signal that killed it
         raise RuntimeError(f"{' '.join(args)} exited {code}: {stderr.strip()[-2000:]}")
-    wall, cpu, peak_mb = json.loads(report)
     return ChildRun(wall, cpu, peak_mb, code, stdout)
 
 

@@ -417,6 +417,7 @@ class SyncPass:
         outcomes = await asyncio.gather(
             *(self._view(token) for token in needed), return_exceptions=True
         )
+        abandoned = 0
         for token, outcome in zip(needed, outcomes, strict=True):
             if outcome is GONE:
                 load.gone.append(token)
@@ -425,10 +426,17 @@ class SyncPass:
             elif isinstance(outcome, BatchError):
                 log.warning("detail of campaign %s not loaded: %s", token, outcome)
                 load.failed[token] = str(outcome)
+            elif isinstance(outcome, StopRequested):
+                # Not sent because a stop came while it waited (a 429 pause, its pace): the
+                # page is still committed with what arrived, and these are asked next pass.
+                load.failed[token] = "not asked: the pass was stopped while it waited"
+                abandoned += 1
             elif isinstance(outcome, BaseException):
                 raise outcome
             else:
                 load.details[token] = outcome
+        if abandoned:
+            log.info("stopping: %d detail(s) of this page left for the next pass", abandoned)
         return load
 
     async def _view(self, token: str) -> Any:

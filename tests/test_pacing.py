@@ -8,7 +8,7 @@ import itertools
 import math
 
 import pytest
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, select, text
 
 from campaign_sync.batch.client import Responded
 from campaign_sync.batch.ratelimit import LearnedRate, RateGate, RatePolicy
@@ -239,3 +239,84 @@ def test_a_pass_stores_what_it_learned_and_the_next_starts_paced_at_it(
     assert simulator.count(status=429) == too_many_before
     if learned.limit_seen:
         assert first_rates[0] == pytest.approx(learned.requests_per_second, rel=0.01)
+
+
+def test_after_a_stop_paced_requests_go_on_for_the_grace_then_are_abandoned() -> None:
+    from campaign_sync.batch.errors import StopRequested
+
+    rate_gate, _ = gate(LearnedRate(1.0, limit_seen=True))  # a slot a second
+    rate_gate.stop = asyncio.Event()
+
+    async def send_until_abandoned() -> list[float]:
+        sent = [await rate_gate.acquire()]
+        rate_gate.stop.set()  # type: ignore[union-attr]
+        try:
+            while True:
+                sent.append(await rate_gate.acquire())
+        except StopRequested:
+            return sent
+
+    sent = asyncio.run(send_until_abandoned())
+    # 5 s of grace (RatePolicy.stop_grace_seconds) at 1 request/s, then nothing more.
+    assert [round(t - sent[0], 6) for t in sent] == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+def test_a_stop_while_details_wait_for_their_pace_commits_the_page_without_them(
+    simulator: Simulator, sim_server: SimulatorServer, db: Engine, pg_url: str
+) -> None:
+    from campaign_sync.domain import CampaignType
+
+    settings = make_settings(sim_server.url, pg_url)
+    save_learned_rate(db, "default", LearnedRate(4.0, limit_seen=True))  # 60 details: 15 s
+
+    async def stopped_after_three_details() -> list[object]:
+        stop = asyncio.Event()
+
+        def hear(event: object) -> None:
+            if isinstance(event, Responded) and simulator.count("view push") >= 3:
+                stop.set()
+
+        return list(
+            await sync_apps(
+                db, settings, [make_app()], (CampaignType.PUSH,), stop=stop, hooks=[hear]
+            )
+        )
+
+    [result] = asyncio.run(stopped_after_three_details())
+    assert result.status == "interrupted"  # type: ignore[attr-defined]
+    asked = simulator.count("view push")
+    assert 3 <= asked < 40  # 5 s of grace at 4/s after the stop, then nothing more was sent
+    with db.connect() as conn:
+        stored = conn.execute(
+            text("select count(*), count(detail) from campaigns where campaign_type = 'push'")
+        ).one()
+        not_asked = conn.execute(
+            text("select count(*) from sync_warnings where message like 'not asked:%'")
+        ).scalar_one()
+    assert tuple(stored) == (60, asked)  # the (only) page, committed with the details that came
+    assert not_asked == 60 - asked  # ... and the others kept from their list entries
+    # The sweep resumes after that page; the next sweep asks for the details left out.
+    save_learned_rate(db, "default", LearnedRate(200.0, limit_seen=False))  # unpaced now
+    for _ in range(2):
+        asyncio.run(sync_apps(db, settings, [make_app()], (CampaignType.PUSH,)))
+    with db.connect() as conn:
+        missing = conn.execute(text("select count(*) from campaigns where detail is null"))
+        assert missing.scalar_one() == 0
+
+
+def test_a_resumed_sweep_with_anchors_that_are_not_text_steps_back_and_goes_on(
+    simulator: Simulator, sim_server: SimulatorServer, db: Engine, pg_url: str
+) -> None:
+    from campaign_sync.domain import CampaignType
+
+    settings = make_settings(sim_server.url, pg_url)
+    asyncio.run(sync_apps(db, settings, [make_app()], (CampaignType.PUSH,)))
+    with db.begin() as conn:  # a hand-edited (or corrupt) cursor
+        conn.execute(
+            text(
+                "update sync_state set sweep_in_progress = true, sweep_offset = 50, "
+                "sweep_anchor_tokens = '[123, null]' where campaign_type = 'push'"
+            )
+        )
+    [result] = asyncio.run(sync_apps(db, settings, [make_app()], (CampaignType.PUSH,)))
+    assert result.status == "succeeded"

@@ -164,7 +164,7 @@ def parse_retry_after(value: str | None) -> float | None:
     what it waits (`RatePolicy.backoff_max_seconds`)."""
     if not value:
         return None
-    value = value.strip()
+    value = value.strip(" \t")  # RFC 9110's optional whitespace: spaces and tabs only
     if value.isascii() and value.isdigit():
         return float(value)  # inf for a number too long for a float: the cap applies
     from datetime import UTC, datetime

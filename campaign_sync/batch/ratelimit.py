@@ -53,6 +53,7 @@ class RatePolicy:
     slow_start_rate: float = 20.0  # requests/s of an app with nothing learned yet
     slow_start_factor: float = 3.0  # the slow start's growth per second of sending
     window_seconds: float = 1.0  # how far back the accepted rate is measured at a 429
+    stop_grace_seconds: float = 5.0  # after a stop, paced requests go on this long
 
 
 class RateGate:
@@ -91,6 +92,7 @@ class RateGate:
             self._limit_seen = learned.limit_seen
         self._next_slot = 0.0
         self.stop: asyncio.Event | None = None  # set by the pass: see `wait`
+        self._stop_seen_at: float | None = None
         self._recent_sends: deque[float] = deque()
         self._first_send: float | None = None
         self.total_429 = 0
@@ -127,7 +129,7 @@ class RateGate:
                 slot = max(now, self._next_slot)
                 self._next_slot = slot + 1.0 / self._pace
                 if slot > now:
-                    await self._sleep(slot - now)
+                    await self._pace_wait(slot - now)
                     if self._clock() < self._paused_until:
                         continue  # a 429 arrived while we waited for our slot
             sent_at = self._clock()
@@ -140,8 +142,8 @@ class RateGate:
 
     async def wait(self, seconds: float) -> None:
         """Sleep `seconds` (a 429 pause, a retry's backoff), unless `stop` is or gets set:
-        then raise `StopRequested` at once. Pacing slots are not cut short: they last a
-        fraction of a second, and the page in flight is finished when it can be."""
+        then raise `StopRequested` at once; the pass commits what arrived and asks for the
+        rest next time."""
         if self.stop is None:
             await self._sleep(seconds)
             return
@@ -156,6 +158,19 @@ class RateGate:
             slept.cancel()
         if self.stop.is_set():
             raise StopRequested("stopping: a request waiting for Batch was abandoned")
+
+    async def _pace_wait(self, seconds: float) -> None:
+        """Wait for a pacing slot. After a stop, the page in flight goes on at its pace for
+        `policy.stop_grace_seconds` (at 20 requests/s and more, a page's 100 details fit),
+        then the requests not yet sent are abandoned (`StopRequested`): at a learned
+        1 request/s, finishing the page would take 100 s."""
+        if self.stop is not None and self.stop.is_set():
+            now = self._clock()
+            if self._stop_seen_at is None:
+                self._stop_seen_at = now
+            if now - self._stop_seen_at >= self.policy.stop_grace_seconds:
+                raise StopRequested("stopping: a request waiting for Batch was abandoned")
+        await self._sleep(seconds)
 
     def on_success(self) -> None:
         """An answered request: the rate climbs (per request, so by the rules' amount per

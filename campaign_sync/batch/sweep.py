@@ -84,8 +84,10 @@ class TokenSet:
 
     __slots__ = ("_digests",)
 
-    def __init__(self, tokens: Iterable[str] = ()) -> None:
-        self._digests = {self._digest(token) for token in tokens}
+    def __init__(self, tokens: Iterable[object] = ()) -> None:
+        # A resumed sweep's anchors come from the database: what is not text (a hand-edited
+        # or corrupt row) anchors nothing, and the sweep steps back as for any mismatch.
+        self._digests = {self._digest(token) for token in tokens if isinstance(token, str)}
 
     @staticmethod
     def _digest(token: str) -> int:

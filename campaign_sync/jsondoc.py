@@ -30,7 +30,8 @@ class NestedTooDeeply(UnreadableJSON):
 # Python's decoder recurses once per level, against the interpreter's recursion limit,
 # which the caller's own frames use up too: unguarded, how deep a document decodes would
 # depend on who asks (950 levels decoded under pytest, not under pytest-xdist's deeper
-# stack). `_reach` lifts the limit so that every caller gets at least this many levels.
+# stack). After a RecursionError, `_reach` lifts the limit so that every caller gets at
+# least this many levels, and the document is read again.
 DECODE_DEPTH = 1000
 
 
@@ -76,7 +77,14 @@ def _reach() -> None:
 
 
 def _loads(text: bytes | str) -> Any:
-    _reach()
+    try:
+        return _json_loads(text)
+    except RecursionError:  # only then is the caller's depth worth the walk up its stack
+        _reach()
+        return _json_loads(text)
+
+
+def _json_loads(text: bytes | str) -> Any:
     return json.loads(
         text, parse_float=_float, parse_int=_int, parse_constant=UnrepresentableNumber
     )

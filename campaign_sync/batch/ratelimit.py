@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 from campaign_sync.batch.errors import StopRequested
 
+ABANDONED = "stopping: a request waiting for Batch was abandoned"  # StopRequested's text
+
 
 @dataclass(frozen=True)
 class LearnedRate:
@@ -148,7 +150,7 @@ class RateGate:
             await self._sleep(seconds)
             return
         if self.stop.is_set():
-            raise StopRequested("stopping: a request waiting for Batch was abandoned")
+            raise StopRequested(ABANDONED)
         stopped = asyncio.ensure_future(self.stop.wait())
         slept = asyncio.ensure_future(self._sleep(seconds))
         try:
@@ -157,7 +159,7 @@ class RateGate:
             stopped.cancel()
             slept.cancel()
         if self.stop.is_set():
-            raise StopRequested("stopping: a request waiting for Batch was abandoned")
+            raise StopRequested(ABANDONED)
 
     async def _pace_wait(self, seconds: float) -> None:
         """Wait for a pacing slot. After a stop, the page in flight goes on at its pace for
@@ -169,7 +171,7 @@ class RateGate:
             if self._stop_seen_at is None:
                 self._stop_seen_at = now
             if now - self._stop_seen_at >= self.policy.stop_grace_seconds:
-                raise StopRequested("stopping: a request waiting for Batch was abandoned")
+                raise StopRequested(ABANDONED)
         await self._sleep(seconds)
 
     def on_success(self) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 from sqlalchemy import Engine, select, text
+from sqlalchemy.engine import make_url
 
 from campaign_sync.db.models import campaigns, sync_runs, sync_warnings
 from campaign_sync.db.session import make_engine
@@ -480,20 +481,7 @@ def test_connections_cut_between_pages_are_replaced_and_the_pass_goes_on(
 
     def restart(token: str) -> None:
         if token == "c140":  # while the first page's details arrive: every connection is cut
-            with engine.connect() as conn:
-                kill = (
-                    "select pid, pg_terminate_backend(pid) from pg_stat_activity "
-                    "where datname = current_database() and pid <> pg_backend_pid()"
-                )
-                cut = [pid for pid, _ in conn.execute(text(kill))]
-                # pg_terminate_backend only signals: wait until those backends are gone, so
-                # that the cut is over before the next page (not a race with its ping).
-                alive = text("select count(*) from pg_stat_activity where pid = any(:pids)")
-                deadline = time.monotonic() + 10
-                while conn.execute(alive, {"pids": cut}).scalar_one():
-                    assert time.monotonic() < deadline, "the backends did not end"
-                    conn.rollback()  # pg_stat_activity is a snapshot per transaction
-                    time.sleep(0.01)
+            _terminate_backends(pg_url, "datname = current_database()")
 
     fake.on_view = restart
     [result] = sync_fake(pg_url, fake)
@@ -502,16 +490,28 @@ def test_connections_cut_between_pages_are_replaced_and_the_pass_goes_on(
     engine.dispose()
 
 
+def _terminate_backends(url: str, where: str, *params: object) -> None:
+    """End the backends of pg_stat_activity that `where` names (never the one asking) and
+    wait until they are gone: pg_terminate_backend only signals, and a cut still under way
+    would race with the next statement. Autocommit, so that pg_stat_activity, a snapshot
+    per transaction, is read afresh at each look."""
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    others = f"from pg_stat_activity where pid <> pg_backend_pid() and ({where})"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        cut = [
+            pid
+            for pid, _ in conn.execute(f"select pid, pg_terminate_backend(pid) {others}", params)
+        ]
+        deadline = time.monotonic() + 10
+        while conn.execute("select 1 from pg_stat_activity where pid = any(%s)", (cut,)).fetchone():
+            assert time.monotonic() < deadline, "the backends did not end"
+            time.sleep(0.01)
+
+
 def _cut_own_connection(conn: Any) -> None:
     """End this connection's backend from another connection, and wait until it is gone."""
     pid = conn.execute(text("select pg_backend_pid()")).scalar_one()
-    with psycopg.connect(conn.engine.url.set(drivername="postgresql").render_as_string(
-        hide_password=False), autocommit=True) as other:  # fmt: skip
-        other.execute("select pg_terminate_backend(%s)", (pid,))
-        deadline = time.monotonic() + 10
-        while other.execute("select 1 from pg_stat_activity where pid = %s", (pid,)).fetchone():
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+    _terminate_backends(conn.engine.url.render_as_string(hide_password=False), "pid = %s", pid)
 
 
 def test_a_read_whose_connection_is_cut_is_read_again_once(

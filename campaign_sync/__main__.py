@@ -1,3 +1,3 @@
-from campaign_sync.cli import main
+from campaign_sync.cli import run
 
-main()
+run()

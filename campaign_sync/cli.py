@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from campaign_sync.startup import imports_begin, imports_done
+
 if TYPE_CHECKING:
     import asyncio
 
@@ -252,8 +254,22 @@ def _flag(name: str, text: str) -> Callable[[F], F]:
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """Sync Batch (batch.com) push and in-app campaigns into PostgreSQL or SQLite."""
+    if ctx.invoked_subcommand not in _COLLECTOR_RESUMED_BY_COMMAND:
+        imports_done()
     if ctx.invoked_subcommand is None:
         click.echo(ctx.get_help())
+
+
+# The commands that resume the garbage collector themselves, once their set-up has imported
+# what they use (`startup`); for every other command the group resumes it before it runs.
+_COLLECTOR_RESUMED_BY_COMMAND = frozenset({"sync", "serve"})
+
+
+def run() -> None:
+    """The `campaign-sync` executable: `main`, with the garbage collector paused while the
+    command imports its modules (`startup`: about 0.1 s of a `sync`'s start-up CPU)."""
+    imports_begin()
+    main()
 
 
 @main.command(short_help="Create or upgrade the database schema.")
@@ -347,6 +363,7 @@ def sync(
     options = pass_options(
         settings, stats=stats, full_refresh=full_refresh, allow_mass_delete=allow_mass_delete
     )
+    imports_done()
 
     async def run(stop: asyncio.Event) -> list[PassResult]:
         with progress_for_terminal() as progress:
@@ -398,6 +415,7 @@ def serve(
     settings = _settings(**{name: value for name, value in flags.items() if value is not None})
     apps = resolve_apps(settings)
     engine = _engine(settings)
+    imports_done()
     run_service(engine, settings, apps)
 
 

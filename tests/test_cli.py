@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -355,6 +356,53 @@ def test_the_demo_uses_database_url_when_set(pg_url: str) -> None:
     engine = make_engine(pg_url)
     assert count(engine, "select count(*) from campaigns where app = 'demo'") == 201
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("command", "work", "collections"),
+    [
+        # sync imports its modules before it resumes the collector: no collection.
+        ("sync", "campaign_sync.signals.run_until_signalled", "0"),
+        # status imports after (the group resumes it): collections, so a number.
+        ("status", "campaign_sync.status.collect_status", r"\d+"),
+    ],
+)
+def test_the_collector_is_paused_for_imports_and_back_before_the_work(
+    tmp_path: Path, sim_server: SimulatorServer, command: str, work: str, collections: str
+) -> None:
+    """`campaign-sync` imports with the garbage collector off (campaign_sync.startup), then
+    freezes what it imported and turns the collector on before the command's work: `sync`
+    after its set-up, every other command before it runs."""
+    url = f"sqlite:///{tmp_path / 'collector.db'}"
+    assert cli("migrate", env=cli_env(url)).returncode == 0
+    module, name = work.rsplit(".", 1)
+    probe = (
+        "import gc, importlib, sys\n"
+        "collections = []\n"
+        "gc.callbacks.append(lambda phase, info: phase == 'start' and collections.append(1))\n"
+        f"work = importlib.import_module({module!r})\n"
+        "def seen(*args, **kwargs):\n"
+        "    print('AT WORK', len(collections), gc.isenabled(), gc.get_freeze_count() > 0,"
+        " file=sys.stderr)\n"
+        "    sys.exit(0)\n"
+        f"setattr(work, {name!r}, seen)\n"
+        "from campaign_sync.cli import run\n"
+        f"sys.argv = ['campaign-sync', {command!r}]\n"
+        "collections.clear()\n"
+        "run()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=cli_env(url, sim_server),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    # With the collector on, importing SQLAlchemy alone starts dozens of collections.
+    assert re.search(rf"^AT WORK {collections} True True$", result.stderr, re.M), result.stderr[
+        -500:
+    ]
 
 
 def test_sync_imports_only_what_a_pass_needs(tmp_path: Path, sim_server: SimulatorServer) -> None:

@@ -358,6 +358,15 @@ def test_the_demo_uses_database_url_when_set(pg_url: str) -> None:
     engine.dispose()
 
 
+def run_probe(probe: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run `probe` (Python source) in a child interpreter; it must exit 0."""
+    result = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result
+
+
 @pytest.mark.parametrize(
     ("command", "work", "collections"),
     [
@@ -391,18 +400,10 @@ def test_the_collector_is_paused_for_imports_and_back_before_the_work(
         "collections.clear()\n"
         "run()\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", probe],
-        env=cli_env(url, sim_server),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    result = run_probe(probe, cli_env(url, sim_server))
     # With the collector on, importing SQLAlchemy alone starts dozens of collections.
-    assert re.search(rf"^AT WORK {collections} True True$", result.stderr, re.M), result.stderr[
-        -500:
-    ]
+    at_work = rf"^AT WORK {collections} True True$"
+    assert re.search(at_work, result.stderr, re.M), result.stderr[-500:]
 
 
 def test_sync_imports_only_what_a_pass_needs(tmp_path: Path, sim_server: SimulatorServer) -> None:
@@ -419,12 +420,5 @@ def test_sync_imports_only_what_a_pass_needs(tmp_path: Path, sim_server: Simulat
         "from campaign_sync.cli import main\n"
         "main(['sync'])\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", probe],
-        env=cli_env(url, sim_server),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    result = run_probe(probe, cli_env(url, sim_server))
     assert "LOADED []" in result.stderr, result.stderr[-500:]

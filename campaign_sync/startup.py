@@ -3,8 +3,9 @@
 Importing what a command needs (SQLAlchemy, pydantic, httpx, psycopg and our modules)
 allocates several hundred thousand long-lived objects and next to no garbage, and the
 collector, triggered every 700 allocations (CPython's default threshold), walks them over
-and over meanwhile: about 0.1 s of the 1.1-1.3 s of CPU of a `sync` of an empty app on
-the 2-core development machine (docs/performance.md, target 3). So the command line turns
+and over meanwhile: 0.1-0.35 s of the 0.8-1.4 s of CPU of a `sync` of an empty app on
+the 2-core development machine (medians of interleaved runs, docs/performance.md,
+target 3). So the command line turns
 the collector off for its imports; once a command's modules are in, `imports_done` moves
 every object then alive into the permanent generation (`gc.freeze`, which CPython's `gc`
 documentation describes for this use: objects kept for the process's life are never

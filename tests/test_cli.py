@@ -367,21 +367,42 @@ def run_probe(probe: str, env: dict[str, str]) -> subprocess.CompletedProcess[st
     return result
 
 
+# How a user starts it: the installed `campaign-sync` script, or `python -m campaign_sync`.
+ENTRY_POINTS = {
+    "script": (
+        "from importlib.metadata import entry_points\n"
+        "(script,) = entry_points(group='console_scripts', name='campaign-sync')\n"
+        "start = script.load()\n"
+    ),
+    "module": (  # the command line's own module first, as the script's load() does
+        "import runpy, campaign_sync.cli\n"
+        "start = lambda: runpy.run_module('campaign_sync', run_name='__main__')\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))
 @pytest.mark.parametrize(
     ("command", "work", "collections"),
     [
-        # sync imports its modules before it resumes the collector: no collection.
+        # sync and serve import their modules before they resume the collector: none ran.
         ("sync", "campaign_sync.signals.run_until_signalled", "0"),
+        ("serve", "campaign_sync.service.serve", "0"),
         # status imports after (the group resumes it): collections, so a number.
         ("status", "campaign_sync.status.collect_status", r"\d+"),
     ],
 )
 def test_the_collector_is_paused_for_imports_and_back_before_the_work(
-    tmp_path: Path, sim_server: SimulatorServer, command: str, work: str, collections: str
+    tmp_path: Path,
+    sim_server: SimulatorServer,
+    entry: str,
+    command: str,
+    work: str,
+    collections: str,
 ) -> None:
     """`campaign-sync` imports with the garbage collector off (campaign_sync.startup), then
     freezes what it imported and turns the collector on before the command's work: `sync`
-    after its set-up, every other command before it runs."""
+    and `serve` after their set-up, every other command before it runs."""
     url = f"sqlite:///{tmp_path / 'collector.db'}"
     assert cli("migrate", env=cli_env(url)).returncode == 0
     module, name = work.rsplit(".", 1)
@@ -395,15 +416,31 @@ def test_the_collector_is_paused_for_imports_and_back_before_the_work(
         " file=sys.stderr)\n"
         "    sys.exit(0)\n"
         f"setattr(work, {name!r}, seen)\n"
-        "from campaign_sync.cli import run\n"
+        f"{ENTRY_POINTS[entry]}"
         f"sys.argv = ['campaign-sync', {command!r}]\n"
         "collections.clear()\n"
-        "run()\n"
+        "start()\n"
     )
     result = run_probe(probe, cli_env(url, sim_server))
     # With the collector on, importing SQLAlchemy alone starts dozens of collections.
     at_work = rf"^AT WORK {collections} True True$"
     assert re.search(at_work, result.stderr, re.M), result.stderr[-500:]
+
+
+@pytest.mark.parametrize("args", [["sync", "--help"], ["--version"], ["sync", "--bogus"]])
+def test_the_collector_is_on_again_however_the_command_line_ends(args: list[str]) -> None:
+    probe = (
+        "import gc, sys\n"
+        "from campaign_sync.cli import run\n"
+        f"sys.argv = ['campaign-sync', *{args!r}]\n"
+        "try:\n"
+        "    run()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('AFTER', gc.isenabled(), file=sys.stderr)\n"
+    )
+    result = run_probe(probe, cli_env("sqlite:///unused.db"))
+    assert "AFTER True" in result.stderr, result.stderr[-500:]
 
 
 def test_sync_imports_only_what_a_pass_needs(tmp_path: Path, sim_server: SimulatorServer) -> None:

@@ -59,24 +59,31 @@ class ConfigError(Exception):
 
 
 MAX_SECONDS = 10 * 365 * 86400  # a duration beyond ten years is a typo (and overflows dates)
+MAX_COUNT = 2**31 - 1  # a count or rate beyond this is a typo (and overflows SQL integers)
+MIN_INTERVAL_SECONDS = 1.0  # below this, every tick finds the last pass still running
 
 
 def _setting(default: Any, env: str, **constraints: Any) -> Any:
+    """A setting read from the variable `env`, else from TOML by its field name. Every
+    number has an upper bound: ten years for a duration (`_SECONDS`), `MAX_COUNT` for
+    any other, unless `constraints` give a tighter one."""
     if env.endswith("_SECONDS"):
         constraints.setdefault("le", MAX_SECONDS)
+    elif isinstance(default, int | float) and not isinstance(default, bool):
+        constraints.setdefault("le", MAX_COUNT)
     return Field(default, validation_alias=AliasChoices(env), **constraints)
 
 
 class AppConfig(BaseModel):
     """One Batch app (iOS, Android, Web…) as listed under `[[apps]]`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: str = Field(pattern=APP_NAME.pattern)
     api_key: str = Field(min_length=1)
     rest_api_key: SecretStr | None = None
     rest_api_key_env: str | None = None
-    interval_seconds: float | None = Field(default=None, gt=0)
+    interval_seconds: float | None = Field(default=None, ge=MIN_INTERVAL_SECONDS, le=MAX_SECONDS)
     concurrency: int | None = Field(default=None, ge=1, le=64)
 
 
@@ -107,7 +114,9 @@ class Settings(BaseSettings):
     concurrency: int = _setting(8, "CAMPAIGN_SYNC_CONCURRENCY", ge=1, le=64)
     detail_max_age_seconds: float = _setting(86400, "CAMPAIGN_SYNC_DETAIL_MAX_AGE_SECONDS", ge=0)
     detail_refresh_per_pass: int = _setting(500, "CAMPAIGN_SYNC_DETAIL_REFRESH_PER_PASS", ge=0)
-    interval_seconds: float = _setting(300, "CAMPAIGN_SYNC_INTERVAL_SECONDS", gt=0)
+    interval_seconds: float = _setting(
+        300, "CAMPAIGN_SYNC_INTERVAL_SECONDS", ge=MIN_INTERVAL_SECONDS
+    )
     lock_lease_seconds: float = _setting(60.0, "CAMPAIGN_SYNC_LOCK_LEASE_SECONDS", ge=3)
     metrics_port: int = _setting(9108, "CAMPAIGN_SYNC_METRICS_PORT", ge=0, le=65535)
     metrics_host: str = _setting("127.0.0.1", "CAMPAIGN_SYNC_METRICS_HOST", min_length=1)
@@ -253,7 +262,11 @@ class ResolvedApp:
     concurrency: int
 
 
-def _describe(location: tuple[Any, ...], raw: Mapping[str, Any]) -> str:
+def _describe(location: tuple[Any, ...], raw: Mapping[str, Any], flags: Mapping[str, Any]) -> str:
+    """Where a validation error is, as the user wrote it: a command-line flag by its flag
+    (`--interval-seconds`), a variable by its name, a TOML key by its path (and app)."""
+    if len(location) == 1 and location[0] in flags:
+        return "--" + str(location[0]).replace("_", "-")
     parts: list[str] = []
     for index, part in enumerate(location):
         if isinstance(part, int) and index > 0 and location[index - 1] == "apps":
@@ -368,7 +381,7 @@ def load_settings(config_path: str | os.PathLike[str] | None = None, **flags: An
             ": ".join(
                 part
                 for part in (
-                    _describe(tuple(e["loc"]), raw),
+                    _describe(tuple(e["loc"]), raw, flags),
                     e["msg"].removeprefix("Value error, "),
                 )
                 if part

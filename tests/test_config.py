@@ -7,8 +7,9 @@ import os
 from pathlib import Path
 
 import pytest
+from pydantic import AliasChoices
 
-from campaign_sync.config import ConfigError, load_settings, resolve_apps
+from campaign_sync.config import ConfigError, Settings, load_settings, resolve_apps
 
 
 def write(path: Path, text: str, mode: int = 0o600) -> Path:
@@ -352,3 +353,64 @@ def test_postgresqls_own_schemas_are_refused(schema: str, monkeypatch: pytest.Mo
     monkeypatch.setenv("CAMPAIGN_SYNC_DB_SCHEMA", schema)
     with pytest.raises(ConfigError, match=f"{schema} is one of PostgreSQL's own schemas"):
         load_settings()
+
+
+def _numeric_settings() -> list[tuple[str, str]]:
+    """(field, variable) of every number-valued setting."""
+    found = []
+    for name, field in Settings.model_fields.items():
+        if field.annotation in (int, float) and isinstance(field.validation_alias, AliasChoices):
+            found.append((name, str(field.validation_alias.choices[0])))
+    return found
+
+
+NUMERIC_SETTINGS = _numeric_settings()
+
+
+def test_every_numeric_setting_is_found() -> None:
+    names = {name for name, _ in NUMERIC_SETTINGS}
+    assert {"concurrency", "detail_refresh_per_pass", "retry_max_attempts"} <= names
+    assert {"interval_seconds", "rate_increase_per_second", "stats_window_days"} <= names
+    assert len(NUMERIC_SETTINGS) >= 18
+
+
+@pytest.mark.parametrize(("field", "variable"), NUMERIC_SETTINGS)
+@pytest.mark.parametrize("value", ["9223372036854775808", "2147483648", "nan", "-inf", "1e400"])
+def test_no_numeric_setting_takes_a_value_past_its_bounds(
+    field: str, variable: str, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A number beyond what any column or loop can use (2**63 reached PostgreSQL as
+    `bigint out of range` and SQLite as an OverflowError) is one line naming the variable."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    assert f"settings: {variable}: Input should be" in str(refused.value)
+
+
+@pytest.mark.parametrize("value", ["0.001", "0.999", "0", "-5"])
+def test_serves_interval_is_at_least_a_second_wherever_it_is_set(
+    value: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CAMPAIGN_SYNC_INTERVAL_SECONDS", value)
+    with pytest.raises(ConfigError, match="CAMPAIGN_SYNC_INTERVAL_SECONDS: Input should be"):
+        load_settings()
+    monkeypatch.delenv("CAMPAIGN_SYNC_INTERVAL_SECONDS")
+    with pytest.raises(ConfigError, match=r"^settings: --interval-seconds: Input should be"):
+        load_settings(interval_seconds=float(value))
+    config = write(
+        tmp_path / "apps.toml",
+        f'[[apps]]\nname = "ios"\napi_key = "K"\ninterval_seconds = {value}\n',
+    )
+    with pytest.raises(ConfigError, match=r"apps\[0\] \(app 'ios'\)\.interval_seconds: Input"):
+        load_settings(config)
+    assert load_settings(interval_seconds=1).interval_seconds == 1
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "1e20"])
+def test_an_apps_own_interval_is_finite_and_at_most_ten_years(value: str, tmp_path: Path) -> None:
+    config = write(
+        tmp_path / "apps.toml",
+        f'[[apps]]\nname = "ios"\napi_key = "K"\ninterval_seconds = {value}\n',
+    )
+    with pytest.raises(ConfigError, match=r"apps\[0\] \(app 'ios'\)\.interval_seconds: Input"):
+        load_settings(config)

@@ -1,6 +1,7 @@
 """Every performance target of issue 14 in one command, against the simulator and
-throwaway PostgreSQL databases: `python benchmarks/run.py` (about 7 minutes; `--quick`
-runs smaller sizes in about 3, whose figures are indicative only).
+throwaway PostgreSQL databases: `python benchmarks/run.py` (7-9 minutes on the 2-core
+development machine; `--quick` runs smaller sizes in about 3, whose figures are
+indicative only).
 
 Prints one table: each figure, the reference measured in the same run, the ratio, the
 target and PASS or FAIL; exits 1 when any target fails. Needs campaign-sync installed
@@ -39,7 +40,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes (indicative)")
     parser.add_argument("--only", default="1,2,3,4,5,6", help="targets to run, e.g. 1,5")
     args = parser.parse_args()
-    wanted = set(args.only.split(","))
+    wanted = {target.strip() for target in args.only.split(",")}
+    known = set().union(*(targets for targets, _ in SUITES))
+    if not wanted <= known:
+        unknown = ", ".join(sorted(wanted - known))
+        parser.error(f"--only: no target {unknown}; the targets are {', '.join(sorted(known))}")
     started = time.monotonic()
     print(f"load average at start: {load_average()}", flush=True)
     results: list[Result] = []

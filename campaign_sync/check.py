@@ -87,13 +87,24 @@ def rejected_key(error: AuthenticationInvalid, app: ResolvedApp) -> str:
     return f"Batch refused the REST API key or the live API key of app '{app.name}'"
 
 
+CHECK_ATTEMPTS = 3  # the list call, and two retries after a transient failure
+CHECK_MAX_SECONDS = 30.0  # for all of them, waits included
+
+
 async def check_app(
     settings: Settings, app: ResolvedApp, *, transport: httpx.AsyncBaseTransport | None = None
 ) -> Finding:
     subject = f"app '{app.name}'"
-    once = settings.model_copy(update={"retry_max_attempts": 1})  # one call, not a retry loop
+    # A refused key answers at once (never retried); a 500, a 503, a cut answer or a
+    # timeout is Batch's or the network's passing trouble, not the app's: retried a little.
+    brief = settings.model_copy(
+        update={
+            "retry_max_attempts": min(settings.retry_max_attempts, CHECK_ATTEMPTS),
+            "retry_max_seconds": min(settings.retry_max_seconds, CHECK_MAX_SECONDS),
+        }
+    )
     try:
-        async with make_client(once, app, transport=transport) as client:
+        async with make_client(brief, app, transport=transport) as client:
             await client.list_campaigns(CampaignType.PUSH, limit=1)
     except BatchError as error:
         cause = error.last_error if isinstance(error, RetryBudgetExhausted) else error

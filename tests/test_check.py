@@ -42,6 +42,30 @@ def test_all_ready_exits_0_with_one_list_call_and_no_write(
     assert CANARY_REST_KEY not in result.output and API_KEY not in result.output
 
 
+@pytest.mark.parametrize("status", [500, 503])
+def test_a_passing_server_error_is_retried_before_the_app_is_failed(
+    pg_url: str, simulator: Simulator, sim_server: SimulatorServer, status: int
+) -> None:
+    simulator.script("list push", [status])
+    result = run("check", env=env_for(pg_url, sim_server))
+    assert result.exit_code == 0, result.output
+    assert "ok    app 'default': both keys accepted (one list call)" in result.stdout
+    assert simulator.count("list push", status) == 1 and simulator.count("list push", 200) == 1
+
+
+def test_a_server_error_that_lasts_fails_the_app_after_three_tries(
+    pg_url: str, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    simulator.script("list push", [500, 500, 500, 500])
+    result = run("check", env=env_for(pg_url, sim_server))
+    assert result.exit_code == 1, result.output
+    assert (
+        "FAIL  app 'default': GET campaigns/list for app 'default' failed: 500 SERVER_ERROR "
+        "code 0: Injected by the simulator"
+    ) in result.stdout
+    assert simulator.count("list push", 500) == 3 and simulator.count("list push", 200) == 0
+
+
 def test_a_refused_rest_key_is_named_and_exits_1(pg_url: str, sim_server: SimulatorServer) -> None:
     result = run("check", env=env_for(pg_url, sim_server, BATCH_REST_API_KEY="wrong-rest-key"))
     assert result.exit_code == 1

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -140,6 +141,21 @@ def test_an_unmigrated_database_is_refused_with_the_fix(
     assert result.returncode == 2
     assert "run campaign-sync migrate" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_database_that_never_answers_is_given_up_on(sim_server: SimulatorServer) -> None:
+    """A listener that accepts connections and says nothing (a hung server, a black-holing
+    proxy) once held `status` 131 s; libpq now gives up after 10 s (session.py)."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"postgresql://nobody@127.0.0.1:{silent.getsockname()[1]}/none"
+        started = time.monotonic()
+        result = cli("status", env=cli_env(url, sim_server), timeout=60)
+        elapsed = time.monotonic() - started
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.endswith("/none): connection timeout expired\n"), result.stderr
+    assert 9 < elapsed < 40  # the default 10 s, not the kernel's two minutes
 
 
 def test_an_unreachable_database_is_one_line(sim_server: SimulatorServer) -> None:

@@ -10,6 +10,8 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+DB_CONNECT_TIMEOUT_SECONDS = 10  # PostgreSQL: to have an answer, unless the URL says
+
 
 def normalize_url(url: str) -> str:
     """`postgresql://` (and `postgres://`) mean psycopg 3, as the contract promises."""
@@ -76,7 +78,13 @@ def make_engine(url: str, *, schema: str | None = None, **kwargs: Any) -> Engine
     # No server-side prepared statements: behind PgBouncer in transaction pooling (its most
     # common mode) a statement prepared on one server connection is unknown on the next,
     # and psycopg prepares any statement run 5 times (psycopg docs, "Prepared statements").
+    #
+    # libpq waits for a server that accepts the connection but never answers as long as the
+    # kernel lets it (measured: `status` hung 131 s against such a listener); a URL's own
+    # `?connect_timeout=N` (libpq's parameter) wins over this default.
     connect_args = {"prepare_threshold": None, **kwargs.pop("connect_args", {})}
+    if "connect_timeout" not in make_url(url).query:
+        connect_args.setdefault("connect_timeout", DB_CONNECT_TIMEOUT_SECONDS)
     engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
     if schema is not None and schema != "public":
         # Set before SQLAlchemy first reads current_schema() (insert=True), so inspection

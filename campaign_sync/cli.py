@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from campaign_sync.startup import imports_begin, imports_done
+from campaign_sync.startup import imports_begin, imports_done, stop_outside_work
 
 if TYPE_CHECKING:
     import asyncio
@@ -79,6 +79,8 @@ def explain(error: Exception) -> tuple[str, int] | None:
         return str(error), EXIT_FAILED
     if isinstance(error, _loaded("campaign_sync.signals", "StoppedAtOnce")):
         return str(error), EXIT_FAILED
+    if isinstance(error, _loaded("campaign_sync.startup", "StoppedBeforeWork")):
+        return str(error), EXIT_OK  # a clean stop: nothing was running
     return None
 
 
@@ -269,6 +271,7 @@ def run() -> None:
     """The `campaign-sync` executable: `main`, with the garbage collector paused while the
     command imports its modules (`startup`: 0.1-0.35 s of a `sync`'s start-up CPU). The
     collector is on again however the command ends (`--help`, a usage error)."""
+    stop_outside_work()
     imports_begin()
     try:
         main()

@@ -1,4 +1,5 @@
-"""The command line's start-up without the cyclic garbage collector.
+"""The command line's process: its start-up without the cyclic garbage collector, and
+SIGTERM outside a pass.
 
 Importing what a command needs (SQLAlchemy, pydantic, httpx, psycopg and our modules)
 allocates several hundred thousand long-lived objects and next to no garbage, and the
@@ -15,6 +16,7 @@ examined again) and turns the collector back on, before the command does any wor
 from __future__ import annotations
 
 import gc
+import signal
 
 _collector_paused = False  # by imports_begin, until imports_done
 
@@ -36,3 +38,22 @@ def imports_done() -> None:
     _collector_paused = False
     gc.freeze()
     gc.enable()
+
+
+class StoppedBeforeWork(Exception):
+    """SIGTERM came while the command was still starting (imports, settings, the database
+    connection) or already ending: nothing was running, nothing was left half done."""
+
+
+def _stopped_outside_work(signum: int, _frame: object) -> None:
+    raise StoppedBeforeWork(
+        f"stopped by {signal.Signals(signum).name} outside a pass; nothing was left half done"
+    )
+
+
+def stop_outside_work() -> None:
+    """Make SIGTERM end the command at once and cleanly (`StoppedBeforeWork`, exit 0) where
+    Python would die of it (exit 143): while the command starts, and after its work.
+    `signals.run_until_signalled` takes the signal over for the work itself and gives it
+    back. For the process's entry point only (it replaces the process's handler)."""
+    signal.signal(signal.SIGTERM, _stopped_outside_work)

@@ -158,6 +158,29 @@ def test_a_database_that_never_answers_is_given_up_on(sim_server: SimulatorServe
     assert 9 < elapsed < 40  # the default 10 s, not the kernel's two minutes
 
 
+@pytest.mark.parametrize("command", ["sync", "serve"])
+def test_sigterm_while_starting_is_a_clean_stop(sim_server: SimulatorServer, command: str) -> None:
+    """SIGTERM while the command still waits for its database (a pod deleted as it starts)
+    used to kill it with exit 143; it is a clean stop, exit 0, one line."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        silent.settimeout(60)
+        url = f"postgresql://nobody@127.0.0.1:{silent.getsockname()[1]}/none"
+        process = start_cli(command, env=cli_env(url, sim_server))
+        try:
+            connection, _ = silent.accept()  # it is connecting: set-up, not work
+            with connection:
+                process.send_signal(signal.SIGTERM)
+                _, stderr = process.communicate(timeout=30)
+        finally:
+            process.kill()
+    assert process.returncode == 0, stderr
+    assert (
+        stderr == "campaign-sync: stopped by SIGTERM outside a pass; nothing was left half done\n"
+    )
+
+
 def test_an_unreachable_database_is_one_line(sim_server: SimulatorServer) -> None:
     url = "postgresql://nobody@127.0.0.1:1/none"
     result = cli("sync", env=cli_env(url, sim_server))

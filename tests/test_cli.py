@@ -176,9 +176,7 @@ def test_sigterm_while_starting_is_a_clean_stop(sim_server: SimulatorServer, com
         finally:
             process.kill()
     assert process.returncode == 0, stderr
-    assert (
-        stderr == "campaign-sync: stopped by SIGTERM outside a pass; nothing was left half done\n"
-    )
+    assert stderr == "campaign-sync: stopped by SIGTERM before the work began; nothing was done\n"
 
 
 def test_an_unreachable_database_is_one_line(sim_server: SimulatorServer) -> None:
@@ -431,7 +429,7 @@ ENTRY_POINTS = {
         ("status", "campaign_sync.status.collect_status", r"\d+"),
     ],
 )
-def test_the_collector_is_paused_for_imports_and_back_before_the_work(
+def test_the_set_up_window_closes_before_the_work(
     tmp_path: Path,
     sim_server: SimulatorServer,
     entry: str,
@@ -439,20 +437,21 @@ def test_the_collector_is_paused_for_imports_and_back_before_the_work(
     work: str,
     collections: str,
 ) -> None:
-    """`campaign-sync` imports with the garbage collector off (campaign_sync.startup), then
-    freezes what it imported and turns the collector on before the command's work: `sync`
-    and `serve` after their set-up, every other command before it runs."""
+    """`campaign-sync` sets up with the garbage collector off and SIGTERM a clean stop
+    (campaign_sync.startup), then freezes what it imported, turns the collector on and gives
+    SIGTERM back its default before the command's work: `sync` and `serve` after their
+    set-up, every other command before it runs."""
     url = f"sqlite:///{tmp_path / 'collector.db'}"
     assert cli("migrate", env=cli_env(url)).returncode == 0
     module, name = work.rsplit(".", 1)
     probe = (
-        "import gc, importlib, sys\n"
+        "import gc, importlib, signal, sys\n"
         "collections = []\n"
         "gc.callbacks.append(lambda phase, info: phase == 'start' and collections.append(1))\n"
         f"work = importlib.import_module({module!r})\n"
         "def seen(*args, **kwargs):\n"
         "    print('AT WORK', len(collections), gc.isenabled(), gc.get_freeze_count() > 0,"
-        " file=sys.stderr)\n"
+        " signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, file=sys.stderr)\n"
         "    sys.exit(0)\n"
         f"setattr(work, {name!r}, seen)\n"
         f"{ENTRY_POINTS[entry]}"
@@ -462,24 +461,25 @@ def test_the_collector_is_paused_for_imports_and_back_before_the_work(
     )
     result = run_probe(probe, cli_env(url, sim_server))
     # With the collector on, importing SQLAlchemy alone starts dozens of collections.
-    at_work = rf"^AT WORK {collections} True True$"
+    at_work = rf"^AT WORK {collections} True True True$"  # and SIGTERM is Python's own
     assert re.search(at_work, result.stderr, re.M), result.stderr[-500:]
 
 
 @pytest.mark.parametrize("args", [["sync", "--help"], ["--version"], ["sync", "--bogus"]])
-def test_the_collector_is_on_again_however_the_command_line_ends(args: list[str]) -> None:
+def test_the_set_up_window_closes_however_the_command_line_ends(args: list[str]) -> None:
     probe = (
-        "import gc, sys\n"
+        "import gc, signal, sys\n"
         "from campaign_sync.cli import run\n"
         f"sys.argv = ['campaign-sync', *{args!r}]\n"
         "try:\n"
         "    run()\n"
         "except SystemExit:\n"
         "    pass\n"
-        "print('AFTER', gc.isenabled(), file=sys.stderr)\n"
+        "print('AFTER', gc.isenabled(), signal.getsignal(signal.SIGTERM) is signal.SIG_DFL,"
+        " file=sys.stderr)\n"
     )
     result = run_probe(probe, cli_env("sqlite:///unused.db"))
-    assert "AFTER True" in result.stderr, result.stderr[-500:]
+    assert "AFTER True True" in result.stderr, result.stderr[-500:]
 
 
 def test_sync_imports_only_what_a_pass_needs(tmp_path: Path, sim_server: SimulatorServer) -> None:

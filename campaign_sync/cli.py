@@ -79,8 +79,6 @@ def explain(error: Exception) -> tuple[str, int] | None:
         return str(error), EXIT_FAILED
     if isinstance(error, _loaded("campaign_sync.signals", "StoppedAtOnce")):
         return str(error), EXIT_FAILED
-    if isinstance(error, _loaded("campaign_sync.startup", "StoppedBeforeWork")):
-        return str(error), EXIT_OK  # a clean stop: nothing was running
     return None
 
 
@@ -388,7 +386,7 @@ def sync(
 @main.command(short_help="A pass every interval until SIGTERM/SIGINT.")
 @click.option(
     "--interval-seconds",
-    type=click.FloatRange(min=0, min_open=True),
+    type=click.FloatRange(min=1),
     envvar="CAMPAIGN_SYNC_INTERVAL_SECONDS",
     show_envvar=True,
     help="Seconds between passes of an app.  [default: 300]",

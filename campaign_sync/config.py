@@ -264,9 +264,14 @@ class ResolvedApp:
 
 def _describe(location: tuple[Any, ...], raw: Mapping[str, Any], flags: Mapping[str, Any]) -> str:
     """Where a validation error is, as the user wrote it: a command-line flag by its flag
-    (`--interval-seconds`), a variable by its name, a TOML key by its path (and app)."""
+    and variable (`--interval-seconds (or CAMPAIGN_SYNC_INTERVAL_SECONDS)`), a variable by
+    its name, a TOML key by its path (and app)."""
     if len(location) == 1 and location[0] in flags:
-        return "--" + str(location[0]).replace("_", "-")
+        # click may have read the flag's value from its variable: name both.
+        flag = "--" + str(location[0]).replace("_", "-")
+        field = Settings.model_fields.get(str(location[0]))
+        alias = field.validation_alias if field is not None else None
+        return f"{flag} (or {alias.choices[0]})" if isinstance(alias, AliasChoices) else flag
     parts: list[str] = []
     for index, part in enumerate(location):
         if isinstance(part, int) and index > 0 and location[index - 1] == "apps":

@@ -158,10 +158,15 @@ def test_a_database_that_never_answers_is_given_up_on(sim_server: SimulatorServe
     assert 9 < elapsed < 40  # the default 10 s, not the kernel's two minutes
 
 
-@pytest.mark.parametrize("command", ["sync", "serve"])
-def test_sigterm_while_starting_is_a_clean_stop(sim_server: SimulatorServer, command: str) -> None:
+@pytest.mark.parametrize(
+    ("command", "stop"),
+    [("sync", signal.SIGTERM), ("serve", signal.SIGTERM), ("serve", signal.SIGINT)],
+)
+def test_a_stop_while_starting_is_a_clean_stop(
+    sim_server: SimulatorServer, command: str, stop: signal.Signals
+) -> None:
     """SIGTERM while the command still waits for its database (a pod deleted as it starts)
-    used to kill it with exit 143; it is a clean stop, exit 0, one line."""
+    used to kill it with exit 143; it is a clean stop, exit 0, one line (SIGINT too)."""
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
@@ -171,12 +176,14 @@ def test_sigterm_while_starting_is_a_clean_stop(sim_server: SimulatorServer, com
         try:
             connection, _ = silent.accept()  # it is connecting: set-up, not work
             with connection:
-                process.send_signal(signal.SIGTERM)
+                process.send_signal(stop)
                 _, stderr = process.communicate(timeout=30)
         finally:
             process.kill()
     assert process.returncode == 0, stderr
-    assert stderr == "campaign-sync: stopped by SIGTERM before the work began; nothing was done\n"
+    assert (
+        stderr == f"campaign-sync: stopped by {stop.name} before the work began; nothing was done\n"
+    )
 
 
 def test_an_unreachable_database_is_one_line(sim_server: SimulatorServer) -> None:

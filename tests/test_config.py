@@ -395,7 +395,10 @@ def test_serves_interval_is_at_least_a_second_wherever_it_is_set(
     with pytest.raises(ConfigError, match="CAMPAIGN_SYNC_INTERVAL_SECONDS: Input should be"):
         load_settings()
     monkeypatch.delenv("CAMPAIGN_SYNC_INTERVAL_SECONDS")
-    with pytest.raises(ConfigError, match=r"^settings: --interval-seconds: Input should be"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^settings: --interval-seconds \(or CAMPAIGN_SYNC_INTERVAL_SECONDS\): Input",
+    ):
         load_settings(interval_seconds=float(value))
     config = write(
         tmp_path / "apps.toml",

@@ -36,6 +36,7 @@ from pydantic_settings import (
     SettingsError,
     TomlConfigSettingsSource,
 )
+from sqlalchemy.engine import make_url
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +177,21 @@ class Settings(BaseSettings):
                 "campaign-sync stores into PostgreSQL (postgresql://USER@HOST/DB, psycopg 3) or "
                 f"SQLite (sqlite:///PATH), got a URL starting {value.split('://', 1)[0][:30]!r}"
             )
+        if scheme != "sqlite":
+            # Never echo the URL here: it may hold a password.
+            authority = re.split(r"[/?#]", value.split("://", 1)[1], maxsplit=1)[0]
+            if authority.count("@") > 1:
+                raise ValueError(
+                    "its user or password holds '@': write it percent-encoded, %40 (a bare "
+                    "'@' makes the rest of the password look like the host)"
+                )
+            try:
+                _ = make_url(value).port  # reading it parses it
+            except ValueError:
+                raise ValueError(
+                    "its host and port do not parse: HOST[:PORT] with a numeric port, "
+                    "or [IPv6]:PORT"
+                ) from None
         return value
 
     @field_validator("batch_api_key", "batch_rest_api_key", mode="before")

@@ -298,6 +298,10 @@ def test_the_metrics_endpoint_listens_on_loopback_unless_told(
         ("CAMPAIGN_SYNC_INTERVAL_SECONDS", "1e20", "less than or equal to 315360000"),
         ("DATABASE_URL", "mysql://x@127.0.0.1/y", "DATABASE_URL: campaign-sync stores into"),
         ("DATABASE_URL", "postgresql+psycopg2://x/y", "DATABASE_URL: campaign-sync stores into"),
+        ("DATABASE_URL", "postgresql://u:pw@127.0.0.1:notaport/db", "DATABASE_URL: its host"),
+        ("DATABASE_URL", "postgresql://u:pw@[::1/db", "DATABASE_URL: its host and port"),
+        ("DATABASE_URL", "postgresql://u:Sec@r3tPW@127.0.0.1:5/db", "DATABASE_URL: its user or"),
+        ("DATABASE_URL", "postgres://u@x@127.0.0.1/db?sslmode=require", "holds '@': write it"),
         ("BATCH_REST_API_KEY", "abc\ndef", "BATCH_REST_API_KEY: holds characters no HTTP"),
         ("BATCH_REST_API_KEY", "clé", "BATCH_REST_API_KEY: holds characters no HTTP"),
         ("BATCH_API_KEY", "two words", "BATCH_API_KEY: holds characters no HTTP"),
@@ -313,8 +317,9 @@ def test_values_no_pass_could_use_are_refused_at_start_naming_the_setting(
         load_settings()
     assert message in str(refused.value)
     assert "\n" not in str(refused.value)
-    if "KEY" in variable:
+    if "KEY" in variable or variable == "DATABASE_URL":
         assert value not in str(refused.value)  # never echo a secret
+        assert "r3tPW" not in str(refused.value) and "pw@" not in str(refused.value)
 
 
 def test_a_key_read_with_its_trailing_newline_is_used_without_it(

@@ -5,6 +5,7 @@ as interrupted, the next pass resumes from the cursor)."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import random
 import socket
@@ -184,6 +185,12 @@ def _check_port(host: str, port: int) -> None:
         try:
             probe.bind((host, port))
         except OSError as error:
+            if isinstance(error, socket.gaierror) or error.errno == errno.EADDRNOTAVAIL:
+                raise ConfigError(  # the host is wrong, not the port
+                    f"CAMPAIGN_SYNC_METRICS_HOST={host!r} is no address of this machine "
+                    f"({error.strerror}): 127.0.0.1 for this machine only, 0.0.0.0 for "
+                    "every interface"
+                ) from None
             raise ConfigError(
                 f"CAMPAIGN_SYNC_METRICS_PORT={port} cannot be used on {host} "
                 f"({error.strerror}): choose another port, or 0 to turn metrics off"

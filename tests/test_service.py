@@ -269,3 +269,19 @@ def test_serve_on_a_metrics_port_in_use_is_one_line_before_anything_starts(
         f"campaign-sync: CAMPAIGN_SYNC_METRICS_PORT={port} cannot be used on 127.0.0.1 ("
     )
     assert result.stderr.endswith("): choose another port, or 0 to turn metrics off\n")
+
+
+@pytest.mark.parametrize("host", [" ", "999.1.1.1", "no-such-host.invalid", "192.0.2.1"])
+def test_a_metrics_host_that_is_no_address_here_is_named(pg_url: str, host: str) -> None:
+    from tests.helpers import run
+
+    env = {"DATABASE_URL": pg_url, "BATCH_API_KEY": "k", "BATCH_REST_API_KEY": "r",
+           "CAMPAIGN_SYNC_METRICS_HOST": host, "CAMPAIGN_SYNC_METRICS_PORT": "19108"}  # fmt: skip
+    result = run("serve", env=env)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        f"campaign-sync: CAMPAIGN_SYNC_METRICS_HOST={host!r} is no address of this machine ("
+    ), result.stderr
+    assert result.stderr.endswith(
+        "): 127.0.0.1 for this machine only, 0.0.0.0 for every interface\n"
+    )

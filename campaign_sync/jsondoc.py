@@ -37,8 +37,8 @@ DECODE_DEPTH = 1000
 
 class UnrepresentableNumber(str):
     """A JSON number no Python float or int can hold (`1e400`, `1e-400`, `NaN`, 5,000
-    digits), kept
-    as the text Batch sent. `storable()` records it as a warning and stores that text."""
+    digits), kept as the text Batch sent. `storable()` records it as a warning and
+    stores that text."""
 
     __slots__ = ()
 

@@ -10,6 +10,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -143,13 +145,21 @@ def test_an_unmigrated_database_is_refused_with_the_fix(
     assert "Traceback" not in result.stderr
 
 
-def test_a_database_that_never_answers_is_given_up_on(sim_server: SimulatorServer) -> None:
-    """A listener that accepts connections and says nothing (a hung server, a black-holing
-    proxy) once held `status` 131 s; libpq now gives up after 10 s (session.py)."""
+@contextmanager
+def silent_database() -> Iterator[tuple[socket.socket, str]]:
+    """A listener that accepts connections and never answers (a hung server, a
+    black-holing proxy), and a PostgreSQL URL pointing at it."""
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
-        url = f"postgresql://nobody@127.0.0.1:{silent.getsockname()[1]}/none"
+        silent.settimeout(60)
+        yield silent, f"postgresql://nobody@127.0.0.1:{silent.getsockname()[1]}/none"
+
+
+def test_a_database_that_never_answers_is_given_up_on(sim_server: SimulatorServer) -> None:
+    """A listener that accepts connections and says nothing (a hung server, a black-holing
+    proxy) once held `status` 131 s; libpq now gives up after 10 s (session.py)."""
+    with silent_database() as (_, url):
         started = time.monotonic()
         result = cli("status", env=cli_env(url, sim_server), timeout=60)
         elapsed = time.monotonic() - started
@@ -167,11 +177,7 @@ def test_a_stop_while_starting_is_a_clean_stop(
 ) -> None:
     """SIGTERM while the command still waits for its database (a pod deleted as it starts)
     used to kill it with exit 143; it is a clean stop, exit 0, one line (SIGINT too)."""
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(8)
-        silent.settimeout(60)
-        url = f"postgresql://nobody@127.0.0.1:{silent.getsockname()[1]}/none"
+    with silent_database() as (silent, url):
         process = start_cli(command, env=cli_env(url, sim_server))
         try:
             connection, _ = silent.accept()  # it is connecting: set-up, not work

@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import httpx
 from sqlalchemy.exc import SQLAlchemyError
 
-from campaign_sync.batch.errors import AuthenticationInvalid, BatchError, RetryBudgetExhausted
+from campaign_sync.batch.client import ClientOptions
+from campaign_sync.batch.errors import (
+    AuthenticationInvalid,
+    BatchError,
+    RetryBudgetExhausted,
+    TooManyRequests,
+)
 from campaign_sync.config import ResolvedApp, Settings
 from campaign_sync.db.migrate import (
     KNOWN_REVISIONS,
@@ -25,7 +31,8 @@ from campaign_sync.db.migrate import (
 )
 from campaign_sync.db.session import make_engine, masked_url, missing_sqlite_file
 from campaign_sync.domain import CampaignType
-from campaign_sync.runner import make_client
+from campaign_sync.outcome import RunCounts
+from campaign_sync.runner import client_options, make_client
 
 OK, FAILED, USAGE = 0, 1, 2  # the exit codes of `sync`
 
@@ -89,30 +96,67 @@ def rejected_key(error: AuthenticationInvalid, app: ResolvedApp) -> str:
 
 CHECK_ATTEMPTS = 3  # the list call, and two retries after a transient failure
 CHECK_MAX_SECONDS = 30.0  # for all of them, waits included
+# Each attempt's connect and read timeouts: three of them and the backoffs between them
+# (0.5-1.5 s, then 1-2 s with the default backoff) fit in CHECK_MAX_SECONDS, so a server
+# that never answers still gets its three attempts. A one-entry list answers in well
+# under a second when Batch is well.
+CHECK_ATTEMPT_SECONDS = 9.0
+
+
+def check_limit() -> str:
+    """Check's limits, in words, for its messages."""
+    return f"check's own limit: {CHECK_ATTEMPTS} attempts within {CHECK_MAX_SECONDS:g}s"
+
+
+def check_options(settings: Settings, app: ResolvedApp) -> ClientOptions:
+    """The app's client options (`runner.client_options`) within check's limits: at most
+    `CHECK_ATTEMPTS` attempts within `CHECK_MAX_SECONDS`, each attempt's timeouts at most
+    `CHECK_ATTEMPT_SECONDS`; never more than the settings allow."""
+    options = client_options(settings, app)
+    budget = options.retry
+    return replace(
+        options,
+        connect_timeout=min(options.connect_timeout, CHECK_ATTEMPT_SECONDS),
+        read_timeout=min(options.read_timeout, CHECK_ATTEMPT_SECONDS),
+        retry=replace(
+            budget,
+            max_attempts=min(budget.max_attempts, CHECK_ATTEMPTS),
+            max_seconds=min(budget.max_seconds, CHECK_MAX_SECONDS),
+            named_by=check_limit() if budget.max_seconds > CHECK_MAX_SECONDS else budget.named_by,
+        ),
+    )
 
 
 async def check_app(
     settings: Settings, app: ResolvedApp, *, transport: httpx.AsyncBaseTransport | None = None
 ) -> Finding:
+    """One list call (limit 1) for the app, within check's limits (`check_options`): a
+    refused key answers at once and is never retried; a 5xx, a cut answer or a timeout
+    is Batch's or the network's passing trouble, tried again a little."""
     subject = f"app '{app.name}'"
-    # A refused key answers at once (never retried); a 500, a 503, a cut answer or a
-    # timeout is Batch's or the network's passing trouble, not the app's: retried a little.
-    brief = settings.model_copy(
-        update={
-            "retry_max_attempts": min(settings.retry_max_attempts, CHECK_ATTEMPTS),
-            "retry_max_seconds": min(settings.retry_max_seconds, CHECK_MAX_SECONDS),
-        }
-    )
+    counts = RunCounts()
+    options = check_options(settings, app)
     try:
-        async with make_client(brief, app, transport=transport) as client:
-            await client.list_campaigns(CampaignType.PUSH, limit=1)
+        async with make_client(settings, app, transport=transport, options=options) as client:
+            await client.list_campaigns(CampaignType.PUSH, limit=1, counts=counts)
     except BatchError as error:
-        cause = error.last_error if isinstance(error, RetryBudgetExhausted) else error
+        exhausted = error if isinstance(error, RetryBudgetExhausted) else None
+        cause = exhausted.last_error if exhausted is not None else error
         if isinstance(cause, AuthenticationInvalid):
             detail = f" ({cause.summary}: {cause.batch_message})" if cause.batch_message else ""
             return Finding(subject, f"{rejected_key(cause, app)}{detail}", FAILED)
-        return Finding(subject, str(cause), FAILED)
-    return Finding(subject, "both keys accepted (one list call)")
+        if isinstance(cause, TooManyRequests):
+            asked = f", asking for {cause.retry_after:g}s" if cause.retry_after else ""
+            return Finding(
+                subject,
+                f"Batch is limiting this app's requests (429 Too Many Requests{asked}): its "
+                f"keys could not be checked within {check_limit()}; run check again later",
+                FAILED,
+            )
+        tries = f" (after {counts.retries + 1} attempts)" if counts.retries else ""
+        return Finding(subject, f"{cause}{tries}", FAILED)
+    tries = f", answered at attempt {counts.retries + 1}" if counts.retries else ""
+    return Finding(subject, f"both keys accepted (one list call{tries})")
 
 
 def run_checks(

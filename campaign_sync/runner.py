@@ -78,9 +78,11 @@ def make_client(
     transport: httpx.AsyncBaseTransport | None = None,
     hooks: Sequence[ClientHook] = (),
     learned_rate: LearnedRate | None = None,
+    options: ClientOptions | None = None,
 ) -> BatchClient:
     """The app's client; `hooks` hear its events (see `batch.client.ClientEvent`);
-    `learned_rate`: where its rate gate starts."""
+    `learned_rate`: where its rate gate starts; `options`: in place of the settings' own
+    (`client_options`), for a command with its own limits (`check`)."""
     rest_key = app.rest_api_key.get_secret_value()
     register_secret(rest_key)
     register_secret(app.api_key, keep_last=4)
@@ -88,7 +90,7 @@ def make_client(
         app=app.name,
         api_key=app.api_key,
         rest_api_key=rest_key,
-        options=client_options(settings, app, learned_rate),
+        options=options or client_options(settings, app, learned_rate),
         transport=transport,
         hooks=hooks,
     )

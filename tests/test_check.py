@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from campaign_sync import check as check_module
 from campaign_sync.db.migrate import head_revision
 from campaign_sync.simulator import Simulator, SimulatorServer
 from tests.conftest import API_KEY, CANARY_REST_KEY
@@ -49,7 +50,10 @@ def test_a_passing_server_error_is_retried_before_the_app_is_failed(
     simulator.script("list push", [status])
     result = run("check", env=env_for(pg_url, sim_server))
     assert result.exit_code == 0, result.output
-    assert "ok    app 'default': both keys accepted (one list call)" in result.stdout
+    assert (
+        "ok    app 'default': both keys accepted (one list call, answered at attempt 2)"
+        in result.stdout
+    )
     assert simulator.count("list push", status) == 1 and simulator.count("list push", 200) == 1
 
 
@@ -61,9 +65,58 @@ def test_a_server_error_that_lasts_fails_the_app_after_three_tries(
     assert result.exit_code == 1, result.output
     assert (
         "FAIL  app 'default': GET campaigns/list for app 'default' failed: 500 SERVER_ERROR "
-        "code 0: Injected by the simulator"
+        "code 0: Injected by the simulator (after 3 attempts)"
     ) in result.stdout
     assert simulator.count("list push", 500) == 3 and simulator.count("list push", 200) == 0
+
+
+FAST_RETRY = {"CAMPAIGN_SYNC_RETRY_BACKOFF_INITIAL_SECONDS": "0.1"}
+
+
+def test_a_server_that_never_answers_gets_its_three_attempts(
+    pg_url: str, simulator: Simulator, sim_server: SimulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each attempt's timeouts are cut to check's own (9 s, here 0.5 s), so that three fit in
+    # its 30 s even when CAMPAIGN_SYNC_READ_TIMEOUT_SECONDS (30 s by default) would not.
+    simulator.knobs.hang_seconds = 1.5
+    simulator.script("list push", [-2, -2, -2, -2])
+    monkeypatch.setattr(check_module, "CHECK_ATTEMPT_SECONDS", 0.5)
+    result = run("check", env=env_for(pg_url, sim_server, **FAST_RETRY))
+    assert result.exit_code == 1, result.output
+    assert (
+        "FAIL  app 'default': GET campaigns/list for app 'default' timed out (ReadTimeout) "
+        "(after 3 attempts)"
+    ) in result.stdout
+
+
+def test_running_out_of_time_names_checks_own_limit_not_a_setting(
+    pg_url: str, simulator: Simulator, sim_server: SimulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    simulator.knobs.hang_seconds = 1.5
+    simulator.script("list push", [-2, -2])
+    monkeypatch.setattr(check_module, "CHECK_MAX_SECONDS", 1.0)
+    result = run("check", env=env_for(pg_url, sim_server, **FAST_RETRY))
+    assert result.exit_code == 1, result.output
+    assert (
+        "FAIL  app 'default': GET campaigns/list for app 'default' got no complete answer "
+        "within 1s (check's own limit: 3 attempts within 1s)"
+    ) in result.stdout
+    assert "CAMPAIGN_SYNC_RETRY_MAX_SECONDS" not in result.output
+
+
+def test_a_retry_after_longer_than_check_waits_is_reported_as_a_limit_not_a_refusal(
+    pg_url: str, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    simulator.knobs.retry_after = "100"
+    simulator.script("list push", [429, 429])
+    result = run("check", env=env_for(pg_url, sim_server))
+    assert result.exit_code == 1, result.output
+    assert (
+        "FAIL  app 'default': Batch is limiting this app's requests (429 Too Many Requests, "
+        "asking for 100s): its keys could not be checked within check's own limit: 3 attempts "
+        "within 30s; run check again later"
+    ) in result.stdout
+    assert simulator.count("list push") == 1  # not asked again before Batch's 100 s
 
 
 def test_a_refused_rest_key_is_named_and_exits_1(pg_url: str, sim_server: SimulatorServer) -> None:

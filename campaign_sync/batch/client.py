@@ -287,7 +287,7 @@ class BatchClient:
                 counts.retries += 1
             self._emit(Retrying(self.app, campaign_type, route))
 
-        deadline = self.options.retry.max_seconds
+        deadline, named_by = self.options.retry.max_seconds, self.options.retry.named_by
         try:
             # A hard deadline, waits and slow bodies included: httpx's timeouts apply per
             # read, so a body that trickles in could otherwise hold a request far longer.
@@ -296,7 +296,7 @@ class BatchClient:
         except TimeoutError:
             raise NetworkError(
                 f"{route} for app '{self.app}' got no complete answer within {deadline:g}s "
-                "(CAMPAIGN_SYNC_RETRY_MAX_SECONDS)",
+                f"({named_by})",
                 route=route,
             ) from None
 

@@ -34,10 +34,15 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class RetryBudget:
+    """What one logical call may spend: attempts, and seconds from its first send to its
+    last answer (waits included). `named_by` is what set `max_seconds`, for the message of
+    a call that runs out of time (the setting to raise, or `check`'s own limit)."""
+
     max_attempts: int = 8
     max_seconds: float = 600.0
     backoff_initial_seconds: float = 0.5
     backoff_max_seconds: float = 30.0
+    named_by: str = "CAMPAIGN_SYNC_RETRY_MAX_SECONDS"
 
 
 def _is_retriable(error: BaseException) -> bool:

@@ -16,7 +16,7 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 from urllib.parse import urlparse
 
 from pydantic import (
@@ -26,6 +26,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -64,6 +65,22 @@ MAX_COUNT = 2**31 - 1  # a count or rate beyond this is a typo (and overflows SQ
 MIN_INTERVAL_SECONDS = 1.0  # below this, every tick finds the last pass still running
 
 
+def _no_crossed_kinds(model: type[BaseModel], info: ValidationInfo, value: Any) -> Any:
+    """Refuse a TOML boolean for a number setting, and a TOML number for a boolean one
+    (ValueError). pydantic's lax mode would take `detail_refresh_per_pass = false` as 0,
+    which means no limit, and `stats = 1` as true; the environment's text (`"1"`,
+    `"true"`) is not affected."""
+    if info.field_name is None:
+        return value
+    annotation = model.model_fields[info.field_name].annotation
+    kinds = set(get_args(annotation)) or {annotation}
+    if isinstance(value, bool) and kinds & {int, float}:
+        raise ValueError(f"expected a number, got the boolean {str(value).lower()}")
+    if bool in kinds and isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got the number {value}")
+    return value
+
+
 def _setting(default: Any, env: str, **constraints: Any) -> Any:
     """A setting read from the variable `env`, else from TOML by its field name. Every
     number has an upper bound: ten years for a duration (`_SECONDS`), `MAX_COUNT` for
@@ -86,6 +103,11 @@ class AppConfig(BaseModel):
     rest_api_key_env: str | None = None
     interval_seconds: float | None = Field(default=None, ge=MIN_INTERVAL_SECONDS, le=MAX_SECONDS)
     concurrency: int | None = Field(default=None, ge=1, le=64)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _kind_as_written(cls, value: Any, info: ValidationInfo) -> Any:
+        return _no_crossed_kinds(cls, info, value)
 
 
 class Settings(BaseSettings):
@@ -145,6 +167,11 @@ class Settings(BaseSettings):
     stats_window_days: float = _setting(30, "CAMPAIGN_SYNC_STATS_WINDOW_DAYS", gt=0, le=3650)
     stats_max_age_seconds: float = _setting(3600, "CAMPAIGN_SYNC_STATS_MAX_AGE_SECONDS", ge=0)
     apps: list[AppConfig] = Field(default_factory=list)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _kind_as_written(cls, value: Any, info: ValidationInfo) -> Any:
+        return _no_crossed_kinds(cls, info, value)
 
     @field_validator("batch_api_base_url")
     @classmethod
@@ -278,19 +305,55 @@ class ResolvedApp:
     concurrency: int
 
 
-def _describe(location: tuple[Any, ...], raw: Mapping[str, Any], flags: Mapping[str, Any]) -> str:
-    """Where a validation error is, as the user wrote it: a command-line flag by its flag
-    and variable (`--interval-seconds (or CAMPAIGN_SYNC_INTERVAL_SECONDS)`), a variable by
-    its name, a TOML key by its path (and app)."""
-    if len(location) == 1 and location[0] in flags:
+def _field_name(name: str) -> str | None:
+    """The `Settings` field a validation error's location starts with (its variable, as
+    pydantic reports it, or its own name); None for none."""
+    if name in Settings.model_fields:
+        return name
+    for field_name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices) and name in alias.choices:
+            return field_name
+    return None
+
+
+def _variable(field_name: str) -> str | None:
+    alias = Settings.model_fields[field_name].validation_alias
+    return str(alias.choices[0]) if isinstance(alias, AliasChoices) else None
+
+
+def _describe(
+    location: tuple[Any, ...],
+    config_file: ConfigFile | None,
+    flags: Mapping[str, Any],
+    secrets_dir: Path | None,
+) -> str:
+    """Where a validation error is, as the user wrote it, by the source that gave the
+    value (they win in this order): a command-line flag by its flag and variable
+    (`--interval-seconds (or CAMPAIGN_SYNC_INTERVAL_SECONDS)`), a variable by its name
+    (and `.env` or the secret file when it came from there), a TOML key by its path (and
+    app) in its file."""
+    if not location:
+        return ""
+    field = _field_name(str(location[0]))
+    variable = _variable(field) if field is not None else None
+    if field is not None and field in flags:
         # click may have read the flag's value from its variable: name both.
-        flag = "--" + str(location[0]).replace("_", "-")
-        field = Settings.model_fields.get(str(location[0]))
-        alias = field.validation_alias if field is not None else None
-        return f"{flag} (or {alias.choices[0]})" if isinstance(alias, AliasChoices) else flag
-    parts: list[str] = []
-    for index, part in enumerate(location):
-        if isinstance(part, int) and index > 0 and location[index - 1] == "apps":
+        flag = "--" + field.replace("_", "-")
+        return f"{flag} (or {variable})" if variable else flag
+    if variable is not None:
+        if variable in os.environ:
+            return variable
+        if _from_dotenv(variable) is not None:
+            return f"{variable} (in {DOTENV_FILE})"
+        if secrets_dir is not None and (secrets_dir / variable).is_file():
+            return f"{variable} (secret file {secrets_dir / variable})"
+    raw = config_file.data if config_file is not None else {}
+    if field is None or field not in raw:
+        return variable or ".".join(map(str, location))
+    parts: list[str] = [field]
+    for index, part in enumerate(location[1:], start=1):
+        if isinstance(part, int) and location[index - 1] == "apps":
             apps = raw.get("apps")
             name = None
             if isinstance(apps, list) and part < len(apps) and isinstance(apps[part], dict):
@@ -298,7 +361,8 @@ def _describe(location: tuple[Any, ...], raw: Mapping[str, Any], flags: Mapping[
             parts[-1] = f"apps[{part}]" + (f" (app '{name}')" if name else "")
         else:
             parts.append(str(part))
-    return ".".join(parts)
+    assert config_file is not None
+    return f"config file {config_file.path}, key {'.'.join(parts)}"
 
 
 class ConfigFile:
@@ -391,25 +455,26 @@ def load_settings(config_path: str | os.PathLike[str] | None = None, **flags: An
     if config_path is None:
         named_by = "CAMPAIGN_SYNC_CONFIG"
         config_path = os.environ.get("CAMPAIGN_SYNC_CONFIG") or _from_dotenv(named_by)
+    elif not str(config_path).strip():
+        raise ConfigError("--config names no file (an empty path): name the TOML file")
     config_file = ConfigFile(Path(config_path), named_by) if config_path else None
+    secrets_dir = _secrets_dir()
     token = _config_file.set(config_file)
     try:
-        settings = Settings(_secrets_dir=_secrets_dir(), **flags)  # type: ignore[call-arg]
+        settings = Settings(_secrets_dir=secrets_dir, **flags)  # type: ignore[call-arg]
     except ValidationError as error:
-        where = f"config file {config_path}" if config_path else "settings"
-        raw = config_file.data if config_file else {}
         problems = "; ".join(
             ": ".join(
                 part
                 for part in (
-                    _describe(tuple(e["loc"]), raw, flags),
+                    _describe(tuple(e["loc"]), config_file, flags, secrets_dir),
                     e["msg"].removeprefix("Value error, "),
                 )
                 if part
             )
             for e in error.errors()
         )
-        raise ConfigError(f"{where}: {problems}") from None
+        raise ConfigError(f"settings: {problems}") from None
     except (SettingsError, UnicodeDecodeError) as error:  # a .env or secret file unreadable
         cause = error.__cause__ or error
         raise ConfigError(f"settings cannot be read: {cause}") from None

@@ -215,3 +215,10 @@ def test_a_lost_database_connection_is_a_failure_not_bad_configuration() -> None
     assert lost[0].endswith(": terminating connection due to administrator command")
     refused = outcome("28P01", "password authentication failed for user x")
     assert refused is not None and refused[1] == EXIT_USAGE
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_config_with_an_empty_path_exits_2_naming_the_flag() -> None:
+    result = run("status", "--config", "")
+    assert result.exit_code == 2, result.output
+    assert "--config names no file (an empty path): name the TOML file" in result.output

@@ -422,3 +422,103 @@ def test_an_apps_own_interval_is_finite_and_at_most_ten_years(value: str, tmp_pa
     )
     with pytest.raises(ConfigError, match=r"apps\[0\] \(app 'ios'\)\.interval_seconds: Input"):
         load_settings(config)
+
+
+BOOLEAN_SETTINGS = [
+    name for name, field in Settings.model_fields.items() if field.annotation is bool
+]
+
+
+def test_every_boolean_setting_is_found() -> None:
+    assert {"allow_insecure_http", "stats"} <= set(BOOLEAN_SETTINGS)
+
+
+@pytest.mark.parametrize(("field", "variable"), NUMERIC_SETTINGS)
+@pytest.mark.parametrize("value", ["false", "true"])
+def test_no_number_setting_takes_a_toml_boolean(
+    field: str, variable: str, value: str, tmp_path: Path
+) -> None:
+    """`detail_refresh_per_pass = false` was read as 0, which means no limit at all."""
+    config = write(tmp_path / "settings.toml", f"{field} = {value}\n")
+    with pytest.raises(ConfigError) as refused:
+        load_settings(config)
+    assert str(refused.value) == (
+        f"settings: config file {config}, key {field}: expected a number, got the boolean {value}"
+    )
+
+
+@pytest.mark.parametrize("field", BOOLEAN_SETTINGS)
+@pytest.mark.parametrize("value", ["0", "1", "2.5"])
+def test_no_boolean_setting_takes_a_toml_number(field: str, value: str, tmp_path: Path) -> None:
+    config = write(tmp_path / "settings.toml", f"{field} = {value}\n")
+    with pytest.raises(ConfigError) as refused:
+        load_settings(config)
+    assert str(refused.value) == (
+        f"settings: config file {config}, key {field}: expected true or false, got the number "
+        f"{value}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "key"),
+    [
+        ("concurrency = true", "apps[0] (app 'ios').concurrency"),
+        ("interval_seconds = false", "apps[0] (app 'ios').interval_seconds"),
+    ],
+)
+def test_an_apps_numbers_take_no_boolean(line: str, key: str, tmp_path: Path) -> None:
+    config = write(tmp_path / "apps.toml", f'[[apps]]\nname = "ios"\napi_key = "K"\n{line}\n')
+    with pytest.raises(ConfigError) as refused:
+        load_settings(config)
+    value = line.split(" = ")[1]
+    assert str(refused.value) == (
+        f"settings: config file {config}, key {key}: expected a number, got the boolean {value}"
+    )
+
+
+def test_the_environments_words_for_booleans_still_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAMPAIGN_SYNC_STATS", "1")
+    monkeypatch.setenv("CAMPAIGN_SYNC_ALLOW_INSECURE_HTTP", "false")
+    settings = load_settings()
+    assert settings.stats is True and settings.allow_insecure_http is False
+
+
+def test_a_bad_value_is_named_by_the_source_it_came_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each source wins over the next (flag, environment, .env, secret file, TOML); the
+    message names the one whose value was refused, never the file for an environment value."""
+    config = write(tmp_path / "settings.toml", "concurrency = 0\n")
+    refused = "Input should be greater than or equal to 1"
+    cases: list[tuple[dict[str, str], str]] = [
+        ({}, f"config file {config}, key concurrency"),
+        ({"secret": "0"}, f"CAMPAIGN_SYNC_CONCURRENCY (secret file {tmp_path}/secrets/"
+                          "CAMPAIGN_SYNC_CONCURRENCY)"),
+        ({"secret": "0", "dotenv": "0"}, "CAMPAIGN_SYNC_CONCURRENCY (in .env)"),
+        ({"secret": "0", "dotenv": "0", "env": "0"}, "CAMPAIGN_SYNC_CONCURRENCY"),
+    ]  # fmt: skip
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    monkeypatch.setenv("CAMPAIGN_SYNC_SECRETS_DIR", str(secrets))
+    for sources, named in cases:
+        if "secret" in sources:
+            write(secrets / "CAMPAIGN_SYNC_CONCURRENCY", sources["secret"])
+        if "dotenv" in sources:
+            write(Path(".env"), f"CAMPAIGN_SYNC_CONCURRENCY={sources['dotenv']}\n")
+        if "env" in sources:
+            monkeypatch.setenv("CAMPAIGN_SYNC_CONCURRENCY", sources["env"])
+        with pytest.raises(ConfigError) as error:
+            load_settings(config)
+        assert str(error.value) == f"settings: {named}: {refused}", sources
+    with pytest.raises(ConfigError) as error:
+        load_settings(config, concurrency=0)
+    assert str(error.value) == (
+        f"settings: --concurrency (or CAMPAIGN_SYNC_CONCURRENCY): {refused}"
+    )
+
+
+@pytest.mark.parametrize("path", ["", "  "])
+def test_an_empty_config_path_is_refused_not_ignored(path: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_settings(path)
+    assert str(refused.value) == "--config names no file (an empty path): name the TOML file"

@@ -614,7 +614,10 @@ class FiniteRange(click.FloatRange):
 
 
 SHARE = FiniteRange(0, 1)
-COUNT = click.IntRange(min=0)
+# The simulator and the demo build their data sets in memory (about 2 KB a campaign): a
+# million is more than any Batch app holds, and 2**63 never finished generating.
+MAX_GENERATED = 1_000_000
+COUNT = click.IntRange(min=0, max=MAX_GENERATED)
 SECONDS = FiniteRange(min=0)
 
 

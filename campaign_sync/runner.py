@@ -14,7 +14,6 @@ from campaign_sync.batch.retry import RetryBudget
 from campaign_sync.config import ResolvedApp, Settings
 from campaign_sync.db.pacing import load_learned_rate, save_learned_rate
 from campaign_sync.domain import CampaignType
-from campaign_sync.logs import register_secret
 from campaign_sync.push_stats import StatsPolicy
 from campaign_sync.sync_pass import (
     PassOptions,
@@ -84,8 +83,6 @@ def make_client(
     `learned_rate`: where its rate gate starts; `options`: in place of the settings' own
     (`client_options`), for a command with its own limits (`check`)."""
     rest_key = app.rest_api_key.get_secret_value()
-    register_secret(rest_key)
-    register_secret(app.api_key, keep_last=4)
     return BatchClient(
         app=app.name,
         api_key=app.api_key,

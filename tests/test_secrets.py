@@ -13,10 +13,24 @@ import logging
 
 import httpx
 import pytest
+from sqlalchemy import Engine, text
 
+from campaign_sync.batch.errors import BatchError
+from campaign_sync.db.session import make_engine
+from campaign_sync.domain import CampaignType
 from campaign_sync.logs import ContextFilter, JsonFormatter, register_secret
-from tests.conftest import API_KEY, CANARY_REST_KEY, LOG_COLLECTOR, leaked_secret_lines
-from tests.helpers import batch_error, mock_client
+from campaign_sync.runner import sync_apps
+from campaign_sync.sync_pass import PassOptions
+from tests.conftest import (
+    API_KEY,
+    CANARY_REST_KEY,
+    LOG_COLLECTOR,
+    leaked_secret_lines,
+    make_app,
+    make_settings,
+)
+from tests.fake_batch import BASE_URL
+from tests.helpers import batch_error, mock_client, run
 
 
 def test_the_collector_hears_every_log_line() -> None:
@@ -65,3 +79,64 @@ def test_registered_secrets_are_masked_in_formatted_lines() -> None:
     line = JsonFormatter().format(record)
     assert CANARY_REST_KEY not in line and API_KEY not in line
     assert f"****{API_KEY[-4:]}" in line
+
+
+def _echoing(status: int, where: str) -> httpx.Response:
+    """An error answer that quotes the request's credentials, as a message or as a body."""
+    both = f"X-Authorization: {CANARY_REST_KEY}; GET /1.1/{API_KEY}/campaigns/list"
+    if where == "message":
+        body = {"code": 10, "type": "AUTHENTICATION_INVALID", "message": f"Invalid key {both}"}
+        return httpx.Response(status, json=body)
+    if where == "type":
+        return httpx.Response(status, json={"code": 1, "type": CANARY_REST_KEY, "message": "x"})
+    # A proxy's error page: the key lands across the 200 characters kept of a text body.
+    return httpx.Response(status, text="<html>" + "." * 180 + both + "</html>")
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 429, 500, 502, 503])
+@pytest.mark.parametrize("where", ["message", "type", "body"])
+def test_an_answer_that_quotes_the_keys_never_puts_them_in_an_error(
+    status: int, where: str
+) -> None:
+    """Errors reach the terminal, `sync_runs.error` and `status`, where no log filter
+    masks them: the keys are cut where Batch's words enter (`errors.error_from_response`)."""
+
+    async def call() -> None:
+        async with mock_client(lambda request: _echoing(status, where), attempts=1) as client:
+            await client.list_push()
+
+    with pytest.raises(BatchError) as raised:
+        asyncio.run(call())
+    error = raised.value
+    shown = " ".join(map(str, (error, error.batch_message, error.error_type)))
+    assert CANARY_REST_KEY not in shown and API_KEY not in shown, shown
+    if where == "message":
+        assert "Invalid key X-Authorization: ****; GET /1.1/****b682/campaigns/list" in shown
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_a_pass_refused_with_the_keys_quoted_stores_and_prints_neither(
+    pg_url: str, db: Engine
+) -> None:
+    engine = make_engine(pg_url)
+    try:
+        results = asyncio.run(
+            sync_apps(
+                engine,
+                make_settings(BASE_URL, pg_url),
+                [make_app()],
+                (CampaignType.PUSH,),
+                PassOptions(),
+                transport=httpx.MockTransport(lambda request: _echoing(401, "message")),
+            )
+        )
+    finally:
+        engine.dispose()
+    assert [str(result.status) for result in results] == ["failed"]
+    with db.connect() as conn:
+        stored = list(conn.execute(text("select error from sync_runs")).scalars())
+    status = run("status", env={"DATABASE_URL": pg_url})
+    shown = [*stored, *(str(result.error) for result in results), status.output]
+    assert len(stored) == 1 and "Invalid key X-Authorization: ****" in stored[0], stored
+    assert "Invalid key X-Authorization: ****" in status.output, status.output
+    assert all(CANARY_REST_KEY not in text and API_KEY not in text for text in shown), shown

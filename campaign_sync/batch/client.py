@@ -40,6 +40,7 @@ from campaign_sync.batch.ratelimit import LearnedRate, RateGate, RatePolicy
 from campaign_sync.batch.retry import RetryBudget, RetryPolicy
 from campaign_sync.batch.sweep import SweepPage, SweepPosition, sweep_pages
 from campaign_sync.jsondoc import NestedTooDeeply, UnreadableJSON, decode, decode_array
+from campaign_sync.logs import register_secret
 
 
 class _Gone:
@@ -118,6 +119,10 @@ class BatchClient:
         self.app = app
         self.options = options or ClientOptions()
         self._api_key = api_key
+        # Masked wherever they could show: log lines, and what Batch's answers say
+        # (`error_from_response`), which may quote the request it refuses.
+        register_secret(rest_api_key)
+        register_secret(api_key, keep_last=4)
         self.hooks: list[ClientHook] = list(hooks)
         self.gate = RateGate(
             self.options.rate, learned=self.options.learned_rate, on_pause=self._paused

@@ -10,6 +10,8 @@ from typing import Any, ClassVar
 
 import httpx
 
+from campaign_sync.logs import mask
+
 
 class StopRequested(Exception):
     """A stop (SIGTERM/SIGINT) came while a request waited out a 429 pause or a retry's
@@ -180,11 +182,15 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 def _error_body(response: httpx.Response) -> tuple[int | None, str | None, str]:
-    """Batch's `{code, type, message}` if the body has it; never raises."""
+    """Batch's `{code, type, message}` if the body has it, else the start of the body as
+    text; never raises. The texts never hold a registered secret (`logs.mask`): an answer
+    may quote the request it refuses (a message naming the key, a proxy's error page
+    listing the request's headers), and these texts reach the output, `sync_runs` and
+    `status`."""
     try:
         body = json.loads(response.content)
     except (ValueError, UnicodeDecodeError):
-        return None, None, response.text[:200].strip()
+        return None, None, mask(response.text[:1000])[:200].strip()  # a key cut at 200 masked too
     if not isinstance(body, dict):
         return None, None, ""
     code = body.get("code")
@@ -192,8 +198,8 @@ def _error_body(response: httpx.Response) -> tuple[int | None, str | None, str]:
     message = body.get("message")
     return (
         code if isinstance(code, int) and not isinstance(code, bool) else None,
-        error_type if isinstance(error_type, str) else None,
-        message if isinstance(message, str) else "",
+        mask(error_type) if isinstance(error_type, str) else None,
+        mask(message) if isinstance(message, str) else "",
     )
 
 

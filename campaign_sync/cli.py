@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from campaign_sync.startup import set_up_begins, set_up_ends
 
@@ -145,6 +146,9 @@ def _database_hint() -> str:
 
 
 def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    source = ctx.get_parameter_source(param.name) if param.name else None
+    if param.name == "config_path" and source is ParameterSource.ENVIRONMENT:
+        value = None  # from CAMPAIGN_SYNC_CONFIG: the settings read it there, and name it so
     ctx.meta[f"campaign_sync.{param.name}"] = value
     return value
 

@@ -15,8 +15,9 @@ import stat
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, cast, get_args
 from urllib.parse import urlparse
 
 from pydantic import (
@@ -27,12 +28,17 @@ from pydantic import (
     SecretStr,
     ValidationError,
     ValidationInfo,
+    create_model,
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
     PydanticBaseSettingsSource,
+    SecretsSettingsSource,
     SettingsConfigDict,
     SettingsError,
     TomlConfigSettingsSource,
@@ -249,7 +255,20 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Init values are the command-line flags; the TOML file loses to everything else.
-        sources = [init_settings, env_settings, dotenv_settings, file_secret_settings]
+        view = _variables_view()
+        dotenv = cast(DotEnvSettingsSource, dotenv_settings)
+        secrets = cast(SecretsSettingsSource, file_secret_settings)
+        sources: list[PydanticBaseSettingsSource] = [
+            init_settings,
+            *map(_VariablesOnly, (
+                EnvSettingsSource(view, case_sensitive=True),
+                DotEnvSettingsSource(
+                    view, env_file=dotenv.env_file, env_file_encoding=dotenv.env_file_encoding,
+                    case_sensitive=True,
+                ),
+                SecretsSettingsSource(view, secrets_dir=secrets.secrets_dir, case_sensitive=True),
+            )),
+        ]  # fmt: skip
         config_file = _config_file.get()
         if config_file is not None:
             sources.append(config_file.source(settings_cls))
@@ -374,8 +393,13 @@ class ConfigFile:
         self.data: dict[str, Any] = {}
 
     def source(self, settings_cls: type[BaseSettings]) -> TomlConfigSettingsSource:
-        if not self.path.is_file():
+        if not self.path.exists():
             raise ConfigError(f"{self.named_by} names {self.path}, which does not exist")
+        if not self.path.is_file():
+            kind = "a directory" if self.path.is_dir() else "not a regular file"
+            raise ConfigError(
+                f"{self.named_by} names {self.path}, which is {kind}: name a TOML file"
+            )
         try:
             source = TomlConfigSettingsSource(settings_cls, toml_file=self.path)
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
@@ -407,14 +431,59 @@ class ConfigFile:
             )
 
 
+@cache
+def _variables_view() -> type[BaseSettings]:
+    """`Settings` as the environment-like sources (the environment, `.env`, secret files)
+    see it: its fields by their variables only, `apps` (TOML's) left out, so that nothing
+    else is read there (see `_VariablesOnly`)."""
+    fields: dict[str, Any] = {
+        name: (field.annotation, field)
+        for name, field in Settings.model_fields.items()
+        if _variable(name) is not None
+    }
+    return create_model("SettingsVariables", __base__=_VariablesBase, **fields)
+
+
+class _VariablesBase(BaseSettings):
+    """The base of `_variables_view`: read by sources only, never validated (so never built)."""
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=True, defer_build=True)
+
+
+class _VariablesOnly(PydanticBaseSettingsSource):
+    """An environment-like source reduced to the documented variables. `Settings` has
+    `populate_by_name`, which the TOML file's keys and the flags need, so a field's name
+    was read there too: a stray `concurrency=0` or `database_url=...` in the environment or
+    `.env` was used (and blamed on CAMPAIGN_SYNC_CONCURRENCY), and `apps=foo` stopped
+    every command with a JSON error."""
+
+    def __init__(self, source: PydanticBaseSettingsSource) -> None:
+        super().__init__(source.settings_cls)
+        self._source = source
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._source.get_field_value(field, field_name)
+
+    def __call__(self) -> dict[str, Any]:
+        return {key: value for key, value in self._source().items() if key in _variables()}
+
+
+@cache
+def _variables() -> frozenset[str]:
+    """Every setting's variable (`CAMPAIGN_SYNC_CONCURRENCY`, ...)."""
+    return frozenset(
+        variable for name in Settings.model_fields if (variable := _variable(name)) is not None
+    )
+
+
 def _from_dotenv(name: str) -> str | None:
-    """A setting that picks the other sources (config file, secrets directory) from `.env`."""
+    """A variable's value in `.env` (`""` when it is there but empty), None when absent."""
     if not Path(DOTENV_FILE).is_file():
         return None
     from dotenv import dotenv_values
 
     try:
-        return dotenv_values(DOTENV_FILE, encoding="utf-8").get(name) or None
+        return dotenv_values(DOTENV_FILE, encoding="utf-8").get(name)
     except UnicodeDecodeError as error:
         raise ConfigError(
             f"{DOTENV_FILE} is not UTF-8 text ({error.reason}): fix or remove it"
@@ -454,9 +523,9 @@ def load_settings(config_path: str | os.PathLike[str] | None = None, **flags: An
     named_by = "--config"
     if config_path is None:
         named_by = "CAMPAIGN_SYNC_CONFIG"
-        config_path = os.environ.get("CAMPAIGN_SYNC_CONFIG") or _from_dotenv(named_by)
-    elif not str(config_path).strip():
-        raise ConfigError("--config names no file (an empty path): name the TOML file")
+        config_path = os.environ.get(named_by) or _from_dotenv(named_by) or None  # "": unset
+    if config_path is not None and not str(config_path).strip():
+        raise ConfigError(f"{named_by} names no file (an empty path): name the TOML file")
     config_file = ConfigFile(Path(config_path), named_by) if config_path else None
     secrets_dir = _secrets_dir()
     token = _config_file.set(config_file)

@@ -234,3 +234,16 @@ def test_generated_data_sets_have_a_size_that_can_be_built(command: str, count: 
     assert f"Invalid value for '--push': {count} is not in the range 0<=x<=1000000" in (
         result.output
     )
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_a_config_file_named_by_the_variable_is_reported_by_the_variable() -> None:
+    """click reads CAMPAIGN_SYNC_CONFIG into --config; its errors name the variable."""
+    result = run("status", env={"CAMPAIGN_SYNC_CONFIG": "/nonexistent/settings.toml"})
+    assert result.exit_code == 2, result.output
+    assert (
+        "CAMPAIGN_SYNC_CONFIG names /nonexistent/settings.toml, which does not exist"
+        in result.output
+    )
+    result = run("status", "--config", "/nonexistent/settings.toml")
+    assert "--config names /nonexistent/settings.toml, which does not exist" in result.output

@@ -522,3 +522,69 @@ def test_an_empty_config_path_is_refused_not_ignored(path: str) -> None:
     with pytest.raises(ConfigError) as refused:
         load_settings(path)
     assert str(refused.value) == "--config names no file (an empty path): name the TOML file"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("concurrency", "0"), ("database_url", "sqlite:////elsewhere.db"), ("apps", "foo")],
+)
+@pytest.mark.parametrize("where", ["environment", ".env", "secret file"])
+def test_only_the_documented_variables_are_read_from_environment_like_sources(
+    name: str, value: str, where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A field's own name (`concurrency`, `apps`) is a TOML key, not a variable: read from the
+    environment, `.env` or a secret file, it changed the settings (or failed every command)."""
+    if where == "environment":
+        monkeypatch.setenv(name, value)
+    elif where == ".env":
+        write(Path(".env"), f"{name}={value}\n")
+    else:
+        write(tmp_path / name, value)
+        monkeypatch.setenv("CAMPAIGN_SYNC_SECRETS_DIR", str(tmp_path))
+    settings = load_settings()
+    assert (settings.concurrency, settings.database_url, settings.apps) == (
+        8,
+        "sqlite:///campaign_sync.db",
+        [],
+    )
+
+
+def test_an_empty_value_in_dotenv_is_named_as_such_not_blamed_on_the_toml_file(
+    tmp_path: Path,
+) -> None:
+    write(Path(".env"), "CAMPAIGN_SYNC_CONCURRENCY=\n")
+    config = write(tmp_path / "settings.toml", "concurrency = 4\n")
+    with pytest.raises(ConfigError) as refused:
+        load_settings(config)
+    assert str(refused.value) == (
+        "settings: CAMPAIGN_SYNC_CONCURRENCY (in .env): Input should be a valid integer, "
+        "unable to parse string as an integer"
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "kind"), [("/tmp", "a directory"), ("/dev/null", "not a regular file")]
+)
+def test_a_config_path_that_is_no_file_says_what_it_is(
+    path: str, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_settings(path)
+    assert str(refused.value) == f"--config names {path}, which is {kind}: name a TOML file"
+    monkeypatch.setenv("CAMPAIGN_SYNC_CONFIG", path)
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    assert str(refused.value).startswith(f"CAMPAIGN_SYNC_CONFIG names {path}, which is {kind}")
+
+
+def test_an_empty_config_variable_is_unset_and_a_blank_one_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CAMPAIGN_SYNC_CONFIG", "")
+    assert load_settings().apps == []
+    monkeypatch.setenv("CAMPAIGN_SYNC_CONFIG", "  ")
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    assert str(refused.value) == (
+        "CAMPAIGN_SYNC_CONFIG names no file (an empty path): name the TOML file"
+    )

@@ -103,15 +103,29 @@ CHECK_MAX_SECONDS = 30.0  # for all of them, waits included
 CHECK_ATTEMPT_SECONDS = 9.0
 
 
-def check_limit() -> str:
-    """Check's limits, in words, for its messages."""
-    return f"check's own limit: {CHECK_ATTEMPTS} attempts within {CHECK_MAX_SECONDS:g}s"
+def check_limits(settings: Settings) -> str:
+    """The limits check works within, in words, each named by what set it: check's own
+    (`CHECK_ATTEMPTS`, `CHECK_MAX_SECONDS`) or the user's tighter setting."""
+    attempts, seconds = settings.retry_max_attempts, settings.retry_max_seconds
+    if attempts >= CHECK_ATTEMPTS and seconds >= CHECK_MAX_SECONDS:
+        return f"{CHECK_ATTEMPTS} attempts within {CHECK_MAX_SECONDS:g}s (check's own limits)"
+    tries = (
+        f"{attempts} attempt{'s' if attempts > 1 else ''} (CAMPAIGN_SYNC_RETRY_MAX_ATTEMPTS)"
+        if attempts < CHECK_ATTEMPTS
+        else f"{CHECK_ATTEMPTS} attempts (check's own limit)"
+    )
+    time = (
+        f"{seconds:g}s (CAMPAIGN_SYNC_RETRY_MAX_SECONDS)"
+        if seconds < CHECK_MAX_SECONDS
+        else f"{CHECK_MAX_SECONDS:g}s (check's own limit)"
+    )
+    return f"{tries} within {time}"
 
 
 def check_options(settings: Settings, app: ResolvedApp) -> ClientOptions:
     """The app's client options (`runner.client_options`) within check's limits: at most
-    `CHECK_ATTEMPTS` attempts within `CHECK_MAX_SECONDS`, each attempt's timeouts at most
-    `CHECK_ATTEMPT_SECONDS`; never more than the settings allow."""
+    `CHECK_ATTEMPTS` attempts within `CHECK_MAX_SECONDS`, each connection and each read
+    waited for at most `CHECK_ATTEMPT_SECONDS`; never more than the settings allow."""
     options = client_options(settings, app)
     budget = options.retry
     return replace(
@@ -122,7 +136,9 @@ def check_options(settings: Settings, app: ResolvedApp) -> ClientOptions:
             budget,
             max_attempts=min(budget.max_attempts, CHECK_ATTEMPTS),
             max_seconds=min(budget.max_seconds, CHECK_MAX_SECONDS),
-            named_by=check_limit() if budget.max_seconds > CHECK_MAX_SECONDS else budget.named_by,
+            named_by="check's own limit"
+            if budget.max_seconds > CHECK_MAX_SECONDS
+            else budget.named_by,
         ),
     )
 
@@ -132,12 +148,13 @@ async def check_app(
 ) -> Finding:
     """One list call (limit 1) for the app, within check's limits (`check_options`): a
     refused key answers at once and is never retried; a 5xx, a cut answer or a timeout
-    is Batch's or the network's passing trouble, tried again a little."""
+    is Batch's or the network's passing trouble, tried again a little; a 429 is waited out
+    as a pass would, within those limits."""
     subject = f"app '{app.name}'"
     counts = RunCounts()
-    options = check_options(settings, app)
+    client = make_client(settings, app, transport=transport, options=check_options(settings, app))
     try:
-        async with make_client(settings, app, transport=transport, options=options) as client:
+        async with client:
             await client.list_campaigns(CampaignType.PUSH, limit=1, counts=counts)
     except BatchError as error:
         exhausted = error if isinstance(error, RetryBudgetExhausted) else None
@@ -145,18 +162,30 @@ async def check_app(
         if isinstance(cause, AuthenticationInvalid):
             detail = f" ({cause.summary}: {cause.batch_message})" if cause.batch_message else ""
             return Finding(subject, f"{rejected_key(cause, app)}{detail}", FAILED)
-        if isinstance(cause, TooManyRequests):
-            asked = f", asking for {cause.retry_after:g}s" if cause.retry_after else ""
+        tries = f" (after {counts.retries + 1} attempts)" if counts.retries else ""
+        if client.gate.total_429:
+            refused = client.gate.total_429
+            answers = f"{refused} answer{'s' if refused > 1 else ''} of 429 Too Many Requests"
+            asked = _asked(cause.retry_after) if isinstance(cause, TooManyRequests) else ""
+            then = "" if isinstance(cause, TooManyRequests) else f"; then {cause}{tries}"
             return Finding(
                 subject,
-                f"Batch is limiting this app's requests (429 Too Many Requests{asked}): its "
-                f"keys could not be checked within {check_limit()}; run check again later",
+                f"Batch is limiting this app's requests ({answers}{asked}): its keys could "
+                f"not be checked in {check_limits(settings)}; run check again later{then}",
                 FAILED,
             )
-        tries = f" (after {counts.retries + 1} attempts)" if counts.retries else ""
         return Finding(subject, f"{cause}{tries}", FAILED)
     tries = f", answered at attempt {counts.retries + 1}" if counts.retries else ""
     return Finding(subject, f"both keys accepted (one list call{tries})")
+
+
+def _asked(retry_after: float | None) -> str:
+    """What the last 429's Retry-After asked for, in words."""
+    if not retry_after:
+        return ""
+    if retry_after > 3600:
+        return ", the last asking to wait more than an hour"
+    return f", the last asking to wait {retry_after:.0f}s"
 
 
 def run_checks(

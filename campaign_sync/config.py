@@ -6,12 +6,14 @@ command-line flags, the environment, a `.env` file in the working directory, sec
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import ipaddress
 import logging
 import os
 import re
 import stat
+import sys
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -227,6 +229,11 @@ class Settings(BaseSettings):
                 ) from None
         return value
 
+    @field_validator("batch_rest_api_key_file", mode="before")
+    @classmethod
+    def _an_empty_path_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("batch_api_key", "batch_rest_api_key", mode="before")
     @classmethod
     def _a_header_safe_key(cls, value: object) -> object:
@@ -403,7 +410,20 @@ class ConfigFile:
         try:
             source = TomlConfigSettingsSource(settings_cls, toml_file=self.path)
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-            raise ConfigError(f"config file {self.path} is not valid TOML: {error}") from None
+            hint = ""
+            with contextlib.suppress(OSError):
+                if self.path.read_bytes()[:3] == b"\xef\xbb\xbf":
+                    hint = " (it starts with a byte order mark: save it as UTF-8 without one)"
+            raise ConfigError(f"config file {self.path} is not valid TOML: {error}{hint}") from None
+        except ValueError:  # tomllib's int() of a number with more digits than Python reads
+            raise ConfigError(
+                f"config file {self.path} cannot be read: it holds an integer of more than "
+                f"{sys.get_int_max_str_digits()} digits"
+            ) from None
+        except RecursionError:
+            raise ConfigError(
+                f"config file {self.path} cannot be read: arrays or tables nested too deeply"
+            ) from None
         except OSError as error:
             raise ConfigError(f"config file {self.path} cannot be read: {error.strerror}") from None
         self.data = source.toml_data
@@ -511,7 +531,8 @@ def _read_secret_file(settings: Settings) -> Settings:
         ) from None
     if not value:
         raise ConfigError(f"BATCH_REST_API_KEY_FILE names {path}, which is empty")
-    return settings.model_copy(update={"batch_rest_api_key": SecretStr(value)})
+    key = _usable_key(value, f"the key in {path} (BATCH_REST_API_KEY_FILE)")
+    return settings.model_copy(update={"batch_rest_api_key": SecretStr(key)})
 
 
 def load_settings(config_path: str | os.PathLike[str] | None = None, **flags: Any) -> Settings:
@@ -571,7 +592,7 @@ def resolve_apps(settings: Settings, environ: Mapping[str, str] | None = None) -
         raise ConfigError(f"app names must be unique; repeated: {', '.join(duplicates)}")
     resolved = []
     for app in configured:
-        rest_key = app.rest_api_key
+        rest_key, rest_from = app.rest_api_key, f"app '{app.name}': rest_api_key"
         if rest_key is None and app.rest_api_key_env:
             value = environ.get(app.rest_api_key_env)
             if not value:
@@ -580,17 +601,17 @@ def resolve_apps(settings: Settings, environ: Mapping[str, str] | None = None) -
                     "which is not set in the environment"
                 )
             rest_key = SecretStr(value)
-        rest_key = rest_key or settings.batch_rest_api_key
+            rest_from = f"app '{app.name}': {app.rest_api_key_env} (its rest_api_key_env)"
+        if not rest_key:  # none, or empty: the default
+            rest_key, rest_from = settings.batch_rest_api_key, "BATCH_REST_API_KEY"
         if rest_key is None or not rest_key.get_secret_value():
             raise ConfigError(
                 f"app '{app.name}' has no REST API key: set BATCH_REST_API_KEY, or "
                 "rest_api_key_env (or rest_api_key) for the app in the config file"
             )
-        try:
-            api_key = header_safe_key(app.api_key)
-            rest_key = SecretStr(header_safe_key(rest_key.get_secret_value()))
-        except ValueError as unusable:
-            raise ConfigError(f"app '{app.name}': a key {unusable}") from None
+        api_from = f"app '{app.name}': api_key" if settings.apps else "BATCH_API_KEY"
+        api_key = _usable_key(app.api_key, api_from)
+        rest_key = SecretStr(_usable_key(rest_key.get_secret_value(), rest_from))
         resolved.append(
             ResolvedApp(
                 name=app.name,
@@ -601,6 +622,18 @@ def resolve_apps(settings: Settings, environ: Mapping[str, str] | None = None) -
             )
         )
     return resolved
+
+
+def _usable_key(value: str, named: str) -> str:
+    """A key as requests carry it (`header_safe_key`); a ConfigError naming where it came
+    from (never the key) when it holds what no request can carry, or only white space."""
+    try:
+        key = header_safe_key(value)
+    except ValueError as unusable:
+        raise ConfigError(f"{named} {unusable}") from None
+    if not key:
+        raise ConfigError(f"{named} is blank: only white space")
+    return key
 
 
 def select_apps(apps: list[ResolvedApp], names: Sequence[str]) -> list[ResolvedApp]:

@@ -99,7 +99,7 @@ def test_running_out_of_time_names_checks_own_limit_not_a_setting(
     assert result.exit_code == 1, result.output
     assert (
         "FAIL  app 'default': GET campaigns/list for app 'default' got no complete answer "
-        "within 1s (check's own limit: 3 attempts within 1s)"
+        "within 1s (check's own limit)"
     ) in result.stdout
     assert "CAMPAIGN_SYNC_RETRY_MAX_SECONDS" not in result.output
 
@@ -112,11 +112,42 @@ def test_a_retry_after_longer_than_check_waits_is_reported_as_a_limit_not_a_refu
     result = run("check", env=env_for(pg_url, sim_server))
     assert result.exit_code == 1, result.output
     assert (
-        "FAIL  app 'default': Batch is limiting this app's requests (429 Too Many Requests, "
-        "asking for 100s): its keys could not be checked within check's own limit: 3 attempts "
-        "within 30s; run check again later"
+        "FAIL  app 'default': Batch is limiting this app's requests (1 answer of 429 Too Many "
+        "Requests, the last asking to wait 100s): its keys could not be checked in 3 attempts "
+        "within 30s (check's own limits); run check again later"
     ) in result.stdout
     assert simulator.count("list push") == 1  # not asked again before Batch's 100 s
+
+
+def test_a_tighter_setting_is_named_as_the_limit_that_ended_check(
+    pg_url: str, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    simulator.script("list push", [429, 429])
+    env = env_for(pg_url, sim_server, CAMPAIGN_SYNC_RETRY_MAX_ATTEMPTS="1")
+    result = run("check", env=env)
+    assert result.exit_code == 1, result.output
+    assert (
+        "FAIL  app 'default': Batch is limiting this app's requests (1 answer of 429 Too Many "
+        "Requests): its keys could not be checked in 1 attempt "
+        "(CAMPAIGN_SYNC_RETRY_MAX_ATTEMPTS) within 30s (check's own limit); run check again later"
+    ) in result.stdout
+
+
+def test_a_429_then_silence_is_reported_as_batch_limiting_the_app(
+    pg_url: str, simulator: Simulator, sim_server: SimulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    simulator.knobs.hang_seconds = 1.5
+    simulator.script("list push", [429, -2, -2])
+    monkeypatch.setattr(check_module, "CHECK_ATTEMPT_SECONDS", 0.5)
+    env = env_for(pg_url, sim_server, CAMPAIGN_SYNC_BACKOFF_MIN_SECONDS="0.2", **FAST_RETRY)
+    result = run("check", env=env)
+    assert result.exit_code == 1, result.output
+    assert (
+        "FAIL  app 'default': Batch is limiting this app's requests (1 answer of 429 Too Many "
+        "Requests): its keys could not be checked in 3 attempts within 30s (check's own "
+        "limits); run check again later; then GET campaigns/list for app 'default' timed out "
+        "(ReadTimeout) (after 3 attempts)"
+    ) in result.stdout
 
 
 def test_a_refused_rest_key_is_named_and_exits_1(pg_url: str, sim_server: SimulatorServer) -> None:
@@ -179,3 +210,16 @@ def test_an_unreachable_database_exits_2_and_the_apps_are_still_checked(
     )
     assert "ok    app 'default': both keys accepted (one list call)" in result.stdout
     assert "secret-pw" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "words"),
+    [
+        (None, ""),
+        (29.4, ", the last asking to wait 29s"),
+        (2.3e9, ", the last asking to wait more than an hour"),
+        (float("inf"), ", the last asking to wait more than an hour"),
+    ],
+)
+def test_a_retry_after_is_put_in_words(retry_after: float | None, words: str) -> None:
+    assert check_module._asked(retry_after) == words

@@ -588,3 +588,75 @@ def test_an_empty_config_variable_is_unset_and_a_blank_one_is_refused(
     assert str(refused.value) == (
         "CAMPAIGN_SYNC_CONFIG names no file (an empty path): name the TOML file"
     )
+
+
+APP_HEAD = '[[apps]]\nname = "ios"\n'
+
+
+@pytest.mark.parametrize(
+    ("toml", "environ", "message"),
+    [
+        ('api_key = "  "\n', {}, "app 'ios': api_key is blank: only white space"),
+        ('api_key = "two words"\n', {}, "app 'ios': api_key holds characters no HTTP request"),
+        ('api_key = "K"\nrest_api_key = " "\n', {}, "app 'ios': rest_api_key is blank"),
+        ('api_key = "K"\nrest_api_key = "a b"\n', {}, "app 'ios': rest_api_key holds characters"),
+        (
+            'api_key = "K"\nrest_api_key_env = "IOS_REST"\n',
+            {"IOS_REST": "  "},
+            "app 'ios': IOS_REST (its rest_api_key_env) is blank",
+        ),
+        (
+            'api_key = "K"\nrest_api_key_env = "IOS_REST"\n',
+            {"IOS_REST": "r\u00e9st"},
+            "app 'ios': IOS_REST (its rest_api_key_env) holds characters no HTTP request",
+        ),
+    ],
+)
+def test_a_key_no_request_can_carry_is_refused_naming_where_it_came_from(
+    toml: str, environ: dict[str, str], message: str, tmp_path: Path
+) -> None:
+    """A blank key was sent as it was (`/1.1//campaigns/list`, exit 1 instead of 2)."""
+    config = write(tmp_path / "apps.toml", APP_HEAD + toml)
+    settings = load_settings(config, batch_rest_api_key="default-rest")
+    with pytest.raises(ConfigError) as refused:
+        resolve_apps(settings, environ)
+    assert str(refused.value).startswith(message), str(refused.value)
+    assert "r\u00e9st" not in str(refused.value) and "two words" not in str(refused.value)
+
+
+def test_a_key_file_holding_an_unusable_key_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = write(tmp_path / "rest", "two words\n")
+    monkeypatch.setenv("BATCH_REST_API_KEY_FILE", str(secret))
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    assert str(refused.value).startswith(
+        f"the key in {secret} (BATCH_REST_API_KEY_FILE) holds characters no HTTP request"
+    )
+    assert "two words" not in str(refused.value)
+
+
+def test_an_empty_key_file_variable_is_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BATCH_REST_API_KEY_FILE", "")
+    assert load_settings().batch_rest_api_key_file is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("concurrency = " + "9" * 5000, "cannot be read: it holds an integer of more than 4300"),
+        ("concurrency = " + "[" * 5000 + "]" * 5000, "cannot be read: arrays or tables nested"),
+        ("concurrency = " + "{a=" * 3000 + "1" + "}" * 3000, "cannot be read: arrays or tables"),
+        ("\ufeffconcurrency = 4", "is not valid TOML: Invalid statement (at line 1, column 1) "
+         "(it starts with a byte order mark: save it as UTF-8 without one)"),
+    ],
+)  # fmt: skip
+def test_a_hostile_toml_file_is_one_line_naming_the_file(
+    text: str, message: str, tmp_path: Path
+) -> None:
+    """These stopped every command with an unexpected ValueError or RecursionError, exit 1."""
+    config = write(tmp_path / "settings.toml", text + "\n")
+    with pytest.raises(ConfigError) as refused:
+        load_settings(config)
+    assert str(refused.value).startswith(f"config file {config} {message}"), str(refused.value)

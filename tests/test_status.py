@@ -7,11 +7,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, text, update
 
 from campaign_sync.db.models import sync_state
 from campaign_sync.simulator import SimulatorServer
 from campaign_sync.status import describe_next_pass
+from tests.conftest import API_KEY, CANARY_REST_KEY
 from tests.helpers import run
 from tests.syncing import run_sync
 
@@ -68,3 +69,27 @@ def test_a_database_without_our_schema_says_so(fresh_pg_url: str) -> None:
     assert result.exit_code == 2
     assert result.stderr.startswith("campaign-sync: the database has no campaign-sync schema")
     assert result.stderr.endswith("run campaign-sync migrate\n")
+
+
+@pytest.mark.parametrize("args", [["status"], ["status", "--json"], ["sync"]])
+def test_a_command_closes_its_database_connections_when_it_ends(
+    args: list[str], db: Engine, pg_url: str, sim_server: SimulatorServer
+) -> None:
+    """A command run in-process (a script, the tests) left its pool's connection open until
+    the garbage collector came: PostgreSQL saw a session that outlived the command."""
+    env = {
+        "DATABASE_URL": pg_url,
+        "BATCH_API_BASE_URL": sim_server.url,
+        "BATCH_API_KEY": API_KEY,
+        "BATCH_REST_API_KEY": CANARY_REST_KEY,
+    }
+    result = run(*args, env=env)
+    assert result.exit_code == 0, result.output
+    with db.connect() as conn:
+        others = conn.execute(
+            text(
+                "select count(*) from pg_stat_activity "
+                "where datname = current_database() and pid <> pg_backend_pid()"
+            )
+        ).scalar_one()
+    assert others == 0

@@ -7,14 +7,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text, update
+from sqlalchemy import Engine, update
 
 from campaign_sync.db.models import sync_state
 from campaign_sync.simulator import SimulatorServer
 from campaign_sync.status import describe_next_pass
 from tests.conftest import API_KEY, CANARY_REST_KEY
 from tests.helpers import run
-from tests.syncing import run_sync
+from tests.syncing import count, run_sync
 
 pytestmark = pytest.mark.usefixtures("restore_logging")
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -85,11 +85,5 @@ def test_a_command_closes_its_database_connections_when_it_ends(
     }
     result = run(*args, env=env)
     assert result.exit_code == 0, result.output
-    with db.connect() as conn:
-        others = conn.execute(
-            text(
-                "select count(*) from pg_stat_activity "
-                "where datname = current_database() and pid <> pg_backend_pid()"
-            )
-        ).scalar_one()
-    assert others == 0
+    others = "select count(*) from pg_stat_activity where datname = current_database() "
+    assert count(db, others + "and pid <> pg_backend_pid()") == 0

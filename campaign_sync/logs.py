@@ -7,10 +7,12 @@ import contextlib
 import contextvars
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -20,21 +22,46 @@ current_type: contextvars.ContextVar[str | None] = contextvars.ContextVar("type"
 current_run: contextvars.ContextVar[int | None] = contextvars.ContextVar("run", default=None)
 
 EXTRA_FIELDS = ("route", "status", "attempt", "wait_seconds")
-_secrets: dict[str, str] = {}
+MASK_MIN_LENGTH = 4  # a shorter "secret" would mask ordinary words; real keys are longer
+_secrets: dict[str, str] = {}  # lower-cased secret, or its percent-encoded form -> mask
+_pattern: re.Pattern[str] | None = None
 
 
 def register_secret(value: str, *, keep_last: int = 0) -> None:
-    """Mask `value` in every log line from now on (keeping its last characters if asked)."""
-    if value and len(value) >= 4:
-        tail = value[-keep_last:] if keep_last and len(value) > 2 * keep_last else ""
-        _secrets[value] = f"****{tail}"
+    """Mask `value` from now on (keeping its last characters if asked) in every log line and
+    wherever `mask` is applied: as it is, in any letter case, and percent-encoded (a 404
+    page repeating the request's path). A value shorter than `MASK_MIN_LENGTH` is not masked.
+    A value registered again keeps its first mask, so the fuller mask wins when the REST
+    key is registered before the live API key and both are the same."""
+    global _pattern
+    if not value or len(value) < MASK_MIN_LENGTH:
+        return
+    tail = value[-keep_last:] if keep_last and len(value) > 2 * keep_last else ""
+    for form in {value, quote(value, safe="")}:
+        _secrets.setdefault(form.lower(), f"****{tail}")
+    alternatives = sorted(_secrets, key=len, reverse=True)  # the longest form first
+    _pattern = re.compile("|".join(map(re.escape, alternatives)), re.IGNORECASE)
 
 
 def mask(text: str) -> str:
+    """`text` with every registered secret replaced by its mask (see `register_secret`)."""
+    if _pattern is None:
+        return text
+    return _pattern.sub(lambda found: _secrets[found.group(0).lower()], text)
+
+
+def mask_cut(text: str, limit: int) -> str:
+    """`text` masked and cut to at most `limit` characters without leaving part of a secret
+    at the cut: the masked text is cut first (masks are shorter than what they hide, so
+    cutting the raw text after masking would pull unmasked characters in), then a tail
+    that begins a secret (`MASK_MIN_LENGTH` characters or more) is masked as well."""
+    cut = mask(text[:limit])
+    lowered = cut.lower()
     for secret, replacement in _secrets.items():
-        if secret in text:
-            text = text.replace(secret, replacement)
-    return text
+        for length in range(min(len(secret) - 1, len(cut)), MASK_MIN_LENGTH - 1, -1):
+            if lowered.endswith(secret[:length]):
+                return cut[:-length] + replacement
+    return cut
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from campaign_sync.domain import CampaignType
 from campaign_sync.logs import logging_through
@@ -144,7 +145,7 @@ def print_status_table(report: list[TypeStatus], console: Console | None = None)
             f"{age(row.oldest_detail_fetched_at)} old",
             f"resume at {row.sweep_offset}" if row.sweep_in_progress else "complete",
             row.next_pass,
-            "; ".join(row.stale) or "ok",
+            Text("; ".join(row.stale) or "ok"),
         )
     console.print(table)
     for row in report:
@@ -155,7 +156,11 @@ def print_status_table(report: list[TypeStatus], console: Console | None = None)
             )
     for row in report:
         label = CampaignType(row.campaign_type).label
+        # Texts, not markup: an error quotes Batch's words ("[/messages/0]" was read as a
+        # closing tag), and is printed unwrapped (wrapping a long one took minutes).
         if row.last_run_status == "failed" and row.last_run_error:
-            console.print(f"[red]{row.app}/{label}[/red]: {row.last_run_error}")
+            error = Text.assemble((f"{row.app}/{label}", "red"), ": ", row.last_run_error)
+            console.print(error, soft_wrap=True)
         if row.lock_holder:
-            console.print(f"{row.app}/{label}: a pass holds the lock now ({row.lock_holder})")
+            holder = f"{row.app}/{label}: a pass holds the lock now ({row.lock_holder})"
+            console.print(Text(holder), soft_wrap=True)

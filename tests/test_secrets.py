@@ -18,7 +18,7 @@ from sqlalchemy import Engine, text
 from campaign_sync.batch.errors import BatchError
 from campaign_sync.db.session import make_engine
 from campaign_sync.domain import CampaignType
-from campaign_sync.logs import ContextFilter, JsonFormatter, register_secret
+from campaign_sync.logs import ContextFilter, JsonFormatter, mask, mask_cut, register_secret
 from campaign_sync.runner import sync_apps
 from campaign_sync.sync_pass import PassOptions
 from tests.conftest import (
@@ -89,12 +89,17 @@ def _echoing(status: int, where: str) -> httpx.Response:
         return httpx.Response(status, json=body)
     if where == "type":
         return httpx.Response(status, json={"code": 1, "type": CANARY_REST_KEY, "message": "x"})
+    if where == "other case":
+        quoted = f"{CANARY_REST_KEY.lower()} {API_KEY.upper()} {CANARY_REST_KEY.swapcase()}"
+        return httpx.Response(status, json={"code": 1, "type": "X", "message": quoted})
+    if where == "repeated":  # masks are shorter than keys: a copy past the cut moved in
+        return httpx.Response(status, text="x" * 12 + f"{CANARY_REST_KEY} " * 40)
     # A proxy's error page: the key lands across the 200 characters kept of a text body.
     return httpx.Response(status, text="<html>" + "." * 180 + both + "</html>")
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 429, 500, 502, 503])
-@pytest.mark.parametrize("where", ["message", "type", "body"])
+@pytest.mark.parametrize("where", ["message", "type", "body", "other case", "repeated"])
 def test_an_answer_that_quotes_the_keys_never_puts_them_in_an_error(
     status: int, where: str
 ) -> None:
@@ -109,7 +114,8 @@ def test_an_answer_that_quotes_the_keys_never_puts_them_in_an_error(
         asyncio.run(call())
     error = raised.value
     shown = " ".join(map(str, (error, error.batch_message, error.error_type)))
-    assert CANARY_REST_KEY not in shown and API_KEY not in shown, shown
+    for key in (CANARY_REST_KEY, API_KEY):
+        assert key[:-1].lower() not in shown.lower() and key[1:].lower() not in shown.lower()
     if where == "message":
         assert "Invalid key X-Authorization: ****; GET /1.1/****b682/campaigns/list" in shown
 
@@ -140,3 +146,58 @@ def test_a_pass_refused_with_the_keys_quoted_stores_and_prints_neither(
     assert len(stored) == 1 and "Invalid key X-Authorization: ****" in stored[0], stored
     assert "Invalid key X-Authorization: ****" in status.output, status.output
     assert all(CANARY_REST_KEY not in text and API_KEY not in text for text in shown), shown
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "shown"),
+    [
+        ("key " + CANARY_REST_KEY, 200, "key ****"),
+        ("key " + CANARY_REST_KEY.upper(), 200, "key ****"),
+        ("a" * 190 + CANARY_REST_KEY, 200, "a" * 190 + "****"),  # cut inside the key
+        ("a" * 195 + CANARY_REST_KEY, 200, "a" * 195 + "****"),  # 5 of its characters
+        ("a" * 197 + CANARY_REST_KEY, 200, "a" * 197 + "can"),  # 3: shorter than any mask
+        ((CANARY_REST_KEY + " ") * 40, 50, "**** ****"),  # cut first: no copy moves in
+    ],
+)
+def test_mask_cut_leaves_no_part_of_a_key_at_the_cut(text: str, limit: int, shown: str) -> None:
+    register_secret(CANARY_REST_KEY)
+    assert mask_cut(text, limit) == shown
+
+
+def test_a_key_is_masked_percent_encoded_too() -> None:
+    """A 404 page repeating the request's path shows the live API key percent-encoded."""
+    key = "LIVE/KEY+0123=4567?AB"
+    register_secret(key, keep_last=4)
+    path = "/1.1/LIVE%2FKEY%2B0123%3D4567%3FAB/campaigns/list"
+    assert mask(f"no route {path} for {key}") == (
+        "no route /1.1/****7?AB/campaigns/list for ****7?AB"
+    )
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["two\nlines\r\nand more", "clear \u001b[2J screen \u001b]0;title\u0007", "\u2028x"],
+)
+def test_batchs_words_reach_a_message_as_one_plain_line(message: str) -> None:
+    answer = httpx.Response(400, content=f'{{"code": 1, "message": "{message}"}}'.encode())
+
+    async def call() -> None:
+        async with mock_client(lambda request: answer, attempts=1) as client:
+            await client.list_push()
+
+    with pytest.raises(BatchError) as raised:
+        asyncio.run(call())
+    text = str(raised.value)
+    assert text.isprintable() and "\x1b" not in text, repr(text)
+
+
+def test_a_long_message_is_cut_to_200_characters() -> None:
+    answer = httpx.Response(400, json={"code": 1, "type": "T", "message": "m" * 500_000})
+
+    async def call() -> None:
+        async with mock_client(lambda request: answer, attempts=1) as client:
+            await client.list_push()
+
+    with pytest.raises(BatchError) as raised:
+        asyncio.run(call())
+    assert raised.value.batch_message == "m" * 200

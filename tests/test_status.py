@@ -3,16 +3,23 @@ on a database that has no schema yet."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import Engine, update
 
 from campaign_sync.db.models import sync_state
+from campaign_sync.db.session import make_engine
+from campaign_sync.domain import CampaignType
+from campaign_sync.runner import sync_apps
 from campaign_sync.simulator import SimulatorServer
 from campaign_sync.status import describe_next_pass
-from tests.conftest import API_KEY, CANARY_REST_KEY
+from campaign_sync.sync_pass import PassOptions
+from tests.conftest import API_KEY, CANARY_REST_KEY, make_app, make_settings
+from tests.fake_batch import BASE_URL
 from tests.helpers import run
 from tests.syncing import count, run_sync
 
@@ -87,3 +94,27 @@ def test_a_command_closes_its_database_connections_when_it_ends(
     assert result.exit_code == 0, result.output
     others = "select count(*) from pg_stat_activity where datname = current_database() "
     assert count(db, others + "and pid <> pg_backend_pid()") == 0
+
+
+def test_an_error_quoting_brackets_is_shown_as_text_not_markup(pg_url: str) -> None:
+    """ "[/messages/0]" in Batch's message was read by the table as a closing tag: status
+    failed with a MarkupError until a pass succeeded."""
+    said = "unexpected value at [/messages/0] [bold]"
+    answer = httpx.Response(400, json={"code": 30, "type": "BAD_REQUEST", "message": said})
+    engine = make_engine(pg_url)
+    try:
+        asyncio.run(
+            sync_apps(
+                engine,
+                make_settings(BASE_URL, pg_url),
+                [make_app()],
+                (CampaignType.PUSH,),
+                PassOptions(),
+                transport=httpx.MockTransport(lambda request: answer),
+            )
+        )
+    finally:
+        engine.dispose()
+    result = run("status", env={"DATABASE_URL": pg_url})
+    assert result.exit_code == 0, result.output
+    assert f"400 BAD_REQUEST code 30: {said}" in result.output

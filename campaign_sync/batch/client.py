@@ -33,6 +33,7 @@ from campaign_sync.batch.errors import (
     NetworkError,
     TooManyRequests,
     WrongCampaign,
+    answer_text,
     error_from_response,
 )
 from campaign_sync.batch.proxies import proxy_for, ssl_context
@@ -121,7 +122,7 @@ class BatchClient:
         self._api_key = api_key
         # Masked wherever they could show: log lines, and what Batch's answers say
         # (`error_from_response`), which may quote the request it refuses.
-        register_secret(rest_api_key)
+        register_secret(rest_api_key)  # first: its full mask wins if both keys are one
         register_secret(api_key, keep_last=4)
         self.hooks: list[ClientHook] = list(hooks)
         self.gate = RateGate(
@@ -338,7 +339,8 @@ class BatchClient:
         if token and expect is dict and answered_for is not None and answered_for != token:
             # Never store one campaign's detail under another's token (a cache, a proxy).
             raise WrongCampaign(
-                f"{route} for app '{self.app}' answered for campaign {str(answered_for)[:80]!r} "
+                f"{route} for app '{self.app}' answered for campaign "
+                f"{answer_text(str(answered_for))[:80]!r} "
                 f"when asked for {token[:80]!r}",
                 status=response.status_code,
                 route=route,

@@ -6,11 +6,12 @@ Retriable or fatal is a property of the error class; the retry policy only asks.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, ClassVar
 
 import httpx
 
-from campaign_sync.logs import mask
+from campaign_sync.logs import mask_cut
 
 
 class StopRequested(Exception):
@@ -181,16 +182,28 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+ANSWER_TEXT_LIMIT = 200  # characters of an answer's words kept in a message
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def answer_text(text: str) -> str:
+    """Words from Batch's answer (or a proxy's) as our messages may carry them to the
+    terminal, logs, `sync_runs`, `sync_warnings` and `status`: one line (control characters,
+    terminal escapes and line breaks as spaces), at most `ANSWER_TEXT_LIMIT` characters,
+    and no registered secret, not even the start of one at the cut (`logs.mask_cut`): an
+    answer may quote the request it refuses (a message naming the key, a proxy's page
+    listing the request's headers)."""
+    head = _CONTROL.sub(" ", text[: ANSWER_TEXT_LIMIT * 20])
+    return mask_cut(" ".join(head.split()), ANSWER_TEXT_LIMIT)
+
+
 def _error_body(response: httpx.Response) -> tuple[int | None, str | None, str]:
     """Batch's `{code, type, message}` if the body has it, else the start of the body as
-    text; never raises. The texts never hold a registered secret (`logs.mask`): an answer
-    may quote the request it refuses (a message naming the key, a proxy's error page
-    listing the request's headers), and these texts reach the output, `sync_runs` and
-    `status`."""
+    text, each through `answer_text`; never raises."""
     try:
         body = json.loads(response.content)
     except (ValueError, UnicodeDecodeError):
-        return None, None, mask(response.text[:1000])[:200].strip()  # a key cut at 200 masked too
+        return None, None, answer_text(response.text)
     if not isinstance(body, dict):
         return None, None, ""
     code = body.get("code")
@@ -198,8 +211,8 @@ def _error_body(response: httpx.Response) -> tuple[int | None, str | None, str]:
     message = body.get("message")
     return (
         code if isinstance(code, int) and not isinstance(code, bool) else None,
-        mask(error_type) if isinstance(error_type, str) else None,
-        mask(message) if isinstance(message, str) else "",
+        answer_text(error_type) if isinstance(error_type, str) else None,
+        answer_text(message) if isinstance(message, str) else "",
     )
 
 

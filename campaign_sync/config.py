@@ -108,7 +108,7 @@ class AppConfig(BaseModel):
     name: str = Field(pattern=APP_NAME.pattern)
     api_key: str = Field(min_length=1)
     rest_api_key: SecretStr | None = None
-    rest_api_key_env: str | None = None
+    rest_api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     interval_seconds: float | None = Field(default=None, ge=MIN_INTERVAL_SECONDS, le=MAX_SECONDS)
     concurrency: int | None = Field(default=None, ge=1, le=64)
 
@@ -521,8 +521,9 @@ def _secrets_dir() -> Path | None:
 
 def _read_secret_file(settings: Settings) -> Settings:
     path = settings.batch_rest_api_key_file
-    if settings.batch_rest_api_key is not None or path is None:
-        return settings
+    given = settings.batch_rest_api_key
+    if path is None or (given is not None and given.get_secret_value()):
+        return settings  # an empty BATCH_REST_API_KEY gives none: the file is read
     try:
         value = path.read_text(encoding="utf-8").strip()
     except OSError as error:
@@ -544,7 +545,10 @@ def load_settings(config_path: str | os.PathLike[str] | None = None, **flags: An
     named_by = "--config"
     if config_path is None:
         named_by = "CAMPAIGN_SYNC_CONFIG"
-        config_path = os.environ.get(named_by) or _from_dotenv(named_by) or None  # "": unset
+        config_path = os.environ.get(named_by) or None  # "": unset
+        if config_path is None:
+            config_path = _from_dotenv(named_by) or None
+            named_by = f"CAMPAIGN_SYNC_CONFIG (in {DOTENV_FILE})" if config_path else named_by
     if config_path is not None and not str(config_path).strip():
         raise ConfigError(f"{named_by} names no file (an empty path): name the TOML file")
     config_file = ConfigFile(Path(config_path), named_by) if config_path else None
@@ -594,20 +598,21 @@ def resolve_apps(settings: Settings, environ: Mapping[str, str] | None = None) -
     for app in configured:
         rest_key, rest_from = app.rest_api_key, f"app '{app.name}': rest_api_key"
         if rest_key is None and app.rest_api_key_env:
-            value = environ.get(app.rest_api_key_env)
+            value = _named_variable(app.rest_api_key_env, settings, environ)
             if not value:
                 raise ConfigError(
                     f"app '{app.name}': rest_api_key_env names {app.rest_api_key_env}, "
-                    "which is not set in the environment"
+                    "which is not set (in the environment, .env or the secrets directory)"
                 )
             rest_key = SecretStr(value)
             rest_from = f"app '{app.name}': {app.rest_api_key_env} (its rest_api_key_env)"
-        if not rest_key:  # none, or empty: the default
+        if rest_key is None:  # the default; an app's own empty key is refused below
             rest_key, rest_from = settings.batch_rest_api_key, "BATCH_REST_API_KEY"
-        if rest_key is None or not rest_key.get_secret_value():
+        if rest_key is None or (rest_from == "BATCH_REST_API_KEY" and not rest_key):
             raise ConfigError(
-                f"app '{app.name}' has no REST API key: set BATCH_REST_API_KEY, or "
-                "rest_api_key_env (or rest_api_key) for the app in the config file"
+                f"app '{app.name}' has no REST API key: set BATCH_REST_API_KEY (or "
+                "BATCH_REST_API_KEY_FILE), or rest_api_key_env (or rest_api_key) for the app "
+                "in the config file"
             )
         api_from = f"app '{app.name}': api_key" if settings.apps else "BATCH_API_KEY"
         api_key = _usable_key(app.api_key, api_from)
@@ -622,6 +627,24 @@ def resolve_apps(settings: Settings, environ: Mapping[str, str] | None = None) -
             )
         )
     return resolved
+
+
+def _named_variable(name: str, settings: Settings, environ: Mapping[str, str]) -> str | None:
+    """The value of the variable an app's `rest_api_key_env` names, from the same places
+    as the settings' own variables: the environment, `.env`, the secrets directory;
+    `BATCH_REST_API_KEY` as the settings resolved it (its key file included)."""
+    if environ.get(name):
+        return environ[name]
+    if name == "BATCH_REST_API_KEY" and settings.batch_rest_api_key is not None:
+        return settings.batch_rest_api_key.get_secret_value() or None
+    found = _from_dotenv(name)
+    if found:
+        return found
+    secrets = _secrets_dir()
+    if secrets is not None and (secrets / name).is_file():
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            return (secrets / name).read_text(encoding="utf-8").strip() or None
+    return None
 
 
 def _usable_key(value: str, named: str) -> str:

@@ -660,3 +660,63 @@ def test_a_hostile_toml_file_is_one_line_naming_the_file(
     with pytest.raises(ConfigError) as refused:
         load_settings(config)
     assert str(refused.value).startswith(f"config file {config} {message}"), str(refused.value)
+
+
+APP_BY_VARIABLE = APP_HEAD + 'api_key = "K"\nrest_api_key_env = "BATCH_REST_API_KEY"\n'
+
+
+@pytest.mark.parametrize("where", ["environment", ".env", "secret file", "key file"])
+def test_an_apps_rest_api_key_env_is_found_wherever_a_variable_may_be(
+    where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's own example (`rest_api_key_env = "BATCH_REST_API_KEY"`) failed when the
+    key came from `.env`, a secret file or BATCH_REST_API_KEY_FILE."""
+    config = write(tmp_path / "apps.toml", APP_BY_VARIABLE)
+    if where == "environment":
+        monkeypatch.setenv("BATCH_REST_API_KEY", "the-rest-key")
+    elif where == ".env":
+        write(Path(".env"), "BATCH_REST_API_KEY=the-rest-key\n")
+    elif where == "secret file":
+        (tmp_path / "secrets").mkdir()
+        write(tmp_path / "secrets" / "BATCH_REST_API_KEY", "the-rest-key\n")
+        monkeypatch.setenv("CAMPAIGN_SYNC_SECRETS_DIR", str(tmp_path / "secrets"))
+    else:
+        monkeypatch.setenv("BATCH_REST_API_KEY_FILE", str(write(tmp_path / "key", "the-rest-key")))
+    [app] = resolve_apps(load_settings(config), {})
+    assert app.rest_api_key.get_secret_value() == "the-rest-key"
+
+
+def test_an_empty_rest_key_variable_leaves_the_key_file_in_force(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BATCH_REST_API_KEY", "")
+    monkeypatch.setenv("BATCH_REST_API_KEY_FILE", str(write(tmp_path / "key", "from-the-file")))
+    monkeypatch.setenv("BATCH_API_KEY", "live-key")
+    [app] = resolve_apps(load_settings())
+    assert app.rest_api_key.get_secret_value() == "from-the-file"
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('rest_api_key = ""', "app 'ios': rest_api_key is blank"),
+        ('rest_api_key_env = "  "', "rest_api_key_env: String should match pattern"),
+        ('rest_api_key_env = ""', "rest_api_key_env: String should match pattern"),
+    ],
+)
+def test_an_apps_empty_key_setting_is_refused_not_replaced_by_the_default(
+    line: str, message: str, tmp_path: Path
+) -> None:
+    config = write(tmp_path / "apps.toml", APP_HEAD + f'api_key = "K"\n{line}\n')
+    with pytest.raises(ConfigError) as refused:
+        resolve_apps(load_settings(config, batch_rest_api_key="default-rest"), {})
+    assert message in str(refused.value)
+
+
+def test_a_config_file_named_in_dotenv_is_named_so() -> None:
+    write(Path(".env"), "CAMPAIGN_SYNC_CONFIG=/nonexistent/settings.toml\n")
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    assert str(refused.value) == (
+        "CAMPAIGN_SYNC_CONFIG (in .env) names /nonexistent/settings.toml, which does not exist"
+    )

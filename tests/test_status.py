@@ -11,6 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, update
 
+from campaign_sync.db import migrate
 from campaign_sync.db.models import sync_state
 from campaign_sync.db.session import make_engine
 from campaign_sync.domain import CampaignType
@@ -80,12 +81,14 @@ def test_a_database_without_our_schema_says_so(fresh_pg_url: str) -> None:
 
 @pytest.mark.parametrize("args", [["status"], ["status", "--json"], ["sync"]])
 def test_a_command_closes_its_database_connections_when_it_ends(
-    args: list[str], db: Engine, pg_url: str, sim_server: SimulatorServer
+    args: list[str], fresh_pg_url: str, sim_server: SimulatorServer
 ) -> None:
     """A command run in-process (a script, the tests) left its pool's connection open until
-    the garbage collector came: PostgreSQL saw a session that outlived the command."""
+    the garbage collector came: PostgreSQL saw a session that outlived the command. A
+    database of its own: sessions other tests left on the shared one must not count."""
+    migrate.upgrade(fresh_pg_url)
     env = {
-        "DATABASE_URL": pg_url,
+        "DATABASE_URL": fresh_pg_url,
         "BATCH_API_BASE_URL": sim_server.url,
         "BATCH_API_KEY": API_KEY,
         "BATCH_REST_API_KEY": CANARY_REST_KEY,
@@ -93,7 +96,11 @@ def test_a_command_closes_its_database_connections_when_it_ends(
     result = run(*args, env=env)
     assert result.exit_code == 0, result.output
     others = "select count(*) from pg_stat_activity where datname = current_database() "
-    assert count(db, others + "and pid <> pg_backend_pid()") == 0
+    engine = make_engine(fresh_pg_url)
+    try:
+        assert count(engine, others + "and pid <> pg_backend_pid()") == 0
+    finally:
+        engine.dispose()
 
 
 def test_an_error_quoting_brackets_is_shown_as_text_not_markup(pg_url: str) -> None:

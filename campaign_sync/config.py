@@ -655,7 +655,7 @@ def _usable_key(value: str, named: str) -> str:
     except ValueError as unusable:
         raise ConfigError(f"{named} {unusable}") from None
     if not key:
-        raise ConfigError(f"{named} is blank: only white space")
+        raise ConfigError(f"{named} is blank: empty or only white space")
     return key
 
 

@@ -24,44 +24,53 @@ current_run: contextvars.ContextVar[int | None] = contextvars.ContextVar("run", 
 EXTRA_FIELDS = ("route", "status", "attempt", "wait_seconds")
 MASK_MIN_LENGTH = 4  # a shorter "secret" would mask ordinary words; real keys are longer
 _secrets: dict[str, str] = {}  # lower-cased secret, or its percent-encoded form -> mask
-_pattern: re.Pattern[str] | None = None
+_pattern: re.Pattern[str] | None = None  # one named group per form: g0, g1...
+_masks: dict[str, str] = {}  # group name -> mask
 
 
 def register_secret(value: str, *, keep_last: int = 0) -> None:
     """Mask `value` from now on (keeping its last characters if asked) in every log line and
-    wherever `mask` is applied: as it is, in any letter case, and percent-encoded (a 404
-    page repeating the request's path). A value shorter than `MASK_MIN_LENGTH` is not masked.
-    A value registered again keeps its first mask, so the fuller mask wins when the REST
-    key is registered before the live API key and both are the same."""
+    wherever `mask` is applied: as it is, in any letter case (Unicode's: `ſ` for `s` too),
+    and percent-encoded (a 404 page repeating the request's path). A value shorter than
+    `MASK_MIN_LENGTH` is not masked. A value registered again keeps its first mask, so the
+    fuller mask wins when the REST key is registered before the live API key and both are
+    the same."""
     global _pattern
     if not value or len(value) < MASK_MIN_LENGTH:
         return
     tail = value[-keep_last:] if keep_last and len(value) > 2 * keep_last else ""
     for form in {value, quote(value, safe="")}:
         _secrets.setdefault(form.lower(), f"****{tail}")
-    alternatives = sorted(_secrets, key=len, reverse=True)  # the longest form first
-    _pattern = re.compile("|".join(map(re.escape, alternatives)), re.IGNORECASE)
+    forms = sorted(_secrets, key=len, reverse=True)  # the longest form first
+    _masks.clear()
+    _masks.update((f"g{index}", _secrets[form]) for index, form in enumerate(forms))
+    alternatives = (f"(?P<g{index}>{re.escape(form)})" for index, form in enumerate(forms))
+    _pattern = re.compile("|".join(alternatives), re.IGNORECASE)
 
 
 def mask(text: str) -> str:
-    """`text` with every registered secret replaced by its mask (see `register_secret`)."""
+    """`text` with every registered secret replaced by its mask (see `register_secret`).
+    The mask is found by the alternative that matched, never by the matched text (which
+    may differ from the secret by more than ASCII case)."""
     if _pattern is None:
         return text
-    return _pattern.sub(lambda found: _secrets[found.group(0).lower()], text)
+    return _pattern.sub(lambda found: _masks[found.lastgroup or ""], text)
 
 
 def mask_cut(text: str, limit: int) -> str:
     """`text` masked and cut to at most `limit` characters without leaving part of a secret
     at the cut: the masked text is cut first (masks are shorter than what they hide, so
-    cutting the raw text after masking would pull unmasked characters in), then a tail
-    that begins a secret (`MASK_MIN_LENGTH` characters or more) is masked as well."""
+    cutting the raw text after masking would pull unmasked characters in), then the longest
+    tail that begins a secret (`MASK_MIN_LENGTH` characters or more) is masked as well."""
     cut = mask(text[:limit])
     lowered = cut.lower()
-    for secret, replacement in _secrets.items():
-        for length in range(min(len(secret) - 1, len(cut)), MASK_MIN_LENGTH - 1, -1):
+    longest, replacement = 0, ""
+    for secret, its_mask in _secrets.items():
+        for length in range(min(len(secret) - 1, len(cut)), max(longest, MASK_MIN_LENGTH - 1), -1):
             if lowered.endswith(secret[:length]):
-                return cut[:-length] + replacement
-    return cut
+                longest, replacement = length, its_mask
+                break
+    return cut[:-longest] + replacement if longest else cut
 
 
 @contextlib.contextmanager

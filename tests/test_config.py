@@ -596,7 +596,7 @@ APP_HEAD = '[[apps]]\nname = "ios"\n'
 @pytest.mark.parametrize(
     ("toml", "environ", "message"),
     [
-        ('api_key = "  "\n', {}, "app 'ios': api_key is blank: only white space"),
+        ('api_key = "  "\n', {}, "app 'ios': api_key is blank: empty or only white space"),
         ('api_key = "two words"\n', {}, "app 'ios': api_key holds characters no HTTP request"),
         ('api_key = "K"\nrest_api_key = " "\n', {}, "app 'ios': rest_api_key is blank"),
         ('api_key = "K"\nrest_api_key = "a b"\n', {}, "app 'ios': rest_api_key holds characters"),

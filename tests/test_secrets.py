@@ -15,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, text
 
-from campaign_sync.batch.errors import BatchError
+from campaign_sync.batch.errors import BatchError, answer_text
 from campaign_sync.db.session import make_engine
 from campaign_sync.domain import CampaignType
 from campaign_sync.logs import ContextFilter, JsonFormatter, mask, mask_cut, register_secret
@@ -201,3 +201,27 @@ def test_a_long_message_is_cut_to_200_characters() -> None:
     with pytest.raises(BatchError) as raised:
         asyncio.run(call())
     assert raised.value.batch_message == "m" * 200
+
+
+@pytest.mark.parametrize(
+    ("letter", "lookalike"), [("s", "\u017f"), ("i", "\u0131"), ("I", "\u0130")]
+)
+def test_a_key_echoed_with_unicode_case_lookalikes_is_masked_not_raised(
+    letter: str, lookalike: str
+) -> None:
+    """`ſ` matches `s` and `ı`/`İ` match `i` case-insensitively, but do not lower to them:
+    the mask was looked up by the matched text, and the KeyError carried the key."""
+    key = "restsecretkeyAAAA1111bbbb2222ccssiI"
+    register_secret(key)
+    assert mask(f"bad key {key.replace(letter, lookalike)}") == "bad key ****"
+
+
+def test_mask_cut_masks_the_longest_key_start_at_the_cut() -> None:
+    register_secret("abcdREST0123456789restkeyrest0123")
+    live = "ZZZZZZabcdLIVE0123456789LIVEKEY99"
+    register_secret(live, keep_last=4)
+    assert mask_cut("x" * 190 + live, 200) == "x" * 190 + "****EY99"
+
+
+def test_bidirectional_controls_do_not_reach_a_message() -> None:
+    assert answer_text("abc\u202edef\u2066g") == "abc def g"

@@ -341,7 +341,7 @@ class BatchClient:
             raise WrongCampaign(
                 f"{route} for app '{self.app}' answered for campaign "
                 f"{answer_text(str(answered_for))[:80]!r} "
-                f"when asked for {token[:80]!r}",
+                f"when asked for {answer_text(token)[:80]!r}",
                 status=response.status_code,
                 route=route,
             )

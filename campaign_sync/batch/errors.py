@@ -183,16 +183,18 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 ANSWER_TEXT_LIMIT = 200  # characters of an answer's words kept in a message
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+# C0 and C1 controls (line breaks, terminal escapes) and Unicode's bidirectional controls
+# (U+202E reverses how the rest of a line reads).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def answer_text(text: str) -> str:
     """Words from Batch's answer (or a proxy's) as our messages may carry them to the
     terminal, logs, `sync_runs`, `sync_warnings` and `status`: one line (control characters,
-    terminal escapes and line breaks as spaces), at most `ANSWER_TEXT_LIMIT` characters,
-    and no registered secret, not even the start of one at the cut (`logs.mask_cut`): an
-    answer may quote the request it refuses (a message naming the key, a proxy's page
-    listing the request's headers)."""
+    terminal escapes, bidirectional controls and line breaks as spaces), at most
+    `ANSWER_TEXT_LIMIT` characters, and no registered secret, not even the start of one at
+    the cut (`logs.mask_cut`): an answer may quote the request it refuses (a message naming
+    the key, a proxy's page listing the request's headers)."""
     head = _CONTROL.sub(" ", text[: ANSWER_TEXT_LIMIT * 20])
     return mask_cut(" ".join(head.split()), ANSWER_TEXT_LIMIT)
 

@@ -642,8 +642,11 @@ def _named_variable(name: str, settings: Settings, environ: Mapping[str, str]) -
         return found
     secrets = _secrets_dir()
     if secrets is not None and (secrets / name).is_file():
-        with contextlib.suppress(OSError, UnicodeDecodeError):
+        try:
             return (secrets / name).read_text(encoding="utf-8").strip() or None
+        except (OSError, UnicodeDecodeError) as error:
+            why = error.strerror if isinstance(error, OSError) else "it is not UTF-8 text"
+            raise ConfigError(f"the secret file {secrets / name} cannot be read: {why}") from None
     return None
 
 

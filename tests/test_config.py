@@ -720,3 +720,21 @@ def test_a_config_file_named_in_dotenv_is_named_so() -> None:
     assert str(refused.value) == (
         "CAMPAIGN_SYNC_CONFIG (in .env) names /nonexistent/settings.toml, which does not exist"
     )
+
+
+def test_an_unreadable_secret_file_for_an_apps_variable_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It was reported as 'not set'."""
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "IOS_REST").write_bytes(b"\xff\xfe")
+    monkeypatch.setenv("CAMPAIGN_SYNC_SECRETS_DIR", str(secrets))
+    config = write(
+        tmp_path / "apps.toml", APP_HEAD + 'api_key = "K"\nrest_api_key_env = "IOS_REST"\n'
+    )
+    with pytest.raises(ConfigError) as refused:
+        resolve_apps(load_settings(config), {})
+    assert str(refused.value) == (
+        f"the secret file {secrets / 'IOS_REST'} cannot be read: it is not UTF-8 text"
+    )

@@ -59,8 +59,8 @@ def mask(text: str) -> str:
 
 def mask_cut(text: str, limit: int) -> str:
     """`text` masked and cut to at most `limit` characters without leaving part of a secret
-    at the cut: the masked text is cut first (masks are shorter than what they hide, so
-    cutting the raw text after masking would pull unmasked characters in), then the longest
+    at the cut: the text is cut first, then masked (masks are shorter than what they hide,
+    so masking first and cutting after would pull unmasked characters in), then the longest
     tail that begins a secret (`MASK_MIN_LENGTH` characters or more) is masked as well."""
     cut = mask(text[:limit])
     lowered = cut.lower()

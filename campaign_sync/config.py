@@ -519,20 +519,21 @@ def _secrets_dir() -> Path | None:
     return DEFAULT_SECRETS_DIR if DEFAULT_SECRETS_DIR.is_dir() else None
 
 
-def _read_secret_file(settings: Settings) -> Settings:
+def _read_secret_file(settings: Settings, named: str) -> Settings:
+    """The REST key from the file BATCH_REST_API_KEY_FILE names, unless a REST key was
+    given; `named`: where that path came from (`_describe`), for the messages."""
     path = settings.batch_rest_api_key_file
     given = settings.batch_rest_api_key
     if path is None or (given is not None and given.get_secret_value()):
         return settings  # an empty BATCH_REST_API_KEY gives none: the file is read
     try:
         value = path.read_text(encoding="utf-8").strip()
-    except OSError as error:
-        raise ConfigError(
-            f"BATCH_REST_API_KEY_FILE names {path}, which cannot be read: {error.strerror}"
-        ) from None
+    except (OSError, UnicodeDecodeError) as error:
+        why = error.strerror if isinstance(error, OSError) else "it is not UTF-8 text"
+        raise ConfigError(f"{named} names {path}, which cannot be read: {why}") from None
     if not value:
-        raise ConfigError(f"BATCH_REST_API_KEY_FILE names {path}, which is empty")
-    key = _usable_key(value, f"the key in {path} (BATCH_REST_API_KEY_FILE)")
+        raise ConfigError(f"{named} names {path}, which is empty")
+    key = _usable_key(value, f"the key in {path} ({named})")
     return settings.model_copy(update={"batch_rest_api_key": SecretStr(key)})
 
 
@@ -574,7 +575,8 @@ def load_settings(config_path: str | os.PathLike[str] | None = None, **flags: An
         raise ConfigError(f"settings cannot be read: {cause}") from None
     finally:
         _config_file.reset(token)
-    return _read_secret_file(settings)
+    named = _describe(("batch_rest_api_key_file",), config_file, flags, secrets_dir)
+    return _read_secret_file(settings, named)
 
 
 def resolve_apps(settings: Settings, environ: Mapping[str, str] | None = None) -> list[ResolvedApp]:

@@ -738,3 +738,27 @@ def test_an_unreadable_secret_file_for_an_apps_variable_is_named(
     assert str(refused.value) == (
         f"the secret file {secrets / 'IOS_REST'} cannot be read: it is not UTF-8 text"
     )
+
+
+def test_a_key_file_named_in_toml_is_reported_by_its_key(tmp_path: Path) -> None:
+    missing = tmp_path / "missing"
+    config = write(tmp_path / "settings.toml", f'batch_rest_api_key_file = "{missing}"\n')
+    with pytest.raises(ConfigError) as refused:
+        load_settings(config)
+    assert str(refused.value) == (
+        f"config file {config}, key batch_rest_api_key_file names {missing}, which cannot be "
+        "read: No such file or directory"
+    )
+
+
+def test_a_key_file_that_is_not_utf8_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = tmp_path / "key"
+    secret.write_bytes(b"\xff\xfe")
+    monkeypatch.setenv("BATCH_REST_API_KEY_FILE", str(secret))
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    assert str(refused.value) == (
+        f"BATCH_REST_API_KEY_FILE names {secret}, which cannot be read: it is not UTF-8 text"
+    )

@@ -137,7 +137,7 @@ def check_options(settings: Settings, app: ResolvedApp) -> ClientOptions:
             max_attempts=min(budget.max_attempts, CHECK_ATTEMPTS),
             max_seconds=min(budget.max_seconds, CHECK_MAX_SECONDS),
             named_by="check's own limit"
-            if budget.max_seconds > CHECK_MAX_SECONDS
+            if budget.max_seconds >= CHECK_MAX_SECONDS  # as check_limits names it
             else budget.named_by,
         ),
     )

@@ -107,6 +107,21 @@ def sync_fake(
     stats: StatsPolicy | None = None,
     **settings: Any,
 ) -> list[PassResult]:
+    return sync_through(
+        url, fake.handler, types, allow_mass_delete=allow_mass_delete, stats=stats, **settings
+    )
+
+
+def sync_through(
+    url: str,
+    handler: Callable[[httpx.Request], httpx.Response],
+    types: Sequence[CampaignType] = (PUSH,),
+    *,
+    allow_mass_delete: bool = False,
+    stats: StatsPolicy | None = None,
+    **settings: Any,
+) -> list[PassResult]:
+    """The default app's passes against Batch answered by `handler` (httpx.MockTransport)."""
     engine = make_engine(url)
     try:
         return asyncio.run(
@@ -116,7 +131,7 @@ def sync_fake(
                 [make_app()],
                 types,
                 PassOptions(allow_mass_delete=allow_mass_delete, stats=stats),
-                transport=httpx.MockTransport(fake.handler),
+                transport=httpx.MockTransport(handler),
             )
         )
     finally:

@@ -16,20 +16,14 @@ import pytest
 from sqlalchemy import Engine, text
 
 from campaign_sync.batch.errors import BatchError, answer_text
-from campaign_sync.db.session import make_engine
-from campaign_sync.domain import CampaignType
 from campaign_sync.logs import ContextFilter, JsonFormatter, mask, mask_cut, register_secret
-from campaign_sync.runner import sync_apps
-from campaign_sync.sync_pass import PassOptions
 from tests.conftest import (
     API_KEY,
     CANARY_REST_KEY,
     LOG_COLLECTOR,
     leaked_secret_lines,
-    make_app,
-    make_settings,
 )
-from tests.fake_batch import BASE_URL
+from tests.fake_batch import sync_through
 from tests.helpers import batch_error, mock_client, run
 
 
@@ -124,20 +118,7 @@ def test_an_answer_that_quotes_the_keys_never_puts_them_in_an_error(
 def test_a_pass_refused_with_the_keys_quoted_stores_and_prints_neither(
     pg_url: str, db: Engine
 ) -> None:
-    engine = make_engine(pg_url)
-    try:
-        results = asyncio.run(
-            sync_apps(
-                engine,
-                make_settings(BASE_URL, pg_url),
-                [make_app()],
-                (CampaignType.PUSH,),
-                PassOptions(),
-                transport=httpx.MockTransport(lambda request: _echoing(401, "message")),
-            )
-        )
-    finally:
-        engine.dispose()
+    results = sync_through(pg_url, lambda request: _echoing(401, "message"))
     assert [str(result.status) for result in results] == ["failed"]
     with db.connect() as conn:
         stored = list(conn.execute(text("select error from sync_runs")).scalars())

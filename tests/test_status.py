@@ -3,7 +3,6 @@ on a database that has no schema yet."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,13 +13,10 @@ from sqlalchemy import Engine, update
 from campaign_sync.db import migrate
 from campaign_sync.db.models import sync_state
 from campaign_sync.db.session import make_engine
-from campaign_sync.domain import CampaignType
-from campaign_sync.runner import sync_apps
 from campaign_sync.simulator import SimulatorServer
 from campaign_sync.status import describe_next_pass
-from campaign_sync.sync_pass import PassOptions
-from tests.conftest import API_KEY, CANARY_REST_KEY, make_app, make_settings
-from tests.fake_batch import BASE_URL
+from tests.conftest import API_KEY, CANARY_REST_KEY
+from tests.fake_batch import sync_through
 from tests.helpers import run
 from tests.syncing import count, run_sync
 
@@ -108,20 +104,7 @@ def test_an_error_quoting_brackets_is_shown_as_text_not_markup(pg_url: str) -> N
     failed with a MarkupError until a pass succeeded."""
     said = "unexpected value at [/messages/0] [bold]"
     answer = httpx.Response(400, json={"code": 30, "type": "BAD_REQUEST", "message": said})
-    engine = make_engine(pg_url)
-    try:
-        asyncio.run(
-            sync_apps(
-                engine,
-                make_settings(BASE_URL, pg_url),
-                [make_app()],
-                (CampaignType.PUSH,),
-                PassOptions(),
-                transport=httpx.MockTransport(lambda request: answer),
-            )
-        )
-    finally:
-        engine.dispose()
+    sync_through(pg_url, lambda request: answer)
     result = run("status", env={"DATABASE_URL": pg_url})
     assert result.exit_code == 0, result.output
     assert f"400 BAD_REQUEST code 30: {said}" in result.output

@@ -32,7 +32,6 @@ from pydantic import (
     ValidationInfo,
     create_model,
     field_validator,
-    model_validator,
 )
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
@@ -136,8 +135,9 @@ class Settings(BaseSettings):
     db_schema: str = _setting(DEFAULT_DB_SCHEMA, "CAMPAIGN_SYNC_DB_SCHEMA", pattern=DB_SCHEMA)
     batch_api_key: str | None = _setting(None, "BATCH_API_KEY")
     batch_rest_api_key: SecretStr | None = _setting(None, "BATCH_REST_API_KEY")
-    batch_api_base_url: str = _setting("https://api.batch.com", "BATCH_API_BASE_URL")
+    # Before the URL: its validator reads the opt-in (pydantic validates in this order).
     allow_insecure_http: bool = _setting(False, "CAMPAIGN_SYNC_ALLOW_INSECURE_HTTP")
+    batch_api_base_url: str = _setting("https://api.batch.com", "BATCH_API_BASE_URL")
     backoff_min_seconds: float = _setting(
         BATCH_FLOOR_SECONDS, "CAMPAIGN_SYNC_BACKOFF_MIN_SECONDS", ge=0
     )
@@ -183,7 +183,10 @@ class Settings(BaseSettings):
 
     @field_validator("batch_api_base_url")
     @classmethod
-    def _an_http_url(cls, value: str) -> str:
+    def _an_http_url(cls, value: str, info: ValidationInfo) -> str:
+        """An http(s) URL, without its trailing slash. The REST key travels in a header:
+        plain http only to this machine, unless `allow_insecure_http` says so. Checked
+        here, not on the model, so that the message names where the URL came from."""
         parsed = urlparse(value.strip())
         try:
             port_ok = parsed.port is None or parsed.port > 0
@@ -193,6 +196,15 @@ class Settings(BaseSettings):
         if not usable or any(char.isspace() for char in value.strip()):
             raise ValueError(
                 f"must be an http(s) URL such as https://api.batch.com, got {value[:80]!r}"
+            )
+        insecure = parsed.scheme == "http" and not _loopback(parsed.hostname or "")
+        # Absent when its own value was refused: that error is the one to read.
+        if insecure and not info.data.get("allow_insecure_http", True):
+            raise ValueError(
+                f"{value.strip()[:80]} is plain http to another host: the REST key would "
+                "cross the network in clear. Use https, or set "
+                "CAMPAIGN_SYNC_ALLOW_INSECURE_HTTP=true (allow_insecure_http = true in the "
+                "config file) if that is what you want"
             )
         return value.strip().rstrip("/")
 
@@ -238,19 +250,6 @@ class Settings(BaseSettings):
     @classmethod
     def _a_header_safe_key(cls, value: object) -> object:
         return header_safe_key(value) if isinstance(value, str) else value
-
-    @model_validator(mode="after")
-    def _no_key_in_clear(self) -> Settings:
-        """The REST key travels in a header: plain http only to this machine, unless asked."""
-        parsed = urlparse(self.batch_api_base_url)
-        insecure = parsed.scheme == "http" and not _loopback(parsed.hostname or "")
-        if insecure and not self.allow_insecure_http:
-            raise ValueError(
-                f"BATCH_API_BASE_URL={self.batch_api_base_url} is plain http to another "
-                "host: the REST key would cross the network in clear. Use https, or set "
-                "CAMPAIGN_SYNC_ALLOW_INSECURE_HTTP=true if that is what you want"
-            )
-        return self
 
     @classmethod
     def settings_customise_sources(
@@ -600,6 +599,7 @@ def resolve_apps(settings: Settings, environ: Mapping[str, str] | None = None) -
     for app in configured:
         rest_key, rest_from = app.rest_api_key, f"app '{app.name}': rest_api_key"
         if rest_key is None and app.rest_api_key_env:
+            _not_another_setting(app.name, app.rest_api_key_env)
             value = _named_variable(app.rest_api_key_env, settings, environ)
             if not value:
                 raise ConfigError(
@@ -629,6 +629,25 @@ def resolve_apps(settings: Settings, environ: Mapping[str, str] | None = None) -
             )
         )
     return resolved
+
+
+def _not_another_setting(app: str, name: str) -> None:
+    """A ConfigError when an app's `rest_api_key_env` names one of campaign-sync's own
+    variables other than BATCH_REST_API_KEY: BATCH_REST_API_KEY_FILE holds a path and
+    BATCH_API_KEY the app's live key, DATABASE_URL a URL; none is a REST key, and sending
+    it as one would show Batch (and its logs) a secret that is not theirs to see."""
+    ours = {_variable(field) for field in Settings.model_fields} | {"CAMPAIGN_SYNC_CONFIG"}
+    if name in ours - {"BATCH_REST_API_KEY", None}:
+        hint = (
+            " (it holds the key file's path: set BATCH_REST_API_KEY_FILE alone for the "
+            "default key, or name a variable that holds the key itself)"
+            if name == "BATCH_REST_API_KEY_FILE"
+            else ""
+        )
+        raise ConfigError(
+            f"app '{app}': rest_api_key_env names {name}, one of campaign-sync's own "
+            f"settings, not a variable holding a REST key{hint}"
+        )
 
 
 def _named_variable(name: str, settings: Settings, environ: Mapping[str, str]) -> str | None:

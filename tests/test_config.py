@@ -176,6 +176,38 @@ def test_a_base_url_that_is_not_http_is_refused_naming_the_setting(
     )
 
 
+@pytest.mark.parametrize("source", ["variable", "flag", "config file", ".env"])
+def test_plain_http_to_another_host_is_named_by_where_the_url_came_from(
+    source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refusal named BATCH_API_BASE_URL even for a URL written in the TOML file."""
+    url = "http://batch.example"
+    config, flags = None, {}
+    if source == "variable":
+        monkeypatch.setenv("BATCH_API_BASE_URL", url)
+        where = "BATCH_API_BASE_URL"
+    elif source == "flag":
+        flags = {"batch_api_base_url": url}
+        where = "--batch-api-base-url (or BATCH_API_BASE_URL)"
+    elif source == ".env":
+        write(Path(".env"), f"BATCH_API_BASE_URL={url}\n")
+        where = "BATCH_API_BASE_URL (in .env)"
+    else:
+        config = write(tmp_path / "c.toml", f'batch_api_base_url = "{url}"\n')
+        where = f"config file {config}, key batch_api_base_url"
+    with pytest.raises(ConfigError) as refused:
+        load_settings(config, **flags)
+    assert str(refused.value) == (
+        f"settings: {where}: http://batch.example is plain http to another host: the REST "
+        "key would cross the network in clear. Use https, or set "
+        "CAMPAIGN_SYNC_ALLOW_INSECURE_HTTP=true (allow_insecure_http = true in the config "
+        "file) if that is what you want"
+    )
+    if config is not None:  # the opt-in written beside it, in the same file
+        write(config, f'batch_api_base_url = "{url}"\nallow_insecure_http = true\n')
+        assert load_settings(config).batch_api_base_url == url
+
+
 def test_plain_http_to_another_host_needs_an_explicit_opt_in(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -684,6 +716,31 @@ def test_an_apps_rest_api_key_env_is_found_wherever_a_variable_may_be(
         monkeypatch.setenv("BATCH_REST_API_KEY_FILE", str(write(tmp_path / "key", "the-rest-key")))
     [app] = resolve_apps(load_settings(config), {})
     assert app.rest_api_key.get_secret_value() == "the-rest-key"
+
+
+@pytest.mark.parametrize(
+    "variable",
+    ["BATCH_REST_API_KEY_FILE", "BATCH_API_KEY", "DATABASE_URL", "CAMPAIGN_SYNC_CONFIG"],
+)
+def test_an_apps_rest_api_key_env_naming_another_setting_is_refused(
+    variable: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`rest_api_key_env = "BATCH_REST_API_KEY_FILE"` sent the key file's path to Batch as
+    the REST key; the live key or the database URL would have gone the same way."""
+    config = write(
+        tmp_path / "apps.toml", APP_HEAD + f'api_key = "K"\nrest_api_key_env = "{variable}"\n'
+    )
+    held = {variable: "not-a-rest-key"}
+    with pytest.raises(ConfigError) as refused:
+        resolve_apps(load_settings(config), held)
+    assert str(refused.value).startswith(
+        f"app 'ios': rest_api_key_env names {variable}, one of campaign-sync's own settings, "
+        "not a variable holding a REST key"
+    ), str(refused.value)
+    assert ("BATCH_REST_API_KEY_FILE alone" in str(refused.value)) == (
+        variable == "BATCH_REST_API_KEY_FILE"
+    )
+    assert "not-a-rest-key" not in str(refused.value)
 
 
 def test_an_empty_rest_key_variable_leaves_the_key_file_in_force(

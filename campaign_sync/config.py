@@ -15,6 +15,7 @@ import re
 import stat
 import sys
 import tomllib
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -555,7 +556,10 @@ def load_settings(config_path: str | os.PathLike[str] | None = None, **flags: An
     secrets_dir = _secrets_dir()
     token = _config_file.set(config_file)
     try:
-        settings = Settings(_secrets_dir=secrets_dir, **flags)  # type: ignore[call-arg]
+        with warnings.catch_warnings(record=True) as library_warnings:
+            warnings.simplefilter("always")
+            settings = Settings(_secrets_dir=secrets_dir, **flags)  # type: ignore[call-arg]
+        _relay(library_warnings)
     except ValidationError as error:
         problems = "; ".join(
             ": ".join(
@@ -576,6 +580,35 @@ def load_settings(config_path: str | os.PathLike[str] | None = None, **flags: An
         _config_file.reset(token)
     named = _describe(("batch_rest_api_key_file",), config_file, flags, secrets_dir)
     return _read_secret_file(settings, named)
+
+
+def _relay(caught: list[warnings.WarningMessage]) -> None:
+    """pydantic-settings' own warnings while the settings are read (a directory in the
+    secrets directory named like a variable, say), as one log line each, once each: as
+    Python warnings they came with a line of the library's source."""
+    for message in dict.fromkeys(str(caught_one.message) for caught_one in caught):
+        log.warning("settings: %s", message)
+
+
+class _OncePerProcess(logging.Filter):
+    """python-dotenv's warnings (a `.env` line it cannot parse), once each and naming the
+    file: `.env` is read by each source and lookup that needs it, and each printed the
+    same line again (five times for one `check`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message in self._seen:
+            return False
+        self._seen.add(message)
+        record.msg, record.args = f"{DOTENV_FILE}: %s", (message,)
+        return True
+
+
+logging.getLogger("dotenv.main").addFilter(_OncePerProcess())
 
 
 def resolve_apps(settings: Settings, environ: Mapping[str, str] | None = None) -> list[ResolvedApp]:

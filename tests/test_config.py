@@ -819,3 +819,30 @@ def test_a_key_file_that_is_not_utf8_is_one_line(
     assert str(refused.value) == (
         f"BATCH_REST_API_KEY_FILE names {secret}, which cannot be read: it is not UTF-8 text"
     )
+
+
+def test_library_warnings_about_settings_are_one_line_each_and_once(tmp_path: Path) -> None:
+    """A `.env` line python-dotenv cannot parse was printed once per reader of `.env` (five
+    times for one `check`), without the file's name; a directory in the secrets directory
+    named like a variable came as a Python warning quoting pydantic-settings' source."""
+    import subprocess
+    import sys
+
+    write(tmp_path / ".env", "BATCH_API_KEY=live\nthis is not a statement\n")
+    (tmp_path / "secrets" / "BATCH_REST_API_KEY").mkdir(parents=True)
+    environ = {
+        "PATH": os.environ["PATH"],
+        "CAMPAIGN_SYNC_SECRETS_DIR": "secrets",
+        "DATABASE_URL": "sqlite:///absent.db",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "campaign_sync", "status"],
+        cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    lines = done.stderr.splitlines()
+    assert lines[:2] == [
+        ".env: python-dotenv could not parse statement starting at line 2",
+        'settings: attempted to load secret file "secrets/BATCH_REST_API_KEY" but found a '
+        "directory instead.",
+    ], done.stderr
+    assert "Warning" not in done.stderr and done.returncode == 2

@@ -31,10 +31,10 @@ _masks: dict[str, str] = {}  # group name -> mask
 def register_secret(value: str, *, keep_last: int = 0) -> None:
     """Mask `value` from now on (keeping its last characters if asked) in every log line and
     wherever `mask` is applied: as it is, in any letter case (Unicode's: `ſ` for `s` too),
-    and percent-encoded (a 404 page repeating the request's path). A value shorter than
-    `MASK_MIN_LENGTH` is not masked. A value registered again keeps its first mask, so the
-    fuller mask wins when the REST key is registered before the live API key and both are
-    the same."""
+    and percent-encoded, wholly or in part (a 404 page repeating the request's path). A
+    value shorter than `MASK_MIN_LENGTH` is not masked. A value registered again keeps its
+    first mask, so the fuller mask wins when the REST key is registered before the live API
+    key and both are the same."""
     global _pattern
     if not value or len(value) < MASK_MIN_LENGTH:
         return
@@ -44,8 +44,22 @@ def register_secret(value: str, *, keep_last: int = 0) -> None:
     forms = sorted(_secrets, key=len, reverse=True)  # the longest form first
     _masks.clear()
     _masks.update((f"g{index}", _secrets[form]) for index, form in enumerate(forms))
-    alternatives = (f"(?P<g{index}>{re.escape(form)})" for index, form in enumerate(forms))
+    alternatives = (f"(?P<g{index}>{_any_encoding(form)})" for index, form in enumerate(forms))
     _pattern = re.compile("|".join(alternatives), re.IGNORECASE)
+
+
+def _any_encoding(secret: str) -> str:
+    """A pattern for `secret` with each character as it is or percent-encoded (`%41` for
+    `A`, `%C3%A9` for `é`), in any mix: a server may echo a path encoded in full, or only
+    some characters (RFC 3986, 2.1: any octet may be percent-encoded)."""
+    parts = []
+    for char in secret:
+        spellings = {char} | {  # encoded, of either letter case (the match ignores case)
+            "".join(f"%{byte:02X}" for byte in cased.encode("utf-8"))
+            for cased in (char.lower(), char.upper())
+        }
+        parts.append("(?:" + "|".join(map(re.escape, sorted(spellings))) + ")")
+    return "".join(parts)
 
 
 def mask(text: str) -> str:

@@ -156,6 +156,21 @@ def test_a_key_is_masked_percent_encoded_too() -> None:
 
 
 @pytest.mark.parametrize(
+    "echo",
+    [
+        "%4C%49%56%45%2F%4B%45%59%2B%30%31%32%33%3D%34%35%36%37%3F%41%42",  # every character
+        "%4c%49VE/KEY%2b0123=4567%3fAB",  # some, lower-case hex
+        "live%2Fkey%2B0123%3D4567%3Fab",  # encoded by another library, another case
+    ],
+)
+def test_a_key_is_masked_encoded_in_part_or_in_full(echo: str) -> None:
+    """Only the encoding `quote` writes was masked: a server that encodes every character
+    (RFC 3986 allows any octet encoded), or only some, showed the key."""
+    register_secret("LIVE/KEY+0123=4567?AB", keep_last=4)
+    assert mask(f"no route /1.1/{echo}/campaigns/list") == ("no route /1.1/****7?AB/campaigns/list")
+
+
+@pytest.mark.parametrize(
     "message",
     ["two\nlines\r\nand more", "clear \u001b[2J screen \u001b]0;title\u0007", "\u2028x"],
 )

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import unquote_to_bytes
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -23,9 +23,13 @@ current_run: contextvars.ContextVar[int | None] = contextvars.ContextVar("run", 
 
 EXTRA_FIELDS = ("route", "status", "attempt", "wait_seconds")
 MASK_MIN_LENGTH = 4  # a shorter "secret" would mask ordinary words; real keys are longer
-_secrets: dict[str, str] = {}  # lower-cased secret, or its percent-encoded form -> mask
-_pattern: re.Pattern[str] | None = None  # one named group per form: g0, g1...
+_secrets: dict[str, str] = {}  # lower-cased secret -> its mask
+# Built on first use, one named group per secret (g0, g1...): the plain spellings, and
+# every spelling with percent-escapes (compiled only for a text holding a `%`: it takes
+# ~5x longer to build, and most lines hold none).
+_patterns: dict[bool, re.Pattern[str]] = {}
 _masks: dict[str, str] = {}  # group name -> mask
+_ESCAPE_CUT_SHORT = re.compile(r"%[0-9a-f]?$")
 
 
 def register_secret(value: str, *, keep_last: int = 0) -> None:
@@ -34,31 +38,41 @@ def register_secret(value: str, *, keep_last: int = 0) -> None:
     and percent-encoded, wholly or in part (a 404 page repeating the request's path). A
     value shorter than `MASK_MIN_LENGTH` is not masked. A value registered again keeps its
     first mask, so the fuller mask wins when the REST key is registered before the live API
-    key and both are the same."""
-    global _pattern
+    key and both are the same. The patterns are built when next needed, once for all the
+    keys registered since."""
     if not value or len(value) < MASK_MIN_LENGTH:
         return
     tail = value[-keep_last:] if keep_last and len(value) > 2 * keep_last else ""
-    for form in {value, quote(value, safe="")}:
-        _secrets.setdefault(form.lower(), f"****{tail}")
-    forms = sorted(_secrets, key=len, reverse=True)  # the longest form first
-    _masks.clear()
-    _masks.update((f"g{index}", _secrets[form]) for index, form in enumerate(forms))
-    alternatives = (f"(?P<g{index}>{_any_encoding(form)})" for index, form in enumerate(forms))
-    _pattern = re.compile("|".join(alternatives), re.IGNORECASE)
+    if value.lower() not in _secrets:
+        _secrets[value.lower()] = f"****{tail}"
+        _patterns.clear()
+
+
+def _compiled(encoded: bool) -> re.Pattern[str] | None:
+    """The pattern of every registered secret, the longest first, with (`encoded`) or
+    without percent-escapes; None while there is no secret."""
+    if encoded not in _patterns and _secrets:
+        secrets = sorted(_secrets, key=len, reverse=True)
+        _masks.clear()
+        _masks.update((f"g{index}", _secrets[secret]) for index, secret in enumerate(secrets))
+        spell = _any_encoding if encoded else re.escape
+        alternatives = (f"(?P<g{i}>{spell(secret)})" for i, secret in enumerate(secrets))
+        _patterns[encoded] = re.compile("|".join(alternatives), re.IGNORECASE)
+    return _patterns.get(encoded)
 
 
 def _any_encoding(secret: str) -> str:
     """A pattern for `secret` with each character as it is or percent-encoded (`%41` for
     `A`, `%C3%A9` for `é`), in any mix: a server may echo a path encoded in full, or only
-    some characters (RFC 3986, 2.1: any octet may be percent-encoded)."""
+    some characters (RFC 3986, 2.1: any octet may be percent-encoded). The pattern is
+    matched ignoring case, so the hex digits may be either case."""
     parts = []
     for char in secret:
-        spellings = {char} | {  # encoded, of either letter case (the match ignores case)
-            "".join(f"%{byte:02X}" for byte in cased.encode("utf-8"))
+        spellings = {re.escape(char)} | {  # encoded, of either letter case
+            re.escape("".join(f"%{byte:02X}" for byte in cased.encode("utf-8")))
             for cased in (char.lower(), char.upper())
         }
-        parts.append("(?:" + "|".join(map(re.escape, sorted(spellings))) + ")")
+        parts.append(f"(?:{'|'.join(sorted(spellings))})")
     return "".join(parts)
 
 
@@ -66,25 +80,51 @@ def mask(text: str) -> str:
     """`text` with every registered secret replaced by its mask (see `register_secret`).
     The mask is found by the alternative that matched, never by the matched text (which
     may differ from the secret by more than ASCII case)."""
-    if _pattern is None:
+    pattern = _compiled(encoded="%" in text)
+    if pattern is None:
         return text
-    return _pattern.sub(lambda found: _masks[found.lastgroup or ""], text)
+    return pattern.sub(lambda found: _masks[found.lastgroup or ""], text)
 
 
 def mask_cut(text: str, limit: int) -> str:
     """`text` masked and cut to at most `limit` characters without leaving part of a secret
     at the cut: the text is cut first, then masked (masks are shorter than what they hide,
     so masking first and cutting after would pull unmasked characters in), then the longest
-    tail that begins a secret (`MASK_MIN_LENGTH` characters or more) is masked as well."""
+    tail that spells the start of a secret (`MASK_MIN_LENGTH` characters of it or more, as
+    they are or percent-encoded, an escape cut short included) is masked as well."""
     cut = mask(text[:limit])
-    lowered = cut.lower()
-    longest, replacement = 0, ""
-    for secret, its_mask in _secrets.items():
-        for length in range(min(len(secret) - 1, len(cut)), max(longest, MASK_MIN_LENGTH - 1), -1):
-            if lowered.endswith(secret[:length]):
-                longest, replacement = length, its_mask
-                break
+    longest, replacement = _secret_begun_at_end(cut)
     return cut[:-longest] + replacement if longest else cut
+
+
+def _secret_begun_at_end(text: str) -> tuple[int, str]:
+    """(how many characters at the end of `text` spell the start of a registered secret,
+    that secret's mask), the longest such tail; (0, "") when none does."""
+    if not _secrets:
+        return 0, ""
+    folded = {secret.casefold(): its_mask for secret, its_mask in _secrets.items()}
+    widest = 12 * max(map(len, folded))  # a character is at most 4 UTF-8 bytes, as %XX
+    lowered = text.lower()
+    for start in range(max(0, len(text) - widest), len(text) - MASK_MIN_LENGTH + 1):
+        begun = _percent_decoded(lowered[start:])
+        if begun is None or len(begun) < MASK_MIN_LENGTH:
+            continue
+        for secret, its_mask in folded.items():
+            if len(begun) < len(secret) and secret.startswith(begun.casefold()):
+                return len(text) - start, its_mask  # the earliest start: the longest tail
+    return 0, ""
+
+
+def _percent_decoded(tail: str) -> str | None:
+    """`tail` with its percent-escapes decoded, an escape or a UTF-8 sequence cut short at
+    its end left out; None when the rest is no UTF-8."""
+    octets = unquote_to_bytes(_ESCAPE_CUT_SHORT.sub("", tail))
+    for short in range(4):
+        try:
+            return octets[: len(octets) - short].decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+    return None
 
 
 @contextlib.contextmanager

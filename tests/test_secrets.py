@@ -138,11 +138,24 @@ def test_a_pass_refused_with_the_keys_quoted_stores_and_prints_neither(
         ("a" * 195 + CANARY_REST_KEY, 200, "a" * 195 + "****"),  # 5 of its characters
         ("a" * 197 + CANARY_REST_KEY, 200, "a" * 197 + "can"),  # 3: shorter than any mask
         ((CANARY_REST_KEY + " ") * 40, 50, "**** ****"),  # cut first: no copy moves in
+        # Percent-encoded at the cut, in full, in part, an escape or a UTF-8 sequence cut short:
+        ("a" * 170 + "".join(f"%{ord(c):02X}" for c in CANARY_REST_KEY), 200, "a" * 170 + "****"),
+        ("a" * 180 + "c%61nary-REST-key-d41d8", 200, "a" * 180 + "****"),
+        ("a" * 188 + "%63%61%6E%61%7", 200, "a" * 188 + "****"),  # "cana" then "%7"
+        ("a" * 188 + "%63%61%6E%61%", 200, "a" * 188 + "****"),
+        ("a" * 191 + "%63%61%6E", 200, "a" * 191 + "%63%61%6E"),  # 3 characters: kept
     ],
 )
 def test_mask_cut_leaves_no_part_of_a_key_at_the_cut(text: str, limit: int, shown: str) -> None:
     register_secret(CANARY_REST_KEY)
     assert mask_cut(text, limit) == shown
+
+
+def test_a_non_ascii_key_cut_inside_an_encoded_character_is_masked() -> None:
+    register_secret("clé-de-test-42")
+    encoded = "cl%C3%A9-de"  # "clé-de", then the cut falls inside the next escape
+    assert mask_cut("x" * 100 + encoded + "%2", 100 + len(encoded) + 2) == "x" * 100 + "****"
+    assert mask_cut("x" * 100 + "cl%C3", 105) == "x" * 100 + "cl%C3"  # "cl" and half an é
 
 
 def test_a_key_is_masked_percent_encoded_too() -> None:

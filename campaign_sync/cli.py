@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 from click.core import ParameterSource
 
+from campaign_sync.logs import hold_until_configured, release_held
 from campaign_sync.startup import set_up_begins, set_up_ends
 
 if TYPE_CHECKING:
@@ -129,6 +130,7 @@ class CampaignSyncGroup(click.Group):
                     EXIT_FAILED,
                 )
             message, code = known
+            release_held()  # the warnings of a command that ended before logging was set up
             click.echo(f"campaign-sync: {message}", err=True)
             ctx.exit(code)
 
@@ -278,10 +280,12 @@ def run() -> None:
     collector off, 0.1-0.4 s of a `sync`'s start-up CPU; SIGTERM a clean stop), closed
     however the command ends (`--help`, a usage error)."""
     set_up_begins()
+    hold_until_configured()
     try:
         main()
     finally:
         set_up_ends()
+        release_held()
 
 
 @main.command(short_help="Create or upgrade the database schema.")

@@ -16,11 +16,11 @@ import stat
 import sys
 import tomllib
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, cast, get_args
+from typing import Any, ClassVar, cast, get_args
 from urllib.parse import urlparse
 
 from pydantic import (
@@ -46,6 +46,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 from sqlalchemy.engine import make_url
+
+from campaign_sync import logs
 
 log = logging.getLogger(__name__)
 
@@ -503,7 +505,8 @@ def _from_dotenv(name: str) -> str | None:
     from dotenv import dotenv_values
 
     try:
-        return dotenv_values(DOTENV_FILE, encoding="utf-8").get(name)
+        with _dotenv_labelled():
+            return dotenv_values(DOTENV_FILE, encoding="utf-8").get(name)
     except UnicodeDecodeError as error:
         raise ConfigError(
             f"{DOTENV_FILE} is not UTF-8 text ({error.reason}): fix or remove it"
@@ -555,11 +558,11 @@ def load_settings(config_path: str | os.PathLike[str] | None = None, **flags: An
     config_file = ConfigFile(Path(config_path), named_by) if config_path else None
     secrets_dir = _secrets_dir()
     token = _config_file.set(config_file)
+    library_warnings: list[warnings.WarningMessage] = []
     try:
-        with warnings.catch_warnings(record=True) as library_warnings:
-            warnings.simplefilter("always")
+        with warnings.catch_warnings(record=True) as library_warnings, _dotenv_labelled():
+            warnings.filterwarnings("always", category=UserWarning, module="pydantic_settings")
             settings = Settings(_secrets_dir=secrets_dir, **flags)  # type: ignore[call-arg]
-        _relay(library_warnings)
     except ValidationError as error:
         problems = "; ".join(
             ": ".join(
@@ -578,37 +581,57 @@ def load_settings(config_path: str | os.PathLike[str] | None = None, **flags: An
         raise ConfigError(f"settings cannot be read: {cause}") from None
     finally:
         _config_file.reset(token)
+        _relay(library_warnings)
     named = _describe(("batch_rest_api_key_file",), config_file, flags, secrets_dir)
     return _read_secret_file(settings, named)
 
 
 def _relay(caught: list[warnings.WarningMessage]) -> None:
-    """pydantic-settings' own warnings while the settings are read (a directory in the
-    secrets directory named like a variable, say), as one log line each, once each: as
-    Python warnings they came with a line of the library's source."""
-    for message in dict.fromkeys(str(caught_one.message) for caught_one in caught):
-        log.warning("settings: %s", message)
+    """The warnings caught while the settings were read: pydantic-settings' own (a directory
+    in the secrets directory named like a variable, say) as one log line each, once each
+    (as Python warnings they came with a line of the library's source); any other is
+    shown as Python would have shown it."""
+    relayed: set[str] = set()
+    for caught_one in caught:
+        message = str(caught_one.message)
+        if issubclass(caught_one.category, UserWarning) and "pydantic_settings" in str(
+            caught_one.filename
+        ):
+            if message not in relayed:
+                relayed.add(message)
+                logs.warn_when_configured(log.name, f"settings: {message}")
+        else:
+            warnings.warn_explicit(
+                caught_one.message, caught_one.category, caught_one.filename, caught_one.lineno
+            )
 
 
-class _OncePerProcess(logging.Filter):
-    """python-dotenv's warnings (a `.env` line it cannot parse), once each and naming the
-    file: `.env` is read by each source and lookup that needs it, and each printed the
-    same line again (five times for one `check`)."""
+class _DotenvOnce(logging.Filter):
+    """python-dotenv's warnings about our `.env` (a line it cannot parse), once each per
+    process and naming the file: `.env` is read by each source and lookup that needs it,
+    and each printed the same line again (five times for one `check`). Routed through
+    `logs.warn_when_configured`, so they take the configured log format and level."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._seen: set[str] = set()
+    seen: ClassVar[set[str]] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if message in self._seen:
-            return False
-        self._seen.add(message)
-        record.msg, record.args = f"{DOTENV_FILE}: %s", (message,)
-        return True
+        if message not in self.seen:
+            self.seen.add(message)
+            logs.warn_when_configured(log.name, f"{DOTENV_FILE}: {message}")
+        return False
 
 
-logging.getLogger("dotenv.main").addFilter(_OncePerProcess())
+@contextlib.contextmanager
+def _dotenv_labelled() -> Iterator[None]:
+    """While our `.env` is read: python-dotenv's warnings go through `_DotenvOnce`. Only
+    then, so that a program importing us and reading its own env files keeps its own."""
+    logger, only_once = logging.getLogger("dotenv.main"), _DotenvOnce()
+    logger.addFilter(only_once)
+    try:
+        yield
+    finally:
+        logger.removeFilter(only_once)
 
 
 def resolve_apps(settings: Settings, environ: Mapping[str, str] | None = None) -> list[ResolvedApp]:
@@ -664,13 +687,19 @@ def resolve_apps(settings: Settings, environ: Mapping[str, str] | None = None) -
     return resolved
 
 
+# The variables campaign-sync reads besides its settings' (README, tests/conftest.py).
+_OTHER_VARIABLES = frozenset(
+    ("CAMPAIGN_SYNC_CONFIG", "CAMPAIGN_SYNC_SECRETS_DIR", "CAMPAIGN_SYNC_DEBUG",
+     "CAMPAIGN_SYNC_TEST_PG_URL")
+)  # fmt: skip
+
+
 def _not_another_setting(app: str, name: str) -> None:
     """A ConfigError when an app's `rest_api_key_env` names one of campaign-sync's own
     variables other than BATCH_REST_API_KEY: BATCH_REST_API_KEY_FILE holds a path and
     BATCH_API_KEY the app's live key, DATABASE_URL a URL; none is a REST key, and sending
     it as one would show Batch (and its logs) a secret that is not theirs to see."""
-    ours = {_variable(field) for field in Settings.model_fields} | {"CAMPAIGN_SYNC_CONFIG"}
-    if name in ours - {"BATCH_REST_API_KEY", None}:
+    if name in _OTHER_VARIABLES or (name in _variables() and name != "BATCH_REST_API_KEY"):
         hint = (
             " (it holds the key file's path: set BATCH_REST_API_KEY_FILE alone for the "
             "default key, or name a variable that holds the key itself)"

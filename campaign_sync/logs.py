@@ -228,7 +228,40 @@ def logging_through(console: Console) -> Iterator[None]:
             root.addHandler(handler)
 
 
+_held: list[tuple[str, str]] | None = None  # (logger, message) while the CLI holds them
+
+
+def hold_until_configured() -> None:
+    """From now until `setup_logging`, `warn_when_configured` holds its warnings: the
+    command line's, whose log format and level are settings still being read."""
+    global _held
+    _held = []
+
+
+def warn_when_configured(logger: str, message: str) -> None:
+    """Log `message` as a warning of `logger`, through the handler `setup_logging` installs
+    when the command line holds warnings until then (`hold_until_configured`; a warning
+    about reading the settings comes before the settings that say how to log it), else
+    at once."""
+    if _held is None:
+        logging.getLogger(logger).warning("%s", message)
+    else:
+        _held.append((logger, message))
+
+
+def release_held() -> None:
+    """Print what is still held, one plain line each on stderr, and hold no more: a command
+    that ends before setting logging up (a refused setting) still shows its warnings."""
+    global _held
+    held, _held = _held or [], None
+    for _, message in held:
+        sys.stderr.write(f"{message}\n")
+
+
 def setup_logging(log_format: str = "auto", level: str = "INFO") -> None:
+    """Log to stderr as JSON lines (`json`, or `auto` when stderr is no terminal) or text,
+    at `level`; then log the warnings held until now (`hold_until_configured`)."""
+    global _held
     use_json = log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(ContextFilter())
@@ -244,3 +277,6 @@ def setup_logging(log_format: str = "auto", level: str = "INFO") -> None:
     # apscheduler logs every job run at INFO; our own pass lines say more.
     for noisy in ("httpx", "httpcore", "uvicorn", "uvicorn.error", "alembic", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    held, _held = _held or [], None
+    for logger, message in held:
+        logging.getLogger(logger).warning("%s", message)

@@ -720,7 +720,14 @@ def test_an_apps_rest_api_key_env_is_found_wherever_a_variable_may_be(
 
 @pytest.mark.parametrize(
     "variable",
-    ["BATCH_REST_API_KEY_FILE", "BATCH_API_KEY", "DATABASE_URL", "CAMPAIGN_SYNC_CONFIG"],
+    [
+        "BATCH_REST_API_KEY_FILE",
+        "BATCH_API_KEY",
+        "DATABASE_URL",
+        "CAMPAIGN_SYNC_CONFIG",
+        "CAMPAIGN_SYNC_SECRETS_DIR",
+        "CAMPAIGN_SYNC_TEST_PG_URL",
+    ],
 )
 def test_an_apps_rest_api_key_env_naming_another_setting_is_refused(
     variable: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -821,28 +828,65 @@ def test_a_key_file_that_is_not_utf8_is_one_line(
     )
 
 
-def test_library_warnings_about_settings_are_one_line_each_and_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("case", ["json", "error level", "refused setting"])
+def test_library_warnings_about_settings_are_one_line_each_and_once(
+    case: str, tmp_path: Path
+) -> None:
     """A `.env` line python-dotenv cannot parse was printed once per reader of `.env` (five
     times for one `check`), without the file's name; a directory in the secrets directory
-    named like a variable came as a Python warning quoting pydantic-settings' source."""
+    named like a variable came as a Python warning quoting pydantic-settings' source. Both
+    printed before logging was set up, so in neither the log format nor the level."""
+    import json
     import subprocess
     import sys
 
-    write(tmp_path / ".env", "BATCH_API_KEY=live\nthis is not a statement\n")
+    concurrency = "CAMPAIGN_SYNC_CONCURRENCY=0\n" if case == "refused setting" else ""
+    write(tmp_path / ".env", f"BATCH_API_KEY=live\nthis is not a statement\n{concurrency}")
     (tmp_path / "secrets" / "BATCH_REST_API_KEY").mkdir(parents=True)
     environ = {
         "PATH": os.environ["PATH"],
         "CAMPAIGN_SYNC_SECRETS_DIR": "secrets",
+        "CAMPAIGN_SYNC_LOG_FORMAT": "json",
         "DATABASE_URL": "sqlite:///absent.db",
     }
+    level = ["--log-level", "error"] if case == "error level" else []
     done = subprocess.run(
-        [sys.executable, "-m", "campaign_sync", "status"],
+        [sys.executable, "-m", "campaign_sync", "status", *level],
         cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     lines = done.stderr.splitlines()
-    assert lines[:2] == [
+    warned = [
         ".env: python-dotenv could not parse statement starting at line 2",
         'settings: attempted to load secret file "secrets/BATCH_REST_API_KEY" but found a '
         "directory instead.",
-    ], done.stderr
+    ]
+    if case == "json":
+        assert [json.loads(line)["message"] for line in lines[:2]] == warned, done.stderr
+        assert lines[2].startswith("campaign-sync: the database file absent.db does not exist")
+    elif case == "error level":
+        assert len(lines) == 1 and "absent.db does not exist" in lines[0], done.stderr
+    else:  # before the settings that say how to log: plain lines, then the refusal
+        assert lines == [
+            *warned,
+            "campaign-sync: settings: CAMPAIGN_SYNC_CONCURRENCY (in .env): Input should be "
+            "greater than or equal to 1",
+        ], done.stderr
     assert "Warning" not in done.stderr and done.returncode == 2
+
+
+def test_reading_our_settings_leaves_other_env_files_warnings_alone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The `.env:` label and the once-only rule are for our `.env`, while we read it: a
+    program importing us keeps python-dotenv's warnings about its own files."""
+    from dotenv import dotenv_values
+
+    write(Path(".env"), "broken line\n")
+    load_settings()
+    write(tmp_path / "theirs.env", "broken line\n")
+    with caplog.at_level(logging.WARNING):
+        dotenv_values(tmp_path / "theirs.env")
+        dotenv_values(tmp_path / "theirs.env")
+    assert [record.getMessage() for record in caplog.records if record.name == "dotenv.main"] == [
+        "python-dotenv could not parse statement starting at line 1"
+    ] * 2

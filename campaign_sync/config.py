@@ -102,6 +102,9 @@ def _setting(default: Any, env: str, **constraints: Any) -> Any:
     return Field(default, validation_alias=AliasChoices(env), **constraints)
 
 
+_USERINFO = re.compile(r"://[^/?#]*@")  # a URL's user and password, up to its last @
+
+
 class AppConfig(BaseModel):
     """One Batch app (iOS, Android, Web…) as listed under `[[apps]]`."""
 
@@ -196,15 +199,19 @@ class Settings(BaseSettings):
         except ValueError:  # not a number, or beyond 65535
             port_ok = False
         usable = parsed.scheme in ("http", "https") and parsed.hostname and port_ok
+        shown = _USERINFO.sub("://***@", value.strip())[:80]
         if not usable or any(char.isspace() for char in value.strip()):
+            raise ValueError(f"must be an http(s) URL such as https://api.batch.com, got {shown!r}")
+        if "@" in parsed.netloc:
             raise ValueError(
-                f"must be an http(s) URL such as https://api.batch.com, got {value[:80]!r}"
+                f"{shown} holds a user or password: Batch takes the REST key in a header, "
+                "and what a URL holds reaches error messages; leave it out"
             )
         insecure = parsed.scheme == "http" and not _loopback(parsed.hostname or "")
         # Absent when its own value was refused: that error is the one to read.
         if insecure and not info.data.get("allow_insecure_http", True):
             raise ValueError(
-                f"{value.strip()[:80]} is plain http to another host: the REST key would "
+                f"{shown} is plain http to another host: the REST key would "
                 "cross the network in clear. Use https, or set "
                 "CAMPAIGN_SYNC_ALLOW_INSECURE_HTTP=true (allow_insecure_http = true in the "
                 "config file) if that is what you want"

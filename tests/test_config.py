@@ -163,6 +163,33 @@ def test_only_the_documented_variables_are_read(monkeypatch: pytest.MonkeyPatch)
     assert settings.concurrency == 8 and settings.log_level == "INFO"
 
 
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://user:hunter2-pass@api.batch.com", "https://***@api.batch.com"),
+        ("http://user:hunter2-pass@evil.example", "http://***@evil.example"),
+        ("http://127.0.0.1@evil.example/", "http://***@evil.example/"),  # host: evil.example
+        ("https://hunter2-pass@api.batch.com/1.1", "https://***@api.batch.com/1.1"),
+    ],
+)
+def test_a_base_url_holding_a_user_or_password_is_refused_without_showing_it(
+    url: str, shown: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plain-http refusal printed such a URL whole, password included; as a base URL it
+    would have reached every error naming Batch's address."""
+    monkeypatch.setenv("BATCH_API_BASE_URL", url)
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    assert str(refused.value) == (
+        f"settings: BATCH_API_BASE_URL: {shown} holds a user or password: Batch takes the "
+        "REST key in a header, and what a URL holds reaches error messages; leave it out"
+    )
+    monkeypatch.setenv("BATCH_API_BASE_URL", "ftp://u:hunter2-pass@api.batch.com")
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    assert "hunter2" not in str(refused.value) and "'ftp://***@api.batch.com'" in str(refused.value)
+
+
 @pytest.mark.parametrize("url", ["not a url", "ftp://api.batch.com", "https://", "api.batch.com"])
 def test_a_base_url_that_is_not_http_is_refused_naming_the_setting(
     url: str, monkeypatch: pytest.MonkeyPatch

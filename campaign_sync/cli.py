@@ -200,7 +200,8 @@ def _settings(**flags: Any) -> Settings:
     settings = load_settings(meta.get("campaign_sync.config_path"), **flags)
     meta["campaign_sync.settings"] = settings
     setup_logging(settings.log_format, settings.log_level)
-    proxy_for(settings.batch_api_base_url)  # an unusable proxy variable: one line, exit 2
+    # An unusable proxy variable, or plain http through another host: one line, exit 2.
+    proxy_for(settings.batch_api_base_url, allow_insecure_http=settings.allow_insecure_http)
     check_certificates()
     return settings
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import ipaddress
 import logging
 import os
 import re
@@ -48,6 +47,7 @@ from pydantic_settings import (
 from sqlalchemy.engine import make_url
 
 from campaign_sync import logs
+from campaign_sync.hosts import is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +207,7 @@ class Settings(BaseSettings):
                 f"{shown} holds a user or password: Batch takes the REST key in a header, "
                 "and what a URL holds reaches error messages; leave it out"
             )
-        insecure = parsed.scheme == "http" and not _loopback(parsed.hostname or "")
+        insecure = parsed.scheme == "http" and not is_loopback(parsed.hostname or "")
         # Absent when its own value was refused: that error is the one to read.
         if insecure and not info.data.get("allow_insecure_http", True):
             raise ValueError(
@@ -317,16 +317,6 @@ def header_safe_key(value: str) -> str:
             "holds characters no HTTP request can carry (spaces, control or non-ASCII)"
         )
     return key
-
-
-def _loopback(host: str) -> bool:
-    """localhost, 127.0.0.0/8 or ::1 (RFC 6890): traffic that never leaves this machine."""
-    if host.lower() in ("localhost", "localhost.") or host.lower().endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ def client_options(
     `db.pacing`), None for a slow start."""
     return ClientOptions(
         base_url=settings.batch_api_base_url,
+        allow_insecure_http=settings.allow_insecure_http,
         connect_timeout=settings.connect_timeout_seconds,
         read_timeout=settings.read_timeout_seconds,
         concurrency=app.concurrency,

@@ -244,6 +244,64 @@ def test_an_unusable_proxy_is_one_line_naming_its_variable(
     )
 
 
+@pytest.mark.parametrize(
+    ("base_url", "proxy", "opt_in", "refused"),
+    [
+        ("http://127.0.0.1:8787", "http://192.0.2.1:3128", False, True),  # the review's case
+        ("http://127.0.0.1:8787", "socks5://proxy.example:1080", False, True),
+        ("http://127.0.0.1:8787", "192.0.2.1:3128", False, True),  # no scheme: http://
+        ("http://127.0.0.1:8787", "http://192.0.2.1:3128", True, False),  # asked for
+        ("http://127.0.0.1:8787", "http://127.0.0.1:3128", False, False),  # on this machine
+        ("http://127.0.0.1:8787", "http://localhost:3128", False, False),
+        ("http://127.0.0.1:8787", "http://[::1]:3128", False, False),
+        ("https://api.batch.com", "http://192.0.2.1:3128", False, False),  # a TLS tunnel
+    ],
+)
+def test_plain_http_through_a_proxy_on_another_host_needs_the_opt_in(
+    base_url: str,
+    proxy: str,
+    opt_in: bool,
+    refused: bool,
+    no_proxy_variables: pytest.MonkeyPatch,
+) -> None:
+    """A loopback base URL with HTTP_PROXY on another host sent the REST key in clear to
+    that proxy (a review saw it arrive), though plain http to another host needs
+    CAMPAIGN_SYNC_ALLOW_INSECURE_HTTP."""
+    from campaign_sync.batch.proxies import UnusableProxy, proxy_for
+
+    variable = "HTTPS_PROXY" if base_url.startswith("https") else "HTTP_PROXY"
+    no_proxy_variables.setenv(variable, proxy)
+    if refused:
+        with pytest.raises(UnusableProxy) as refusal:
+            proxy_for(base_url, allow_insecure_http=opt_in)
+        host = proxy.split("://")[-1].rsplit(":", 1)[0]
+        assert str(refusal.value) == (
+            f"the base URL is plain http and {variable} names a proxy on another host "
+            f"({host}): the REST key would cross the network in clear to reach it. Use "
+            "https, exempt the base URL's host with NO_PROXY, or set "
+            "CAMPAIGN_SYNC_ALLOW_INSECURE_HTTP=true if that is what you want"
+        )
+    else:
+        found = proxy_for(base_url, allow_insecure_http=opt_in)
+        assert found is not None and found.variable == variable
+
+
+def test_sync_refuses_plain_http_through_a_remote_proxy_before_any_request(
+    pg_url: str, no_proxy_variables: pytest.MonkeyPatch, restore_logging: None
+) -> None:
+    from tests.helpers import run
+
+    env = {"DATABASE_URL": pg_url, "BATCH_API_KEY": "k", "BATCH_REST_API_KEY": "r",
+           "BATCH_API_BASE_URL": "http://127.0.0.1:9",
+           "HTTP_PROXY": "http://192.0.2.1:3128"}  # fmt: skip
+    result = run("sync", env=env)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        "campaign-sync: the base URL is plain http and HTTP_PROXY names a proxy on another "
+        "host (192.0.2.1)"
+    ), result.stderr
+
+
 def test_adopt_refuses_tables_that_differ_from_the_revision_they_resemble(
     fresh_pg_url: str, restore_logging: None
 ) -> None:

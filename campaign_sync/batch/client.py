@@ -102,6 +102,7 @@ class ClientOptions:
     rate: RatePolicy = field(default_factory=RatePolicy)
     learned_rate: LearnedRate | None = None  # where the rate gate starts (db.pacing's)
     retry: RetryBudget = field(default_factory=RetryBudget)
+    allow_insecure_http: bool = False  # plain http through a proxy on another host
 
 
 class BatchClient:
@@ -134,7 +135,11 @@ class BatchClient:
             max_connections=self.options.concurrency,
             max_keepalive_connections=self.options.concurrency,
         )
-        self.proxy = proxy_for(self.options.base_url) if transport is None else None
+        self.proxy = (
+            proxy_for(self.options.base_url, allow_insecure_http=self.options.allow_insecure_http)
+            if transport is None
+            else None
+        )
         if transport is None:  # CA bundles from SSL_CERT_FILE/SSL_CERT_DIR (trust_env)
             proxy = self.proxy.url if self.proxy else None
             transport = httpx.AsyncHTTPTransport(limits=limits, verify=ssl_context(), proxy=proxy)

@@ -18,6 +18,8 @@ from urllib.parse import urlparse
 
 import httpx
 
+from campaign_sync.hosts import is_loopback
+
 SCHEMES = ("http", "https", "socks5", "socks5h")  # what httpx can speak to a proxy
 
 
@@ -65,11 +67,13 @@ class Proxy:
         return f"the proxy in {self.variable}"
 
 
-def proxy_for(base_url: str) -> Proxy | None:
+def proxy_for(base_url: str, *, allow_insecure_http: bool = False) -> Proxy | None:
     """The proxy for requests to `base_url`, or None (none set, or `NO_PROXY` covers it).
 
     Raises `UnusableProxy` naming the variable when its value is not a proxy URL httpx can
-    use (`http://`, `https://`, `socks5://`, `socks5h://` with a host).
+    use (`http://`, `https://`, `socks5://`, `socks5h://` with a host), or when `base_url`
+    is plain http and the proxy is on another host, unless `allow_insecure_http`
+    (CAMPAIGN_SYNC_ALLOW_INSECURE_HTTP) says so.
     """
     target = urlparse(base_url)
     host = target.hostname or ""
@@ -79,8 +83,25 @@ def proxy_for(base_url: str) -> Proxy | None:
         for variable in (name, name.upper()):
             value = os.environ.get(variable, "").strip()
             if value:
-                return _checked(value, variable)
+                proxy = _checked(value, variable)
+                if target.scheme == "http" and not allow_insecure_http:
+                    _on_this_machine(proxy)
+                return proxy
     return None
+
+
+def _on_this_machine(proxy: Proxy) -> None:
+    """Raises `UnusableProxy` unless `proxy` runs on this machine: a plain-http request
+    (the REST key in its header) would cross the network in clear to reach it, which the
+    settings refuse for the base URL itself without CAMPAIGN_SYNC_ALLOW_INSECURE_HTTP."""
+    proxy_host = urlparse(proxy.url).hostname or ""
+    if not is_loopback(proxy_host):
+        raise UnusableProxy(
+            f"the base URL is plain http and {proxy.variable} names a proxy on another host "
+            f"({proxy_host}): the REST key would cross the network in clear to reach it. "
+            "Use https, exempt the base URL's host with NO_PROXY, or set "
+            "CAMPAIGN_SYNC_ALLOW_INSECURE_HTTP=true if that is what you want"
+        )
 
 
 def _checked(value: str, variable: str) -> Proxy:

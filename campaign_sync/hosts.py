@@ -1,5 +1,5 @@
 """Which hosts are this machine: the one rule the settings (plain http allowed without an
-opt-in) and the proxy choice (never a proxy) apply to a base URL on loopback."""
+opt-in) and the proxy choice (a proxy elsewhere needs the opt-in) apply to loopback."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ import ipaddress
 
 
 def is_loopback(host: str) -> bool:
-    """localhost, 127.0.0.0/8 or ::1 (RFC 6890), and names under `.localhost` (RFC 6761,
-    6.3): traffic that never leaves this machine. `host` as `urlparse` gives it (no
-    brackets around an IPv6 address)."""
-    if host.lower() in ("localhost", "localhost.") or host.lower().endswith(".localhost"):
+    """`localhost`, or an address in 127.0.0.0/8 or ::1 (RFC 6890): traffic that never
+    leaves this machine. `host` as `urlparse` gives it (no brackets around an IPv6
+    address). Names under `.localhost` are not counted, although RFC 6761 (6.3) reserves
+    them: the system resolver may ask DNS for them (`hosts: files dns`), which may answer
+    with any address."""
+    if host.lower() in ("localhost", "localhost."):
         return True
     try:
         return ipaddress.ip_address(host).is_loopback

@@ -247,6 +247,10 @@ def test_plain_http_to_another_host_needs_an_explicit_opt_in(
     for loopback in ("http://127.0.0.1:8787", "http://localhost:8787", "http://[::1]:8787"):
         monkeypatch.setenv("BATCH_API_BASE_URL", loopback)
         assert load_settings().batch_api_base_url == loopback
+    for elsewhere in ("http://batch.localhost:8787", "http://0.0.0.0:8787", "http://127.1"):
+        monkeypatch.setenv("BATCH_API_BASE_URL", elsewhere)  # DNS may answer anything
+        with pytest.raises(ConfigError, match="is plain http to another host"):
+            load_settings()
 
 
 def test_precedence_flags_environment_dotenv_config_file_defaults(

@@ -575,12 +575,33 @@ def load_settings(config_path: str | os.PathLike[str] | None = None, **flags: An
         raise ConfigError(f"settings: {problems}") from None
     except (SettingsError, UnicodeDecodeError) as error:  # a .env or secret file unreadable
         cause = error.__cause__ or error
-        raise ConfigError(f"settings cannot be read: {cause}") from None
+        named = _unreadable_secret_file(secrets_dir)
+        raise ConfigError(f"settings cannot be read: {named or cause}") from None
     finally:
         _config_file.reset(token)
         _relay(library_warnings)
     named = _describe(("batch_rest_api_key_file",), config_file, flags, secrets_dir)
     return _read_secret_file(settings, named)
+
+
+def _unreadable_secret_file(secrets_dir: Path | None) -> str | None:
+    """Which of our variables' files in the secrets directory cannot be read, and why;
+    None when they all can. pydantic-settings' own messages name no file ('path does not
+    exist' for a link to nothing, a codec's words for a file that is not UTF-8)."""
+    if secrets_dir is None:
+        return None
+    for variable in sorted(_variables()):
+        path = secrets_dir / variable
+        if path.is_symlink() and not path.exists():
+            return f"the secret file {path} is a link to {os.readlink(path)}, which does not exist"
+        if path.is_file():
+            try:
+                path.read_text(encoding="utf-8")
+            except OSError as error:
+                return f"the secret file {path} cannot be read: {error.strerror}"
+            except UnicodeDecodeError:
+                return f"the secret file {path} is not UTF-8 text"
+    return None
 
 
 def _relay(caught: list[warnings.WarningMessage]) -> None:

@@ -921,3 +921,23 @@ def test_reading_our_settings_leaves_other_env_files_warnings_alone(
     assert [record.getMessage() for record in caplog.records if record.name == "dotenv.main"] == [
         "python-dotenv could not parse statement starting at line 1"
     ] * 2
+
+
+@pytest.mark.parametrize("kind", ["link to nothing", "not UTF-8"])
+def test_an_unreadable_secret_file_is_named(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pydantic-settings said only 'path does not exist' or a codec's words."""
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    path = secrets / "BATCH_REST_API_KEY"
+    if kind == "link to nothing":
+        path.symlink_to(tmp_path / "gone")
+        why = f"is a link to {tmp_path / 'gone'}, which does not exist"
+    else:
+        path.write_bytes(b"\xff\xfekey")
+        why = "is not UTF-8 text"
+    monkeypatch.setenv("CAMPAIGN_SYNC_SECRETS_DIR", str(secrets))
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    assert str(refused.value) == f"settings cannot be read: the secret file {path} {why}"

@@ -12,7 +12,6 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote_to_bytes
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -27,9 +26,9 @@ _secrets: dict[str, str] = {}  # lower-cased secret -> its mask
 # Built on first use, one named group per secret (g0, g1...): the plain spellings, and
 # every spelling with percent-escapes (compiled only for a text holding a `%`: it takes
 # ~5x longer to build, and most lines hold none).
-_patterns: dict[bool, re.Pattern[str]] = {}
-_masks: dict[str, str] = {}  # group name -> mask
-_ESCAPE_CUT_SHORT = re.compile(r"%[0-9a-f]?$")
+# Each with its masks by group name; replaced whole, never changed in place, so a thread
+# masking a line meanwhile uses one consistent pair (logging runs in the pass's threads).
+_patterns: dict[bool, tuple[re.Pattern[str], dict[str, str]]] = {}
 
 
 def register_secret(value: str, *, keep_last: int = 0) -> None:
@@ -48,17 +47,18 @@ def register_secret(value: str, *, keep_last: int = 0) -> None:
         _patterns.clear()
 
 
-def _compiled(encoded: bool) -> re.Pattern[str] | None:
+def _compiled(encoded: bool) -> tuple[re.Pattern[str], dict[str, str]] | None:
     """The pattern of every registered secret, the longest first, with (`encoded`) or
-    without percent-escapes; None while there is no secret."""
-    if encoded not in _patterns and _secrets:
+    without percent-escapes, and the mask of each of its groups; None while there is no
+    secret."""
+    found = _patterns.get(encoded)
+    if found is None and _secrets:
         secrets = sorted(_secrets, key=len, reverse=True)
-        _masks.clear()
-        _masks.update((f"g{index}", _secrets[secret]) for index, secret in enumerate(secrets))
+        masks = {f"g{index}": _secrets[secret] for index, secret in enumerate(secrets)}
         spell = _any_encoding if encoded else re.escape
         alternatives = (f"(?P<g{i}>{spell(secret)})" for i, secret in enumerate(secrets))
-        _patterns[encoded] = re.compile("|".join(alternatives), re.IGNORECASE)
-    return _patterns.get(encoded)
+        found = _patterns[encoded] = (re.compile("|".join(alternatives), re.IGNORECASE), masks)
+    return found
 
 
 def _any_encoding(secret: str) -> str:
@@ -80,10 +80,11 @@ def mask(text: str) -> str:
     """`text` with every registered secret replaced by its mask (see `register_secret`).
     The mask is found by the alternative that matched, never by the matched text (which
     may differ from the secret by more than ASCII case)."""
-    pattern = _compiled(encoded="%" in text)
-    if pattern is None:
+    compiled = _compiled(encoded="%" in text)
+    if compiled is None:
         return text
-    return pattern.sub(lambda found: _masks[found.lastgroup or ""], text)
+    pattern, masks = compiled
+    return pattern.sub(lambda found: masks[found.lastgroup or ""], text)
 
 
 def mask_cut(text: str, limit: int) -> str:
@@ -102,29 +103,42 @@ def _secret_begun_at_end(text: str) -> tuple[int, str]:
     that secret's mask), the longest such tail; (0, "") when none does."""
     if not _secrets:
         return 0, ""
-    folded = {secret.casefold(): its_mask for secret, its_mask in _secrets.items()}
-    widest = 12 * max(map(len, folded))  # a character is at most 4 UTF-8 bytes, as %XX
-    lowered = text.lower()
+    widest = 12 * max(map(len, _secrets))  # a character is at most 4 UTF-8 bytes, as %XX
+    firsts = {"%", *(secret[0].casefold() for secret in _secrets)}
     for start in range(max(0, len(text) - widest), len(text) - MASK_MIN_LENGTH + 1):
-        begun = _percent_decoded(lowered[start:])
-        if begun is None or len(begun) < MASK_MIN_LENGTH:
-            continue
-        for secret, its_mask in folded.items():
-            if len(begun) < len(secret) and secret.startswith(begun.casefold()):
+        if text[start].casefold() not in firsts:
+            continue  # no secret's first character, and no escape
+        for secret, its_mask in _secrets.items():
+            spelled = _spelled_start(text[start:], secret)
+            if spelled is not None and MASK_MIN_LENGTH <= spelled < len(secret):
                 return len(text) - start, its_mask  # the earliest start: the longest tail
     return 0, ""
 
 
-def _percent_decoded(tail: str) -> str | None:
-    """`tail` with its percent-escapes decoded, an escape or a UTF-8 sequence cut short at
-    its end left out; None when the rest is no UTF-8."""
-    octets = unquote_to_bytes(_ESCAPE_CUT_SHORT.sub("", tail))
-    for short in range(4):
-        try:
-            return octets[: len(octets) - short].decode("utf-8")
-        except UnicodeDecodeError:
+def _spelled_start(tail: str, secret: str) -> int | None:
+    """How many characters of `secret` the whole of `tail` spells, each as it is (in any
+    letter case) or percent-encoded (either hex case), the last one possibly cut inside its
+    escape; None when `tail` spells no start of `secret`. A search over the two readings
+    a `%` may have (the key's own `%`, or an escape's)."""
+    todo, readings = [(0, 0)], []  # (position in tail, characters of secret spelled)
+    while todo:
+        position, spelled = todo.pop()
+        if position == len(tail):
+            readings.append(spelled)
             continue
-    return None
+        if spelled == len(secret):
+            continue  # the tail goes on past the whole secret: `mask` deals with that
+        char = secret[spelled]
+        if tail[position].casefold() == char.casefold():
+            todo.append((position + 1, spelled + 1))
+        rest = tail[position : position + 12].lower()  # an escape: at most 4 x %XX
+        for cased in {char.lower(), char.upper()}:
+            escape = "".join(f"%{byte:02x}" for byte in cased.encode("utf-8"))
+            if rest.startswith(escape):
+                todo.append((position + len(escape), spelled + 1))
+            elif escape.startswith(rest):
+                readings.append(spelled)  # cut inside this character's escape
+    return max(readings, default=None)
 
 
 @contextlib.contextmanager

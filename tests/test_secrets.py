@@ -151,6 +151,16 @@ def test_mask_cut_leaves_no_part_of_a_key_at_the_cut(text: str, limit: int, show
     assert mask_cut(text, limit) == shown
 
 
+@pytest.mark.parametrize("cut", [6, 7, 8, 9, 10, 11, 12, 13])
+def test_a_key_holding_a_literal_escape_is_masked_at_every_cut(cut: int) -> None:
+    """The tail's decoding turned the key's own `%41` into `A`: 11 of its 12 characters
+    were left at a cut of 13."""
+    register_secret("abc%41def123")
+    shown = mask_cut("x abc%41def123 y", cut)
+    assert shown == "x ****", shown
+    assert mask_cut("x abc%41def123 y", 5) == "x abc"  # 3 characters: shorter than a mask
+
+
 def test_a_non_ascii_key_cut_inside_an_encoded_character_is_masked() -> None:
     register_secret("clé-de-test-42")
     encoded = "cl%C3%A9-de"  # "clé-de", then the cut falls inside the next escape

@@ -102,7 +102,9 @@ def _setting(default: Any, env: str, **constraints: Any) -> Any:
     return Field(default, validation_alias=AliasChoices(env), **constraints)
 
 
-_USERINFO = re.compile(r"://[^/?#]*@")  # a URL's user and password, up to its last @
+# For messages: from after a URL's scheme to its last @, what may be a user and password
+# (one holding / ? or # ends the URL's authority early, so its parts cannot be trusted).
+_UP_TO_LAST_AT = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*:/*)?.*@", re.DOTALL)
 
 
 class AppConfig(BaseModel):
@@ -199,10 +201,10 @@ class Settings(BaseSettings):
         except ValueError:  # not a number, or beyond 65535
             port_ok = False
         usable = parsed.scheme in ("http", "https") and parsed.hostname and port_ok
-        shown = _USERINFO.sub("://***@", value.strip())[:80]
+        shown = _UP_TO_LAST_AT.sub(lambda found: f"{found[1] or ''}***@", value.strip())[:80]
         if not usable or any(char.isspace() for char in value.strip()):
             raise ValueError(f"must be an http(s) URL such as https://api.batch.com, got {shown!r}")
-        if "@" in parsed.netloc:
+        if "@" in value:  # anywhere: a password holding / ? or # ends the authority early
             raise ValueError(
                 f"{shown} holds a user or password: Batch takes the REST key in a header, "
                 "and what a URL holds reaches error messages; leave it out"
@@ -443,10 +445,10 @@ class ConfigFile:
         if (inline or "batch_rest_api_key" in self.data) and self.path.stat().st_mode & (
             stat.S_IRGRP | stat.S_IROTH
         ):
-            log.warning(
-                "config file %s holds secrets and is readable by other users; run chmod 600 %s",
-                self.path,
-                self.path,
+            logs.warn_when_configured(
+                log.name,
+                f"config file {self.path} holds secrets and is readable by other users; "
+                f"run chmod 600 {self.path}",
             )
 
 
@@ -590,17 +592,23 @@ def _unreadable_secret_file(secrets_dir: Path | None) -> str | None:
     exist' for a link to nothing, a codec's words for a file that is not UTF-8)."""
     if secrets_dir is None:
         return None
-    for variable in sorted(_variables()):
-        path = secrets_dir / variable
-        if path.is_symlink() and not path.exists():
-            return f"the secret file {path} is a link to {os.readlink(path)}, which does not exist"
-        if path.is_file():
-            try:
-                path.read_text(encoding="utf-8")
-            except OSError as error:
-                return f"the secret file {path} cannot be read: {error.strerror}"
-            except UnicodeDecodeError:
-                return f"the secret file {path} is not UTF-8 text"
+    problems = (_secret_file_problem(secrets_dir / variable) for variable in sorted(_variables()))
+    return next((problem for problem in problems if problem is not None), None)
+
+
+def _secret_file_problem(path: Path) -> str | None:
+    """Why the secret file `path` cannot be read ("the secret file P is a link to T, which
+    does not exist", "... cannot be read: Permission denied", "... is not UTF-8 text"), or
+    None: it can be, or there is no such file (a directory is pydantic-settings' warning)."""
+    if path.is_symlink() and not path.exists():
+        return f"the secret file {path} is a link to {os.readlink(path)}, which does not exist"
+    if path.is_file():
+        try:
+            path.read_text(encoding="utf-8")
+        except OSError as error:
+            return f"the secret file {path} cannot be read: {error.strerror}"
+        except UnicodeDecodeError:
+            return f"the secret file {path} is not UTF-8 text"
     return None
 
 
@@ -705,19 +713,25 @@ def resolve_apps(settings: Settings, environ: Mapping[str, str] | None = None) -
     return resolved
 
 
-# The variables campaign-sync reads besides its settings' (README, tests/conftest.py).
+# The variables campaign-sync reads besides its settings' (README, tests/conftest.py,
+# benchmarks/), and the standard network ones it reads in either case (proxies, CA bundle).
 _OTHER_VARIABLES = frozenset(
     ("CAMPAIGN_SYNC_CONFIG", "CAMPAIGN_SYNC_SECRETS_DIR", "CAMPAIGN_SYNC_DEBUG",
-     "CAMPAIGN_SYNC_TEST_PG_URL")
+     "CAMPAIGN_SYNC_TEST_PG_URL", "BENCH_ADMIN_DATABASE_URL")
 )  # fmt: skip
+_NETWORK_VARIABLES = frozenset(
+    ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "SSL_CERT_FILE", "SSL_CERT_DIR")
+)
 
 
 def _not_another_setting(app: str, name: str) -> None:
-    """A ConfigError when an app's `rest_api_key_env` names one of campaign-sync's own
-    variables other than BATCH_REST_API_KEY: BATCH_REST_API_KEY_FILE holds a path and
+    """A ConfigError when an app's `rest_api_key_env` names a variable campaign-sync reads
+    for another purpose (its settings' other than BATCH_REST_API_KEY, the proxy and CA
+    bundle variables in either case): BATCH_REST_API_KEY_FILE holds a path and
     BATCH_API_KEY the app's live key, DATABASE_URL a URL; none is a REST key, and sending
     it as one would show Batch (and its logs) a secret that is not theirs to see."""
-    if name in _OTHER_VARIABLES or (name in _variables() and name != "BATCH_REST_API_KEY"):
+    ours = name in _OTHER_VARIABLES or name.upper() in _NETWORK_VARIABLES
+    if ours or (name in _variables() and name != "BATCH_REST_API_KEY"):
         hint = (
             " (it holds the key file's path: set BATCH_REST_API_KEY_FILE alone for the "
             "default key, or name a variable that holds the key itself)"
@@ -725,8 +739,8 @@ def _not_another_setting(app: str, name: str) -> None:
             else ""
         )
         raise ConfigError(
-            f"app '{app}': rest_api_key_env names {name}, one of campaign-sync's own "
-            f"settings, not a variable holding a REST key{hint}"
+            f"app '{app}': rest_api_key_env names {name}, one of the variables "
+            f"campaign-sync reads for another purpose, not one holding a REST key{hint}"
         )
 
 
@@ -742,12 +756,13 @@ def _named_variable(name: str, settings: Settings, environ: Mapping[str, str]) -
     if found:
         return found
     secrets = _secrets_dir()
-    if secrets is not None and (secrets / name).is_file():
-        try:
-            return (secrets / name).read_text(encoding="utf-8").strip() or None
-        except (OSError, UnicodeDecodeError) as error:
-            why = error.strerror if isinstance(error, OSError) else "it is not UTF-8 text"
-            raise ConfigError(f"the secret file {secrets / name} cannot be read: {why}") from None
+    if secrets is None:
+        return None
+    problem = _secret_file_problem(secrets / name)
+    if problem is not None:
+        raise ConfigError(problem)
+    if (secrets / name).is_file():
+        return (secrets / name).read_text(encoding="utf-8").strip() or None
     return None
 
 

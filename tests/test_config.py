@@ -170,6 +170,8 @@ def test_only_the_documented_variables_are_read(monkeypatch: pytest.MonkeyPatch)
         ("http://user:hunter2-pass@evil.example", "http://***@evil.example"),
         ("http://127.0.0.1@evil.example/", "http://***@evil.example/"),  # host: evil.example
         ("https://hunter2-pass@api.batch.com/1.1", "https://***@api.batch.com/1.1"),
+        ("https://user:1234/hunter2@api.batch.com", "https://***@api.batch.com"),  # port 1234?
+        ("http://u:hunter2@pass@evil.example", "http://***@evil.example"),  # up to the last @
     ],
 )
 def test_a_base_url_holding_a_user_or_password_is_refused_without_showing_it(
@@ -184,10 +186,17 @@ def test_a_base_url_holding_a_user_or_password_is_refused_without_showing_it(
         f"settings: BATCH_API_BASE_URL: {shown} holds a user or password: Batch takes the "
         "REST key in a header, and what a URL holds reaches error messages; leave it out"
     )
-    monkeypatch.setenv("BATCH_API_BASE_URL", "ftp://u:hunter2-pass@api.batch.com")
-    with pytest.raises(ConfigError) as refused:
-        load_settings()
-    assert "hunter2" not in str(refused.value) and "'ftp://***@api.batch.com'" in str(refused.value)
+    broken_urls = (
+        "ftp://u:hunter2-pass@api.batch.com",
+        "https://user:hun/ter2@api.batch.com",
+        "https://bob:hun#ter2@api.batch.com",
+        "https:user:hunter2@api.batch.com",
+    )
+    for broken in broken_urls:
+        monkeypatch.setenv("BATCH_API_BASE_URL", broken)
+        with pytest.raises(ConfigError) as refused:
+            load_settings()
+        assert "hunter2" not in str(refused.value) and "***@api.batch.com'" in str(refused.value)
 
 
 @pytest.mark.parametrize("url", ["not a url", "ftp://api.batch.com", "https://", "api.batch.com"])
@@ -758,6 +767,10 @@ def test_an_apps_rest_api_key_env_is_found_wherever_a_variable_may_be(
         "CAMPAIGN_SYNC_CONFIG",
         "CAMPAIGN_SYNC_SECRETS_DIR",
         "CAMPAIGN_SYNC_TEST_PG_URL",
+        "HTTPS_PROXY",  # http://user:password@proxy would have been sent as the key
+        "https_proxy",
+        "ALL_PROXY",
+        "SSL_CERT_FILE",
     ],
 )
 def test_an_apps_rest_api_key_env_naming_another_setting_is_refused(
@@ -772,8 +785,8 @@ def test_an_apps_rest_api_key_env_naming_another_setting_is_refused(
     with pytest.raises(ConfigError) as refused:
         resolve_apps(load_settings(config), held)
     assert str(refused.value).startswith(
-        f"app 'ios': rest_api_key_env names {variable}, one of campaign-sync's own settings, "
-        "not a variable holding a REST key"
+        f"app 'ios': rest_api_key_env names {variable}, one of the variables campaign-sync "
+        "reads for another purpose, not one holding a REST key"
     ), str(refused.value)
     assert ("BATCH_REST_API_KEY_FILE alone" in str(refused.value)) == (
         variable == "BATCH_REST_API_KEY_FILE"
@@ -817,22 +830,27 @@ def test_a_config_file_named_in_dotenv_is_named_so() -> None:
     )
 
 
+@pytest.mark.parametrize("kind", ["not UTF-8", "link to nothing"])
 def test_an_unreadable_secret_file_for_an_apps_variable_is_named(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """It was reported as 'not set'."""
     secrets = tmp_path / "secrets"
     secrets.mkdir()
-    (secrets / "IOS_REST").write_bytes(b"\xff\xfe")
+    path = secrets / "IOS_REST"
+    if kind == "not UTF-8":
+        path.write_bytes(b"\xff\xfe")
+        why = "is not UTF-8 text"
+    else:
+        path.symlink_to(tmp_path / "gone")
+        why = f"is a link to {tmp_path / 'gone'}, which does not exist"
     monkeypatch.setenv("CAMPAIGN_SYNC_SECRETS_DIR", str(secrets))
     config = write(
         tmp_path / "apps.toml", APP_HEAD + 'api_key = "K"\nrest_api_key_env = "IOS_REST"\n'
     )
     with pytest.raises(ConfigError) as refused:
         resolve_apps(load_settings(config), {})
-    assert str(refused.value) == (
-        f"the secret file {secrets / 'IOS_REST'} cannot be read: it is not UTF-8 text"
-    )
+    assert str(refused.value) == f"the secret file {path} {why}"
 
 
 def test_a_key_file_named_in_toml_is_reported_by_its_key(tmp_path: Path) -> None:
@@ -941,3 +959,31 @@ def test_an_unreadable_secret_file_is_named(
     with pytest.raises(ConfigError) as refused:
         load_settings()
     assert str(refused.value) == f"settings cannot be read: the secret file {path} {why}"
+
+
+@pytest.mark.parametrize(("level", "shown"), [("ERROR", False), ("WARNING", True)])
+def test_a_readable_config_file_warning_waits_for_the_log_settings(
+    level: str,
+    shown: bool,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    restore_logging: None,
+) -> None:
+    """The chmod warning was printed as a plain line before logging was set up, whatever
+    CAMPAIGN_SYNC_LOG_FORMAT and --log-level said."""
+    import json
+
+    from campaign_sync import logs
+
+    config = write(
+        tmp_path / "apps.toml", APP_HEAD + 'api_key = "K"\nrest_api_key = "R"\n', mode=0o644
+    )
+    logs.hold_until_configured()
+    load_settings(config)
+    assert capsys.readouterr().err == ""  # held
+    logs.setup_logging("json", level)
+    lines = capsys.readouterr().err.splitlines()
+    expected = (
+        f"config file {config} holds secrets and is readable by other users; run chmod 600 {config}"
+    )
+    assert [json.loads(line)["message"] for line in lines] == ([expected] if shown else [])

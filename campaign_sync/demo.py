@@ -7,9 +7,12 @@ DATABASE_URL), changes a few campaigns, syncs again to show only those were fetc
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import shlex
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from urllib.parse import urlparse
 
 from pydantic import SecretStr
 from rich.console import Console
@@ -71,6 +74,25 @@ def _calls_table(title: str, results: Sequence[PassResult], seconds: float) -> T
     return table
 
 
+@contextlib.contextmanager
+def _no_proxy_for(host: str) -> Iterator[None]:
+    """While the demo runs, requests to `host` (its own simulator) go through no proxy: a
+    proxy elsewhere (HTTP_PROXY on a company network) would reach its own loopback, and
+    the demo was refused as plain http through another host. NO_PROXY and no_proxy are
+    both read (batch/proxies.py), lower-case first; both are restored after."""
+    before = {name: os.environ.get(name) for name in ("no_proxy", "NO_PROXY")}
+    for name, value in before.items():
+        os.environ[name] = f"{host},{value}" if value else host
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def run_demo(*, push: int = 400, in_app: int = 250, settings: Settings | None = None) -> None:
     settings = settings or load_settings()
     setup_logging("text", "WARNING")
@@ -83,7 +105,10 @@ def run_demo(*, push: int = 400, in_app: int = 250, settings: Settings | None = 
         seed=2024,
         knobs=SimulatorKnobs(latency_seconds=0.002),
     )
-    with SimulatorServer(simulator) as server:
+    with (
+        SimulatorServer(simulator) as server,
+        _no_proxy_for(urlparse(server.url).hostname or "127.0.0.1"),
+    ):
         settings = settings.model_copy(
             update={
                 "batch_api_base_url": server.url,

@@ -408,6 +408,16 @@ def test_the_demo_uses_database_url_when_set(pg_url: str) -> None:
     engine.dispose()
 
 
+def test_the_demo_runs_behind_a_proxy_on_another_host(pg_url: str) -> None:
+    """With a company's HTTP_PROXY set, the demo's requests to its own simulator went to
+    the proxy (which would reach its own loopback), then were refused as plain http
+    through another host."""
+    env = cli_env(pg_url, HTTP_PROXY="http://192.0.2.1:3128", http_proxy="", NO_PROXY="")
+    result = cli("demo", "--push", "25", "--in-app", "25", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "Second pass: only what changed is fetched" in result.stdout
+
+
 def run_probe(probe: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """Run `probe` (Python source) in a child interpreter; it must exit 0."""
     result = subprocess.run(

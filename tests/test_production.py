@@ -254,6 +254,8 @@ def test_an_unusable_proxy_is_one_line_naming_its_variable(
         ("http://127.0.0.1:8787", "http://127.0.0.1:3128", False, False),  # on this machine
         ("http://127.0.0.1:8787", "http://localhost:3128", False, False),
         ("http://127.0.0.1:8787", "http://[::1]:3128", False, False),
+        ("http://127.0.0.1:8787", "http://[::ffff:127.0.0.1]:3128", False, False),
+        ("http://127.0.0.1:8787", "https://proxy.example:443", False, True),  # it reads it
         ("https://api.batch.com", "http://192.0.2.1:3128", False, False),  # a TLS tunnel
     ],
 )
@@ -277,8 +279,8 @@ def test_plain_http_through_a_proxy_on_another_host_needs_the_opt_in(
         host = proxy.split("://")[-1].rsplit(":", 1)[0]
         assert str(refusal.value) == (
             f"the base URL is plain http and {variable} names a proxy on another host "
-            f"({host}): the REST key would cross the network in clear to reach it. Use "
-            "https, exempt the base URL's host with NO_PROXY, or set "
+            f"({host}): the REST key would leave this machine in a plain-http request that "
+            "proxy reads. Use https, exempt the base URL's host with NO_PROXY, or set "
             "CAMPAIGN_SYNC_ALLOW_INSECURE_HTTP=true if that is what you want"
         )
     else:

@@ -92,14 +92,15 @@ def proxy_for(base_url: str, *, allow_insecure_http: bool = False) -> Proxy | No
 
 def _on_this_machine(proxy: Proxy) -> None:
     """Raises `UnusableProxy` unless `proxy` runs on this machine: a plain-http request
-    (the REST key in its header) would cross the network in clear to reach it, which the
-    settings refuse for the base URL itself without CAMPAIGN_SYNC_ALLOW_INSECURE_HTTP."""
+    (the REST key in its header) would leave it for a proxy that reads it (and crosses the
+    network in clear unless the proxy speaks https), which the settings refuse for the
+    base URL itself without CAMPAIGN_SYNC_ALLOW_INSECURE_HTTP."""
     proxy_host = urlparse(proxy.url).hostname or ""
     if not is_loopback(proxy_host):
         raise UnusableProxy(
             f"the base URL is plain http and {proxy.variable} names a proxy on another host "
-            f"({proxy_host}): the REST key would cross the network in clear to reach it. "
-            "Use https, exempt the base URL's host with NO_PROXY, or set "
+            f"({proxy_host}): the REST key would leave this machine in a plain-http request "
+            "that proxy reads. Use https, exempt the base URL's host with NO_PROXY, or set "
             "CAMPAIGN_SYNC_ALLOW_INSECURE_HTTP=true if that is what you want"
         )
 

@@ -830,29 +830,6 @@ def test_a_config_file_named_in_dotenv_is_named_so() -> None:
     )
 
 
-@pytest.mark.parametrize("kind", ["not UTF-8", "link to nothing"])
-def test_an_unreadable_secret_file_for_an_apps_variable_is_named(
-    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """It was reported as 'not set'."""
-    secrets = tmp_path / "secrets"
-    secrets.mkdir()
-    path = secrets / "IOS_REST"
-    if kind == "not UTF-8":
-        path.write_bytes(b"\xff\xfe")
-        why = "is not UTF-8 text"
-    else:
-        path.symlink_to(tmp_path / "gone")
-        why = f"is a link to {tmp_path / 'gone'}, which does not exist"
-    monkeypatch.setenv("CAMPAIGN_SYNC_SECRETS_DIR", str(secrets))
-    config = write(
-        tmp_path / "apps.toml", APP_HEAD + 'api_key = "K"\nrest_api_key_env = "IOS_REST"\n'
-    )
-    with pytest.raises(ConfigError) as refused:
-        resolve_apps(load_settings(config), {})
-    assert str(refused.value) == f"the secret file {path} {why}"
-
-
 def test_a_key_file_named_in_toml_is_reported_by_its_key(tmp_path: Path) -> None:
     missing = tmp_path / "missing"
     config = write(tmp_path / "settings.toml", f'batch_rest_api_key_file = "{missing}"\n')
@@ -941,14 +918,16 @@ def test_reading_our_settings_leaves_other_env_files_warnings_alone(
     ] * 2
 
 
+@pytest.mark.parametrize("whose", ["a setting's", "an app's rest_api_key_env"])
 @pytest.mark.parametrize("kind", ["link to nothing", "not UTF-8"])
 def test_an_unreadable_secret_file_is_named(
-    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    whose: str, kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """pydantic-settings said only 'path does not exist' or a codec's words."""
+    """pydantic-settings said only 'path does not exist' or a codec's words, and an app's
+    rest_api_key_env naming such a file read as 'not set'."""
     secrets = tmp_path / "secrets"
     secrets.mkdir()
-    path = secrets / "BATCH_REST_API_KEY"
+    path = secrets / ("BATCH_REST_API_KEY" if whose == "a setting's" else "IOS_REST")
     if kind == "link to nothing":
         path.symlink_to(tmp_path / "gone")
         why = f"is a link to {tmp_path / 'gone'}, which does not exist"
@@ -957,8 +936,13 @@ def test_an_unreadable_secret_file_is_named(
         why = "is not UTF-8 text"
     monkeypatch.setenv("CAMPAIGN_SYNC_SECRETS_DIR", str(secrets))
     with pytest.raises(ConfigError) as refused:
-        load_settings()
-    assert str(refused.value) == f"settings cannot be read: the secret file {path} {why}"
+        if whose == "a setting's":
+            load_settings()
+        else:
+            toml = APP_HEAD + 'api_key = "K"\nrest_api_key_env = "IOS_REST"\n'
+            resolve_apps(load_settings(write(tmp_path / "apps.toml", toml)), {})
+    prefix = "settings cannot be read: " if whose == "a setting's" else ""
+    assert str(refused.value) == f"{prefix}the secret file {path} {why}"
 
 
 @pytest.mark.parametrize(("level", "shown"), [("ERROR", False), ("WARNING", True)])

@@ -179,6 +179,34 @@ def test_tables_without_their_revision_record_are_adopted(
     assert migrate.current_revision(fresh_pg_url) == migrate.head_revision()
 
 
+@pytest.mark.parametrize("check", ["migrate's", "a command's start"])
+def test_tables_another_replica_commits_meanwhile_are_not_taken_for_unrecorded(
+    check: str, fresh_pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The revision was read (none), then the tables (another replica's migration had just
+    committed them with their revision): 'run campaign-sync migrate --adopt', exit 2. Seen
+    in CI as two replicas migrating through PgBouncer. Here that replica's migration
+    commits in the same window: between the first read and the tables' inspection."""
+    from campaign_sync.db import revisions
+
+    inspect_tables = revisions.recognise
+
+    def another_replica_commits_first(engine: Any) -> str | None:
+        migrate.upgrade(fresh_pg_url)
+        return inspect_tables(engine)
+
+    monkeypatch.setattr(revisions, "recognise", another_replica_commits_first)
+    engine = make_engine(fresh_pg_url)
+    try:
+        if check == "migrate's":
+            assert revisions.unrecorded_schema(engine) is None
+        else:
+            revisions.ensure_current(engine)  # raised UnrecordedSchema
+    finally:
+        engine.dispose()
+    assert migrate.current_revision(fresh_pg_url) == migrate.head_revision()
+
+
 def test_every_revision_can_be_recognised_by_adopt() -> None:
     from alembic.script import ScriptDirectory
 

@@ -51,7 +51,20 @@ def recognise(engine: Engine) -> str | None:
 
 def unrecorded_schema(engine: Engine) -> str | None:
     """The revision of our tables when they exist without `alembic_version`, else None."""
-    return recognise(engine) if stored_revision(engine) is None else None
+    if stored_revision(engine) is not None:
+        return None
+    found = recognise(engine)
+    return found if found is not None and _still_unrecorded(engine) else None
+
+
+def _still_unrecorded(engine: Engine) -> bool:
+    """Whether `alembic_version` still records nothing, read again after the tables were
+    found. Another replica's migration commits its tables and their revision together, so
+    tables it committed between the first read and `recognise` come with a revision now:
+    they were being migrated, not left unrecorded. (Two replicas migrating through
+    PgBouncer: the second read no revision, then found the first one's tables, and
+    stopped with 'run migrate --adopt', 1 run in about 20.)"""
+    return stored_revision(engine) is None
 
 
 def stored_revision(engine: Engine) -> str | None:
@@ -77,10 +90,13 @@ def ensure_current(engine: Engine) -> None:
     current = stored_revision(engine)
     head = HEAD_REVISION
     if current is None and (found := recognise(engine)) is not None:
-        raise UnrecordedSchema(
-            f"the database has campaign-sync tables (they match revision {found}) but no "
-            "record of their revision (alembic_version): run campaign-sync migrate --adopt"
-        )
+        current = stored_revision(engine)  # read again: see `_still_unrecorded`
+        if current is None:
+            raise UnrecordedSchema(
+                f"the database has campaign-sync tables (they match revision {found}) but "
+                "no record of their revision (alembic_version): run campaign-sync migrate "
+                "--adopt"
+            )
     if current is not None and current not in KNOWN_REVISIONS:
         raise SchemaNotCurrent(unknown_revision(current))
     if current != head:

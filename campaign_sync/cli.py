@@ -186,8 +186,11 @@ def _remembered(
     )  # fmt: skip
 
 
-def _settings(**flags: Any) -> Settings:
-    """The settings, with this command's flags winning over every other source."""
+def _settings(flags: dict[str, Any] | None = None, *, own_simulator: bool = False) -> Settings:
+    """The settings, with this command's `flags` (field names) winning over every other
+    source. `own_simulator`: the command talks to a simulator of its own (`demo`), so the
+    configured base URL's proxy is not its concern."""
+    flags = dict(flags or {})
     from campaign_sync.config import load_settings
     from campaign_sync.logs import setup_logging
 
@@ -200,8 +203,8 @@ def _settings(**flags: Any) -> Settings:
     settings = load_settings(meta.get("campaign_sync.config_path"), **flags)
     meta["campaign_sync.settings"] = settings
     setup_logging(settings.log_format, settings.log_level)
-    # An unusable proxy variable, or plain http through another host: one line, exit 2.
-    proxy_for(settings.batch_api_base_url, allow_insecure_http=settings.allow_insecure_http)
+    if not own_simulator:  # an unusable proxy, or plain http through another host: exit 2
+        proxy_for(settings.batch_api_base_url, allow_insecure_http=settings.allow_insecure_http)
     check_certificates()
     return settings
 
@@ -429,7 +432,7 @@ def serve(
         "metrics_port": metrics_port,
         "metrics_host": metrics_host,
     }
-    settings = _settings(**{name: value for name, value in flags.items() if value is not None})
+    settings = _settings({name: value for name, value in flags.items() if value is not None})
     apps = resolve_apps(settings)
     engine = _engine(settings)
     set_up_ends()
@@ -728,7 +731,7 @@ def demo(push: int, in_app: int) -> None:
     """Simulator + sync into the embedded default database (or DATABASE_URL), then a summary."""
     from campaign_sync.demo import run_demo
 
-    run_demo(push=push, in_app=in_app, settings=_settings())
+    run_demo(push=push, in_app=in_app, settings=_settings(own_simulator=True))
 
 
 if __name__ == "__main__":

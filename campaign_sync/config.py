@@ -104,7 +104,7 @@ def _setting(default: Any, env: str, **constraints: Any) -> Any:
 
 # For messages: from after a URL's scheme to its last @, what may be a user and password
 # (one holding / ? or # ends the URL's authority early, so its parts cannot be trusted).
-_UP_TO_LAST_AT = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*:/*)?.*@", re.DOTALL)
+_UP_TO_LAST_AT = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*:/+)?.*@", re.DOTALL)
 
 
 class AppConfig(BaseModel):
@@ -206,8 +206,9 @@ class Settings(BaseSettings):
             raise ValueError(f"must be an http(s) URL such as https://api.batch.com, got {shown!r}")
         if "@" in value:  # anywhere: a password holding / ? or # ends the authority early
             raise ValueError(
-                f"{shown} holds a user or password: Batch takes the REST key in a header, "
-                "and what a URL holds reaches error messages; leave it out"
+                f"{shown} holds an @, as a user or password would: Batch takes the REST key "
+                "in a header and no path of its API holds one, and what a URL holds reaches "
+                "error messages; leave it out"
             )
         insecure = parsed.scheme == "http" and not is_loopback(parsed.hostname or "")
         # Absent when its own value was refused: that error is the one to read.

@@ -413,6 +413,8 @@ def test_the_demo_runs_behind_a_proxy_on_another_host(pg_url: str) -> None:
     the proxy (which would reach its own loopback), then were refused as plain http
     through another host."""
     env = cli_env(pg_url, HTTP_PROXY="http://192.0.2.1:3128", http_proxy="", NO_PROXY="")
+    # A configured plain-http base URL the demo never uses was refused too.
+    env["BATCH_API_BASE_URL"] = "http://127.0.0.1:8787"
     result = cli("demo", "--push", "25", "--in-app", "25", env=env)
     assert result.returncode == 0, result.stderr
     assert "Second pass: only what changed is fetched" in result.stdout

@@ -183,14 +183,17 @@ def test_a_base_url_holding_a_user_or_password_is_refused_without_showing_it(
     with pytest.raises(ConfigError) as refused:
         load_settings()
     assert str(refused.value) == (
-        f"settings: BATCH_API_BASE_URL: {shown} holds a user or password: Batch takes the "
-        "REST key in a header, and what a URL holds reaches error messages; leave it out"
+        f"settings: BATCH_API_BASE_URL: {shown} holds an @, as a user or password would: "
+        "Batch takes the REST key in a header and no path of its API holds one, and what a "
+        "URL holds reaches error messages; leave it out"
     )
     broken_urls = (
         "ftp://u:hunter2-pass@api.batch.com",
         "https://user:hun/ter2@api.batch.com",
         "https://bob:hun#ter2@api.batch.com",
         "https:user:hunter2@api.batch.com",
+        "hunter2-token:@api.batch.com",  # no scheme: nothing before the @ is shown
+        "https:hunter2-user:pw@api.batch.com",
     )
     for broken in broken_urls:
         monkeypatch.setenv("BATCH_API_BASE_URL", broken)

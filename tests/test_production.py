@@ -332,6 +332,19 @@ def test_sync_refuses_plain_http_through_a_remote_proxy_before_any_request(
     ), result.stderr
 
 
+@pytest.mark.parametrize("value", ["http://[bad", "http://proxy:99999", "http://proxy:port"])
+def test_a_proxy_url_that_does_not_parse_is_one_line_naming_its_variable(
+    value: str, no_proxy_variables: pytest.MonkeyPatch
+) -> None:
+    """`http://[bad` ended every command with 'unexpected error: ValueError: Invalid IPv6
+    URL' (exit 1): urlparse raised before the check."""
+    from campaign_sync.batch.proxies import UnusableProxy, proxy_for
+
+    no_proxy_variables.setenv("HTTPS_PROXY", value)
+    with pytest.raises(UnusableProxy, match=r"^HTTPS_PROXY is not a proxy URL campaign-sync"):
+        proxy_for("https://api.batch.com")
+
+
 def test_adopt_refuses_tables_that_differ_from_the_revision_they_resemble(
     fresh_pg_url: str, restore_logging: None
 ) -> None:

@@ -107,12 +107,12 @@ def _on_this_machine(proxy: Proxy) -> None:
 
 def _checked(value: str, variable: str) -> Proxy:
     url = value if "://" in value else f"http://{value}"
-    parsed = urlparse(url)
     try:
+        parsed = urlparse(url)
         port_ok = parsed.port is None or parsed.port > 0
-    except ValueError:  # not a number, or beyond 65535
-        port_ok = False
-    usable = parsed.scheme.lower() in SCHEMES and parsed.hostname and port_ok
+        usable = parsed.scheme.lower() in SCHEMES and parsed.hostname and port_ok
+    except ValueError:  # an unclosed [IPv6, a port that is no number or beyond 65535
+        usable = False
     if not usable or any(char.isspace() for char in value):
         raise UnusableProxy(
             f"{variable} is not a proxy URL campaign-sync can use (expected "

@@ -7,6 +7,7 @@ exit codes follow the contract.
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import logging
@@ -69,6 +70,7 @@ def explain(error: Exception) -> tuple[str, int] | None:
     database_errors = (
         _loaded("sqlalchemy.exc", "OperationalError"),
         _loaded("sqlalchemy.exc", "ProgrammingError"),
+        _loaded("sqlalchemy.exc", "DatabaseError"),  # SQLite: "file is not a database"
     )
     if isinstance(error, database_errors):
         first_line = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
@@ -81,7 +83,18 @@ def explain(error: Exception) -> tuple[str, int] | None:
         return str(error), EXIT_FAILED
     if isinstance(error, _loaded("campaign_sync.signals", "StoppedAtOnce")):
         return str(error), EXIT_FAILED
+    if isinstance(error, OSError) and error.errno in _UNUSABLE_PATH and error.filename:
+        # A path the settings name (--config, CAMPAIGN_SYNC_SECRETS_DIR, a SQLite file...)
+        # that no file system call accepts: bad configuration, not a crash.
+        where = str(error.filename)
+        shown = where if len(where) <= 80 else f"{where[:60]}... ({len(where)} characters)"
+        return f"cannot use the path {shown}: {error.strerror}", EXIT_USAGE
     return None
+
+
+# What the file system says of a path that cannot be one: too long, a loop of links, a
+# file where a directory was meant (errno names, Linux's open(2) and stat(2)).
+_UNUSABLE_PATH = (errno.ENAMETOOLONG, errno.ELOOP, errno.ENOTDIR)
 
 
 class CampaignSyncGroup(click.Group):
@@ -122,7 +135,8 @@ class CampaignSyncGroup(click.Group):
         except Exception as error:
             known = explain(error)
             if known is None:
-                if os.environ.get("CAMPAIGN_SYNC_DEBUG"):
+                debug = os.environ.get("CAMPAIGN_SYNC_DEBUG", "").strip().lower()
+                if debug not in ("", "0", "false", "no", "off"):
                     raise
                 known = (
                     f"unexpected error: {type(error).__name__}: {error} "

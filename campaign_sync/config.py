@@ -59,6 +59,7 @@ DB_SCHEMA = r"^[a-z_][a-z0-9_]{0,62}$"  # a plain PostgreSQL name: no quoting an
 APP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 DEFAULT_SECRETS_DIR = Path("/run/secrets")  # where Docker and Kubernetes mount secrets
 DOTENV_FILE = ".env"
+MAX_KEY_FILE_BYTES = 65536  # a REST key is tens of characters; this is a wrong file
 
 # The TOML file of the settings being built (a class-level hook cannot take arguments).
 _config_file: contextvars.ContextVar[ConfigFile | None] = contextvars.ContextVar(
@@ -105,6 +106,20 @@ def _setting(default: Any, env: str, **constraints: Any) -> Any:
 # For messages: from after a URL's scheme to its last @, what may be a user and password
 # (one holding / ? or # ends the URL's authority early, so its parts cannot be trusted).
 _UP_TO_LAST_AT = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*:/+)?.*@", re.DOTALL)
+
+
+def _refused_by_httpx(url: str) -> str | None:
+    """Why httpx, which sends our requests, cannot use `url` (a host that is no valid IDNA
+    name such as `xn--zz.com`, a port after an IPv6 address such as `[::1]x`, a control
+    character), or None. urlparse accepts these, and each pass then ended in an
+    'unexpected error'. httpx is imported here only when a base URL is set."""
+    import httpx
+
+    try:
+        httpx.URL(url).host  # noqa: B018 (reading the host decodes an IDNA name: it may fail)
+    except (httpx.InvalidURL, ValueError) as error:  # idna's IDNAError is a ValueError
+        return str(error).splitlines()[0][:120] if str(error) else type(error).__name__
+    return None
 
 
 class AppConfig(BaseModel):
@@ -204,6 +219,14 @@ class Settings(BaseSettings):
         shown = _UP_TO_LAST_AT.sub(lambda found: f"{found[1] or ''}***@", value.strip())[:80]
         if not usable or any(char.isspace() for char in value.strip()):
             raise ValueError(f"must be an http(s) URL such as https://api.batch.com, got {shown!r}")
+        refused = _refused_by_httpx(value.strip())
+        if refused is not None:
+            raise ValueError(f"{shown!r} is no URL a request can go to: {refused}")
+        if parsed.query or parsed.fragment or value.strip().endswith(("?", "#")):
+            raise ValueError(
+                f"{shown} holds a query or fragment: each request appends Batch's path to the "
+                "base URL, which must end with its path (https://api.batch.com)"
+            )
         if "@" in value:  # anywhere: a password holding / ? or # ends the authority early
             raise ValueError(
                 f"{shown} holds an @, as a user or password would: Batch takes the REST key "
@@ -530,7 +553,17 @@ def _read_secret_file(settings: Settings, named: str) -> Settings:
     if path is None or (given is not None and given.get_secret_value()):
         return settings  # an empty BATCH_REST_API_KEY gives none: the file is read
     try:
-        value = path.read_text(encoding="utf-8").strip()
+        if path.exists() and not path.is_file():  # a FIFO waited forever, /dev/zero filled RAM
+            kind = "a directory" if path.is_dir() else "not a regular file"
+            raise ConfigError(f"{named} names {path}, which is {kind}: name the key's file")
+        with path.open("rb") as file:
+            content = file.read(MAX_KEY_FILE_BYTES + 1)
+        if len(content) > MAX_KEY_FILE_BYTES:
+            raise ConfigError(
+                f"{named} names {path}, which holds more than {MAX_KEY_FILE_BYTES} bytes: "
+                "no key is that long; name the key's file"
+            )
+        value = content.decode("utf-8").strip()
     except (OSError, UnicodeDecodeError) as error:
         why = error.strerror if isinstance(error, OSError) else "it is not UTF-8 text"
         raise ConfigError(f"{named} names {path}, which cannot be read: {why}") from None

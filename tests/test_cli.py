@@ -192,6 +192,30 @@ def test_a_stop_while_starting_is_a_clean_stop(
     )
 
 
+@pytest.mark.parametrize("where", ["config", "secrets dir", "sqlite file", "not a database"])
+def test_a_path_or_file_no_command_can_use_is_one_line(where: str, tmp_path: Path) -> None:
+    """A 300-character path ended in 'unexpected error: OSError: [Errno 36] File name too
+    long' (exit 1); a SQLite URL naming a file that is no database, in 'unexpected error:
+    DatabaseError' over two lines."""
+    long = str(tmp_path / ("a" * 300))
+    env = cli_env(f"sqlite:///{tmp_path / 'absent.db'}", BATCH_API_KEY="k", BATCH_REST_API_KEY="r")
+    args = ["status"]
+    if where == "config":
+        args += ["--config", f"{long}.toml"]
+    elif where == "secrets dir":
+        env["CAMPAIGN_SYNC_SECRETS_DIR"] = long
+    elif where == "sqlite file":
+        env["DATABASE_URL"] = f"sqlite:///{long}.db"
+    else:
+        (tmp_path / "notes.db").write_text("not a database\n")
+        env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'notes.db'}"
+    result = cli(*args, env=env)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "unexpected" not in result.stderr, result.stderr
+    expected = "file is not a database" if where == "not a database" else "File name too long"
+    assert expected in result.stderr
+
+
 def test_an_unreachable_database_is_one_line(sim_server: SimulatorServer) -> None:
     url = "postgresql://nobody@127.0.0.1:1/none"
     result = cli("sync", env=cli_env(url, sim_server))
@@ -394,6 +418,7 @@ def test_the_demo_uses_database_url_when_set(pg_url: str) -> None:
     result = cli("demo", "--push", "120", "--in-app", "80", env=cli_env(pg_url))
     assert result.returncode == 0, result.stderr
     assert "Second pass: only what changed is fetched" in result.stdout
+    assert "Stored: 80 in-app, 120 push" in result.stdout  # as people read it, not in_app
     # A URL with no password is printed as psql takes it (no +psycopg), ready to run.
     assert f"psql {pg_url} -c" in result.stdout.replace("\n", " ")
     hint = next(line for line in result.stdout.splitlines() if "psql " in line)

@@ -215,6 +215,29 @@ def test_a_base_url_that_is_not_http_is_refused_naming_the_setting(
     )
 
 
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("https://xn--zz.com", "is no URL a request can go to: Invalid A-label"),
+        ("https://[::1]x", "is no URL a request can go to: Invalid port: 'x'"),
+        ("https://api\x01batch.com", "is no URL a request can go to: Invalid non-printable"),
+        ("http://127.0.0.1:8787?x=1", "holds a query or fragment"),
+        ("https://api.batch.com/#top", "holds a query or fragment"),
+        ("https://api.batch.com?", "holds a query or fragment"),
+    ],
+)
+def test_a_base_url_httpx_cannot_send_to_is_refused_at_the_start(
+    url: str, why: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """urlparse accepted these; httpx then refused them in every pass ('unexpected error:
+    IDNAError', exit 1; `serve` logged a traceback per pass), or Batch answered 404."""
+    monkeypatch.setenv("BATCH_API_BASE_URL", url)
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    assert str(refused.value).startswith("settings: BATCH_API_BASE_URL: "), str(refused.value)
+    assert why in str(refused.value)
+
+
 @pytest.mark.parametrize("source", ["variable", "flag", "config file", ".env"])
 def test_plain_http_to_another_host_is_named_by_where_the_url_came_from(
     source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -831,6 +854,30 @@ def test_a_config_file_named_in_dotenv_is_named_so() -> None:
     assert str(refused.value) == (
         "CAMPAIGN_SYNC_CONFIG (in .env) names /nonexistent/settings.toml, which does not exist"
     )
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory", "too large"])
+def test_a_key_file_that_is_no_key_file_is_refused_without_reading_it_all(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A FIFO made check wait forever; /dev/zero ended in a MemoryError."""
+    path = tmp_path / "key"
+    if kind == "fifo":
+        os.mkfifo(path)
+        why = "which is not a regular file"
+    elif kind == "device":
+        path = Path("/dev/zero")
+        why = "which is not a regular file"
+    elif kind == "directory":
+        path.mkdir()
+        why = "which is a directory"
+    else:
+        path.write_text("k" * 70_000)
+        why = "which holds more than 65536 bytes: no key is that long"
+    monkeypatch.setenv("BATCH_REST_API_KEY_FILE", str(path))
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    assert str(refused.value).startswith(f"BATCH_REST_API_KEY_FILE names {path}, {why}")
 
 
 def test_a_key_file_named_in_toml_is_reported_by_its_key(tmp_path: Path) -> None:

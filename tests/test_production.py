@@ -332,7 +332,11 @@ def test_sync_refuses_plain_http_through_a_remote_proxy_before_any_request(
     ), result.stderr
 
 
-@pytest.mark.parametrize("value", ["http://[bad", "http://proxy:99999", "http://proxy:port"])
+@pytest.mark.parametrize(
+    "value",
+    ["http://[bad", "http://proxy:99999", "http://proxy:port", "http://a\x7fb:3128",
+     "http://[::1]x", "http://xn--zz.com:3128"],
+)  # fmt: skip
 def test_a_proxy_url_that_does_not_parse_is_one_line_naming_its_variable(
     value: str, no_proxy_variables: pytest.MonkeyPatch
 ) -> None:

@@ -111,7 +111,8 @@ def _checked(value: str, variable: str) -> Proxy:
         parsed = urlparse(url)
         port_ok = parsed.port is None or parsed.port > 0
         usable = parsed.scheme.lower() in SCHEMES and parsed.hostname and port_ok
-    except ValueError:  # an unclosed [IPv6, a port that is no number or beyond 65535
+        httpx.URL(url).host  # noqa: B018 (what httpx refuses: a control character, [::1]x, xn--zz)
+    except (ValueError, httpx.InvalidURL):  # an unclosed [IPv6, a port that is no number
         usable = False
     if not usable or any(char.isspace() for char in value):
         raise UnusableProxy(

@@ -70,9 +70,11 @@ def explain(error: Exception) -> tuple[str, int] | None:
     database_errors = (
         _loaded("sqlalchemy.exc", "OperationalError"),
         _loaded("sqlalchemy.exc", "ProgrammingError"),
-        _loaded("sqlalchemy.exc", "DatabaseError"),  # SQLite: "file is not a database"
     )
-    if isinstance(error, database_errors):
+    # SQLite's "file is not a database" is a bare DatabaseError; its subclasses (a
+    # DataError, an IntegrityError once Batch took an update) are no configuration problem.
+    not_a_database = type(error) is _loaded("sqlalchemy.exc", "DatabaseError")
+    if isinstance(error, database_errors) or not_a_database:
         first_line = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
         # A connection lost or an operator's intervention (SQLSTATE 08, 57) is not bad
         # configuration: the same command may work in a minute.

@@ -11,6 +11,7 @@ import contextvars
 import logging
 import os
 import re
+import select
 import stat
 import sys
 import tomllib
@@ -60,6 +61,7 @@ APP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 DEFAULT_SECRETS_DIR = Path("/run/secrets")  # where Docker and Kubernetes mount secrets
 DOTENV_FILE = ".env"
 MAX_KEY_FILE_BYTES = 65536  # a REST key is tens of characters; this is a wrong file
+KEY_PIPE_WAIT_SECONDS = 10.0  # a key file that is a pipe: how long to wait for its key
 
 # The TOML file of the settings being built (a class-level hook cannot take arguments).
 _config_file: contextvars.ContextVar[ConfigFile | None] = contextvars.ContextVar(
@@ -106,6 +108,14 @@ def _setting(default: Any, env: str, **constraints: Any) -> Any:
 # For messages: from after a URL's scheme to its last @, what may be a user and password
 # (one holding / ? or # ends the URL's authority early, so its parts cannot be trusted).
 _UP_TO_LAST_AT = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*:/+)?.*@", re.DOTALL)
+
+
+def _shown_url(value: str) -> str:
+    """A refused base URL as messages show it: anything up to its last `@` (a user or
+    password) and anything from its first `?` or `#` (a query may hold a token) masked,
+    cut to 80 characters."""
+    shown = _UP_TO_LAST_AT.sub(lambda found: f"{found[1] or ''}***@", value.strip())
+    return re.sub(r"([?#]).*", r"\1***", shown, flags=re.DOTALL)[:80]
 
 
 def _refused_by_httpx(url: str) -> str | None:
@@ -216,7 +226,7 @@ class Settings(BaseSettings):
         except ValueError:  # not a number, or beyond 65535
             port_ok = False
         usable = parsed.scheme in ("http", "https") and parsed.hostname and port_ok
-        shown = _UP_TO_LAST_AT.sub(lambda found: f"{found[1] or ''}***@", value.strip())[:80]
+        shown = _shown_url(value)
         if not usable or any(char.isspace() for char in value.strip()):
             raise ValueError(f"must be an http(s) URL such as https://api.batch.com, got {shown!r}")
         refused = _refused_by_httpx(value.strip())
@@ -553,11 +563,14 @@ def _read_secret_file(settings: Settings, named: str) -> Settings:
     if path is None or (given is not None and given.get_secret_value()):
         return settings  # an empty BATCH_REST_API_KEY gives none: the file is read
     try:
-        if path.exists() and not path.is_file():  # a FIFO waited forever, /dev/zero filled RAM
-            kind = "a directory" if path.is_dir() else "not a regular file"
-            raise ConfigError(f"{named} names {path}, which is {kind}: name the key's file")
-        with path.open("rb") as file:
-            content = file.read(MAX_KEY_FILE_BYTES + 1)
+        if path.is_dir():
+            raise ConfigError(f"{named} names {path}, which is a directory: name the key's file")
+        content = _read_at_most(path, MAX_KEY_FILE_BYTES + 1)
+        if content is None:
+            raise ConfigError(
+                f"{named} names {path}, from which nothing came within "
+                f"{KEY_PIPE_WAIT_SECONDS:g} s (a pipe no one writes to?)"
+            )
         if len(content) > MAX_KEY_FILE_BYTES:
             raise ConfigError(
                 f"{named} names {path}, which holds more than {MAX_KEY_FILE_BYTES} bytes: "
@@ -571,6 +584,33 @@ def _read_secret_file(settings: Settings, named: str) -> Settings:
         raise ConfigError(f"{named} names {path}, which is empty")
     key = _usable_key(value, f"the key in {path} ({named})")
     return settings.model_copy(update={"batch_rest_api_key": SecretStr(key)})
+
+
+def _read_at_most(path: Path, limit: int) -> bytes | None:
+    """Up to `limit` bytes of `path`: a regular file as usual; anything else (a pipe, such
+    as `<(echo key)` or /dev/stdin, a device) without blocking, giving up (None) when
+    nothing comes for `KEY_PIPE_WAIT_SECONDS`: a FIFO no one writes to waited forever, and
+    /dev/zero was read until memory ran out. Raises OSError as `open` does."""
+    if path.is_file():
+        with path.open("rb") as file:
+            return file.read(limit)
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    chunks: list[bytes] = []
+    try:
+        while sum(map(len, chunks)) < limit:
+            ready, _, _ = select.select([descriptor], [], [], KEY_PIPE_WAIT_SECONDS)
+            if not ready:
+                return None
+            try:
+                chunk = os.read(descriptor, limit - sum(map(len, chunks)))
+            except BlockingIOError:
+                continue
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(descriptor)
+    return b"".join(chunks)
 
 
 def load_settings(config_path: str | os.PathLike[str] | None = None, **flags: Any) -> Settings:
@@ -592,6 +632,9 @@ def load_settings(config_path: str | os.PathLike[str] | None = None, **flags: An
     secrets_dir = _secrets_dir()
     token = _config_file.set(config_file)
     library_warnings: list[warnings.WarningMessage] = []
+    oversized = _unreadable_secret_file(secrets_dir, only_size=True)
+    if oversized is not None:
+        raise ConfigError(f"settings cannot be read: {oversized}")
     try:
         with warnings.catch_warnings(record=True) as library_warnings, _dotenv_labelled():
             warnings.filterwarnings("always", category=UserWarning, module="pydantic_settings")
@@ -620,12 +663,21 @@ def load_settings(config_path: str | os.PathLike[str] | None = None, **flags: An
     return _read_secret_file(settings, named)
 
 
-def _unreadable_secret_file(secrets_dir: Path | None) -> str | None:
+def _unreadable_secret_file(secrets_dir: Path | None, *, only_size: bool = False) -> str | None:
     """Which of our variables' files in the secrets directory cannot be read, and why;
     None when they all can. pydantic-settings' own messages name no file ('path does not
-    exist' for a link to nothing, a codec's words for a file that is not UTF-8)."""
+    exist' for a link to nothing, a codec's words for a file that is not UTF-8).
+    `only_size`: only files too large to be a setting, checked before pydantic-settings
+    reads them whole (a 100 MB file took 11 s and 255 MB)."""
     if secrets_dir is None:
         return None
+    if only_size:
+        paths = (secrets_dir / variable for variable in sorted(_variables()))
+        too_large = (
+            path for path in paths if path.is_file() and path.stat().st_size > MAX_KEY_FILE_BYTES
+        )
+        found = next(too_large, None)
+        return None if found is None else _secret_file_problem(found)
     problems = (_secret_file_problem(secrets_dir / variable) for variable in sorted(_variables()))
     return next((problem for problem in problems if problem is not None), None)
 
@@ -638,6 +690,11 @@ def _secret_file_problem(path: Path) -> str | None:
         return f"the secret file {path} is a link to {os.readlink(path)}, which does not exist"
     if path.is_file():
         try:
+            if path.stat().st_size > MAX_KEY_FILE_BYTES:  # pydantic-settings reads it whole
+                return (
+                    f"the secret file {path} holds more than {MAX_KEY_FILE_BYTES} bytes: no "
+                    "setting is that long"
+                )
             path.read_text(encoding="utf-8")
         except OSError as error:
             return f"the secret file {path} cannot be read: {error.strerror}"

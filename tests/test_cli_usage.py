@@ -256,3 +256,20 @@ def test_a_config_file_named_by_the_variable_is_reported_by_the_variable() -> No
     assert "CAMPAIGN_SYNC_CONFIG names /tmp, which is a directory: name a TOML file" in (
         result.output
     )
+
+
+def test_a_database_error_that_is_no_configuration_problem_stays_unexpected() -> None:
+    """Only SQLite's bare DatabaseError ('file is not a database') is bad configuration
+    (exit 2); a DataError after Batch took an update was reported as 'database problem',
+    exit 2, which for update-in-app means nothing was sent."""
+    from sqlalchemy.exc import DatabaseError, DataError, IntegrityError
+
+    from campaign_sync.cli import explain
+
+    not_a_database = DatabaseError("select 1", None, Exception("file is not a database"))
+    assert explain(not_a_database) is not None and explain(not_a_database)[1] == 2  # type: ignore[index]
+    for failure in (
+        DataError("insert", None, Exception("22P05")),
+        IntegrityError("i", None, Exception("23505")),
+    ):
+        assert explain(failure) is None

@@ -63,7 +63,7 @@ def _still_unrecorded(engine: Engine) -> bool:
     tables it committed between the first read and `recognise` come with a revision now:
     they were being migrated, not left unrecorded. (Two replicas migrating through
     PgBouncer: the second read no revision, then found the first one's tables, and
-    stopped with 'run migrate --adopt', 1 run in about 20.)"""
+    stopped with 'run migrate --adopt'; seen once in CI.)"""
     return stored_revision(engine) is None
 
 

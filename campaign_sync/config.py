@@ -48,7 +48,7 @@ from pydantic_settings import (
 from sqlalchemy.engine import make_url
 
 from campaign_sync import logs
-from campaign_sync.hosts import is_loopback
+from campaign_sync.hosts import is_loopback, unsendable
 
 log = logging.getLogger(__name__)
 
@@ -116,20 +116,6 @@ def _shown_url(value: str) -> str:
     cut to 80 characters."""
     shown = _UP_TO_LAST_AT.sub(lambda found: f"{found[1] or ''}***@", value.strip())
     return re.sub(r"([?#]).*", r"\1***", shown, flags=re.DOTALL)[:80]
-
-
-def _refused_by_httpx(url: str) -> str | None:
-    """Why httpx, which sends our requests, cannot use `url` (a host that is no valid IDNA
-    name such as `xn--zz.com`, a port after an IPv6 address such as `[::1]x`, a control
-    character), or None. urlparse accepts these, and each pass then ended in an
-    'unexpected error'. httpx is imported here only when a base URL is set."""
-    import httpx
-
-    try:
-        httpx.URL(url).host  # noqa: B018 (reading the host decodes an IDNA name: it may fail)
-    except (httpx.InvalidURL, ValueError) as error:  # idna's IDNAError is a ValueError
-        return str(error).splitlines()[0][:120] if str(error) else type(error).__name__
-    return None
 
 
 class AppConfig(BaseModel):
@@ -229,7 +215,7 @@ class Settings(BaseSettings):
         shown = _shown_url(value)
         if not usable or any(char.isspace() for char in value.strip()):
             raise ValueError(f"must be an http(s) URL such as https://api.batch.com, got {shown!r}")
-        refused = _refused_by_httpx(value.strip())
+        refused = unsendable(value.strip())
         if refused is not None:
             raise ValueError(f"{shown!r} is no URL a request can go to: {refused}")
         if parsed.query or parsed.fragment or value.strip().endswith(("?", "#")):
@@ -632,9 +618,9 @@ def load_settings(config_path: str | os.PathLike[str] | None = None, **flags: An
     secrets_dir = _secrets_dir()
     token = _config_file.set(config_file)
     library_warnings: list[warnings.WarningMessage] = []
-    oversized = _unreadable_secret_file(secrets_dir, only_size=True)
-    if oversized is not None:
-        raise ConfigError(f"settings cannot be read: {oversized}")
+    unreadable = _unreadable_secret_file(secrets_dir)
+    if unreadable is not None:
+        raise ConfigError(f"settings cannot be read: {unreadable}")
     try:
         with warnings.catch_warnings(record=True) as library_warnings, _dotenv_labelled():
             warnings.filterwarnings("always", category=UserWarning, module="pydantic_settings")
@@ -654,8 +640,7 @@ def load_settings(config_path: str | os.PathLike[str] | None = None, **flags: An
         raise ConfigError(f"settings: {problems}") from None
     except (SettingsError, UnicodeDecodeError) as error:  # a .env or secret file unreadable
         cause = error.__cause__ or error
-        named = _unreadable_secret_file(secrets_dir)
-        raise ConfigError(f"settings cannot be read: {named or cause}") from None
+        raise ConfigError(f"settings cannot be read: {cause}") from None
     finally:
         _config_file.reset(token)
         _relay(library_warnings)
@@ -663,21 +648,13 @@ def load_settings(config_path: str | os.PathLike[str] | None = None, **flags: An
     return _read_secret_file(settings, named)
 
 
-def _unreadable_secret_file(secrets_dir: Path | None, *, only_size: bool = False) -> str | None:
+def _unreadable_secret_file(secrets_dir: Path | None) -> str | None:
     """Which of our variables' files in the secrets directory cannot be read, and why;
-    None when they all can. pydantic-settings' own messages name no file ('path does not
-    exist' for a link to nothing, a codec's words for a file that is not UTF-8).
-    `only_size`: only files too large to be a setting, checked before pydantic-settings
-    reads them whole (a 100 MB file took 11 s and 255 MB)."""
+    None when they all can. Asked before pydantic-settings reads them: its own messages
+    name no file ('path does not exist' for a link to nothing, a codec's words for a file
+    that is not UTF-8), and it read a 100 MB file whole (11 s, 255 MB) and took it."""
     if secrets_dir is None:
         return None
-    if only_size:
-        paths = (secrets_dir / variable for variable in sorted(_variables()))
-        too_large = (
-            path for path in paths if path.is_file() and path.stat().st_size > MAX_KEY_FILE_BYTES
-        )
-        found = next(too_large, None)
-        return None if found is None else _secret_file_problem(found)
     problems = (_secret_file_problem(secrets_dir / variable) for variable in sorted(_variables()))
     return next((problem for problem in problems if problem is not None), None)
 
@@ -690,7 +667,7 @@ def _secret_file_problem(path: Path) -> str | None:
         return f"the secret file {path} is a link to {os.readlink(path)}, which does not exist"
     if path.is_file():
         try:
-            if path.stat().st_size > MAX_KEY_FILE_BYTES:  # pydantic-settings reads it whole
+            if path.stat().st_size > MAX_KEY_FILE_BYTES:  # not read to find out
                 return (
                     f"the secret file {path} holds more than {MAX_KEY_FILE_BYTES} bytes: no "
                     "setting is that long"

@@ -188,14 +188,13 @@ def _print_samples(console: Console, engine: Engine) -> None:
         warnings = conn.execute(
             select(func.count()).where(sync_warnings.c.app == DEMO_APP)
         ).scalar_one()
-    label = {kind.value: kind.label for kind in CampaignType}  # in_app as people read it
-    console.print("Stored: " + ", ".join(f"{n} {label.get(t, t)}" for t, n in by_type))
+    console.print("Stored: " + ", ".join(f"{n} {CampaignType(t).label}" for t, n in by_type))
     table = Table(title="Newest campaigns")
     for heading in ("type", "name", "live", "created (UTC)", "messages"):
         table.add_column(heading)
     for campaign_type, name, live, created, message_count in rows:
         table.add_row(
-            label.get(campaign_type, campaign_type),
+            CampaignType(campaign_type).label,  # in-app, as people read it
             name or "",
             str(live),
             created.strftime("%Y-%m-%d %H:%M") if created else "",

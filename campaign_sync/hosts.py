@@ -1,5 +1,6 @@
-"""Which hosts are this machine: the one rule the settings (plain http allowed without an
-opt-in) and the proxy choice (a proxy elsewhere needs the opt-in) apply to loopback."""
+"""What the network rules say of a host or URL, one rule each for the settings (the base
+URL) and the proxy choice: which hosts are this machine (plain http to them needs no
+opt-in), and which URLs httpx, which sends our requests, cannot use."""
 
 from __future__ import annotations
 
@@ -20,3 +21,17 @@ def is_loopback(host: str) -> bool:
         return False
     mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 (Python 3.11 says no)
     return address.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+def unsendable(url: str) -> str | None:
+    """Why httpx cannot use `url` (a host that is no valid IDNA name such as `xn--zz.com`,
+    a port after an IPv6 address such as `[::1]x`, a control character), or None. urlparse
+    accepts these, and each pass then ended in an 'unexpected error'. httpx is imported
+    here, when a URL is checked, not with this module."""
+    import httpx
+
+    try:
+        httpx.URL(url).host  # noqa: B018 (reading the host decodes an IDNA name: it may fail)
+    except (httpx.InvalidURL, ValueError) as error:  # idna's IDNAError is a ValueError
+        return str(error).splitlines()[0][:120] if str(error) else type(error).__name__
+    return None

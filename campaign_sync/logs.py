@@ -23,11 +23,11 @@ current_run: contextvars.ContextVar[int | None] = contextvars.ContextVar("run", 
 EXTRA_FIELDS = ("route", "status", "attempt", "wait_seconds")
 MASK_MIN_LENGTH = 4  # a shorter "secret" would mask ordinary words; real keys are longer
 _secrets: dict[str, str] = {}  # lower-cased secret -> its mask
-# Built on first use, one named group per secret (g0, g1...): the plain spellings, and
-# every spelling with percent-escapes (compiled only for a text holding a `%`: it takes
-# ~5x longer to build, and most lines hold none).
-# Each with its masks by group name; replaced whole, never changed in place, so a thread
-# masking a line meanwhile uses one consistent pair (logging runs in the pass's threads).
+# Built on first use, one named group per secret (g0, g1...), each with its masks by group
+# name: the plain spellings, and every spelling with percent-escapes (built only for a text
+# holding a `%`: ~5x longer to build, and most lines hold none). Replaced whole, never
+# changed in place, so a thread masking a line meanwhile (logging runs in the pass's
+# threads) uses one consistent pair.
 _patterns: dict[bool, tuple[re.Pattern[str], dict[str, str]]] = {}
 
 

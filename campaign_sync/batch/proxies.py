@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 
 import httpx
 
-from campaign_sync.hosts import is_loopback
+from campaign_sync.hosts import is_loopback, unsendable
 
 SCHEMES = ("http", "https", "socks5", "socks5h")  # what httpx can speak to a proxy
 
@@ -111,9 +111,9 @@ def _checked(value: str, variable: str) -> Proxy:
         parsed = urlparse(url)
         port_ok = parsed.port is None or parsed.port > 0
         usable = parsed.scheme.lower() in SCHEMES and parsed.hostname and port_ok
-        httpx.URL(url).host  # noqa: B018 (what httpx refuses: a control character, [::1]x, xn--zz)
-    except (ValueError, httpx.InvalidURL):  # an unclosed [IPv6, a port that is no number
+    except ValueError:  # an unclosed [IPv6, a port that is no number or beyond 65535
         usable = False
+    usable = usable and unsendable(url) is None
     if not usable or any(char.isspace() for char in value):
         raise UnusableProxy(
             f"{variable} is not a proxy URL campaign-sync can use (expected "

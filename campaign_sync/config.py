@@ -16,7 +16,7 @@ import stat
 import sys
 import tomllib
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -28,6 +28,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     ValidationInfo,
@@ -194,6 +195,8 @@ class Settings(BaseSettings):
     stats_window_days: float = _setting(30, "CAMPAIGN_SYNC_STATS_WINDOW_DAYS", gt=0, le=3650)
     stats_max_age_seconds: float = _setting(3600, "CAMPAIGN_SYNC_STATS_MAX_AGE_SECONDS", ge=0)
     apps: list[AppConfig] = Field(default_factory=list)
+    # Set by `load_settings`: where each setting's value came from (`source_of`).
+    _sources: Callable[[str], str] | None = PrivateAttr(default=None)
 
     @field_validator("*", mode="before")
     @classmethod
@@ -311,6 +314,15 @@ class Settings(BaseSettings):
         if config_file is not None:
             sources.append(config_file.source(settings_cls))
         return tuple(sources)
+
+    def source_of(self, field: str) -> str:
+        """Where setting `field` (a field name, e.g. "metrics_port") took its value, as the
+        user wrote it: `--metrics-port (or CAMPAIGN_SYNC_METRICS_PORT)`, a variable (and
+        `.env` or its secret file), a config file's key; the variable's name when the value
+        is the default or the settings were not built by `load_settings`."""
+        if self._sources is not None:
+            return self._sources(field)
+        return _variable(field) or field
 
     def backoff_floor(self) -> float:
         """Never below Batch's 5 s floor against the real API; lower is for local stand-ins."""
@@ -644,7 +656,8 @@ def load_settings(config_path: str | os.PathLike[str] | None = None, **flags: An
     finally:
         _config_file.reset(token)
         _relay(library_warnings)
-    named = _describe(("batch_rest_api_key_file",), config_file, flags, secrets_dir)
+    settings._sources = lambda field: _describe((field,), config_file, flags, secrets_dir)
+    named = settings.source_of("batch_rest_api_key_file")
     return _read_secret_file(settings, named)
 
 

@@ -173,13 +173,16 @@ class Service:
 def serve(engine: Engine, settings: Settings, apps: list[ResolvedApp]) -> None:
     """`campaign-sync serve`. Raises `ConfigError` when the metrics port cannot be had."""
     if settings.metrics_port:
-        _check_port(settings.metrics_host, settings.metrics_port)
+        _check_port(settings)
     service = Service(engine, settings, apps)
     run_until_signalled(service.run)
 
 
-def _check_port(host: str, port: int) -> None:
-    """Fail before starting anything when the metrics port is taken (not halfway, later)."""
+def _check_port(settings: Settings) -> None:
+    """Fail before starting anything when the metrics port is taken (not halfway, later).
+    Raises `ConfigError` naming the setting at fault where its value came from (flag,
+    variable, config file key)."""
+    host, port = settings.metrics_host, settings.metrics_port
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds it
         try:
@@ -187,11 +190,11 @@ def _check_port(host: str, port: int) -> None:
         except OSError as error:
             if isinstance(error, socket.gaierror) or error.errno == errno.EADDRNOTAVAIL:
                 raise ConfigError(  # the host is wrong, not the port
-                    f"CAMPAIGN_SYNC_METRICS_HOST={host!r} is no address of this machine "
-                    f"({error.strerror}): 127.0.0.1 for this machine only, 0.0.0.0 for "
-                    "every interface"
+                    f"{settings.source_of('metrics_host')}: {host!r} is no address of this "
+                    f"machine ({error.strerror}): 127.0.0.1 for this machine only, 0.0.0.0 "
+                    "for every interface"
                 ) from None
             raise ConfigError(
-                f"CAMPAIGN_SYNC_METRICS_PORT={port} cannot be used on {host} "
+                f"{settings.source_of('metrics_port')}: port {port} cannot be used on {host} "
                 f"({error.strerror}): choose another port, or 0 to turn metrics off"
             ) from None

@@ -7,6 +7,7 @@ import itertools
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -250,24 +251,40 @@ def test_a_stop_while_details_are_in_flight_commits_that_page(
     assert not any("Cancelled" in message for message in messages)
 
 
-def test_serve_on_a_metrics_port_in_use_is_one_line_before_anything_starts(
-    pg_url: str, restore_logging: None
+@pytest.mark.parametrize(
+    ("given", "named"),
+    [
+        ("variable", "--metrics-port (or CAMPAIGN_SYNC_METRICS_PORT)"),  # click reads it
+        ("flag", "--metrics-port (or CAMPAIGN_SYNC_METRICS_PORT)"),
+        ("config file", "config file {config}, key metrics_port"),
+    ],
+)
+def test_serve_on_a_metrics_port_in_use_is_one_line_naming_where_the_port_came_from(
+    pg_url: str, restore_logging: None, tmp_path: Path, given: str, named: str
 ) -> None:
     import socket
 
     from tests.helpers import run
 
+    config = tmp_path / "campaign-sync.toml"
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        env = {"DATABASE_URL": pg_url, "BATCH_API_KEY": "k", "BATCH_REST_API_KEY": "r",
-               "CAMPAIGN_SYNC_METRICS_PORT": str(port)}  # fmt: skip
-        result = run("serve", env=env)
+        env = {"DATABASE_URL": pg_url, "BATCH_API_KEY": "k", "BATCH_REST_API_KEY": "r"}
+        args = ["serve"]
+        if given == "variable":
+            env["CAMPAIGN_SYNC_METRICS_PORT"] = str(port)
+        elif given == "flag":
+            args += ["--metrics-port", str(port)]
+        else:
+            config.write_text(f"metrics_port = {port}\n")
+            env["CAMPAIGN_SYNC_CONFIG"] = str(config)
+        result = run(*args, env=env)
     assert result.exit_code == 2
     assert result.stderr.startswith(
-        f"campaign-sync: CAMPAIGN_SYNC_METRICS_PORT={port} cannot be used on 127.0.0.1 ("
-    )
+        f"campaign-sync: {named.format(config=config)}: port {port} cannot be used on 127.0.0.1 ("
+    ), result.stderr
     assert result.stderr.endswith("): choose another port, or 0 to turn metrics off\n")
 
 
@@ -280,7 +297,8 @@ def test_a_metrics_host_that_is_no_address_here_is_named(pg_url: str, host: str)
     result = run("serve", env=env)
     assert result.exit_code == 2
     assert result.stderr.startswith(
-        f"campaign-sync: CAMPAIGN_SYNC_METRICS_HOST={host!r} is no address of this machine ("
+        "campaign-sync: --metrics-host (or CAMPAIGN_SYNC_METRICS_HOST): "
+        f"{host!r} is no address of this machine ("
     ), result.stderr
     assert result.stderr.endswith(
         "): 127.0.0.1 for this machine only, 0.0.0.0 for every interface\n"

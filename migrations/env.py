@@ -32,14 +32,25 @@ MIGRATION_LOCK = (0x43534E43, 0x4D494752)  # "CSNC", "MIGR": our advisory lock's
 
 
 def _run(connection: Connection) -> None:
+    sqlite = connection.dialect.name == "sqlite"
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
-        render_as_batch=connection.dialect.name == "sqlite",
+        render_as_batch=sqlite,
         compare_type=True,
         version_table_schema=_schema() if connection.dialect.name == "postgresql" else None,
+        # SQLite's DDL is transactional, but Alembic takes it as not (a commit per
+        # revision) and Python's sqlite3 begins no transaction before DDL: each CREATE
+        # committed alone, so a command started meanwhile found tables without their
+        # revision and said "run migrate --adopt". One transaction, begun below.
+        transactional_ddl=True if sqlite else None,
     )
     with context.begin_transaction():
+        if sqlite and not connection.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+            # IMMEDIATE: SQLite's write lock now, so migrators take turns (the next waits
+            # for this commit, the connection's 60 s busy timeout) and read the revision
+            # after it, as PostgreSQL's advisory lock below makes them.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
         if connection.dialect.name == "postgresql":
             # Replicas migrating at once take turns: the lock lives as long as this
             # transaction (so it works through PgBouncer too), and the revision is read

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -157,3 +159,65 @@ def test_0010_keeps_the_current_version_detail_in_campaigns_only_and_back(empty_
         names = conn.execute(text("select name from v_campaign_versions order by version"))
         assert names.scalars().all() == ["old", "new"]
     engine.dispose()
+
+
+def test_a_migration_is_one_transaction_and_migrators_take_turns(empty_url: str) -> None:
+    """While `migrate` is halfway (its `campaigns` table created, not committed), another
+    command finds no schema at all, never tables without their revision (which made it say
+    "run migrate --adopt" on SQLite, where each CREATE used to commit alone); a second
+    `migrate` started meanwhile (a process of its own: Alembic runs one at a time in a
+    process) waits its turn and finds nothing left to do."""
+    import threading
+
+    from sqlalchemy import Engine, event
+
+    from campaign_sync.db.revisions import SchemaNotCurrent, ensure_current
+    from tests.test_cli import cli_env, start_cli
+
+    halfway, resume = threading.Event(), threading.Event()
+
+    def pause_after_campaigns(conn: object, cursor: object, statement: str, *_: object) -> None:
+        created = statement.lstrip().upper().startswith("CREATE TABLE CAMPAIGNS")
+        if created and not halfway.is_set():
+            halfway.set()
+            assert resume.wait(60)
+
+    found: list[str | None] = []
+    errors: list[BaseException] = []
+
+    def first_migrator() -> None:
+        try:
+            found.append(migrate.upgrade(empty_url))
+        except BaseException as error:  # reported by the assertion below
+            errors.append(error)
+
+    event.listen(Engine, "after_cursor_execute", pause_after_campaigns)
+    try:
+        first = threading.Thread(target=first_migrator)
+        first.start()
+        assert halfway.wait(60)
+        engine = make_engine(empty_url)
+        try:
+            with pytest.raises(SchemaNotCurrent) as seen:
+                ensure_current(engine)
+        finally:
+            engine.dispose()
+        assert str(seen.value) == (
+            f"the database has no campaign-sync schema, the newest is {migrate.head_revision()}:"
+            " run campaign-sync migrate"
+        )
+        second = start_cli("migrate", env=cli_env(empty_url))
+        with pytest.raises(subprocess.TimeoutExpired):
+            second.wait(3)  # its turn comes when the first one commits
+        resume.set()
+        first.join(60)
+        out, err = second.communicate(timeout=60)
+    finally:
+        resume.set()
+        event.remove(Engine, "after_cursor_execute", pause_after_campaigns)
+    head = migrate.head_revision()
+    assert errors == []
+    assert found == [None]
+    assert (second.returncode, err) == (0, "")
+    assert out.startswith(f"database schema already at revision {head} (")
+    assert schema_diff(empty_url) == []

@@ -111,12 +111,19 @@ def _setting(default: Any, env: str, **constraints: Any) -> Any:
 _UP_TO_LAST_AT = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*:/+)?.*@", re.DOTALL)
 
 
+_NO_NUMBER_PORT = re.compile(
+    r"^([A-Za-z][\w+.-]*://(?:[^/?#\[\]:]*|[^/?#\[\]:]*\[[^\]/?#]*\]):)(?![0-9]*(?:[/?#]|$))[^/?#]+"
+)
+
+
 def _shown_url(value: str) -> str:
     """A refused base URL as messages show it: anything up to its last `@` (a user or
-    password) and anything from its first `?` or `#` (a query may hold a token) masked,
-    cut to 80 characters."""
+    password), anything from its first `?` or `#` (a query may hold a token) and a port
+    that is no number masked, cut to 80 characters."""
     shown = _UP_TO_LAST_AT.sub(lambda found: f"{found[1] or ''}***@", value.strip())
-    return re.sub(r"([?#]).*", r"\1***", shown, flags=re.DOTALL)[:80]
+    shown = re.sub(r"([?#]).*", r"\1***", shown, flags=re.DOTALL)
+    # A "port" that is no number is a password whose user forgot the @ (user:pw/...).
+    return _NO_NUMBER_PORT.sub(r"\1***", shown)[:80]
 
 
 class AppConfig(BaseModel):
@@ -307,7 +314,7 @@ class Settings(BaseSettings):
                     view, env_file=dotenv.env_file, env_file_encoding=dotenv.env_file_encoding,
                     case_sensitive=True,
                 ),
-                SecretsSettingsSource(view, secrets_dir=secrets.secrets_dir, case_sensitive=True),
+                _SecretFiles(view, secrets_dir=secrets.secrets_dir, case_sensitive=True),
             )),
         ]  # fmt: skip
         config_file = _config_file.get()
@@ -503,6 +510,18 @@ class _VariablesBase(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=True, defer_build=True)
 
 
+class _SecretFiles(SecretsSettingsSource):
+    """pydantic-settings' secrets directory, passing over a link to nothing as over a file
+    that is not there: pydantic-settings stopped on one ("path does not exist", its own
+    assertion) even for a variable the environment sets, which wins over the file. When
+    the variable is set nowhere else, `_unreadable_secret_file` names the link first."""
+
+    @classmethod
+    def find_case_path(cls, dir_path: Path, file_name: str, case_sensitive: bool) -> Path | None:
+        found = super().find_case_path(dir_path, file_name, case_sensitive)
+        return None if found is not None and found.is_symlink() and not found.exists() else found
+
+
 class _VariablesOnly(PydanticBaseSettingsSource):
     """An environment-like source reduced to the documented variables. `Settings` has
     `populate_by_name`, which the TOML file's keys and the flags need, so a field's name
@@ -668,15 +687,28 @@ def _unreadable_secret_file(secrets_dir: Path | None) -> str | None:
     that is not UTF-8), and it read a 100 MB file whole (11 s, 255 MB) and took it."""
     if secrets_dir is None:
         return None
-    problems = (_secret_file_problem(secrets_dir / variable) for variable in sorted(_variables()))
+    problems = (
+        _secret_file_problem(secrets_dir / variable, given=_given_elsewhere(variable))
+        for variable in sorted(_variables())
+    )
     return next((problem for problem in problems if problem is not None), None)
 
 
-def _secret_file_problem(path: Path) -> str | None:
+def _given_elsewhere(variable: str) -> bool:
+    """Whether `variable` is set in the environment or `.env`, which win over its secret
+    file."""
+    return variable in os.environ or _from_dotenv(variable) is not None
+
+
+def _secret_file_problem(path: Path, *, given: bool = False) -> str | None:
     """Why the secret file `path` cannot be read ("the secret file P is a link to T, which
     does not exist", "... cannot be read: Permission denied", "... is not UTF-8 text"), or
-    None: it can be, or there is no such file (a directory is pydantic-settings' warning)."""
+    None: it can be, or there is no such file (a directory is pydantic-settings' warning).
+    `given`: its variable is set where it wins over the file, and pydantic-settings passes
+    over a link to nothing, so such a link is no problem then (the others it would read)."""
     if path.is_symlink() and not path.exists():
+        if given:
+            return None
         return f"the secret file {path} is a link to {os.readlink(path)}, which does not exist"
     if path.is_file():
         try:

@@ -216,6 +216,29 @@ def test_a_base_url_that_is_not_http_is_refused_naming_the_setting(
 
 
 @pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://user:hunter2/batch", "https://user:***/batch"),  # the @ forgotten
+        ("https://user:hunter2", "https://user:***"),
+        ("https://api.batch.com:44x3", "https://api.batch.com:***"),
+        ("https://[::1]:hunter2/", "https://[::1]:***/"),
+        ("https://api.batch.com:99999", "https://api.batch.com:99999"),  # a number: shown
+    ],
+)
+def test_a_base_url_whose_port_is_no_number_is_refused_without_showing_the_port(
+    url: str, shown: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without its @, a user:password reads as host:port; the refusal quoted it whole."""
+    monkeypatch.setenv("BATCH_API_BASE_URL", url)
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    assert str(refused.value) == (
+        "settings: BATCH_API_BASE_URL: must be an http(s) URL such as https://api.batch.com, "
+        f"got {shown!r}"
+    )
+
+
+@pytest.mark.parametrize(
     ("url", "why"),
     [
         ("https://xn--zz.com", "is no URL a request can go to: Invalid A-label"),
@@ -1036,6 +1059,26 @@ def test_an_unreadable_secret_file_is_named(
             resolve_apps(load_settings(write(tmp_path / "apps.toml", toml)), {})
     prefix = "settings cannot be read: " if whose == "a setting's" else ""
     assert str(refused.value) == f"{prefix}the secret file {path} {why}"
+
+
+@pytest.mark.parametrize("given_in", ["the environment", ".env"])
+def test_a_secret_link_to_nothing_is_passed_over_when_its_variable_is_given(
+    given_in: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The environment and .env win over the secrets directory; a stale link there for a
+    variable set in either stopped every command."""
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "BATCH_REST_API_KEY").symlink_to(tmp_path / "gone")
+    monkeypatch.setenv("CAMPAIGN_SYNC_SECRETS_DIR", str(secrets))
+    monkeypatch.chdir(tmp_path)
+    if given_in == "the environment":
+        monkeypatch.setenv("BATCH_REST_API_KEY", "from-the-environment")
+    else:
+        write(tmp_path / ".env", "BATCH_REST_API_KEY=from-the-environment\n")
+    settings = load_settings()
+    assert settings.batch_rest_api_key is not None
+    assert settings.batch_rest_api_key.get_secret_value() == "from-the-environment"
 
 
 @pytest.mark.parametrize(("level", "shown"), [("ERROR", False), ("WARNING", True)])

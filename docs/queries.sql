@@ -3,7 +3,8 @@
 -- the date arithmetic differs (datetime('now', '-7 days') for now() - interval '7 days').
 -- Schedules in v_campaigns are UTC wall clock ('GMT') or the device's ('local'):
 -- schedule_zone says which for starts_at, ends_zone for ends_at; hence
--- `now() at time zone 'UTC'` beside them.
+-- `now() at time zone 'UTC'` beside them. Days, weeks and months are UTC's whatever the
+-- session's time zone: timestamptz columns are truncated `at time zone 'UTC'`.
 -- tests/test_queries.py runs every query below on a synced database: each returns rows.
 
 -- 1. How many live campaigns does each app have, per type?
@@ -20,8 +21,9 @@ from v_campaigns
 where campaign_type = 'push' and live
   and starts_at < date_trunc('week', now() at time zone 'UTC') + interval '2 weeks'
   and (starts_at >= date_trunc('week', now() at time zone 'UTC') + interval '1 week'
-       or (is_recurring and (recurrence_end_date is null or recurrence_end_date
-           >= date_trunc('week', now() at time zone 'UTC') + interval '1 week')))
+       or (is_recurring and (recurrence_end_date is null
+           or recurrence_end_date at time zone 'UTC'
+              >= date_trunc('week', now() at time zone 'UTC') + interval '1 week')))
 order by starts_at;
 
 -- 3. How many messages are written in each language?
@@ -63,12 +65,13 @@ where valid_from <= now() - interval '1 day'
   )
 order by campaign_token;
 
--- 8. Which campaigns were deleted this month?
-select app, campaign_type, campaign_token, name, seen_at as deleted_at
-from v_campaign_changes
-where change = 'deleted'
-  and seen_at >= date_trunc('month', now())
-order by seen_at desc;
+-- 8. Which campaigns were deleted this month (UTC) and are still gone?
+select c.app, c.campaign_type, c.campaign_token, c.name, c.seen_at as deleted_at
+from v_campaign_changes c
+join v_campaign_versions v on v.campaign_id = c.campaign_id and v.version = c.version
+where c.change = 'deleted' and v.is_current
+  and c.seen_at >= date_trunc('month', now() at time zone 'UTC') at time zone 'UTC'
+order by c.seen_at desc;
 
 -- 9. Which in-app campaigns end in the coming seven days?
 select app, name, ends_at, ends_zone
@@ -97,7 +100,8 @@ where change = 'went_live' and seen_at >= now() - interval '7 days'
 order by seen_at desc;
 
 -- 13. How many campaigns were created in the last 30 days, per type and week?
-select campaign_type, date_trunc('week', created_date) as week, count(*) as created
+select campaign_type, date_trunc('week', created_date at time zone 'UTC') as week,
+       count(*) as created
 from v_campaigns
 where created_date >= now() - interval '30 days'
 group by 1, 2
@@ -109,9 +113,11 @@ from v_messages
 where campaign_type = 'in_app' and button_count > 1
 order by campaign_name, position;
 
--- 15. Which pushes had the best open rates last month (push statistics on)?
+-- 15. Which pushes sent in the last month had the best open rates (push statistics on)?
+--     A push's first day of statistics is the day it was sent. Deleted pushes left out.
 select name, app, sent, round(open_rate * 100, 1) as open_rate_pct
 from v_push_performance_total
-where coalesce(push_time, local_push_time) >= now() - interval '1 month' and sent > 0
+where first_date >= cast(now() at time zone 'UTC' - interval '1 month' as date)
+  and sent > 0 and deleted_at is null
 order by open_rate desc nulls last
 limit 10;

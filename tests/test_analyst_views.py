@@ -177,22 +177,24 @@ def test_v_campaign_versions_tells_what_a_message_said_at_each_version(history: 
         "select version, change_kind, is_current, name, live, schedule, message_titles, "
         "message_bodies from v_campaign_versions where campaign_token = 'sale' order by version",
     ) == [
-        (1, "created", 0, "Spring sale", 0, "starts 2026-12-01T09:00:00",
+        (1, "created", 0, "Spring sale", 0, "starts 2026-12-01T09:00:00 GMT",
          "en: Sale | fr: Soldes", "en: 20% off | fr: -20%"),
-        (2, "changed", 0, "Spring sale!", 1, "starts 2026-12-02T09:00:00",
+        (2, "changed", 0, "Spring sale!", 1, "starts 2026-12-02T09:00:00 GMT",
          "en: Sale | fr: Soldes", "en: 30% off | fr: -20%"),
         (3, "deleted", 0, None, None, None, None, None),
-        (4, "restored", 1, "Spring sale!", 1, "starts 2026-12-02T09:00:00",
+        (4, "restored", 1, "Spring sale!", 1, "starts 2026-12-02T09:00:00 GMT",
          "en: Sale | fr: Soldes", "en: 30% off | fr: -20%"),
     ]  # fmt: skip
     assert rows(
         history,
-        "select campaign_token, schedule, message_titles, message_bodies "
-        "from v_campaign_versions where campaign_token <> 'sale' order by campaign_token",
+        "select campaign_token, schedule, schedule_zone, recurrence_end_date, message_titles, "
+        "message_bodies from v_campaign_versions where campaign_token <> 'sale' "
+        "order by campaign_token",
     ) == [
-        ("digest", "starts 2026-12-03T18:00:00 every 1 WEEKLY", "en: Digest", "en: Your week"),
-        ("welcome", "starts 2026-11-20T00:00:00 ends 2026-12-20T00:00:00", "en: Hi",
-         "en: Welcome aboard"),
+        ("digest", "starts 2026-12-03T18:00:00 local every 1 WEEKLY until 2027-03-01T00:00:00",
+         "local", "2027-03-01T00:00:00", "en: Digest", "en: Your week"),
+        ("welcome", "starts 2026-11-20T00:00:00 GMT ends 2026-12-20T00:00:00 GMT", "GMT", None,
+         "en: Hi", "en: Welcome aboard"),
     ]  # fmt: skip
 
 
@@ -225,8 +227,8 @@ def test_v_campaign_changes_names_each_change_with_before_and_after(history: Eng
          "en: Sale | fr: Soldes / en: 20% off | fr: -20%",
          "en: Sale | fr: Soldes / en: 30% off | fr: -20%"),
         ("sale", "Spring sale!", 2, "renamed", "Spring sale", "Spring sale!"),
-        ("sale", "Spring sale!", 2, "rescheduled", "starts 2026-12-01T09:00:00",
-         "starts 2026-12-02T09:00:00"),
+        ("sale", "Spring sale!", 2, "rescheduled", "starts 2026-12-01T09:00:00 GMT",
+         "starts 2026-12-02T09:00:00 GMT"),
         ("sale", "Spring sale!", 2, "targeting_changed", "segments NEW, ENGAGED", "segments NEW"),
         ("sale", "Spring sale!", 2, "went_live", "false", "true"),
         ("sale", "Spring sale!", 3, "deleted", None, None),
@@ -455,3 +457,53 @@ def test_a_campaign_back_with_new_content_shows_restored_and_what_changed(
         ("sale", 3, "renamed", "Spring sale", "Back again"),
         ("sale", 3, "restored", None, None),
     ]
+
+
+def test_a_new_recurrence_end_or_another_clock_is_rescheduled(
+    any_db_url: str, any_db: Engine
+) -> None:
+    """The schedule text left out the recurrence's end (a recurring push's only end) and
+    which clock a time is on: both changes read as other_changed, without before/after."""
+    sync(any_db_url, batch(SALE, DIGEST, in_app=()))
+    extended = copy.deepcopy(DIGEST)
+    extended["recurrence"]["end_date"] = "2030-01-01T00:00:00"
+    local_sale = {k: v for k, v in SALE.items() if k != "push_time"}
+    local_sale["local_push_time"] = SALE["push_time"]
+    sync(any_db_url, batch(local_sale, extended, in_app=()))
+    assert rows(
+        any_db,
+        "select campaign_token, version, change, before_value, after_value "
+        "from v_campaign_changes order by campaign_token, change",
+    ) == [
+        ("digest", 2, "rescheduled",
+         "starts 2026-12-03T18:00:00 local every 1 WEEKLY until 2027-03-01T00:00:00",
+         "starts 2026-12-03T18:00:00 local every 1 WEEKLY until 2030-01-01T00:00:00"),
+        ("sale", 2, "rescheduled", "starts 2026-12-01T09:00:00 GMT",
+         "starts 2026-12-01T09:00:00 local"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("away", "expected"),
+    [
+        ({"labels": ["promo"]}, [(3, "other_changed"), (3, "restored")]),  # unnamed change
+        ({}, [(3, "restored")]),  # back as it left: no change to show
+        ({"name": "Back"}, [(3, "renamed"), (3, "restored")]),  # named: no other_changed
+    ],
+)
+def test_a_campaign_back_with_an_unnamed_change_also_shows_other_changed(
+    away: dict[str, Any], expected: list[tuple[int, str]], any_db_url: str, any_db: Engine
+) -> None:
+    """Only changed versions could be other_changed: a campaign whose labels changed
+    while it was deleted came back as `restored` alone."""
+    sync(any_db_url, batch(SALE, DIGEST, in_app=()))
+    sync(any_db_url, batch(DIGEST, in_app=()))
+    sync(any_db_url, batch(copy.deepcopy(SALE) | away, DIGEST, in_app=()))
+    assert (
+        rows(
+            any_db,
+            "select version, change from v_campaign_changes where campaign_token = 'sale' "
+            "and version = 3 order by change",
+        )
+        == expected
+    )

@@ -221,3 +221,35 @@ def test_a_migration_is_one_transaction_and_migrators_take_turns(empty_url: str)
     assert (second.returncode, err) == (0, "")
     assert out.startswith(f"database schema already at revision {head} (")
     assert schema_diff(empty_url) == []
+
+
+def test_revision_0011_goes_down_to_the_views_0010_made_and_up_again(empty_url: str) -> None:
+    """0011 rewrote four views; its downgrade puts 0010's back (and 0005's statistics
+    views), each still readable."""
+    added = {
+        "v_campaign_versions": {"schedule_zone", "recurrence_end_date", "content_hash"},
+        "v_push_performance": {"deleted_at"},
+        "v_push_performance_total": {"deleted_at"},
+    }
+    views = ("v_campaign_versions", "v_campaign_changes", "v_push_performance",
+             "v_push_performance_total")  # fmt: skip
+
+    def columns() -> dict[str, set[str]]:
+        engine = make_engine(empty_url)
+        try:
+            with engine.connect() as conn:
+                for view in views:
+                    conn.execute(text(f"select * from {view}")).all()
+            found = inspect(engine)
+            return {view: {c["name"] for c in found.get_columns(view)} for view in views}
+        finally:
+            engine.dispose()
+
+    migrate.upgrade(empty_url)
+    at_head = columns()
+    migrate.downgrade(empty_url, "0010")
+    at_0010 = columns()
+    assert {view: at_head[view] - at_0010[view] for view in added} == added
+    assert at_head["v_campaign_changes"] == at_0010["v_campaign_changes"]
+    migrate.upgrade(empty_url)
+    assert columns() == at_head

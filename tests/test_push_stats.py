@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine, func, insert, select, text
+from sqlalchemy import Engine, func, insert, select, text, update
 
 from campaign_sync import stats_sync
 from campaign_sync.batch import errors
@@ -543,6 +543,27 @@ def test_open_rate_in_the_views_for_plain_and_ab_campaigns(any_db: Engine) -> No
     )
     assert ab_total == ("ab", 1000, None, 70, 30, 0, 0.1, 500, 0.13, 500, 0.07)
     assert plain_total == ("plain", 1000, 800, 76, 34, 2, 0.11, None, None, None, None)
+
+
+def test_the_stats_views_say_which_campaigns_batch_deleted(any_db: Engine) -> None:
+    """Statistics of a deleted push stay; without deleted_at, a ranking of pushes could
+    not leave it out (v_campaigns does)."""
+    gone_at = datetime(2026, 11, 28, 6, tzinfo=UTC)
+    with any_db.begin() as conn:
+        kept, gone = _campaign(conn, "kept"), _campaign(conn, "gone")
+        conn.execute(update(campaigns).where(campaigns.c.id == gone).values(deleted_at=gone_at))
+        conn.execute(
+            insert(campaign_stats_daily),
+            [_stats_row(kept, 20, "all", 10, 8, 1, 1, 0, 0),
+             _stats_row(gone, 20, "all", 20, 16, 2, 2, 0, 0)],
+        )  # fmt: skip
+    with any_db.connect() as conn:
+        for view in ("v_push_performance", "v_push_performance_total"):
+            found = conn.execute(
+                text(f"select campaign_token, deleted_at from {view} order by campaign_token")
+            ).all()
+            shown = [(token, None if at is None else str(at)[:16]) for token, at in found]
+            assert shown == [("gone", "2026-11-28 06:00"), ("kept", None)], view
 
 
 # -- politeness ---------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, inspect, text
 
 
 class JsonSQL:
@@ -112,7 +112,7 @@ class View:
     name: str
     description: str
     columns: dict[str, str]  # column -> meaning, in the view's order
-    sql: Callable[[JsonSQL], str] | None  # the SELECT, for a dialect; None: see PUSH_VIEWS
+    sql: Callable[[JsonSQL], str] | None  # the SELECT, for a dialect
 
 
 def _v_campaigns(j: JsonSQL) -> str:
@@ -195,6 +195,22 @@ VERSION_DETAIL = (
 )
 
 
+def _schedule_zones(j: JsonSQL, doc: str) -> tuple[str, str]:
+    """SQL for which clock a detail's start and end are on: 'GMT' (push_time, start_date,
+    end_date) or 'local' (their local_ twins, the device's wall clock); NULL without one."""
+    start = (
+        f"case when coalesce({j.text(doc, 'push_time')}, {j.text(doc, 'start_date')}) "
+        "is not null then 'GMT' "
+        f"when coalesce({j.text(doc, 'local_push_time')}, {j.text(doc, 'local_start_date')}) "
+        "is not null then 'local' end"
+    )
+    end = (
+        f"case when {j.text(doc, 'end_date')} is not null then 'GMT' "
+        f"when {j.text(doc, 'local_end_date')} is not null then 'local' end"
+    )
+    return start, end
+
+
 def _v_campaign_versions(j: JsonSQL) -> str:
     d = VERSION_DETAIL
     contents = (("messages",), ("landing", "contents"))
@@ -212,12 +228,14 @@ def _v_campaign_versions(j: JsonSQL) -> str:
         f"{j.text(d, 'local_push_time')}, {j.text(d, 'local_start_date')})"
     )
     ends = f"coalesce({j.text(d, 'end_date')}, {j.text(d, 'local_end_date')})"
+    start_zone, end_zone = _schedule_zones(j, d)
     segments = (
         f"(select {j.ordered_text(j.element_text('s'), ', ', j.position('s'))} "
         f"from {j.elements(d, (('targeting', 'segments'),), 's')})"
     )
     unit = j.text(d, "recurrence", "repeat_unit")
     frequency = j.text(d, "recurrence", "repeat_frequency")
+    until = j.text(d, "recurrence", "end_date")
     return f"""
 select
     v.campaign_id, c.app, c.campaign_type, c.campaign_token, v.version, v.change_kind,
@@ -225,9 +243,10 @@ select
     {j.text(d, "name")} as name, {j.boolean(d, "live")} as live,
     {starts} as starts_at, {ends} as ends_at,
     {unit} as recurrence_repeat_unit, {frequency} as recurrence_repeat_frequency,
-    nullif(trim(coalesce('starts ' || {starts} || ' ', '')
-        || coalesce('ends ' || {ends} || ' ', '')
-        || coalesce('every ' || coalesce({frequency}, '1') || ' ' || {unit}, '')), '')
+    nullif(trim(coalesce('starts ' || {starts} || ' ' || {start_zone} || ' ', '')
+        || coalesce('ends ' || {ends} || ' ' || {end_zone} || ' ', '')
+        || coalesce('every ' || coalesce({frequency}, '1') || ' ' || {unit} || ' ', '')
+        || coalesce('until ' || {until}, '')), '')
         as schedule,
     {messages(f"coalesce({language}, '?') || ': ' || coalesce({title}, '')")}
         as message_titles,
@@ -236,10 +255,23 @@ select
     nullif(trim(coalesce('segments ' || {segments}, '')
         || coalesce(' query ' || coalesce({j.text(d, "targeting", "query")}, {j.text(d, "query")}),
                     '')), '') as targeting,
-    {d} as detail
+    {d} as detail,
+    coalesce({start_zone}, {end_zone}) as schedule_zone,
+    {until} as recurrence_end_date,
+    v.content_hash
 from campaign_versions v
 join campaigns c on c.id = v.campaign_id
 """
+
+
+def _content_hash(version: str) -> str:
+    """SQL: the content hash of the campaign_versions row `version` (an alias of
+    v_campaign_versions) stands for. Read from the table, so that v_campaign_changes also
+    stands on the older v_campaign_versions a downgrade puts back."""
+    return (
+        "(select h.content_hash from campaign_versions h "
+        f"where h.campaign_id = {version}.campaign_id and h.version = {version}.version)"
+    )
 
 
 def _v_campaign_changes(j: JsonSQL) -> str:
@@ -264,12 +296,14 @@ def _v_campaign_changes(j: JsonSQL) -> str:
             "p.targeting is distinct from v.targeting",
         ),
     ]
-    # A changed version none of the named kinds covers (labels, capping, deeplink,
-    # trigger...): one `other_changed` row, so that every change has a row.
+    # A change none of the named kinds covers (labels, capping, deeplink, trigger...),
+    # in a changed version or in one back with other content than it left with: one
+    # `other_changed` row, so that every change has a row.
     named = " or ".join(f"coalesce({condition}, false)" for *_, condition in changes)
-    changes.append(
-        ("other_changed", "null", "null", f"v.change_kind = 'changed' and not ({named})")
+    content_moved = (
+        f"(v.change_kind = 'changed' or {_content_hash('v')} is distinct from {_content_hash('p')})"
     )
+    changes.append(("other_changed", "null", "null", f"{content_moved} and not ({named})"))
     parts = [
         f"""
 select v.campaign_id, v.app, v.campaign_type, v.campaign_token, v.name, v.version,
@@ -401,13 +435,22 @@ VIEWS: tuple[View, ...] = (
             "ends_at": "In-app end date, as Batch wrote it (text).",
             "recurrence_repeat_unit": "Recurrence unit in this version.",
             "recurrence_repeat_frequency": "Recurrence frequency in this version.",
-            "schedule": "The schedule as one readable text (start, end, recurrence).",
-            "message_titles": "'language: title' of every message, ' | ' separated.",
-            "message_bodies": "'language: body' of every message, ' | ' separated.",
+            "schedule": "The schedule as one readable text: start and end, each with its "
+            "clock (GMT, or local: the device's), then the recurrence and when it ends "
+            "('starts 2026-12-01T09:00:00 GMT every 1 WEEKLY until 2027-03-01T00:00:00').",
+            "message_titles": "'language: title' of every message, ' | ' separated ('?' "
+            "for a message without a language).",
+            "message_bodies": "'language: body' of every message, ' | ' separated ('?' for "
+            "a message without a language).",
             "targeting": "Targeted segments, then the query as JSON text: 'segments NEW, "
             "ENGAGED query {...}'.",
             "detail": "The campaign's detail in this version (JSON), as Batch sent it; NULL "
             "for a deletion.",
+            "schedule_zone": "Which clock starts_at is: 'GMT' or 'local' (the device's); "
+            "without a start, that of ends_at; NULL without a schedule.",
+            "recurrence_end_date": "When the recurrence stops, as Batch wrote it (text).",
+            "content_hash": "Hash of the version's content (campaign_versions.content_hash): "
+            "equal hashes, equal content.",
         },
         _v_campaign_versions,
     ),
@@ -416,9 +459,9 @@ VIEWS: tuple[View, ...] = (
         "One row per change seen: renamed, went_live, stopped, rescheduled, "
         "message_changed, targeting_changed, deleted, restored; with before and after. A "
         "campaign back with new content also shows what changed while it was away. A "
-        "change none of these names (labels, capping, deeplink, trigger...) is one "
-        "other_changed row without before and after: compare the versions' detail in "
-        "v_campaign_versions.",
+        "change none of these names (labels, capping, deeplink, trigger...), while present "
+        "or while away, is one other_changed row without before and after: compare the "
+        "versions' detail in v_campaign_versions.",
         {
             "campaign_id": "campaigns.id.",
             **CAMPAIGN,
@@ -455,8 +498,69 @@ _PUSH_CAMPAIGN = {
     "local_push_time": "When the push is sent, in each device's wall clock.",
 }
 
-# The push statistics views: created by migration 0005 with its own SQL (portable, no
-# JSON), described here with the others so that COMMENT ON and docs/schema.md cover them.
+
+def _stats_sums(version: str) -> dict[str, str]:
+    """SQL: each counter of A/B version `version` ('all', 'a', 'b') summed over the days."""
+    return {
+        counter: f"sum(case when s.version = '{version}' then s.{counter} end)"
+        for counter in ("sent", "sent_optins", "direct_open", "influenced_open", "reengaged",
+                        "errors")
+    }  # fmt: skip
+
+
+def _open_rate(sums: dict[str, str]) -> str:
+    return f"({sums['direct_open']} + {sums['influenced_open']}) * 1.0 / nullif({sums['sent']}, 0)"
+
+
+# Portable SQL (PostgreSQL and SQLite), no JSON: `* 1.0` makes the division decimal on
+# both, and NULLIF leaves an open rate NULL where nothing was sent. Migration 0005 made
+# them (its own SQL); 0011 added deleted_at.
+def _v_push_performance(j: JsonSQL) -> str:
+    return """
+select
+    s.campaign_id, s.date, s.version,
+    s.sent, s.sent_optins, s.direct_open, s.influenced_open, s.reengaged, s.errors,
+    (s.direct_open + s.influenced_open) * 1.0 / nullif(s.sent, 0) as open_rate,
+    c.name, c.app, c.campaign_token, c.push_time, c.local_push_time,
+    s.fetched_at,
+    c.deleted_at
+from campaign_stats_daily s
+join campaigns c on c.id = s.campaign_id
+"""
+
+
+def _v_push_performance_total(j: JsonSQL) -> str:
+    every, a, b = _stats_sums("all"), _stats_sums("a"), _stats_sums("b")
+    return f"""
+select
+    c.id as campaign_id, c.name, c.app, c.campaign_token, c.push_time, c.local_push_time,
+    min(s.date) as first_date, max(s.date) as last_date,
+    {every["sent"]} as sent,
+    {every["sent_optins"]} as sent_optins,
+    {every["direct_open"]} as direct_open,
+    {every["influenced_open"]} as influenced_open,
+    {every["reengaged"]} as reengaged,
+    {every["errors"]} as errors,
+    {_open_rate(every)} as open_rate,
+    {a["sent"]} as sent_a,
+    {_open_rate(a)} as open_rate_a,
+    {b["sent"]} as sent_b,
+    {_open_rate(b)} as open_rate_b,
+    max(s.fetched_at) as fetched_at,
+    c.deleted_at
+from campaigns c
+join campaign_stats_daily s on s.campaign_id = c.id
+group by c.id, c.name, c.app, c.campaign_token, c.push_time, c.local_push_time, c.deleted_at
+"""
+
+
+_DELETED_AT = (
+    "When campaign-sync found the campaign deleted in Batch (UTC); NULL while it exists. "
+    "Its statistics stay."
+)
+
+# The push statistics views, described here with the others so that COMMENT ON and
+# docs/schema.md cover them.
 PUSH_VIEWS: tuple[View, ...] = (
     View(
         "v_push_performance",
@@ -470,14 +574,16 @@ PUSH_VIEWS: tuple[View, ...] = (
             "open_rate": _OPEN_RATE,
             **_PUSH_CAMPAIGN,
             "fetched_at": "When Batch last gave these numbers (UTC); they grow for days.",
+            "deleted_at": _DELETED_AT,
         },
-        None,
+        _v_push_performance,
     ),
     View(
         "v_push_performance_total",
         "Push statistics per campaign over all its days: version 'all' summed, with the "
         "sends and open rate of A/B versions a and b (any other version is only in "
-        "v_push_performance).",
+        "v_push_performance). A counter Batch left out on some days (NULL there) is the "
+        "sum of the days that have it, and a rate covers those days.",
         {
             "campaign_id": "campaigns.id.",
             **_PUSH_CAMPAIGN,
@@ -496,8 +602,9 @@ PUSH_VIEWS: tuple[View, ...] = (
             "sent_b": "Pushes sent to A/B version b (NULL outside A/B tests).",
             "open_rate_b": "Open rate of version b; NULL outside A/B tests.",
             "fetched_at": "When Batch last gave any of these numbers (UTC).",
+            "deleted_at": _DELETED_AT,
         },
-        None,
+        _v_push_performance_total,
     ),
 )
 DESCRIBED_VIEWS = VIEWS + PUSH_VIEWS  # every view campaign-sync creates, for comments and docs
@@ -522,10 +629,14 @@ def comment_views(
     push statistics views' included; `clear=True` removes them instead (a downgrade)."""
     if conn.dialect.name != "postgresql":
         return
+    found = inspect(conn)
     for view in views:
         comment = "null" if clear else _literal(view.description)
         conn.execute(text(f"comment on view {view.name} is {comment}"))
+        present = {column["name"] for column in found.get_columns(view.name)}
         for column, meaning in view.columns.items():
+            if column not in present:  # at an older revision: the one that adds it says it
+                continue
             comment = "null" if clear else _literal(meaning)
             conn.execute(text(f"comment on column {view.name}.{column} is {comment}"))
 

@@ -74,7 +74,12 @@ def explain(error: Exception) -> tuple[str, int] | None:
     # SQLite's "file is not a database" is a bare DatabaseError; its subclasses (a
     # DataError, an IntegrityError once Batch took an update) are no configuration problem.
     not_a_database = type(error) is _loaded("sqlalchemy.exc", "DatabaseError")
-    if isinstance(error, database_errors) or not_a_database:
+    # SQLSTATE class 25, invalid transaction state: a read-only database or role
+    # (default_transaction_read_only, a standby) refusing to write.
+    read_only = isinstance(error, _loaded("sqlalchemy.exc", "InternalError")) and str(
+        getattr(getattr(error, "orig", None), "sqlstate", None) or ""
+    ).startswith("25")
+    if isinstance(error, database_errors) or not_a_database or read_only:
         first_line = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
         # A connection lost or an operator's intervention (SQLSTATE 08, 57) is not bad
         # configuration: the same command may work in a minute.

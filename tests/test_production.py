@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -477,3 +478,102 @@ def test_the_newest_revision_known_without_alembic_is_alembics_head() -> None:
     from campaign_sync.db.revisions import HEAD_REVISION
 
     assert migrate.head_revision() == HEAD_REVISION
+
+
+FOREIGN = "tables campaign-sync did not create (campaigns)"
+PARTIAL = "only some of campaign-sync's tables (missing: sync_runs, sync_warnings)"
+
+
+@pytest.mark.parametrize("database", ["postgresql", "sqlite"])
+@pytest.mark.parametrize(
+    ("setup", "what"),
+    [
+        (("create table campaigns (id integer primary key, title text)",), FOREIGN),
+        (("create table foo (x integer)", "create table campaigns (x integer)"), FOREIGN),
+        ("ours without sync_runs and sync_warnings", PARTIAL),
+    ],
+)
+def test_tables_named_like_ours_that_are_not_ours_are_refused_and_never_adopted(
+    database: str,
+    setup: tuple[str, ...] | str,
+    what: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Any,
+    restore_logging: None,
+) -> None:
+    """Another tool's `campaigns` table was 'recognised' as revision 0001: --adopt
+    recorded 0001, then failed ('no such table: sync_state'), and every command after
+    asked for a migrate that could only fail again."""
+    from sqlalchemy import text
+
+    from tests.helpers import run
+
+    url = (
+        request.getfixturevalue("fresh_pg_url")
+        if database == "postgresql"
+        else f"sqlite:///{tmp_path / 'theirs.db'}"
+    )
+    if isinstance(setup, str):
+        migrate.upgrade(url)
+        statements: tuple[str, ...] = (
+            "drop table alembic_version", "drop table sync_warnings", "drop table sync_runs"
+        )  # fmt: skip
+    else:
+        statements = setup
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.execute(text(statement))
+    engine.dispose()
+    env = {"DATABASE_URL": url, "BATCH_API_KEY": "k", "BATCH_REST_API_KEY": "r"}
+    expected = (
+        f"campaign-sync: the database holds {what}: neither migrate nor migrate --adopt can "
+        "use it; use an empty database, or on PostgreSQL another schema "
+        "(CAMPAIGN_SYNC_DB_SCHEMA)\n"
+    )
+    for command in (("migrate",), ("migrate", "--adopt"), ("status",), ("sync",)):
+        result = run(*command, env=env)
+        assert (result.exit_code, result.stdout, result.stderr) == (2, "", expected), command
+    assert migrate.current_revision(url) is None  # nothing recorded
+
+
+def test_migrate_on_a_read_only_database_is_one_line(
+    fresh_pg_url: str, restore_logging: None
+) -> None:
+    """A multi-line 'unexpected error: InternalError ... [SQL: CREATE TABLE ...]', exit 1."""
+    from tests.helpers import run
+
+    read_only = fresh_pg_url + "?options=-c%20default_transaction_read_only%3Don"
+    result = run("migrate", env={"DATABASE_URL": read_only})
+    assert result.exit_code == 2
+    assert result.stderr.startswith("campaign-sync: database problem (")
+    assert result.stderr.endswith("): cannot execute CREATE TABLE in a read-only transaction\n"), (
+        result.stderr
+    )
+    assert result.stderr.count("\n") == 1
+
+
+def test_a_schema_made_beforehand_needs_no_create_on_the_database(fresh_pg_url: str) -> None:
+    """`create schema if not exists` asks for CREATE on the database even when the schema
+    is there: a role given only the schema could not migrate (docs/deploy.md says it can)."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    role = f"cs_schema_only_{os.getpid()}"
+    database = make_url(fresh_pg_url).database
+    admin = make_engine(fresh_pg_url)
+    with admin.begin() as conn:
+        conn.execute(text(f"create role {role} login"))
+        conn.execute(text(f'revoke create on database "{database}" from public'))
+        conn.execute(text("create schema batch"))
+        conn.execute(text(f"grant usage, create on schema batch to {role}"))
+    try:
+        as_role = make_url(fresh_pg_url).set(username=role).render_as_string(hide_password=False)
+        migrate.upgrade(as_role, schema="batch")
+        assert migrate.current_revision(as_role, "batch") == migrate.head_revision()
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text("drop schema batch cascade"))
+            conn.execute(text(f"drop owned by {role}"))
+            conn.execute(text(f"drop role {role}"))
+        admin.dispose()

@@ -38,10 +38,53 @@ HEAD_REVISION = SIGNATURES[0][0]  # the newest revision (a test checks it is Ale
 KNOWN_REVISIONS = frozenset(revision for revision, _ in SIGNATURES)
 
 
+class ForeignSchema(SchemaNotCurrent):
+    """Tables named like ours that campaign-sync did not create (another tool's
+    `campaigns`), or only some of ours: neither migrating over them nor `--adopt` can
+    work, and recording a revision for them would leave the database stuck."""
+
+
+# Revision 0001's tables, each with columns every revision since has kept: what any
+# schema of ours holds. A table of one of these names without its columns is another's.
+BASELINE: dict[str, tuple[str, ...]] = {
+    "campaigns": ("id", "app", "campaign_type", "campaign_token", "detail", "content_hash"),
+    "messages": ("campaign_id", "position", "language"),
+    "message_actions": ("campaign_id", "message_position", "position"),
+    "triggers": ("campaign_id", "trigger_when", "event"),
+    "targeting": ("campaign_id", "segments", "query"),
+    "sync_state": ("app", "campaign_type", "sweep_id", "sweep_offset"),
+    "sync_runs": ("id", "app", "campaign_type", "status"),
+    "sync_warnings": ("id", "run_id", "campaign_id"),
+    "campaign_updates": ("id", "attempted_at", "app"),
+}
+
+
 def recognise(engine: Engine) -> str | None:
-    """The revision our tables match when `alembic_version` is missing; None: no tables."""
+    """The revision our tables match when `alembic_version` is missing; None: no table of
+    ours. Raises `ForeignSchema` when a table bears one of our names without our columns,
+    or some of revision 0001's tables are missing."""
     found = inspect(engine)
     tables = set(found.get_table_names()) | set(found.get_view_names())
+    ours = [name for name in BASELINE if name in tables]
+    if not ours:
+        return None
+    foreign = [
+        name
+        for name in ours
+        if not set(BASELINE[name]) <= {c["name"] for c in found.get_columns(name)}
+    ]
+    missing = [name for name in BASELINE if name not in tables]
+    if foreign or missing:
+        what = (
+            f"tables campaign-sync did not create ({', '.join(foreign)})"
+            if foreign
+            else f"only some of campaign-sync's tables (missing: {', '.join(missing)})"
+        )
+        raise ForeignSchema(
+            f"the database holds {what}: neither migrate nor migrate --adopt can use it; "
+            "use an empty database, or on PostgreSQL another schema "
+            "(CAMPAIGN_SYNC_DB_SCHEMA)"
+        )
     for revision, (table, column) in SIGNATURES:
         if table in tables and (
             column is None or column in {c["name"] for c in found.get_columns(table)}

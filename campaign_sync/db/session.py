@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
@@ -104,13 +104,19 @@ def make_engine(url: str, *, schema: str | None = None, **kwargs: Any) -> Engine
 
 
 def create_schema(url: str, schema: str | None) -> None:
-    """Create the PostgreSQL schema when it is not `public` and does not exist yet."""
+    """Create the PostgreSQL schema when it is not `public` and does not exist yet. Looked
+    up first: `create schema if not exists` needs CREATE on the database even when the
+    schema is there, and a role given only a schema made beforehand has none."""
     if schema is None or schema == "public" or make_url(url).get_backend_name() == "sqlite":
         return
     engine = make_engine(url)
     try:
         with engine.begin() as conn:
-            conn.exec_driver_sql(f'create schema if not exists "{schema}"')
+            there = conn.execute(
+                text("select 1 from pg_namespace where nspname = :schema"), {"schema": schema}
+            ).first()
+            if there is None:
+                conn.exec_driver_sql(f'create schema if not exists "{schema}"')
     finally:
         engine.dispose()
 

@@ -247,6 +247,12 @@ def plan_page(load: PageLoad) -> PagePlan:
         if known is not None and known.deleted_at is None:
             plan.tombstones.append(known.id)
             _add_version(plan, known, ChangeKind.DELETED, None)
+        elif known is None:  # nothing to mark: say why the listed campaign is not stored
+            plan.warnings.append(PageWarning(token, None, FieldWarning(
+                "detail", None,
+                "the list shows this campaign but its detail answers 404 (campaign not "
+                "found): not stored; asked again next pass",
+            )))  # fmt: skip
     if load.sweep_id is not None:
         plan.seen = [token for token in load.list_entries if token not in load.gone]
     return plan

@@ -31,11 +31,14 @@ from campaign_sync.db.session import database_problem, read_with_reconnect
 from campaign_sync.db.state import (
     MassDeleteRefused,
     SweepStart,
+    alive_campaigns,
     begin_run,
     details_to_refresh,
     end_sweep,
     fail_abandoned_runs,
     finish_run,
+    pair_label,
+    refuse_mass_delete,
     start_or_resume_sweep,
     tombstone_unseen,
 )
@@ -144,6 +147,10 @@ class SyncPass:
         self.reached_end = False
         self.guard: Guard | None = None
         self.refreshable: set[str] | None = None  # None: every old detail may be refreshed
+        # The 404 deletions' mass-delete check (`_refuse_mass_404`): campaigns stored and not
+        # deleted when the first 404 came, and how many 404s marked deleted since.
+        self._alive_at_start: int | None = None
+        self._gone_marked = 0
 
     async def run(self) -> PassResult:
         started = time.monotonic()
@@ -450,6 +457,8 @@ class SyncPass:
         )
 
     async def _apply(self, load: PageLoad) -> RunCounts:
+        await self._refuse_mass_404(load)
+
         def write() -> RunCounts:
             load.now = utcnow()
             return write_page(self.engine, plan_page(load), self.guard)
@@ -458,6 +467,34 @@ class SyncPass:
             return await asyncio.to_thread(write)
         async with self.write_lock:
             return await asyncio.to_thread(write)
+
+    async def _refuse_mass_404(self, load: PageLoad) -> None:
+        """Batch's 404 on a detail marks a stored campaign deleted (the contract), under the
+        mass-delete rule of a sweep's deletions, counted over the pass: a burst of 404s
+        (a misrouted proxy, Batch having a bad minute) while the list still shows the
+        campaigns stops the pass before its page is written. Raises `MassDeleteRefused`."""
+        gone = [
+            token
+            for token in load.gone
+            if (known := load.stored.get(token)) is not None and known.deleted_at is None
+        ]
+        if not gone:
+            return
+        if self._alive_at_start is None:
+            self._alive_at_start = await asyncio.to_thread(
+                read_with_reconnect,
+                self.engine,
+                lambda conn: alive_campaigns(conn, self.app, self.campaign_type),
+            )
+        self._gone_marked += len(gone)
+        refuse_mass_delete(
+            self._gone_marked,
+            self._alive_at_start,
+            pair_label(self.app, self.campaign_type),
+            why="Batch answered 'campaign not found' (404) to their details while the list "
+            "still shows them",
+            allow_mass_delete=self.options.allow_mass_delete,
+        )
 
 
 def _first_error(group: BaseExceptionGroup) -> BaseException:

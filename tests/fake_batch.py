@@ -104,12 +104,14 @@ def sync_fake(
     types: Sequence[CampaignType] = (PUSH,),
     *,
     allow_mass_delete: bool = False,
+    full_refresh: bool = False,
     stats: StatsPolicy | None = None,
     **settings: Any,
 ) -> list[PassResult]:
     return sync_through(
-        url, fake.handler, types, allow_mass_delete=allow_mass_delete, stats=stats, **settings
-    )
+        url, fake.handler, types, allow_mass_delete=allow_mass_delete,
+        full_refresh=full_refresh, stats=stats, **settings,
+    )  # fmt: skip
 
 
 def sync_through(
@@ -118,6 +120,7 @@ def sync_through(
     types: Sequence[CampaignType] = (PUSH,),
     *,
     allow_mass_delete: bool = False,
+    full_refresh: bool = False,
     stats: StatsPolicy | None = None,
     **settings: Any,
 ) -> list[PassResult]:
@@ -130,7 +133,9 @@ def sync_through(
                 make_settings(BASE_URL, url, **settings),
                 [make_app()],
                 types,
-                PassOptions(allow_mass_delete=allow_mass_delete, stats=stats),
+                PassOptions(
+                    allow_mass_delete=allow_mass_delete, full_refresh=full_refresh, stats=stats
+                ),
                 transport=httpx.MockTransport(handler),
             )
         )

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import math
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -103,12 +104,45 @@ def test_a_401_names_the_app_and_the_settings_to_fix() -> None:
     assert CANARY_REST_KEY not in message and API_KEY not in message
 
 
-def test_a_404_on_a_view_means_the_campaign_is_gone() -> None:
+@pytest.mark.parametrize(
+    "answer",
+    [
+        lambda: batch_error(404, "ROUTE_NOT_FOUND", 20),
+        lambda: httpx.Response(404, json={"code": 20, "message": "Campaign not found"}),
+        lambda: httpx.Response(404, json={"type": "ROUTE_NOT_FOUND"}),
+    ],
+    ids=["batch", "code-only", "type-only"],
+)
+def test_batchs_404_on_a_view_means_the_campaign_is_gone(answer: Any) -> None:
     async def call() -> object:
-        async with mock_client(lambda r: batch_error(404, "ROUTE_NOT_FOUND", 20)) as client:
+        async with mock_client(lambda r: answer()) as client:
             return await client.view_push("gone-token")
 
     assert run(call()) is GONE
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        lambda: httpx.Response(404, text="<html><h1>404 Not Found</h1>nginx</html>"),
+        lambda: httpx.Response(404, content=b""),
+        lambda: httpx.Response(404, json={"code": 21, "type": "OTHER", "message": "?"}),
+        lambda: httpx.Response(404, json=["ROUTE_NOT_FOUND"]),
+    ],
+    ids=["html", "empty", "other-code", "not-an-object"],
+)
+def test_a_404_that_is_not_batchs_on_a_view_is_a_failed_request(answer: Any) -> None:
+    """A proxy's or load balancer's 404 page said nothing about the campaign, yet it was
+    taken for 'campaign gone' and marked the campaign deleted."""
+
+    async def call() -> object:
+        async with mock_client(lambda r: answer()) as client:
+            return await client.view_push("still-there")
+
+    with pytest.raises(errors.RouteNotFound) as raised:
+        run(call())
+    assert not isinstance(raised.value, errors.CampaignGone)
+    assert "not Batch's ROUTE_NOT_FOUND answer: taken for a failed request" in str(raised.value)
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ import json
 import time
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from sqlalchemy import Engine, select, text
@@ -15,7 +16,7 @@ from sqlalchemy.engine import make_url
 
 from campaign_sync.db.models import campaigns, sync_runs, sync_warnings
 from campaign_sync.db.session import make_engine
-from tests.fake_batch import PUSH, FakeBatch, campaign_detail, sync_fake
+from tests.fake_batch import PUSH, FakeBatch, campaign_detail, sync_fake, sync_through
 
 
 def rows(engine: Engine, *columns: str) -> dict[str, tuple[Any, ...]]:
@@ -288,6 +289,76 @@ def test_an_empty_list_after_a_good_pass_tombstones_nothing_and_fails(
     fake.list_answer = lambda campaign_type, offset, limit: "[]"
     [result] = sync_fake(pg_url, fake, allow_mass_delete=True)
     assert result.status == "succeeded" and result.counts.campaigns_deleted == 8
+
+
+@pytest.mark.parametrize(
+    ("answering_404", "allow", "status", "deleted"),
+    [
+        (5, False, "succeeded", 5),  # a few: Batch's 404 marks them deleted (the contract)
+        (40, False, "failed", 0),  # a burst: refused before the page is written
+        (40, True, "succeeded", 40),
+    ],
+)
+def test_a_burst_of_404s_on_listed_campaigns_is_refused_like_a_mass_delete(
+    answering_404: int, allow: bool, status: str, deleted: int, pg_url: str, fake: FakeBatch
+) -> None:
+    """Every detail answering 404 while the list still showed the campaigns marked all 40
+    deleted, exit 0: the mass-delete rule covered the sweep's deletions only."""
+    for index in range(40):
+        fake.add(PUSH, f"c{index:02d}")
+    assert sync_fake(pg_url, fake)[0].status == "succeeded"
+    for index in range(answering_404):
+        del fake.details[(PUSH, f"c{index:02d}")]
+    [result] = sync_fake(pg_url, fake, full_refresh=True, allow_mass_delete=allow)
+    assert (result.status, result.counts.campaigns_deleted) == (status, deleted)
+    engine = make_engine(pg_url)
+    gone = {token for token, (at,) in rows(engine, "deleted_at").items() if at is not None}
+    engine.dispose()
+    assert gone == {f"c{index:02d}" for index in range(deleted)}
+    if status == "failed":
+        assert result.error == (
+            "refusing to mark 40 of 40 stored push campaigns of app 'default' as deleted: "
+            "Batch answered 'campaign not found' (404) to their details while the list still "
+            "shows them. If that is right, run campaign-sync sync --allow-mass-delete"
+        )
+
+
+def test_a_404_page_that_is_not_batchs_deletes_nothing(pg_url: str, fake: FakeBatch) -> None:
+    """A proxy's HTML 404 was taken for Batch's 'campaign not found'."""
+    for index in range(3):
+        fake.add(PUSH, f"c{index}")
+    assert sync_fake(pg_url, fake)[0].status == "succeeded"
+
+    def proxy_404(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/c1"):
+            return httpx.Response(404, text="<html><h1>404 Not Found</h1>nginx</html>")
+        return fake.handler(request)
+
+    [result] = sync_through(pg_url, proxy_404, full_refresh=True)
+    assert (result.status, result.counts.campaigns_deleted) == ("succeeded", 0)
+    engine = make_engine(pg_url)
+    assert rows(engine, "deleted_at") == {f"c{index}": (None,) for index in range(3)}
+    [message] = [m for m in messages_of(engine) if "c1" in m or "404" in m]
+    engine.dispose()
+    assert "not Batch's ROUTE_NOT_FOUND answer: taken for a failed request" in message
+
+
+def test_a_listed_campaign_whose_detail_answers_404_is_warned_not_skipped_silently(
+    pg_url: str, fake: FakeBatch
+) -> None:
+    fake.add(PUSH, "kept")
+    fake.add(PUSH, "ghost")
+    del fake.details[(PUSH, "ghost")]
+    [result] = sync_fake(pg_url, fake)
+    assert result.status == "succeeded"
+    engine = make_engine(pg_url)
+    assert set(rows(engine)) == {"kept"}
+    assert warnings(engine) == [("ghost", "detail", None)]
+    assert messages_of(engine) == [
+        "the list shows this campaign but its detail answers 404 (campaign not found): not "
+        "stored; asked again next pass"
+    ]
+    engine.dispose()
 
 
 def test_entries_that_are_no_campaign_stop_every_tombstone_of_the_sweep(

@@ -218,6 +218,12 @@ def _error_body(response: httpx.Response) -> tuple[int | None, str | None, str]:
     )
 
 
+def _batch_not_found(code: int | None, error_type: str | None) -> bool:
+    """Whether a 404's body is Batch's `ROUTE_NOT_FOUND` (error code 20, Batch's error
+    table: ../shared/batch-api/NOTES.md), the only answer that says a campaign is gone."""
+    return code == 20 or error_type == "ROUTE_NOT_FOUND"
+
+
 def error_from_response(
     response: httpx.Response, *, route: str, app: str, endpoint: str = ""
 ) -> BatchError:
@@ -233,6 +239,11 @@ def error_from_response(
         detail += f" code {code}"
     if batch_message:
         detail += f": {batch_message}"
+    if cls is CampaignGone and not _batch_not_found(code, error_type):
+        # A 404 that is not Batch's own (a proxy's or a load balancer's page): no proof
+        # that the campaign is gone, so it is a failed request, never a deletion.
+        cls = RouteNotFound
+        detail += " (not Batch's ROUTE_NOT_FOUND answer: taken for a failed request)"
     if cls is AuthenticationInvalid:
         text = (
             f"Batch refused the credentials of app '{app}' ({detail}); check BATCH_REST_API_KEY "

@@ -32,7 +32,38 @@ MASS_DELETE_SHARE = 0.5  # ... and more than this share of the stored campaigns 
 
 
 class MassDeleteRefused(Exception):
-    """A complete sweep would tombstone suspiciously many campaigns, or all of them."""
+    """A pass would tombstone suspiciously many campaigns, or all of them."""
+
+
+def pair_label(app: str, campaign_type: CampaignType) -> str:
+    """How messages name an app's campaigns of one type: "push campaigns of app 'ios'"."""
+    return f"{campaign_type.label} campaigns of app '{app}'"
+
+
+def refuse_mass_delete(
+    marked: int, stored: int, label: str, *, why: str, allow_mass_delete: bool
+) -> None:
+    """Raises `MassDeleteRefused` when a pass would mark `marked` of the `stored` campaigns
+    not deleted (`label`: `pair_label`) as deleted, more than `MASS_DELETE_MIN` and more
+    than `MASS_DELETE_SHARE` of them, `why` saying on what evidence; unless
+    `allow_mass_delete`. The one rule for every way a deletion is decided."""
+    if not allow_mass_delete and marked > MASS_DELETE_MIN and marked > stored * MASS_DELETE_SHARE:
+        raise MassDeleteRefused(
+            f"refusing to mark {marked} of {stored} stored {label} as deleted: {why}. If that "
+            "is right, run campaign-sync sync --allow-mass-delete"
+        )
+
+
+def alive_campaigns(conn: Connection, app: str, campaign_type: CampaignType) -> int:
+    """How many campaigns of `app` and `campaign_type` are stored and not deleted."""
+    c = campaigns.c
+    return int(
+        conn.execute(
+            select(func.count()).where(
+                c.app == app, c.campaign_type == campaign_type.value, c.deleted_at.is_(None)
+            )
+        ).scalar_one()
+    )
 
 
 @dataclass(frozen=True)
@@ -260,7 +291,7 @@ def tombstone_unseen(
             s.app == app, s.campaign_type == campaign_type.value
         )
     ).scalar_one()
-    label = f"{campaign_type.label} campaigns of app '{app}'"
+    label = pair_label(app, campaign_type)
     if not seen.scalar_one() and stored and not allow_mass_delete:
         raise MassDeleteRefused(
             f"refusing to mark all {stored} stored {label} as deleted: the list showed no "
@@ -275,11 +306,10 @@ def tombstone_unseen(
         )
         return 0
     missing = conn.execute(select(func.count()).where(unseen)).scalar_one()
-    if not allow_mass_delete and missing > MASS_DELETE_MIN and missing > stored * MASS_DELETE_SHARE:
-        raise MassDeleteRefused(
-            f"refusing to mark {missing} of {stored} stored {label} as deleted: the list "
-            "no longer shows them. If that is right, run campaign-sync sync --allow-mass-delete"
-        )
+    refuse_mass_delete(
+        missing, stored, label, why="the list no longer shows them",
+        allow_mass_delete=allow_mass_delete,
+    )  # fmt: skip
     if missing:
         newest = (
             select(func.max(campaign_versions.c.version))

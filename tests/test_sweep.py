@@ -8,7 +8,7 @@ import random
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from campaign_sync.batch.sweep import SweepError, SweepPosition, sweep_pages
@@ -255,3 +255,59 @@ def test_the_set_of_yielded_tokens_tells_every_token_apart() -> None:
     assert all(token in yielded for token in odd)
     assert None not in yielded and 3 not in yielded  # not a token: never held
     assert not TokenSet()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    size=st.integers(min_value=0, max_value=300),
+    page_size=st.sampled_from([10, 20, 100]),
+    creations=st.integers(min_value=1, max_value=30),
+    deletions=st.integers(min_value=0, max_value=3),
+)
+def test_a_list_gaining_campaigns_before_every_call_is_still_swept_to_its_end(
+    size: int, page_size: int, creations: int, deletions: int
+) -> None:
+    """Campaigns created between every two list calls pushed the tail past its end: the
+    empty page never came, and after 20 pages of already-seen entries every pass failed
+    ('the list seems to ignore the requested offset'), storing none of the new ones.
+    (Fewer creations per call than a page advances: with more, no offset paging can reach
+    the end, and the sweep's error says so.)"""
+    assume(creations < page_size - 5)
+    # A whole list on one short page that as many creations push down as it holds looks,
+    # page after page, exactly like a server ignoring `from`: that one stays an error.
+    assume(not (0 < size < page_size and creations == size))
+    source = ShiftingList(size, churn=[(creations, deletions)] * 100_000)
+    original = list(source.items)
+    tokens = asyncio.run(collect(source, page_size=page_size))
+    survivors = {t for t in original if t not in source.ever_deleted}
+    assert len(tokens) == len(set(tokens)), "a token was yielded twice"
+    assert survivors <= set(tokens), f"missed {sorted(survivors - set(tokens))[:5]}"
+
+
+def test_a_list_gaining_one_campaign_per_call_ends_after_its_tail() -> None:
+    source = ShiftingList(1000, churn=[(1, 0)] * 100_000)
+    tokens = asyncio.run(collect(source))
+    assert len(tokens) == len(set(tokens)) >= 1000
+    # 11 pages (the tail short at 950 + the pushes), then one page of 11 already-seen
+    # entries pushed past the end instead of the empty page.
+    assert len(source.calls) == 12
+
+
+def test_a_server_answering_past_the_end_with_its_last_page_ends_the_sweep() -> None:
+    """It answered every offset past the end with its last page: never empty."""
+    source = ShiftingList(250)
+
+    async def clamped(offset: int, limit: int) -> list[dict[str, Any]]:
+        if offset >= len(source.items):  # past the end: the last page (50 of 250)
+            offset = len(source.items) - (len(source.items) % limit or limit)
+        return await source.fetch(offset, limit)
+
+    async def run() -> list[str]:
+        tokens: list[str] = []
+        async for page in sweep_pages(clamped):
+            tokens += [e["campaign_token"] for e in page.entries]
+            last = page.last
+        assert last
+        return tokens
+
+    assert sorted(asyncio.run(run())) == sorted(source.items)

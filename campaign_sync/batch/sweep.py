@@ -9,8 +9,10 @@ Tokens are yielded once per sweep. A sweep can resume from a saved `SweepPositio
 
 A short page never ends a sweep by itself: a server may give fewer entries than `limit`
 asks (Batch's NOTES: "confirm the end with one more request"). The end is confirmed by an
-empty page right after a short one, which costs one list call per sweep; when that page
-is not empty, the server's own page size is learned and the sweep goes on.
+empty page right after a short one, which costs one list call per sweep, or by a page
+there holding only entries already yielded (campaigns created meanwhile pushed the tail
+down); when that page brings new entries, the server's own page size is learned and the
+sweep goes on.
 """
 
 from __future__ import annotations
@@ -67,10 +69,12 @@ def entry_token(entry: object) -> str | None:
 
 @dataclass
 class _Short:
-    """A page shorter than a full one: an empty page at `offset + length` ends the sweep."""
+    """A page shorter than a full one: an empty page at `offset + length` ends the sweep,
+    and so does a page there of entries all yielded (`_Sweep.pushed_past_end`)."""
 
     offset: int
     length: int
+    tokens: tuple[str | None, ...] = ()
 
 
 class TokenSet:
@@ -117,6 +121,8 @@ class _Sweep:
         self.reported_until = start.offset  # entries before this offset were reported
         self.failed_at: set[int] = set()  # offsets that did not continue, since the last news
         self.backsteps = self.rereads = self.idle = 0
+        self.first_page: tuple[str | None, ...] | None = None  # `saw`
+        self.varied = False
 
     def continues(self, entries: list[Any], tokens: list[str | None]) -> bool:
         """The page holds a token already yielded (or cannot be checked): no gap before it."""
@@ -127,6 +133,29 @@ class _Sweep:
             or not checkable
             or any(t in self.yielded for t in tokens if t)
         )
+
+    def pushed_past_end(self, tokens: list[str | None]) -> bool:
+        """Right after a short page, entries all yielded already: campaigns created
+        meanwhile pushed the list's tail past its end, or the server answers any offset
+        past the end with its last page. Nothing lies beyond: the end. The very same page
+        again, when every page so far was that page, proves nothing (a server ignoring
+        `from` gives that), so it does not count. Without
+        this, a list gaining a campaign between two calls never showed the empty page, and
+        every pass failed at its tail."""
+        short = self.short
+        return (
+            short is not None
+            and bool(tokens)
+            and all(token is not None and token in self.yielded for token in tokens)
+            and (tuple(tokens) != short.tokens or self.varied)
+        )
+
+    def saw(self, tokens: list[str | None]) -> None:
+        """Note a fetched page: whether the pages so far were not all one and the same."""
+        if self.first_page is None:
+            self.first_page = tuple(tokens)
+        elif tuple(tokens) != self.first_page:
+            self.varied = True
 
     def learn_page_size(self, entries: list[Any]) -> bool:
         """Entries right after a short page, none seen before, no more than it held: this
@@ -172,7 +201,9 @@ class _Sweep:
         self._count_news(bool(fresh))
         self.reported_until = max(self.reported_until, offset + len(entries))
         self.anchors = tuple(t for t in tokens if t)
-        self.short = _Short(offset, len(entries)) if len(entries) < self.full else None
+        self.short = (
+            _Short(offset, len(entries), tuple(tokens)) if len(entries) < self.full else None
+        )
         step = len(entries) if self.short else max(1, len(entries) - self.overlap)
         self.offset = offset + step
         position = SweepPosition(self.offset, self.anchors)
@@ -218,6 +249,11 @@ async def sweep_pages(
             yield SweepPage(sweep.offset, [], end, True, [], calls)
             return
         tokens = [entry_token(entry) for entry in entries]
+        sweep.saw(tokens)
+        if sweep.pushed_past_end(tokens):
+            end = SweepPosition(sweep.offset, sweep.anchors)
+            yield SweepPage(sweep.offset, [], end, True, [], calls)
+            return
         if sweep.continues(entries, tokens):
             yield sweep.take(entries, tokens, calls)
             calls = 0

@@ -28,15 +28,18 @@ from campaign_sync.batch.sweep import SweepError, SweepPage
 from campaign_sync.db.loader import stored_campaigns, write_page
 from campaign_sync.db.locks import DEFAULT_LEASE_SECONDS, Guard, LockLost, pass_lock
 from campaign_sync.db.session import database_problem, read_with_reconnect
+from campaign_sync.db.sightings import mark_seen
 from campaign_sync.db.state import (
     MassDeleteRefused,
     SweepStart,
     alive_campaigns,
     begin_run,
+    deletion_candidates,
     details_to_refresh,
     end_sweep,
     fail_abandoned_runs,
     finish_run,
+    is_mass_delete,
     pair_label,
     refuse_mass_delete,
     start_or_resume_sweep,
@@ -217,6 +220,7 @@ class SyncPass:
         try:
             await self._pipeline(run_id, start)
             if self.reached_end:
+                await self._confirm_deletions(start.sweep_id)
                 with self.engine.begin() as conn:
                     now = utcnow()
                     self.counts.campaigns_deleted += tombstone_unseen(
@@ -467,6 +471,52 @@ class SyncPass:
             return await asyncio.to_thread(write)
         async with self.write_lock:
             return await asyncio.to_thread(write)
+
+    async def _confirm_deletions(self, sweep_id: int) -> None:
+        """A complete sweep that did not show a stored campaign is no proof that Batch
+        deleted it: a list whose order shifts between calls (campaigns created at the same
+        second, in any order) can skip one, and marking it deleted wrote a false `deleted`
+        version, then a false `restored`. So each candidate's detail is asked first: only
+        Batch's 404 confirms it; a campaign that answers, or whose answer fails, is marked
+        seen by this sweep and kept (a later sweep decides). Not asked when the sweep saw
+        none of the stored campaigns or the candidates pass the mass-delete limit:
+        `tombstone_unseen` then refuses, or the operator vouched for them
+        (`--allow-mass-delete`). Cost: one detail call per deletion."""
+        candidates, stored = await asyncio.to_thread(
+            read_with_reconnect,
+            self.engine,
+            lambda conn: deletion_candidates(conn, self.app, self.campaign_type, sweep_id=sweep_id),
+        )
+        if not candidates or len(candidates) == stored or is_mass_delete(len(candidates), stored):
+            return  # none; or the sweep saw none of them, or too many: tombstone_unseen decides
+        outcomes = await asyncio.gather(
+            *(self._view(token) for token in candidates), return_exceptions=True
+        )
+        kept: list[str] = []
+        for token, outcome in zip(candidates, outcomes, strict=True):
+            if outcome is GONE:
+                continue
+            if isinstance(outcome, AuthenticationInvalid):
+                raise outcome
+            if isinstance(outcome, BatchError | StopRequested):
+                log.warning(
+                    "campaign %s is missing from the list, but its deletion could not be "
+                    "confirmed (%s): kept until a later sweep",
+                    token,
+                    outcome,
+                )
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                log.info(
+                    "campaign %s is missing from the list but Batch still has it: not "
+                    "marked deleted",
+                    token,
+                )
+            kept.append(token)
+        if kept:
+            with self.engine.begin() as conn:
+                mark_seen(conn, self.app, self.campaign_type, kept, sweep_id=sweep_id, now=utcnow())
 
     async def _refuse_mass_404(self, load: PageLoad) -> None:
         """Batch's 404 on a detail marks a stored campaign deleted (the contract), under the

@@ -361,6 +361,72 @@ def test_a_listed_campaign_whose_detail_answers_404_is_warned_not_skipped_silent
     engine.dispose()
 
 
+@pytest.mark.parametrize(
+    ("detail_answer", "deleted"),
+    [
+        ("the detail", False),  # Batch still has it: the list missed it
+        ("Batch's 404", True),  # confirmed: deleted
+        ("a 403", False),  # unknown: kept until a later sweep
+    ],
+)
+def test_a_campaign_missing_from_a_complete_sweep_is_deleted_only_once_batch_confirms(
+    detail_answer: str, deleted: bool, pg_url: str, fake: FakeBatch
+) -> None:
+    """A list whose order shifts between calls can skip a campaign; marking it deleted on
+    that alone wrote false deleted and restored versions (pass after pass)."""
+    for index in range(4):
+        fake.add(PUSH, f"c{index}")
+    assert sync_fake(pg_url, fake)[0].status == "succeeded"
+    fake.entries[PUSH] = [entry for entry in fake.entries[PUSH] if '"c1"' not in entry]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/c1") and detail_answer == "Batch's 404":
+            body = {"code": 20, "type": "ROUTE_NOT_FOUND", "message": "Campaign not found"}
+            return httpx.Response(404, json=body)
+        if request.url.path.endswith("/c1") and detail_answer == "a 403":
+            return httpx.Response(403, json={"code": 12, "type": "API_MISUSE", "message": "?"})
+        return fake.handler(request)
+
+    [result] = sync_through(pg_url, answer)
+    assert (result.status, result.counts.campaigns_deleted) == ("succeeded", int(deleted))
+    assert result.counts.detail_calls == 1  # c1's, asked once to confirm
+    engine = make_engine(pg_url)
+    gone = {token for token, (at,) in rows(engine, "deleted_at").items() if at is not None}
+    engine.dispose()
+    assert gone == ({"c1"} if deleted else set())
+
+
+def test_a_list_shuffling_campaigns_of_the_same_second_never_deletes_one(
+    pg_url: str, fake: FakeBatch
+) -> None:
+    """Campaigns created at the same second came back in another order on every list
+    call: the sweep skipped some, and each skipped one was marked deleted, then restored."""
+    import random
+
+    for index in range(300):
+        fake.add(PUSH, f"c{index:03d}")
+    shuffler = random.Random(7)
+
+    def shuffled(campaign_type: object, offset: int, limit: int) -> str:
+        entries = list(fake.entries[PUSH])
+        for start in range(0, len(entries), 30):  # blocks of one second, in any order
+            block = entries[start : start + 30]
+            shuffler.shuffle(block)
+            entries[start : start + 30] = block
+        return "[" + ",".join(entries[offset : offset + limit]) + "]"
+
+    assert sync_fake(pg_url, fake)[0].status == "succeeded"
+    fake.list_answer = shuffled
+    for _ in range(3):
+        [result] = sync_fake(pg_url, fake)
+        assert (result.status, result.counts.campaigns_deleted) == ("succeeded", 0)
+    engine = make_engine(pg_url)
+    with engine.connect() as conn:
+        kinds = conn.execute(text("select distinct change_kind from campaign_versions")).all()
+    engine.dispose()
+    assert kinds == [("created",)]
+
+
 def test_entries_that_are_no_campaign_stop_every_tombstone_of_the_sweep(
     pg_url: str, fake: FakeBatch
 ) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, exists, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, and_, exists, func, insert, select, update
 
 from campaign_sync.db.history import append_versions
 from campaign_sync.db.models import (
@@ -40,6 +40,12 @@ def pair_label(app: str, campaign_type: CampaignType) -> str:
     return f"{campaign_type.label} campaigns of app '{app}'"
 
 
+def is_mass_delete(marked: int, stored: int) -> bool:
+    """Marking `marked` of `stored` campaigns deleted is more than `MASS_DELETE_MIN` and
+    more than `MASS_DELETE_SHARE` of them."""
+    return marked > MASS_DELETE_MIN and marked > stored * MASS_DELETE_SHARE
+
+
 def refuse_mass_delete(
     marked: int, stored: int, label: str, *, why: str, allow_mass_delete: bool
 ) -> None:
@@ -47,7 +53,7 @@ def refuse_mass_delete(
     not deleted (`label`: `pair_label`) as deleted, more than `MASS_DELETE_MIN` and more
     than `MASS_DELETE_SHARE` of them, `why` saying on what evidence; unless
     `allow_mass_delete`. The one rule for every way a deletion is decided."""
-    if not allow_mass_delete and marked > MASS_DELETE_MIN and marked > stored * MASS_DELETE_SHARE:
+    if not allow_mass_delete and is_mass_delete(marked, stored):
         raise MassDeleteRefused(
             f"refusing to mark {marked} of {stored} stored {label} as deleted: {why}. If that "
             "is right, run campaign-sync sync --allow-mass-delete"
@@ -256,6 +262,40 @@ def details_to_refresh(
     return {token for (token,) in oldest}
 
 
+def _unseen(app: str, campaign_type: CampaignType, sweep_id: int) -> ColumnElement[bool]:
+    """Stored campaigns of the pair, not deleted, that sweep `sweep_id` did not show."""
+    c = campaigns.c
+    sighting = campaign_sightings.c
+    seen_by_sweep = and_(sighting.campaign_id == c.id, sighting.last_sweep_id == sweep_id)
+    return and_(
+        c.app == app,
+        c.campaign_type == campaign_type.value,
+        c.deleted_at.is_(None),
+        ~exists().where(seen_by_sweep),
+    )
+
+
+def deletion_candidates(
+    conn: Connection, app: str, campaign_type: CampaignType, *, sweep_id: int
+) -> tuple[list[str], int]:
+    """After a complete sweep: the tokens `tombstone_unseen` would mark deleted, and how
+    many campaigns are stored (not deleted). No token when the sweep met list entries that
+    are no campaign (then nothing is marked)."""
+    s = sync_state.c
+    unidentified = conn.execute(
+        select(s.sweep_unidentified_entries).where(
+            s.app == app, s.campaign_type == campaign_type.value
+        )
+    ).scalar_one()
+    stored = alive_campaigns(conn, app, campaign_type)
+    if unidentified:
+        return [], stored
+    found = conn.execute(
+        select(campaigns.c.campaign_token).where(_unseen(app, campaign_type, sweep_id))
+    )
+    return [token for (token,) in found], stored
+
+
 def tombstone_unseen(
     conn: Connection,
     app: str,
@@ -281,7 +321,7 @@ def tombstone_unseen(
     alive = and_(of_pair, c.deleted_at.is_(None))
     sighting = campaign_sightings.c
     seen_by_sweep = and_(sighting.campaign_id == c.id, sighting.last_sweep_id == sweep_id)
-    unseen = and_(alive, ~exists().where(seen_by_sweep))
+    unseen = _unseen(app, campaign_type, sweep_id)
     stored = conn.execute(select(func.count()).where(alive)).scalar_one()
     seen = conn.execute(
         select(func.count()).select_from(campaigns).where(of_pair, exists().where(seen_by_sweep))

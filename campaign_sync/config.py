@@ -58,6 +58,9 @@ _FLOORS_WARNED: set[float] = set()  # settings below the floor already warned ab
 DEFAULT_DATABASE_URL = "sqlite:///campaign_sync.db"
 DEFAULT_DB_SCHEMA = "public"
 DB_SCHEMA = r"^[a-z_][a-z0-9_]{0,62}$"  # a plain PostgreSQL name: no quoting anywhere
+VARIABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+LOG_FORMAT = "(?i)^(auto|json|text)$"  # any case, as the level: taken in lower case
+LOG_LEVEL = "(?i)^(debug|info|warning|error)$"
 APP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 DEFAULT_SECRETS_DIR = Path("/run/secrets")  # where Docker and Kubernetes mount secrets
 DOTENV_FILE = ".env"
@@ -134,7 +137,7 @@ class AppConfig(BaseModel):
     name: str = Field(pattern=APP_NAME.pattern)
     api_key: str = Field(min_length=1)
     rest_api_key: SecretStr | None = None
-    rest_api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    rest_api_key_env: str | None = Field(default=None, pattern=VARIABLE_NAME)
     interval_seconds: float | None = Field(default=None, ge=MIN_INTERVAL_SECONDS, le=MAX_SECONDS)
     concurrency: int | None = Field(default=None, ge=1, le=64)
 
@@ -194,10 +197,8 @@ class Settings(BaseSettings):
     retry_backoff_max_seconds: float = _setting(
         30.0, "CAMPAIGN_SYNC_RETRY_BACKOFF_MAX_SECONDS", gt=0
     )
-    log_format: str = _setting("auto", "CAMPAIGN_SYNC_LOG_FORMAT", pattern="^(auto|json|text)$")
-    log_level: str = _setting(
-        "INFO", "CAMPAIGN_SYNC_LOG_LEVEL", pattern="(?i)^(debug|info|warning|error)$"
-    )
+    log_format: str = _setting("auto", "CAMPAIGN_SYNC_LOG_FORMAT", pattern=LOG_FORMAT)
+    log_level: str = _setting("INFO", "CAMPAIGN_SYNC_LOG_LEVEL", pattern=LOG_LEVEL)
     stats: bool = _setting(False, "CAMPAIGN_SYNC_STATS")
     stats_window_days: float = _setting(30, "CAMPAIGN_SYNC_STATS_WINDOW_DAYS", gt=0, le=3650)
     stats_max_age_seconds: float = _setting(3600, "CAMPAIGN_SYNC_STATS_MAX_AGE_SECONDS", ge=0)
@@ -209,6 +210,11 @@ class Settings(BaseSettings):
     @classmethod
     def _kind_as_written(cls, value: Any, info: ValidationInfo) -> Any:
         return _no_crossed_kinds(cls, info, value)
+
+    @field_validator("log_format")
+    @classmethod
+    def _lower_case(cls, value: str) -> str:
+        return value.lower()
 
     @field_validator("batch_api_base_url")
     @classmethod
@@ -662,7 +668,7 @@ def load_settings(config_path: str | os.PathLike[str] | None = None, **flags: An
                 part
                 for part in (
                     _describe(tuple(e["loc"]), config_file, flags, secrets_dir),
-                    e["msg"].removeprefix("Value error, "),
+                    _problem(e),
                 )
                 if part
             )
@@ -678,6 +684,29 @@ def load_settings(config_path: str | os.PathLike[str] | None = None, **flags: An
     settings._sources = lambda field: _describe((field,), config_file, flags, secrets_dir)
     named = settings.source_of("batch_rest_api_key_file")
     return _read_secret_file(settings, named)
+
+
+# What each pattern a setting must match means, in words: pydantic's own message quotes
+# the regular expression ("String should match pattern '^(auto|json|text)$'").
+_PATTERN_MEANING = {
+    DB_SCHEMA: "a lower-case PostgreSQL name: a letter or _, then letters, digits or _ (63 "
+    "at most)",
+    APP_NAME.pattern: "a name of letters, digits, _ . or - (63 at most), starting with a "
+    "letter or digit",
+    VARIABLE_NAME: "an environment variable's name: letters, digits or _, not starting "
+    "with a digit",
+    LOG_FORMAT: "auto, json or text",
+    LOG_LEVEL: "debug, info, warning or error",
+}
+
+
+def _problem(error: Any) -> str:
+    """A validation error's message as the settings' errors say it: a pattern by its
+    meaning, with the value given (`_PATTERN_MEANING`); pydantic's words otherwise."""
+    pattern = (error.get("ctx") or {}).get("pattern")
+    if error.get("type") == "string_pattern_mismatch" and pattern in _PATTERN_MEANING:
+        return f"expected {_PATTERN_MEANING[pattern]}, got {error.get('input')!r}"
+    return str(error["msg"]).removeprefix("Value error, ")
 
 
 def _unreadable_secret_file(secrets_dir: Path | None) -> str | None:

@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError
 
 from campaign_sync.config import ConfigError, ResolvedApp, Settings
 from campaign_sync.db.models import sync_state
+from campaign_sync.db.session import database_problem
 from campaign_sync.domain import CampaignType
 from campaign_sync.logs import log_context
 from campaign_sync.metrics import Health, Metrics, metrics_server
@@ -157,7 +158,7 @@ class Service:
                     update(sync_state).where(sync_state.c.app.in_(names)).values(next_pass_at=None)
                 )
         except DBAPIError as error:
-            log.warning("could not clear the planned passes: %s", error)
+            log.warning("could not clear the planned passes: %s", database_problem(error))
 
     def _record_next_pass(self, app: ResolvedApp) -> None:
         job = self.scheduler.get_job(app.name) if self.scheduler else None

@@ -858,8 +858,8 @@ def test_an_empty_rest_key_variable_leaves_the_key_file_in_force(
     ("line", "message"),
     [
         ('rest_api_key = ""', "app 'ios': rest_api_key is blank"),
-        ('rest_api_key_env = "  "', "rest_api_key_env: String should match pattern"),
-        ('rest_api_key_env = ""', "rest_api_key_env: String should match pattern"),
+        ('rest_api_key_env = "  "', "rest_api_key_env: expected an environment variable's name"),
+        ('rest_api_key_env = ""', "rest_api_key_env: expected an environment variable's name"),
     ],
 )
 def test_an_apps_empty_key_setting_is_refused_not_replaced_by_the_default(
@@ -869,6 +869,33 @@ def test_an_apps_empty_key_setting_is_refused_not_replaced_by_the_default(
     with pytest.raises(ConfigError) as refused:
         resolve_apps(load_settings(config, batch_rest_api_key="default-rest"), {})
     assert message in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("CAMPAIGN_SYNC_LOG_FORMAT", "xml", "auto, json or text, got 'xml'"),
+        ("CAMPAIGN_SYNC_LOG_LEVEL", "loud", "debug, info, warning or error, got 'loud'"),
+        ("CAMPAIGN_SYNC_DB_SCHEMA", "Batch", "a lower-case PostgreSQL name: a letter or _, "
+         "then letters, digits or _ (63 at most), got 'Batch'"),
+    ],
+)  # fmt: skip
+def test_a_setting_that_must_match_a_pattern_says_what_it_expects_in_words(
+    variable: str, value: str, expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refusal quoted the regular expression: "String should match pattern
+    '^(auto|json|text)$'"."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    assert str(refused.value) == f"settings: {variable}: expected {expected}"
+
+
+def test_log_format_takes_any_case_as_the_level_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAMPAIGN_SYNC_LOG_FORMAT", "JSON")
+    monkeypatch.setenv("CAMPAIGN_SYNC_LOG_LEVEL", "Debug")
+    settings = load_settings()
+    assert (settings.log_format, settings.log_level.upper()) == ("json", "DEBUG")
 
 
 def test_a_config_file_named_in_dotenv_is_named_so() -> None:

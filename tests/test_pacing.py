@@ -320,3 +320,24 @@ def test_a_resumed_sweep_with_anchors_that_are_not_text_steps_back_and_goes_on(
         )
     [result] = asyncio.run(sync_apps(db, settings, [make_app()], (CampaignType.PUSH,)))
     assert result.status == "succeeded"
+
+
+def test_a_database_refusing_the_learned_rate_is_one_line_without_sql(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The warning carried SQLAlchemy's whole text: '[SQL: UPDATE api_pacing ...]' and
+    '[parameters: ...]' on lines of their own."""
+    import logging
+
+    from campaign_sync.db.session import make_engine
+
+    read_only = make_engine(pg_url + "?options=-c%20default_transaction_read_only%3Don")
+    try:
+        with caplog.at_level(logging.WARNING, logger="campaign_sync.db.pacing"):
+            save_learned_rate(read_only, "ios", LearnedRate(42.5, True))
+    finally:
+        read_only.dispose()
+    assert [record.getMessage() for record in caplog.records] == [
+        "could not store the learned request rate of app 'ios': cannot execute UPDATE in a "
+        "read-only transaction"
+    ]

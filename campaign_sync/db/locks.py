@@ -34,6 +34,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
 from campaign_sync.db.models import sync_state
+from campaign_sync.db.session import database_problem
 from campaign_sync.db.types import utcnow
 from campaign_sync.domain import CampaignType
 
@@ -141,7 +142,10 @@ class Lease:
                     .values(lock_holder=None, lock_expires_at=None)
                 )
         except DBAPIError as error:
-            log.warning("could not give the pass lock back (it expires by itself): %s", error)
+            log.warning(
+                "could not give the pass lock back (it expires by itself): %s",
+                database_problem(error),
+            )
 
     async def keep_alive(self) -> None:
         """Renew every third of the lease until cancelled or lost (the next page's guard
@@ -154,7 +158,7 @@ class Lease:
                 log.error("%s", lost)
                 return
             except DBAPIError as error:  # the page transactions will say more
-                log.warning("could not renew the pass lock: %s", error)
+                log.warning("could not renew the pass lock: %s", database_problem(error))
 
     def _renew_alone(self) -> None:
         with self.engine.begin() as conn:

@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from campaign_sync.batch.ratelimit import LearnedRate
 from campaign_sync.db.models import api_pacing
+from campaign_sync.db.session import database_problem
 from campaign_sync.db.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,9 @@ def load_learned_rate(engine: Engine, app: str) -> LearnedRate | None:
                 )
             ).first()
     except SQLAlchemyError as error:
-        log.warning("could not read the learned request rate of app '%s': %s", app, error)
+        log.warning(
+            "could not read the learned request rate of app '%s': %s", app, database_problem(error)
+        )
         return None
     if row is None:
         return None
@@ -57,4 +60,6 @@ def save_learned_rate(engine: Engine, app: str, learned: LearnedRate) -> None:
             if not updated.rowcount:
                 conn.execute(api_pacing.insert().values(app=app, **values))
     except SQLAlchemyError as error:
-        log.warning("could not store the learned request rate of app '%s': %s", app, error)
+        log.warning(
+            "could not store the learned request rate of app '%s': %s", app, database_problem(error)
+        )

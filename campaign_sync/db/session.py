@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 DB_CONNECT_TIMEOUT_SECONDS = 10  # PostgreSQL: to have an answer, unless the URL says
 
@@ -32,10 +32,13 @@ def masked_url(url: str) -> str:
     return text.replace("%2A%2A%2A", "***")
 
 
-def database_problem(error: DBAPIError) -> str:
-    """The first line of what the database (or its driver) said, without SQL or parameters."""
-    text = str(error.orig or error).strip()
-    return text.splitlines()[0][:300] if text else type(error.orig or error).__name__
+def database_problem(error: SQLAlchemyError) -> str:
+    """The first line of what the database (or its driver) said, without SQL or parameters
+    (SQLAlchemy's own text adds `[SQL: ...]` and `[parameters: ...]` lines, which may hold
+    campaign data): what every log line and message about a database error carries."""
+    cause = getattr(error, "orig", None) or error
+    text = str(cause).strip()
+    return text.splitlines()[0][:300] if text else type(cause).__name__
 
 
 T = TypeVar("T")

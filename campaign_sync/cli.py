@@ -168,10 +168,15 @@ def _database_hint() -> str:
     return f"DATABASE_URL={masked_url(url)}"
 
 
+def _from_environment(ctx: click.Context, name: str | None) -> bool:
+    """Whether click took option `name`'s value from its variable, not the command line:
+    left to the settings, which read the same variable and name it as the source."""
+    return name is not None and ctx.get_parameter_source(name) is ParameterSource.ENVIRONMENT
+
+
 def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    source = ctx.get_parameter_source(param.name) if param.name else None
-    if param.name == "config_path" and source is ParameterSource.ENVIRONMENT:
-        value = None  # from CAMPAIGN_SYNC_CONFIG: the settings read it there, and name it so
+    if _from_environment(ctx, param.name):
+        value = None  # from its variable: the settings read it there, and name it so
     ctx.meta[f"campaign_sync.{param.name}"] = value
     return value
 
@@ -320,8 +325,9 @@ def run() -> None:
 def migrate(verbose: bool, adopt: bool) -> None:
     """Bring the database schema to the newest revision (same as `alembic upgrade head`).
 
-    Several replicas may run it at once: on PostgreSQL they take turns. With --adopt, tables
-    that exist without their revision record (a restored dump) are recognised first.
+    Several replicas may run it at once: they take turns (PostgreSQL and SQLite). With
+    --adopt, tables that exist without their revision record (a restored dump) are
+    recognised first.
     """
     from campaign_sync.db.migrate import (
         UnrecordedSchema,
@@ -453,7 +459,13 @@ def serve(
         "metrics_port": metrics_port,
         "metrics_host": metrics_host,
     }
-    settings = _settings({name: value for name, value in flags.items() if value is not None})
+    ctx = click.get_current_context()
+    given = {
+        name: value
+        for name, value in flags.items()
+        if value is not None and not _from_environment(ctx, name)
+    }
+    settings = _settings(given)
     apps = resolve_apps(settings)
     engine = _engine(settings)
     set_up_ends()

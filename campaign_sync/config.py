@@ -331,8 +331,12 @@ class Settings(BaseSettings):
     def source_of(self, field: str) -> str:
         """Where setting `field` (a field name, e.g. "metrics_port") took its value, as the
         user wrote it: `--metrics-port (or CAMPAIGN_SYNC_METRICS_PORT)`, a variable (and
-        `.env` or its secret file), a config file's key; the variable's name when the value
-        is the default or the settings were not built by `load_settings`."""
+        `.env` or its secret file), a config file's key; for a default value, "the
+        default" and where to set it; the variable's name when the settings were not
+        built by `load_settings`."""
+        if field not in self.model_fields_set:
+            flag = "--" + field.replace("_", "-")
+            return f"the default (set {flag}, {_variable(field) or field} or {field} in TOML)"
         if self._sources is not None:
             return self._sources(field)
         return _variable(field) or field

@@ -1134,3 +1134,15 @@ def test_a_readable_config_file_warning_waits_for_the_log_settings(
         f"config file {config} holds secrets and is readable by other users; run chmod 600 {config}"
     )
     assert [json.loads(line)["message"] for line in lines] == ([expected] if shown else [])
+
+
+def test_a_default_settings_source_is_the_default_and_where_to_set_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A taken default metrics port was blamed on CAMPAIGN_SYNC_METRICS_PORT, unset."""
+    monkeypatch.setenv("CAMPAIGN_SYNC_METRICS_HOST", "0.0.0.0")
+    settings = load_settings()
+    assert settings.source_of("metrics_port") == (
+        "the default (set --metrics-port, CAMPAIGN_SYNC_METRICS_PORT or metrics_port in TOML)"
+    )
+    assert settings.source_of("metrics_host") == "CAMPAIGN_SYNC_METRICS_HOST"

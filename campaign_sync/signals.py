@@ -19,7 +19,9 @@ class StoppedAtOnce(Exception):
 
 def run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, T]]) -> T:
     """Run `main(stop)`; SIGTERM/SIGINT set `stop` (finish the page in flight, then stop),
-    a second one cancels it: `StoppedAtOnce`. Signals during the teardown are ignored."""
+    a second one cancels it: `StoppedAtOnce`. Signals during the teardown are ignored, and
+    so is a SIGTERM after it when the process had no handler of its own (the default would
+    kill it with exit 143 while it reports the work's outcome)."""
     signals = (signal.SIGTERM, signal.SIGINT)
     previous = {sig: signal.getsignal(sig) for sig in signals}
 
@@ -50,6 +52,11 @@ def run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, T]])
         ) from None
     finally:
         for sig, handler in previous.items():
+            if sig == signal.SIGTERM and handler == signal.SIG_DFL:
+                # The work has ended: a SIGTERM now (a second one from an orchestrator, while
+                # the summary is printed) would kill the process by default, exit 143, as if
+                # the run had failed. The process is about to exit with the work's own code.
+                handler = signal.SIG_IGN
             signal.signal(sig, handler)
 
 

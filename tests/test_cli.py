@@ -541,3 +541,23 @@ def test_sync_imports_only_what_a_pass_needs(tmp_path: Path, sim_server: Simulat
     )
     result = run_probe(probe, cli_env(url, sim_server))
     assert "LOADED []" in result.stderr, result.stderr[-500:]
+
+
+def test_a_sigterm_after_the_work_ended_does_not_kill_the_process_with_143() -> None:
+    """A second SIGTERM arriving while `sync` printed its summary (the work done, the
+    signal handlers given back) killed it by default: exit 143, no line, a failed job for
+    cron or Kubernetes."""
+    script = (
+        "import asyncio, os, signal, time\n"
+        "from campaign_sync.signals import run_until_signalled\n"
+        "async def work(stop):\n"
+        "    return 'done'\n"
+        "print(run_until_signalled(work), flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "time.sleep(0.2)\n"
+        "print('reported', flush=True)\n"
+    )
+    finished = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert (finished.returncode, finished.stdout, finished.stderr) == (0, "done\nreported\n", "")

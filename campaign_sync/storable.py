@@ -86,6 +86,17 @@ def _recursion_room() -> Iterator[None]:
         sys.setrecursionlimit(limit)
 
 
+def _unique_key(name: str, taken: dict[str, Any], document: dict[Any, Any]) -> str:
+    """`name` (a repaired key), or `name (2)`, `name (3)`...: the first that neither a key
+    already stored nor another key of the object (`document`) holds. Without it,
+    {"k\\u0000": 1, "k\\ufffd": 2} kept only one of the two values."""
+    candidate, number = name, 1
+    while candidate in taken or candidate in document:
+        number += 1
+        candidate = f"{name} ({number})"
+    return candidate
+
+
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
@@ -137,6 +148,12 @@ class _Walk:
             name = key if isinstance(key, str) else str(key)
             name, problem = _storable_text(name)
             if problem:
+                repaired = name
+                name = _unique_key(name, clean, document)
+                if name != repaired:  # two keys alike once repaired: neither value lost
+                    problem += (
+                        f"; another key reads the same once repaired, so this one is {name!r}"
+                    )
                 self.warn(f"{_join(path, name)} (key)", key, f"key {problem}")
             stored = self.value(item, _join(path, name), depth + 1)
             changed = changed or name is not key or stored is not item

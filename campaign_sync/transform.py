@@ -10,6 +10,7 @@ reporting (`NEXT_SESSION` -> `next_session`).
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -128,17 +129,25 @@ class _Reader:
         if not isinstance(value, str):
             self.warn(name, value, f"expected a date yyyy-MM-ddTHH:mm:ss, got {_kind(value)}")
             return None
-        return self._safely(
-            lambda: convert(datetime.fromisoformat(value.strip())), value, name, "not a valid date"
-        )
+        return self._safely(lambda: convert(_batch_date(value)), value, name, "not a valid date")
 
     def utc(self, value: Any, name: str) -> datetime | None:
         """A GMT date: Batch sends no zone, so a naive value is UTC."""
         return self._timestamp(value, name, _to_utc)
 
     def wall_clock(self, value: Any, name: str) -> datetime | None:
-        """A `local_*` date: the device's wall clock, kept without a zone."""
-        return self._timestamp(value, name, lambda moment: moment.replace(tzinfo=None))
+        """A `local_*` date: the device's wall clock, kept without a zone. A zone on it is
+        a contradiction: the wall clock it shows is kept, with a warning."""
+
+        def local(moment: datetime) -> datetime:
+            if moment.tzinfo is not None:
+                self.warn(
+                    name, value, "a device wall-clock time with a UTC offset: kept as the "
+                    "wall clock it shows, the offset left out (detail keeps it)",
+                )  # fmt: skip
+            return moment.replace(tzinfo=None)
+
+        return self._timestamp(value, name, local)
 
     def obj(self, value: Any, name: str) -> dict[str, Any]:
         if value is None:
@@ -186,6 +195,23 @@ def _is_text(value: Any) -> bool:
 FieldReader = _Reader  # the same typed reads, for the other documents Batch sends (stats)
 
 
+_ASCII_INTEGER = re.compile(r"[+-]?[0-9]+")
+# Batch's dates: yyyy-MM-ddTHH:mm:ss (NOTES.md), a fraction and a zone tolerated. Python's
+# fromisoformat also reads week dates (2024-W01-1), ordinal dates and other scripts' digits.
+_BATCH_DATE = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
+    r"(Z|[+-][0-9]{2}:?[0-9]{2})?"
+)
+
+
+def _batch_date(value: str) -> datetime:
+    """`value` (a date as Batch writes it) parsed; ValueError naming what is wrong."""
+    text = value.strip()
+    if not _BATCH_DATE.fullmatch(text):
+        raise ValueError("expected yyyy-MM-ddTHH:mm:ss")
+    return datetime.fromisoformat(text)
+
+
 def _as_integer(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
@@ -194,9 +220,14 @@ def _as_integer(value: Any) -> int | None:
     if isinstance(value, float):
         return int(value) if value.is_integer() else None
     if isinstance(value, str):
+        # ASCII digits only, as JSON writes numbers: Python's int() also takes other
+        # scripts' digits ("١٢" -> 12) and underscores ("1_000"), silently.
+        text = value.strip()
+        if not _ASCII_INTEGER.fullmatch(text):
+            return None
         try:
-            return int(value.strip())
-        except ValueError:  # not digits, or more digits than Python converts
+            return int(text)
+        except ValueError:  # more digits than Python converts
             return None
     return None
 

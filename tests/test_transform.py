@@ -286,3 +286,65 @@ def test_numbers_no_column_holds_are_not_text_in_labels_and_segments() -> None:
     assert rows.campaign["labels"] == [None, "ok"]
     assert rows.targeting is not None and rows.targeting["segments"] == [None]
     assert rows.campaign["detail"]["labels"] == ["1e400", "ok"]  # the detail keeps the digits
+
+
+@pytest.mark.parametrize(
+    ("value", "column", "warned"),
+    [
+        ("12", 12, False),  # a number written as text: taken
+        (" 12 ", 12, False),
+        ("-3", -3, False),
+        ("\u0661\u0662", None, True),  # Arabic-Indic digits: Python's int() read 12
+        ("1_000", None, True),  # Python's int() read 1000
+        ("\uff11\uff12", None, True),  # full-width digits
+        ("12.0", None, True),
+        ("0x1f", None, True),
+    ],
+)
+def test_an_integer_written_as_text_is_taken_only_in_ascii_digits(
+    value: str, column: int | None, warned: bool
+) -> None:
+    rows = transform_campaign(CampaignType.PUSH, "t", {"capping": value})
+    assert rows.campaign["capping"] == column
+    assert [w.field for w in rows.warnings] == (["capping"] if warned else [])
+    assert rows.campaign["detail"]["capping"] == value  # the detail keeps what Batch sent
+
+
+@pytest.mark.parametrize(
+    ("value", "column", "message"),
+    [
+        ("2024-06-01T10:00:00", datetime(2024, 6, 1, 10), None),
+        ("2024-06-01T10:00:00.5", datetime(2024, 6, 1, 10, 0, 0, 500000), None),
+        ("2024-06-01T10:00:00+05:00", datetime(2024, 6, 1, 10),
+         "a device wall-clock time with a UTC offset: kept as the wall clock it shows, the "
+         "offset left out (detail keeps it)"),
+        ("2024-W01-1", None, "not a valid date: expected yyyy-MM-ddTHH:mm:ss"),  # a week date
+        ("2024-153", None, "not a valid date: expected yyyy-MM-ddTHH:mm:ss"),  # an ordinal one
+        ("2024-06-01T10:00:00.123456789", None, "not a valid date: expected yyyy-MM-ddTHH:mm:ss"),
+        ("\u0662\u0660\u0662\u0664-06-01T10:00:00", None,
+         "not a valid date: expected yyyy-MM-ddTHH:mm:ss"),
+    ],
+)  # fmt: skip
+def test_a_local_date_is_read_only_as_batch_writes_dates(
+    value: str, column: datetime | None, message: str | None
+) -> None:
+    """Python's fromisoformat read week and ordinal dates, other scripts' digits, and a
+    local time's offset, which was dropped without a word; nanoseconds were cut."""
+    rows = transform_campaign(CampaignType.PUSH, "t", {"local_push_time": value})
+    assert rows.campaign["local_push_time"] == column
+    assert [w.message for w in rows.warnings] == ([message] if message else [])
+
+
+def test_keys_alike_once_repaired_keep_every_value() -> None:
+    """{"k\\u0000": 1, "k\\ud800": 2, "k\\ufffd": 3} was stored as {"k\\ufffd": 3}: two values
+    lost, and the warnings named only the keys."""
+    rows = transform_campaign(
+        CampaignType.PUSH, "t", decode(b'{"k\\u0000": 1, "k\\ud800": 2, "k\\ufffd": 3}')
+    )
+    detail = rows.campaign["detail"]
+    assert {key: detail[key] for key in detail if key.startswith("k")} == {
+        "k\ufffd (2)": 1,
+        "k\ufffd (3)": 2,
+        "k\ufffd": 3,
+    }
+    assert [w.field for w in rows.warnings] == ["k\ufffd (2) (key)", "k\ufffd (3) (key)"]

@@ -220,7 +220,7 @@ class SyncPass:
         try:
             await self._pipeline(run_id, start)
             if self.reached_end:
-                await self._confirm_deletions(start.sweep_id)
+                confirmed = await self._confirm_deletions(start.sweep_id)
                 with self.engine.begin() as conn:
                     now = utcnow()
                     self.counts.campaigns_deleted += tombstone_unseen(
@@ -231,6 +231,7 @@ class SyncPass:
                         now=now,
                         allow_mass_delete=self.options.allow_mass_delete,
                         run_id=run_id,
+                        confirmed=confirmed,
                     )
                     end_sweep(conn, self.app, self.campaign_type, complete=True, now=now)
                 complete = True
@@ -387,7 +388,7 @@ class SyncPass:
         if page.unidentified:
             log.warning(
                 "%d list entries near offset %d are no campaign (no text campaign_token); "
-                "skipped, and this sweep marks nothing as deleted",
+                "skipped, and this sweep marks deleted only what Batch confirms gone",
                 len(page.unidentified),
                 page.offset,
             )
@@ -472,7 +473,7 @@ class SyncPass:
         async with self.write_lock:
             return await asyncio.to_thread(write)
 
-    async def _confirm_deletions(self, sweep_id: int) -> None:
+    async def _confirm_deletions(self, sweep_id: int) -> bool:
         """A complete sweep that did not show a stored campaign is no proof that Batch
         deleted it: a list whose order shifts between calls (campaigns created at the same
         second, in any order) can skip one, and marking it deleted wrote a false `deleted`
@@ -481,14 +482,18 @@ class SyncPass:
         seen by this sweep and kept (a later sweep decides). Not asked when the sweep saw
         none of the stored campaigns or the candidates pass the mass-delete limit:
         `tombstone_unseen` then refuses, or the operator vouched for them
-        (`--allow-mass-delete`). Cost: one detail call per deletion."""
+        (`--allow-mass-delete`). Cost: one detail call per deletion. Returns whether every
+        campaign left unseen was confirmed gone by Batch: then list entries that are no
+        campaign cannot hide one of them, and need not hold deletions back."""
         candidates, stored = await asyncio.to_thread(
             read_with_reconnect,
             self.engine,
             lambda conn: deletion_candidates(conn, self.app, self.campaign_type, sweep_id=sweep_id),
         )
-        if not candidates or len(candidates) == stored or is_mass_delete(len(candidates), stored):
-            return  # none; or the sweep saw none of them, or too many: tombstone_unseen decides
+        if not candidates:
+            return True
+        if len(candidates) == stored or is_mass_delete(len(candidates), stored):
+            return False  # the sweep saw none of them, or too many: tombstone_unseen decides
         outcomes = await asyncio.gather(
             *(self._view(token) for token in candidates), return_exceptions=True
         )
@@ -517,6 +522,7 @@ class SyncPass:
         if kept:
             with self.engine.begin() as conn:
                 mark_seen(conn, self.app, self.campaign_type, kept, sweep_id=sweep_id, now=utcnow())
+        return True
 
     async def _refuse_mass_404(self, load: PageLoad) -> None:
         """Batch's 404 on a detail marks a stored campaign deleted (the contract), under the

@@ -279,17 +279,8 @@ def deletion_candidates(
     conn: Connection, app: str, campaign_type: CampaignType, *, sweep_id: int
 ) -> tuple[list[str], int]:
     """After a complete sweep: the tokens `tombstone_unseen` would mark deleted, and how
-    many campaigns are stored (not deleted). No token when the sweep met list entries that
-    are no campaign (then nothing is marked)."""
-    s = sync_state.c
-    unidentified = conn.execute(
-        select(s.sweep_unidentified_entries).where(
-            s.app == app, s.campaign_type == campaign_type.value
-        )
-    ).scalar_one()
+    many campaigns are stored (not deleted)."""
     stored = alive_campaigns(conn, app, campaign_type)
-    if unidentified:
-        return [], stored
     found = conn.execute(
         select(campaigns.c.campaign_token).where(_unseen(app, campaign_type, sweep_id))
     )
@@ -305,13 +296,16 @@ def tombstone_unseen(
     now: datetime,
     allow_mass_delete: bool,
     run_id: int | None = None,
+    confirmed: bool = False,
 ) -> int:
     """After a complete sweep: mark stored campaigns the sweep did not see (no
     `campaign_sightings` row of `sweep_id`, `sightings.mark_seen`) as deleted, and
     add a `deleted` version to their history.
 
-    Returns how many. Marks none when the sweep met list entries that are no campaign
-    (one of them may be a stored campaign). Raises `MassDeleteRefused` when the sweep saw
+    Returns how many. `confirmed`: Batch answered 404 to the detail of every campaign
+    still unseen (the pass asked, `SyncPass._confirm_deletions`). Without that, marks none
+    when the sweep met list entries that are no campaign (one of them may be a stored
+    campaign). Raises `MassDeleteRefused` when the sweep saw
     no campaign at all while some are stored, or would mark more than `MASS_DELETE_MIN`
     and more than `MASS_DELETE_SHARE` of them, unless `allow_mass_delete`.
     """
@@ -338,7 +332,7 @@ def tombstone_unseen(
             f"campaign at all ({unidentified} entries that are no campaign). If that is "
             "right, run campaign-sync sync --allow-mass-delete"
         )
-    if unidentified:
+    if unidentified and not confirmed:
         log.warning(
             "deletions of %s not checked: %d list entries of this sweep are no campaign",
             label,

@@ -239,7 +239,8 @@ def plan_page(load: PageLoad) -> PagePlan:
             PageWarning(None, None, FieldWarning(
                 "list_entry", raw_text(entry),
                 f"a list entry near offset {load.offset} is not a campaign (no text "
-                "campaign_token); skipped, and this sweep marks deleted only what Batch confirms gone",
+                "campaign_token); skipped, and this sweep marks deleted only what Batch "
+                "confirms gone",
             ))
         )  # fmt: skip
     for token in load.gone:

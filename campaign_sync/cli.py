@@ -336,13 +336,16 @@ def migrate(verbose: bool, adopt: bool) -> None:
         upgrade,
     )
     from campaign_sync.db.migrate import adopt as adopt_schema
-    from campaign_sync.db.session import make_engine, masked_url
+    from campaign_sync.db.session import make_engine, masked_url, sqlite_directory_problem
 
     settings = _settings()
     if verbose:
         logging.getLogger("alembic").setLevel(logging.INFO)
     where = masked_url(settings.database_url)
     _refuse_in_memory(settings.database_url)
+    problem = sqlite_directory_problem(settings.database_url)
+    if problem is not None:
+        raise Failure(f"{problem} (DATABASE_URL): create it, or name another file", EXIT_USAGE)
     if adopt:
         adopted = adopt_schema(settings.database_url, settings.db_schema)
         if adopted is not None:

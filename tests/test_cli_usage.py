@@ -273,3 +273,36 @@ def test_a_database_error_that_is_no_configuration_problem_stays_unexpected() ->
         IntegrityError("i", None, Exception("23505")),
     ):
         assert explain(failure) is None
+
+
+@pytest.mark.parametrize("kind", ["missing directory", "a file as directory", "too long"])
+def test_migrate_names_why_the_sqlite_file_cannot_be_made(
+    kind: str, tmp_path: Path, restore_logging: None
+) -> None:
+    """migrate said only SQLite's 'unable to open database file' (the 300-character path
+    whole), where every other command named the path and why."""
+    from tests.helpers import run
+
+    if kind == "missing directory":
+        path = tmp_path / "nowhere" / "x.db"
+        expected = (
+            f"campaign-sync: the directory {tmp_path / 'nowhere'} of the SQLite file x.db does "
+            "not exist (DATABASE_URL): create it, or name another file\n"
+        )
+    elif kind == "a file as directory":
+        (tmp_path / "plain").write_text("")
+        path = tmp_path / "plain" / "x.db"
+        expected = (
+            f"campaign-sync: {tmp_path / 'plain'}, where the SQLite file x.db would go, is no "
+            "directory (DATABASE_URL): create it, or name another file\n"
+        )
+    else:
+        path = tmp_path / ("a" * 300 + ".db")
+        expected = ""
+    result = run("migrate", env={"DATABASE_URL": f"sqlite:///{path}"})
+    assert result.exit_code == 2
+    if expected:
+        assert result.stderr == expected
+    else:
+        assert result.stderr.startswith("campaign-sync: cannot use the path ")
+        assert result.stderr.endswith(" characters): File name too long\n")

@@ -124,6 +124,26 @@ def create_schema(url: str, schema: str | None) -> None:
         engine.dispose()
 
 
+def sqlite_directory_problem(url: str) -> str | None:
+    """Why the SQLite file `url` names cannot be created, when its directory is missing or
+    is no directory ("unable to open database file" is all SQLite says); None otherwise.
+    Raises OSError for a path no file system call accepts (too long, a loop of links)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    if parsed.database.startswith("file:"):
+        return None
+    path = Path(parsed.database)
+    if path.exists():
+        return None
+    directory = path.parent
+    if not directory.exists():
+        return f"the directory {directory} of the SQLite file {path.name} does not exist"
+    if not directory.is_dir():
+        return f"{directory}, where the SQLite file {path.name} would go, is no directory"
+    return None
+
+
 def missing_sqlite_file(url: str) -> Path | None:
     """The SQLite file `url` names when it does not exist (connecting would create it empty)."""
     parsed = make_url(url)

@@ -838,7 +838,13 @@ def resolve_apps(settings: Settings, environ: Mapping[str, str] | None = None) -
             rest_from = f"app '{app.name}': {app.rest_api_key_env} (its rest_api_key_env)"
         if rest_key is None:  # the default; an app's own empty key is refused below
             rest_key, rest_from = settings.batch_rest_api_key, "BATCH_REST_API_KEY"
-        if rest_key is None or (rest_from == "BATCH_REST_API_KEY" and not rest_key):
+        given_empty = rest_from == "BATCH_REST_API_KEY" and rest_key is not None
+        if given_empty and not (rest_key and rest_key.get_secret_value().strip()):
+            raise ConfigError(
+                f"app '{app.name}' has no REST API key: "
+                f"{settings.source_of('batch_rest_api_key')} is empty (or only white space)"
+            )
+        if rest_key is None:
             raise ConfigError(
                 f"app '{app.name}' has no REST API key: set BATCH_REST_API_KEY (or "
                 "BATCH_REST_API_KEY_FILE), or rest_api_key_env (or rest_api_key) for the app "

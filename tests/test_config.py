@@ -1146,3 +1146,23 @@ def test_a_default_settings_source_is_the_default_and_where_to_set_it(
         "the default (set --metrics-port, CAMPAIGN_SYNC_METRICS_PORT or metrics_port in TOML)"
     )
     assert settings.source_of("metrics_host") == "CAMPAIGN_SYNC_METRICS_HOST"
+
+
+@pytest.mark.parametrize("given_in", ["the environment", "a secret file"])
+def test_an_empty_rest_key_is_named_where_it_is_empty(
+    given_in: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An empty key said 'has no REST API key: set BATCH_REST_API_KEY', which was set."""
+    monkeypatch.setenv("BATCH_API_KEY", "live-key")
+    if given_in == "the environment":
+        monkeypatch.setenv("BATCH_REST_API_KEY", "   ")
+        where = "BATCH_REST_API_KEY"
+    else:
+        write(tmp_path / "BATCH_REST_API_KEY", "\n")
+        monkeypatch.setenv("CAMPAIGN_SYNC_SECRETS_DIR", str(tmp_path))
+        where = f"BATCH_REST_API_KEY (secret file {tmp_path / 'BATCH_REST_API_KEY'})"
+    with pytest.raises(ConfigError) as refused:
+        resolve_apps(load_settings())
+    assert str(refused.value) == (
+        f"app 'default' has no REST API key: {where} is empty (or only white space)"
+    )

@@ -264,8 +264,26 @@ def _engine(settings: Settings) -> Engine:
     # Closed with the command, however it ends: its connections say goodbye to the server
     # (no "unexpected EOF" in PostgreSQL's log), and none outlives an in-process run.
     click.get_current_context().call_on_close(engine.dispose)
-    ensure_current(engine)
+    try:
+        ensure_current(engine)
+    except SchemaNotCurrent as refused:
+        schema = _schema_named(settings)
+        if not schema:
+            raise
+        raise type(refused)(f"{refused} ({schema})") from None
     return engine
+
+
+def _schema_named(settings: Settings) -> str:
+    """The PostgreSQL schema in use, named, when it is not the default `public` (a
+    forgotten CAMPAIGN_SYNC_DB_SCHEMA makes a database look empty); "" otherwise."""
+    from sqlalchemy.engine import make_url
+
+    if settings.db_schema == "public" or make_url(settings.database_url).get_backend_name() != (
+        "postgresql"
+    ):
+        return ""
+    return f"PostgreSQL schema {settings.db_schema}, CAMPAIGN_SYNC_DB_SCHEMA"
 
 
 def describe_result(result: PassResult) -> str:
@@ -341,7 +359,9 @@ def migrate(verbose: bool, adopt: bool) -> None:
     settings = _settings()
     if verbose:
         logging.getLogger("alembic").setLevel(logging.INFO)
-    where = masked_url(settings.database_url)
+    where = ", ".join(
+        part for part in (masked_url(settings.database_url), _schema_named(settings)) if part
+    )
     _refuse_in_memory(settings.database_url)
     problem = sqlite_directory_problem(settings.database_url)
     if problem is not None:

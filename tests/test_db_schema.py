@@ -61,3 +61,21 @@ def test_migrate_sync_and_status_honour_the_schema_setting(fresh_pg_url: str) ->
     assert count(plain, f"select count(*) from {SCHEMA}.alembic_version") == 1
     assert inspect(plain).get_table_names(schema="public") == []
     plain.dispose()
+
+
+def test_messages_name_the_schema_they_looked_in(fresh_pg_url: str) -> None:
+    """With the tables in `batch` and CAMPAIGN_SYNC_DB_SCHEMA mistyped, status said only
+    'the database has no campaign-sync schema': the schema it looked in was nowhere."""
+    env = cli_env(fresh_pg_url, CAMPAIGN_SYNC_DB_SCHEMA=SCHEMA)
+    migrated = cli("migrate", env=env)
+    assert migrated.returncode == 0, migrated.stderr
+    assert migrated.stdout.endswith(", PostgreSQL schema batch, CAMPAIGN_SYNC_DB_SCHEMA)\n"), (
+        migrated.stdout
+    )
+    env["CAMPAIGN_SYNC_DB_SCHEMA"] = "bacth"
+    refused = cli("status", env=env)
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("campaign-sync: the database has no campaign-sync schema")
+    assert refused.stderr.endswith(
+        "run campaign-sync migrate (PostgreSQL schema bacth, CAMPAIGN_SYNC_DB_SCHEMA)\n"
+    ), refused.stderr

@@ -613,6 +613,23 @@ def state(ctx: click.Context) -> None:
         click.echo(ctx.get_help())
 
 
+def _refuse_unknown_apps(settings: Settings, names: Sequence[str], with_cursor: set[str]) -> None:
+    """`--app` names neither configured nor holding a cursor (a typo): exit 2 naming both
+    lists, as `sync --app` does, instead of 'no cursor yet'. An app no longer configured
+    but with a cursor may still be shown (and reset)."""
+    configured = [app.name for app in settings.apps] or (
+        ["default"] if settings.batch_api_key else []
+    )
+    unknown = [name for name in names if name not in configured and name not in with_cursor]
+    if unknown:
+        raise Failure(
+            f"no app named {', '.join(repr(n) for n in unknown)}; configured apps: "
+            f"{', '.join(configured) or 'none'}; apps with a cursor: "
+            f"{', '.join(sorted(with_cursor)) or 'none'}",
+            EXIT_USAGE,
+        )
+
+
 @state.command("show", short_help="Where each app and type's sweep stands.")
 @click.option("--app", "app_names", multiple=True, help="Only this app (repeatable).")
 @click.option("--type", "type_names", type=TYPE_CHOICE, multiple=True, help="Only this type.")
@@ -624,7 +641,10 @@ def state_show(app_names: tuple[str, ...], type_names: tuple[str, ...], as_json:
     from campaign_sync.domain import CampaignType
 
     types = [CampaignType.parse(name) for name in type_names]
-    cursors = read_cursors(_engine(_settings()), app_names, types)
+    settings = _settings()
+    engine = _engine(settings)
+    cursors = read_cursors(engine, app_names, types)
+    _refuse_unknown_apps(settings, app_names, {c.app for c in read_cursors(engine, (), [])})
     if as_json:
         click.echo(json.dumps([cursor.as_json() for cursor in cursors], indent=2))
         return
@@ -656,9 +676,11 @@ def state_reset(app_names: tuple[str, ...], type_names: tuple[str, ...], yes: bo
     from campaign_sync.db.cursor import CursorBusy, read_cursors, reset_cursors
     from campaign_sync.domain import CampaignType
 
-    engine = _engine(_settings())
+    settings = _settings()
+    engine = _engine(settings)
     types = [CampaignType.parse(name) for name in type_names]
     cursors = read_cursors(engine, app_names, types)
+    _refuse_unknown_apps(settings, app_names, {c.app for c in read_cursors(engine, (), [])})
     if not cursors:
         click.echo("no cursor matches: nothing to reset")
         return

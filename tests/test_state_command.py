@@ -4,6 +4,7 @@ pass start a fresh sweep."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, insert, select
@@ -83,11 +84,31 @@ def test_reset_makes_the_next_pass_start_a_fresh_sweep(
     assert cursor(db, "push") == (5, False, 0)  # a new sweep, not sweep 4 resumed
 
 
-def test_reset_matching_nothing_says_so(db: Engine, pg_url: str) -> None:
+def test_reset_matching_nothing_says_so(db: Engine, pg_url: str, tmp_path: Path) -> None:
     interrupted_sweeps(db)
-    result = run("state", "reset", "--app", "android", "--yes", env={"DATABASE_URL": pg_url})
+    config = tmp_path / "apps.toml"
+    config.write_text('[[apps]]\nname = "android"\napi_key = "K"\n')
+    env = {"DATABASE_URL": pg_url, "CAMPAIGN_SYNC_CONFIG": str(config)}
+    result = run("state", "reset", "--app", "android", "--yes", env=env)
     assert result.exit_code == 0
     assert result.stdout == "no cursor matches: nothing to reset\n"
+    assert cursor(db, "push") == (4, True, 190)
+
+
+@pytest.mark.parametrize("command", ["show", "reset"])
+def test_an_app_neither_configured_nor_with_a_cursor_is_a_typo(
+    command: str, db: Engine, pg_url: str
+) -> None:
+    """`state show --app nope` said 'no cursor yet', exit 0, where `sync --app nope` names
+    the apps there are."""
+    interrupted_sweeps(db)
+    args = ["state", command, "--app", "nope", *(["--yes"] if command == "reset" else [])]
+    result = run(*args, env={"DATABASE_URL": pg_url, "BATCH_API_KEY": "k"})
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "campaign-sync: no app named 'nope'; configured apps: default; apps with a cursor: "
+        "default\n"
+    )
     assert cursor(db, "push") == (4, True, 190)
 
 

@@ -289,7 +289,11 @@ def _plan_detail(plan: PagePlan, token: str, detail: Any) -> None:
     content_hash = document_hash(prepared)
     if known is not None and known.content_hash == content_hash:
         if load.sweep_id is not None:
-            found = load.prepared_entry(token)  # its repairs were recorded with the content
+            found = load.prepared_entry(token)
+            if found is not None and found[1] != known.list_hash:
+                # A new list entry over unchanged content: its repairs are its own news.
+                warned = [PageWarning(token, known.id, w) for w in found[0].warnings]
+                plan.warnings.extend(warned)
             plan.refreshes.append(
                 {
                     "id": known.id,

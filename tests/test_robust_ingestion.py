@@ -789,3 +789,26 @@ def test_a_detail_that_is_no_object_is_stored_as_the_transform_decides(db: Engin
     with db.connect() as conn:
         stored = conn.execute(select(campaigns.c.detail, campaigns.c.list_entry)).one()
     assert tuple(stored) == ({}, entry)  # the transform's {}, not the text of the array
+
+
+def test_a_new_list_entry_over_unchanged_content_has_its_repairs_warned(
+    pg_url: str, fake: FakeBatch
+) -> None:
+    """Only the list entry changed (the detail did not) and it gained a NUL: list_entry was
+    stored repaired with no sync_warnings row."""
+    detail = campaign_detail(PUSH, "c0")
+    fake.add(PUSH, "c0", detail, entry={"campaign_token": "c0", "name": "plain"})
+    assert sync_fake(pg_url, fake)[0].status == "succeeded"
+    fake.entries[PUSH] = [json.dumps({"campaign_token": "c0", "name": "odd\u0000name"})]
+    [result] = sync_fake(pg_url, fake)
+    assert result.status == "succeeded"
+    engine = make_engine(pg_url)
+    assert rows(engine, "list_entry") == {
+        "c0": ({"campaign_token": "c0", "name": "odd\ufffdname"},)
+    }
+    assert warnings(engine) == [("c0", "name", "odd\ufffdname")]  # as every NUL repair
+    engine.dispose()
+    assert sync_fake(pg_url, fake, full_refresh=True)[0].status == "succeeded"  # no news
+    engine = make_engine(pg_url)
+    assert len(warnings(engine)) == 1
+    engine.dispose()

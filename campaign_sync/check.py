@@ -23,6 +23,7 @@ from campaign_sync.batch.errors import (
 from campaign_sync.config import ResolvedApp, Settings
 from campaign_sync.db.migrate import (
     KNOWN_REVISIONS,
+    ForeignSchema,
     SchemaNotCurrent,
     UnrecordedSchema,
     current_revision,
@@ -67,8 +68,8 @@ def check_database(database_url: str, schema: str | None = None) -> Finding:
         engine = make_engine(database_url, schema=schema)
         try:
             ensure_current(engine)  # names the fix for a dump to adopt or a newer revision
-        except UnrecordedSchema as unrecorded:
-            return Finding(subject, str(unrecorded), USAGE)
+        except (UnrecordedSchema, ForeignSchema) as unusable:
+            return Finding(subject, str(unusable), USAGE)
         except SchemaNotCurrent as unknown:
             if current is not None:
                 return Finding(subject, str(unknown), USAGE)

@@ -248,9 +248,20 @@ def _refuse_in_memory(url: str) -> None:
         )
 
 
+def _refuse_unusable_sqlite_path(url: str) -> None:
+    """A SQLite path that cannot be a database file, named with why (SQLite says only
+    "unable to open database file"): exit 2."""
+    from campaign_sync.db.session import sqlite_directory_problem
+
+    problem = sqlite_directory_problem(url)
+    if problem is not None:
+        raise Failure(f"{problem} (DATABASE_URL): name another file", EXIT_USAGE)
+
+
 def _engine(settings: Settings) -> Engine:
     """The database, refused unless it holds the newest schema (never creates a file)."""
     _refuse_in_memory(settings.database_url)
+    _refuse_unusable_sqlite_path(settings.database_url)
     from campaign_sync.db.revisions import SchemaNotCurrent, ensure_current
     from campaign_sync.db.session import make_engine, missing_sqlite_file
 
@@ -354,7 +365,7 @@ def migrate(verbose: bool, adopt: bool) -> None:
         upgrade,
     )
     from campaign_sync.db.migrate import adopt as adopt_schema
-    from campaign_sync.db.session import make_engine, masked_url, sqlite_directory_problem
+    from campaign_sync.db.session import make_engine, masked_url
 
     settings = _settings()
     if verbose:
@@ -363,9 +374,7 @@ def migrate(verbose: bool, adopt: bool) -> None:
         part for part in (masked_url(settings.database_url), _schema_named(settings)) if part
     )
     _refuse_in_memory(settings.database_url)
-    problem = sqlite_directory_problem(settings.database_url)
-    if problem is not None:
-        raise Failure(f"{problem} (DATABASE_URL): create it, or name another file", EXIT_USAGE)
+    _refuse_unusable_sqlite_path(settings.database_url)
     if adopt:
         adopted = adopt_schema(settings.database_url, settings.db_schema)
         if adopted is not None:
@@ -809,7 +818,9 @@ def demo(push: int, in_app: int) -> None:
     """Simulator + sync into the embedded default database (or DATABASE_URL), then a summary."""
     from campaign_sync.demo import run_demo
 
-    run_demo(push=push, in_app=in_app, settings=_settings(own_simulator=True))
+    settings = _settings(own_simulator=True)
+    _refuse_unusable_sqlite_path(settings.database_url)
+    run_demo(push=push, in_app=in_app, settings=settings)
 
 
 if __name__ == "__main__":

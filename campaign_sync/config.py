@@ -659,7 +659,8 @@ def load_settings(config_path: str | os.PathLike[str] | None = None, **flags: An
     secrets_dir = _secrets_dir()
     token = _config_file.set(config_file)
     library_warnings: list[warnings.WarningMessage] = []
-    unreadable = _unreadable_secret_file(secrets_dir)
+    flagged = {variable for field in flags if (variable := _variable(field)) is not None}
+    unreadable = _unreadable_secret_file(secrets_dir, flagged)
     if unreadable is not None:
         raise ConfigError(f"settings cannot be read: {unreadable}")
     try:
@@ -713,15 +714,20 @@ def _problem(error: Any) -> str:
     return str(error["msg"]).removeprefix("Value error, ")
 
 
-def _unreadable_secret_file(secrets_dir: Path | None) -> str | None:
+def _unreadable_secret_file(
+    secrets_dir: Path | None, flagged: set[str] | frozenset[str] = frozenset()
+) -> str | None:
     """Which of our variables' files in the secrets directory cannot be read, and why;
-    None when they all can. Asked before pydantic-settings reads them: its own messages
-    name no file ('path does not exist' for a link to nothing, a codec's words for a file
-    that is not UTF-8), and it read a 100 MB file whole (11 s, 255 MB) and took it."""
+    None when they all can (`flagged`: variables a command-line flag sets, which wins).
+    Asked before pydantic-settings reads them: its own messages name no file ('path does
+    not exist' for a link to nothing, a codec's words for a file that is not UTF-8), and
+    it read a 100 MB file whole (11 s, 255 MB) and took it."""
     if secrets_dir is None:
         return None
     problems = (
-        _secret_file_problem(secrets_dir / variable, given=_given_elsewhere(variable))
+        _secret_file_problem(
+            secrets_dir / variable, given=variable in flagged or _given_elsewhere(variable)
+        )
         for variable in sorted(_variables())
     )
     return next((problem for problem in problems if problem is not None), None)
@@ -811,6 +817,12 @@ def resolve_apps(settings: Settings, environ: Mapping[str, str] | None = None) -
     environ = os.environ if environ is None else environ
     configured = list(settings.apps)
     if not configured:
+        blank = settings.batch_api_key is not None and not settings.batch_api_key.strip()
+        if blank and "batch_api_key" in settings.model_fields_set:
+            raise ConfigError(
+                f"no app to sync: {settings.source_of('batch_api_key')} is empty (or only "
+                "white space)"
+            )
         if not settings.batch_api_key:
             raise ConfigError(
                 "no app to sync: set BATCH_API_KEY (and BATCH_REST_API_KEY), or list apps "

@@ -113,11 +113,14 @@ from v_messages
 where campaign_type = 'in_app' and button_count > 1
 order by campaign_name, position;
 
--- 15. Which pushes sent in the last month had the best open rates (push statistics on)?
---     A push's first day of statistics is the day it was sent. Deleted pushes left out.
-select name, app, sent, round(open_rate * 100, 1) as open_rate_pct
-from v_push_performance_total
-where first_date >= cast(now() at time zone 'UTC' - interval '1 month' as date)
-  and sent > 0 and deleted_at is null
-order by open_rate desc nulls last
+-- 15. Which pushes had the best open rates over the last month (push statistics on)?
+--     Days of the last month only, recurring pushes included. Deleted pushes left out.
+select s.name, s.app, sum(s.sent) as sent,
+       round(sum(s.direct_open + s.influenced_open) * 100.0 / sum(s.sent), 1) as open_rate_pct
+from v_push_performance s
+where s.version = 'all' and s.deleted_at is null
+  and s.date >= cast(now() at time zone 'UTC' - interval '1 month' as date)
+group by s.campaign_id, s.name, s.app
+having sum(s.sent) > 0
+order by open_rate_pct desc nulls last
 limit 10;

@@ -195,8 +195,29 @@ def test_a_missing_sqlite_file_is_reported_not_created(
 def test_bad_settings_exit_2_in_one_line(pg_url: str, sim_server: SimulatorServer) -> None:
     result = run("check", env=env_for(pg_url, sim_server, BATCH_API_KEY=""))
     assert result.exit_code == 2
-    assert result.stderr.startswith("campaign-sync: no app to sync: set BATCH_API_KEY")
-    assert result.stderr.count("\n") == 1
+    assert result.stderr == (
+        "campaign-sync: no app to sync: BATCH_API_KEY is empty (or only white space)\n"
+    )
+
+
+def test_tables_that_are_not_ours_are_the_databases_finding(
+    fresh_pg_url: str, sim_server: SimulatorServer
+) -> None:
+    """check said 'migrations pending ... run campaign-sync migrate', which refuses them."""
+    from sqlalchemy import text
+
+    from campaign_sync.db.session import make_engine
+
+    engine = make_engine(fresh_pg_url)
+    with engine.begin() as conn:
+        conn.execute(text("create table campaigns (id integer primary key, title text)"))
+    engine.dispose()
+    result = run("check", env=env_for(fresh_pg_url, sim_server))
+    assert result.exit_code == 2
+    assert (
+        "the database holds tables campaign-sync did not create (campaigns): neither migrate "
+        "nor migrate --adopt can use it"
+    ) in result.stdout
 
 
 def test_an_unreachable_database_exits_2_and_the_apps_are_still_checked(

@@ -275,9 +275,12 @@ def test_a_database_error_that_is_no_configuration_problem_stays_unexpected() ->
         assert explain(failure) is None
 
 
-@pytest.mark.parametrize("kind", ["missing directory", "a file as directory", "too long"])
-def test_migrate_names_why_the_sqlite_file_cannot_be_made(
-    kind: str, tmp_path: Path, restore_logging: None
+@pytest.mark.parametrize("command", ["migrate", "status"])
+@pytest.mark.parametrize(
+    "kind", ["missing directory", "a file as directory", "a directory", "too long"]
+)
+def test_every_command_names_why_the_sqlite_file_cannot_be_used(
+    command: str, kind: str, tmp_path: Path, restore_logging: None
 ) -> None:
     """migrate said only SQLite's 'unable to open database file' (the 300-character path
     whole), where every other command named the path and why."""
@@ -287,19 +290,25 @@ def test_migrate_names_why_the_sqlite_file_cannot_be_made(
         path = tmp_path / "nowhere" / "x.db"
         expected = (
             f"campaign-sync: the directory {tmp_path / 'nowhere'} of the SQLite file x.db does "
-            "not exist (DATABASE_URL): create it, or name another file\n"
+            "not exist (DATABASE_URL): name another file\n"
         )
     elif kind == "a file as directory":
         (tmp_path / "plain").write_text("")
         path = tmp_path / "plain" / "x.db"
         expected = (
             f"campaign-sync: {tmp_path / 'plain'}, where the SQLite file x.db would go, is no "
-            "directory (DATABASE_URL): create it, or name another file\n"
+            "directory (DATABASE_URL): name another file\n"
+        )
+    elif kind == "a directory":
+        path = tmp_path
+        expected = (
+            f"campaign-sync: {tmp_path} is a directory, not a SQLite file (DATABASE_URL): "
+            "name another file\n"
         )
     else:
         path = tmp_path / ("a" * 300 + ".db")
         expected = ""
-    result = run("migrate", env={"DATABASE_URL": f"sqlite:///{path}"})
+    result = run(command, env={"DATABASE_URL": f"sqlite:///{path}"})
     assert result.exit_code == 2
     if expected:
         assert result.stderr == expected

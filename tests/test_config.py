@@ -1088,7 +1088,7 @@ def test_an_unreadable_secret_file_is_named(
     assert str(refused.value) == f"{prefix}the secret file {path} {why}"
 
 
-@pytest.mark.parametrize("given_in", ["the environment", ".env"])
+@pytest.mark.parametrize("given_in", ["the environment", ".env", "a flag"])
 def test_a_secret_link_to_nothing_is_passed_over_when_its_variable_is_given(
     given_in: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1099,11 +1099,14 @@ def test_a_secret_link_to_nothing_is_passed_over_when_its_variable_is_given(
     (secrets / "BATCH_REST_API_KEY").symlink_to(tmp_path / "gone")
     monkeypatch.setenv("CAMPAIGN_SYNC_SECRETS_DIR", str(secrets))
     monkeypatch.chdir(tmp_path)
+    flags = {}
     if given_in == "the environment":
         monkeypatch.setenv("BATCH_REST_API_KEY", "from-the-environment")
-    else:
+    elif given_in == ".env":
         write(tmp_path / ".env", "BATCH_REST_API_KEY=from-the-environment\n")
-    settings = load_settings()
+    else:
+        flags = {"batch_rest_api_key": "from-the-environment"}
+    settings = load_settings(**flags)
     assert settings.batch_rest_api_key is not None
     assert settings.batch_rest_api_key.get_secret_value() == "from-the-environment"
 
@@ -1166,3 +1169,14 @@ def test_an_empty_rest_key_is_named_where_it_is_empty(
     assert str(refused.value) == (
         f"app 'default' has no REST API key: {where} is empty (or only white space)"
     )
+
+
+def test_an_empty_api_key_is_named_where_it_is_empty(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BATCH_API_KEY=' ' said 'no app to sync: set BATCH_API_KEY', which was set."""
+    monkeypatch.setenv("BATCH_API_KEY", " ")
+    monkeypatch.setenv("BATCH_REST_API_KEY", "rest")
+    with pytest.raises(ConfigError) as refused:
+        resolve_apps(load_settings())
+    assert str(refused.value) == "no app to sync: BATCH_API_KEY is empty (or only white space)"

@@ -490,9 +490,15 @@ PARTIAL = "only some of campaign-sync's tables (missing: sync_runs, sync_warning
     [
         (("create table campaigns (id integer primary key, title text)",), FOREIGN),
         (("create table foo (x integer)", "create table campaigns (x integer)"), FOREIGN),
+        (("create table api_pacing (k text, v text)",),
+         "tables campaign-sync did not create (api_pacing)"),  # a later revision's name
+        (("create view v_campaigns as select 1 as x",),
+         "tables campaign-sync did not create (v_campaigns)"),
         ("ours without sync_runs and sync_warnings", PARTIAL),
+        ("ours without campaign_stats_daily",  # a revision's tables without an older one's
+         "only some of campaign-sync's tables (missing: campaign_stats_daily)"),
     ],
-)
+)  # fmt: skip
 def test_tables_named_like_ours_that_are_not_ours_are_refused_and_never_adopted(
     database: str,
     setup: tuple[str, ...] | str,
@@ -513,12 +519,19 @@ def test_tables_named_like_ours_that_are_not_ours_are_refused_and_never_adopted(
         if database == "postgresql"
         else f"sqlite:///{tmp_path / 'theirs.db'}"
     )
-    if isinstance(setup, str):
+    if setup == "ours without sync_runs and sync_warnings":
         migrate.upgrade(url)
         statements: tuple[str, ...] = (
             "drop table alembic_version", "drop table sync_warnings", "drop table sync_runs"
         )  # fmt: skip
+    elif setup == "ours without campaign_stats_daily":
+        migrate.upgrade(url)
+        statements = (
+            "drop table alembic_version", "drop view v_push_performance_total",
+            "drop view v_push_performance", "drop table campaign_stats_daily",
+        )  # fmt: skip
     else:
+        assert isinstance(setup, tuple)
         statements = setup
     engine = make_engine(url)
     with engine.begin() as conn:
@@ -531,11 +544,12 @@ def test_tables_named_like_ours_that_are_not_ours_are_refused_and_never_adopted(
         "use it; use an empty database, or on PostgreSQL another schema "
         "(CAMPAIGN_SYNC_DB_SCHEMA)\n"
     )
-    for command in (("migrate",), ("migrate", "--adopt"), ("status",), ("sync",)):
+    for command in (("migrate",), ("migrate", "--adopt"), ("status",), ("sync",), ("demo",)):
         result = run(*command, env=env)
         # Only our lines: in-process, the collector may log another test's leftover tasks.
         ours = [line for line in result.stderr.splitlines(True) if "campaign-sync" in line]
-        assert (result.exit_code, result.stdout, ours) == (2, "", [expected]), command
+        assert (result.exit_code, ours) == (2, [expected]), command
+        assert command == ("demo",) or result.stdout == ""  # demo's banner comes first
     assert migrate.current_revision(url) is None  # nothing recorded
 
 
@@ -579,3 +593,35 @@ def test_a_schema_made_beforehand_needs_no_create_on_the_database(fresh_pg_url: 
             conn.execute(text(f"drop owned by {role}"))
             conn.execute(text(f"drop role {role}"))
         admin.dispose()
+
+
+@pytest.mark.parametrize("database", ["postgresql", "sqlite"])
+def test_another_applications_alembic_version_is_not_blamed_on_a_newer_campaign_sync(
+    database: str, request: pytest.FixtureRequest, tmp_path: Any, restore_logging: None
+) -> None:
+    """Another Alembic-managed application's revision ('ae1027a6acf') was reported as 'a
+    newer version migrated it: run that version'."""
+    from sqlalchemy import text
+
+    from tests.helpers import run
+
+    url = (
+        request.getfixturevalue("fresh_pg_url")
+        if database == "postgresql"
+        else f"sqlite:///{tmp_path / 'theirs.db'}"
+    )
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("create table alembic_version (version_num varchar(32) primary key)"))
+        conn.execute(text("insert into alembic_version values ('ae1027a6acf')"))
+    engine.dispose()
+    expected = (
+        "campaign-sync: the database's alembic_version records revision 'ae1027a6acf', which "
+        "is not campaign-sync's (another application managed by Alembic uses this database): "
+        "use an empty database, or on PostgreSQL another schema (CAMPAIGN_SYNC_DB_SCHEMA)\n"
+    )
+    env = {"DATABASE_URL": url, "BATCH_API_KEY": "k", "BATCH_REST_API_KEY": "r"}
+    for command in (("migrate",), ("status",)):
+        result = run(*command, env=env)
+        ours = [line for line in result.stderr.splitlines(True) if "campaign-sync" in line]
+        assert (result.exit_code, ours) == (2, [expected]), command

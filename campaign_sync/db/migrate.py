@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Column, Constraint, Engine, Index, Table
 
 import campaign_sync.migrations
 from campaign_sync.db.revisions import (
     HEAD_REVISION,
     KNOWN_REVISIONS,
     SIGNATURES,
+    ForeignSchema,
     SchemaNotCurrent,
     UnrecordedSchema,
     ensure_current,
@@ -38,11 +40,24 @@ def upgrade(database_url: str, revision: str = "head", *, schema: str | None = N
     """Migrate up; on PostgreSQL inside `schema` (created when missing), default public.
     Returns the revision the database was at when this upgrade began (after waiting its
     turn behind another replica's). Raises `SchemaNotCurrent` for a revision this version
-    does not know (a newer campaign-sync migrated the database)."""
+    does not know (a newer campaign-sync migrated the database), `UnrecordedSchema` for
+    our tables without their revision record, `ForeignSchema` for another's tables."""
     create_schema(database_url, schema)
     current = current_revision(database_url, schema)
     if current is not None and current not in KNOWN_REVISIONS:
         raise SchemaNotCurrent(unknown_revision(current))
+    if current is None:  # tables of ours without their record, or another's in their place
+        engine = make_engine(database_url, schema=schema)
+        try:
+            unrecorded = unrecorded_schema(engine)  # raises ForeignSchema
+        finally:
+            engine.dispose()
+        if unrecorded is not None:
+            raise UnrecordedSchema(
+                f"the database has campaign-sync tables (they match revision {unrecorded}) "
+                "but no record of their revision (alembic_version): run campaign-sync "
+                "migrate --adopt"
+            )
     config = alembic_config(database_url, schema)
     command.upgrade(config, revision)
     return config.attributes.get("found_revision", current)
@@ -92,15 +107,38 @@ def _refuse_differences(engine: Engine, revision: str) -> None:
     if differences:
         raise UnrecordedSchema(
             f"the tables look like revision {revision} but differ from it "
-            f"({len(differences)} difference(s), first: {differences[0]!r}); adopting them "
+            f"({len(differences)} difference(s), first: {_difference(differences[0])}); "
+            "adopting them "
             "would hide that: restore a complete dump, or start from an empty database"
         )
+
+
+def _difference(found: Any) -> str:
+    """One of Alembic's `compare_metadata` differences in a few words ("add_table
+    campaign_stats_daily", "add_column campaigns.theme"): its repr holds whole Table
+    objects, kilobytes of them."""
+    if isinstance(found, list) and found:
+        found = found[0]
+    if not isinstance(found, tuple) or not found:
+        return str(found)[:200]
+    words = [str(found[0])]
+    for part in found[1:]:
+        if isinstance(part, Table):
+            words.append(part.name)
+        elif isinstance(part, Column):
+            words.append(f"{part.table.name}.{part.name}" if part.table is not None else part.name)
+        elif isinstance(part, Index | Constraint):
+            words.append(str(part.name))
+        elif isinstance(part, str):
+            words.append(part)
+    return " ".join(words)[:200]
 
 
 __all__ = [
     "HEAD_REVISION",
     "KNOWN_REVISIONS",
     "SIGNATURES",
+    "ForeignSchema",
     "SchemaNotCurrent",
     "UnrecordedSchema",
     "adopt",

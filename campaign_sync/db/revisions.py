@@ -4,6 +4,8 @@ and the signatures that recognise an unrecorded schema. `db.migrate` moves schem
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import Engine, inspect, text
 
 
@@ -57,40 +59,63 @@ BASELINE: dict[str, tuple[str, ...]] = {
     "sync_warnings": ("id", "run_id", "campaign_id"),
     "campaign_updates": ("id", "attempted_at", "app"),
 }
+# Every table and view any revision of ours creates (a test checks it against the head's):
+# one of these names in a database means our tables, or another's in their place.
+OUR_NAMES = frozenset(BASELINE) | {
+    "campaign_versions", "campaign_stats_daily", "campaign_stats_fetches",
+    "campaign_sightings", "api_pacing", "v_campaigns", "v_messages", "v_campaign_segments",
+    "v_campaign_labels", "v_campaign_versions", "v_campaign_changes", "v_push_performance",
+    "v_push_performance_total",
+}  # fmt: skip
+
+
+def _foreign(what: str) -> ForeignSchema:
+    return ForeignSchema(
+        f"the database holds {what}: neither migrate nor migrate --adopt can use it; use an "
+        "empty database, or on PostgreSQL another schema (CAMPAIGN_SYNC_DB_SCHEMA)"
+    )
 
 
 def recognise(engine: Engine) -> str | None:
-    """The revision our tables match when `alembic_version` is missing; None: no table of
-    ours. Raises `ForeignSchema` when a table bears one of our names without our columns,
-    or some of revision 0001's tables are missing."""
+    """The revision our tables match when `alembic_version` is missing; None: no table or
+    view of ours. Raises `ForeignSchema` when a name of ours is there without our tables
+    (a table of our name lacking our columns, 0001's tables missing), or when a revision's
+    tables are there without all those of the revisions before it."""
     found = inspect(engine)
     tables = set(found.get_table_names()) | set(found.get_view_names())
-    ours = [name for name in BASELINE if name in tables]
-    if not ours:
+    present = sorted(OUR_NAMES & tables)
+    if not present:
         return None
+    baseline = [name for name in BASELINE if name in tables]
     foreign = [
         name
-        for name in ours
+        for name in baseline
         if not set(BASELINE[name]) <= {c["name"] for c in found.get_columns(name)}
     ]
-    missing = [name for name in BASELINE if name not in tables]
-    if foreign or missing:
-        what = (
-            f"tables campaign-sync did not create ({', '.join(foreign)})"
-            if foreign
-            else f"only some of campaign-sync's tables (missing: {', '.join(missing)})"
-        )
-        raise ForeignSchema(
-            f"the database holds {what}: neither migrate nor migrate --adopt can use it; "
-            "use an empty database, or on PostgreSQL another schema "
-            "(CAMPAIGN_SYNC_DB_SCHEMA)"
-        )
-    for revision, (table, column) in SIGNATURES:
-        if table in tables and (
+    if not baseline or foreign:
+        raise _foreign(f"tables campaign-sync did not create ({', '.join(foreign or present)})")
+
+    def has(table: str, column: str | None) -> bool:
+        return table in tables and (
             column is None or column in {c["name"] for c in found.get_columns(table)}
-        ):
-            return revision
-    return None
+        )
+
+    missing = [name for name in BASELINE if name not in tables]
+    matched = next(
+        (index for index, (_, (table, column)) in enumerate(SIGNATURES) if has(table, column)),
+        None,
+    )
+    revision = None if matched is None else SIGNATURES[matched][0]
+    if matched is not None:
+        missing += [
+            f"{table}.{column}" if column else table
+            for _, (table, column) in SIGNATURES[matched + 1 :]
+            if not has(table, column)
+        ]
+    if missing:
+        shown = ", ".join(dict.fromkeys(missing))
+        raise _foreign(f"only some of campaign-sync's tables (missing: {shown})")
+    return revision
 
 
 def unrecorded_schema(engine: Engine) -> str | None:
@@ -121,7 +146,14 @@ def stored_revision(engine: Engine) -> str | None:
 
 
 def unknown_revision(revision: str) -> str:
-    """The message for a revision a newer campaign-sync wrote."""
+    """The message for a revision this campaign-sync does not know: a newer one's (ours
+    are numbered 0001, 0002...), or another Alembic-managed application's."""
+    if not re.fullmatch(r"[0-9]{4}", revision):
+        return (
+            f"the database's alembic_version records revision {revision!r}, which is not "
+            "campaign-sync's (another application managed by Alembic uses this database): "
+            "use an empty database, or on PostgreSQL another schema (CAMPAIGN_SYNC_DB_SCHEMA)"
+        )
     return (
         f"the database is at revision {revision}, which this campaign-sync does not know "
         "(a newer version migrated it): run that version, or this one on another database"

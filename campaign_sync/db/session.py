@@ -125,8 +125,9 @@ def create_schema(url: str, schema: str | None) -> None:
 
 
 def sqlite_directory_problem(url: str) -> str | None:
-    """Why the SQLite file `url` names cannot be created, when its directory is missing or
-    is no directory ("unable to open database file" is all SQLite says); None otherwise.
+    """Why the SQLite file `url` names cannot be opened or created: it is a directory, or
+    its directory is missing or is no directory ("unable to open database file" is all
+    SQLite says); None otherwise.
     Raises OSError for a path no file system call accepts (too long, a loop of links)."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
@@ -134,6 +135,8 @@ def sqlite_directory_problem(url: str) -> str | None:
     if parsed.database.startswith("file:"):
         return None
     path = Path(parsed.database)
+    if path.is_dir():
+        return f"{path} is a directory, not a SQLite file"
     if path.exists():
         return None
     directory = path.parent

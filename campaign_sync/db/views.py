@@ -436,8 +436,9 @@ VIEWS: tuple[View, ...] = (
             "recurrence_repeat_unit": "Recurrence unit in this version.",
             "recurrence_repeat_frequency": "Recurrence frequency in this version.",
             "schedule": "The schedule as one readable text: start and end, each with its "
-            "clock (GMT, or local: the device's), then the recurrence and when it ends "
-            "('starts 2026-12-01T09:00:00 GMT every 1 WEEKLY until 2027-03-01T00:00:00').",
+            "clock (GMT, or local: the device's), then the recurrence and when it ends, as "
+            "Batch wrote it ('starts 2026-12-01T09:00:00 GMT every 1 WEEKLY until "
+            "2027-03-01T00:00:00').",
             "message_titles": "'language: title' of every message, ' | ' separated ('?' "
             "for a message without a language).",
             "message_bodies": "'language: body' of every message, ' | ' separated ('?' for "

@@ -110,7 +110,7 @@ def test_only_one_type_and_one_app_can_be_asked_for(
 @pytest.mark.parametrize(
     ("args", "env_extra", "message"),
     [
-        (["sync"], {"BATCH_API_KEY": ""}, "set BATCH_API_KEY"),
+        (["sync"], {"BATCH_API_KEY": ""}, "BATCH_API_KEY is empty"),
         (["sync", "--app", "nope"], {}, "no app named 'nope'"),
         (["sync"], {"CAMPAIGN_SYNC_CONCURRENCY": "lots"}, "CAMPAIGN_SYNC_CONCURRENCY"),
         (["sync"], {"DATABASE_URL": "nonsense://x"}, "DATABASE_URL"),

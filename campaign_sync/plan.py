@@ -245,9 +245,12 @@ def plan_page(load: PageLoad) -> PagePlan:
         )  # fmt: skip
     for token in load.gone:
         known = load.stored.get(token)
-        if known is not None and known.deleted_at is None:
+        if known is not None and known.deleted_at is None and load.sweep_id is None:
             plan.tombstones.append(known.id)
             _add_version(plan, known, ChangeKind.DELETED, None)
+        # In a sweep, a stored campaign answering 404 is only left unseen: the end of the
+        # complete sweep confirms and marks every deletion at once, under the mass-delete
+        # rule (`SyncPass._decide_deletions`), never page by page.
         elif known is None:  # nothing to mark: say why the listed campaign is not stored
             plan.warnings.append(PageWarning(token, None, FieldWarning(
                 "detail", None,

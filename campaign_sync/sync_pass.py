@@ -32,14 +32,12 @@ from campaign_sync.db.sightings import mark_seen
 from campaign_sync.db.state import (
     MassDeleteRefused,
     SweepStart,
-    alive_campaigns,
     begin_run,
     deletion_candidates,
     details_to_refresh,
     end_sweep,
     fail_abandoned_runs,
     finish_run,
-    is_mass_delete,
     pair_label,
     refuse_mass_delete,
     start_or_resume_sweep,
@@ -59,6 +57,8 @@ from campaign_sync.push_stats import StatsPolicy
 from campaign_sync.stats_sync import sync_push_stats
 
 log = logging.getLogger(__name__)
+
+CONFIRM_BATCH = 100  # deletion candidates asked at once: memory bounded, a stop heard between
 
 
 @dataclass(frozen=True)
@@ -150,10 +150,6 @@ class SyncPass:
         self.reached_end = False
         self.guard: Guard | None = None
         self.refreshable: set[str] | None = None  # None: every old detail may be refreshed
-        # The 404 deletions' mass-delete check (`_refuse_mass_404`): campaigns stored and not
-        # deleted when the first 404 came, and how many 404s marked deleted since.
-        self._alive_at_start: int | None = None
-        self._gone_marked = 0
 
     async def run(self) -> PassResult:
         started = time.monotonic()
@@ -220,7 +216,7 @@ class SyncPass:
         try:
             await self._pipeline(run_id, start)
             if self.reached_end:
-                confirmed = await self._confirm_deletions(start.sweep_id)
+                await self._decide_deletions(start.sweep_id)
                 with self.engine.begin() as conn:
                     now = utcnow()
                     self.counts.campaigns_deleted += tombstone_unseen(
@@ -231,7 +227,7 @@ class SyncPass:
                         now=now,
                         allow_mass_delete=self.options.allow_mass_delete,
                         run_id=run_id,
-                        confirmed=confirmed,
+                        confirmed=True,
                     )
                     end_sweep(conn, self.app, self.campaign_type, complete=True, now=now)
                 complete = True
@@ -250,7 +246,15 @@ class SyncPass:
             with self.engine.begin() as conn:
                 end_sweep(conn, self.app, self.campaign_type, complete=False, now=utcnow())
             log.error("%s", error)
-        except (BatchError, LockLost, SweepError) as failure:
+        except SweepError as failure:
+            # The list could not be swept from where the cursor stands (a resumed tail
+            # that new campaigns keep pushing down, a page empty in the middle): the next
+            # pass starts a fresh sweep from the top rather than failing there again.
+            error = str(failure)
+            with self.engine.begin() as conn:
+                end_sweep(conn, self.app, self.campaign_type, complete=False, now=utcnow())
+            log.error("pass failed: %s", error)
+        except (BatchError, LockLost) as failure:
             error = str(failure)
             log.error("pass failed: %s", error)
         except DBAPIError as failure:
@@ -462,8 +466,6 @@ class SyncPass:
         )
 
     async def _apply(self, load: PageLoad) -> RunCounts:
-        await self._refuse_mass_404(load)
-
         def write() -> RunCounts:
             load.now = utcnow()
             return write_page(self.engine, plan_page(load), self.guard)
@@ -473,84 +475,70 @@ class SyncPass:
         async with self.write_lock:
             return await asyncio.to_thread(write)
 
-    async def _confirm_deletions(self, sweep_id: int) -> bool:
-        """A complete sweep that did not show a stored campaign is no proof that Batch
-        deleted it: a list whose order shifts between calls (campaigns created at the same
-        second, in any order) can skip one, and marking it deleted wrote a false `deleted`
-        version, then a false `restored`. So each candidate's detail is asked first: only
-        Batch's 404 confirms it; a campaign that answers, or whose answer fails, is marked
-        seen by this sweep and kept (a later sweep decides). Not asked when the sweep saw
-        none of the stored campaigns or the candidates pass the mass-delete limit:
-        `tombstone_unseen` then refuses, or the operator vouched for them
-        (`--allow-mass-delete`). Cost: one detail call per deletion. Returns whether every
-        campaign left unseen was confirmed gone by Batch: then list entries that are no
-        campaign cannot hide one of them, and need not hold deletions back."""
+    async def _decide_deletions(self, sweep_id: int) -> None:
+        """After a complete sweep, the stored campaigns it did not show (left out of the
+        list, or answering 404 to a detail asked during the pass) are deletion candidates,
+        decided here at once, never page by page. A sweep that showed none of the stored
+        campaigns, or candidates past the mass-delete limit (`state.is_mass_delete`), are
+        refused (`MassDeleteRefused`) unless `--allow-mass-delete`. Then each candidate's
+        detail is asked, 100 at a time: only Batch's 404 confirms it (a list whose order
+        shifts between calls can leave a live campaign out, and marking it wrote false
+        `deleted` and `restored` versions); one that answers, or whose request fails, is
+        marked seen by this sweep and kept, for a later sweep to decide. A stop while asking
+        raises `StopRequested`: nothing is marked, the next pass resumes and asks again.
+        Cost: one detail call per candidate; an unchanged pass has none."""
         candidates, stored = await asyncio.to_thread(
             read_with_reconnect,
             self.engine,
             lambda conn: deletion_candidates(conn, self.app, self.campaign_type, sweep_id=sweep_id),
         )
         if not candidates:
-            return True
-        if len(candidates) == stored or is_mass_delete(len(candidates), stored):
-            return False  # the sweep saw none of them, or too many: tombstone_unseen decides
-        outcomes = await asyncio.gather(
-            *(self._view(token) for token in candidates), return_exceptions=True
-        )
+            return
+        label = pair_label(self.app, self.campaign_type)
+        why = "the list no longer shows them, or their details answer 404"
+        if len(candidates) == stored and not self.options.allow_mass_delete:
+            raise MassDeleteRefused(
+                f"refusing to mark all {stored} stored {label} as deleted: {why}. If that is "
+                "right, run campaign-sync sync --allow-mass-delete"
+            )
+        refuse_mass_delete(
+            len(candidates), stored, label, why=why,
+            allow_mass_delete=self.options.allow_mass_delete,
+        )  # fmt: skip
         kept: list[str] = []
-        for token, outcome in zip(candidates, outcomes, strict=True):
-            if outcome is GONE:
-                continue
-            if isinstance(outcome, AuthenticationInvalid):
-                raise outcome
-            if isinstance(outcome, BatchError | StopRequested):
-                log.warning(
-                    "campaign %s is missing from the list, but its deletion could not be "
-                    "confirmed (%s): kept until a later sweep",
-                    token,
-                    outcome,
-                )
-            elif isinstance(outcome, BaseException):
-                raise outcome
-            else:
-                log.info(
-                    "campaign %s is missing from the list but Batch still has it: not "
-                    "marked deleted",
-                    token,
-                )
-            kept.append(token)
+        unconfirmed = 0
+        for start in range(0, len(candidates), CONFIRM_BATCH):
+            if self.stop.is_set():
+                raise StopRequested("stopping: deletions left to confirm next pass")
+            batch = candidates[start : start + CONFIRM_BATCH]
+            outcomes = await asyncio.gather(
+                *(self._view(token) for token in batch), return_exceptions=True
+            )
+            for token, outcome in zip(batch, outcomes, strict=True):
+                if outcome is GONE:
+                    continue
+                if isinstance(outcome, AuthenticationInvalid | StopRequested):
+                    raise outcome
+                if isinstance(outcome, BatchError):
+                    unconfirmed += 1
+                    log.warning(
+                        "campaign %s is missing from the list, but its deletion could not "
+                        "be confirmed (%s): kept until a later sweep",
+                        token,
+                        outcome,
+                    )
+                elif isinstance(outcome, BaseException):
+                    raise outcome
+                kept.append(token)
+        if len(kept) > unconfirmed:
+            log.info(
+                "%d campaign(s) missing from the list are still in Batch: not marked deleted (%s)",
+                len(kept) - unconfirmed,
+                ", ".join(kept[:5]) + (", ..." if len(kept) > 5 else ""),
+            )
         if kept:
             with self.engine.begin() as conn:
                 mark_seen(conn, self.app, self.campaign_type, kept, sweep_id=sweep_id, now=utcnow())
-        return True
-
-    async def _refuse_mass_404(self, load: PageLoad) -> None:
-        """Batch's 404 on a detail marks a stored campaign deleted (the contract), under the
-        mass-delete rule of a sweep's deletions, counted over the pass: a burst of 404s
-        (a misrouted proxy, Batch having a bad minute) while the list still shows the
-        campaigns stops the pass before its page is written. Raises `MassDeleteRefused`."""
-        gone = [
-            token
-            for token in load.gone
-            if (known := load.stored.get(token)) is not None and known.deleted_at is None
-        ]
-        if not gone:
-            return
-        if self._alive_at_start is None:
-            self._alive_at_start = await asyncio.to_thread(
-                read_with_reconnect,
-                self.engine,
-                lambda conn: alive_campaigns(conn, self.app, self.campaign_type),
-            )
-        self._gone_marked += len(gone)
-        refuse_mass_delete(
-            self._gone_marked,
-            self._alive_at_start,
-            pair_label(self.app, self.campaign_type),
-            why="Batch answered 'campaign not found' (404) to their details while the list "
-            "still shows them",
-            allow_mass_delete=self.options.allow_mass_delete,
-        )
 
 
 def _first_error(group: BaseExceptionGroup) -> BaseException:

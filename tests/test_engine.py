@@ -262,13 +262,15 @@ def test_a_404_on_a_detail_marks_the_campaign_deleted(
     store.rename(token)
 
     def vanish_on_view(route: str, request: Any) -> None:
-        if route == "view push" and request.path_params.get("token") == token:
+        asked = route == "view push" and request.path_params.get("token") == token
+        if asked and token in store.tokens():  # asked again to confirm: already gone
             store.delete(token)
 
     simulator.hooks.append(vanish_on_view)
     results = by_type(run_sync(pg_url, sim_server, [PUSH]))
     assert results[PUSH].status == "succeeded"
     assert results[PUSH].counts.campaigns_deleted == 1
+    assert results[PUSH].counts.detail_calls == 2  # the rename's, then the confirmation's
     assert campaign_row(db, token)["deleted_at"] is not None
 
 

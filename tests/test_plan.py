@@ -63,7 +63,7 @@ def test_the_plan_decides_every_kind_of_change_without_a_database() -> None:
     assert plan.writes[2].values["detail"] is None and plan.writes[2].values["list_hash"] is None
     assert [r["id"] for r in plan.refreshes] == [1]
     assert plan.restored == 1  # "same" was tombstoned and is back
-    assert plan.tombstones == [3]
+    assert plan.tombstones == []  # "gone" (404) is left unseen: the sweep's end decides
     assert plan.seen == ["same", "renamed", "failed", "new"]
     assert [(w.campaign_token, w.warning.field) for w in plan.warnings] == [
         ("bad\x00", "campaign_token")
@@ -74,8 +74,15 @@ def test_the_plan_decides_every_kind_of_change_without_a_database() -> None:
         counts.campaigns_updated,
         counts.campaigns_unchanged,
         counts.campaigns_deleted,
-    ) == (2, 2, 0, 1)
+    ) == (2, 2, 0, 0)
     assert counts.warnings == 2  # the unsendable token, and the failed detail
+
+
+def test_a_404_outside_a_sweep_is_marked_by_the_plan_itself() -> None:
+    stored = {"t": StoredCampaign(5, "h", "old", NOW, None)}
+    load = PageLoad("ios", PUSH, None, None, NOW, {}, gone=["t"], stored=stored)
+    plan = plan_page(load)
+    assert plan.tombstones == [5] and plan.counts().campaigns_deleted == 1
 
 
 def test_a_write_back_plan_leaves_the_sweeps_bookkeeping_alone() -> None:
@@ -278,5 +285,5 @@ def test_the_plan_decides_each_campaigns_history_without_a_database() -> None:
     assert [
         (v["campaign_id"], v["version"], v["change_kind"], v["content_hash"] is None)
         for v in plan.versions
-    ] == [(3, 4, "restored", False), (4, 2, "deleted", True)]
+    ] == [(3, 4, "restored", False)]  # "gone" gets its deleted version at the sweep's end
     assert all(v["valid_from"] == NOW and v["valid_to"] is None for v in plan.versions)

@@ -287,6 +287,9 @@ def test_an_empty_list_after_a_good_pass_tombstones_nothing_and_fails(
         assert rows(engine, "deleted_at") == {f"c{index}": (None,) for index in range(8)}
         engine.dispose()
     fake.list_answer = lambda campaign_type, offset, limit: "[]"
+    [result] = sync_fake(pg_url, fake, allow_mass_delete=True)  # vouched for, yet each asked:
+    assert result.status == "succeeded" and result.counts.campaigns_deleted == 0  # all there
+    fake.details.clear()  # now Batch has deleted them
     [result] = sync_fake(pg_url, fake, allow_mass_delete=True)
     assert result.status == "succeeded" and result.counts.campaigns_deleted == 8
 
@@ -317,9 +320,9 @@ def test_a_burst_of_404s_on_listed_campaigns_is_refused_like_a_mass_delete(
     assert gone == {f"c{index:02d}" for index in range(deleted)}
     if status == "failed":
         assert result.error == (
-            "refusing to mark 40 of 40 stored push campaigns of app 'default' as deleted: "
-            "Batch answered 'campaign not found' (404) to their details while the list still "
-            "shows them. If that is right, run campaign-sync sync --allow-mass-delete"
+            "refusing to mark all 40 stored push campaigns of app 'default' as deleted: the "
+            "list no longer shows them, or their details answer 404. If that is right, run "
+            "campaign-sync sync --allow-mass-delete"
         )
 
 
@@ -812,3 +815,97 @@ def test_a_new_list_entry_over_unchanged_content_has_its_repairs_warned(
     engine = make_engine(pg_url)
     assert len(warnings(engine)) == 1
     engine.dispose()
+
+
+def test_404s_and_campaigns_left_out_share_one_mass_delete_limit(
+    pg_url: str, fake: FakeBatch
+) -> None:
+    """404s counted during the pass and campaigns left out of the list were limited apart:
+    500 404s of 1,000 passed, then 250 left out of the 500 still alive passed too."""
+    for index in range(30):
+        fake.add(PUSH, f"c{index:02d}")
+    assert sync_fake(pg_url, fake)[0].status == "succeeded"
+    fake.entries[PUSH] = [e for e in fake.entries[PUSH] if not any(
+        f'"c{index:02d}"' in e for index in range(5))]  # fmt: skip
+    for index in range(5, 20):
+        del fake.details[(PUSH, f"c{index:02d}")]  # listed, but Batch answers 404
+    [result] = sync_fake(pg_url, fake, full_refresh=True)
+    assert (result.status, result.counts.campaigns_deleted) == ("failed", 0)
+    assert result.error is not None and result.error.startswith(
+        "refusing to mark 20 of 30 stored push campaigns of app 'default' as deleted"
+    )
+    engine = make_engine(pg_url)
+    assert all(at is None for (at,) in rows(engine, "deleted_at").values())
+    engine.dispose()
+
+
+def test_a_list_showing_only_a_deleted_campaign_deletes_no_live_one(
+    pg_url: str, fake: FakeBatch
+) -> None:
+    """The list showed only D (deleted earlier), whose detail failed: A, B and C were
+    marked deleted without a detail call (the 'saw none' rule counted D's sighting)."""
+    for token in ("a", "b", "c", "d"):
+        fake.add(PUSH, token)
+    assert sync_fake(pg_url, fake)[0].status == "succeeded"
+    del fake.details[(PUSH, "d")]
+    fake.entries[PUSH] = [e for e in fake.entries[PUSH] if '"d"' not in e]
+    assert sync_fake(pg_url, fake)[0].counts.campaigns_deleted == 1  # d, confirmed
+    fake.entries[PUSH] = [json.dumps(_detail("d"))]
+
+    def d_fails(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/d"):
+            return httpx.Response(403, json={"code": 12, "type": "API_MISUSE", "message": "?"})
+        return fake.handler(request)
+
+    [result] = sync_through(pg_url, d_fails)
+    assert (result.status, result.counts.campaigns_deleted) == ("failed", 0)
+    engine = make_engine(pg_url)
+    alive = {token for token, (at,) in rows(engine, "deleted_at").items() if at is None}
+    engine.dispose()
+    assert alive == {"a", "b", "c"}
+
+
+def test_a_stop_while_deletions_are_confirmed_interrupts_the_pass_and_marks_none(
+    pg_url: str, fake: FakeBatch
+) -> None:
+    """The confirmation went on for every candidate after a stop (23 s for 900), and the
+    pass said succeeded."""
+    import asyncio
+
+    from campaign_sync.runner import sync_apps
+    from campaign_sync.sync_pass import PassOptions
+    from tests.conftest import make_app, make_settings
+    from tests.fake_batch import BASE_URL
+
+    for index in range(250):
+        fake.add(PUSH, f"c{index:03d}")
+    assert sync_fake(pg_url, fake)[0].status == "succeeded"
+    gone = {f"c{index:03d}" for index in range(0, 240, 2)}  # 120, spread over the pages
+    fake.entries[PUSH] = [
+        e for e in fake.entries[PUSH] if json.loads(e)["campaign_token"] not in gone
+    ]
+    for token in gone:
+        del fake.details[(PUSH, token)]
+
+    async def interrupted() -> list[Any]:
+        stop = asyncio.Event()
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            if "/list" not in request.url.path:
+                stop.set()  # the first detail asked is a confirmation: stop there
+            return fake.handler(request)
+
+        engine = make_engine(pg_url)
+        try:
+            return await sync_apps(
+                engine, make_settings(BASE_URL, pg_url), [make_app()], (PUSH,),
+                PassOptions(), stop=stop, transport=httpx.MockTransport(handler),
+            )  # fmt: skip
+        finally:
+            engine.dispose()
+
+    [result] = asyncio.run(interrupted())
+    assert (result.status, result.counts.campaigns_deleted) == ("interrupted", 0)
+    assert result.counts.detail_calls == 100  # the batch in flight; no more after the stop
+    [resumed] = sync_fake(pg_url, fake)
+    assert (resumed.status, resumed.counts.campaigns_deleted) == ("succeeded", 120)

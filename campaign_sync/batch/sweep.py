@@ -123,6 +123,7 @@ class _Sweep:
         self.backsteps = self.rereads = self.idle = 0
         self.first_page: tuple[str | None, ...] | None = None  # `saw`
         self.varied = False
+        self.honoured = False  # a page as long as asked came: the server gives what is asked
 
     def continues(self, entries: list[Any], tokens: list[str | None]) -> bool:
         """The page holds a token already yielded (or cannot be checked): no gap before it."""
@@ -137,9 +138,11 @@ class _Sweep:
     def pushed_past_end(self, tokens: list[str | None]) -> bool:
         """Right after a short page, entries all yielded already: campaigns created
         meanwhile pushed the list's tail past its end, or the server answers any offset
-        past the end with its last page. Nothing lies beyond: the end. The very same page
-        again, when every page so far was that page, proves nothing (a server ignoring
-        `from` gives that), so it does not count. Without
+        past the end with its last page. Nothing lies beyond: the end. Unless the server
+        gives fewer than asked (a cap): then the short page may be no tail, and only a
+        page shorter than it counts (as many creations as a capped page holds would show
+        the same). The very same page again, when every page so far was that page, proves
+        nothing (a server ignoring `from` gives that), so it does not count. Without
         this, a list gaining a campaign between two calls never showed the empty page, and
         every pass failed at its tail."""
         short = self.short
@@ -148,6 +151,7 @@ class _Sweep:
             and bool(tokens)
             and all(token is not None and token in self.yielded for token in tokens)
             and (tuple(tokens) != short.tokens or self.varied)
+            and (self.honoured or len(tokens) < short.length)
         )
 
     def saw(self, tokens: list[str | None]) -> None:
@@ -164,6 +168,7 @@ class _Sweep:
         if short is None or not 2 <= len(entries) <= short.length:
             return False
         self.full = short.length
+        self.honoured = True  # at its own page size
         self.overlap = min(self.overlap, self.full - 1)
         self.offset = short.offset + max(1, short.length - self.overlap)
         self.short = None
@@ -199,6 +204,7 @@ class _Sweep:
                 self.yielded.add(token)
                 fresh.append(entry)
         self._count_news(bool(fresh))
+        self.honoured = self.honoured or len(entries) >= self.full
         self.reported_until = max(self.reported_until, offset + len(entries))
         self.anchors = tuple(t for t in tokens if t)
         self.short = (

@@ -225,9 +225,7 @@ class SyncPass:
                         self.campaign_type,
                         sweep_id=start.sweep_id,
                         now=now,
-                        allow_mass_delete=self.options.allow_mass_delete,
                         run_id=run_id,
-                        confirmed=True,
                     )
                     end_sweep(conn, self.app, self.campaign_type, complete=True, now=now)
                 complete = True

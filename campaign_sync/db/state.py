@@ -278,8 +278,8 @@ def _unseen(app: str, campaign_type: CampaignType, sweep_id: int) -> ColumnEleme
 def deletion_candidates(
     conn: Connection, app: str, campaign_type: CampaignType, *, sweep_id: int
 ) -> tuple[list[str], int]:
-    """After a complete sweep: the tokens `tombstone_unseen` would mark deleted, and how
-    many campaigns are stored (not deleted)."""
+    """After a complete sweep: the deletion candidates (stored campaigns not deleted that
+    the sweep did not see), and how many campaigns are stored (not deleted)."""
     stored = alive_campaigns(conn, app, campaign_type)
     found = conn.execute(
         select(campaigns.c.campaign_token).where(_unseen(app, campaign_type, sweep_id))
@@ -294,56 +294,16 @@ def tombstone_unseen(
     *,
     sweep_id: int,
     now: datetime,
-    allow_mass_delete: bool,
     run_id: int | None = None,
-    confirmed: bool = False,
 ) -> int:
-    """After a complete sweep: mark stored campaigns the sweep did not see (no
-    `campaign_sightings` row of `sweep_id`, `sightings.mark_seen`) as deleted, and
-    add a `deleted` version to their history.
-
-    Returns how many. `confirmed`: Batch answered 404 to the detail of every campaign
-    still unseen (the pass asked, `SyncPass._confirm_deletions`). Without that, marks none
-    when the sweep met list entries that are no campaign (one of them may be a stored
-    campaign). Raises `MassDeleteRefused` when the sweep saw
-    no campaign at all while some are stored, or would mark more than `MASS_DELETE_MIN`
-    and more than `MASS_DELETE_SHARE` of them, unless `allow_mass_delete`.
-    """
+    """After a complete sweep whose deletions `SyncPass._decide_deletions` decided (the
+    mass-delete rule applied, every campaign left unseen confirmed gone by Batch's 404,
+    the others marked seen): mark the stored campaigns the sweep did not see (no
+    `campaign_sightings` row of `sweep_id`) deleted, each with a `deleted` version.
+    Returns how many."""
     c = campaigns.c
-    s = sync_state.c
-    of_pair = and_(c.app == app, c.campaign_type == campaign_type.value)
-    alive = and_(of_pair, c.deleted_at.is_(None))
-    sighting = campaign_sightings.c
-    seen_by_sweep = and_(sighting.campaign_id == c.id, sighting.last_sweep_id == sweep_id)
     unseen = _unseen(app, campaign_type, sweep_id)
-    stored = conn.execute(select(func.count()).where(alive)).scalar_one()
-    seen = conn.execute(
-        select(func.count()).select_from(campaigns).where(of_pair, exists().where(seen_by_sweep))
-    )
-    unidentified = conn.execute(
-        select(s.sweep_unidentified_entries).where(
-            s.app == app, s.campaign_type == campaign_type.value
-        )
-    ).scalar_one()
-    label = pair_label(app, campaign_type)
-    if not seen.scalar_one() and stored and not allow_mass_delete:
-        raise MassDeleteRefused(
-            f"refusing to mark all {stored} stored {label} as deleted: the list showed no "
-            f"campaign at all ({unidentified} entries that are no campaign). If that is "
-            "right, run campaign-sync sync --allow-mass-delete"
-        )
-    if unidentified and not confirmed:
-        log.warning(
-            "deletions of %s not checked: %d list entries of this sweep are no campaign",
-            label,
-            unidentified,
-        )
-        return 0
     missing = conn.execute(select(func.count()).where(unseen)).scalar_one()
-    refuse_mass_delete(
-        missing, stored, label, why="the list no longer shows them",
-        allow_mass_delete=allow_mass_delete,
-    )  # fmt: skip
     if missing:
         newest = (
             select(func.max(campaign_versions.c.version))

@@ -504,7 +504,7 @@ class SyncPass:
             allow_mass_delete=self.options.allow_mass_delete,
         )  # fmt: skip
         kept: list[str] = []
-        unconfirmed = 0
+        present: list[str] = []  # kept because Batch answered with their detail
         for start in range(0, len(candidates), CONFIRM_BATCH):
             if self.stop.is_set():
                 raise StopRequested("stopping: deletions left to confirm next pass")
@@ -518,7 +518,6 @@ class SyncPass:
                 if isinstance(outcome, AuthenticationInvalid | StopRequested):
                     raise outcome
                 if isinstance(outcome, BatchError):
-                    unconfirmed += 1
                     log.warning(
                         "campaign %s is missing from the list, but its deletion could not "
                         "be confirmed (%s): kept until a later sweep",
@@ -527,12 +526,14 @@ class SyncPass:
                     )
                 elif isinstance(outcome, BaseException):
                     raise outcome
+                else:
+                    present.append(token)
                 kept.append(token)
-        if len(kept) > unconfirmed:
+        if present:
             log.info(
                 "%d campaign(s) missing from the list are still in Batch: not marked deleted (%s)",
-                len(kept) - unconfirmed,
-                ", ".join(kept[:5]) + (", ..." if len(kept) > 5 else ""),
+                len(present),
+                ", ".join(present[:5]) + (", ..." if len(present) > 5 else ""),
             )
         if kept:
             with self.engine.begin() as conn:

@@ -253,3 +253,15 @@ def test_revision_0011_goes_down_to_the_views_0010_made_and_up_again(empty_url: 
     assert at_head["v_campaign_changes"] == at_0010["v_campaign_changes"]
     migrate.upgrade(empty_url)
     assert columns() == at_head
+
+
+def test_our_names_are_every_table_and_view_the_head_creates(empty_url: str) -> None:
+    """revisions.OUR_NAMES tells another's tables from ours: it must name them all."""
+    from campaign_sync.db.revisions import OUR_NAMES
+
+    migrate.upgrade(empty_url)
+    engine = make_engine(empty_url)
+    found = inspect(engine)
+    names = set(found.get_table_names()) | set(found.get_view_names())
+    engine.dispose()
+    assert names - {"alembic_version"} == OUR_NAMES

@@ -59,6 +59,7 @@ from campaign_sync.stats_sync import sync_push_stats
 log = logging.getLogger(__name__)
 
 CONFIRM_BATCH = 100  # deletion candidates asked at once: memory bounded, a stop heard between
+CONFIRMING_STOPPED = "stopped while confirming deletions with Batch; nothing was marked"
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,7 @@ class SyncPass:
         self.reached_end = False
         self.guard: Guard | None = None
         self.refreshable: set[str] | None = None  # None: every old detail may be refreshed
+        self.listed_gone: set[str] = set()  # listed, yet Batch answered 404 to their detail
 
     async def run(self) -> PassResult:
         started = time.monotonic()
@@ -218,6 +220,8 @@ class SyncPass:
             if self.reached_end:
                 await self._decide_deletions(start.sweep_id)
                 with self.engine.begin() as conn:
+                    if self.guard is not None:  # still ours, after the confirmation calls
+                        self.guard(conn)
                     now = utcnow()
                     self.counts.campaigns_deleted += tombstone_unseen(
                         conn,
@@ -233,12 +237,15 @@ class SyncPass:
             else:
                 status = PassStatus.INTERRUPTED
                 log.info("pass interrupted; the next pass resumes from the saved cursor")
-        except StopRequested:
+        except StopRequested as stopped:
             status = PassStatus.INTERRUPTED
-            log.info(
-                "pass interrupted while waiting for Batch (a 429 pause or a retry); the next "
-                "pass resumes from the saved cursor"
-            )
+            if str(stopped) == CONFIRMING_STOPPED:
+                log.info("pass interrupted: %s; the next pass asks again", stopped)
+            else:
+                log.info(
+                    "pass interrupted while waiting for Batch (a 429 pause or a retry); the "
+                    "next pass resumes from the saved cursor"
+                )
         except MassDeleteRefused as refused:
             error = str(refused)
             with self.engine.begin() as conn:
@@ -435,6 +442,7 @@ class SyncPass:
         for token, outcome in zip(needed, outcomes, strict=True):
             if outcome is GONE:
                 load.gone.append(token)
+                self.listed_gone.add(token)
             elif isinstance(outcome, AuthenticationInvalid):
                 raise outcome
             elif isinstance(outcome, BatchError):
@@ -493,21 +501,22 @@ class SyncPass:
         if not candidates:
             return
         label = pair_label(self.app, self.campaign_type)
-        why = "the list no longer shows them, or their details answer 404"
-        if len(candidates) == stored and not self.options.allow_mass_delete:
+        unlisted_all = len(candidates) == stored and not self.listed_gone.intersection(candidates)
+        if unlisted_all and not self.options.allow_mass_delete:
             raise MassDeleteRefused(
-                f"refusing to mark all {stored} stored {label} as deleted: {why}. If that is "
-                "right, run campaign-sync sync --allow-mass-delete"
+                f"refusing to mark all {stored} stored {label} as deleted: the list showed "
+                "none of them. If that is right, run campaign-sync sync --allow-mass-delete"
             )
         refuse_mass_delete(
-            len(candidates), stored, label, why=why,
+            len(candidates), stored, label,
+            why="the list no longer shows them, or their details answer 404",
             allow_mass_delete=self.options.allow_mass_delete,
         )  # fmt: skip
         kept: list[str] = []
         present: list[str] = []  # kept because Batch answered with their detail
         for start in range(0, len(candidates), CONFIRM_BATCH):
             if self.stop.is_set():
-                raise StopRequested("stopping: deletions left to confirm next pass")
+                raise StopRequested(CONFIRMING_STOPPED)
             batch = candidates[start : start + CONFIRM_BATCH]
             outcomes = await asyncio.gather(
                 *(self._view(token) for token in batch), return_exceptions=True
@@ -537,6 +546,8 @@ class SyncPass:
             )
         if kept:
             with self.engine.begin() as conn:
+                if self.guard is not None:  # the lease may have run out while Batch was asked
+                    self.guard(conn)
                 mark_seen(conn, self.app, self.campaign_type, kept, sweep_id=sweep_id, now=utcnow())
 
 

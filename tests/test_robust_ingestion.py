@@ -320,9 +320,9 @@ def test_a_burst_of_404s_on_listed_campaigns_is_refused_like_a_mass_delete(
     assert gone == {f"c{index:02d}" for index in range(deleted)}
     if status == "failed":
         assert result.error == (
-            "refusing to mark all 40 stored push campaigns of app 'default' as deleted: the "
-            "list no longer shows them, or their details answer 404. If that is right, run "
-            "campaign-sync sync --allow-mass-delete"
+            "refusing to mark 40 of 40 stored push campaigns of app 'default' as deleted: "
+            "the list no longer shows them, or their details answer 404. If that is right, "
+            "run campaign-sync sync --allow-mass-delete"
         )
 
 
@@ -909,3 +909,17 @@ def test_a_stop_while_deletions_are_confirmed_interrupts_the_pass_and_marks_none
     assert result.counts.detail_calls == 100  # the batch in flight; no more after the stop
     [resumed] = sync_fake(pg_url, fake)
     assert (resumed.status, resumed.counts.campaigns_deleted) == ("succeeded", 120)
+
+
+def test_an_app_whose_few_campaigns_batch_all_deleted_marks_them(
+    pg_url: str, fake: FakeBatch
+) -> None:
+    """Both campaigns of a small app answered Batch's 404 while still listed: 'refusing to
+    mark all 2 ...' on every pass, since the refusal of a list showing none of them took
+    them for unlisted."""
+    for token in ("a", "b"):
+        fake.add(PUSH, token)
+    assert sync_fake(pg_url, fake)[0].status == "succeeded"
+    fake.details.clear()
+    [result] = sync_fake(pg_url, fake, full_refresh=True)
+    assert (result.status, result.counts.campaigns_deleted) == ("succeeded", 2)

@@ -142,7 +142,9 @@ class _Sweep:
         gives fewer than asked (a cap): then the short page may be no tail, and only a
         page shorter than it counts (as many creations as a capped page holds would show
         the same). The very same page again, when every page so far was that page, proves
-        nothing (a server ignoring `from` gives that), so it does not count. Without
+        nothing (a server ignoring `from` gives that), so it does not count: a whole list
+        on one page, on a server answering past the end with that page, stays an error,
+        as it cannot be told from one ignoring `from`. Without
         this, a list gaining a campaign between two calls never showed the empty page, and
         every pass failed at its tail."""
         short = self.short

@@ -265,3 +265,31 @@ def test_our_names_are_every_table_and_view_the_head_creates(empty_url: str) -> 
     names = set(found.get_table_names()) | set(found.get_view_names())
     engine.dispose()
     assert names - {"alembic_version"} == OUR_NAMES
+
+
+def _view_definitions(url: str) -> dict[str, str]:
+    engine = make_engine(url)
+    try:
+        found = inspect(engine)
+        return {name: str(found.get_view_definition(name)) for name in found.get_view_names()}
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("revision", ["0007", "0010"])
+def test_a_revision_builds_its_own_views_going_up_as_coming_down(
+    revision: str, fresh_pg_url: str, pg_server: object, tmp_path: object
+) -> None:
+    """0007 and 0010 built today's views (0011's) going up, and 0011's downgrade put back
+    0010's: the same revision had two sets of views, by the way it was reached."""
+    from tests.pg import PostgresServer
+
+    assert isinstance(pg_server, PostgresServer)
+    other = pg_server.create_database()
+    try:
+        migrate.upgrade(fresh_pg_url, revision)
+        migrate.upgrade(other)
+        migrate.downgrade(other, revision)
+        assert _view_definitions(fresh_pg_url) == _view_definitions(other)
+    finally:
+        pg_server.drop_database(other)

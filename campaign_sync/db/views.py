@@ -611,10 +611,10 @@ PUSH_VIEWS: tuple[View, ...] = (
 DESCRIBED_VIEWS = VIEWS + PUSH_VIEWS  # every view campaign-sync creates, for comments and docs
 
 
-def create_views(conn: Connection) -> None:
-    """Create every view of `VIEWS` (in order: later views read earlier ones)."""
+def create_views(conn: Connection, views: tuple[View, ...] = VIEWS) -> None:
+    """Create every view of `views` (in order: later views read earlier ones)."""
     j = json_sql(conn.dialect.name)
-    for view in VIEWS:
+    for view in views:
         assert view.sql is not None
         conn.execute(text(f"create view {view.name} as {view.sql(j)}"))
 

@@ -16,6 +16,7 @@ from sqlalchemy.schema import DropColumnComment, DropTableComment, SetColumnComm
 
 from campaign_sync.db.descriptions import TABLES
 from campaign_sync.db.models import metadata
+from campaign_sync.db.past_views import views_at
 from campaign_sync.db.views import PUSH_VIEWS, comment_views, create_views, drop_views
 
 revision: str = "0007"
@@ -91,7 +92,7 @@ def upgrade() -> None:
             op.f("ck_campaign_versions_change_kind"),
             "change_kind in ('created', 'changed', 'deleted', 'restored')",
         )
-    create_views(op.get_bind())
+    create_views(op.get_bind(), views_at("0007"))
     _comments(set_them=True)
 
 
@@ -128,6 +129,6 @@ def _comments(*, set_them: bool) -> None:
         for column in (table.c[c] for c in columns if c in present):
             op.execute(SetColumnComment(column) if set_them else DropColumnComment(column))
     if set_them:
-        comment_views(bind)
+        comment_views(bind, views_at("0007") + PUSH_VIEWS)
     else:  # the push statistics views stay (0005's): only their descriptions go
         comment_views(bind, PUSH_VIEWS, clear=True)

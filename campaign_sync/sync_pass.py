@@ -540,7 +540,8 @@ class SyncPass:
                 kept.append(token)
         if present:
             log.info(
-                "%d campaign(s) missing from the list are still in Batch: not marked deleted (%s)",
+                "%d campaign(s) the sweep did not show (left out of the list, or answering 404 "
+                "during the pass) are still in Batch: not marked deleted (%s)",
                 len(present),
                 ", ".join(present[:5]) + (", ..." if len(present) > 5 else ""),
             )

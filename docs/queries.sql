@@ -5,7 +5,9 @@
 -- schedule_zone says which for starts_at, ends_zone for ends_at; hence
 -- `now() at time zone 'UTC'` beside them. Days, weeks and months are UTC's whatever the
 -- session's time zone: timestamptz columns are truncated `at time zone 'UTC'`.
--- tests/test_queries.py runs every query below on a synced database: each returns rows.
+-- tests/test_queries.py runs every query below on a synced database with two days of
+-- history (renames, stops, edits, a deletion): each returns rows there. On a first sync
+-- alone, the questions about changes (6, 7, 12) have nothing to answer yet.
 
 -- 1. How many live campaigns does each app have, per type?
 select app, campaign_type, count(*) as live_campaigns

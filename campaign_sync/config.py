@@ -18,7 +18,7 @@ import tomllib
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any, ClassVar, cast, get_args
 from urllib.parse import urlparse
@@ -726,27 +726,29 @@ def _unreadable_secret_file(
         return None
     problems = (
         _secret_file_problem(
-            secrets_dir / variable, given=variable in flagged or _given_elsewhere(variable)
+            secrets_dir / variable,
+            given=partial(_given_elsewhere, variable, flagged),
         )
         for variable in sorted(_variables())
     )
     return next((problem for problem in problems if problem is not None), None)
 
 
-def _given_elsewhere(variable: str) -> bool:
-    """Whether `variable` is set in the environment or `.env`, which win over its secret
-    file."""
-    return variable in os.environ or _from_dotenv(variable) is not None
+def _given_elsewhere(variable: str, flagged: set[str] | frozenset[str]) -> bool:
+    """Whether `variable` is set by a flag (`flagged`), in the environment or in `.env`,
+    which win over its secret file."""
+    return variable in flagged or variable in os.environ or _from_dotenv(variable) is not None
 
 
-def _secret_file_problem(path: Path, *, given: bool = False) -> str | None:
+def _secret_file_problem(path: Path, *, given: Callable[[], bool] = lambda: False) -> str | None:
     """Why the secret file `path` cannot be read ("the secret file P is a link to T, which
     does not exist", "... cannot be read: Permission denied", "... is not UTF-8 text"), or
     None: it can be, or there is no such file (a directory is pydantic-settings' warning).
-    `given`: its variable is set where it wins over the file, and pydantic-settings passes
-    over a link to nothing, so such a link is no problem then (the others it would read)."""
+    `given()`: its variable is set where it wins over the file, and pydantic-settings
+    passes over a link to nothing, so such a link is no problem then (the others it would
+    read); asked only for such a link (it may read `.env`)."""
     if path.is_symlink() and not path.exists():
-        if given:
+        if given():
             return None
         return f"the secret file {path} is a link to {os.readlink(path)}, which does not exist"
     if path.is_file():
@@ -850,8 +852,8 @@ def resolve_apps(settings: Settings, environ: Mapping[str, str] | None = None) -
             rest_from = f"app '{app.name}': {app.rest_api_key_env} (its rest_api_key_env)"
         if rest_key is None:  # the default; an app's own empty key is refused below
             rest_key, rest_from = settings.batch_rest_api_key, "BATCH_REST_API_KEY"
-        given_empty = rest_from == "BATCH_REST_API_KEY" and rest_key is not None
-        if given_empty and not (rest_key and rest_key.get_secret_value().strip()):
+        blank = rest_key is not None and not rest_key.get_secret_value().strip()
+        if blank and rest_from == "BATCH_REST_API_KEY":
             raise ConfigError(
                 f"app '{app.name}' has no REST API key: "
                 f"{settings.source_of('batch_rest_api_key')} is empty (or only white space)"

@@ -49,7 +49,7 @@ from pydantic_settings import (
 from sqlalchemy.engine import make_url
 
 from campaign_sync import logs
-from campaign_sync.hosts import is_loopback, unsendable
+from campaign_sync.hosts import has_url_shape, is_loopback, unsendable
 
 log = logging.getLogger(__name__)
 
@@ -222,15 +222,10 @@ class Settings(BaseSettings):
         """An http(s) URL, without its trailing slash. The REST key travels in a header:
         plain http only to this machine, unless `allow_insecure_http` says so. Checked
         here, not on the model, so that the message names where the URL came from."""
-        parsed = urlparse(value.strip())
-        try:
-            port_ok = parsed.port is None or parsed.port > 0
-        except ValueError:  # not a number, or beyond 65535
-            port_ok = False
-        usable = parsed.scheme in ("http", "https") and parsed.hostname and port_ok
         shown = _shown_url(value)
-        if not usable or any(char.isspace() for char in value.strip()):
+        if not has_url_shape(value.strip(), ("http", "https")):
             raise ValueError(f"must be an http(s) URL such as https://api.batch.com, got {shown!r}")
+        parsed = urlparse(value.strip())
         refused = unsendable(value.strip())
         if refused is not None:
             raise ValueError(f"{shown!r} is no URL a request can go to: {refused}")

@@ -1,10 +1,12 @@
 """What the network rules say of a host or URL, one rule each for the settings (the base
 URL) and the proxy choice: which hosts are this machine (plain http to them needs no
-opt-in), and which URLs httpx, which sends our requests, cannot use."""
+opt-in), which strings have a URL's shape, and which URLs httpx, which sends our
+requests, cannot use."""
 
 from __future__ import annotations
 
 import ipaddress
+from urllib.parse import urlparse
 
 
 def is_loopback(host: str) -> bool:
@@ -35,3 +37,22 @@ def unsendable(url: str) -> str | None:
     except (httpx.InvalidURL, ValueError) as error:  # idna's IDNAError is a ValueError
         return str(error).splitlines()[0][:120] if str(error) else type(error).__name__
     return None
+
+
+def has_url_shape(url: str, schemes: tuple[str, ...]) -> bool:
+    """Whether `url` reads as a URL of one of `schemes` (lower case) with a host, a port
+    (if any) from 1 to 65535 and no white space: what the base URL and a proxy must be
+    before `unsendable` asks httpx. urlparse raises on an unclosed `[` and on a port that
+    is no number or beyond 65535: False then."""
+    try:
+        parsed = urlparse(url)
+        port_ok = parsed.port is None or parsed.port > 0
+    except ValueError:
+        return False
+    has_host = bool(parsed.hostname)
+    return (
+        parsed.scheme.lower() in schemes
+        and has_host
+        and port_ok
+        and not any(char.isspace() for char in url)
+    )

@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 
 import httpx
 
-from campaign_sync.hosts import is_loopback, unsendable
+from campaign_sync.hosts import has_url_shape, is_loopback, unsendable
 
 SCHEMES = ("http", "https", "socks5", "socks5h")  # what httpx can speak to a proxy
 
@@ -107,14 +107,7 @@ def _on_this_machine(proxy: Proxy) -> None:
 
 def _checked(value: str, variable: str) -> Proxy:
     url = value if "://" in value else f"http://{value}"
-    try:
-        parsed = urlparse(url)
-        port_ok = parsed.port is None or parsed.port > 0
-        usable = parsed.scheme.lower() in SCHEMES and parsed.hostname and port_ok
-    except ValueError:  # an unclosed [IPv6, a port that is no number or beyond 65535
-        usable = False
-    usable = usable and unsendable(url) is None
-    if not usable or any(char.isspace() for char in value):
+    if not has_url_shape(url, SCHEMES) or unsendable(url) is not None:
         raise UnusableProxy(
             f"{variable} is not a proxy URL campaign-sync can use (expected "
             f"{', '.join(s + '://HOST:PORT' for s in SCHEMES)}); fix it, or exempt Batch's "

@@ -129,12 +129,9 @@ def sqlite_directory_problem(url: str) -> str | None:
     its directory is missing or is no directory ("unable to open database file" is all
     SQLite says); None otherwise.
     Raises OSError for a path no file system call accepts (too long, a loop of links)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+    path = sqlite_file(url)
+    if path is None:
         return None
-    if parsed.database.startswith("file:"):
-        return None
-    path = Path(parsed.database)
     if path.is_dir():
         return f"{path} is a directory, not a SQLite file"
     if path.exists():
@@ -147,12 +144,18 @@ def sqlite_directory_problem(url: str) -> str | None:
     return None
 
 
-def missing_sqlite_file(url: str) -> Path | None:
-    """The SQLite file `url` names when it does not exist (connecting would create it empty)."""
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite `url` names; None for another database, an in-memory one, or a
+    URI filename (`file:...`, whose own mode decides)."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
     if parsed.database.startswith("file:"):
-        return None  # a URI filename: its own mode decides
-    path = Path(parsed.database)
-    return None if path.exists() else path
+        return None
+    return Path(parsed.database)
+
+
+def missing_sqlite_file(url: str) -> Path | None:
+    """The SQLite file `url` names when it does not exist (connecting would create it empty)."""
+    path = sqlite_file(url)
+    return None if path is None or path.exists() else path

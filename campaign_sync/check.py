@@ -30,7 +30,12 @@ from campaign_sync.db.migrate import (
     ensure_current,
     head_revision,
 )
-from campaign_sync.db.session import make_engine, masked_url, missing_sqlite_file
+from campaign_sync.db.session import (
+    database_problem,
+    make_engine,
+    masked_url,
+    missing_sqlite_file,
+)
 from campaign_sync.domain import CampaignType
 from campaign_sync.outcome import RunCounts
 from campaign_sync.runner import client_options, make_client
@@ -59,8 +64,7 @@ def check_database(database_url: str, schema: str | None = None) -> Finding:
     try:
         current = current_revision(database_url, schema)
     except SQLAlchemyError as error:
-        cause = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-        return Finding(subject, f"cannot connect: {cause}", USAGE)
+        return Finding(subject, f"cannot connect: {database_problem(error)}", USAGE)
     head = head_revision()
     if current == head:
         return Finding(subject, f"reachable, schema at revision {head} (the newest)")

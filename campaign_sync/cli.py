@@ -76,16 +76,17 @@ def explain(error: Exception) -> tuple[str, int] | None:
     not_a_database = type(error) is _loaded("sqlalchemy.exc", "DatabaseError")
     # SQLSTATE class 25, invalid transaction state: a read-only database or role
     # (default_transaction_read_only, a standby) refusing to write.
-    read_only = isinstance(error, _loaded("sqlalchemy.exc", "InternalError")) and str(
-        getattr(getattr(error, "orig", None), "sqlstate", None) or ""
-    ).startswith("25")
+    sqlstate = str(getattr(getattr(error, "orig", None), "sqlstate", None) or "")
+    read_only = isinstance(error, _loaded("sqlalchemy.exc", "InternalError")) and (
+        sqlstate.startswith("25")
+    )
     if isinstance(error, database_errors) or not_a_database or read_only:
-        first_line = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        from campaign_sync.db.session import database_problem
+
         # A connection lost or an operator's intervention (SQLSTATE 08, 57) is not bad
         # configuration: the same command may work in a minute.
-        sqlstate = str(getattr(getattr(error, "orig", None), "sqlstate", None) or "")
         code = EXIT_FAILED if sqlstate[:2] in ("08", "57") else EXIT_USAGE
-        return f"database problem ({_database_hint()}): {first_line}", code
+        return f"database problem ({_database_hint()}): {database_problem(error)}", code
     if isinstance(error, _loaded("campaign_sync.batch.errors", "BatchError")):
         return str(error), EXIT_FAILED
     if isinstance(error, _loaded("campaign_sync.signals", "StoppedAtOnce")):

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError
 
 DB_CONNECT_TIMEOUT_SECONDS = 10  # PostgreSQL: to have an answer, unless the URL says
 
@@ -32,7 +32,7 @@ def masked_url(url: str) -> str:
     return text.replace("%2A%2A%2A", "***")
 
 
-def database_problem(error: SQLAlchemyError) -> str:
+def database_problem(error: BaseException) -> str:
     """The first line of what the database (or its driver) said, without SQL or parameters
     (SQLAlchemy's own text adds `[SQL: ...]` and `[parameters: ...]` lines, which may hold
     campaign data): what every log line and message about a database error carries."""

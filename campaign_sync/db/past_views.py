@@ -42,55 +42,19 @@ def views_at(revision: str) -> tuple[View, ...]:
 
 def _v_campaign_versions_0007(j: JsonSQL) -> str:
     """v_campaign_versions as revisions 0007-0009 made it (every version's detail in
-    campaign_versions)."""
-    d = "v.detail"
-    contents = (("messages",), ("landing", "contents"))
-
-    def messages(value: str) -> str:
-        return (
-            f"(select {j.ordered_text(value, ' | ', j.position('e'))} "
-            f"from {j.elements(d, contents, 'e')})"
-        )
-
-    title, body = j.element_field("e", "title"), j.element_field("e", "body")
-    language = j.element_field("e", "language")
-    starts = (
-        f"coalesce({j.text(d, 'push_time')}, {j.text(d, 'start_date')}, "
-        f"{j.text(d, 'local_push_time')}, {j.text(d, 'local_start_date')})"
-    )
-    ends = f"coalesce({j.text(d, 'end_date')}, {j.text(d, 'local_end_date')})"
-    segments = (
-        f"(select {j.ordered_text(j.element_text('s'), ', ', j.position('s'))} "
-        f"from {j.elements(d, (('targeting', 'segments'),), 's')})"
-    )
-    unit = j.text(d, "recurrence", "repeat_unit")
-    frequency = j.text(d, "recurrence", "repeat_frequency")
-    return f"""
-select
-    v.campaign_id, c.app, c.campaign_type, c.campaign_token, v.version, v.change_kind,
-    v.valid_from, v.valid_to, v.valid_to is null as is_current, v.run_id,
-    {j.text(d, "name")} as name, {j.boolean(d, "live")} as live,
-    {starts} as starts_at, {ends} as ends_at,
-    {unit} as recurrence_repeat_unit, {frequency} as recurrence_repeat_frequency,
-    nullif(trim(coalesce('starts ' || {starts} || ' ', '')
-        || coalesce('ends ' || {ends} || ' ', '')
-        || coalesce('every ' || coalesce({frequency}, '1') || ' ' || {unit}, '')), '')
-        as schedule,
-    {messages(f"coalesce({language}, '?') || ': ' || coalesce({title}, '')")}
-        as message_titles,
-    {messages(f"coalesce({language}, '?') || ': ' || coalesce({body}, '')")}
-        as message_bodies,
-    nullif(trim(coalesce('segments ' || {segments}, '')
-        || coalesce(' query ' || coalesce({j.text(d, "targeting", "query")}, {j.text(d, "query")}),
-                    '')), '') as targeting
-from campaign_versions v
-join campaigns c on c.id = v.campaign_id
-"""
+    campaign_versions, no `detail` column)."""
+    return _v_campaign_versions_before_0011(j, "v.detail", detail_column=False)
 
 
 def _v_campaign_versions_0010(j: JsonSQL) -> str:
-    """v_campaign_versions as revision 0010 made it."""
-    d = VERSION_DETAIL
+    """v_campaign_versions as revision 0010 made it (the current version's detail in
+    campaigns, every version's shown as `detail`)."""
+    return _v_campaign_versions_before_0011(j, VERSION_DETAIL, detail_column=True)
+
+
+def _v_campaign_versions_before_0011(j: JsonSQL, d: str, *, detail_column: bool) -> str:
+    """The SQL of v_campaign_versions from revision 0007 to 0010, reading each version's
+    detail from `d`."""
     contents = (("messages",), ("landing", "contents"))
 
     def messages(value: str) -> str:
@@ -112,6 +76,7 @@ def _v_campaign_versions_0010(j: JsonSQL) -> str:
     )
     unit = j.text(d, "recurrence", "repeat_unit")
     frequency = j.text(d, "recurrence", "repeat_frequency")
+    detail = f",\n    {d} as detail" if detail_column else ""
     return f"""
 select
     v.campaign_id, c.app, c.campaign_type, c.campaign_token, v.version, v.change_kind,
@@ -129,8 +94,7 @@ select
         as message_bodies,
     nullif(trim(coalesce('segments ' || {segments}, '')
         || coalesce(' query ' || coalesce({j.text(d, "targeting", "query")}, {j.text(d, "query")}),
-                    '')), '') as targeting,
-    {d} as detail
+                    '')), '') as targeting{detail}
 from campaign_versions v
 join campaigns c on c.id = v.campaign_id
 """

@@ -833,8 +833,11 @@ def resolve_apps(settings: Settings, environ: Mapping[str, str] | None = None) -
     if duplicates:
         raise ConfigError(f"app names must be unique; repeated: {', '.join(duplicates)}")
     resolved = []
-    for app in configured:
-        rest_key, rest_from = app.rest_api_key, f"app '{app.name}': rest_api_key"
+    for index, app in enumerate(configured):
+        # Where an app's own key was written, as the settings' own errors name it:
+        # "config file c.toml, key apps[0] (app 'ios').api_key".
+        in_file = f"{settings.source_of('apps')}[{index}] (app '{app.name}')."
+        rest_key, rest_from = app.rest_api_key, f"{in_file}rest_api_key"
         if rest_key is None and app.rest_api_key_env:
             _not_another_setting(app.name, app.rest_api_key_env)
             value = _named_variable(app.rest_api_key_env, settings, environ)
@@ -859,7 +862,7 @@ def resolve_apps(settings: Settings, environ: Mapping[str, str] | None = None) -
                 "BATCH_REST_API_KEY_FILE), or rest_api_key_env (or rest_api_key) for the app "
                 "in the config file"
             )
-        api_from = f"app '{app.name}': api_key" if settings.apps else "BATCH_API_KEY"
+        api_from = f"{in_file}api_key" if settings.apps else "BATCH_API_KEY"
         api_key = _usable_key(app.api_key, api_from)
         rest_key = SecretStr(_usable_key(rest_key.get_secret_value(), rest_from))
         resolved.append(

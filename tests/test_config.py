@@ -705,15 +705,16 @@ def test_an_empty_config_variable_is_unset_and_a_blank_one_is_refused(
 
 
 APP_HEAD = '[[apps]]\nname = "ios"\n'
+IN_FILE = "config file {file}, key apps[0] (app 'ios')."  # where a key written there is
 
 
 @pytest.mark.parametrize(
     ("toml", "environ", "message"),
     [
-        ('api_key = "  "\n', {}, "app 'ios': api_key is blank: empty or only white space"),
-        ('api_key = "two words"\n', {}, "app 'ios': api_key holds characters no HTTP request"),
-        ('api_key = "K"\nrest_api_key = " "\n', {}, "app 'ios': rest_api_key is blank"),
-        ('api_key = "K"\nrest_api_key = "a b"\n', {}, "app 'ios': rest_api_key holds characters"),
+        ('api_key = "  "\n', {}, IN_FILE + "api_key is blank: empty or only white space"),
+        ('api_key = "two words"\n', {}, IN_FILE + "api_key holds characters no HTTP request"),
+        ('api_key = "K"\nrest_api_key = " "\n', {}, IN_FILE + "rest_api_key is blank"),
+        ('api_key = "K"\nrest_api_key = "a b"\n', {}, IN_FILE + "rest_api_key holds characters"),
         (
             'api_key = "K"\nrest_api_key_env = "IOS_REST"\n',
             {"IOS_REST": "  "},
@@ -729,12 +730,13 @@ APP_HEAD = '[[apps]]\nname = "ios"\n'
 def test_a_key_no_request_can_carry_is_refused_naming_where_it_came_from(
     toml: str, environ: dict[str, str], message: str, tmp_path: Path
 ) -> None:
-    """A blank key was sent as it was (`/1.1//campaigns/list`, exit 1 instead of 2)."""
+    """A blank key was sent as it was (`/1.1//campaigns/list`, exit 1 instead of 2). A key
+    written in the file is named by file and key, as the settings' own errors name them."""
     config = write(tmp_path / "apps.toml", APP_HEAD + toml)
     settings = load_settings(config, batch_rest_api_key="default-rest")
     with pytest.raises(ConfigError) as refused:
         resolve_apps(settings, environ)
-    assert str(refused.value).startswith(message), str(refused.value)
+    assert str(refused.value).startswith(message.format(file=config)), str(refused.value)
     assert "r\u00e9st" not in str(refused.value) and "two words" not in str(refused.value)
 
 
@@ -849,7 +851,7 @@ def test_an_empty_rest_key_variable_leaves_the_key_file_in_force(
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ('rest_api_key = ""', "app 'ios': rest_api_key is blank"),
+        ('rest_api_key = ""', "key apps[0] (app 'ios').rest_api_key is blank"),
         ('rest_api_key_env = "  "', "rest_api_key_env: expected an environment variable's name"),
         ('rest_api_key_env = ""', "rest_api_key_env: expected an environment variable's name"),
     ],

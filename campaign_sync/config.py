@@ -325,7 +325,7 @@ class Settings(BaseSettings):
 
     def source_of(self, field: str) -> str:
         """Where setting `field` (a field name, e.g. "metrics_port") took its value, as the
-        user wrote it: `--metrics-port (or CAMPAIGN_SYNC_METRICS_PORT)`, a variable (and
+        user wrote it: `--metrics-port`, a variable (and
         `.env` or its secret file), a config file's key; for a default value, "the
         default" and where to set it; the variable's name when the settings were not
         built by `load_settings`."""
@@ -400,8 +400,8 @@ def _describe(
     secrets_dir: Path | None,
 ) -> str:
     """Where a validation error is, as the user wrote it, by the source that gave the
-    value (they win in this order): a command-line flag by its flag and variable
-    (`--interval-seconds (or CAMPAIGN_SYNC_INTERVAL_SECONDS)`), a variable by its name
+    value (they win in this order): a command-line flag by its flag
+    (`--interval-seconds`), a variable by its name
     (and `.env` or the secret file when it came from there), a TOML key by its path (and
     app) in its file."""
     if not location:
@@ -409,9 +409,9 @@ def _describe(
     field = _field_name(str(location[0]))
     variable = _variable(field) if field is not None else None
     if field is not None and field in flags:
-        # click may have read the flag's value from its variable: name both.
-        flag = "--" + field.replace("_", "-")
-        return f"{flag} (or {variable})" if variable else flag
+        # Only what the command line gave: the CLI leaves a value click read from the
+        # option's variable to the settings, which read that variable and name it.
+        return "--" + field.replace("_", "-")
     if variable is not None:
         if variable in os.environ:
             return variable

@@ -255,7 +255,7 @@ def test_a_stop_while_details_are_in_flight_commits_that_page(
     ("given", "named"),
     [
         ("variable", "CAMPAIGN_SYNC_METRICS_PORT"),
-        ("flag", "--metrics-port (or CAMPAIGN_SYNC_METRICS_PORT)"),
+        ("flag", "--metrics-port"),
         ("config file", "config file {config}, key metrics_port"),
     ],
 )

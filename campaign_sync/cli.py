@@ -251,9 +251,13 @@ def _refuse_in_memory(url: str) -> None:
 
 def _refuse_unusable_sqlite_path(url: str) -> None:
     """A SQLite path that cannot be a database file, named with why (SQLite says only
-    "unable to open database file"): exit 2."""
-    from campaign_sync.db.session import sqlite_directory_problem
+    "unable to open database file"), or a query string the SQLite driver would ignore
+    (`?mode=ro` without `uri=true`): exit 2."""
+    from campaign_sync.db.session import sqlite_directory_problem, sqlite_query_problem
 
+    ignored = sqlite_query_problem(url)
+    if ignored is not None:
+        raise Failure(f"DATABASE_URL: {ignored}", EXIT_USAGE)
     problem = sqlite_directory_problem(url)
     if problem is not None:
         raise Failure(f"{problem} (DATABASE_URL): name another file", EXIT_USAGE)

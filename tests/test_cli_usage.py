@@ -315,3 +315,70 @@ def test_every_command_names_why_the_sqlite_file_cannot_be_used(
     else:
         assert result.stderr.startswith("campaign-sync: cannot use the path ")
         assert result.stderr.endswith(" characters): File name too long\n")
+
+
+@pytest.mark.parametrize("command", ["migrate", "status", "sync", "demo"])
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        (  # SQLAlchemy ignored it: a database meant read-only was written
+            "?mode=ro",
+            "campaign-sync: DATABASE_URL: Query string argument(s) 'mode' are not accepted by "
+            "the pysqlite driver and are being ignored; SQLite URI arguments require that "
+            "'uri=true' also be present in the URL.\n",
+        ),
+        (
+            "?cache=shared&mode=ro",
+            "campaign-sync: DATABASE_URL: Query string argument(s) 'cache', 'mode' are not "
+            "accepted by the pysqlite driver and are being ignored; SQLite URI arguments "
+            "require that 'uri=true' also be present in the URL.\n",
+        ),
+        (  # SQLite made an empty file named 'x.db?mode=ro' beside x.db
+            "?mode=ro&uri=true",
+            "campaign-sync: DATABASE_URL: with uri=true, SQLite reads the parameters only "
+            "after a path starting with file: (sqlite:///file:{path}?...&uri=true); as written "
+            "it would open a file named '{path}?mode=ro'\n",
+        ),
+        (
+            "?timeout=abc",
+            "campaign-sync: DATABASE_URL: a parameter of the SQLite driver has an unusable "
+            "value: could not convert string to float: 'abc'\n",
+        ),
+        (
+            "?check_same_thread=maybe",
+            "campaign-sync: DATABASE_URL: a parameter of the SQLite driver has an unusable "
+            "value: String is not true/false: 'maybe'\n",
+        ),
+    ],
+)
+def test_a_sqlite_query_string_the_driver_would_not_honour_is_refused(
+    command: str, query: str, expected: str, tmp_path: Path, restore_logging: None
+) -> None:
+    """`sqlite:///x.db?mode=ro` printed SQLAlchemy's warning and went on writing the
+    database; with `&uri=true` but no `file:` a new empty file named `x.db?mode=ro` was
+    made. Nothing is created either way."""
+    from tests.helpers import run
+
+    path = tmp_path / "x.db"
+    env = {
+        "DATABASE_URL": f"sqlite:///{path}{query}",
+        "BATCH_API_KEY": "live-key",
+        "BATCH_REST_API_KEY": "rest-key",
+        "BATCH_API_BASE_URL": "http://127.0.0.1:9",  # never asked: refused before
+    }
+    result = run(command, env=env)
+    assert (result.exit_code, result.stderr) == (2, expected.format(path=path))
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("query", ["?timeout=5", "?uri=true", "?mode=rwc&uri=true"])
+def test_a_sqlite_query_string_the_driver_honours_is_accepted(
+    query: str, tmp_path: Path, restore_logging: None
+) -> None:
+    from tests.helpers import run
+
+    path = tmp_path / "x.db"
+    database = f"file:{path}" if "mode" in query else str(path)
+    result = run("migrate", env={"DATABASE_URL": f"sqlite:///{database}{query}"})
+    assert result.exit_code == 0, result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["x.db"]

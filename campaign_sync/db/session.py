@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SAWarning
 
 DB_CONNECT_TIMEOUT_SECONDS = 10  # PostgreSQL: to have an answer, unless the URL says
 
@@ -141,6 +142,38 @@ def sqlite_directory_problem(url: str) -> str | None:
         return f"the directory {directory} of the SQLite file {path.name} does not exist"
     if not directory.is_dir():
         return f"{directory}, where the SQLite file {path.name} would go, is no directory"
+    return None
+
+
+def sqlite_query_problem(url: str) -> str | None:
+    """Why a SQLite `url`'s query string would not do what it says, read by SQLAlchemy's
+    own SQLite driver (SQLAlchemy's SQLite docs, "URI Connections"): SQLite's URI
+    parameters such as `mode=ro` are read only with `uri=true`, and then only for a path
+    starting with `file:`. Otherwise the driver ignores them (its warning, given in its
+    words) or opens a file whose name holds them: a database meant read-only would be
+    written, or a new empty one made. None for another database, or nothing amiss."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.query:
+        return None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SAWarning)
+        try:
+            engine = create_engine(parsed)  # no connection: the driver reads the URL here
+        except (ValueError, TypeError) as wrong:  # ?timeout=abc
+            return f"a parameter of the SQLite driver has an unusable value: {wrong}"
+        try:
+            (filename, *_), options = engine.dialect.create_connect_args(parsed)
+        finally:
+            engine.dispose()
+    ignored = {str(w.message).split(" (Background on this")[0]: None for w in caught}
+    if ignored:  # each once: creating the engine and reading its arguments both warn
+        return "; ".join(ignored)
+    if options.get("uri") and "?" in str(filename) and not str(filename).startswith("file:"):
+        return (
+            f"with uri=true, SQLite reads the parameters only after a path starting with "
+            f"file: (sqlite:///file:{parsed.database}?...&uri=true); as written it would "
+            f"open a file named {str(filename)!r}"
+        )
     return None
 
 

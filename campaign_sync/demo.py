@@ -31,13 +31,16 @@ from campaign_sync.runner import pass_options, sync_apps
 from campaign_sync.simulator import Simulator, SimulatorKnobs, SimulatorServer
 from campaign_sync.terminal import progress_for_terminal
 
-DEMO_APP = "demo"
+# The demo's rows, erased at each demo's start, go under an app name that no configured
+# app can have (config.APP_NAME allows letters, digits, _ . -): a real app named 'demo'
+# synced into the same DATABASE_URL was erased with the demo's rows before.
+DEMO_APP = "(demo)"
 DEMO_API_KEY = "DEMO_LIVE_API_KEY"
 DEMO_REST_KEY = "DEMO_REST_KEY"
 
 
 def _forget_previous_demo(engine: Engine) -> None:
-    """The demo owns the app named 'demo'; start it afresh each time."""
+    """The demo owns the app `DEMO_APP`; start it afresh each time."""
     with engine.begin() as conn:
         for table in (sync_warnings, campaigns, sync_runs, sync_state):
             conn.execute(delete(table).where(table.c.app == DEMO_APP))

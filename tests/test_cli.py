@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from campaign_sync.db.models import sync_runs, sync_state
 from campaign_sync.db.session import make_engine
@@ -415,6 +415,18 @@ def test_logs_are_json_lines_carrying_app_type_and_run_when_not_a_terminal(
 
 
 def test_the_demo_uses_database_url_when_set(pg_url: str) -> None:
+    """The demo's rows go under the app '(demo)', a name no configured app can have: a real
+    app named 'demo' in the same database was erased by each demo's fresh start."""
+    engine = make_engine(pg_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "insert into campaigns (app, campaign_type, campaign_token, name, "
+                "first_seen_at, last_seen_at, updated_at) "
+                "values ('demo', 'push', 'REALTOKEN', 'real', now(), now(), now())"
+            )
+        )
+    engine.dispose()
     result = cli("demo", "--push", "120", "--in-app", "80", env=cli_env(pg_url))
     assert result.returncode == 0, result.stderr
     assert "Second pass: only what changed is fetched" in result.stdout
@@ -424,7 +436,7 @@ def test_the_demo_uses_database_url_when_set(pg_url: str) -> None:
     hint = next(line for line in result.stdout.splitlines() if "psql " in line)
     assert "from v_campaigns" in hint and "count(*) filter (where live)" in hint
     engine = make_engine(pg_url)
-    assert count(engine, "select count(*) from campaigns where app = 'demo'") == 201
+    assert count(engine, "select count(*) from campaigns where app = '(demo)'") == 201
     engine.dispose()
     # Again, behind a company's proxy on another host, with a plain-http base URL of the
     # user's own set: the demo's requests to its simulator went to that proxy (which would
@@ -434,7 +446,8 @@ def test_the_demo_uses_database_url_when_set(pg_url: str) -> None:
     again = cli("demo", "--push", "120", "--in-app", "80", env=behind)
     assert again.returncode == 0, again.stderr
     engine = make_engine(pg_url)
-    assert count(engine, "select count(*) from campaigns where app = 'demo'") == 201
+    assert count(engine, "select count(*) from campaigns where app = '(demo)'") == 201
+    assert count(engine, "select count(*) from campaigns where app = 'demo'") == 1
     engine.dispose()
 
 

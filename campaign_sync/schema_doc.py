@@ -37,7 +37,9 @@ text the views build from JSON and timestamps reads differently there (`{"a":1}`
 PostgreSQL writes `{"a": 1}`, `2026-11-20 09:00:00.000000`).
 
 Analysts start with the views; the tables beneath hold everything Batch sent. Example
-questions are in [queries.sql](queries.sql).
+questions are in [queries.sql](queries.sql). Beside them, Alembic's one-row table
+`alembic_version` (`version_num`) records the schema's revision (`campaign-sync migrate`
+moves it; the tables below are those of its newest revision).
 """
 
 

@@ -96,9 +96,18 @@ where label = 'promo' and live
 order by campaign_name;
 
 -- 12. Which campaigns went live in the last seven days?
+--     Turned live (went_live), or created live in Batch in that time: a new campaign's
+--     first version is 'created', never went_live. Batch's created_date leaves out old
+--     campaigns that a first sync of the app stored live.
 select app, campaign_type, name, seen_at
 from v_campaign_changes
 where change = 'went_live' and seen_at >= now() - interval '7 days'
+union all
+select v.app, v.campaign_type, v.name, v.valid_from
+from v_campaign_versions v
+join campaigns c on c.id = v.campaign_id
+where v.change_kind = 'created' and v.live and v.valid_from >= now() - interval '7 days'
+  and c.created_date >= now() - interval '7 days'
 order by seen_at desc;
 
 -- 13. How many campaigns were created in the last 30 days, per type and week?

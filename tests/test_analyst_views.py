@@ -352,6 +352,73 @@ def test_a_change_no_named_kind_covers_is_one_other_changed_row(
     ]
 
 
+RENAMED = {"name": "Sale"}
+RELABELLED = {"labels": ["promo"]}
+
+
+def _messages(**extra: Any) -> dict[str, Any]:
+    """SALE's messages with the English one's fields changed or added."""
+    english, french = copy.deepcopy(SALE["messages"])
+    return {"messages": [english | extra, french]}
+
+
+def _welcome_landing(**extra: Any) -> dict[str, Any]:
+    landing = copy.deepcopy(WELCOME["landing"])
+    return {"landing": landing | extra}
+
+
+@pytest.mark.parametrize(
+    ("campaign", "change", "expected"),
+    [
+        (SALE, RENAMED | RELABELLED, ["other_changed", "renamed"]),
+        (SALE, RENAMED, ["renamed"]),
+        (SALE, {"live": True, "deeplink": "app://sale"}, ["other_changed", "went_live"]),
+        (SALE, {"push_time": "2026-12-02T09:00:00", "priority": "HIGH"},
+         ["other_changed", "rescheduled"]),
+        # Inside what a named kind reads: the messages' other fields, targeting's others.
+        (SALE, _messages(title="Big sale", deeplink="app://x"),
+         ["message_changed", "other_changed"]),
+        (SALE, _messages(title="Big sale"), ["message_changed"]),
+        (SALE, _messages(deeplink="app://x"), ["other_changed"]),
+        (SALE, {"targeting": {"segments": ["NEW"], "os": "ios"}},
+         ["other_changed", "targeting_changed"]),
+        (SALE, {"targeting": {"segments": ["NEW"]}}, ["targeting_changed"]),
+        (DIGEST, {"recurrence": DIGEST["recurrence"] | {"repeat_frequency": 2, "days": [1]}},
+         ["other_changed", "rescheduled"]),
+        (DIGEST, {"recurrence": DIGEST["recurrence"] | {"repeat_frequency": 2}},
+         ["rescheduled"]),
+        (WELCOME, _welcome_landing(theme="t2", contents=[{"language": "en", "title": "Yo"}]),
+         ["message_changed", "other_changed"]),
+        (WELCOME, _welcome_landing(theme="t2"), ["other_changed"]),
+    ],
+)  # fmt: skip
+def test_an_unnamed_change_beside_named_ones_is_its_own_other_changed_row(
+    campaign: dict[str, Any],
+    change: dict[str, Any],
+    expected: list[str],
+    any_db_url: str,
+    any_db: Engine,
+) -> None:
+    """A rename and a label change in one version showed only `renamed`: other_changed
+    was left out whenever a named kind had a row (a fresh analyst review)."""
+    push, in_app = (() if campaign is WELCOME else (campaign,)), (WELCOME,)
+    sync(any_db_url, batch(*push, in_app=in_app))
+    changed = copy.deepcopy(campaign) | change
+    if campaign is WELCOME:
+        sync(any_db_url, batch(in_app=(changed,)))
+    else:
+        sync(any_db_url, batch(changed, in_app=in_app))
+    token = campaign["campaign_token"]
+    assert [
+        change
+        for (change,) in rows(
+            any_db,
+            f"select change from v_campaign_changes where campaign_token = '{token}' "
+            "order by change",
+        )
+    ] == expected
+
+
 def test_labels_and_segments_that_are_not_text_are_left_out_of_the_views_and_warned(
     any_db_url: str, any_db: Engine
 ) -> None:

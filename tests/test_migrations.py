@@ -223,9 +223,11 @@ def test_a_migration_is_one_transaction_and_migrators_take_turns(empty_url: str)
     assert schema_diff(empty_url) == []
 
 
-def test_revision_0011_goes_down_to_the_views_0010_made_and_up_again(empty_url: str) -> None:
+def test_revisions_0011_and_0012_go_down_to_the_views_before_them_and_up_again(
+    empty_url: str,
+) -> None:
     """0011 rewrote four views; its downgrade puts 0010's back (and 0005's statistics
-    views), each still readable."""
+    views), each still readable. 0012 rewrote two, and its downgrade puts 0011's back."""
     added = {
         "v_campaign_versions": {"schedule_zone", "recurrence_end_date", "content_hash"},
         "v_push_performance": {"deleted_at"},
@@ -245,14 +247,24 @@ def test_revision_0011_goes_down_to_the_views_0010_made_and_up_again(empty_url: 
         finally:
             engine.dispose()
 
-    migrate.upgrade(empty_url)
-    at_head = columns()
+    migrate.upgrade(empty_url, "0011")
+    at_0011 = columns()
     migrate.downgrade(empty_url, "0010")
     at_0010 = columns()
-    assert {view: at_head[view] - at_0010[view] for view in added} == added
-    assert at_head["v_campaign_changes"] == at_0010["v_campaign_changes"]
-    migrate.upgrade(empty_url)
-    assert columns() == at_head
+    assert {view: at_0011[view] - at_0010[view] for view in added} == added
+    assert at_0011["v_campaign_changes"] == at_0010["v_campaign_changes"]
+    migrate.upgrade(empty_url, "0011")
+    assert columns() == at_0011
+    migrate.upgrade(empty_url)  # 0012: two columns more
+    at_head = columns()
+    assert {view: at_head[view] - at_0011[view] for view in views} == {
+        "v_campaign_versions": set(),
+        "v_campaign_changes": set(),
+        "v_push_performance": set(),
+        "v_push_performance_total": {"sent_optins_a", "sent_optins_b"},
+    }
+    migrate.downgrade(empty_url, "0011")
+    assert columns() == at_0011
 
 
 def test_our_names_are_every_table_and_view_the_head_creates(empty_url: str) -> None:
@@ -267,21 +279,30 @@ def test_our_names_are_every_table_and_view_the_head_creates(empty_url: str) -> 
     assert names - {"alembic_version"} == OUR_NAMES
 
 
-def _view_definitions(url: str) -> dict[str, str]:
+def _view_definitions(url: str) -> dict[str, tuple[str, object, list[object]]]:
+    """Each view's SQL, its comment and its columns' comments (PostgreSQL)."""
     engine = make_engine(url)
     try:
         found = inspect(engine)
-        return {name: str(found.get_view_definition(name)) for name in found.get_view_names()}
+        return {
+            name: (
+                str(found.get_view_definition(name)),
+                found.get_table_comment(name)["text"],
+                [(c["name"], c.get("comment")) for c in found.get_columns(name)],
+            )
+            for name in found.get_view_names()
+        }
     finally:
         engine.dispose()
 
 
-@pytest.mark.parametrize("revision", ["0007", "0010"])
+@pytest.mark.parametrize("revision", ["0007", "0010", "0011"])
 def test_a_revision_builds_its_own_views_going_up_as_coming_down(
     revision: str, fresh_pg_url: str, pg_server: object, tmp_path: object
 ) -> None:
     """0007 and 0010 built today's views (0011's) going up, and 0011's downgrade put back
-    0010's: the same revision had two sets of views, by the way it was reached."""
+    0010's: the same revision had two sets of views, by the way it was reached. 0011 alike
+    once 0012 changed two views. Their comments too."""
     from tests.pg import PostgresServer
 
     assert isinstance(pg_server, PostgresServer)

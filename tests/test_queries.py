@@ -4,6 +4,7 @@ synced from the simulator (dated around now) and returns rows."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,11 @@ def synced(pg_url: str, db: Engine) -> Engine:
         push.replace(live[1], {**details[live[1]], "live": False})
         push.replace(stopped[0], {**details[stopped[0]], "live": True})
         push.delete(live[2])
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        push.create(
+            {**details[live[3]], "campaign_token": "brandnewlive", "name": "Launched live",
+             "live": True, "created_date": now}
+        )  # fmt: skip
         run_sync(pg_url, server)
     return db
 
@@ -68,3 +74,15 @@ def test_every_query_returns_rows(synced: Engine) -> None:
             if not conn.execute(text(sql)).first():
                 empty.append(question)
     assert empty == []
+
+
+def test_campaigns_that_went_live_include_those_created_live(synced: Engine) -> None:
+    """Question 12 counted only went_live changes: a campaign created live in Batch has a
+    first version 'created', and was never listed (a fresh analyst review)."""
+    sql = next(sql for question, sql in queries() if question.startswith("12."))
+    with synced.connect() as conn:
+        names = [row.name for row in conn.execute(text(sql))]
+        turned_live = conn.execute(
+            text("select name from v_campaign_changes where change = 'went_live'")
+        ).scalar_one()
+    assert "Launched live" in names and turned_live in names

@@ -1,13 +1,24 @@
 """The reporting views as earlier revisions made them, for the migrations that create or
 restore them: a migration builds its own revision's schema, not today's (`db.views`).
 Revisions 0007-0009 made v_campaign_versions without `detail`, 0010 added it, 0011 the
-schedule's clocks and three columns; v_campaign_changes kept 0007's SQL until 0011."""
+schedule's clocks and three columns; v_campaign_changes kept 0007's SQL until 0011, whose
+own lasted until 0012 (other_changed beside named changes); 0012 also gave
+v_push_performance_total sent_optins_a and _b."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from campaign_sync.db.views import VERSION_DETAIL, VIEWS, JsonSQL, View
+from campaign_sync.db.views import (
+    DESCRIBED_VIEWS,
+    VERSION_DETAIL,
+    VIEWS,
+    JsonSQL,
+    View,
+    open_rate_sql,
+    stats_sums,
+    version_content_hash,
+)
 
 SCHEDULE_0007 = "The schedule as one readable text (start, end, recurrence)."
 _CHANGES_0007 = (
@@ -20,22 +31,55 @@ _CHANGES_0007 = (
 ADDED_BY_0011 = ("schedule_zone", "recurrence_end_date", "content_hash")
 
 
+# Texts of descriptions and column comments as revisions before 0012 wrote them.
+_CHANGES_0011 = (
+    "One row per change seen: renamed, went_live, stopped, rescheduled, "
+    "message_changed, targeting_changed, deleted, restored; with before and after. A "
+    "campaign back with new content also shows what changed while it was away. A "
+    "change none of these names (labels, capping, deeplink, trigger...), while present "
+    "or while away, is one other_changed row without before and after: compare the "
+    "versions' detail in v_campaign_versions."
+)
+RUN_ID_0007 = "The sync_runs row that saw it."
+BEFORE_0007 = "The value before (text)."
+AFTER_0007 = "The value after (text)."
+SENT_OPTINS_0005 = "Pushes sent to opted-in installs, all days (NULL where Batch gives none)."
+ADDED_BY_0012 = ("sent_optins_a", "sent_optins_b")
+
+
 def views_at(revision: str) -> tuple[View, ...]:
-    """`db.views.VIEWS` as revision `revision` made them: "0007" (through 0009) or
-    "0010". Raises ValueError for another revision."""
-    if revision not in ("0007", "0010"):
+    """The views as revision `revision` made them: "0007" (through 0009) and "0010",
+    `db.views.VIEWS`; "0011", every view (`DESCRIBED_VIEWS`, the push statistics views
+    included). Raises ValueError for another revision."""
+    if revision not in ("0007", "0010", "0011"):
         raise ValueError(f"no views recorded for revision {revision}")
     made: list[View] = []
-    for view in VIEWS:
-        if view.name == "v_campaign_versions":
+    for view in DESCRIBED_VIEWS if revision == "0011" else VIEWS:
+        if view.name == "v_campaign_versions" and revision != "0011":
             dropped = ADDED_BY_0011 + (("detail",) if revision == "0007" else ())
             columns = {k: v for k, v in view.columns.items() if k not in dropped}
             columns["schedule"] = SCHEDULE_0007
             sql = _v_campaign_versions_0007 if revision == "0007" else _v_campaign_versions_0010
             view = replace(view, columns=columns, sql=sql)
         elif view.name == "v_campaign_changes":
-            where = "campaign_versions." if revision == "0007" else "v_campaign_versions."
-            view = replace(view, description=_CHANGES_0007 + where, sql=_v_campaign_changes_0007)
+            old = {"run_id": RUN_ID_0007, "before_value": BEFORE_0007, "after_value": AFTER_0007}
+            columns = {**view.columns, **old}
+            if revision == "0011":
+                view = replace(
+                    view, description=_CHANGES_0011, columns=columns, sql=_v_campaign_changes_0011
+                )
+            else:
+                where = "campaign_versions." if revision == "0007" else "v_campaign_versions."
+                view = replace(
+                    view,
+                    description=_CHANGES_0007 + where,
+                    columns=columns,
+                    sql=_v_campaign_changes_0007,
+                )
+        elif view.name == "v_push_performance_total":
+            columns = {k: v for k, v in view.columns.items() if k not in ADDED_BY_0012}
+            columns["sent_optins"] = SENT_OPTINS_0005
+            view = replace(view, columns=columns, sql=_v_push_performance_total_0011)
         made.append(view)
     return tuple(made)
 
@@ -101,7 +145,23 @@ join campaigns c on c.id = v.campaign_id
 
 
 def _v_campaign_changes_0007(j: JsonSQL) -> str:
-    """v_campaign_changes as revisions 0007-0010 made it."""
+    """v_campaign_changes as revisions 0007-0010 made it: other_changed for a changed
+    version none of the named kinds covers."""
+    return _v_campaign_changes_before_0012("v.change_kind = 'changed'")
+
+
+def _v_campaign_changes_0011(j: JsonSQL) -> str:
+    """v_campaign_changes as revision 0011 made it: other_changed also for a campaign back
+    with other content than it left with, but only when no named kind covers the change."""
+    return _v_campaign_changes_before_0012(
+        f"(v.change_kind = 'changed' or {version_content_hash('v')} is distinct from "
+        f"{version_content_hash('p')})"
+    )
+
+
+def _v_campaign_changes_before_0012(moved: str) -> str:
+    """The SQL of v_campaign_changes from revision 0007 to 0011; `moved`: when a version's
+    content moved, for other_changed (which also needed no named kind then)."""
     # Each version is compared with the one before it that had content: a campaign that
     # comes back changed shows `restored` and what changed while it was away.
     changes = [
@@ -123,12 +183,8 @@ def _v_campaign_changes_0007(j: JsonSQL) -> str:
             "p.targeting is distinct from v.targeting",
         ),
     ]
-    # A changed version none of the named kinds covers (labels, capping, deeplink,
-    # trigger...): one `other_changed` row, so that every change has a row.
     named = " or ".join(f"coalesce({condition}, false)" for *_, condition in changes)
-    changes.append(
-        ("other_changed", "null", "null", f"v.change_kind = 'changed' and not ({named})")
-    )
+    changes.append(("other_changed", "null", "null", f"{moved} and not ({named})"))
     parts = [
         f"""
 select v.campaign_id, v.app, v.campaign_type, v.campaign_token, v.name, v.version,
@@ -151,3 +207,29 @@ left join v_campaign_versions p on p.campaign_id = v.campaign_id and p.version =
 where v.change_kind in ('deleted', 'restored')"""
     )
     return "\nunion all".join(parts) + "\n"
+
+
+def _v_push_performance_total_0011(j: JsonSQL) -> str:
+    """v_push_performance_total as revision 0011 made it (no sent_optins_a and _b)."""
+    every, a, b = stats_sums("all"), stats_sums("a"), stats_sums("b")
+    return f"""
+select
+    c.id as campaign_id, c.name, c.app, c.campaign_token, c.push_time, c.local_push_time,
+    min(s.date) as first_date, max(s.date) as last_date,
+    {every["sent"]} as sent,
+    {every["sent_optins"]} as sent_optins,
+    {every["direct_open"]} as direct_open,
+    {every["influenced_open"]} as influenced_open,
+    {every["reengaged"]} as reengaged,
+    {every["errors"]} as errors,
+    {open_rate_sql(every)} as open_rate,
+    {a["sent"]} as sent_a,
+    {open_rate_sql(a)} as open_rate_a,
+    {b["sent"]} as sent_b,
+    {open_rate_sql(b)} as open_rate_b,
+    max(s.fetched_at) as fetched_at,
+    c.deleted_at
+from campaigns c
+join campaign_stats_daily s on s.campaign_id = c.id
+group by c.id, c.name, c.app, c.campaign_token, c.push_time, c.local_push_time, c.deleted_at
+"""

@@ -70,6 +70,49 @@ class JsonSQL:
         """A timestamptz as the UTC wall clock (timestamp without time zone)."""
         return self.UTC_WALL_CLOCK.format(column=column)
 
+    def uncovered(self, doc: str, cover: Cover) -> str:
+        """One comparable value of what `doc` holds besides what `cover` names: equal for
+        two documents that differ only there (jsonb, whose equality ignores key order)."""
+        parts = [self._without(doc, cover.top)]
+        parts += [
+            self._without(f"({doc} #> {_pg_path(path)})", keys) for path, keys in cover.nested
+        ]
+        parts += [
+            self._each_without(f"({doc} #> {_pg_path(path)})", keys) for path, keys in cover.arrays
+        ]
+        return f"jsonb_build_array({', '.join(parts)})"
+
+    @staticmethod
+    def _without(value: str, keys: tuple[str, ...]) -> str:
+        names = ", ".join(f"'{key}'" for key in keys)
+        return (
+            f"(case jsonb_typeof({value}) when 'object' then {value} - array[{names}]::text[] "
+            f"else {value} end)"
+        )
+
+    def _each_without(self, value: str, keys: tuple[str, ...]) -> str:
+        stripped = self._without("e.value", keys)
+        return (
+            f"(case jsonb_typeof({value}) when 'array' then (select coalesce(jsonb_agg("
+            f"{stripped} order by e.ordinality), '[]'::jsonb) from jsonb_array_elements("
+            f"{value}) with ordinality as e(value, ordinality)) else {value} end)"
+        )
+
+
+@dataclass(frozen=True)
+class Cover:
+    """The parts of a detail some named kind of change reads (`v_campaign_changes`):
+    `top` keys, `keys` of the objects at `nested` paths, and `keys` of each object in the
+    arrays at `arrays` paths."""
+
+    top: tuple[str, ...]
+    nested: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]
+    arrays: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]
+
+
+def _pg_path(path: tuple[str, ...]) -> str:
+    return "'{" + ",".join(path) + "}'"
+
 
 def _sqlite_path(path: tuple[str, ...]) -> str:
     return "'$" + "".join(f".{key}" for key in path) + "'"
@@ -101,6 +144,37 @@ class SqliteJsonSQL(JsonSQL):
     # callers aggregate straight from it or from a table scanned in key order.
     ORDERED_TEXT = "group_concat({value}, '{separator}')"
     UTC_WALL_CLOCK = "{column}"  # stored as naive UTC already
+
+    def uncovered(self, doc: str, cover: Cover) -> str:
+        """As on PostgreSQL, as one text. SQLite keeps a document's key order, so two
+        documents alike but for it compare unequal (Batch sends its keys in one order)."""
+        parts = [f"json_remove({doc}, {self._paths(cover.top)})"]
+        for path, keys in cover.nested:
+            at = _sqlite_path(path)
+            removed = f"json_remove(json_extract({doc}, {at}), {self._paths(keys)})"
+            other = self._tagged(doc, at)
+            parts.append(
+                f"(case json_type({doc}, {at}) when 'object' then {removed} else {other} end)"
+            )
+        for path, keys in cover.arrays:
+            at = _sqlite_path(path)
+            element = (
+                f"(case e.type when 'object' then json_remove(e.value, {self._paths(keys)}) "
+                "else e.type || ':' || coalesce(e.value, '') end)"
+            )
+            each = f"(select group_concat({element}, char(30)) from json_each({doc}, {at}) as e)"
+            other = self._tagged(doc, at)
+            parts.append(f"(case json_type({doc}, {at}) when 'array' then {each} else {other} end)")
+        return " || char(31) || ".join(f"coalesce({part}, '')" for part in parts)
+
+    @staticmethod
+    def _paths(keys: tuple[str, ...]) -> str:
+        return ", ".join(_sqlite_path((key,)) for key in keys)
+
+    @staticmethod
+    def _tagged(doc: str, at: str) -> str:
+        """A value that is no object or array, with its JSON type: 1 and "1" differ."""
+        return f"json_type({doc}, {at}) || ':' || coalesce(json_extract({doc}, {at}), '')"
 
 
 def json_sql(dialect_name: str) -> JsonSQL:
@@ -264,7 +338,7 @@ join campaigns c on c.id = v.campaign_id
 """
 
 
-def _content_hash(version: str) -> str:
+def version_content_hash(version: str) -> str:
     """SQL: the content hash of the campaign_versions row `version` (an alias of
     v_campaign_versions) stands for. Read from the table, so that v_campaign_changes also
     stands on the older v_campaign_versions a downgrade puts back."""
@@ -272,6 +346,21 @@ def _content_hash(version: str) -> str:
         "(select h.content_hash from campaign_versions h "
         f"where h.campaign_id = {version}.campaign_id and h.version = {version}.version)"
     )
+
+
+# What the named kinds of v_campaign_changes read of a detail (v_campaign_versions'
+# name, live, schedule, message_titles and message_bodies, targeting): a change anywhere
+# else is other_changed.
+NAMED_COVER = Cover(
+    top=("name", "live", "push_time", "start_date", "local_push_time", "local_start_date",
+         "end_date", "local_end_date", "recurrence", "targeting", "query", "messages",
+         "landing"),
+    nested=((("recurrence",), ("repeat_unit", "repeat_frequency", "end_date")),
+            (("targeting",), ("segments", "query")),
+            (("landing",), ("contents",))),
+    arrays=((("messages",), ("title", "body", "language")),
+            (("landing", "contents"), ("title", "body", "language"))),
+)  # fmt: skip
 
 
 def _v_campaign_changes(j: JsonSQL) -> str:
@@ -297,13 +386,16 @@ def _v_campaign_changes(j: JsonSQL) -> str:
         ),
     ]
     # A change none of the named kinds covers (labels, capping, deeplink, trigger...),
-    # in a changed version or in one back with other content than it left with: one
-    # `other_changed` row, so that every change has a row.
+    # in a changed version or in one back with other content than it left with, alone or
+    # beside named changes: one `other_changed` row, so that every change has a row.
     named = " or ".join(f"coalesce({condition}, false)" for *_, condition in changes)
-    content_moved = (
-        f"(v.change_kind = 'changed' or {_content_hash('v')} is distinct from {_content_hash('p')})"
+    moved = f"{version_content_hash('v')} is distinct from {version_content_hash('p')}"
+    content_moved = f"(v.change_kind = 'changed' or {moved})"
+    after, before = j.uncovered("v.detail", NAMED_COVER), j.uncovered("p.detail", NAMED_COVER)
+    beyond = f"{after} is distinct from {before}"
+    changes.append(
+        ("other_changed", "null", "null", f"{content_moved} and (not ({named}) or {beyond})")
     )
-    changes.append(("other_changed", "null", "null", f"{content_moved} and not ({named})"))
     parts = [
         f"""
 select v.campaign_id, v.app, v.campaign_type, v.campaign_token, v.name, v.version,
@@ -461,18 +553,20 @@ VIEWS: tuple[View, ...] = (
         "message_changed, targeting_changed, deleted, restored; with before and after. A "
         "campaign back with new content also shows what changed while it was away. A "
         "change none of these names (labels, capping, deeplink, trigger...), while present "
-        "or while away, is one other_changed row without before and after: compare the "
-        "versions' detail in v_campaign_versions.",
+        "or while away, alone or beside named ones, is one other_changed row without before "
+        "and after: compare the versions' detail in v_campaign_versions.",
         {
             "campaign_id": "campaigns.id.",
             **CAMPAIGN,
             "name": "The campaign's name after the change.",
             "version": "The version that brought the change.",
             "change": "What changed.",
-            "before_value": "The value before (text).",
-            "after_value": "The value after (text).",
+            "before_value": "The value before (text); NULL where there was none (no "
+            "message, no schedule...).",
+            "after_value": "The value after (text); NULL where there is none.",
             "seen_at": "When campaign-sync saw the change (UTC).",
-            "run_id": "The sync_runs row that saw it.",
+            "run_id": "The sync_runs row that saw it; NULL for a change campaign-sync wrote "
+            "itself (update-in-app).",
         },
         _v_campaign_changes,
     ),
@@ -500,7 +594,7 @@ _PUSH_CAMPAIGN = {
 }
 
 
-def _stats_sums(version: str) -> dict[str, str]:
+def stats_sums(version: str) -> dict[str, str]:
     """SQL: each counter of A/B version `version` ('all', 'a', 'b') summed over the days."""
     return {
         counter: f"sum(case when s.version = '{version}' then s.{counter} end)"
@@ -509,7 +603,7 @@ def _stats_sums(version: str) -> dict[str, str]:
     }  # fmt: skip
 
 
-def _open_rate(sums: dict[str, str]) -> str:
+def open_rate_sql(sums: dict[str, str]) -> str:
     return f"({sums['direct_open']} + {sums['influenced_open']}) * 1.0 / nullif({sums['sent']}, 0)"
 
 
@@ -531,7 +625,7 @@ join campaigns c on c.id = s.campaign_id
 
 
 def _v_push_performance_total(j: JsonSQL) -> str:
-    every, a, b = _stats_sums("all"), _stats_sums("a"), _stats_sums("b")
+    every, a, b = stats_sums("all"), stats_sums("a"), stats_sums("b")
     return f"""
 select
     c.id as campaign_id, c.name, c.app, c.campaign_token, c.push_time, c.local_push_time,
@@ -542,13 +636,15 @@ select
     {every["influenced_open"]} as influenced_open,
     {every["reengaged"]} as reengaged,
     {every["errors"]} as errors,
-    {_open_rate(every)} as open_rate,
+    {open_rate_sql(every)} as open_rate,
     {a["sent"]} as sent_a,
-    {_open_rate(a)} as open_rate_a,
+    {open_rate_sql(a)} as open_rate_a,
     {b["sent"]} as sent_b,
-    {_open_rate(b)} as open_rate_b,
+    {open_rate_sql(b)} as open_rate_b,
     max(s.fetched_at) as fetched_at,
-    c.deleted_at
+    c.deleted_at,
+    {a["sent_optins"]} as sent_optins_a,
+    {b["sent_optins"]} as sent_optins_b
 from campaigns c
 join campaign_stats_daily s on s.campaign_id = c.id
 group by c.id, c.name, c.app, c.campaign_token, c.push_time, c.local_push_time, c.deleted_at
@@ -592,7 +688,7 @@ PUSH_VIEWS: tuple[View, ...] = (
             "last_date": "Last day with statistics.",
             "sent": "Pushes sent, all days (version 'all').",
             "sent_optins": "Pushes sent to opted-in installs, all days (NULL where Batch "
-            "gives none).",
+            "gives none: in A/B tests it gives them per version, sent_optins_a and _b).",
             "direct_open": "Opens straight from the push, all days.",
             "influenced_open": "App opens the push influenced, all days.",
             "reengaged": "Installs re-engaged, all days.",
@@ -604,6 +700,10 @@ PUSH_VIEWS: tuple[View, ...] = (
             "open_rate_b": "Open rate of version b; NULL outside A/B tests.",
             "fetched_at": "When Batch last gave any of these numbers (UTC).",
             "deleted_at": _DELETED_AT,
+            "sent_optins_a": "Pushes of A/B version a sent to opted-in installs (NULL outside "
+            "A/B tests).",
+            "sent_optins_b": "Pushes of A/B version b sent to opted-in installs (NULL outside "
+            "A/B tests).",
         },
         _v_push_performance_total,
     ),

@@ -18,7 +18,7 @@ from alembic import op
 from sqlalchemy import text
 
 from campaign_sync.db.past_views import views_at
-from campaign_sync.db.views import DESCRIBED_VIEWS, JsonSQL, View, comment_views, json_sql
+from campaign_sync.db.views import JsonSQL, View, comment_views, json_sql
 
 revision: str = "0011"
 down_revision: str | None = "0010"
@@ -47,7 +47,7 @@ def _views_0010() -> tuple[View, ...]:
         "v_push_performance_total": made_by_0005.V_PUSH_PERFORMANCE_TOTAL,
     }
     at_0010 = {view.name: view for view in views_at("0010")}
-    current = {view.name: view for view in DESCRIBED_VIEWS}
+    current = {view.name: view for view in views_at("0011")}
     old = []
     for name in reversed(REPLACED):
         if name in at_0010:
@@ -77,8 +77,8 @@ def _replace(views: tuple[View, ...]) -> None:
 
 
 def upgrade() -> None:
-    current = {view.name: view for view in DESCRIBED_VIEWS}
-    _replace(tuple(current[name] for name in reversed(REPLACED)))
+    made = {view.name: view for view in views_at("0011")}  # this revision's, not today's
+    _replace(tuple(made[name] for name in reversed(REPLACED)))
 
 
 def downgrade() -> None:

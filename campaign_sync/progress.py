@@ -161,6 +161,6 @@ def print_status_table(report: list[TypeStatus], console: Console | None = None)
         if row.last_run_status == "failed" and row.last_run_error:
             error = Text.assemble((f"{row.app}/{label}", "red"), ": ", row.last_run_error)
             console.print(error, soft_wrap=True)
-        if row.lock_holder:
+        if row.lock_held:
             holder = f"{row.app}/{label}: a pass holds the lock now ({row.lock_holder})"
             console.print(Text(holder), soft_wrap=True)

@@ -43,6 +43,7 @@ class TypeStatus:
     next_pass: str = "-"
     lock_holder: str | None = None  # host:pid:nonce of the pass holding the lease
     lock_expires_at: datetime | None = None
+    lock_held: bool = False  # a holder whose lease has not expired: a pass is running
     last_skipped_at: datetime | None = None  # a pass skipped: another process held the lock
     stats_last_fetch_at: datetime | None = None  # push only: the stats side
     stats_campaigns_covered: int = 0
@@ -115,7 +116,17 @@ def _pair_status(
         .first()
     )
     state: dict[str, Any] = dict(found) if found is not None else {}
+    expires = _aware(state.get("lock_expires_at"))
+    held = state.get("lock_holder") is not None and expires is not None and expires > now
     stale: list[str] = []
+    if last is not None and last["status"] == "running" and not held:
+        # Killed (kill -9, out of memory) or its machine gone: its lease ran out unrenewed.
+        started = _aware(last["started_at"])
+        ago = f", started {_age(now - started)} ago" if started is not None else ""
+        stale.append(
+            f"the last pass (run {last['id']}{ago}) stopped without finishing; the next "
+            "pass records it failed"
+        )
     if last_success is None:
         stale.append("never synced successfully")
     elif now - last_success > timedelta(seconds=3 * interval_seconds):
@@ -145,10 +156,11 @@ def _pair_status(
         stale=stale,
         next_pass_at=state.get("next_pass_at"),
         next_pass=describe_next_pass(
-            state.get("next_pass_at"), last["status"] if last else None, now
+            state.get("next_pass_at"), last["status"] if last else None, now, running=held
         ),
         lock_holder=state.get("lock_holder"),
-        lock_expires_at=state.get("lock_expires_at"),
+        lock_expires_at=expires,
+        lock_held=held,
         last_skipped_at=state.get("last_skipped_at"),
     )
     if campaign_type == "push":
@@ -160,10 +172,16 @@ STARTING_GRACE_SECONDS = 60  # a due pass starts within this (scheduler jitter, 
 
 
 def describe_next_pass(
-    next_pass_at: datetime | None, last_run_status: str | None, now: datetime
+    next_pass_at: datetime | None,
+    last_run_status: str | None,
+    now: datetime,
+    *,
+    running: bool = True,
 ) -> str:
-    """When `serve` runs the next pass; a time long past means no `serve` is running."""
-    if last_run_status == "running":
+    """When `serve` runs the next pass; a time long past means no `serve` is running.
+    `running`: whether a pass holds the lease now; a last run still `running` without one
+    was stopped unfinished, and says nothing of the next pass."""
+    if last_run_status == "running" and running:
         return "running now"
     if next_pass_at is None:
         return "-"

@@ -3,15 +3,16 @@ on a database that has no schema yet."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, func, select, update
 
 from campaign_sync.db import migrate
-from campaign_sync.db.models import sync_state
+from campaign_sync.db.models import sync_runs, sync_state
 from campaign_sync.db.session import make_engine
 from campaign_sync.simulator import SimulatorServer
 from campaign_sync.status import describe_next_pass
@@ -42,6 +43,9 @@ def test_the_next_pass_is_never_called_due_when_nothing_will_run_it(
     next_pass_at: datetime | None, last_status: str, expected: str
 ) -> None:
     assert describe_next_pass(next_pass_at, last_status, NOW) == expected
+    if last_status == "running":  # but no pass holds the lease: it was stopped unfinished
+        stopped = describe_next_pass(next_pass_at, last_status, NOW, running=False)
+        assert stopped == "none: serve is not running (a pass was planned 60m ago)"
 
 
 def test_the_table_spells_the_type_as_the_command_line_does(
@@ -108,3 +112,39 @@ def test_an_error_quoting_brackets_is_shown_as_text_not_markup(pg_url: str) -> N
     result = run("status", env={"DATABASE_URL": pg_url})
     assert result.exit_code == 0, result.output
     assert f"400 BAD_REQUEST code 30: {said}" in result.output
+
+
+@pytest.mark.parametrize("alive", [True, False])
+def test_a_pass_killed_mid_way_is_told_from_one_running(
+    alive: bool, db: Engine, pg_url: str, sim_server: SimulatorServer
+) -> None:
+    """After `kill -9` of a sync, status said 'running now' and 'a pass holds the lock'
+    forever, its lease long expired and nothing stale (a fresh review)."""
+    run_sync(pg_url, sim_server)
+    now = datetime.now(UTC)
+    expires = now + timedelta(seconds=40) if alive else now - timedelta(seconds=30)
+    with db.begin() as conn:
+        last = conn.execute(
+            select(func.max(sync_runs.c.id)).where(sync_runs.c.campaign_type == "push")
+        ).scalar_one()
+        conn.execute(
+            update(sync_runs)
+            .where(sync_runs.c.id == last)
+            .values(status="running", finished_at=None, started_at=now - timedelta(minutes=5))
+        )
+        conn.execute(
+            update(sync_state)
+            .where(sync_state.c.campaign_type == "push")
+            .values(lock_holder="host:4242:abc", lock_expires_at=expires)
+        )
+    result = run("status", env={"DATABASE_URL": pg_url})
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.stdout.split())
+    said = f"the last pass (run {last}, started 5m ago) stopped without finishing"
+    assert (said in flat) is not alive, flat
+    assert ("running now" in flat) is alive
+    assert ("a pass holds the lock now (host:4242:abc)" in flat) is alive
+    listed = run("status", "--json", env={"DATABASE_URL": pg_url})
+    push = next(row for row in json.loads(listed.stdout) if row["campaign_type"] == "push")
+    assert push["lock_held"] is alive
+    assert any(said in stale for stale in push["stale"]) is not alive

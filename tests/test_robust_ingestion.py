@@ -155,6 +155,37 @@ def test_a_detail_nested_5000_deep_is_unreadable_and_the_rest_of_the_page_is_sto
     engine.dispose()
 
 
+@pytest.mark.parametrize(
+    ("body", "kind", "attempts"),
+    [
+        ("[1, 2, 3]", "a JSON array, expected a JSON object", 1),
+        ("null", "JSON null, expected a JSON object", 1),
+        ('"text"', "a JSON string, expected a JSON object", 1),
+        ("7", "a JSON number, expected a JSON object", 1),
+        ("<html>busy</html>", "a body that is not JSON", 2),  # cut short or a proxy's page
+    ],
+)
+def test_a_detail_of_the_wrong_json_type_is_not_asked_again_within_the_pass(
+    body: str, kind: str, attempts: int, pg_url: str, fake: FakeBatch
+) -> None:
+    """Valid JSON of another type was retried like a body cut short: 8 attempts and about
+    a minute for each such campaign, at every pass (a fresh review). The same answer
+    would come again; a body that is no JSON still is retried."""
+    fake.add(PUSH, "odd", body, entry=_detail("odd"))
+    fake.add(PUSH, "plain")
+    [result] = sync_fake(pg_url, fake, retry_max_attempts=2)
+    assert result.status == "succeeded"
+    engine = make_engine(pg_url)
+    assert rows(engine, "name", "detail") == {
+        "odd": ("Campaign odd", None),  # kept from its list entry
+        "plain": ("Campaign plain", _detail("plain")),
+    }
+    assert [(token, field) for token, field, _ in warnings(engine)] == [("odd", "detail")]
+    assert f"answered 200 with {kind}" in messages_of(engine)[0]
+    assert fake.raw_paths.count("/1.1/live-api-key-9e107d9d372bb682/campaigns/odd") == attempts
+    engine.dispose()
+
+
 def test_nesting_past_the_documented_limit_is_stored_as_json_text(
     pg_url: str, fake: FakeBatch
 ) -> None:

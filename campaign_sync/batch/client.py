@@ -33,6 +33,7 @@ from campaign_sync.batch.errors import (
     NetworkError,
     TooManyRequests,
     WrongCampaign,
+    WrongShape,
     answer_text,
     error_from_response,
 )
@@ -42,6 +43,15 @@ from campaign_sync.batch.retry import RetryBudget, RetryPolicy
 from campaign_sync.batch.sweep import SweepPage, SweepPosition, sweep_pages
 from campaign_sync.jsondoc import NestedTooDeeply, UnreadableJSON, decode, decode_array
 from campaign_sync.logs import register_secret
+
+
+def _json_kind(value: Any) -> str:
+    """What a decoded JSON value is, in JSON's words (RFC 8259, section 3): 'a JSON array'."""
+    if value is None:
+        return "JSON null"
+    kinds = {bool: "boolean", str: "string", list: "array", dict: "object"}
+    kind = next((name for cls, name in kinds.items() if isinstance(value, cls)), "number")
+    return f"a JSON {kind}"
 
 
 class _Gone:
@@ -315,8 +325,9 @@ class BatchClient:
         self, response: httpx.Response, route: str, expect: type | None, token: str = ""
     ) -> Any:
         """The answer's JSON (see `jsondoc.decode`); raises `MalformedResponse` (retried)
-        for a body that is not JSON or not of the `expect`ed type, `DocumentTooDeep`
-        (not retried) for one nested too deeply to decode."""
+        for a body that is not JSON (cut short, a proxy's page) or a list that is no array,
+        `WrongShape` (not retried) for a detail that is no object, `DocumentTooDeep` (not
+        retried) for JSON nested too deeply to decode."""
         try:
             read = decode_array if expect is list else decode
             body = read(response.content) if response.content or expect else None
@@ -334,9 +345,12 @@ class BatchClient:
                 route=route,
             ) from None
         if expect is not None and not isinstance(body, expect):
-            raise MalformedResponse(
-                f"{route} for app '{self.app}' answered 200 with a JSON {type(body).__name__}, "
-                f"expected a {expect.__name__}",
+            # A detail that is no object is not asked again (`WrongShape`); a list answering
+            # an object is retried: that is how a gateway's passing error looks.
+            error_type = WrongShape if expect is dict else MalformedResponse
+            raise error_type(
+                f"{route} for app '{self.app}' answered 200 with {_json_kind(body)}, "
+                f"expected {_json_kind(expect())}",
                 status=response.status_code,
                 route=route,
             )

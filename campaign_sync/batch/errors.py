@@ -111,6 +111,13 @@ class DocumentTooDeep(MalformedResponse, retriable=False):
     """A 200 whose JSON nests too deeply to decode: the same answer would come again."""
 
 
+class WrongShape(MalformedResponse, retriable=False):
+    """A detail answered 200 with JSON that is no object (an array, a text, `null`): the
+    same answer would come again, and retrying cost 8 attempts and about a minute per
+    such campaign at every pass. (A list answering an object stays `MalformedResponse`,
+    retried: a gateway's passing error looks like that, and it would fail the sweep.)"""
+
+
 class WrongCampaign(MalformedResponse, retriable=False):
     """A 200 answering for another `campaign_token` than the one asked: asking again would
     get the same (a cache or a proxy mixing answers up)."""

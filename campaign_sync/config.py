@@ -874,6 +874,16 @@ def resolve_apps(settings: Settings, environ: Mapping[str, str] | None = None) -
                 concurrency=app.concurrency or settings.concurrency,
             )
         )
+    sharing: dict[str, list[str]] = {}
+    for found in resolved:
+        sharing.setdefault(found.api_key, []).append(found.name)
+    for names in (names for names in sharing.values() if len(names) > 1):
+        log.warning(
+            "apps %s have the same API key: one Batch app, synced under each name, so "
+            "every count over the apps counts its campaigns %d times",
+            ", ".join(f"'{name}'" for name in names),
+            len(names),
+        )
     return resolved
 
 

@@ -1172,3 +1172,22 @@ def test_an_empty_api_key_is_named_where_it_is_empty(
     with pytest.raises(ConfigError) as refused:
         resolve_apps(load_settings())
     assert str(refused.value) == "no app to sync: BATCH_API_KEY is empty (or only white space)"
+
+
+def test_apps_sharing_an_api_key_are_warned_of(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two apps with one key synced one Batch app twice, silently (a fresh review)."""
+    config = write(
+        tmp_path / "apps.toml",
+        '[[apps]]\nname = "ios"\napi_key = "SAME-KEY"\n'
+        '[[apps]]\nname = "android"\napi_key = "SAME-KEY"\n'
+        '[[apps]]\nname = "web"\napi_key = "OTHER-KEY"\n',
+    )
+    with caplog.at_level(logging.WARNING, logger="campaign_sync.config"):
+        apps = resolve_apps(load_settings(config, batch_rest_api_key="rest"), {})
+    assert [app.name for app in apps] == ["ios", "android", "web"]
+    assert [record.getMessage() for record in caplog.records] == [
+        "apps 'ios', 'android' have the same API key: one Batch app, synced under each "
+        "name, so every count over the apps counts its campaigns 2 times"
+    ]

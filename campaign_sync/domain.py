@@ -40,3 +40,16 @@ class SweepPosition:
 
     offset: int = 0
     anchor_tokens: tuple[str, ...] = ()
+
+
+TOKEN_SHOWN_LIMIT = 80  # characters of a campaign token a log line or a message shows
+
+
+def shown_token(token: str) -> str:
+    """A campaign token as a log line or a message shows it: whole up to
+    `TOKEN_SHOWN_LIMIT` characters, else its start and its length. Batch's tokens are 32
+    hexadecimal characters; a list may still carry a 6,000-character one, which the
+    database refuses at every pass, and each of its log lines was 6,000 characters."""
+    if len(token) <= TOKEN_SHOWN_LIMIT:
+        return token
+    return f"{token[: TOKEN_SHOWN_LIMIT - 20]}… ({len(token):,} characters)"

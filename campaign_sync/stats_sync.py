@@ -19,6 +19,7 @@ from campaign_sync.batch.errors import AuthenticationInvalid, BatchError
 from campaign_sync.db.locks import Guard
 from campaign_sync.db.stats import StatsFetch, stats_candidates, write_stats
 from campaign_sync.db.types import utcnow
+from campaign_sync.domain import shown_token
 from campaign_sync.outcome import RunCounts
 from campaign_sync.push_stats import StatsCandidate, StatsPolicy, stats_due, transform_stats
 
@@ -66,7 +67,11 @@ async def sync_push_stats(
             if isinstance(answer, AuthenticationInvalid):
                 raise answer
             if isinstance(answer, BatchError | UnsendableToken):
-                log.warning("stats of campaign %s not loaded: %s", candidate.campaign_token, answer)
+                log.warning(
+                    "stats of campaign %s not loaded: %s",
+                    shown_token(candidate.campaign_token),
+                    answer,
+                )
                 fetches.append(StatsFetch(candidate, "failed", error=str(answer)))
                 counts.stats_failures += 1
             elif isinstance(answer, BaseException):

@@ -44,7 +44,7 @@ from campaign_sync.db.state import (
     tombstone_unseen,
 )
 from campaign_sync.db.types import utcnow
-from campaign_sync.domain import CampaignType
+from campaign_sync.domain import CampaignType, shown_token
 from campaign_sync.logs import log_context
 from campaign_sync.outcome import PassResult, PassStatus, RunCounts
 from campaign_sync.plan import (
@@ -403,7 +403,7 @@ class SyncPass:
             )
         entries, unsendable = campaigns_by_token(page.entries)
         for token, why in unsendable.items():
-            log.warning("campaign %r skipped: %s", token, why)
+            log.warning("campaign %r skipped: %s", shown_token(token), why)
         stored = await asyncio.to_thread(self._stored, list(entries))
         now = utcnow()
         load = PageLoad(
@@ -446,7 +446,7 @@ class SyncPass:
             elif isinstance(outcome, AuthenticationInvalid):
                 raise outcome
             elif isinstance(outcome, BatchError):
-                log.warning("detail of campaign %s not loaded: %s", token, outcome)
+                log.warning("detail of campaign %s not loaded: %s", shown_token(token), outcome)
                 load.failed[token] = str(outcome)
             elif isinstance(outcome, StopRequested):
                 # Not sent because a stop came while it waited (a 429 pause, its pace): the
@@ -530,7 +530,7 @@ class SyncPass:
                     log.warning(
                         "campaign %s is missing from the list, but its deletion could not "
                         "be confirmed (%s): kept until a later sweep",
-                        token,
+                        shown_token(token),
                         outcome,
                     )
                 elif isinstance(outcome, BaseException):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from typing import Any
 
@@ -552,16 +553,25 @@ def test_one_unreadable_list_entry_costs_only_that_entry(pg_url: str, fake: Fake
 
 
 def test_a_token_too_long_for_the_index_is_skipped_pass_after_pass(
-    pg_url: str, fake: FakeBatch
+    pg_url: str, fake: FakeBatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """...and its log lines show its start and length, not 5,000 characters each pass."""
     # 5,000 characters that do not compress: a btree index row holds at most 2,704 bytes.
     long_token = "".join(hashlib.sha256(str(i).encode()).hexdigest() for i in range(80))[:5000]
     fake.add(PUSH, "first")
     fake.add(PUSH, long_token)
     fake.add(PUSH, "last")
-    for _ in range(2):
-        [result] = sync_fake(pg_url, fake)
-        assert result.status == "succeeded"
+    with caplog.at_level(logging.WARNING):
+        for _ in range(2):
+            [result] = sync_fake(pg_url, fake)
+            assert result.status == "succeeded"
+    left_out = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
+    assert len(left_out) == 2
+    assert all(
+        message.startswith(f"campaign {long_token[:60]}… (5,000 characters) left out: ")
+        and len(message) < 400
+        for message in left_out
+    ), left_out
     engine = make_engine(pg_url)
     assert set(rows(engine, "name")) == {"first", "last"}
     assert [(t, f) for t, f, _ in warnings(engine)] == [(long_token, "campaign")] * 2

@@ -44,7 +44,7 @@ from campaign_sync.db.session import database_problem
 from campaign_sync.db.sightings import mark_seen
 from campaign_sync.db.state import save_cursor
 from campaign_sync.db.tokens import by_tokens, token_parameters
-from campaign_sync.domain import CampaignType
+from campaign_sync.domain import CampaignType, shown_token
 from campaign_sync.outcome import RunCounts
 from campaign_sync.plan import CampaignWrite, PagePlan, PageWarning, StoredCampaign
 from campaign_sync.storable import FieldWarning, storable
@@ -133,7 +133,7 @@ def write_page(engine: Engine, plan: PagePlan, guard: Guard | None = None) -> Ru
                 raise
             rejected[write.campaign_token] = database_problem(error)
     for token, why in rejected.items():
-        log.warning("campaign %s left out: the database refused it (%s)", token, why)
+        log.warning("campaign %s left out: the database refused it (%s)", shown_token(token), why)
     written = plan.without(rejected)
     with _page_transaction(engine, guard) as conn:  # if this fails, the page is refused
         _apply_bookkeeping(conn, written, [], written_ids)

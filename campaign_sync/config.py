@@ -278,6 +278,13 @@ class Settings(BaseSettings):
             try:
                 _ = make_url(value).port  # reading it parses it
             except ValueError:
+                if "," in authority.rpartition("@")[2]:  # libpq's postgresql://h1:1,h2:2/db
+                    raise ValueError(
+                        "several hosts in its host part are libpq's form, which SQLAlchemy "
+                        "does not read: list them in the query string instead, "
+                        "postgresql://USER@/DB?host=HOST1:PORT1&host=HOST2:PORT2 (SQLAlchemy's "
+                        "PostgreSQL docs, 'Specifying multiple fallback hosts')"
+                    ) from None
                 raise ValueError(
                     "its host and port do not parse: HOST[:PORT] with a numeric port, "
                     "or [IPv6]:PORT"

@@ -414,6 +414,13 @@ def test_the_metrics_endpoint_listens_on_loopback_unless_told(
         ("DATABASE_URL", "postgresql+psycopg2://x/y", "DATABASE_URL: campaign-sync stores into"),
         ("DATABASE_URL", "postgresql://u:pw@127.0.0.1:notaport/db", "DATABASE_URL: its host"),
         ("DATABASE_URL", "postgresql://u:pw@[::1/db", "DATABASE_URL: its host and port"),
+        (  # libpq's multi-host form: named, with the query-string form SQLAlchemy reads
+            "DATABASE_URL",
+            "postgresql://u:pw@127.0.0.1:1,127.0.0.1:5432/db",
+            "DATABASE_URL: several hosts in its host part are libpq's form, which SQLAlchemy "
+            "does not read: list them in the query string instead, "
+            "postgresql://USER@/DB?host=HOST1:PORT1&host=HOST2:PORT2",
+        ),
         ("DATABASE_URL", "postgresql://u:Sec@r3tPW@127.0.0.1:5/db", "DATABASE_URL: its user or"),
         ("DATABASE_URL", "postgres://u@x@127.0.0.1/db?sslmode=require", "holds '@': write it"),
         ("BATCH_REST_API_KEY", "abc\ndef", "BATCH_REST_API_KEY: holds characters no HTTP"),
@@ -1191,3 +1198,21 @@ def test_apps_sharing_an_api_key_are_warned_of(
         "apps 'ios', 'android' have the same API key: one Batch app, synced under each "
         "name, so every count over the apps counts its campaigns 2 times"
     ]
+
+
+def test_several_hosts_in_the_query_string_reach_the_database(pg_url: str) -> None:
+    """The form the refusal of libpq's `h1:1,h2:5432` names works: the first host refuses,
+    the second answers (SQLAlchemy's multiple fallback hosts)."""
+    from sqlalchemy import make_url as parse
+
+    from campaign_sync.db.session import make_engine
+
+    url = parse(pg_url)
+    hosts = f"host=127.0.0.1:1&host={url.host}:{url.port or 5432}"
+    fallback = f"postgresql+psycopg://{url.username}@/{url.database}?{hosts}"
+    engine = make_engine(fallback)
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("select 1").scalar_one() == 1
+    finally:
+        engine.dispose()

@@ -34,6 +34,7 @@ from pydantic import (
     ValidationInfo,
     create_model,
     field_validator,
+    model_validator,
 )
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
@@ -145,6 +146,12 @@ class AppConfig(BaseModel):
     @classmethod
     def _kind_as_written(cls, value: Any, info: ValidationInfo) -> Any:
         return _no_crossed_kinds(cls, info, value)
+
+    @model_validator(mode="after")
+    def _one_rest_key(self) -> AppConfig:
+        if self.rest_api_key is not None and self.rest_api_key_env is not None:
+            raise ValueError("rest_api_key and rest_api_key_env both give the REST key: keep one")
+        return self
 
 
 class Settings(BaseSettings):

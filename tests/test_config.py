@@ -1216,3 +1216,17 @@ def test_several_hosts_in_the_query_string_reach_the_database(pg_url: str) -> No
             assert conn.exec_driver_sql("select 1").scalar_one() == 1
     finally:
         engine.dispose()
+
+
+def test_an_app_given_its_rest_key_twice_is_refused(tmp_path: Path) -> None:
+    """rest_api_key and rest_api_key_env together: the first won, unsaid (a fresh review)."""
+    config = write(
+        tmp_path / "apps.toml",
+        APP_HEAD + 'api_key = "K"\nrest_api_key = "r"\nrest_api_key_env = "IOS_REST"\n',
+    )
+    with pytest.raises(ConfigError) as refused:
+        load_settings(config)
+    assert str(refused.value) == (
+        f"settings: config file {config}, key apps[0] (app 'ios'): rest_api_key and "
+        "rest_api_key_env both give the REST key: keep one"
+    )

@@ -35,6 +35,8 @@ from campaign_sync.db.session import (
     make_engine,
     masked_url,
     missing_sqlite_file,
+    sqlite_directory_problem,
+    sqlite_query_problem,
 )
 from campaign_sync.domain import CampaignType
 from campaign_sync.outcome import RunCounts
@@ -58,6 +60,9 @@ class Finding:
 
 def check_database(database_url: str, schema: str | None = None) -> Finding:
     subject = f"database {masked_url(database_url)}"
+    unusable = sqlite_query_problem(database_url) or sqlite_directory_problem(database_url)
+    if unusable is not None:  # before anything opens it: SQLite would make the file
+        return Finding(subject, unusable, USAGE)
     missing = missing_sqlite_file(database_url)
     if missing is not None:
         return Finding(subject, f"{missing} does not exist: run campaign-sync migrate", USAGE)

@@ -390,6 +390,19 @@ def _welcome_landing(**extra: Any) -> dict[str, Any]:
         (WELCOME, _welcome_landing(theme="t2", contents=[{"language": "en", "title": "Yo"}]),
          ["message_changed", "other_changed"]),
         (WELCOME, _welcome_landing(theme="t2"), ["other_changed"]),
+        # What a named kind reads appearing, going or growing is that kind's alone.
+        (SALE, {"messages": [*SALE["messages"], {"language": "de", "title": "T", "body": "B"}]},
+         ["message_changed"]),
+        (SALE, {"messages": SALE["messages"][:1]}, ["message_changed"]),
+        (SALE, {"messages": []}, ["message_changed"]),
+        (DIGEST, {"messages": None}, ["message_changed", "other_changed"]),  # null: no array
+        (SALE, {"targeting": None, "name": "Sale"}, ["other_changed", "renamed",
+                                                     "targeting_changed"]),
+        (WELCOME, {"targeting": {"segments": ["NEW"]}}, ["targeting_changed"]),
+        (SALE, {"recurrence": {"repeat_unit": "DAILY"}}, ["rescheduled"]),
+        (WELCOME, _welcome_landing(contents=[*WELCOME["landing"]["contents"],
+                                             {"language": "fr", "title": "Salut"}]),
+         ["message_changed"]),
     ],
 )  # fmt: skip
 def test_an_unnamed_change_beside_named_ones_is_its_own_other_changed_row(

@@ -382,3 +382,27 @@ def test_a_sqlite_query_string_the_driver_honours_is_accepted(
     result = run("migrate", env={"DATABASE_URL": f"sqlite:///{database}{query}"})
     assert result.exit_code == 0, result.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["x.db"]
+
+
+@pytest.mark.parametrize("query", ["?mode=ro", "?mode=ro&uri=true"])
+def test_check_reports_a_sqlite_query_string_the_driver_would_not_honour(
+    query: str, tmp_path: Path, restore_logging: None
+) -> None:
+    """check printed SQLAlchemy's warning and said the database was fine, or made an empty
+    file named 'x.db?mode=ro' (a fresh review); it writes nothing."""
+    from tests.helpers import run
+
+    path = tmp_path / "x.db"
+    assert run("migrate", env={"DATABASE_URL": f"sqlite:///{path}"}).exit_code == 0
+    env = {
+        "DATABASE_URL": f"sqlite:///{path}{query}",
+        "BATCH_API_KEY": "live-key",
+        "BATCH_REST_API_KEY": "rest-key",
+        "BATCH_API_BASE_URL": "http://127.0.0.1:9",  # the keys' check fails: not our subject
+    }
+    result = run("check", env=env)
+    assert result.exit_code == 2
+    [line] = [line for line in result.stdout.splitlines() if "database" in line]
+    assert line.startswith(f"FAIL  database sqlite:///{path}{query}: ")
+    assert ("uri=true" in line) and "SAWarning" not in result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["x.db"]

@@ -112,7 +112,7 @@ class DocumentTooDeep(MalformedResponse, retriable=False):
 
 
 class WrongShape(MalformedResponse, retriable=False):
-    """A detail answered 200 with JSON that is no object (an array, a text, `null`): the
+    """A detail (or push statistics) answered 200 with JSON that is no object: the
     same answer would come again, and retrying cost 8 attempts and about a minute per
     such campaign at every pass. (A list answering an object stays `MalformedResponse`,
     retried: a gateway's passing error looks like that, and it would fail the sweep.)"""

@@ -72,15 +72,17 @@ class JsonSQL:
 
     def uncovered(self, doc: str, cover: Cover) -> str:
         """One comparable value of what `doc` holds besides what `cover` names: equal for
-        two documents that differ only there (jsonb, whose equality ignores key order)."""
+        two documents that differ only there (jsonb, whose equality ignores key order).
+        What is left of an object is absent when nothing is (targeting that held only
+        segments, or none at all, alike), and so is an array element: adding a message of
+        a language, title and body only is all the named kind's. A key absent and a key
+        holding JSON null differ."""
         parts = [self._without(doc, cover.top)]
+        parts += [self._rest(f"({doc} #> {_pg_path(path)})", keys) for path, keys in cover.nested]
         parts += [
-            self._without(f"({doc} #> {_pg_path(path)})", keys) for path, keys in cover.nested
+            self._each_rest(f"({doc} #> {_pg_path(path)})", keys) for path, keys in cover.arrays
         ]
-        parts += [
-            self._each_without(f"({doc} #> {_pg_path(path)})", keys) for path, keys in cover.arrays
-        ]
-        return f"jsonb_build_array({', '.join(parts)})"
+        return f"jsonb_build_array({', '.join(map(_absent_as, parts))})"
 
     @staticmethod
     def _without(value: str, keys: tuple[str, ...]) -> str:
@@ -90,13 +92,25 @@ class JsonSQL:
             f"else {value} end)"
         )
 
-    def _each_without(self, value: str, keys: tuple[str, ...]) -> str:
-        stripped = self._without("e.value", keys)
+    def _rest(self, value: str, keys: tuple[str, ...]) -> str:
+        """`_without`, NULL (absent) when nothing is left of an object."""
+        return f"nullif({self._without(value, keys)}, '{{}}'::jsonb)"
+
+    def _each_rest(self, value: str, keys: tuple[str, ...]) -> str:
+        """The array's elements' rests (`_rest`) in order, those with nothing left out;
+        NULL (absent) when none has anything left."""
         return (
-            f"(case jsonb_typeof({value}) when 'array' then (select coalesce(jsonb_agg("
-            f"{stripped} order by e.ordinality), '[]'::jsonb) from jsonb_array_elements("
-            f"{value}) with ordinality as e(value, ordinality)) else {value} end)"
+            f"(case jsonb_typeof({value}) when 'array' then (select jsonb_agg(x.rest order by "
+            f"x.ordinality) from (select {self._rest('e.value', keys)} as rest, e.ordinality "
+            f"from jsonb_array_elements({value}) with ordinality as e(value, ordinality)) x "
+            f"where x.rest is not null) else {value} end)"
         )
+
+
+def _absent_as(part: str) -> str:
+    """A part of `JsonSQL.uncovered`, absent (SQL NULL) as a text of its own: JSON null and
+    absent would both be null in the array."""
+    return f"coalesce({part}, '\"(absent)\"'::jsonb)"
 
 
 @dataclass(frozen=True)
@@ -151,18 +165,21 @@ class SqliteJsonSQL(JsonSQL):
         parts = [f"json_remove({doc}, {self._paths(cover.top)})"]
         for path, keys in cover.nested:
             at = _sqlite_path(path)
-            removed = f"json_remove(json_extract({doc}, {at}), {self._paths(keys)})"
+            removed = f"nullif(json_remove(json_extract({doc}, {at}), {self._paths(keys)}), '{{}}')"
             other = self._tagged(doc, at)
             parts.append(
                 f"(case json_type({doc}, {at}) when 'object' then {removed} else {other} end)"
             )
         for path, keys in cover.arrays:
             at = _sqlite_path(path)
-            element = (
-                f"(case e.type when 'object' then json_remove(e.value, {self._paths(keys)}) "
-                "else e.type || ':' || coalesce(e.value, '') end)"
+            rest = (
+                f"(case e.type when 'object' then nullif(json_remove(e.value, "
+                f"{self._paths(keys)}), '{{}}') else e.type || ':' || coalesce(e.value, '') end)"
             )
-            each = f"(select group_concat({element}, char(30)) from json_each({doc}, {at}) as e)"
+            each = (
+                f"(select group_concat(x.rest, char(30)) from (select {rest} as rest "
+                f"from json_each({doc}, {at}) as e) as x where x.rest is not null)"
+            )
             other = self._tagged(doc, at)
             parts.append(f"(case json_type({doc}, {at}) when 'array' then {each} else {other} end)")
         return " || char(31) || ".join(f"coalesce({part}, '')" for part in parts)

@@ -571,7 +571,9 @@ VIEWS: tuple[View, ...] = (
         "campaign back with new content also shows what changed while it was away. A "
         "change none of these names (labels, capping, deeplink, trigger...), while present "
         "or while away, alone or beside named ones, is one other_changed row without before "
-        "and after: compare the versions' detail in v_campaign_versions.",
+        "and after: compare the versions' detail in v_campaign_versions. (Beside a named "
+        "change, one inside the keys that kind reads is not told apart: a second start time "
+        "the schedule does not show, a segment that is no text.)",
         {
             "campaign_id": "campaigns.id.",
             **CAMPAIGN,

@@ -367,6 +367,17 @@ def _welcome_landing(**extra: Any) -> dict[str, Any]:
     return {"landing": landing | extra}
 
 
+SALE_WITH_MEDIA = copy.deepcopy(SALE)
+SALE_WITH_MEDIA["messages"][0]["media"] = {"picture": "https://x/p.png"}
+SALE_CAPPED = copy.deepcopy(SALE) | {"capping": 2}
+
+
+def _media_moved_to_french() -> dict[str, Any]:
+    english, french = copy.deepcopy(SALE_WITH_MEDIA["messages"])
+    media = english.pop("media")
+    return {"messages": [english, french | {"title": "Nouveau", "media": media}]}
+
+
 # (campaign, change, what v_campaign_changes shows for it)
 CHANGES_BESIDE_NAMED: list[tuple[dict[str, Any], dict[str, Any], list[str]]] = [
     (SALE, RENAMED | RELABELLED, ["other_changed", "renamed"]),
@@ -402,6 +413,11 @@ CHANGES_BESIDE_NAMED: list[tuple[dict[str, Any], dict[str, Any], list[str]]] = [
     (WELCOME, _welcome_landing(contents=[*WELCOME["landing"]["contents"],
                                          {"language": "fr", "title": "Salut"}]),
      ["message_changed"]),
+    # A field moving from one message to another, beside a title change (a review's find).
+    (SALE_WITH_MEDIA, _media_moved_to_french(), ["message_changed", "other_changed"]),
+    # A number written otherwise (2 -> 2.0): the content hash tells them apart, and
+    # PostgreSQL's jsonb equality did not.
+    (SALE_CAPPED, {"capping": 2.0, "name": "Capped"}, ["other_changed", "renamed"]),
 ]  # fmt: skip
 
 

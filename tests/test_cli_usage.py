@@ -406,3 +406,24 @@ def test_check_reports_a_sqlite_query_string_the_driver_would_not_honour(
     assert line.startswith(f"FAIL  database sqlite:///{path}{query}: ")
     assert ("uri=true" in line) and "SAWarning" not in result.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["x.db"]
+
+
+@pytest.mark.parametrize("command", ["check", "status"])
+def test_a_missing_file_named_by_a_sqlite_uri_is_named_not_created(
+    command: str, tmp_path: Path, restore_logging: None
+) -> None:
+    """`sqlite:///file:x.db?uri=true` (SQLite's URI filename) skipped the missing-file check:
+    check made an empty x.db and said 'migrations pending' (a fresh review)."""
+    from tests.helpers import run
+
+    path = tmp_path / "x.db"
+    env = {
+        "DATABASE_URL": f"sqlite:///file:{path}?uri=true",
+        "BATCH_API_KEY": "live-key",
+        "BATCH_REST_API_KEY": "rest-key",
+        "BATCH_API_BASE_URL": "http://127.0.0.1:9",
+    }
+    result = run(command, env=env)
+    assert result.exit_code == 2
+    assert f"{path} does not exist: run campaign-sync migrate" in result.output
+    assert list(tmp_path.iterdir()) == []

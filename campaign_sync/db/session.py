@@ -6,10 +6,12 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SAWarning
+from sqlalchemy.util import asbool
 
 DB_CONNECT_TIMEOUT_SECONDS = 10  # PostgreSQL: to have an answer, unless the URL says
 
@@ -178,14 +180,24 @@ def sqlite_query_problem(url: str) -> str | None:
 
 
 def sqlite_file(url: str) -> Path | None:
-    """The file a SQLite `url` names; None for another database, an in-memory one, or a
-    URI filename (`file:...`, whose own mode decides)."""
+    """The file a SQLite `url` names; None for another database or an in-memory one. With
+    `uri=true`, a `file:` path is SQLite's URI filename (sqlite.org/uri.html): its path,
+    percent-decoded, after an empty or `localhost` authority; `mode=memory` is in memory.
+    (Without `uri=true`, SQLite takes `file:x.db` as the file's very name.)"""
     parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or database in (None, "", ":memory:"):
         return None
-    if parsed.database.startswith("file:"):
+    if not (database.startswith("file:") and asbool(parsed.query.get("uri", False))):
+        return Path(database)
+    if parsed.query.get("mode") == "memory":
         return None
-    return Path(parsed.database)
+    path = database[len("file:") :]
+    if path.startswith("//"):  # file://localhost/x.db, file:///x.db
+        slash = path.find("/", 2)
+        path = path[slash:] if slash >= 0 else ""
+    path = unquote(path)
+    return Path(path) if path not in ("", ":memory:") else None
 
 
 def missing_sqlite_file(url: str) -> Path | None:

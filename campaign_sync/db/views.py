@@ -80,9 +80,12 @@ class JsonSQL:
         parts = [self._without(doc, cover.top)]
         parts += [self._rest(f"({doc} #> {_pg_path(path)})", keys) for path, keys in cover.nested]
         parts += [
-            self._each_rest(f"({doc} #> {_pg_path(path)})", keys) for path, keys in cover.arrays
+            self._each_rest(f"({doc} #> {_pg_path(path)})", keys, cover.anchor)
+            for path, keys in cover.arrays
         ]
-        return f"jsonb_build_array({', '.join(map(_absent_as, parts))})"
+        # As text: jsonb's equality is numeric (2 = 2.0), its text keeps each number as
+        # written, as the content hash does; keys come out in one order either way.
+        return f"jsonb_build_array({', '.join(map(_absent_as, parts))})::text"
 
     @staticmethod
     def _without(value: str, keys: tuple[str, ...]) -> str:
@@ -96,12 +99,17 @@ class JsonSQL:
         """`_without`, NULL (absent) when nothing is left of an object."""
         return f"nullif({self._without(value, keys)}, '{{}}'::jsonb)"
 
-    def _each_rest(self, value: str, keys: tuple[str, ...]) -> str:
-        """The array's elements' rests (`_rest`) in order, those with nothing left out;
-        NULL (absent) when none has anything left."""
+    def _each_rest(self, value: str, keys: tuple[str, ...], anchor: str) -> str:
+        """The array's elements' rests (`_rest`) in order, each with its `anchor` back,
+        those with nothing left out; NULL (absent) when none has anything left."""
+        rest = self._rest("e.value", keys)
+        anchored = (
+            f"case jsonb_typeof(e.value) when 'object' then {rest} || jsonb_build_object("
+            f"'{anchor}', e.value -> '{anchor}') else {rest} end"
+        )
         return (
             f"(case jsonb_typeof({value}) when 'array' then (select jsonb_agg(x.rest order by "
-            f"x.ordinality) from (select {self._rest('e.value', keys)} as rest, e.ordinality "
+            f"x.ordinality) from (select {anchored} as rest, e.ordinality "
             f"from jsonb_array_elements({value}) with ordinality as e(value, ordinality)) x "
             f"where x.rest is not null) else {value} end)"
         )
@@ -117,11 +125,13 @@ def _absent_as(part: str) -> str:
 class Cover:
     """The parts of a detail some named kind of change reads (`v_campaign_changes`):
     `top` keys, `keys` of the objects at `nested` paths, and `keys` of each object in the
-    arrays at `arrays` paths."""
+    arrays at `arrays` paths, but for `anchor`, kept in an element with anything else left
+    (so that a field moving from one message to another is a change)."""
 
     top: tuple[str, ...]
     nested: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]
     arrays: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]
+    anchor: str
 
 
 def _pg_path(path: tuple[str, ...]) -> str:
@@ -172,9 +182,11 @@ class SqliteJsonSQL(JsonSQL):
             )
         for path, keys in cover.arrays:
             at = _sqlite_path(path)
+            left = f"nullif(json_remove(e.value, {self._paths(keys)}), '{{}}')"
+            anchor = _sqlite_path((cover.anchor,))
             rest = (
-                f"(case e.type when 'object' then nullif(json_remove(e.value, "
-                f"{self._paths(keys)}), '{{}}') else e.type || ':' || coalesce(e.value, '') end)"
+                f"(case e.type when 'object' then json_set({left}, {anchor}, "
+                f"json_extract(e.value, {anchor})) else e.type || ':' || coalesce(e.value, '') end)"
             )
             each = (
                 f"(select group_concat(x.rest, char(30)) from (select {rest} as rest "
@@ -377,6 +389,7 @@ NAMED_COVER = Cover(
             (("landing",), ("contents",))),
     arrays=((("messages",), ("title", "body", "language")),
             (("landing", "contents"), ("title", "body", "language"))),
+    anchor="language",
 )  # fmt: skip
 
 

@@ -121,11 +121,12 @@ def _pair_status(
     stale: list[str] = []
     if last is not None and last["status"] == "running" and not held:
         # Killed (kill -9, out of memory) or its machine gone: its lease ran out unrenewed.
+        # (A process paused a whole lease long may still wake and finish: hence "or".)
         started = _aware(last["started_at"])
         ago = f", started {_age(now - started)} ago" if started is not None else ""
         stale.append(
-            f"the last pass (run {last['id']}{ago}) stopped without finishing; the next "
-            "pass records it failed"
+            f"the last pass (run {last['id']}{ago}) stopped without finishing, or stalled: "
+            "its lease ran out unrenewed; the next pass records it failed"
         )
     if last_success is None:
         stale.append("never synced successfully")

@@ -161,14 +161,22 @@ class Service:
             log.warning("could not clear the planned passes: %s", database_problem(error))
 
     def _record_next_pass(self, app: ResolvedApp) -> None:
+        """For `status`: when the app's next pass is planned. A database that cannot take
+        it is one warning line (the pass itself already said why it failed): it was an
+        APScheduler job traceback of ~100 lines at every pass while the database was away."""
         job = self.scheduler.get_job(app.name) if self.scheduler else None
         next_run = getattr(job, "next_run_time", None)
         if next_run is None:
             return
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(sync_state).where(sync_state.c.app == app.name).values(next_pass_at=next_run)
-            )
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(sync_state)
+                    .where(sync_state.c.app == app.name)
+                    .values(next_pass_at=next_run)
+                )
+        except DBAPIError as error:
+            log.warning("could not record the next pass: %s", database_problem(error))
 
 
 def serve(engine: Engine, settings: Settings, apps: list[ResolvedApp]) -> None:

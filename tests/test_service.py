@@ -302,3 +302,26 @@ def test_a_metrics_host_that_is_no_address_here_is_named(pg_url: str, host: str)
     assert result.stderr.endswith(
         "): 127.0.0.1 for this machine only, 0.0.0.0 for every interface\n"
     )
+
+
+def test_a_database_away_when_the_next_pass_is_recorded_is_one_warning_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """serve printed APScheduler's ~100-line job traceback at every pass while the
+    database was away (a fresh review): recording the planned pass is one warning."""
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    away = f"postgresql+psycopg://root@127.0.0.1:{free_port()}/nowhere?connect_timeout=2"
+    engine = make_engine(away)
+    service = Service(engine, make_settings("http://127.0.0.1:9", away), [make_app("ios")])
+    job = SimpleNamespace(next_run_time=datetime(2026, 12, 1, tzinfo=UTC))
+    service.scheduler = SimpleNamespace(get_job=lambda name: job)
+    try:
+        with caplog.at_level("WARNING", logger="campaign_sync.service"):
+            service._record_next_pass(make_app("ios"))
+    finally:
+        engine.dispose()
+    [record] = caplog.records
+    assert record.getMessage().startswith("could not record the next pass: ")
+    assert record.exc_info is None and "\n" not in record.getMessage()

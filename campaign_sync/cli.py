@@ -522,6 +522,7 @@ def status(as_json: bool) -> None:
         engine,
         detail_max_age_seconds=settings.detail_max_age_seconds,
         interval_seconds=settings.interval_seconds,
+        app_intervals={a.name: a.interval_seconds for a in settings.apps if a.interval_seconds},
     )
     if as_json:
         click.echo(json.dumps([row.as_json() for row in report], indent=2))

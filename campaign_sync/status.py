@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -60,9 +61,16 @@ COUNT_COLUMNS = RunCounts.names()  # the sync_runs counters status reports
 
 
 def collect_status(
-    engine: Engine, *, detail_max_age_seconds: float, interval_seconds: float
+    engine: Engine,
+    *,
+    detail_max_age_seconds: float,
+    interval_seconds: float,
+    app_intervals: Mapping[str, float] | None = None,
 ) -> list[TypeStatus]:
-    """Per app and type: the last pass, its counts, the cursor and what is stale."""
+    """Per app and type: the last pass, its counts, the cursor and what is stale. A last
+    success older than three intervals is stale: the app's own (`app_intervals`, seconds
+    by app name, as the config file gives them), else `interval_seconds`."""
+    intervals = app_intervals or {}
     now = utcnow()
     r, s = sync_runs.c, sync_state.c
     with engine.connect() as conn:
@@ -71,7 +79,14 @@ def collect_status(
             for row in conn.execute(select(r.app, r.campaign_type).distinct())
         } | {(row.app, row.campaign_type) for row in conn.execute(select(s.app, s.campaign_type))}
         return [
-            _pair_status(conn, app, campaign_type, now, detail_max_age_seconds, interval_seconds)
+            _pair_status(
+                conn,
+                app,
+                campaign_type,
+                now,
+                detail_max_age_seconds,
+                intervals.get(app, interval_seconds),
+            )
             for app, campaign_type in sorted(pairs)
         ]
 

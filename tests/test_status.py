@@ -151,3 +151,27 @@ def test_a_pass_killed_mid_way_is_told_from_one_running(
     push = next(row for row in json.loads(listed.stdout) if row["campaign_type"] == "push")
     assert push["lock_held"] is alive
     assert any(said in stale for stale in push["stale"]) is not alive
+
+
+def test_staleness_counts_in_the_apps_own_interval(
+    db: Engine, pg_url: str, sim_server: SimulatorServer
+) -> None:
+    """An app passing every 10 minutes (its own interval_seconds) was called stale after
+    3 x the global interval (a fresh review)."""
+    from campaign_sync.status import collect_status
+
+    run_sync(pg_url, sim_server)
+    with db.begin() as conn:
+        conn.execute(
+            update(sync_runs).values(finished_at=datetime.now(UTC) - timedelta(minutes=10))
+        )
+
+    def stale(app_intervals: dict[str, float] | None) -> list[list[str]]:
+        report = collect_status(
+            db, detail_max_age_seconds=86400, interval_seconds=60, app_intervals=app_intervals
+        )
+        return [row.stale for row in report]
+
+    assert stale(None) == [["last success 10m ago"]] * 2
+    assert stale({"default": 600}) == [[], []]
+    assert stale({"another": 600}) == [["last success 10m ago"]] * 2

@@ -60,6 +60,11 @@ def test_show_says_where_each_sweep_stands(db: Engine, pg_url: str) -> None:
         run("state", "show", "--type", "push", "--json", env={"DATABASE_URL": pg_url}).stdout
     )
     assert [(c["app"], c["type"], c["sweep_offset"]) for c in shown] == [("default", "push", 190)]
+    everything = json.loads(run("state", "show", "--json", env={"DATABASE_URL": pg_url}).stdout)
+    assert {(c["campaign_type"], c["type"]) for c in everything} == {
+        ("push", "push"),
+        ("in_app", "in-app"),  # the value machines read elsewhere (status --json), and ours
+    }
 
 
 def test_reset_asks_first_and_no_keeps_the_cursor(db: Engine, pg_url: str) -> None:

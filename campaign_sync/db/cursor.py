@@ -39,7 +39,8 @@ class Cursor:
     def as_json(self) -> dict[str, Any]:
         return {
             "app": self.app,
-            "type": self.campaign_type.label,
+            "campaign_type": self.campaign_type.value,  # as stored, and as status --json has it
+            "type": self.campaign_type.label,  # as the command line spells it
             "sweep_id": self.sweep_id,
             "sweep_in_progress": self.sweep_in_progress,
             "sweep_offset": self.sweep_offset,

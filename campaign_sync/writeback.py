@@ -240,7 +240,11 @@ async def update_in_app(
     if dry_run:
         return attempt.succeed("dry run: nothing was sent", payload, changed, outcome="dry_run")
     async with make_client(settings, app) as client:
-        current = await client.view_in_app(token)
+        try:
+            current = await client.view_in_app(token)
+        except BatchError as error:  # a key refused, Batch failing: audited like the rest
+            failed = f"could not read the campaign from Batch before updating it: {error}"
+            return attempt.refuse(failed, payload, changed, outcome="failed", error=error)
         if current is GONE:
             return attempt.refuse(
                 f"in-app campaign {token} no longer exists in Batch", payload, changed
@@ -264,12 +268,22 @@ async def update_in_app(
             await client.update_in_app(token, payload)
         except BatchError as error:
             return attempt.refuse(_refusal(error), payload, changed, outcome="failed", error=error)
-        fresh = await client.view_in_app(token)
+        unread: BatchError | None = None
+        try:
+            fresh = await client.view_in_app(token)
+        except BatchError as error:  # Batch took the update: it is done, and audited so
+            fresh, unread = None, error
     if isinstance(fresh, dict):
         _store_detail(engine, app.name, token, fresh)
     message = f"updated in-app campaign {token} of app '{app.name}'" + (
         f": {', '.join(changed)}" if changed else " (no field changed)"
     )
+    if unread is not None:
+        # The stored detail is the one before: compared with Batch's, the next update would
+        # take our own change for one made elsewhere until a sync reads it.
+        message += (
+            f"; reading it back failed ({unread}): run campaign-sync sync before changing it again"
+        )
     return attempt.succeed(message, payload, changed, conflict=conflict)
 
 

@@ -181,6 +181,39 @@ def test_a_429_during_the_update_is_retried_safely(
     assert simulator.count("update in-app", 200) == 1
 
 
+def test_an_update_batch_took_is_a_success_even_when_reading_it_back_fails(
+    synced: Engine, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    """A 500 on the view after the update's 200 made the command fail (exit 1), with no
+    audit row, while Batch held the change (a fresh review)."""
+    token = api_made(simulator)
+    simulator.script("view in-app", [200, *[500] * 8])  # the check before, then the read-back
+    outcome = update(synced, sim_server, token, {"name": "Taken"}, force=False)
+    assert outcome.ok, outcome.message
+    assert outcome.message.startswith(f"updated in-app campaign {token} of app 'default': name")
+    assert (
+        "reading it back failed" in outcome.message and "run campaign-sync sync" in outcome.message
+    )
+    assert simulator.store(IN_APP).details()[token]["name"] == "Taken"
+    audit = audit_rows(synced)[-1]
+    assert (audit["outcome"], audit["campaign_token"]) == ("succeeded", token)
+
+
+def test_a_failure_to_read_the_campaign_before_the_update_is_audited(
+    synced: Engine, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    """README: every attempt is in campaign_updates; a 500 on the view before the update
+    left none (a fresh review)."""
+    token = api_made(simulator)
+    simulator.script("view in-app", [500] * 8)
+    outcome = update(synced, sim_server, token, {"name": "Never sent"})
+    assert not outcome.ok
+    assert outcome.message.startswith("could not read the campaign from Batch before updating")
+    assert simulator.count("update in-app") == 0
+    audit = audit_rows(synced)[-1]
+    assert (audit["outcome"], audit["batch_status"]) == ("failed", 500)
+
+
 def test_batchs_refusal_is_shown_and_audited(
     synced: Engine, simulator: Simulator, sim_server: SimulatorServer
 ) -> None:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, select, update
 
 from campaign_sync.batch.endpoints import CampaignType
 from campaign_sync.db.locks import try_lease
@@ -118,7 +118,16 @@ def test_an_app_neither_configured_nor_with_a_cursor_is_a_typo(
 
 
 def test_reset_refuses_while_a_pass_holds_the_cursor(db: Engine, pg_url: str) -> None:
+    """All or none: the cursors not held were reset before the busy one was met, under a
+    message naming only that one, and the refusal was stamped as a skipped pass (a fresh
+    review)."""
     interrupted_sweeps(db)
+    with db.begin() as conn:  # the in-app sweep in progress too, and met first
+        conn.execute(
+            update(sync_state)
+            .where(sync_state.c.campaign_type == "in_app")
+            .values(sweep_in_progress=True, sweep_offset=95)
+        )
     lease = try_lease(db, "default", CampaignType.PUSH, 60)
     assert not isinstance(lease, str)
     try:
@@ -126,8 +135,12 @@ def test_reset_refuses_while_a_pass_holds_the_cursor(db: Engine, pg_url: str) ->
     finally:
         lease.release()
     assert result.exit_code == 1
-    assert result.stderr.startswith(
-        f"campaign-sync: default/push is being synced by another process (held by {lease.holder}"
+    assert result.stderr.startswith(f"campaign-sync: default/push (held by {lease.holder}")
+    assert result.stderr.endswith(
+        ") is being synced by another process; nothing was reset: reset once that pass is over\n"
     )
-    assert result.stderr.endswith("); reset it once that pass is over\n")
     assert cursor(db, "push") == (4, True, 190)
+    assert cursor(db, "in_app")[1:] == (True, 95)
+    with db.connect() as conn:
+        skipped = conn.execute(select(sync_state.c.last_skipped_at)).scalars().all()
+    assert skipped == [None, None]

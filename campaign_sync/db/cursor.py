@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, and_, select, true
 
-from campaign_sync.db.locks import DEFAULT_LEASE_SECONDS, try_lease
+from campaign_sync.db.locks import DEFAULT_LEASE_SECONDS, Lease, try_lease
 from campaign_sync.db.models import sync_state
 from campaign_sync.db.state import end_sweep
 from campaign_sync.db.types import utcnow
@@ -87,17 +87,29 @@ def read_cursors(
 
 
 def reset_cursors(engine: Engine, cursors: Sequence[Cursor]) -> None:
-    """Abandon each cursor's sweep, holding its pass lock (CursorBusy if a pass holds it)."""
-    for cursor in cursors:
-        lease = try_lease(engine, cursor.app, cursor.campaign_type, DEFAULT_LEASE_SECONDS)
-        if isinstance(lease, str):
-            raise CursorBusy(
-                f"{cursor.app}/{cursor.campaign_type.label} is being synced by another "
-                f"process ({lease}); reset it once that pass is over"
+    """Abandon each cursor's sweep, all or none: every pass lock is taken first, and when a
+    pass holds one, `CursorBusy` names it and nothing is reset (resetting the others first
+    left them reset under a message naming only the busy one)."""
+    leases: list[Lease] = []
+    try:
+        busy = []
+        for cursor in cursors:
+            lease = try_lease(
+                engine, cursor.app, cursor.campaign_type, DEFAULT_LEASE_SECONDS, for_a_pass=False
             )
-        try:
-            with engine.begin() as conn:
+            if isinstance(lease, str):
+                busy.append(f"{cursor.app}/{cursor.campaign_type.label} ({lease})")
+            else:
+                leases.append(lease)
+        if busy:
+            raise CursorBusy(
+                f"{', '.join(busy)} {'is' if len(busy) == 1 else 'are'} being synced by another "
+                "process; nothing was reset: reset once that pass is over"
+            )
+        with engine.begin() as conn:
+            for lease, cursor in zip(leases, cursors, strict=True):
                 lease.renew(conn)
                 end_sweep(conn, cursor.app, cursor.campaign_type, complete=False, now=utcnow())
-        finally:
+    finally:
+        for lease in leases:
             lease.release()

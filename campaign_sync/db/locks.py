@@ -165,8 +165,17 @@ class Lease:
             self.renew(conn)
 
 
-def try_lease(engine: Engine, app: str, campaign_type: CampaignType, seconds: float) -> Lease | str:
-    """Take the lease on (app, type): the `Lease`, or a description of who holds it."""
+def try_lease(
+    engine: Engine,
+    app: str,
+    campaign_type: CampaignType,
+    seconds: float,
+    *,
+    for_a_pass: bool = True,
+) -> Lease | str:
+    """Take the lease on (app, type): the `Lease`, or a description of who holds it. A pass
+    refused so is a skipped pass (`last_skipped_at`, shown by `status`); anything else
+    (`for_a_pass=False`: `state reset`) is no pass, and not recorded as one."""
     s = sync_state.c
     pair = and_(s.app == app, s.campaign_type == campaign_type.value)
     holder = Holder.mine()
@@ -196,7 +205,8 @@ def try_lease(engine: Engine, app: str, campaign_type: CampaignType, seconds: fl
         if taken.rowcount == 1:
             _HELD_HERE.add(holder.nonce)
             return Lease(engine, app, campaign_type, holder, seconds)
-        conn.execute(update(sync_state).where(pair).values(last_skipped_at=now))
+        if for_a_pass:
+            conn.execute(update(sync_state).where(pair).values(last_skipped_at=now))
     return f"held by {current} until {_when(expires)}"
 
 

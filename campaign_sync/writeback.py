@@ -42,6 +42,7 @@ from campaign_sync.db.types import utcnow
 from campaign_sync.domain import CampaignType
 from campaign_sync.plan import PageLoad, plan_page
 from campaign_sync.runner import make_client
+from campaign_sync.storable import storable
 from campaign_sync.transform import stable_hash
 
 Changes = dict[str, Any]  # dotted path ("trigger.capping") -> new value
@@ -93,6 +94,8 @@ def parse_changes(
             document = json.loads(Path(from_file).read_text())
         except ValueError as error:
             raise UsageError(f"--from-file {from_file} is not valid JSON: {error}") from None
+        except RecursionError:
+            raise UsageError(f"--from-file {from_file}: JSON nested too deeply") from None
         if not isinstance(document, dict):
             raise UsageError(f"--from-file {from_file} must hold a JSON object of fields")
         changes.update(document)
@@ -104,6 +107,8 @@ def parse_changes(
             value = json.loads(raw)
         except ValueError:
             value = raw  # plain text is taken as a string: --set name=Spring
+        except RecursionError:
+            raise UsageError(f"--set {field.strip()}: JSON nested too deeply") from None
         changes[field.strip()] = value
     if name is not None:
         changes["name"] = name
@@ -111,6 +116,13 @@ def parse_changes(
         changes["live"] = live == "true"
     if not changes:
         raise UsageError("nothing to change: give --name, --live, --set FIELD=JSON or --from-file")
+    # What the database would store otherwise (NaN, U+0000, a lone surrogate, nesting past
+    # storable's limit): the audit could not keep it, and a sync would store it repaired,
+    # so that every later update saw a change made elsewhere. Refused, the repair named.
+    _, repairs = storable(changes)
+    if repairs:
+        named = "; ".join(f"{w.field}: {w.message}" for w in repairs[:3])
+        raise UsageError(f"{named} (a value campaign-sync cannot store as given: change it)")
     if not allow_unknown_field:
         check_fields(changes)
     return changes

@@ -243,6 +243,32 @@ def test_bad_changes_are_usage_errors() -> None:
         apply_changes({"name": "abc", "trigger": 5}, {"trigger.capping": 1})
 
 
+@pytest.mark.parametrize(
+    ("changes", "refused"),
+    [
+        ({"assignments": ["custom_payload=NaN"]}, "custom_payload: the number NaN fits no"),
+        ({"assignments": ["landing.x=1e400"]}, "landing.x: the number Infinity fits no"),
+        ({"name": "ab\u0000cd"}, "name: contains U+0000 (NUL), which PostgreSQL cannot store"),
+        ({"assignments": ['name="x\\ud800"']}, "name: "),  # a lone surrogate
+        ({"assignments": ["custom_payload=" + "[" * 3000 + "]" * 3000]}, "nested too deeply"),
+        ({"assignments": ["custom_payload=" + "[" * 150 + "]" * 150]}, "custom_payload[0]"),
+    ],
+)
+def test_a_change_campaign_sync_could_not_store_as_given_is_a_usage_error(
+    changes: dict[str, Any], refused: str, tmp_path: Path
+) -> None:
+    """NaN, U+0000 or deep nesting in a change ended in 'unexpected error: DataError' (the
+    audit's JSON) or RecursionError, exit 1, even with --dry-run; sent, the campaign was
+    stored repaired, and every later update saw a change made elsewhere (a fresh review)."""
+    with pytest.raises(UsageError) as error:
+        parse_changes(**changes)
+    assert refused in str(error.value)
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"custom_payload": ' + "[" * 5000 + "]" * 5000 + "}")
+    with pytest.raises(UsageError, match="JSON nested too deeply"):
+        parse_changes(from_file=str(deep))
+
+
 def test_no_secret_is_stored_in_the_audit(
     synced: Engine, simulator: Simulator, sim_server: SimulatorServer
 ) -> None:

@@ -504,6 +504,14 @@ def serve(
     }
     settings = _settings(given)
     apps = resolve_apps(settings)
+    own = [f"{a.name} ({a.interval_seconds:g}s)" for a in settings.apps if a.interval_seconds]
+    if "interval_seconds" in given and own:
+        logging.getLogger(__name__).warning(
+            "--interval-seconds %g applies to the apps without an interval_seconds of their "
+            "own in the config file; these keep theirs: %s",
+            settings.interval_seconds,
+            ", ".join(own),
+        )
     engine = _engine(settings)
     set_up_ends()
     run_service(engine, settings, apps)

@@ -103,6 +103,8 @@ def parse_changes(
         field, separator, raw = assignment.partition("=")
         if not separator or not field.strip():
             raise UsageError(f"--set takes FIELD=JSON, got {assignment!r}")
+        if any(not part.strip() for part in field.split(".")):  # trigger.=3, .=3
+            raise UsageError(f"--set {field.strip()!r}: a field path with an empty part")
         try:
             value = json.loads(raw)
         except ValueError:

@@ -325,3 +325,33 @@ def test_a_database_away_when_the_next_pass_is_recorded_is_one_warning_line(
     [record] = caplog.records
     assert record.getMessage().startswith("could not record the next pass: ")
     assert record.exc_info is None and "\n" not in record.getMessage()
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_serve_says_which_apps_keep_their_own_interval(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """serve --interval-seconds 60 went unheeded for apps with their own interval_seconds,
+    without a word (a fresh review): the more specific setting wins, and serve says so."""
+    from tests.helpers import run
+
+    config = tmp_path / "apps.toml"
+    config.write_text(
+        '[[apps]]\nname = "ios"\napi_key = "K1"\ninterval_seconds = 5\n'
+        '[[apps]]\nname = "android"\napi_key = "K2"\n'
+    )
+    config.chmod(0o600)
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}", "BATCH_REST_API_KEY": "r"}
+    assert run("migrate", env=env).exit_code == 0
+    served: list[list[str]] = []
+    monkeypatch.setattr(
+        "campaign_sync.service.serve",
+        lambda engine, settings, apps: served.append([app.name for app in apps]),
+    )
+    result = run("serve", "--interval-seconds", "60", "--config", str(config), env=env)
+    assert result.exit_code == 0, result.output
+    assert served == [["ios", "android"]]
+    assert (
+        "--interval-seconds 60 applies to the apps without an interval_seconds of their own "
+        "in the config file; these keep theirs: ios (5s)"
+    ) in result.stderr

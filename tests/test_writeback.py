@@ -233,6 +233,9 @@ def test_bad_changes_are_usage_errors() -> None:
         parse_changes()
     with pytest.raises(UsageError, match="FIELD=JSON"):
         parse_changes(assignments=["no-equals"])
+    for empty_part in ("trigger.=3", ".=3", "trigger..capping=3"):  # were sent, or ': not a field'
+        with pytest.raises(UsageError, match="a field path with an empty part"):
+            parse_changes(assignments=[empty_part])
     assert parse_changes(assignments=["trigger.capping=3", "name=Plain text"]) == {
         "trigger.capping": 3,
         "name": "Plain text",

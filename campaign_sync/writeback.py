@@ -26,7 +26,7 @@ from sqlalchemy import Engine, insert, select
 
 from campaign_sync.batch.client import GONE
 from campaign_sync.batch.endpoints import READ_ONLY_FIELDS
-from campaign_sync.batch.errors import BatchError
+from campaign_sync.batch.errors import BatchError, RetryBudgetExhausted
 from campaign_sync.config import (
     ConfigError,
     ResolvedApp,
@@ -346,7 +346,10 @@ class _Attempt:
 def _refusal(error: BatchError) -> str:
     summary = error.error_type or f"HTTP {error.status}"
     detail = f" ({error.code})" if error.code is not None else ""
-    return f"Batch refused the update: {summary}{detail}: {error.batch_message or error}"
+    # A server error or no answer after every retry is no refusal: Batch did not say no.
+    last = error.last_error if isinstance(error, RetryBudgetExhausted) else error
+    verdict = "the update failed" if last.retriable else "Batch refused the update"
+    return f"{verdict}: {summary}{detail}: {error.batch_message or error}"
 
 
 def _stored_detail(engine: Engine, app: str, token: str) -> dict[str, Any] | str:

@@ -214,6 +214,17 @@ def test_a_failure_to_read_the_campaign_before_the_update_is_audited(
     assert (audit["outcome"], audit["batch_status"]) == ("failed", 500)
 
 
+def test_a_server_error_on_the_update_is_no_refusal(
+    synced: Engine, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    """A 500 on the update, after every retry, read 'Batch refused the update: HTTP 500'."""
+    token = api_made(simulator)
+    simulator.script("update in-app", [500] * 8)
+    outcome = update(synced, sim_server, token, {"name": "Not taken"})
+    assert not outcome.ok and outcome.message.startswith("the update failed: ")
+    assert audit_rows(synced)[-1]["outcome"] == "failed"
+
+
 def test_batchs_refusal_is_shown_and_audited(
     synced: Engine, simulator: Simulator, sim_server: SimulatorServer
 ) -> None:

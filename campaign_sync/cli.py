@@ -302,6 +302,12 @@ def _schema_named(settings: Settings) -> str:
     return f"PostgreSQL schema {settings.db_schema}, CAMPAIGN_SYNC_DB_SCHEMA"
 
 
+def _own_intervals(settings: Settings) -> dict[str, float]:
+    """Seconds by app name, for the apps with an interval_seconds of their own in the config
+    file (it wins over the global one, from any source)."""
+    return {app.name: app.interval_seconds for app in settings.apps if app.interval_seconds}
+
+
 def describe_result(result: PassResult) -> str:
     """One line per pass (and its error on the next): what `sync` prints."""
     where = f"{result.app}/{result.campaign_type.label}"
@@ -504,13 +510,13 @@ def serve(
     }
     settings = _settings(given)
     apps = resolve_apps(settings)
-    own = [f"{a.name} ({a.interval_seconds:g}s)" for a in settings.apps if a.interval_seconds]
+    own = _own_intervals(settings)
     if "interval_seconds" in given and own:
         logging.getLogger(__name__).warning(
             "--interval-seconds %g applies to the apps without an interval_seconds of their "
             "own in the config file; these keep theirs: %s",
             settings.interval_seconds,
-            ", ".join(own),
+            ", ".join(f"{name} ({seconds:g}s)" for name, seconds in own.items()),
         )
     engine = _engine(settings)
     set_up_ends()
@@ -530,7 +536,7 @@ def status(as_json: bool) -> None:
         engine,
         detail_max_age_seconds=settings.detail_max_age_seconds,
         interval_seconds=settings.interval_seconds,
-        app_intervals={a.name: a.interval_seconds for a in settings.apps if a.interval_seconds},
+        app_intervals=_own_intervals(settings),
     )
     if as_json:
         click.echo(json.dumps([row.as_json() for row in report], indent=2))

@@ -847,10 +847,11 @@ def resolve_apps(settings: Settings, environ: Mapping[str, str] | None = None) -
     if duplicates:
         raise ConfigError(f"app names must be unique; repeated: {', '.join(duplicates)}")
     resolved = []
+    listed_in = settings.source_of("apps")  # "config file c.toml, key apps"
     for index, app in enumerate(configured):
         # Where an app's own key was written, as the settings' own errors name it:
         # "config file c.toml, key apps[0] (app 'ios').api_key".
-        in_file = f"{settings.source_of('apps')}[{index}] (app '{app.name}')."
+        in_file = f"{listed_in}[{index}] (app '{app.name}')."
         rest_key, rest_from = app.rest_api_key, f"{in_file}rest_api_key"
         if rest_key is None and app.rest_api_key_env:
             _not_another_setting(app.name, app.rest_api_key_env)

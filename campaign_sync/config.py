@@ -192,7 +192,7 @@ class Settings(BaseSettings):
     rate_increase_per_second: float = _setting(0.02, "CAMPAIGN_SYNC_RATE_INCREASE_PER_SECOND", gt=0)
     # Between the gate's min_rate and max_rate (batch.ratelimit.RatePolicy): 1 to 200.
     rate_start_per_second: float = _setting(
-        20.0, "CAMPAIGN_SYNC_RATE_START_PER_SECOND", ge=1.0, le=200.0
+        30.0, "CAMPAIGN_SYNC_RATE_START_PER_SECOND", ge=1.0, le=200.0
     )
     connect_timeout_seconds: float = _setting(5.0, "CAMPAIGN_SYNC_CONNECT_TIMEOUT_SECONDS", gt=0)
     read_timeout_seconds: float = _setting(30.0, "CAMPAIGN_SYNC_READ_TIMEOUT_SECONDS", gt=0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import random
 
 import pytest
 from sqlalchemy import Engine, insert, select, text
@@ -65,11 +66,11 @@ def test_a_learned_rate_paces_the_first_requests_instead_of_a_burst() -> None:
 @pytest.mark.parametrize(
     ("stored", "expected_pace", "expected_rate"),
     [
-        (None, 20.0, None),  # nothing learned: slow start
-        (LearnedRate(math.nan, True), 20.0, None),  # corrupt: slow start
-        (LearnedRate(math.inf, True), 20.0, None),
-        (LearnedRate(-3.0, True), 20.0, None),
-        (LearnedRate(0.0, True), 20.0, None),
+        (None, 30.0, None),  # nothing learned: slow start
+        (LearnedRate(math.nan, True), 30.0, None),  # corrupt: slow start
+        (LearnedRate(math.inf, True), 30.0, None),
+        (LearnedRate(-3.0, True), 30.0, None),
+        (LearnedRate(0.0, True), 30.0, None),
         (LearnedRate(1e9, True), 200.0, 200.0),  # clamped to max_rate
         (LearnedRate(0.01, True), 1.0, 1.0),  # clamped to min_rate
         (LearnedRate(35.0, False), 35.0, None),  # a slow start that goes on from 35
@@ -141,7 +142,7 @@ def test_the_slow_start_triples_per_second_of_sending_until_unpaced() -> None:
     send_times(rate_gate, 40)
     elapsed = clock.now - started
     assert rate_gate.pace is not None
-    assert rate_gate.pace == pytest.approx(20.0 * 3.0**elapsed, rel=0.08)
+    assert rate_gate.pace == pytest.approx(30.0 * 3.0**elapsed, rel=0.08)
     send_times(rate_gate, 2000)
     assert rate_gate.pace is None  # reached max_rate without a 429: unpaced
     assert rate_gate.learned() == LearnedRate(200.0, limit_seen=False)
@@ -181,7 +182,7 @@ def test_after_a_429_the_rate_climbs_by_the_increase_per_second_of_sending() -> 
 
 @pytest.mark.parametrize(
     ("retry_after", "shortest", "longest"),
-    [(None, 5.0, 5.5), (1.0, 5.0, 5.5), (12.0, 12.0, 12.0)],
+    [(None, 5.0, 5.0), (1.0, 5.0, 5.0), (12.0, 12.0, 12.0)],  # a lone 429: no jitter
 )
 def test_no_request_is_sent_sooner_than_the_floor_after_a_429(
     retry_after: float | None, shortest: float, longest: float
@@ -193,6 +194,17 @@ def test_no_request_is_sent_sooner_than_the_floor_after_a_429(
     refused_at = clock.now
     after = send_times(rate_gate, 3)
     assert after[0] - refused_at >= pause >= 5.0
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_lone_429_waits_the_floor_and_a_repeated_one_doubles_with_jitter(seed: int) -> None:
+    clock = FakeClock()
+    rate_gate = RateGate(POLICY, learned=LearnedRate(50.0, True), clock=clock,
+                         sleep=clock.sleep, rng=random.Random(seed))  # fmt: skip
+    first = rate_gate.on_too_many_requests(asyncio.run(rate_gate.acquire()), None)
+    assert first == 5.0  # the floor exactly: what follows is paced, there is no herd
+    second = rate_gate.on_too_many_requests(asyncio.run(rate_gate.acquire()), None)
+    assert 10.0 < second <= 11.0  # doubled, then up to 10% longer
 
 
 def test_learned_rate_round_trips_and_corrupt_rows_fall_back(any_db: Engine) -> None:

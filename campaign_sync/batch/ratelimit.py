@@ -11,9 +11,11 @@ learns one. The rules, each measured in benchmarks/rate_limit.py (issue #14):
   that reaches `max_rate` without a 429 stops pacing: the server showed no limit worth one.
 - **On a 429** (the first of a burst): every request of the app not yet sent waits at least
   `backoff_min_seconds` (Batch's floor), or `Retry-After` when longer, doubling while 429s
-  repeat; and the rate drops to `decrease_factor` x the rate Batch accepted just before:
-  the requests sent in the last `window_seconds` before the refused one, per second, never
-  more than the pace then in force. A gentler cut than halving: that accepted rate is the
+  repeat, with jitter from the second one on (a lone 429 waits the floor exactly: the
+  requests after it are paced, never a burst, so there is no herd to spread); and the rate
+  drops to `decrease_factor` x the rate Batch accepted just before: the requests sent in
+  the last `window_seconds` before the refused one, per second, never more than the pace
+  then in force. A gentler cut than halving: that accepted rate is the
   limit plus at most the server's burst spread over the window.
 - **After a 429**: additive increase, `increase_per_second` requests/s per second of
   full-paced sending, so a pass keeps probing slowly without provoking the next 429.
@@ -47,12 +49,16 @@ class LearnedRate:
 class RatePolicy:
     backoff_min_seconds: float = 5.0  # Batch's documented floor after a 429
     backoff_max_seconds: float = 120.0
-    backoff_jitter: float = 0.1  # a pause is up to this share longer (apps never in step)
+    # A repeated 429's pause is up to this share longer, so that clients sharing a limit
+    # (apps sharing a key) fall out of step; the first waits the floor exactly.
+    backoff_jitter: float = 0.1
     min_rate: float = 1.0  # requests per second: the learned rate never goes below this
     max_rate: float = 200.0  # the learned rate never climbs past this
     increase_per_second: float = 0.02  # additive increase after a 429, req/s per second
     decrease_factor: float = 0.9  # on a 429: this share of the rate accepted just before
-    slow_start_rate: float = 20.0  # requests/s of an app with nothing learned yet
+    # Requests/s of an app with nothing learned yet; 30 measured against 20 and 40 under a
+    # 50 req/s limit (docs/performance.md, section 4).
+    slow_start_rate: float = 30.0
     slow_start_factor: float = 3.0  # the slow start's growth per second of sending
     window_seconds: float = 1.0  # how far back the accepted rate is measured at a 429
     stop_grace_seconds: float = 5.0  # after a stop, paced requests go on this long
@@ -204,7 +210,8 @@ class RateGate:
         policy = self.policy
         self._consecutive_429 += 1
         exponential = policy.backoff_min_seconds * 2 ** (self._consecutive_429 - 1)
-        jitter = 1 + policy.backoff_jitter * self._rng.random()
+        repeated = self._consecutive_429 > 1
+        jitter = 1 + policy.backoff_jitter * self._rng.random() if repeated else 1.0
         wait = min(policy.backoff_max_seconds, exponential) * jitter
         # Retry-After is honoured up to the longest single wait: a server's `1e999` or a
         # date in 2099 must not park the app for the rest of the pass.

@@ -76,6 +76,9 @@ KNOWN_TYPES: dict[str, tuple[type, ...]] = {
     "local_start_date": (str,),
     "local_end_date": (str,),
 }
+# Counts a campaign can cap its display at: whole numbers >= 0 (Batch's in-app view shows
+# `"capping": 10` at both places). One rule for both: `--set capping=-5` was sent as is.
+COUNTS = ("capping", "trigger.capping")
 # What an in-app campaign holds besides its read-only fields (Batch's in-app campaign API).
 IN_APP_FIELDS = (*KNOWN_TYPES, "query", "custom_payload")
 
@@ -179,17 +182,22 @@ def validate(payload: dict[str, Any]) -> list[str]:
     if not isinstance(name, str) or len(name.strip()) < 3:
         problems.append("name must be text of at least 3 characters")
     for field, types in KNOWN_TYPES.items():
-        if field in payload and payload[field] is not None:
+        if field in payload and payload[field] is not None and field not in COUNTS:
             value = payload[field]
             if isinstance(value, bool) and bool not in types:
                 problems.append(f"{field} must be {types[0].__name__}, not a boolean")
             elif not isinstance(value, types):
                 problems.append(f"{field} must be {types[0].__name__}")
-    trigger = payload.get("trigger")
-    if isinstance(trigger, dict) and "capping" in trigger:
-        capping = trigger["capping"]
-        if not isinstance(capping, int) or isinstance(capping, bool) or capping < 0:
-            problems.append("trigger.capping must be a whole number >= 0")
+    for path in COUNTS:
+        *parents, key = path.split(".")
+        holder: Any = payload
+        for parent in parents:
+            holder = holder.get(parent) if isinstance(holder, dict) else None
+        if not isinstance(holder, dict) or holder.get(key) is None:
+            continue
+        value = holder[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            problems.append(f"{path} must be a whole number >= 0")
     return problems
 
 

@@ -24,6 +24,7 @@ from campaign_sync.writeback import (
     apply_changes,
     parse_changes,
     update_in_app,
+    validate,
 )
 from tests.conftest import make_app, make_settings
 from tests.syncing import run_sync
@@ -255,6 +256,29 @@ def test_bad_changes_are_usage_errors() -> None:
         apply_changes({"name": "abc"}, {"created_date": "x"})
     with pytest.raises(UsageError, match="is not an object"):
         apply_changes({"name": "abc", "trigger": 5}, {"trigger.capping": 1})
+
+
+NOT_A_COUNT = "trigger.capping must be a whole number >= 0"
+
+
+@pytest.mark.parametrize(
+    ("payload", "problems"),
+    [
+        ({"name": "Sale", "capping": 0, "trigger": {"capping": 10}}, []),
+        ({"name": "Sale", "capping": None, "trigger": {"capping": None}}, []),  # as Batch sends
+        ({"name": "Sale", "trigger": {"when": "now"}}, []),
+        ({"name": "Sale", "capping": -5}, ["capping must be a whole number >= 0"]),
+        ({"name": "Sale", "trigger": {"capping": -1}}, [NOT_A_COUNT]),
+        ({"name": "Sale", "trigger": {"capping": 2.5}}, [NOT_A_COUNT]),
+        ({"name": "Sale", "trigger": {"capping": True}}, [NOT_A_COUNT]),
+        ({"name": "Sale", "trigger": {"capping": "3"}}, [NOT_A_COUNT]),
+        ({"name": "Sale", "capping": 1.5}, ["capping must be a whole number >= 0"]),
+        ({"name": "Sale", "capping": False}, ["capping must be a whole number >= 0"]),
+        ({"name": "Sale", "trigger": "soon"}, ["trigger must be dict"]),
+    ],
+)  # fmt: skip
+def test_both_cappings_are_counts(payload: dict[str, Any], problems: list[str]) -> None:
+    assert validate(payload) == problems
 
 
 @pytest.mark.parametrize(

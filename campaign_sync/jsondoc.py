@@ -85,14 +85,24 @@ def _loads(text: bytes | str) -> Any:
 
 
 def _json_loads(text: bytes | str) -> Any:
+    # strict=False: a raw control character (a TAB, a newline, U+0000...U+001F) inside a
+    # string is read as that character. RFC 8259 section 7 wants them escaped, but the
+    # value is unambiguous, and refusing it cost the whole list page (every campaign of
+    # the type, every pass) for one name with a TAB in it. U+0000 is then repaired by
+    # `storable()` like an escaped one.
     return json.loads(
-        text, parse_float=_float, parse_int=_int, parse_constant=UnrepresentableNumber
+        text,
+        parse_float=_float,
+        parse_int=_int,
+        parse_constant=UnrepresentableNumber,
+        strict=False,
     )
 
 
 def decode(content: bytes | str) -> Any:
     """The document in `content` (UTF-8 bytes or text); raises `UnreadableJSON`.
 
+    A raw control character inside a string is read as that character (`strict=False`).
     Floats that overflow a double, the literals `NaN`/`Infinity`/`-Infinity` and integers
     of more than `MAX_INT_DIGITS` digits come back as `UnrepresentableNumber`. Bytes that
     are not UTF-8 come back as lone surrogates (U+DC80-U+DCFF) in their strings, which

@@ -964,3 +964,33 @@ def test_an_app_whose_few_campaigns_batch_all_deleted_marks_them(
     fake.details.clear()
     [result] = sync_fake(pg_url, fake, full_refresh=True)
     assert (result.status, result.counts.campaigns_deleted) == ("succeeded", 2)
+
+
+@pytest.mark.parametrize(
+    ("raw", "stored", "warned"),
+    [
+        ("\t", "a\tb", False),  # a TAB typed into a name
+        ("\n", "a\nb", False),
+        ("\r", "a\rb", False),
+        ("\x1f", "a\x1fb", False),
+        ("\x01", "a\x01b", False),
+        ("\x00", "a\ufffdb", True),  # PostgreSQL stores no U+0000: repaired, as when escaped
+    ],
+)
+def test_a_raw_control_character_in_a_string_costs_nothing(
+    pg_url: str, fake: FakeBatch, raw: str, stored: str, warned: bool
+) -> None:
+    """RFC 8259 wants control characters escaped inside strings; one left raw in one
+    name made the whole list page unreadable (the type failed, every pass)."""
+    for token in ("c0", "c2"):
+        fake.add(PUSH, token)
+    document = json.dumps(_detail("c1") | {"name": "a\tb"}).replace("\\t", raw)
+    fake.add(PUSH, "c1", document)  # list entry and detail, raw in both
+    [result] = sync_fake(pg_url, fake)
+    assert result.status == "succeeded"
+    engine = make_engine(pg_url)
+    names = rows(engine, "name")
+    assert set(names) == {"c0", "c1", "c2"}
+    assert names["c1"] == (stored,)
+    assert [(t, f) for t, f, _ in warnings(engine)] == ([("c1", "name")] if warned else [])
+    engine.dispose()

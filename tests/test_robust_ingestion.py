@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import Engine, select, text
 from sqlalchemy.engine import make_url
 
+from campaign_sync.batch.endpoints import token_problem
 from campaign_sync.db.models import campaigns, sync_runs, sync_warnings
 from campaign_sync.db.session import make_engine
 from tests.fake_batch import PUSH, FakeBatch, campaign_detail, sync_fake, sync_through
@@ -264,6 +265,45 @@ def test_every_token_is_sent_as_exactly_one_percent_encoded_path_segment(
     assert "control characters" in messages_of(engine)[2]
     [again] = sync_fake(pg_url, fake)  # the cursor kept them (made storable): no failure
     assert again.status == "succeeded"
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("token", "problem"),
+    [
+        ("a" * 60_000, None),  # 60,000 once encoded: the longest sent
+        ("a" * 60_001, "60,001 characters long once percent-encoded"),
+        ("/" * 20_000, None),  # %2F each: 60,000
+        ("/" * 20_001, "60,003 characters long"),
+        ("\U0001f600" * 5_000, None),  # 4 UTF-8 bytes, 12 characters each: 60,000
+        ("\U0001f600" * 5_001, "60,012 characters long"),
+        ("\u00e9" * 10_000, None),
+        ("\u00e9" * 10_001, "60,006 characters long"),
+        ("b" * 70_000, "70,000 characters long"),
+    ],
+)
+def test_a_token_no_url_can_carry_is_unsendable(token: str, problem: str | None) -> None:
+    found = token_problem(token)
+    assert found == problem if problem is None else problem in (found or "")
+
+
+def test_a_token_too_long_for_any_url_skips_its_campaign_not_the_pass(
+    pg_url: str, fake: FakeBatch
+) -> None:
+    """httpx builds no URL past 65,536 characters: one such token failed its type's pass,
+    every pass, with no campaign of the type stored."""
+    fake.add(PUSH, "c0")
+    for long_token in ("\U0001f600" * 5_500, "z" * 70_000):
+        fake.add(PUSH, long_token)
+    fake.add(PUSH, "c1")
+    for _ in range(2):
+        [result] = sync_fake(pg_url, fake)
+        assert result.status == "succeeded"
+    engine = make_engine(pg_url)
+    assert set(rows(engine, "name")) == {"c0", "c1"}
+    skipped = [m for m in messages_of(engine) if "once percent-encoded" in m]
+    assert len(skipped) == 4  # each campaign, each pass
+    assert "no request can carry it; campaign skipped" in skipped[0]
     engine.dispose()
 
 

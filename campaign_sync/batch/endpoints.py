@@ -39,24 +39,45 @@ class UnsendableToken(ValueError):
     """A campaign token no request can carry (see `token_problem`)."""
 
 
+# httpx refuses to build a URL longer than 65,536 characters (httpx/_urlparse.py,
+# MAX_URL_LENGTH): an encoded token this long leaves room for the base URL, the API key
+# and the route. One character encodes to at most 12 (4 UTF-8 bytes, each `%XX`), so a
+# token of at most MAX_ENCODED_TOKEN // 12 characters is never measured.
+MAX_ENCODED_TOKEN = 60_000
+
+
 def token_problem(token: str) -> str | None:
     """Why `token` cannot be sent as a URL path segment, or None when it can.
 
     Any text can be percent-encoded (RFC 3986, section 2.1) except what is not Unicode
     (lone surrogates have no UTF-8 form) and control characters (Unicode category Cc:
-    U+0000-U+001F, U+007F-U+009F), which servers and proxies refuse or cut at.
+    U+0000-U+001F, U+007F-U+009F), which servers and proxies refuse or cut at; and no
+    client sends a URL of any length (`MAX_ENCODED_TOKEN`). A server may still refuse a
+    long one (414): that is the campaign's own failed detail.
     """
     if not token:
         return "the campaign token is empty"
     if token.isascii() and token.isprintable():  # ASCII's only non-printables are its Cc
-        return None
+        return _length_problem(token)
     if any(unicodedata.category(ch) == "Cc" for ch in token):
         return "the campaign token contains control characters"
     try:
         token.encode("utf-8")
     except UnicodeEncodeError:
         return "the campaign token is not valid Unicode"
-    return None
+    return _length_problem(token)
+
+
+def _length_problem(token: str) -> str | None:
+    if len(token) <= MAX_ENCODED_TOKEN // 12:
+        return None
+    encoded = len(path_segment(token))
+    if encoded <= MAX_ENCODED_TOKEN:
+        return None
+    return (
+        f"the campaign token is {encoded:,} characters long once percent-encoded, "
+        f"longer than any request can carry ({MAX_ENCODED_TOKEN:,})"
+    )
 
 
 def path_segment(text: str) -> str:

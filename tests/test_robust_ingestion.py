@@ -1034,3 +1034,20 @@ def test_a_raw_control_character_in_a_string_costs_nothing(
     assert names["c1"] == (stored,)
     assert [(t, f) for t, f, _ in warnings(engine)] == ([("c1", "name")] if warned else [])
     engine.dispose()
+
+
+@pytest.mark.parametrize("junk", ['{"name": "draft without token"}', "null", "7", '"str"'])
+def test_entries_that_are_no_campaign_where_pages_overlap_cost_only_themselves(
+    pg_url: str, fake: FakeBatch, junk: str
+) -> None:
+    """Five of them at offsets 95-99, the next page's overlap: every next page was
+    unprovable and the pass failed, every pass, with campaigns 100-199 never stored."""
+    for index in range(200):
+        fake.add(PUSH, f"p{index:03d}")
+    fake.entries[PUSH][95:95] = [junk] * 5
+    for _ in range(2):
+        [result] = sync_fake(pg_url, fake)
+        assert result.status == "succeeded"
+    engine = make_engine(pg_url)
+    assert len(rows(engine, "name")) == 200
+    engine.dispose()

@@ -17,9 +17,14 @@ from campaign_sync.batch.sweep import SweepError, SweepPosition, sweep_pages
 class ShiftingList:
     """A newest-first list that changes between page fetches, as Batch's may."""
 
-    def __init__(self, size: int, churn: list[tuple[int, int]] | None = None) -> None:
+    def __init__(
+        self, size: int, churn: list[tuple[int, int]] | None = None, junk: tuple[int, int] = (0, 0)
+    ) -> None:
+        """`junk`: (position, length) of a run of entries that are no campaign."""
         self._next = size
         self.items = [f"t{i:05d}" for i in reversed(range(size))]  # newest first
+        position, length = junk
+        self.items[position:position] = [f"junk{i}" for i in range(length)]
         self.churn = list(churn or [])
         self.ever_deleted: set[str] = set()
         self.created: set[str] = set()
@@ -44,7 +49,8 @@ class ShiftingList:
             self.create(creates)
             self.delete_random(deletes)
         self.calls.append((offset, limit))
-        return [{"campaign_token": t} for t in self.items[offset : offset + limit]]
+        page = self.items[offset : offset + limit]
+        return [{"name": t} if t.startswith("junk") else {"campaign_token": t} for t in page]
 
 
 async def collect(
@@ -116,6 +122,50 @@ def test_a_resumed_sweep_continues_after_its_anchors() -> None:
     assert source.calls[0] == (95, 100)
 
 
+@settings(max_examples=150, deadline=None)
+@given(
+    size=st.integers(min_value=0, max_value=400),
+    page_size=st.sampled_from([10, 20, 100]),
+    junk=st.tuples(st.integers(0, 400), st.integers(1, 98)),
+    churn=st.lists(st.tuples(st.integers(0, 20), st.integers(0, 20)), min_size=0, max_size=30),
+)
+def test_a_run_of_entries_that_are_no_campaign_anywhere_skips_no_survivor(
+    size: int, page_size: int, junk: tuple[int, int], churn: list[tuple[int, int]]
+) -> None:
+    """Entries with no token where the next page must overlap (five at a page's end) made
+    every next page unprovable: the sweep failed every pass. A run of them anywhere, up to
+    a page less two, and the list still changing between calls."""
+    position, length = junk[0], min(junk[1], page_size - 2)
+    source = ShiftingList(size, churn, junk=(min(position, size), length))
+    original = [t for t in source.items if not t.startswith("junk")]
+    tokens = asyncio.run(collect(source, page_size=page_size))
+    survivors = {t for t in original if t not in source.ever_deleted}
+    assert len(tokens) == len(set(tokens)), "a token was yielded twice"
+    assert survivors <= set(tokens), f"missed {sorted(survivors - set(tokens))[:5]}"
+
+
+@pytest.mark.parametrize(
+    ("size", "junk"),
+    [
+        (200, (95, 5)),  # exactly the overlap of the second page
+        (200, (88, 24)),  # across the boundary
+        (102, (95, 5)),
+        (300, (96, 4)),
+        (300, (1, 99)),  # the first page's only campaign is its first entry
+        (300, (101, 150)),  # more than a page of them
+        (300, (200, 100)),  # the list ends with them
+    ],
+)
+def test_entries_that_are_no_campaign_at_a_page_boundary_end_the_sweep(
+    size: int, junk: tuple[int, int]
+) -> None:
+    source = ShiftingList(size, junk=junk)
+    original = [t for t in source.items if not t.startswith("junk")]
+    tokens = asyncio.run(collect(source))
+    assert sorted(tokens) == sorted(original)
+    assert len(source.calls) <= (size + junk[1]) // 95 + 4
+
+
 def test_entries_without_a_token_are_reported_not_yielded() -> None:
     async def fetch(offset: int, limit: int) -> list[Any]:
         if offset > 0:
@@ -137,12 +187,17 @@ def test_entries_without_a_token_are_reported_not_yielded() -> None:
     stop_after=st.integers(min_value=1, max_value=6),
     churn=st.lists(st.tuples(st.integers(0, 25), st.integers(0, 25)), max_size=30),
     between=st.tuples(st.integers(0, 40), st.integers(0, 40)),
+    junk=st.tuples(st.integers(0, 500), st.integers(0, 18)),  # entries that are no campaign
 )
 def test_a_sweep_stopped_and_resumed_still_sees_every_survivor(
-    size: int, stop_after: int, churn: list[tuple[int, int]], between: tuple[int, int]
+    size: int,
+    stop_after: int,
+    churn: list[tuple[int, int]],
+    between: tuple[int, int],
+    junk: tuple[int, int],
 ) -> None:
-    source = ShiftingList(size, churn)
-    original = list(source.items)
+    source = ShiftingList(size, churn, junk=(min(junk[0], size), junk[1]))
+    original = [t for t in source.items if not t.startswith("junk")]
 
     async def run() -> tuple[list[str], list[str]]:
         first: list[str] = []

@@ -124,10 +124,12 @@ class _Sweep:
         self.first_page: tuple[str | None, ...] | None = None  # `saw`
         self.varied = False
         self.honoured = False  # a page as long as asked came: the server gives what is asked
+        self.unanchored = False  # the last page's overlap held no campaign: see `_step`
 
     def continues(self, entries: list[Any], tokens: list[str | None]) -> bool:
         """The page holds a token already yielded (or cannot be checked): no gap before it."""
-        checkable = any(tokens)  # a page of tokenless junk proves nothing
+        checkable = any(tokens) and not self.unanchored  # tokenless junk proves nothing
+        self.unanchored = False
         return bool(entries) and (
             self.offset == 0
             or not self.yielded
@@ -212,10 +214,28 @@ class _Sweep:
         self.short = (
             _Short(offset, len(entries), tuple(tokens)) if len(entries) < self.full else None
         )
-        step = len(entries) if self.short else max(1, len(entries) - self.overlap)
+        step = len(entries) if self.short else self._step(tokens)
         self.offset = offset + step
         position = SweepPosition(self.offset, self.anchors)
         return SweepPage(offset, fresh, position, False, unidentified, calls)
+
+    def _step(self, tokens: list[str | None]) -> int:
+        """How far the next page starts past this full one: `overlap` entries before its
+        end, so that the next page re-reads them, or earlier, at the page's last campaign,
+        when those entries are all no campaigns (five junk entries at a page's end made
+        every next page unprovable, and the sweep failed every pass). When the page's
+        only campaign is its first entry, the next page starts where it normally would
+        and is taken without proof (`unanchored`): nothing could prove it, and a missed
+        campaign would only be asked before a tombstone (deletions are confirmed one by
+        one)."""
+        step = max(1, len(tokens) - self.overlap)
+        if any(tokens[step:]):
+            return step
+        last = max((index for index, token in enumerate(tokens) if token), default=0)
+        if last >= 1:
+            return last
+        self.unanchored = True
+        return step
 
     def _count_news(self, news: bool) -> None:
         if news:

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
 
 from campaign_sync.batch.endpoints import CampaignType
 from campaign_sync.db import migrate
@@ -628,3 +629,23 @@ def test_another_applications_alembic_version_is_not_blamed_on_a_newer_campaign_
         result = run(*command, env=env)
         ours = [line for line in result.stderr.splitlines(True) if "campaign-sync" in line]
         assert (result.exit_code, ours) == (2, [expected]), command
+
+
+def test_every_transaction_through_pgbouncer_reads_in_utc(bounced_url: str) -> None:
+    """The engine sets TimeZone once per connection; in transaction pooling each
+    transaction may run on another server connection, which PgBouncer sets to the
+    client's TimeZone (it tracks it per client). Year 1 in UTC is a year before 1 in
+    New York: read in the database's zone it could not be a Python datetime."""
+    database = make_url(bounced_url).database
+    setup = make_engine(bounced_url)
+    with setup.connect() as conn:
+        conn.execute(text(f"alter database \"{database}\" set timezone to 'America/New_York'"))
+        conn.commit()
+    setup.dispose()
+    engine = make_engine(bounced_url, pool_size=2)
+    edge = text("select timestamptz '0001-01-01 00:00:00+00', current_setting('TimeZone')")
+    for _ in range(6):
+        with engine.connect() as conn:
+            moment, zone = conn.execute(edge).one()
+        assert (moment.year, zone) == (1, "UTC")
+    engine.dispose()

@@ -1051,3 +1051,41 @@ def test_entries_that_are_no_campaign_where_pages_overlap_cost_only_themselves(
     engine = make_engine(pg_url)
     assert len(rows(engine, "name")) == 200
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("zone", "dates"),
+    [
+        ("America/New_York", {"created_date": "0001-01-01T00:00:00"}),
+        ("Asia/Tokyo", {"push_time": "9999-12-31T23:59:59"}),
+        ("Pacific/Kiritimati", {"created_date": "9999-12-31T23:59:59"}),
+        ("America/Los_Angeles", {"push_time": "0001-01-01T05:00:00"}),
+    ],
+)
+def test_dates_at_the_calendars_edges_read_back_whatever_the_databases_time_zone(
+    fresh_pg_url: str, fake: FakeBatch, zone: str, dates: dict[str, str]
+) -> None:
+    """psycopg reads a timestamptz in the session's zone: 0001-01-01 UTC in New York is a
+    year before 1, which no Python datetime holds, and every `--stats` pass failed."""
+    from campaign_sync.db import migrate
+    from campaign_sync.push_stats import StatsPolicy
+
+    database = make_url(fresh_pg_url).database
+    engine = make_engine(fresh_pg_url)
+    with engine.connect() as conn:
+        conn.execute(text(f"alter database \"{database}\" set timezone to '{zone}'"))
+        conn.commit()
+    engine.dispose()
+    migrate.upgrade(fresh_pg_url)
+    fake.add(PUSH, "ok")
+    fake.add(PUSH, "edge", _detail("edge") | dates)
+    for _ in range(2):
+        [result] = sync_fake(fresh_pg_url, fake, stats=StatsPolicy(30, 0))
+        assert result.status == "succeeded", result.error
+    engine = make_engine(fresh_pg_url)
+    with engine.connect() as conn:
+        assert conn.execute(text("show timezone")).scalar() == "UTC"
+        edge = conn.execute(select(campaigns).where(campaigns.c.campaign_token == "edge")).one()
+    column, value = next(iter(dates.items()))
+    assert getattr(edge, column).isoformat() == value + "+00:00"
+    engine.dispose()

@@ -92,19 +92,31 @@ def make_engine(url: str, *, schema: str | None = None, **kwargs: Any) -> Engine
     if "connect_timeout" not in make_url(url).query:
         connect_args.setdefault("connect_timeout", DB_CONNECT_TIMEOUT_SECONDS)
     engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
+    # The session's TimeZone is UTC whatever the server's, role's or database's default:
+    # psycopg reads a timestamptz in the session's zone, and 0001-01-01 UTC read in
+    # America/New_York is a year before 1, which no Python datetime holds (DataError: the
+    # whole --stats pass failed on one campaign created in year 1; 9999-12-31 in Asia/Tokyo
+    # alike). PgBouncer tracks TimeZone per client and sets it on each server connection
+    # it lends (its docs, "track_extra_parameters"), so this holds in transaction pooling.
+    #
+    # The search_path (CAMPAIGN_SYNC_DB_SCHEMA) is set before SQLAlchemy first reads
+    # current_schema() (insert=True), so inspection and Alembic see the schema as the
+    # default one (SQLAlchemy's PostgreSQL docs, "Setting Alternate Search Paths on
+    # Connect"). Behind PgBouncer in transaction pooling, also set it on the role:
+    # ALTER ROLE ... SET search_path = <schema>.
+    settings = ["set time zone 'UTC'"]
     if schema is not None and schema != "public":
-        # Set before SQLAlchemy first reads current_schema() (insert=True), so inspection
-        # and Alembic see the schema as the default one (SQLAlchemy's PostgreSQL docs,
-        # "Setting Alternate Search Paths on Connect"). Behind PgBouncer in transaction
-        # pooling, also set it on the role: ALTER ROLE ... SET search_path = <schema>.
-        @event.listens_for(engine, "connect", insert=True)
-        def _search_path(dbapi_connection: Any, _record: Any) -> None:
-            autocommit = dbapi_connection.autocommit
-            dbapi_connection.autocommit = True
-            cursor = dbapi_connection.cursor()
-            cursor.execute(f'set search_path to "{schema}"')
-            cursor.close()
-            dbapi_connection.autocommit = autocommit
+        settings.append(f'set search_path to "{schema}"')
+
+    @event.listens_for(engine, "connect", insert=True)
+    def _session_settings(dbapi_connection: Any, _record: Any) -> None:
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True
+        cursor = dbapi_connection.cursor()
+        for statement in settings:
+            cursor.execute(statement)
+        cursor.close()
+        dbapi_connection.autocommit = autocommit
 
     return engine
 

@@ -557,6 +557,38 @@ def test_a_detail_answered_for_another_campaign_is_never_stored_under_this_token
     engine.dispose()
 
 
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        ("{}", "without the campaign_token every detail carries"),
+        ('{"name": "Campaign x", "live": false}', "without the campaign_token every detail"),
+        ('{"campaign_token": null, "name": "x"}', "with a campaign_token that is JSON null"),
+        ('{"campaign_token": 7, "name": "x"}', "with a campaign_token that is a JSON number"),
+        ('{"campaign_token": "", "name": "x"}', "answered for campaign '' when asked for 'm1'"),
+        ('{"campaign_token": "M1", "name": "x"}', "answered for campaign 'M1'"),
+    ],
+)
+def test_a_detail_that_does_not_say_it_is_this_campaigns_keeps_the_last_one(
+    pg_url: str, fake: FakeBatch, answer: str, said: str
+) -> None:
+    """`{}` answered for a stored campaign was stored as its detail: a version with no
+    name, no messages, not live, and false 'renamed' and 'stopped' rows in the views."""
+    fake.add(PUSH, "m1")
+    [first] = sync_fake(pg_url, fake)
+    assert first.status == "succeeded"
+    fake.entries[PUSH][0] = json.dumps(_detail("m1") | {"name": "v2"})  # a change listed
+    fake.details[(PUSH, "m1")] = answer
+    [second] = sync_fake(pg_url, fake, retry_max_attempts=2)
+    assert second.status == "succeeded"
+    engine = make_engine(pg_url)
+    assert rows(engine, "name", "detail") == {"m1": ("Campaign m1", _detail("m1"))}
+    with engine.connect() as conn:
+        assert conn.execute(text("select count(*) from campaign_versions")).scalar() == 1
+    assert [(t, f) for t, f, _ in warnings(engine)] == [("m1", "detail")]
+    assert said in messages_of(engine)[0]
+    engine.dispose()
+
+
 def test_numbers_beyond_any_column_leave_text_columns_null(pg_url: str, fake: FakeBatch) -> None:
     raw = json.dumps(_detail("n1"))[:-1] + (
         ', "name": 1e400, "priority": NaN, "deeplink": -Infinity, '

@@ -54,6 +54,9 @@ def _json_kind(value: Any) -> str:
     return f"a JSON {kind}"
 
 
+_MISSING = object()  # a key the answer does not have
+
+
 class _Gone:
     def __repr__(self) -> str:
         return "GONE"
@@ -301,7 +304,7 @@ class BatchClient:
                     self.gate.on_too_many_requests(sent_at, failure.retry_after)
                 raise failure
             self.gate.on_success()
-            return self._parse(response, route, expect, token)
+            return self._parse(response, route, expect, token, endpoint is VIEW)
 
         def retried() -> None:
             if counts is not None:
@@ -322,12 +325,18 @@ class BatchClient:
             ) from None
 
     def _parse(
-        self, response: httpx.Response, route: str, expect: type | None, token: str = ""
+        self,
+        response: httpx.Response,
+        route: str,
+        expect: type | None,
+        token: str = "",
+        detail: bool = False,
     ) -> Any:
         """The answer's JSON (see `jsondoc.decode`); raises `MalformedResponse` (retried)
         for a body that is not JSON (cut short, a proxy's page) or a list that is no array,
         `WrongShape` (not retried) for a detail that is no object, `DocumentTooDeep` (not
-        retried) for JSON nested too deeply to decode."""
+        retried) for JSON nested too deeply to decode, `WrongCampaign` for an answer about
+        another campaign than `token` (and, for a `detail`, one that does not name one)."""
         try:
             read = decode_array if expect is list else decode
             body = read(response.content) if response.content or expect else None
@@ -354,12 +363,22 @@ class BatchClient:
                 status=response.status_code,
                 route=route,
             )
-        answered_for = body.get("campaign_token") if isinstance(body, dict) else None
-        if token and expect is dict and answered_for is not None and answered_for != token:
-            # Never store one campaign's detail under another's token (a cache, a proxy).
+        answered_for = body.get("campaign_token", _MISSING) if isinstance(body, dict) else None
+        told = answered_for is not _MISSING and answered_for is not None
+        if token and expect is dict and answered_for != token and (told or detail):
+            # Never store one campaign's detail under another's token (a cache, a proxy),
+            # nor a detail that does not say whose it is: Batch's view adds campaign_token
+            # to every detail (push-campaigns-view, in-app-campaigns-view), and `{}` stored
+            # as a campaign's detail erased its name, messages and state in one version.
+            # (A push stats answer without one is taken: it replaces days, not a campaign.)
+            if answered_for is _MISSING:
+                whose = "without the campaign_token every detail carries"
+            elif not isinstance(answered_for, str):
+                whose = f"with a campaign_token that is {_json_kind(answered_for)}"
+            else:
+                whose = f"for campaign {answer_text(answered_for)[:80]!r}"
             raise WrongCampaign(
-                f"{route} for app '{self.app}' answered for campaign "
-                f"{answer_text(str(answered_for))[:80]!r} "
+                f"{route} for app '{self.app}' answered {whose} "
                 f"when asked for {answer_text(token)[:80]!r}",
                 status=response.status_code,
                 route=route,

@@ -223,6 +223,10 @@ def _audit(
     message: str,
     error: BatchError | None = None,
 ) -> None:
+    # Made storable: a payload built from Batch's campaign (a --force, or the one sent)
+    # may hold what the sync stored repaired (U+0000, a lone surrogate), and the audit row
+    # must be written whatever the update did.
+    (changed, payload, message), _ = storable([changed, payload, message])
     with engine.begin() as conn:
         conn.execute(
             insert(campaign_updates).values(
@@ -252,9 +256,10 @@ async def update_in_app(
 ) -> UpdateOutcome:
     """Validate, check freshness, send, store, audit. Raises UsageError for bad changes."""
     attempt = _Attempt(engine, app.name, token)
-    stored = _stored_detail(engine, app.name, token)
-    if isinstance(stored, str):
-        return attempt.refuse(stored)
+    found = _stored_detail(engine, app.name, token)
+    if isinstance(found, str):
+        return attempt.refuse(found)
+    stored, stored_hash = found
     payload, changed = apply_changes(stored, changes)
     problems = validate(payload)
     if problems:
@@ -273,18 +278,26 @@ async def update_in_app(
             )
         assert isinstance(current, dict)
         conflict = None
-        if stable_hash(current) != stable_hash(stored):
+        # The stored hash is of the detail as Batch sent it; the stored detail itself may be
+        # repaired (U+0000, a lone surrogate: docs/reliability.md), so comparing it with
+        # Batch's took every such campaign for one changed elsewhere, for ever.
+        if stable_hash(current) != (stored_hash or stable_hash(stored)):
             conflict = (
                 f"in-app campaign {token} changed in Batch since the last sync:\n"
-                + describe_difference(stored, current)
+                + describe_difference(stored, storable(current)[0])
             )
             if not force:
                 return attempt.refuse(
                     CONFLICT, payload, changed, outcome="conflict", conflict=conflict
                 )
-            # Forced: apply the changes to the campaign as it is now, so nothing Batch
-            # holds is dropped (its "at least the same parameters" rule).
-            payload, changed = apply_changes(current, changes)
+        # The changes go on the campaign as Batch holds it now: forced, so that nothing
+        # it holds is dropped (its "at least the same parameters" rule); otherwise it is the
+        # stored one, but with the values the sync stored repaired as Batch has them.
+        payload, changed = apply_changes(current, changes)
+        problems = validate(payload)
+        if problems:
+            held = "; ".join(problems) + " (in the campaign as Batch holds it now)"
+            return attempt.refuse(held, payload, changed)
         try:
             # Safe to retry: an update replaces the whole campaign, so repeating it is harmless.
             await client.update_in_app(token, payload)
@@ -360,13 +373,14 @@ def _refusal(error: BatchError) -> str:
     return f"{verdict}: {summary}{detail}: {error.batch_message or error}"
 
 
-def _stored_detail(engine: Engine, app: str, token: str) -> dict[str, Any] | str:
-    """The stored detail of an in-app campaign Batch can update, or why there is none."""
+def _stored_detail(engine: Engine, app: str, token: str) -> tuple[dict[str, Any], str | None] | str:
+    """The stored detail of an in-app campaign Batch can update and the hash of the detail
+    as Batch sent it (`content_hash`), or why there is none."""
     c = campaigns.c
     with engine.connect() as conn:
         row = (
             conn.execute(
-                select(c.id, c.detail, c.from_api, c.deleted_at).where(
+                select(c.id, c.detail, c.content_hash, c.from_api, c.deleted_at).where(
                     c.app == app,
                     c.campaign_type == CampaignType.IN_APP.value,
                     c.campaign_token == token,
@@ -391,7 +405,7 @@ def _stored_detail(engine: Engine, app: str, token: str) -> dict[str, Any] | str
         )
     if not isinstance(row["detail"], dict):
         return f"in-app campaign {token} has no stored detail yet: run campaign-sync sync first"
-    return dict(row["detail"])
+    return dict(row["detail"]), row["content_hash"]
 
 
 def _is_push_campaign(engine: Engine, app: str, token: str) -> bool:

@@ -55,6 +55,33 @@ def test_each_endpoint_uses_its_documented_route_and_headers() -> None:
 
 
 @pytest.mark.parametrize(
+    ("payload", "sent"),
+    [
+        ({"name": "x\ud800y"}, b'{"name":"x\\ud800y"}'),  # as Batch sent it: an escape
+        ({"name": "a\u0000b"}, b'{"name":"a\\u0000b"}'),
+        ({"name": "\u00e9t\u00e9 \U0001f600"}, b'{"name":"\\u00e9t\\u00e9 \\ud83d\\ude00"}'),
+    ],
+)
+def test_an_update_sends_ascii_json_whatever_text_the_campaign_holds(
+    payload: dict[str, Any], sent: bytes
+) -> None:
+    """httpx's UTF-8 JSON raised UnicodeEncodeError on a lone surrogate read from Batch's
+    own campaign: the update crashed, unaudited."""
+    seen: list[bytes] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.content)
+        return ok({})
+
+    async def call() -> None:
+        async with mock_client(handler) as client:
+            await client.update_in_app("t1", payload)
+
+    run(call())
+    assert seen == [sent]
+
+
+@pytest.mark.parametrize(
     ("status", "error_type", "code", "expected", "retriable"),
     [
         (400, "MISSING_PARAMETER", 30, errors.BadRequest, False),

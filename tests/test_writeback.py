@@ -153,6 +153,42 @@ def test_a_dry_run_makes_no_request(
     assert audit_rows(synced)[-1]["outcome"] == "dry_run"
 
 
+def test_a_campaign_stored_repaired_is_updated_and_keeps_batchs_own_text(
+    db: Engine, pg_url: str, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    """A title with U+0000 is stored repaired (U+FFFD); compared with Batch's, every update
+    of that campaign was 'a change made elsewhere', for ever, and --force failed writing
+    its audit row (PostgreSQL stores no U+0000) after Batch had taken the update."""
+    token = api_made(simulator)
+    detail = simulator.store(IN_APP).detail(token)
+    assert detail is not None
+    detail["landing"]["contents"][0]["title"] = "A\u0000B"
+    simulator.store(IN_APP).replace(token, detail)
+    run_sync(pg_url, sim_server, [IN_APP])
+
+    first = update(db, sim_server, token, {"name": "First rename"})
+    assert first.ok, first.message
+    again = update(db, sim_server, token, {"name": "Second rename"})  # the fresh one stored
+    assert again.ok, again.message
+    in_batch = simulator.store(IN_APP).detail(token)
+    assert in_batch is not None and in_batch["name"] == "Second rename"
+    assert in_batch["landing"]["contents"][0]["title"] == "A\u0000B"  # Batch's, not ours
+    audit = audit_rows(db)[-1]
+    assert audit["outcome"] == "succeeded"
+    assert audit["payload"]["landing"]["contents"][0]["title"] == "A\ufffdB"
+
+    simulator.store(IN_APP).change_inside_detail(token)  # a colleague edits the landing
+    forced = update(db, sim_server, token, {"name": "Forced"}, force=True)
+    assert forced.ok, forced.message
+    assert [row["outcome"] for row in audit_rows(db)] == ["succeeded"] * 3
+    with db.connect() as conn:
+        stored = conn.execute(
+            select(campaigns.c.detail).where(campaigns.c.campaign_token == token)
+        ).scalar_one()
+    assert stored["name"] == "Forced"
+    assert stored["landing"]["contents"][0]["title"] == "A\ufffdB"
+
+
 def test_a_stale_update_is_stopped_and_force_applies_it_on_top(
     synced: Engine, simulator: Simulator, sim_server: SimulatorServer
 ) -> None:

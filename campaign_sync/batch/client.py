@@ -9,6 +9,7 @@ URL with the API key in it, and never the REST key.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -264,13 +265,20 @@ class BatchClient:
     ) -> Any:
         route = endpoint.route(campaign_type)
         path = endpoint.path(self._api_key, campaign_type, token)
+        body, headers = None, None
+        if json_body is not None:
+            # ASCII JSON, not httpx's UTF-8 (ensure_ascii=False): a lone surrogate read from
+            # Batch's own campaign (`"\ud800"`) goes back as the escape it came as, where
+            # encoding it to UTF-8 raised UnicodeEncodeError.
+            body = json.dumps(json_body, allow_nan=False, separators=(",", ":")).encode()
+            headers = {"Content-Type": "application/json"}
 
         async def attempt() -> Any:
             async with self._slots:
                 sent_at = await self.gate.acquire()
                 try:
                     response = await self._http.request(
-                        endpoint.method, path, params=params, json=json_body
+                        endpoint.method, path, params=params, content=body, headers=headers
                     )
                 except httpx.DecodingError as error:  # a body that cannot be decompressed
                     self._record(route, 0)

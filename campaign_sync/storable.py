@@ -68,7 +68,9 @@ def _storable_text(text: str) -> tuple[str, str | None]:
     problems = []
     if "\x00" in text:
         problems.append("U+0000 (NUL), which PostgreSQL cannot store")
-    if re.search("[\ud800-\udfff]", text):
+    if re.search("[\udc80-\udcff]", text):  # how `jsondoc` reads bytes that are not UTF-8
+        problems.append("bytes that are not UTF-8 (or lone surrogates U+DC80-U+DCFF)")
+    if re.search("[\ud800-\udc7f\udd00-\udfff]", text):
         problems.append("a lone surrogate, which is not valid Unicode")
     clean = _UNSTORABLE_CHARACTER.sub("\ufffd", text)
     return clean, f"contains {' and '.join(problems)}; replaced by U+FFFD"

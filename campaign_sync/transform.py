@@ -200,15 +200,19 @@ _ASCII_INTEGER = re.compile(r"[+-]?[0-9]+")
 # fromisoformat also reads week dates (2024-W01-1), ordinal dates and other scripts' digits.
 _BATCH_DATE = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
-    r"(Z|[+-][0-9]{2}:?[0-9]{2})?"
+    r"(Z|[+-](?P<hours>[0-9]{2}):?(?P<minutes>[0-9]{2}))?"
 )
 
 
 def _batch_date(value: str) -> datetime:
     """`value` (a date as Batch writes it) parsed; ValueError naming what is wrong."""
     text = value.strip()
-    if not _BATCH_DATE.fullmatch(text):
+    written = _BATCH_DATE.fullmatch(text)
+    if not written:
         raise ValueError("expected yyyy-MM-ddTHH:mm:ss")
+    hours, minutes = written.group("hours", "minutes")
+    if hours is not None and (int(hours) >= 24 or int(minutes) >= 60):  # Python's own words
+        raise ValueError("a UTC offset must be less than 24 hours")  # name a timedelta
     return datetime.fromisoformat(text)
 
 

@@ -335,6 +335,44 @@ def test_a_local_date_is_read_only_as_batch_writes_dates(
     assert [w.message for w in rows.warnings] == ([message] if message else [])
 
 
+@pytest.mark.parametrize(
+    ("value", "column", "message"),
+    [
+        ("2024-06-01T10:00:00+23:59", datetime(2024, 5, 31, 10, 1, tzinfo=UTC), None),
+        ("2024-06-01T10:00:00-23:59", datetime(2024, 6, 2, 9, 59, tzinfo=UTC), None),
+        ("2024-06-01T10:00:00+24:00", None, "a UTC offset must be less than 24 hours"),
+        ("2024-06-01T10:00:00-2500", None, "a UTC offset must be less than 24 hours"),
+        ("2024-06-01T10:00:00+05:60", None, "a UTC offset must be less than 24 hours"),
+    ],
+)
+def test_an_offset_of_a_day_or_more_is_named_in_our_words(
+    value: str, column: datetime | None, message: str | None
+) -> None:
+    """Python's own message named a timedelta ('offset must be a timedelta strictly
+    between -timedelta(hours=24) and timedelta(hours=24)')."""
+    rows = transform_campaign(CampaignType.PUSH, "t", {"push_time": value})
+    assert rows.campaign["push_time"] == column
+    expected = [f"not a valid date: {message}"] if message else []
+    assert [w.message for w in rows.warnings] == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b'{"name": "a\xffb"}', "contains bytes that are not UTF-8 (or lone surrogates"),
+        # CESU-8 is a surrogate written as UTF-8 would write it: json reads it as one
+        (b'{"name": "a\xed\xa0\x80b"}', "contains a lone surrogate, which is not valid"),
+        (b'{"name": "a\\ud800b"}', "contains a lone surrogate, which is not valid Unicode"),
+        (b'{"name": "a\\udfffb"}', "contains a lone surrogate, which is not valid Unicode"),
+    ],
+)
+def test_bytes_that_are_not_utf8_are_not_called_lone_surrogates(raw: bytes, message: str) -> None:
+    rows = transform_campaign(CampaignType.PUSH, "t", decode(raw))
+    assert [w.field for w in rows.warnings] == ["name"]
+    assert rows.warnings[0].message.startswith(message)
+    assert "\ufffd" in rows.campaign["name"]
+
+
 def test_keys_alike_once_repaired_keep_every_value() -> None:
     """{"k\\u0000": 1, "k\\ud800": 2, "k\\ufffd": 3} was stored as {"k\\ufffd": 3}: two values
     lost, and the warnings named only the keys."""

@@ -127,15 +127,16 @@ class _Sweep:
         self.unanchored = False  # the last page's overlap held no campaign: see `_step`
 
     def continues(self, entries: list[Any], tokens: list[str | None]) -> bool:
-        """The page holds a token already yielded (or cannot be checked): no gap before it."""
-        checkable = any(tokens) and not self.unanchored  # tokenless junk proves nothing
-        self.unanchored = False
-        return bool(entries) and (
-            self.offset == 0
-            or not self.yielded
-            or not checkable
-            or any(t in self.yielded for t in tokens if t)
-        )
+        """The page holds a token already yielded, or nothing could prove it (the sweep's
+        first page, or one after a page that gave no anchor: `_step`): no gap before it.
+        A page of entries that are no campaign proves nothing either way, so it is read
+        again from further back: deletions may have pulled campaigns up past it."""
+        unanchored, self.unanchored = self.unanchored, False
+        if not entries:
+            return False
+        if self.offset == 0 or not self.yielded or unanchored:
+            return True
+        return any(t in self.yielded for t in tokens if t)
 
     def pushed_past_end(self, tokens: list[str | None]) -> bool:
         """Right after a short page, entries all yielded already: campaigns created

@@ -1121,3 +1121,35 @@ def test_dates_at_the_calendars_edges_read_back_whatever_the_databases_time_zone
     column, value = next(iter(dates.items()))
     assert getattr(edge, column).isoformat() == value + "+00:00"
     engine.dispose()
+
+
+def test_a_list_emptied_midway_with_views_404_marks_nothing_deleted(
+    pg_url: str, fake: FakeBatch
+) -> None:
+    """After a good pass, a list that answers [] from its third call on (and views 404):
+    the step back to offset 0 took the empty page there for the list's end, and 120 of
+    600 campaigns were marked deleted by a pass that succeeded."""
+    for index in range(600):
+        fake.add(PUSH, f"c{index:03d}")
+    [first] = sync_fake(pg_url, fake)
+    assert first.status == "succeeded"
+    calls: list[int] = []
+
+    def emptied(campaign_type: Any, offset: int, limit: int) -> str | None:
+        calls.append(offset)
+        return "[]" if len(calls) > 2 else None
+
+    fake.list_answer = emptied
+    fake.details.clear()  # every view answers 404 ROUTE_NOT_FOUND
+    [second] = sync_fake(pg_url, fake, full_refresh=True)
+    assert second.status == "failed"
+    assert "was empty, and re-reading did not help" in (second.error or "")
+    engine = make_engine(pg_url)
+    with engine.connect() as conn:
+        assert (
+            conn.execute(
+                text("select count(*) from campaigns where deleted_at is not null")
+            ).scalar()
+            == 0
+        )
+    engine.dispose()

@@ -62,6 +62,23 @@ async def collect(
     return tokens
 
 
+def survivors_of(source: ShiftingList, original: list[str]) -> set[str]:
+    """The original campaigns the list never lost."""
+    return {t for t in original if not t.startswith("junk") and t not in source.ever_deleted}
+
+
+def sweep_or_emptied(source: ShiftingList, original: list[str], page_size: int) -> list[str]:
+    """The tokens a sweep yields, or none when it failed because the list lost every
+    campaign midway (an empty page where campaigns were is an error, never the end, so
+    that no campaign becomes a deletion candidate for it): a survivor makes that
+    impossible."""
+    try:
+        return asyncio.run(collect(source, page_size=page_size))
+    except SweepError:
+        assert not survivors_of(source, original), "the sweep failed while campaigns survived"
+        return []
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     size=st.integers(min_value=0, max_value=700),
@@ -73,8 +90,8 @@ def test_sweep_never_skips_a_survivor_nor_repeats_a_token(
 ) -> None:
     source = ShiftingList(size, churn)
     original = list(source.items)
-    tokens = asyncio.run(collect(source, page_size=page_size))
-    survivors = {t for t in original if t not in source.ever_deleted}
+    tokens = sweep_or_emptied(source, original, page_size)
+    survivors = survivors_of(source, original)
     assert len(tokens) == len(set(tokens)), "a token was yielded twice"
     assert survivors <= set(tokens), f"missed {sorted(survivors - set(tokens))[:5]}"
     assert set(tokens) <= set(original) | source.created
@@ -141,8 +158,8 @@ def test_a_run_of_entries_that_are_no_campaign_anywhere_skips_no_survivor(
     position, length = junk[0], min(junk[1], page_size - 2)
     source = ShiftingList(size, churn, junk=(min(position, size), length))
     original = [t for t in source.items if not t.startswith("junk")]
-    tokens = asyncio.run(collect(source, page_size=page_size))
-    survivors = {t for t in original if t not in source.ever_deleted}
+    tokens = sweep_or_emptied(source, original, page_size)
+    survivors = survivors_of(source, original)
     assert len(tokens) == len(set(tokens)), "a token was yielded twice"
     assert survivors <= set(tokens), f"missed {sorted(survivors - set(tokens))[:5]}"
 
@@ -206,23 +223,32 @@ def test_a_sweep_stopped_and_resumed_still_sees_every_survivor(
         first: list[str] = []
         position = None
         pages = 0
-        async for page in sweep_pages(source.fetch, page_size=20, overlap=5):
-            first += [e["campaign_token"] for e in page.entries]
-            position = None if page.last else page.next_position
-            pages += 1
-            if pages == stop_after:
-                break
+        try:
+            async for page in sweep_pages(source.fetch, page_size=20, overlap=5):
+                first += [e["campaign_token"] for e in page.entries]
+                position = None if page.last else page.next_position
+                pages += 1
+                if pages == stop_after:
+                    break
+        except SweepError:  # the list lost every campaign midway
+            assert not survivors_of(source, original), "the sweep failed while campaigns survived"
+            return first, []
         if position is None:
             return first, []
         source.create(between[0])  # the list changes while no pass runs
         source.delete_random(between[1])
         rest: list[str] = []
-        async for page in sweep_pages(source.fetch, position, page_size=20, overlap=5):
-            rest += [e["campaign_token"] for e in page.entries]
+        try:
+            async for page in sweep_pages(source.fetch, position, page_size=20, overlap=5):
+                rest += [e["campaign_token"] for e in page.entries]
+        except SweepError:  # the pass fails; the next one sweeps afresh
+            rest = []
+            async for page in sweep_pages(source.fetch, page_size=20, overlap=5):
+                rest += [e["campaign_token"] for e in page.entries]
         return first, rest
 
     first, rest = asyncio.run(run())
-    survivors = {t for t in original if t not in source.ever_deleted}
+    survivors = survivors_of(source, original)
     assert len(first) == len(set(first)) and len(rest) == len(set(rest))
     assert survivors <= set(first) | set(rest)
 
@@ -400,3 +426,47 @@ def test_a_capped_server_under_creations_is_not_taken_to_have_ended(resumed: boo
 
     tokens = asyncio.run(run())
     assert set(original) <= set(tokens)
+
+
+def test_a_list_emptied_midway_fails_the_sweep_instead_of_ending_it() -> None:
+    """Stepping back to offset 0 and finding it empty ended the sweep as complete: every
+    campaign it had not shown yet became a deletion candidate, and with views answering
+    404 the pass marked them deleted and succeeded."""
+    source = ShiftingList(300)
+
+    async def emptied(offset: int, limit: int) -> list[dict[str, Any]]:
+        if len(source.calls) >= 2:
+            source.calls.append((offset, limit))
+            return []
+        return await source.fetch(offset, limit)
+
+    async def run() -> list[str]:
+        tokens: list[str] = []
+        async for page in sweep_pages(emptied):
+            tokens += [e["campaign_token"] for e in page.entries]
+        return tokens
+
+    with pytest.raises(SweepError, match="offset 0 was empty, and re-reading did not help"):
+        asyncio.run(run())
+    assert len(source.calls) <= 10
+
+
+def test_a_resumed_sweep_meeting_another_list_fails_instead_of_sweeping_it() -> None:
+    """A pass stopped at offset 475 of one app's list, resumed with another app's key:
+    the other list was swept from its top as if it continued, and the first app's
+    campaigns it did not show were asked with the wrong key (404) and marked deleted."""
+    mine = ShiftingList(600)
+    anchors = tuple(mine.items[475:575])
+    other = [{"campaign_token": f"other{i:02d}"} for i in range(20)]
+
+    async def fetch(offset: int, limit: int) -> list[dict[str, Any]]:
+        return other[offset : offset + limit]
+
+    async def run() -> list[str]:
+        tokens: list[str] = []
+        async for page in sweep_pages(fetch, SweepPosition(475, anchors)):
+            tokens += [e["campaign_token"] for e in page.entries]
+        return tokens
+
+    with pytest.raises(SweepError, match="offset 0 did not overlap"):
+        asyncio.run(run())

@@ -125,6 +125,8 @@ class _Sweep:
         self.varied = False
         self.honoured = False  # a page as long as asked came: the server gives what is asked
         self.unanchored = False  # the last page's overlap held no campaign: see `_step`
+        self.resumed = bool(start.anchor_tokens)  # from a saved position: see `continues`
+        self.taken = 0  # pages taken by this sweep in this process
 
     def continues(self, entries: list[Any], tokens: list[str | None]) -> bool:
         """The page holds a token already yielded, or nothing could prove it (the sweep's
@@ -134,9 +136,18 @@ class _Sweep:
         unanchored, self.unanchored = self.unanchored, False
         if not entries:
             return False
-        if self.offset == 0 or not self.yielded or unanchored:
+        if not self.yielded or unanchored:
             return True
-        return any(t in self.yielded for t in tokens if t)
+        known = any(t in self.yielded for t in tokens if t)
+        if self.offset == 0:
+            # The top of the list: nothing lies before it, so no campaign can be missed,
+            # except by a resumed sweep that has not met its anchors yet: its top showing
+            # none of them is another list (a key of another app), and taken as continuing
+            # the campaigns it never showed were asked with that key, answered 404 and
+            # marked deleted. It fails instead, and the next pass sweeps afresh, where
+            # the mass-delete guards see the whole list.
+            return known or not self.resumed or self.taken > 0
+        return known
 
     def pushed_past_end(self, tokens: list[str | None]) -> bool:
         """Right after a short page, entries all yielded already: campaigns created
@@ -209,6 +220,7 @@ class _Sweep:
                 self.yielded.add(token)
                 fresh.append(entry)
         self._count_news(bool(fresh))
+        self.taken += 1
         self.honoured = self.honoured or len(entries) >= self.full
         self.reported_until = max(self.reported_until, offset + len(entries))
         self.anchors = tuple(t for t in tokens if t)
@@ -273,7 +285,11 @@ async def sweep_pages(
     while True:
         entries = await fetch_page(sweep.offset, page_size)
         calls += 1
-        if not entries and (sweep.short is not None or sweep.offset == 0):
+        # An empty page ends the sweep right after a short one, or as the very first page
+        # (an empty list); at offset 0 in a sweep that holds campaigns it is an empty page
+        # mid-list, re-read then an error (it ended the sweep, and every campaign not yet
+        # shown became a deletion candidate).
+        if not entries and (sweep.short is not None or (sweep.offset == 0 and not sweep.yielded)):
             end = SweepPosition(sweep.offset, sweep.anchors)
             yield SweepPage(sweep.offset, [], end, True, [], calls)
             return

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
+
+import pytest
 
 from campaign_sync.batch.client import BatchClient, ClientOptions, Paused
 from campaign_sync.batch.endpoints import CampaignType
-from campaign_sync.batch.ratelimit import RateGate, RatePolicy
+from campaign_sync.batch.ratelimit import LearnedRate, RateGate, RatePolicy
 from campaign_sync.batch.retry import RetryBudget
 from campaign_sync.simulator import Simulator, SimulatorServer
 from tests.conftest import API_KEY, CANARY_REST_KEY
@@ -98,6 +101,7 @@ def test_a_429_cuts_the_rate_to_nine_tenths_and_it_creeps_back_on_success() -> N
             slow_start_rate=20, slow_start_factor=1.0,
         ),
         clock=lambda: now[0],
+        sleep=advance(now),
     )  # fmt: skip
     assert gate.rate is None  # no limit learned until Batch says so
 
@@ -111,7 +115,12 @@ def test_a_429_cuts_the_rate_to_nine_tenths_and_it_creeps_back_on_success() -> N
     assert pause >= 5
     first = gate.rate
     assert first is not None and 17 <= first <= 19, first  # 0.9 x the 20/s Batch accepted
-    gate.on_too_many_requests(sent_at=now[0] + 0.001 + pause, retry_after=None)
+    again = gate.on_too_many_requests(sent_at=now[0] + 0.001 + pause, retry_after=None)
+    assert again >= 2 * 5 and gate.rate == first  # no answer between: the pause doubles
+    gate.on_success()
+    now[0] += again + 1  # past the pause
+    asyncio.run(send(40))
+    gate.on_too_many_requests(sent_at=now[0], retry_after=None)
     assert gate.rate is not None and gate.rate < first
     lowered = gate.rate
     for _ in range(50):
@@ -120,6 +129,71 @@ def test_a_429_cuts_the_rate_to_nine_tenths_and_it_creeps_back_on_success() -> N
     for _ in range(100_000):
         gate.on_success()
     assert gate.rate == 50  # capped
+
+
+def advance(now: list[float]) -> Callable[[float], Awaitable[None]]:
+    """A sleep that moves the fake clock instead of waiting."""
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    return sleep
+
+
+def test_a_storm_of_429s_does_not_cut_the_rate_to_nothing() -> None:
+    """One answer, then 20 x 429 each retried right after its pause: each 429 cut the
+    pace to 0.9 x the few sends since the pause, and 1.7 req/s was stored for every later
+    pass. Now one cut for the storm; the pause doubles up to its longest."""
+    now = [100.0]
+    gate = RateGate(
+        RatePolicy(backoff_min_seconds=0.5, backoff_max_seconds=1.0, backoff_jitter=0.0),
+        learned=LearnedRate(50.0, limit_seen=True),
+        clock=lambda: now[0],
+        sleep=advance(now),
+    )
+
+    async def one() -> float:
+        sent = await gate.acquire()
+        now[0] += 0.02
+        return sent
+
+    sent = asyncio.run(one())
+    gate.on_success()
+    pauses = []
+    for _ in range(20):
+        sent = asyncio.run(one())
+        pauses.append(gate.on_too_many_requests(sent_at=sent, retry_after=None))
+        now[0] += pauses[-1]
+    assert gate.rate == pytest.approx(45.0, abs=0.01)  # 0.9 x the pace: too little to measure
+    assert pauses[:3] == [0.5, 1.0, 1.0] and max(pauses) == 1.0
+
+
+@pytest.mark.parametrize("gap_seconds", [0.5, 2.0])
+def test_a_pause_inside_the_window_is_not_counted_as_sending(gap_seconds: float) -> None:
+    """Sporadic 429s from a server with no limit (a 2% fault rate): the window before
+    each held the last pause, so 0.5 s of sending at 100/s read as 50 accepted, and each
+    cut nearly halved the pace (600 requests took 68 s instead of 3)."""
+    now = [100.0]
+    gate = RateGate(
+        RatePolicy(backoff_min_seconds=gap_seconds, backoff_jitter=0.0),
+        learned=LearnedRate(100.0, limit_seen=True),
+        clock=lambda: now[0],
+        sleep=advance(now),
+    )
+
+    async def send(count: int) -> float:
+        sent = 0.0
+        for _ in range(count):
+            sent = await gate.acquire()
+            gate.on_success()
+            now[0] += 0.01
+        return sent
+
+    for _ in range(5):
+        sent = asyncio.run(send(50))  # 0.5 s at 100/s, then a 429
+        pause = gate.on_too_many_requests(sent_at=sent, retry_after=None)
+        now[0] += pause
+    assert gate.rate is not None and gate.rate > 100 * 0.9**5 * 0.95  # ~10% a 429, no more
 
 
 def test_a_long_pass_settles_under_the_servers_limit(

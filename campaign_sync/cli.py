@@ -443,7 +443,7 @@ def sync(
     from campaign_sync.config import resolve_apps, select_apps
     from campaign_sync.domain import CampaignType
     from campaign_sync.runner import pass_options, sync_apps
-    from campaign_sync.signals import run_until_signalled
+    from campaign_sync.signals import SYNC_CANCEL_SECONDS, run_until_signalled
     from campaign_sync.terminal import progress_for_terminal
 
     settings = _settings()
@@ -461,7 +461,7 @@ def sync(
                 engine, settings, apps, types, options, stop=stop, progress=progress
             )
 
-    results = run_until_signalled(run)
+    results = run_until_signalled(run, cancel_after=SYNC_CANCEL_SECONDS)
     for result in results:
         click.echo(describe_result(result))
     if not all(result.ok for result in results):

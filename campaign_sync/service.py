@@ -26,13 +26,11 @@ from campaign_sync.logs import log_context
 from campaign_sync.metrics import Health, Metrics, metrics_server
 from campaign_sync.outcome import PassResult, PassStatus
 from campaign_sync.runner import pass_options, sync_app
-from campaign_sync.signals import run_until_signalled
+from campaign_sync.signals import STOP_GRACE_SECONDS, run_until_signalled
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-STOP_GRACE_SECONDS = 25  # SIGTERM to exit within 30 s, as orchestrators expect
 
 
 class Service:

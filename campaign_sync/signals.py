@@ -5,11 +5,20 @@ it without the scheduler, metrics or HTTP server that `serve` needs."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+# Orchestrators send SIGKILL 30 s after SIGTERM (Kubernetes' terminationGracePeriodSeconds
+# and docker stop's defaults are 30 s and 10 s; ours set 30 s): a stop must end before.
+STOP_GRACE_SECONDS = 25.0  # serve: passes in flight may finish their page this long
+SYNC_CANCEL_SECONDS = 20.0  # sync: after this, the pass is cancelled as by a second signal
+HARD_STOP_SECONDS = 5.0  # once cancelled, what the work's clean-up may take; then exit 1
+EXIT_FAILED = 1
 
 
 class StoppedAtOnce(Exception):
@@ -17,23 +26,69 @@ class StoppedAtOnce(Exception):
     `interrupted`, their last committed page kept."""
 
 
-def run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, T]]) -> T:
+def run_until_signalled(
+    main: Callable[[asyncio.Event], Coroutine[Any, Any, T]],
+    *,
+    cancel_after: float | None = None,
+    hard_stop: float = HARD_STOP_SECONDS,
+) -> T:
     """Run `main(stop)`; SIGTERM/SIGINT set `stop` (finish the page in flight, then stop),
-    a second one cancels it: `StoppedAtOnce`. Signals during the teardown are ignored, and
-    so is a SIGTERM after it when the process had no handler of its own (the default would
-    kill it with exit 143 while it reports the work's outcome)."""
+    a second one cancels it: `StoppedAtOnce`. `cancel_after` (seconds after the first
+    signal) cancels it too, for work that has no grace of its own (`sync`).
+
+    Once cancelled, the work's clean-up has `hard_stop` seconds; without `cancel_after`,
+    the whole stop has `STOP_GRACE_SECONDS + hard_stop` after the first signal. Past either,
+    the process exits at once with status 1 and one line on stderr: a database or a
+    Batch that stopped answering holds a thread no cancellation reaches (a review saw
+    `sync` and `serve` ignore SIGTERM and SIGINT for minutes). The page in flight is
+    rolled back by the database when the connection drops; the next pass resumes.
+
+    Signals during the teardown are ignored, and so is a SIGTERM after it when the process
+    had no handler of its own (the default would kill it with exit 143 while it reports
+    the work's outcome)."""
     signals = (signal.SIGTERM, signal.SIGINT)
     previous = {sig: signal.getsignal(sig) for sig in signals}
+    watchdogs: list[threading.Timer] = []
+    cut_by: list[str] = []
+
+    def exit_after(seconds: float, why: str) -> None:
+        def now() -> None:
+            message = (
+                f"campaign-sync: {why}, and the work did not end {seconds:g} s later (a "
+                "database or Batch not answering?): exiting now, status 1; the next pass "
+                "resumes from the last committed page\n"
+            )
+            os.write(2, message.encode())
+            os._exit(EXIT_FAILED)
+
+        timer = threading.Timer(seconds, now)
+        timer.daemon = True
+        watchdogs.append(timer)
+        timer.start()
 
     async def runner() -> T:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
 
+        def cut(why: str) -> None:
+            if task is None or task.done() or cut_by:
+                return
+            cut_by.append(why)
+            task.cancel()
+            exit_after(hard_stop, why)
+
         def on_signal() -> None:
-            if stop.is_set() and task is not None:
-                task.cancel()  # a second signal: stop now
+            if stop.is_set():
+                cut("stopped at once by a second signal")
+                return
             stop.set()
+            if cancel_after is not None:  # cancelled then, and the clean-up watched
+                grace = f"the stop's grace period ({cancel_after:g} s) ran out"
+                loop.call_later(cancel_after, cut, grace)
+            else:  # the work keeps its own grace (serve's passes: STOP_GRACE_SECONDS)
+                asked = "a stop was asked (SIGTERM or SIGINT)"
+                exit_after(STOP_GRACE_SECONDS + hard_stop, asked)
 
         for sig in signals:
             loop.add_signal_handler(sig, on_signal)
@@ -46,11 +101,14 @@ def run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, T]])
     try:
         return asyncio.run(runner())
     except asyncio.CancelledError:
+        why = cut_by[0] if cut_by else "stopped at once by a second signal"
         raise StoppedAtOnce(
-            "stopped at once by a second signal; passes in flight are recorded interrupted "
-            "and the next pass resumes from their last committed page"
+            f"{why}; passes in flight are recorded interrupted and the next pass resumes "
+            "from their last committed page"
         ) from None
     finally:
+        for timer in watchdogs:
+            timer.cancel()
         for sig, handler in previous.items():
             if sig == signal.SIGTERM and handler == signal.SIG_DFL:
                 # The work has ended: a SIGTERM now (a second one from an orchestrator, while
@@ -60,4 +118,10 @@ def run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, T]])
             signal.signal(sig, handler)
 
 
-__all__ = ["StoppedAtOnce", "run_until_signalled"]
+__all__ = [
+    "HARD_STOP_SECONDS",
+    "STOP_GRACE_SECONDS",
+    "SYNC_CANCEL_SECONDS",
+    "StoppedAtOnce",
+    "run_until_signalled",
+]

@@ -573,3 +573,62 @@ def test_a_sigterm_after_the_work_ended_does_not_kill_the_process_with_143() -> 
     )
     finished = run_probe(script)
     assert (finished.stdout, finished.stderr) == ("done\nreported\n", "")
+
+
+STUCK_WORK = (
+    "import asyncio, os, signal, sys, threading, time\n"
+    "from campaign_sync.signals import run_until_signalled\n"
+    "async def work(stop):\n"
+    "    print('ready', flush=True)\n"
+    "    await asyncio.to_thread(time.sleep, 60)  # a database that stopped answering\n"
+    "run_until_signalled(work, cancel_after={cancel_after}, hard_stop=0.5)\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("cancel_after", "signals", "said"),
+    [
+        ("0.3", 1, "the stop's grace period (0.3 s) ran out, and the work did not end 0.5 s"),
+        ("None", 2, "stopped at once by a second signal, and the work did not end 0.5 s"),
+    ],
+)
+def test_a_stop_ends_the_process_even_when_the_work_is_stuck_in_a_thread(
+    cancel_after: str, signals: int, said: str
+) -> None:
+    """A pass blocked in a database call that never returns (a proxy swallowing its
+    traffic) ignored SIGTERM, then SIGINT: only SIGKILL ended it. A stop now cancels the
+    work after its grace (sync) or at the second signal, and exits 1 if the clean-up is
+    stuck too."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", STUCK_WORK.format(cancel_after=cancel_after)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None and child.stdout.readline() == "ready\n"
+    started = time.monotonic()
+    for _ in range(signals):
+        child.send_signal(signal.SIGTERM)
+        time.sleep(0.1)
+    _, stderr = child.communicate(timeout=30)
+    assert child.returncode == 1
+    assert said in stderr and "exiting now, status 1" in stderr
+    assert time.monotonic() - started < 20  # not the 60 s the work would take
+
+
+def test_a_stop_honoured_in_time_leaves_no_watchdog_behind() -> None:
+    """The hard exit is armed at the stop; work that ends in time disarms it, so the
+    process goes on to report (here 1.5 s later, past every deadline) and exits 0."""
+    script = (
+        "import asyncio, os, signal, time\n"
+        "from campaign_sync.signals import run_until_signalled\n"
+        "async def work(stop):\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    await stop.wait()\n"
+        "    return 'stopped cleanly'\n"
+        "print(run_until_signalled(work, cancel_after=0.3, hard_stop=0.5), flush=True)\n"
+        "time.sleep(1.5)\n"
+        "print('reported', flush=True)\n"
+    )
+    finished = run_probe(script)
+    assert (finished.stdout, finished.stderr) == ("stopped cleanly\nreported\n", "")

@@ -649,3 +649,26 @@ def test_every_transaction_through_pgbouncer_reads_in_utc(bounced_url: str) -> N
             moment, zone = conn.execute(edge).one()
         assert (moment.year, zone) == (1, "UTC")
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("query", "idle"),
+    [("", "30"), ("?keepalives_idle=5", "5")],
+)
+def test_connections_find_a_dead_database_host_and_the_url_wins(
+    pg_server: Any, query: str, idle: str
+) -> None:
+    """libpq waits on a socket as long as the kernel does: a database host gone mid-pass
+    held the pass for ever. TCP keepalives and tcp_user_timeout are on by default."""
+    url = pg_server.admin_url + query
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None
+        used = dbapi.info.get_parameters()
+    engine.dispose()
+    assert {k: used.get(k) for k in ("keepalives", "keepalives_idle", "tcp_user_timeout")} == {
+        "keepalives": "1",
+        "keepalives_idle": idle,
+        "tcp_user_timeout": "60000",
+    }

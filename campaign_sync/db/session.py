@@ -65,6 +65,15 @@ def read_with_reconnect(engine: Engine, read: Callable[[Connection], T]) -> T:
         return read(conn)
 
 
+DEAD_PEER_PARAMETERS = {
+    "keepalives": 1,
+    "keepalives_idle": 30,  # seconds idle before the first probe
+    "keepalives_interval": 10,  # seconds between probes
+    "keepalives_count": 3,  # probes unanswered before the connection is dead
+    "tcp_user_timeout": 60_000,  # milliseconds of unacknowledged data
+}
+
+
 def make_engine(url: str, *, schema: str | None = None, **kwargs: Any) -> Engine:
     """The engine for `url`; on PostgreSQL, `schema` (CAMPAIGN_SYNC_DB_SCHEMA) is where every
     table, view and the Alembic version table live: each connection's search_path."""
@@ -89,8 +98,17 @@ def make_engine(url: str, *, schema: str | None = None, **kwargs: Any) -> Engine
     # kernel lets it (measured: `status` hung 131 s against such a listener); a URL's own
     # `?connect_timeout=N` (libpq's parameter) wins over this default.
     connect_args = {"prepare_threshold": None, **kwargs.pop("connect_args", {})}
-    if "connect_timeout" not in make_url(url).query:
+    query = make_url(url).query
+    if "connect_timeout" not in query:
         connect_args.setdefault("connect_timeout", DB_CONNECT_TIMEOUT_SECONDS)
+    # A database host that vanishes mid-pass (a network partition, a failover that drops
+    # packets) left a call waiting for ever: libpq waits on the socket as long as the
+    # kernel does. TCP keepalives find an idle dead peer in ~60 s, and tcp_user_timeout
+    # (Linux) fails a call whose data goes unacknowledged 60 s (libpq's connection
+    # parameters, "keepalives*" and "tcp_user_timeout"). The URL's own values win.
+    for name, value in DEAD_PEER_PARAMETERS.items():
+        if name not in query:
+            connect_args.setdefault(name, value)
     engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
     # The session's TimeZone is UTC whatever the server's, role's or database's default:
     # psycopg reads a timestamptz in the session's zone, and 0001-01-01 UTC read in

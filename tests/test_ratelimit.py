@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Awaitable, Callable
 
@@ -194,6 +195,27 @@ def test_a_pause_inside_the_window_is_not_counted_as_sending(gap_seconds: float)
         pause = gate.on_too_many_requests(sent_at=sent, retry_after=None)
         now[0] += pause
     assert gate.rate is not None and gate.rate > 100 * 0.9**5 * 0.95  # ~10% a 429, no more
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_no_pause_is_longer_than_the_longest_wait_jitter_included(seed: int) -> None:
+    """The 10% jitter was applied after the cap: with the longest wait at 1 s, pauses
+    of 1.058 s and 1.102 s."""
+    now = [100.0]
+    gate = RateGate(
+        RatePolicy(backoff_min_seconds=0.5, backoff_max_seconds=1.0, backoff_jitter=0.1),
+        learned=LearnedRate(50.0, limit_seen=True),
+        clock=lambda: now[0],
+        sleep=advance(now),
+        rng=random.Random(seed),
+    )
+    pauses = []
+    for _ in range(6):
+        pauses.append(
+            gate.on_too_many_requests(sent_at=asyncio.run(gate.acquire()), retry_after=None)
+        )
+        now[0] += pauses[-1]
+    assert pauses[0] == 0.5 and 0.5 < max(pauses) <= 1.0
 
 
 def test_a_long_pass_settles_under_the_servers_limit(

@@ -215,7 +215,7 @@ class RateGate:
         exponential = policy.backoff_min_seconds * 2 ** (self._consecutive_429 - 1)
         repeated = self._consecutive_429 > 1
         jitter = 1 + policy.backoff_jitter * self._rng.random() if repeated else 1.0
-        wait = min(policy.backoff_max_seconds, exponential) * jitter
+        wait = min(policy.backoff_max_seconds, exponential * jitter)  # the longest is a cap
         # Retry-After is honoured up to the longest single wait: a server's `1e999` or a
         # date in 2099 must not park the app for the rest of the pass.
         asked = min(retry_after or 0.0, policy.backoff_max_seconds)

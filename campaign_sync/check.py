@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import httpx
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from campaign_sync.batch.client import ClientOptions
@@ -58,6 +60,51 @@ class Finding:
         return self.code == OK
 
 
+# What a pass writes (sync_warnings, the children and versions alike): the role must be
+# able to insert, update and delete in each.
+WRITTEN_TABLES = ("campaigns", "campaign_sightings", "sync_runs", "sync_state")
+
+
+def write_problem(database_url: str, schema: str | None = None) -> str | None:
+    """Why a pass could not write to this PostgreSQL database (a read replica, a database
+    or role with default_transaction_read_only, a role without the privileges), or None.
+    SQLite: None (its file's permissions show at the first write). `check` reported
+    "ready" for a read-only database where every sync then failed."""
+    if make_url(database_url).get_backend_name() != "postgresql":
+        return None
+    engine = make_engine(database_url, schema=schema)
+    try:
+        with engine.connect() as conn:
+            read_only = conn.execute(text("select current_setting('transaction_read_only')"))
+            if read_only.scalar() == "on":
+                return (
+                    "the database accepts no writes (transaction_read_only is on: a read "
+                    "replica, or default_transaction_read_only set for the database or the "
+                    "role): point DATABASE_URL at the primary, or lift the setting"
+                )
+            # has_table_privilege with 'INSERT,UPDATE,DELETE' is true if any one is held.
+            denied = (
+                conn.execute(
+                    text(
+                        "select t from unnest(cast(:tables as text[])) as t where not ("
+                        "has_table_privilege(t, 'INSERT') and has_table_privilege(t, 'UPDATE') "
+                        "and has_table_privilege(t, 'DELETE'))"
+                    ),
+                    {"tables": list(WRITTEN_TABLES)},
+                )
+                .scalars()
+                .all()
+            )
+    finally:
+        engine.dispose()
+    if denied:
+        return (
+            f"the role may not insert, update and delete in {', '.join(denied)}: grant "
+            "it those privileges on campaign-sync's tables"
+        )
+    return None
+
+
 def check_database(database_url: str, schema: str | None = None) -> Finding:
     subject = f"database {masked_url(database_url)}"
     unusable = sqlite_query_problem(database_url) or sqlite_directory_problem(database_url)
@@ -72,6 +119,12 @@ def check_database(database_url: str, schema: str | None = None) -> Finding:
         return Finding(subject, f"cannot connect: {database_problem(error)}", USAGE)
     head = head_revision()
     if current == head:
+        try:
+            refused = write_problem(database_url, schema)
+        except SQLAlchemyError as error:
+            return Finding(subject, f"cannot connect: {database_problem(error)}", USAGE)
+        if refused is not None:
+            return Finding(subject, refused, USAGE)
         return Finding(subject, f"reachable, schema at revision {head} (the newest)")
     if current is None or current not in KNOWN_REVISIONS:
         engine = make_engine(database_url, schema=schema)

@@ -244,3 +244,62 @@ def test_an_unreachable_database_exits_2_and_the_apps_are_still_checked(
 )
 def test_a_retry_after_is_put_in_words(retry_after: float | None, words: str) -> None:
     assert check_module._asked(retry_after) == words
+
+
+def _role_url(url: str, role: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(username=role).render_as_string(hide_password=False)
+
+
+@pytest.mark.parametrize(
+    ("setup", "said"),
+    [
+        (
+            ["alter database {db} set default_transaction_read_only = on"],
+            "the database accepts no writes (transaction_read_only is on: a read replica",
+        ),
+        (
+            [
+                "drop role if exists {role}",
+                "create role {role} login",
+                "grant select on all tables in schema public to {role}",
+                "grant insert, update, delete on sync_runs, sync_state to {role}",
+            ],
+            "the role may not insert, update and delete in campaigns, campaign_sightings:",
+        ),
+    ],
+)
+def test_a_database_sync_could_not_write_to_is_no_ready(
+    fresh_pg_url: str, sim_server: SimulatorServer, setup: list[str], said: str
+) -> None:
+    """check said every line ok for a read-only database (a replica's URL), where every
+    sync then failed: 'cannot execute UPDATE in a read-only transaction'."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from campaign_sync.db import migrate
+    from campaign_sync.db.session import make_engine
+
+    migrate.upgrade(fresh_pg_url)
+    database = make_url(fresh_pg_url).database
+    role = f"ro_{database}"[:60]
+    engine = make_engine(fresh_pg_url)
+    with engine.connect() as conn:
+        for statement in setup:
+            conn.execute(text(statement.format(db=f'"{database}"', role=f'"{role}"')))
+        conn.commit()
+    engine.dispose()
+    url = _role_url(fresh_pg_url, role) if "role" in setup[-1] else fresh_pg_url
+    try:
+        result = run("check", env=env_for(url, sim_server))
+        assert result.exit_code == 2, result.output
+        assert said in result.stdout
+    finally:
+        if "role" in setup[-1]:
+            engine = make_engine(fresh_pg_url)
+            with engine.connect() as conn:
+                conn.execute(text(f'drop owned by "{role}"'))
+                conn.execute(text(f'drop role "{role}"'))
+                conn.commit()
+            engine.dispose()

@@ -108,3 +108,19 @@ class PostgresServer:
                 [self._pg_ctl, "-D", self._data_dir, "-m", "fast", "stop"], capture_output=True
             )
             shutil.rmtree(self._data_dir, ignore_errors=True)
+
+
+def set_database_time_zone(url: str, zone: str) -> None:
+    """`ALTER DATABASE ... SET timezone`: the zone new sessions of the database start in
+    (a server, database or role not in UTC)."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from campaign_sync.db.session import make_engine
+
+    database = make_url(url).database
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        conn.execute(text(f"alter database \"{database}\" set timezone to '{zone}'"))
+        conn.commit()
+    engine.dispose()

@@ -19,6 +19,7 @@ from campaign_sync.db.models import sync_runs
 from campaign_sync.db.session import make_engine
 from campaign_sync.simulator import Simulator, SimulatorServer
 from tests.conftest import API_KEY, CANARY_REST_KEY
+from tests.pg import set_database_time_zone
 from tests.pgbouncer import PgBouncer
 from tests.syncing import by_type, count, hold_lists_until_a_pass_is_skipped, run_sync
 from tests.test_cli import cli_env, start_cli
@@ -577,7 +578,6 @@ def test_a_schema_made_beforehand_needs_no_create_on_the_database(fresh_pg_url: 
     """`create schema if not exists` asks for CREATE on the database even when the schema
     is there: a role given only the schema could not migrate (docs/deploy.md says it can)."""
     from sqlalchemy import text
-    from sqlalchemy.engine import make_url
 
     role = f"cs_schema_only_{os.getpid()}"
     database = make_url(fresh_pg_url).database
@@ -636,12 +636,7 @@ def test_every_transaction_through_pgbouncer_reads_in_utc(bounced_url: str) -> N
     transaction may run on another server connection, which PgBouncer sets to the
     client's TimeZone (it tracks it per client). Year 1 in UTC is a year before 1 in
     New York: read in the database's zone it could not be a Python datetime."""
-    database = make_url(bounced_url).database
-    setup = make_engine(bounced_url)
-    with setup.connect() as conn:
-        conn.execute(text(f"alter database \"{database}\" set timezone to 'America/New_York'"))
-        conn.commit()
-    setup.dispose()
+    set_database_time_zone(bounced_url, "America/New_York")
     engine = make_engine(bounced_url, pool_size=2)
     edge = text("select timestamptz '0001-01-01 00:00:00+00', current_setting('TimeZone')")
     for _ in range(6):

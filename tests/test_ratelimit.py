@@ -141,17 +141,21 @@ def advance(now: list[float]) -> Callable[[float], Awaitable[None]]:
     return sleep
 
 
+def fake_clock_gate(
+    policy: RatePolicy, rate: float, now: list[float], rng: random.Random | None = None
+) -> RateGate:
+    """A gate that learned `rate` earlier, on the fake clock `now` (its sleeps move it)."""
+    learned = LearnedRate(rate, limit_seen=True)
+    return RateGate(policy, learned=learned, clock=lambda: now[0], sleep=advance(now), rng=rng)
+
+
 def test_a_storm_of_429s_does_not_cut_the_rate_to_nothing() -> None:
     """One answer, then 20 x 429 each retried right after its pause: each 429 cut the
     pace to 0.9 x the few sends since the pause, and 1.7 req/s was stored for every later
     pass. Now one cut for the storm; the pause doubles up to its longest."""
     now = [100.0]
-    gate = RateGate(
-        RatePolicy(backoff_min_seconds=0.5, backoff_max_seconds=1.0, backoff_jitter=0.0),
-        learned=LearnedRate(50.0, limit_seen=True),
-        clock=lambda: now[0],
-        sleep=advance(now),
-    )
+    policy = RatePolicy(backoff_min_seconds=0.5, backoff_max_seconds=1.0, backoff_jitter=0.0)
+    gate = fake_clock_gate(policy, 50.0, now)
 
     async def one() -> float:
         sent = await gate.acquire()
@@ -175,11 +179,8 @@ def test_a_pause_inside_the_window_is_not_counted_as_sending(gap_seconds: float)
     each held the last pause, so 0.5 s of sending at 100/s read as 50 accepted, and each
     cut nearly halved the pace (600 requests took 68 s instead of 3)."""
     now = [100.0]
-    gate = RateGate(
-        RatePolicy(backoff_min_seconds=gap_seconds, backoff_jitter=0.0),
-        learned=LearnedRate(100.0, limit_seen=True),
-        clock=lambda: now[0],
-        sleep=advance(now),
+    gate = fake_clock_gate(
+        RatePolicy(backoff_min_seconds=gap_seconds, backoff_jitter=0.0), 100.0, now
     )
 
     async def send(count: int) -> float:
@@ -202,13 +203,8 @@ def test_no_pause_is_longer_than_the_longest_wait_jitter_included(seed: int) -> 
     """The 10% jitter was applied after the cap: with the longest wait at 1 s, pauses
     of 1.058 s and 1.102 s."""
     now = [100.0]
-    gate = RateGate(
-        RatePolicy(backoff_min_seconds=0.5, backoff_max_seconds=1.0, backoff_jitter=0.1),
-        learned=LearnedRate(50.0, limit_seen=True),
-        clock=lambda: now[0],
-        sleep=advance(now),
-        rng=random.Random(seed),
-    )
+    policy = RatePolicy(backoff_min_seconds=0.5, backoff_max_seconds=1.0, backoff_jitter=0.1)
+    gate = fake_clock_gate(policy, 50.0, now, random.Random(seed))
     pauses = []
     for _ in range(6):
         pauses.append(

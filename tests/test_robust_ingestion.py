@@ -19,6 +19,7 @@ from campaign_sync.batch.endpoints import token_problem
 from campaign_sync.db.models import campaigns, sync_runs, sync_warnings
 from campaign_sync.db.session import make_engine
 from tests.fake_batch import PUSH, FakeBatch, campaign_detail, sync_fake, sync_through
+from tests.pg import set_database_time_zone
 
 
 def rows(engine: Engine, *columns: str) -> dict[str, tuple[Any, ...]]:
@@ -1102,12 +1103,7 @@ def test_dates_at_the_calendars_edges_read_back_whatever_the_databases_time_zone
     from campaign_sync.db import migrate
     from campaign_sync.push_stats import StatsPolicy
 
-    database = make_url(fresh_pg_url).database
-    engine = make_engine(fresh_pg_url)
-    with engine.connect() as conn:
-        conn.execute(text(f"alter database \"{database}\" set timezone to '{zone}'"))
-        conn.commit()
-    engine.dispose()
+    set_database_time_zone(fresh_pg_url, zone)
     migrate.upgrade(fresh_pg_url)
     fake.add(PUSH, "ok")
     fake.add(PUSH, "edge", _detail("edge") | dates)

@@ -325,6 +325,27 @@ def test_a_server_capping_pages_at_three_is_still_swept() -> None:
     assert sorted(asyncio.run(run())) == sorted(source.items)
 
 
+@pytest.mark.parametrize(("cap", "most_calls"), [(5, 90), (10, 55), (2, 260)])
+def test_a_server_capping_pages_low_is_paged_by_half_its_page_at_least(
+    cap: int, most_calls: int
+) -> None:
+    """A server giving at most 5 entries per call was paged by 1 (overlap 4 of 5): 249
+    list calls for 250 campaigns."""
+    source = ShiftingList(250)
+
+    async def capped(offset: int, limit: int) -> list[dict[str, Any]]:
+        return await source.fetch(offset, min(limit, cap))
+
+    async def run() -> list[str]:
+        tokens: list[str] = []
+        async for page in sweep_pages(capped):
+            tokens += [e["campaign_token"] for e in page.entries]
+        return tokens
+
+    assert sorted(asyncio.run(run())) == sorted(source.items)
+    assert len(source.calls) <= most_calls
+
+
 def test_the_set_of_yielded_tokens_tells_every_token_apart() -> None:
     from campaign_sync.batch.sweep import TokenSet
 

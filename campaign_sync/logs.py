@@ -92,8 +92,12 @@ def mask_cut(text: str, limit: int) -> str:
     at the cut: the text is cut first, then masked (masks are shorter than what they hide,
     so masking first and cutting after would pull unmasked characters in), then the longest
     tail that spells the start of a secret (`MASK_MIN_LENGTH` characters of it or more, as
-    they are or percent-encoded, an escape cut short included) is masked as well."""
+    they are or percent-encoded, an escape cut short included) is masked as well; only
+    when the text was cut: a whole text ending in a word a secret starts with ("Injected
+    by the simulator", a key 'SIMULATOR_REST_KEY') holds no part of it."""
     cut = mask(text[:limit])
+    if len(text) < limit:  # at the limit it may have been cut before it came
+        return cut
     longest, replacement = _secret_begun_at_end(cut)
     return cut[:-longest] + replacement if longest else cut
 

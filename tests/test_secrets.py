@@ -155,6 +155,11 @@ def test_a_pass_refused_with_the_keys_quoted_stores_and_prints_neither(
         ("a" * 188 + "%63%61%6E%61%7", 200, "a" * 188 + "****"),  # "cana" then "%7"
         ("a" * 188 + "%63%61%6E%61%", 200, "a" * 188 + "****"),
         ("a" * 191 + "%63%61%6E", 200, "a" * 191 + "%63%61%6E"),  # 3 characters: kept
+        # Not cut: a last word that a key starts with is only a word ("Injected by the
+        # simulator" read "Injected by the ****" with a key SIMULATOR_REST_KEY)
+        ("an error from the canary", 200, "an error from the canary"),
+        ("an error from the CANARY-REST", 200, "an error from the CANARY-REST"),
+        ("a" * 188 + "canary-REST", 200, "a" * 188 + "canary-REST"),
     ],
 )
 def test_mask_cut_leaves_no_part_of_a_key_at_the_cut(text: str, limit: int, shown: str) -> None:

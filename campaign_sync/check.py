@@ -32,6 +32,7 @@ from campaign_sync.db.migrate import (
     ensure_current,
     head_revision,
 )
+from campaign_sync.db.models import metadata
 from campaign_sync.db.session import (
     database_problem,
     make_engine,
@@ -60,11 +61,6 @@ class Finding:
         return self.code == OK
 
 
-# What a pass writes (sync_warnings, the children and versions alike): the role must be
-# able to insert, update and delete in each.
-WRITTEN_TABLES = ("campaigns", "campaign_sightings", "sync_runs", "sync_state")
-
-
 def write_problem(database_url: str, schema: str | None = None) -> str | None:
     """Why a pass could not write to this PostgreSQL database (a read replica, a database
     or role with default_transaction_read_only, a role without the privileges), or None.
@@ -90,7 +86,11 @@ def write_problem(database_url: str, schema: str | None = None) -> str | None:
                         "has_table_privilege(t, 'INSERT') and has_table_privilege(t, 'UPDATE') "
                         "and has_table_privilege(t, 'DELETE'))"
                     ),
-                    {"tables": list(WRITTEN_TABLES)},
+                    # Every table of ours: a pass writes the campaigns, their children,
+                    # versions, sightings, warnings, runs, cursors, pacing and stats, and
+                    # update-in-app the audit (four of them only: a pass failed on
+                    # sync_warnings after check said ready).
+                    {"tables": sorted(metadata.tables)},
                 )
                 .scalars()
                 .all()
@@ -98,9 +98,10 @@ def write_problem(database_url: str, schema: str | None = None) -> str | None:
     finally:
         engine.dispose()
     if denied:
+        named = ", ".join(denied[:3]) + (f" and {len(denied) - 3} more" if len(denied) > 3 else "")
         return (
-            f"the role may not insert, update and delete in {', '.join(denied)}: grant "
-            "it those privileges on campaign-sync's tables"
+            f"the role may not insert, update and delete in {named}: grant it those "
+            "privileges on campaign-sync's tables"
         )
     return None
 

@@ -563,7 +563,12 @@ def status(as_json: bool) -> None:
     type=click.Path(exists=True, dir_okay=False),
     help="A JSON object of fields to change.",
 )
-@click.option("--dry-run", is_flag=True, help="Print the JSON that would be sent; send nothing.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the JSON built from the last sync's copy of the campaign; ask and send nothing "
+    "(a change made in Batch since shows only in a real run, as a conflict).",
+)
 @click.option("--force", is_flag=True, help="Send even if the campaign changed elsewhere.")
 @_flag("--allow-unknown-field", "Send a field that in-app campaigns are not known to have.")
 @settings_options

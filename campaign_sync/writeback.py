@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, select, text
 
 from campaign_sync.batch.client import GONE
 from campaign_sync.batch.endpoints import READ_ONLY_FIELDS
@@ -266,6 +266,7 @@ async def update_in_app(
         raise UsageError("; ".join(problems))
     if dry_run:
         return attempt.succeed("dry run: nothing was sent", payload, changed, outcome="dry_run")
+    _refuse_unless_writable(engine)
     async with make_client(settings, app) as client:
         try:
             current = await client.view_in_app(token)
@@ -320,6 +321,18 @@ async def update_in_app(
             f"; reading it back failed ({unread}): run campaign-sync sync before changing it again"
         )
     return attempt.succeed(message, payload, changed, conflict=conflict)
+
+
+def _refuse_unless_writable(engine: Engine) -> None:
+    """Raise the database's own refusal (DBAPIError: read-only, a privilege missing) of
+    what a write-back writes, before anything is sent: Batch took an update that a
+    read-only database then could not record (no audit row, a stale stored detail, the
+    next update taking our own change for one made elsewhere). Statements that touch no
+    row, rolled back; PostgreSQL checks both before looking for rows."""
+    with engine.connect() as conn, conn.begin() as transaction:
+        conn.execute(text("update campaigns set name = name where 1 = 0"))
+        conn.execute(text("insert into campaign_updates (app) select 'x' where 1 = 0"))
+        transaction.rollback()
 
 
 CONFLICT = (

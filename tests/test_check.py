@@ -266,7 +266,17 @@ def _role_url(url: str, role: str) -> str:
                 "grant select on all tables in schema public to {role}",
                 "grant insert, update, delete on sync_runs, sync_state to {role}",
             ],
-            "the role may not insert, update and delete in campaigns, campaign_sightings:",
+            "the role may not insert, update and delete in api_pacing, campaign_sightings, "
+            "campaign_stats_daily and 9 more: grant",
+        ),
+        (
+            [  # all but one: a pass failed on sync_warnings after check said ready
+                "drop role if exists {role}",
+                "create role {role} login",
+                "grant select, insert, update, delete on all tables in schema public to {role}",
+                "revoke insert on sync_warnings from {role}",
+            ],
+            "the role may not insert, update and delete in sync_warnings: grant",
         ),
     ],
 )

@@ -486,3 +486,34 @@ def test_a_push_token_is_told_batch_only_updates_in_app_campaigns(
     unknown = run("update-in-app", push_token, "--set", "colour=1", env=env)
     assert unknown.exit_code == 2
     assert unknown.stderr.startswith("campaign-sync: colour: not a field of an in-app campaign")
+
+
+def test_a_database_that_cannot_record_the_update_stops_it_before_batch_gets_it(
+    fresh_pg_url: str, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    """A read-only database (a replica's URL): Batch took the change, then the audit row
+    and the fresh detail could not be written, and the next update took our own change
+    for one made elsewhere."""
+    from sqlalchemy.exc import DBAPIError
+
+    from campaign_sync.db import migrate
+    from campaign_sync.db.session import make_engine
+
+    migrate.upgrade(fresh_pg_url)
+    run_sync(fresh_pg_url, sim_server, [IN_APP])
+    token = api_made(simulator)
+    before = simulator.store(IN_APP).detail(token)
+    engine = make_engine(fresh_pg_url)
+    with engine.connect() as conn:
+        conn.execute(
+            text(f'alter database "{engine.url.database}" set default_transaction_read_only = on')
+        )
+        conn.commit()
+    engine.dispose()
+    engine = make_engine(fresh_pg_url)
+    simulator.reset_stats()
+    with pytest.raises(DBAPIError, match="read-only transaction"):
+        update(engine, sim_server, token, {"name": "Not recorded"})
+    engine.dispose()
+    assert simulator.count("update in-app") == 0
+    assert simulator.store(IN_APP).detail(token) == before

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -404,3 +405,29 @@ def test_a_body_that_trickles_in_is_cut_at_the_requests_deadline() -> None:
         "GET campaigns/list for app 'ios' got no complete answer within 0.5s "
         "(CAMPAIGN_SYNC_RETRY_MAX_SECONDS)"
     )
+
+
+@pytest.mark.parametrize(
+    ("between", "status"),
+    [
+        (batch_error(404, "ROUTE_NOT_FOUND", 20), "a 404"),
+        (batch_error(500, "SERVER_ERROR", 0), "a 500"),
+    ],
+)
+def test_an_answer_between_two_429s_makes_the_second_no_repeat(
+    between: httpx.Response, status: str
+) -> None:
+    """The client told the gate of 2xx answers only: after a 404 (deletion confirmations
+    are hundreds of them) every 429 counted as a repeat of the last."""
+    answers = iter([batch_error(429, "TOO_MANY_REQUESTS", 60), between])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return next(answers, ok({"campaign_token": "t"}))
+
+    async def call() -> int:
+        async with mock_client(handler, attempts=2) as client:  # the 429, then that answer
+            with contextlib.suppress(errors.BatchError):
+                await client.view_push("t")
+            return client.gate._consecutive_429
+
+    assert run(call()) == 0, status

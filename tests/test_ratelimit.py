@@ -212,6 +212,31 @@ def test_no_pause_is_longer_than_the_longest_wait_jitter_included(seed: int) -> 
         )
         now[0] += pauses[-1]
     assert pauses[0] == 0.5 and 0.5 < max(pauses) <= 1.0
+    assert len(set(pauses[2:])) > 1, "at the cap every pause was the same: clients in step"
+
+
+def test_an_answer_that_is_no_429_ends_a_streak_of_them() -> None:
+    """Only a 2xx ended the streak: between the 404s of deletion confirmations every
+    later 429 was a repeat, so the rate was never cut again and the pauses doubled to
+    120 s (1,000 requests took 14,584 s against a 20/s limit, 153 s before)."""
+    now = [100.0]
+    policy = RatePolicy(backoff_min_seconds=5.0, backoff_jitter=0.0)
+    gate = fake_clock_gate(policy, 50.0, now)
+
+    async def send(count: int) -> float:
+        sent = 0.0
+        for _ in range(count):
+            sent = await gate.acquire()
+            gate.on_answer()  # a 404 each
+            now[0] += 0.02
+        return sent
+
+    first = gate.on_too_many_requests(sent_at=asyncio.run(send(60)), retry_after=None)
+    now[0] += first
+    cut = gate.rate
+    second = gate.on_too_many_requests(sent_at=asyncio.run(send(60)), retry_after=None)
+    assert (first, second) == (5.0, 5.0)  # not doubled: answers came between
+    assert cut is not None and gate.rate is not None and gate.rate < cut  # cut again
 
 
 def test_a_long_pass_settles_under_the_servers_limit(

@@ -306,10 +306,12 @@ class BatchClient:
                 failure = error_from_response(
                     response, route=route, app=self.app, endpoint=endpoint.name
                 )
-                if isinstance(failure, CampaignGone):
-                    return GONE
                 if isinstance(failure, TooManyRequests):
                     self.gate.on_too_many_requests(sent_at, failure.retry_after)
+                else:  # answered under the limit: a 429 after it starts a new streak
+                    self.gate.on_answer()
+                if isinstance(failure, CampaignGone):
+                    return GONE
                 raise failure
             self.gate.on_success()
             return self._parse(response, route, expect, token, endpoint is VIEW)

@@ -183,6 +183,14 @@ class RateGate:
                 raise StopRequested(ABANDONED)
         await self._sleep(seconds)
 
+    def on_answer(self) -> None:
+        """An answer that is no 429 and no success (a 404, a 5xx): the server took the
+        request under its limit, so the next 429 is no repeat (the streak that stops
+        rate cuts and doubles pauses ends); the rate does not climb. Without this, the
+        404s of deletion confirmations made every later 429 a repeat: no cut, pauses
+        doubling to their longest."""
+        self._consecutive_429 = 0
+
     def on_success(self) -> None:
         """An answered request: the rate climbs (per request, so by the rules' amount per
         second of full-paced sending)."""
@@ -213,9 +221,11 @@ class RateGate:
         policy = self.policy
         self._consecutive_429 += 1
         exponential = policy.backoff_min_seconds * 2 ** (self._consecutive_429 - 1)
-        repeated = self._consecutive_429 > 1
-        jitter = 1 + policy.backoff_jitter * self._rng.random() if repeated else 1.0
-        wait = min(policy.backoff_max_seconds, exponential * jitter)  # the longest is a cap
+        wait = min(policy.backoff_max_seconds, exponential)
+        if self._consecutive_429 > 1:  # jittered within the cap, so that it stays spread there
+            share = policy.backoff_jitter * self._rng.random()
+            capped = exponential * (1 + share) > policy.backoff_max_seconds
+            wait = wait * (1 - share) if capped else wait * (1 + share)
         # Retry-After is honoured up to the longest single wait: a server's `1e999` or a
         # date in 2099 must not park the app for the rest of the pass.
         asked = min(retry_after or 0.0, policy.backoff_max_seconds)

@@ -18,6 +18,9 @@ T = TypeVar("T")
 STOP_GRACE_SECONDS = 25.0  # serve: passes in flight may finish their page this long
 SYNC_CANCEL_SECONDS = 20.0  # sync: after this, the pass is cancelled as by a second signal
 HARD_STOP_SECONDS = 5.0  # once cancelled, what the work's clean-up may take; then exit 1
+# serve: its passes are cancelled at STOP_GRACE_SECONDS and get 1.5 s more; the process
+# exits 1 at this, 2 s before an orchestrator's SIGKILL at 30 s.
+SERVE_HARD_STOP_SECONDS = 28.0
 EXIT_FAILED = 1
 
 
@@ -37,7 +40,7 @@ def run_until_signalled(
     signal) cancels it too, for work that has no grace of its own (`sync`).
 
     Once cancelled, the work's clean-up has `hard_stop` seconds; without `cancel_after`,
-    the whole stop has `STOP_GRACE_SECONDS + hard_stop` after the first signal. Past either,
+    the whole stop has `SERVE_HARD_STOP_SECONDS` after the first signal. Past either,
     the process exits at once with status 1 and one line on stderr: a database or a
     Batch that stopped answering holds a thread no cancellation reaches (a review saw
     `sync` and `serve` ignore SIGTERM and SIGINT for minutes). The page in flight is
@@ -88,7 +91,7 @@ def run_until_signalled(
                 loop.call_later(cancel_after, cut, grace)
             else:  # the work keeps its own grace (serve's passes: STOP_GRACE_SECONDS)
                 asked = "a stop was asked (SIGTERM or SIGINT)"
-                exit_after(STOP_GRACE_SECONDS + hard_stop, asked)
+                exit_after(SERVE_HARD_STOP_SECONDS, asked)
 
         for sig in signals:
             loop.add_signal_handler(sig, on_signal)

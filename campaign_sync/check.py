@@ -63,11 +63,16 @@ class Finding:
 
 def write_problem(database_url: str, schema: str | None = None) -> str | None:
     """Why a pass could not write to this PostgreSQL database (a read replica, a database
-    or role with default_transaction_read_only, a role without the privileges), or None.
-    SQLite: None (its file's permissions show at the first write). `check` reported
-    "ready" for a read-only database where every sync then failed."""
+    or role with default_transaction_read_only, a role without the privileges on a table
+    of ours or on the sequences of their ids), or None. SQLite: None (its file's
+    permissions show at the first write). `check` reported "ready" for a read-only
+    database, and for roles missing a table or a sequence, where every sync then failed."""
     if make_url(database_url).get_backend_name() != "postgresql":
         return None
+    # Every table of ours: a pass writes the campaigns, their children, versions,
+    # sightings, warnings, runs, cursors, pacing and stats, and update-in-app the audit.
+    tables = sorted(metadata.tables)
+    with_ids = sorted(name for name, table in metadata.tables.items() if "id" in table.c)
     engine = make_engine(database_url, schema=schema)
     try:
         with engine.connect() as conn:
@@ -79,21 +84,25 @@ def write_problem(database_url: str, schema: str | None = None) -> str | None:
                     "role): point DATABASE_URL at the primary, or lift the setting"
                 )
             # has_table_privilege with 'INSERT,UPDATE,DELETE' is true if any one is held.
-            denied = (
+            denied = list(
                 conn.execute(
                     text(
                         "select t from unnest(cast(:tables as text[])) as t where not ("
                         "has_table_privilege(t, 'INSERT') and has_table_privilege(t, 'UPDATE') "
                         "and has_table_privilege(t, 'DELETE'))"
                     ),
-                    # Every table of ours: a pass writes the campaigns, their children,
-                    # versions, sightings, warnings, runs, cursors, pacing and stats, and
-                    # update-in-app the audit (four of them only: a pass failed on
-                    # sync_warnings after check said ready).
-                    {"tables": sorted(metadata.tables)},
-                )
-                .scalars()
-                .all()
+                    {"tables": tables},
+                ).scalars()
+            )
+            unusable = list(
+                conn.execute(
+                    text(
+                        "select s from (select pg_get_serial_sequence(t, 'id') as s from "
+                        "unnest(cast(:tables as text[])) as t) as q where s is not null "
+                        "and not has_sequence_privilege(s, 'USAGE')"
+                    ),
+                    {"tables": with_ids},
+                ).scalars()
             )
     finally:
         engine.dispose()
@@ -102,6 +111,12 @@ def write_problem(database_url: str, schema: str | None = None) -> str | None:
         return (
             f"the role may not insert, update and delete in {named}: grant it those "
             "privileges on campaign-sync's tables"
+        )
+    if unusable:
+        more = f" and {len(unusable) - 1} more" if len(unusable) > 1 else ""
+        return (
+            f"the role may not use the sequence {unusable[0]}{more}: grant it USAGE on "
+            "campaign-sync's sequences (their ids)"
         )
     return None
 

@@ -278,6 +278,14 @@ def _role_url(url: str, role: str) -> str:
             ],
             "the role may not insert, update and delete in sync_warnings: grant",
         ),
+        (
+            [  # every table, no sequence: a pass failed on sync_runs_id_seq
+                "drop role if exists {role}",
+                "create role {role} login",
+                "grant select, insert, update, delete on all tables in schema public to {role}",
+            ],
+            "the role may not use the sequence public.",
+        ),
     ],
 )
 def test_a_database_sync_could_not_write_to_is_no_ready(

@@ -149,6 +149,7 @@ class SyncPass:
         self.write_lock = write_lock
         self.counts = RunCounts()  # the run's counters, as sync_runs records them
         self.reached_end = False
+        self.unproven = False  # the sweep started over without its anchors: no deletions
         self.guard: Guard | None = None
         self.refreshable: set[str] | None = None  # None: every old detail may be refreshed
         self.listed_gone: set[str] = set()  # listed, yet Batch answered 404 to their detail
@@ -217,7 +218,20 @@ class SyncPass:
         complete = False
         try:
             await self._pipeline(run_id, start)
-            if self.reached_end:
+            if self.reached_end and self.unproven:
+                # Every campaign it showed is stored; whether the others are gone is for a
+                # sweep that can vouch for the list: the next pass starts a fresh one.
+                log.warning(
+                    "the resumed sweep met none of the campaigns it stopped at and started "
+                    "over from the list's top (many created meanwhile, or an API key of "
+                    "another app?): it marks no deletion, and the next pass sweeps afresh"
+                )
+                with self.engine.begin() as conn:
+                    if self.guard is not None:  # still ours
+                        self.guard(conn)
+                    end_sweep(conn, self.app, self.campaign_type, complete=False, now=utcnow())
+                status = PassStatus.SUCCEEDED
+            elif self.reached_end:
                 await self._decide_deletions(start.sweep_id)
                 with self.engine.begin() as conn:
                     if self.guard is not None:  # still ours, after the confirmation calls
@@ -340,6 +354,7 @@ class SyncPass:
                 async for page in self.client.sweep(
                     self.campaign_type, start.position, counts=self.counts
                 ):
+                    self.unproven = self.unproven or page.unproven
                     await pages.put(page)
                     if self.stop.is_set() or failures:
                         break

@@ -241,10 +241,8 @@ def test_a_sweep_stopped_and_resumed_still_sees_every_survivor(
         try:
             async for page in sweep_pages(source.fetch, position, page_size=20, overlap=5):
                 rest += [e["campaign_token"] for e in page.entries]
-        except SweepError:  # the pass fails; the next one sweeps afresh
-            rest = []
-            async for page in sweep_pages(source.fetch, page_size=20, overlap=5):
-                rest += [e["campaign_token"] for e in page.entries]
+        except SweepError:  # only a list that lost every campaign may fail it
+            assert not survivors_of(source, original), "the sweep failed while campaigns survived"
         return first, rest
 
     first, rest = asyncio.run(run())
@@ -472,10 +470,11 @@ def test_a_list_emptied_midway_fails_the_sweep_instead_of_ending_it() -> None:
     assert len(source.calls) <= 10
 
 
-def test_a_resumed_sweep_meeting_another_list_fails_instead_of_sweeping_it() -> None:
+def test_a_resumed_sweep_meeting_another_list_goes_on_unproven() -> None:
     """A pass stopped at offset 475 of one app's list, resumed with another app's key:
-    the other list was swept from its top as if it continued, and the first app's
-    campaigns it did not show were asked with the wrong key (404) and marked deleted."""
+    the other list was swept as if it continued, and the first app's campaigns it did not
+    show were asked with the wrong key (404) and marked deleted. Its pages are now
+    unproven, and the pass decides no deletion at its end."""
     mine = ShiftingList(600)
     anchors = tuple(mine.items[475:575])
     other = [{"campaign_token": f"other{i:02d}"} for i in range(20)]
@@ -483,11 +482,36 @@ def test_a_resumed_sweep_meeting_another_list_fails_instead_of_sweeping_it() -> 
     async def fetch(offset: int, limit: int) -> list[dict[str, Any]]:
         return other[offset : offset + limit]
 
-    async def run() -> list[str]:
-        tokens: list[str] = []
-        async for page in sweep_pages(fetch, SweepPosition(475, anchors)):
-            tokens += [e["campaign_token"] for e in page.entries]
-        return tokens
+    async def run() -> list[Any]:
+        return [page async for page in sweep_pages(fetch, SweepPosition(475, anchors))]
 
-    with pytest.raises(SweepError, match="offset 0 did not overlap"):
-        asyncio.run(run())
+    pages = asyncio.run(run())
+    assert [e["campaign_token"] for p in pages for e in p.entries] == [
+        f"other{i:02d}" for i in range(20)
+    ]
+    assert pages[-1].last and all(page.unproven for page in pages)
+
+
+@pytest.mark.parametrize(("created", "deleted_anchors"), [(195, False), (400, False), (0, True)])
+def test_a_resumed_sweep_that_lost_its_anchors_starts_over_and_sees_every_survivor(
+    created: int, deleted_anchors: bool
+) -> None:
+    """Many campaigns created at the head while no pass ran, or the anchor page deleted:
+    the resumed sweep starts over from the top (unproven) instead of failing."""
+    source = ShiftingList(2000)
+    original = list(source.items)
+    anchors = tuple(source.items[475:575])
+    source.create(created)
+    if deleted_anchors:
+        source.items = [t for t in source.items if t not in anchors]
+        source.ever_deleted.update(anchors)
+
+    async def run() -> list[Any]:
+        return [p async for p in sweep_pages(source.fetch, SweepPosition(475, anchors))]
+
+    pages = asyncio.run(run())
+    tokens = [e["campaign_token"] for p in pages for e in p.entries]
+    assert len(tokens) == len(set(tokens))
+    survivors = survivors_of(source, original)
+    assert survivors - set(anchors) <= set(tokens)
+    assert pages[-1].last and pages[-1].unproven

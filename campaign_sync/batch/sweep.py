@@ -56,6 +56,9 @@ class SweepPage:
     last: bool
     unidentified: list[Any] = field(default_factory=list)
     list_calls: int = 1  # calls this page cost, step-backs and confirmations included
+    # A resumed sweep that found none of its anchors and started over at the list's top:
+    # it may be another list (another app's key), so its end decides no deletion.
+    unproven: bool = False
 
 
 def entry_token(entry: object) -> str | None:
@@ -125,7 +128,10 @@ class _Sweep:
         self.varied = False
         self.honoured = False  # a page as long as asked came: the server gives what is asked
         self.unanchored = False  # the last page's overlap held no campaign: see `_step`
-        self.resumed = bool(start.anchor_tokens)  # from a saved position: see `continues`
+        self.resumed = start.offset > 0  # from a saved position: see `continues`
+        # See `SweepPage.unproven`; a position saved with no anchor (after a page of
+        # entries that are no campaign) can prove nothing from the start.
+        self.unproven = self.resumed and not start.anchor_tokens
         self.taken = 0  # pages taken by this sweep in this process
 
     def continues(self, entries: list[Any], tokens: list[str | None]) -> bool:
@@ -140,13 +146,15 @@ class _Sweep:
             return True
         known = any(t in self.yielded for t in tokens if t)
         if self.offset == 0:
-            # The top of the list: nothing lies before it, so no campaign can be missed,
-            # except by a resumed sweep that has not met its anchors yet: its top showing
-            # none of them is another list (a key of another app), and taken as continuing
-            # the campaigns it never showed were asked with that key, answered 404 and
-            # marked deleted. It fails instead, and the next pass sweeps afresh, where
-            # the mass-delete guards see the whole list.
-            return known or not self.resumed or self.taken > 0
+            # The top of the list: nothing lies before it, so no campaign can be missed.
+            # A resumed sweep that has not met its anchors yet starts over here (many
+            # creations at the head, its anchor page deleted), but its top showing none
+            # of them may be another list (a key of another app): taken as the same, the
+            # campaigns it never showed were asked with that key, answered 404 and marked
+            # deleted. So it goes on, unproven: its end decides no deletion.
+            if not known and self.resumed and self.taken == 0:
+                self.unproven = True
+            return True
         return known
 
     def pushed_past_end(self, tokens: list[str | None]) -> bool:
@@ -232,7 +240,7 @@ class _Sweep:
         step = len(entries) if self.short else self._step(tokens)
         self.offset = offset + step
         position = SweepPosition(self.offset, self.anchors)
-        return SweepPage(offset, fresh, position, False, unidentified, calls)
+        return SweepPage(offset, fresh, position, False, unidentified, calls, self.unproven)
 
     def _step(self, tokens: list[str | None]) -> int:
         """How far the next page starts past this full one: `overlap` entries before its
@@ -293,13 +301,13 @@ async def sweep_pages(
         # shown became a deletion candidate).
         if not entries and (sweep.short is not None or (sweep.offset == 0 and not sweep.yielded)):
             end = SweepPosition(sweep.offset, sweep.anchors)
-            yield SweepPage(sweep.offset, [], end, True, [], calls)
+            yield SweepPage(sweep.offset, [], end, True, [], calls, sweep.unproven)
             return
         tokens = [entry_token(entry) for entry in entries]
         sweep.saw(tokens)
         if sweep.pushed_past_end(tokens):
             end = SweepPosition(sweep.offset, sweep.anchors)
-            yield SweepPage(sweep.offset, [], end, True, [], calls)
+            yield SweepPage(sweep.offset, [], end, True, [], calls, sweep.unproven)
             return
         if sweep.continues(entries, tokens):
             yield sweep.take(entries, tokens, calls)

@@ -174,6 +174,8 @@ def test_a_run_of_entries_that_are_no_campaign_anywhere_skips_no_survivor(
         (300, (1, 99)),  # the first page's only campaign is its first entry
         (300, (101, 150)),  # more than a page of them
         (300, (200, 100)),  # the list ends with them
+        (200, (100, 2100)),  # 21 pages of them: 'the list seems to ignore the offset'
+        (200, (0, 2500)),  # from the top
     ],
 )
 def test_entries_that_are_no_campaign_at_a_page_boundary_end_the_sweep(

@@ -133,6 +133,7 @@ class _Sweep:
         # entries that are no campaign) can prove nothing from the start.
         self.unproven = self.resumed and not start.anchor_tokens
         self.taken = 0  # pages taken by this sweep in this process
+        self.junk_signature: int | None = None  # the last page of no campaign: `_new_junk`
 
     def continues(self, entries: list[Any], tokens: list[str | None]) -> bool:
         """The page holds a token already yielded, or nothing could prove it (the sweep's
@@ -229,7 +230,7 @@ class _Sweep:
             elif token not in self.yielded:
                 self.yielded.add(token)
                 fresh.append(entry)
-        self._count_news(bool(fresh))
+        self._count_news(bool(fresh) or self._new_junk(entries, tokens))
         self.taken += 1
         self.honoured = self.honoured or len(entries) >= self.full
         self.reported_until = max(self.reported_until, offset + len(entries))
@@ -259,6 +260,16 @@ class _Sweep:
             return last
         self.unanchored = True
         return step
+
+    def _new_junk(self, entries: list[Any], tokens: list[str | None]) -> bool:
+        """A page of entries that are no campaign, other than the last such page: the
+        sweep is moving through them (a run of 2,100 failed every pass as 'the list seems
+        to ignore the requested offset'); the very same page again is no progress."""
+        if any(tokens):
+            return False
+        signature = hash(repr(entries))
+        moved, self.junk_signature = signature != self.junk_signature, signature
+        return moved
 
     def _count_news(self, news: bool) -> None:
         if news:

@@ -123,6 +123,7 @@ def run_until_signalled(
 
 __all__ = [
     "HARD_STOP_SECONDS",
+    "SERVE_HARD_STOP_SECONDS",
     "STOP_GRACE_SECONDS",
     "SYNC_CANCEL_SECONDS",
     "StoppedAtOnce",

@@ -112,7 +112,7 @@ async def sync_app(
     from the rate the app's earlier passes learned (`api_pacing`), and stores what this
     one learned when the passes end, whatever their outcome."""
     listeners = [*hooks, progress_hook(progress)] if progress is not None else list(hooks)
-    learned = load_learned_rate(engine, app.name)
+    learned = await asyncio.to_thread(load_learned_rate, engine, app.name)  # off the loop
     client = make_client(settings, app, transport=transport, hooks=listeners, learned_rate=learned)
     client.gate.stop = stop  # a stop ends 429 pauses and retry backoffs at once
     async with client:
@@ -125,7 +125,7 @@ async def sync_app(
         try:
             return list(await asyncio.gather(*(p.run() for p in passes)))
         finally:
-            save_learned_rate(engine, app.name, client.gate.learned())
+            await asyncio.to_thread(save_learned_rate, engine, app.name, client.gate.learned())
 
 
 async def sync_apps(

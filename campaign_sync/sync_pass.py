@@ -185,26 +185,33 @@ class SyncPass:
         return result
 
     async def _run_locked(self) -> PassResult:
-        with self.engine.begin() as conn:
-            abandoned = fail_abandoned_runs(conn, self.app, self.campaign_type)
-            run_id = begin_run(
-                conn, self.app, self.campaign_type, full_refresh=self.options.full_refresh
-            )
-            start = start_or_resume_sweep(
-                conn,
-                self.app,
-                self.campaign_type,
-                run_id=run_id,
-                full_refresh=self.options.full_refresh,
-            )
-            self.refreshable = details_to_refresh(
-                conn,
-                self.app,
-                self.campaign_type,
-                now=utcnow(),
-                max_age_seconds=self.options.detail_max_age_seconds,
-                budget=self.options.refresh_budget,
-            )
+        def begin() -> tuple[int, int, SweepStart]:
+            with self.engine.begin() as conn:
+                abandoned = fail_abandoned_runs(conn, self.app, self.campaign_type)
+                run_id = begin_run(
+                    conn, self.app, self.campaign_type, full_refresh=self.options.full_refresh
+                )
+                start = start_or_resume_sweep(
+                    conn,
+                    self.app,
+                    self.campaign_type,
+                    run_id=run_id,
+                    full_refresh=self.options.full_refresh,
+                )
+                self.refreshable = details_to_refresh(
+                    conn,
+                    self.app,
+                    self.campaign_type,
+                    now=utcnow(),
+                    max_age_seconds=self.options.detail_max_age_seconds,
+                    budget=self.options.refresh_budget,
+                )
+            return abandoned, run_id, start
+
+        # Every database call of a pass runs in a thread, so that the event loop stays
+        # free to hear a stop: a call waiting on a lock another session holds, made on
+        # the loop's thread, left SIGTERM and SIGINT unheard until the lock went.
+        abandoned, run_id, start = await asyncio.to_thread(begin)
         with log_context(self.app, self.campaign_type.value, run_id):
             if abandoned:
                 log.warning("marked %d abandoned run(s) as failed", abandoned)
@@ -226,26 +233,28 @@ class SyncPass:
                     "over from the list's top (many created meanwhile, or an API key of "
                     "another app?): it marks no deletion, and the next pass sweeps afresh"
                 )
-                with self.engine.begin() as conn:
-                    if self.guard is not None:  # still ours
-                        self.guard(conn)
-                    end_sweep(conn, self.app, self.campaign_type, complete=False, now=utcnow())
+                await asyncio.to_thread(self._end_sweep, guarded=True)
                 status = PassStatus.SUCCEEDED
             elif self.reached_end:
                 await self._decide_deletions(start.sweep_id)
-                with self.engine.begin() as conn:
-                    if self.guard is not None:  # still ours, after the confirmation calls
-                        self.guard(conn)
-                    now = utcnow()
-                    self.counts.campaigns_deleted += tombstone_unseen(
-                        conn,
-                        self.app,
-                        self.campaign_type,
-                        sweep_id=start.sweep_id,
-                        now=now,
-                        run_id=run_id,
-                    )
-                    end_sweep(conn, self.app, self.campaign_type, complete=True, now=now)
+
+                def tombstones() -> int:
+                    with self.engine.begin() as conn:
+                        if self.guard is not None:  # still ours, after the confirmation calls
+                            self.guard(conn)
+                        now = utcnow()
+                        marked = tombstone_unseen(
+                            conn,
+                            self.app,
+                            self.campaign_type,
+                            sweep_id=start.sweep_id,
+                            now=now,
+                            run_id=run_id,
+                        )
+                        end_sweep(conn, self.app, self.campaign_type, complete=True, now=now)
+                    return marked
+
+                self.counts.campaigns_deleted += await asyncio.to_thread(tombstones)
                 complete = True
                 status = await self._push_stats(run_id)
             else:
@@ -262,16 +271,14 @@ class SyncPass:
                 )
         except MassDeleteRefused as refused:
             error = str(refused)
-            with self.engine.begin() as conn:
-                end_sweep(conn, self.app, self.campaign_type, complete=False, now=utcnow())
+            await asyncio.to_thread(self._end_sweep)
             log.error("%s", error)
         except SweepError as failure:
             # The list could not be swept from where the cursor stands (a resumed tail
             # that new campaigns keep pushing down, a page empty in the middle): the next
             # pass starts a fresh sweep from the top rather than failing there again.
             error = str(failure)
-            with self.engine.begin() as conn:
-                end_sweep(conn, self.app, self.campaign_type, complete=False, now=utcnow())
+            await asyncio.to_thread(self._end_sweep)
             log.error("pass failed: %s", error)
         except (BatchError, LockLost) as failure:
             error = str(failure)
@@ -287,7 +294,8 @@ class SyncPass:
             log.exception("pass failed unexpectedly")
         finally:
             counts = replace(self.counts)
-            self._finish(run_id, status, counts, start.sweep_id, complete, error)
+            finish = (run_id, status, counts, start.sweep_id, complete, error)
+            await asyncio.to_thread(self._finish, *finish)
         result = PassResult(
             self.app, self.campaign_type, status, run_id, counts, error, sweep_complete=complete
         )
@@ -310,6 +318,14 @@ class SyncPass:
             write_lock=self.write_lock,
         )
         return PassStatus.SUCCEEDED if finished else PassStatus.INTERRUPTED
+
+    def _end_sweep(self, *, guarded: bool = False) -> None:
+        """End the sweep incomplete: the next pass starts a fresh one. `guarded`: only
+        while the lease is still ours."""
+        with self.engine.begin() as conn:
+            if guarded and self.guard is not None:
+                self.guard(conn)
+            end_sweep(conn, self.app, self.campaign_type, complete=False, now=utcnow())
 
     def _finish(
         self,
@@ -561,10 +577,15 @@ class SyncPass:
                 ", ".join(present[:5]) + (", ..." if len(present) > 5 else ""),
             )
         if kept:
-            with self.engine.begin() as conn:
-                if self.guard is not None:  # the lease may have run out while Batch was asked
-                    self.guard(conn)
-                mark_seen(conn, self.app, self.campaign_type, kept, sweep_id=sweep_id, now=utcnow())
+
+            def seen() -> None:
+                with self.engine.begin() as conn:
+                    if self.guard is not None:  # the lease may have run out meanwhile
+                        self.guard(conn)
+                    now = utcnow()
+                    mark_seen(conn, self.app, self.campaign_type, kept, sweep_id=sweep_id, now=now)
+
+            await asyncio.to_thread(seen)
 
 
 def _first_error(group: BaseExceptionGroup) -> BaseException:

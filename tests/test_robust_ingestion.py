@@ -1201,3 +1201,21 @@ def test_a_resumed_sweep_meeting_another_apps_list_marks_nothing_deleted(
         assert deleted.scalar() == 0
     engine.dispose()
     assert result.status == "failed" and "refusing to mark" in (result.error or "")
+
+
+@pytest.mark.parametrize("theirs", [200, 300, 600])
+def test_another_apps_longer_list_cannot_dilute_the_mass_delete_rule(
+    pg_url: str, fake: FakeBatch, theirs: int
+) -> None:
+    """A key of another app whose list is as long as ours or longer: the sweep stored its
+    300 campaigns, then ours (250, answering 404 to that key) were under half of the 550
+    stored and marked deleted. The rule's baseline is what was stored before the sweep."""
+    for index in range(250):
+        fake.add(PUSH, f"c{index:03d}")
+    assert sync_fake(pg_url, fake)[0].status == "succeeded"
+    other = FakeBatch()
+    for index in range(theirs):
+        other.add(PUSH, f"other{index:03d}")
+    [result] = sync_fake(pg_url, other)
+    assert (result.status, result.counts.campaigns_deleted) == ("failed", 0)
+    assert "refusing to mark all 250 stored" in (result.error or "")

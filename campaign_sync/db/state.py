@@ -60,16 +60,16 @@ def refuse_mass_delete(
         )
 
 
-def alive_campaigns(conn: Connection, app: str, campaign_type: CampaignType) -> int:
-    """How many campaigns of `app` and `campaign_type` are stored and not deleted."""
+def alive_campaigns(
+    conn: Connection, app: str, campaign_type: CampaignType, *, before: datetime | None = None
+) -> int:
+    """How many campaigns of `app` and `campaign_type` are stored and not deleted (first
+    seen before `before`, when given)."""
     c = campaigns.c
-    return int(
-        conn.execute(
-            select(func.count()).where(
-                c.app == app, c.campaign_type == campaign_type.value, c.deleted_at.is_(None)
-            )
-        ).scalar_one()
-    )
+    alive = and_(c.app == app, c.campaign_type == campaign_type.value, c.deleted_at.is_(None))
+    if before is not None:
+        alive = and_(alive, c.first_seen_at < before)
+    return int(conn.execute(select(func.count()).where(alive)).scalar_one())
 
 
 @dataclass(frozen=True)
@@ -279,8 +279,16 @@ def deletion_candidates(
     conn: Connection, app: str, campaign_type: CampaignType, *, sweep_id: int
 ) -> tuple[list[str], int]:
     """After a complete sweep: the deletion candidates (stored campaigns not deleted that
-    the sweep did not see), and how many campaigns are stored (not deleted)."""
-    stored = alive_campaigns(conn, app, campaign_type)
+    the sweep did not see), and how many campaigns were stored (not deleted) before the
+    sweep began: the mass-delete rule's baseline. Counting those the sweep itself stored
+    let another app's list (a wrong key) dilute it: 300 of its campaigns stored, then 250
+    of ours, confirmed by that key's 404s, were under half and marked deleted."""
+    started = conn.execute(
+        select(sync_state.c.sweep_started_at).where(
+            sync_state.c.app == app, sync_state.c.campaign_type == campaign_type.value
+        )
+    ).scalar()
+    stored = alive_campaigns(conn, app, campaign_type, before=started)
     found = conn.execute(
         select(campaigns.c.campaign_token).where(_unseen(app, campaign_type, sweep_id))
     )

@@ -144,7 +144,7 @@ class Service:
         finally:
             self.running.discard(task)
         self.passes[app.name] = self.passes.get(app.name, 0) + 1
-        self._record_next_pass(app)
+        await self._record_next_pass(app)
         return results
 
     def _forget_next_passes(self) -> None:
@@ -158,21 +158,27 @@ class Service:
         except DBAPIError as error:
             log.warning("could not clear the planned passes: %s", database_problem(error))
 
-    def _record_next_pass(self, app: ResolvedApp) -> None:
+    async def _record_next_pass(self, app: ResolvedApp) -> None:
         """For `status`: when the app's next pass is planned. A database that cannot take
         it is one warning line (the pass itself already said why it failed): it was an
-        APScheduler job traceback of ~100 lines at every pass while the database was away."""
+        APScheduler job traceback of ~100 lines at every pass while the database was away.
+        The update runs in a thread: on the event loop, a row lock another session held
+        on sync_state left SIGTERM unheard (and the stop's watchdog unarmed) for minutes."""
         job = self.scheduler.get_job(app.name) if self.scheduler else None
         next_run = getattr(job, "next_run_time", None)
         if next_run is None:
             return
-        try:
+
+        def record() -> None:
             with self.engine.begin() as conn:
                 conn.execute(
                     update(sync_state)
                     .where(sync_state.c.app == app.name)
                     .values(next_pass_at=next_run)
                 )
+
+        try:
+            await asyncio.to_thread(record)
         except DBAPIError as error:
             log.warning("could not record the next pass: %s", database_problem(error))
 

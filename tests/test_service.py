@@ -319,7 +319,7 @@ def test_a_database_away_when_the_next_pass_is_recorded_is_one_warning_line(
     service.scheduler = SimpleNamespace(get_job=lambda name: job)
     try:
         with caplog.at_level("WARNING", logger="campaign_sync.service"):
-            service._record_next_pass(make_app("ios"))
+            asyncio.run(service._record_next_pass(make_app("ios")))
     finally:
         engine.dispose()
     [record] = caplog.records

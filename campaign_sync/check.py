@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import httpx
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -62,54 +62,62 @@ class Finding:
 
 
 def write_problem(database_url: str, schema: str | None = None) -> str | None:
+    """`write_problem_of` an engine made for `database_url` (and `schema`)."""
+    if make_url(database_url).get_backend_name() != "postgresql":
+        return None
+    engine = make_engine(database_url, schema=schema)
+    try:
+        return write_problem_of(engine)
+    finally:
+        engine.dispose()
+
+
+def write_problem_of(engine: Engine) -> str | None:
     """Why a pass could not write to this PostgreSQL database (a read replica, a database
     or role with default_transaction_read_only, a role without the privileges on a table
     of ours or on the sequences of their ids), or None. SQLite: None (its file's
     permissions show at the first write). `check` reported "ready" for a read-only
     database, and for roles missing a table or a sequence, where every sync then failed."""
-    if make_url(database_url).get_backend_name() != "postgresql":
+    if engine.dialect.name != "postgresql":
         return None
     # Every table of ours: a pass writes the campaigns, their children, versions,
     # sightings, warnings, runs, cursors, pacing and stats, and update-in-app the audit.
     tables = sorted(metadata.tables)
     with_ids = sorted(name for name, table in metadata.tables.items() if "id" in table.c)
-    engine = make_engine(database_url, schema=schema)
-    try:
-        with engine.connect() as conn:
-            read_only = conn.execute(text("select current_setting('transaction_read_only')"))
-            if read_only.scalar() == "on":
-                return (
-                    "the database accepts no writes (transaction_read_only is on: a read "
-                    "replica, or default_transaction_read_only set for the database or the "
-                    "role): point DATABASE_URL at the primary, or lift the setting"
-                )
-            # has_table_privilege with 'INSERT,UPDATE,DELETE' is true if any one is held.
-            denied = list(
-                conn.execute(
-                    text(
-                        "select t from unnest(cast(:tables as text[])) as t where not ("
-                        "has_table_privilege(t, 'INSERT') and has_table_privilege(t, 'UPDATE') "
-                        "and has_table_privilege(t, 'DELETE'))"
-                    ),
-                    {"tables": tables},
-                ).scalars()
+    with engine.connect() as conn:
+        read_only = conn.execute(text("select current_setting('transaction_read_only')"))
+        if read_only.scalar() == "on":
+            return (
+                "the database accepts no writes (transaction_read_only is on: a read "
+                "replica, or default_transaction_read_only set for the database or the "
+                "role): point DATABASE_URL at the primary, or lift the setting"
             )
-            unusable = list(
-                conn.execute(
-                    text(
-                        "select s from (select pg_get_serial_sequence(t, 'id') as s from "
-                        "unnest(cast(:tables as text[])) as t) as q where s is not null "
-                        "and not has_sequence_privilege(s, 'USAGE')"
-                    ),
-                    {"tables": with_ids},
-                ).scalars()
-            )
-    finally:
-        engine.dispose()
+        # has_table_privilege with 'INSERT,UPDATE,DELETE' is true if any one is held.
+        denied = list(
+            conn.execute(
+                text(
+                    "select t from unnest(cast(:tables as text[])) as t where not ("
+                    "has_table_privilege(t, 'SELECT') and has_table_privilege(t, 'INSERT') "
+                    "and has_table_privilege(t, 'UPDATE') "
+                    "and has_table_privilege(t, 'DELETE'))"
+                ),
+                {"tables": tables},
+            ).scalars()
+        )
+        unusable = list(
+            conn.execute(
+                text(
+                    "select s from (select pg_get_serial_sequence(t, 'id') as s from "
+                    "unnest(cast(:tables as text[])) as t) as q where s is not null "
+                    "and not has_sequence_privilege(s, 'USAGE')"
+                ),
+                {"tables": with_ids},
+            ).scalars()
+        )
     if denied:
         named = ", ".join(denied[:3]) + (f" and {len(denied) - 3} more" if len(denied) > 3 else "")
         return (
-            f"the role may not insert, update and delete in {named}: grant it those "
+            f"the role may not read, insert, update and delete in {named}: grant it those "
             "privileges on campaign-sync's tables"
         )
     if unusable:

@@ -266,7 +266,7 @@ def _role_url(url: str, role: str) -> str:
                 "grant select on all tables in schema public to {role}",
                 "grant insert, update, delete on sync_runs, sync_state to {role}",
             ],
-            "the role may not insert, update and delete in api_pacing, campaign_sightings, "
+            "the role may not read, insert, update and delete in api_pacing, campaign_sightings, "
             "campaign_stats_daily and 9 more: grant",
         ),
         (
@@ -276,7 +276,7 @@ def _role_url(url: str, role: str) -> str:
                 "grant select, insert, update, delete on all tables in schema public to {role}",
                 "revoke insert on sync_warnings from {role}",
             ],
-            "the role may not insert, update and delete in sync_warnings: grant",
+            "the role may not read, insert, update and delete in sync_warnings: grant",
         ),
         (
             [  # every table, no sequence: a pass failed on sync_runs_id_seq

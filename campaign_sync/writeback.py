@@ -326,16 +326,19 @@ async def update_in_app(
 def _refuse_unless_writable(engine: Engine) -> None:
     """Refuse, before anything is sent, what the database would not let a write-back
     record: on PostgreSQL `ConfigError` for a read-only session or a privilege missing
-    on any table or sequence of ours (`check.write_problem_of`); anywhere, the database's
-    own refusal (DBAPIError) of statements that write what the update writes but touch
-    no row, rolled back. Batch took an update that a read-only database then could not
-    record: no audit row, a stale stored detail, and the next update took our own change
-    for one made elsewhere."""
+    on any table or sequence of ours (`check.write_problem_of`, which asks all of it);
+    elsewhere (SQLite), the database's own refusal (DBAPIError) of statements that write
+    what the update writes but touch no row, rolled back. Batch took an update that a
+    read-only database then could not record: no audit row, a stale stored detail, and
+    the next update took our own change for one made elsewhere."""
     from campaign_sync.check import write_problem_of
 
-    problem = write_problem_of(engine)  # PostgreSQL: read-only, privileges, sequences
-    if problem is not None:
-        raise ConfigError(f"nothing was sent: the database could not record the update: {problem}")
+    if engine.dialect.name == "postgresql":
+        problem = write_problem_of(engine)
+        if problem is not None:
+            message = f"nothing was sent: the database could not record the update: {problem}"
+            raise ConfigError(message)
+        return
     with engine.connect() as conn, conn.begin() as transaction:
         conn.execute(text("update campaigns set name = name where 1 = 0"))
         conn.execute(text("insert into campaign_updates (app) select 'x' where 1 = 0"))

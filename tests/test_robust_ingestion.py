@@ -1203,6 +1203,69 @@ def test_a_resumed_sweep_meeting_another_apps_list_marks_nothing_deleted(
     assert result.status == "failed" and "refusing to mark" in (result.error or "")
 
 
+def _stopped_after(pg_url: str, fake: FakeBatch, views: int, full_refresh: bool) -> Any:
+    """A push pass against `fake` stopped (as by SIGTERM) once `views` details were asked."""
+    import asyncio
+
+    from campaign_sync.runner import sync_apps
+    from campaign_sync.sync_pass import PassOptions
+    from tests.conftest import make_app, make_settings
+    from tests.fake_batch import BASE_URL
+
+    async def interrupted() -> list[Any]:
+        stop, asked = asyncio.Event(), [0]
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            if "/list" not in request.url.path:
+                asked[0] += 1
+                if asked[0] > views:
+                    stop.set()
+            return fake.handler(request)
+
+        engine = make_engine(pg_url)
+        try:
+            return await sync_apps(
+                engine, make_settings(BASE_URL, pg_url), [make_app()], (PUSH,),
+                PassOptions(full_refresh=full_refresh), stop=stop,
+                transport=httpx.MockTransport(handler),
+            )  # fmt: skip
+        finally:
+            engine.dispose()
+
+    [result] = asyncio.run(interrupted())
+    return result
+
+
+def test_an_unproven_sweep_stopped_again_stays_unproven(pg_url: str, fake: FakeBatch) -> None:
+    """The "unproven" state of a resumed sweep that met none of its anchors lived only in
+    the process: stopped again, the next pass resumed from the other list's anchors as
+    proven, swept that list to its end and marked deleted the 250 of our 600 campaigns the
+    first sweep had not reached (under half of them, so no mass-delete guard caught it).
+    The saved position of an unproven sweep carries no anchors, which is how a resumed
+    sweep knows it is unproven (`_Sweep.unproven`)."""
+    for index in range(600):
+        fake.add(PUSH, f"c{index:03d}")
+    assert sync_fake(pg_url, fake)[0].status == "succeeded"
+    assert _stopped_after(pg_url, fake, 560, full_refresh=True).status == "interrupted"
+    other = FakeBatch()  # what the key of another app lists; it answers 404 for ours
+    for index in range(300):
+        other.add(PUSH, f"other{index:03d}")
+    assert _stopped_after(pg_url, other, 120, full_refresh=False).status == "interrupted"
+    engine = make_engine(pg_url)
+    with engine.connect() as conn:
+        saved = conn.execute(text("select sweep_offset, sweep_anchor_tokens from sync_state"))
+        offset, anchors = saved.one()
+    assert offset > 0 and anchors == []
+    [resumed] = sync_fake(pg_url, other)
+    assert (resumed.status, resumed.counts.campaigns_deleted) == ("succeeded", 0)
+    with engine.connect() as conn:
+        deleted = conn.execute(text("select count(*) from campaigns where deleted_at is not null"))
+        assert deleted.scalar() == 0
+        sweep = conn.execute(text("select sweep_in_progress, sweep_offset from sync_state"))
+        assert tuple(sweep.one()) == (False, 0)  # ended incomplete: the next pass starts afresh
+    engine.dispose()
+
+
 @pytest.mark.parametrize("theirs", [200, 300, 600])
 def test_another_apps_longer_list_cannot_dilute_the_mass_delete_rule(
     pg_url: str, fake: FakeBatch, theirs: int

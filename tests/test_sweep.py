@@ -479,6 +479,8 @@ def test_a_resumed_sweep_meeting_another_list_goes_on_unproven() -> None:
         f"other{i:02d}" for i in range(20)
     ]
     assert pages[-1].last and all(page.unproven for page in pages)
+    # What is saved carries no anchor, so a resume of it is unproven too (`_Sweep.unproven`).
+    assert all(page.next_position.anchor_tokens == () for page in pages)
 
 
 @pytest.mark.parametrize(("created", "deleted_anchors"), [(195, False), (400, False), (0, True)])

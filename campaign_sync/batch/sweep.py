@@ -240,8 +240,14 @@ class _Sweep:
         )
         step = len(entries) if self.short else self._step(tokens)
         self.offset = offset + step
-        position = SweepPosition(self.offset, self.anchors)
-        return SweepPage(offset, fresh, position, False, unidentified, calls, self.unproven)
+        return SweepPage(offset, fresh, self.position(), False, unidentified, calls, self.unproven)
+
+    def position(self) -> SweepPosition:
+        """Where the sweep goes on, as the cursor saves it. An unproven sweep's carries no
+        anchor: resumed from a position without any, a sweep is unproven from its start,
+        so that state outlives the process (stopped again, the next pass resumed from the
+        other list's anchors as proven, and marked our campaigns deleted)."""
+        return SweepPosition(self.offset, () if self.unproven else self.anchors)
 
     def _step(self, tokens: list[str | None]) -> int:
         """How far the next page starts past this full one: `overlap` entries before its
@@ -311,14 +317,12 @@ async def sweep_pages(
         # mid-list, re-read then an error (it ended the sweep, and every campaign not yet
         # shown became a deletion candidate).
         if not entries and (sweep.short is not None or (sweep.offset == 0 and not sweep.yielded)):
-            end = SweepPosition(sweep.offset, sweep.anchors)
-            yield SweepPage(sweep.offset, [], end, True, [], calls, sweep.unproven)
+            yield SweepPage(sweep.offset, [], sweep.position(), True, [], calls, sweep.unproven)
             return
         tokens = [entry_token(entry) for entry in entries]
         sweep.saw(tokens)
         if sweep.pushed_past_end(tokens):
-            end = SweepPosition(sweep.offset, sweep.anchors)
-            yield SweepPage(sweep.offset, [], end, True, [], calls, sweep.unproven)
+            yield SweepPage(sweep.offset, [], sweep.position(), True, [], calls, sweep.unproven)
             return
         if sweep.continues(entries, tokens):
             yield sweep.take(entries, tokens, calls)

@@ -34,6 +34,13 @@ class CampaignType(enum.StrEnum):
         return "in-app-campaigns" if self is CampaignType.IN_APP else "campaigns"
 
 
+# What may surround a boolean written as text ("true", " FALSE\n"): the ASCII whitespace,
+# as both campaigns' typed columns (`transform`) and the views (`db.views`) read it, so
+# that the two always agree (Python's `str.strip()` also takes Unicode spaces, which SQL's
+# trim functions spell differently on each database).
+BOOLEAN_TEXT_SPACE = " \t\n\r\x0b\x0c"
+
+
 @dataclass(frozen=True)
 class SweepPosition:
     """Where the next page starts, and the tokens of the page before it (the overlap check)."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from campaign_sync.domain import CampaignType
+from campaign_sync.domain import BOOLEAN_TEXT_SPACE, CampaignType
 from campaign_sync.jsondoc import UnreadableJSON, UnrepresentableNumber, decode
 from campaign_sync.storable import (
     FieldWarning,
@@ -106,8 +106,10 @@ class _Reader:
     def boolean(self, value: Any, name: str) -> bool | None:
         if value is None or isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-            return value.strip().lower() == "true"
+        if isinstance(value, str):
+            reading = value.strip(BOOLEAN_TEXT_SPACE).lower()
+            if reading in ("true", "false"):
+                return reading == "true"
         self.warn(name, value, f"expected a boolean, got {_kind(value)}")
         return None
 

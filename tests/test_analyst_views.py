@@ -600,3 +600,55 @@ def test_a_campaign_back_with_an_unnamed_change_also_shows_other_changed(
         )
         == expected
     )
+
+
+# (live before, live after, what v_campaign_changes shows; the view's live and
+# live_as_sent after). A `live` that came as text or a number was read as no boolean by
+# the views (campaigns.live reads text "true"), and counted as false: a campaign live all
+# along showed `stopped` or `went_live` (a review's find).
+LIVE_READINGS: list[tuple[Any, Any, list[str], int | None, str]] = [
+    (True, "true", ["other_changed"], 1, '"true"'),
+    (True, " TRUE\n", ["other_changed"], 1, '" TRUE\\n"'),
+    ("true", True, ["other_changed"], 1, "true"),
+    (False, "true", ["went_live"], 1, '"true"'),
+    (True, "False", ["stopped"], 0, '"False"'),
+    ("false", True, ["went_live"], 1, "true"),
+    (True, 7, ["other_changed"], None, "7"),
+    (7, True, ["other_changed"], 1, "true"),
+    (True, "yes", ["other_changed"], None, '"yes"'),
+    (True, None, ["other_changed"], None, "null"),
+    (True, "\u00a0true", ["other_changed"], None, '"\u00a0true"'),  # no ASCII space
+    (False, True, ["went_live"], 1, "true"),
+    (True, False, ["stopped"], 0, "false"),
+]
+
+
+def test_went_live_and_stopped_only_between_readable_live_values(
+    any_db_url: str, any_db: Engine
+) -> None:
+    """Each case is a campaign of its own, synced twice; the view's `live` is what
+    campaigns.live holds, on both databases."""
+    before, after = [], []
+    for index, (first, then, *_) in enumerate(LIVE_READINGS):
+        campaign = copy.deepcopy(SALE) | {"campaign_token": f"live{index:02d}"}
+        before.append(campaign | {"live": first})
+        after.append(campaign | {"live": then})
+    sync(any_db_url, batch(*before))
+    sync(any_db_url, batch(*after))
+    shown: dict[str, list[str]] = {}
+    for token, change in rows(
+        any_db,
+        "select campaign_token, change from v_campaign_changes "
+        "where campaign_token like 'live%' order by 1, 2",
+    ):
+        shown.setdefault(token, []).append(change)
+    assert shown == {f"live{i:02d}": kinds for i, (_, _, kinds, *_) in enumerate(LIVE_READINGS)}
+    current = rows(
+        any_db,
+        "select v.campaign_token, v.live, c.live, v.live_as_sent from v_campaign_versions v "
+        "join campaigns c on c.id = v.campaign_id "
+        "where v.is_current and v.campaign_token like 'live%' order by 1",
+    )
+    assert current == [
+        (f"live{i:02d}", live, live, sent) for i, (_, _, _, live, sent) in enumerate(LIVE_READINGS)
+    ]

@@ -223,11 +223,12 @@ def test_a_migration_is_one_transaction_and_migrators_take_turns(empty_url: str)
     assert schema_diff(empty_url) == []
 
 
-def test_revisions_0011_and_0012_go_down_to_the_views_before_them_and_up_again(
+def test_revisions_0011_to_0013_go_down_to_the_views_before_them_and_up_again(
     empty_url: str,
 ) -> None:
     """0011 rewrote four views; its downgrade puts 0010's back (and 0005's statistics
-    views), each still readable. 0012 rewrote two, and its downgrade puts 0011's back."""
+    views), each still readable. 0012 rewrote two, and its downgrade puts 0011's back;
+    0013 alike (0012's)."""
     added = {
         "v_campaign_versions": {"schedule_zone", "recurrence_end_date", "content_hash"},
         "v_push_performance": {"deleted_at"},
@@ -255,9 +256,9 @@ def test_revisions_0011_and_0012_go_down_to_the_views_before_them_and_up_again(
     assert at_0011["v_campaign_changes"] == at_0010["v_campaign_changes"]
     migrate.upgrade(empty_url, "0011")
     assert columns() == at_0011
-    migrate.upgrade(empty_url)  # 0012: two columns more
-    at_head = columns()
-    assert {view: at_head[view] - at_0011[view] for view in views} == {
+    migrate.upgrade(empty_url, "0012")  # two columns more
+    at_0012 = columns()
+    assert {view: at_0012[view] - at_0011[view] for view in views} == {
         "v_campaign_versions": set(),
         "v_campaign_changes": set(),
         "v_push_performance": set(),
@@ -265,6 +266,15 @@ def test_revisions_0011_and_0012_go_down_to_the_views_before_them_and_up_again(
     }
     migrate.downgrade(empty_url, "0011")
     assert columns() == at_0011
+    migrate.upgrade(empty_url)  # 0013: v_campaign_versions.live_as_sent
+    assert {view: columns()[view] - at_0012[view] for view in views} == {
+        "v_campaign_versions": {"live_as_sent"},
+        "v_campaign_changes": set(),
+        "v_push_performance": set(),
+        "v_push_performance_total": set(),
+    }
+    migrate.downgrade(empty_url, "0012")
+    assert columns() == at_0012
 
 
 def test_our_names_are_every_table_and_view_the_head_creates(empty_url: str) -> None:
@@ -296,13 +306,13 @@ def _view_definitions(url: str) -> dict[str, tuple[str, object, list[object]]]:
         engine.dispose()
 
 
-@pytest.mark.parametrize("revision", ["0007", "0010", "0011"])
+@pytest.mark.parametrize("revision", ["0007", "0010", "0011", "0012"])
 def test_a_revision_builds_its_own_views_going_up_as_coming_down(
     revision: str, fresh_pg_url: str, pg_server: object, tmp_path: object
 ) -> None:
     """0007 and 0010 built today's views (0011's) going up, and 0011's downgrade put back
     0010's: the same revision had two sets of views, by the way it was reached. 0011 alike
-    once 0012 changed two views. Their comments too."""
+    once 0012 changed two views, and 0012 once 0013 did. Their comments too."""
     from tests.pg import PostgresServer
 
     assert isinstance(pg_server, PostgresServer)

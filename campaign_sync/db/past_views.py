@@ -3,7 +3,9 @@ restore them: a migration builds its own revision's schema, not today's (`db.vie
 Revisions 0007-0009 made v_campaign_versions without `detail`, 0010 added it, 0011 the
 schedule's clocks and three columns; v_campaign_changes kept 0007's SQL until 0011, whose
 own lasted until 0012 (other_changed beside named changes); 0012 also gave
-v_push_performance_total sent_optins_a and _b."""
+v_push_performance_total sent_optins_a and _b; 0013 read `live` as campaigns.live does
+(v_campaign_versions, with `live_as_sent`) and v_campaign_changes' went_live and stopped
+only between readable values."""
 
 from __future__ import annotations
 
@@ -11,13 +13,16 @@ from dataclasses import replace
 
 from campaign_sync.db.views import (
     DESCRIBED_VIEWS,
+    LIVE_CHANGES_0012,
     VERSION_DETAIL,
     VIEWS,
     JsonSQL,
     View,
+    changes_sql,
     open_rate_sql,
     stats_sums,
     version_content_hash,
+    versions_sql,
 )
 
 SCHEDULE_0007 = "The schedule as one readable text (start, end, recurrence)."
@@ -47,14 +52,45 @@ SENT_OPTINS_0005 = "Pushes sent to opted-in installs, all days (NULL where Batch
 ADDED_BY_0012 = ("sent_optins_a", "sent_optins_b")
 
 
+# What revision 0013 changed: v_campaign_versions' `live` read only a JSON boolean and
+# `live_as_sent` was not there; v_campaign_changes counted an unreadable live as false.
+LIVE_0007 = "Live in this version."
+ADDED_BY_0013 = ("live_as_sent",)
+_CHANGES_0012 = (
+    "One row per change seen: renamed, went_live, stopped, rescheduled, "
+    "message_changed, targeting_changed, deleted, restored; with before and after. A "
+    "campaign back with new content also shows what changed while it was away. A "
+    "change none of these names (labels, capping, deeplink, trigger...), while present "
+    "or while away, alone or beside named ones, is one other_changed row without before "
+    "and after: compare the versions' detail in v_campaign_versions. (Beside a named "
+    "change, one inside the keys that kind reads is not told apart: a second start time "
+    "the schedule does not show, a segment that is no text.)"
+)
+
+
+def _before_0013(view: View) -> View:
+    """`view` as revisions 0011 and 0012 made it (0013 changed only these two)."""
+    if view.name == "v_campaign_versions":
+        columns = {k: v for k, v in view.columns.items() if k not in ADDED_BY_0013}
+        columns["live"] = LIVE_0007
+        return replace(view, columns=columns, sql=_v_campaign_versions_0011)
+    if view.name == "v_campaign_changes":
+        return replace(view, description=_CHANGES_0012, sql=_v_campaign_changes_0012)
+    return view
+
+
 def views_at(revision: str) -> tuple[View, ...]:
     """The views as revision `revision` made them: "0007" (through 0009) and "0010",
-    `db.views.VIEWS`; "0011", every view (`DESCRIBED_VIEWS`, the push statistics views
-    included). Raises ValueError for another revision."""
-    if revision not in ("0007", "0010", "0011"):
+    `db.views.VIEWS`; "0011" and "0012", every view (`DESCRIBED_VIEWS`, the push
+    statistics views included). Raises ValueError for another revision."""
+    if revision not in ("0007", "0010", "0011", "0012"):
         raise ValueError(f"no views recorded for revision {revision}")
     made: list[View] = []
-    for view in DESCRIBED_VIEWS if revision == "0011" else VIEWS:
+    for view in DESCRIBED_VIEWS if revision in ("0011", "0012") else VIEWS:
+        view = _before_0013(view)
+        if revision == "0012":
+            made.append(view)
+            continue
         if view.name == "v_campaign_versions" and revision != "0011":
             dropped = ADDED_BY_0011 + (("detail",) if revision == "0007" else ())
             columns = {k: v for k, v in view.columns.items() if k not in dropped}
@@ -82,6 +118,16 @@ def views_at(revision: str) -> tuple[View, ...]:
             view = replace(view, columns=columns, sql=_v_push_performance_total_0011)
         made.append(view)
     return tuple(made)
+
+
+def _v_campaign_versions_0011(j: JsonSQL) -> str:
+    """v_campaign_versions as revisions 0011 and 0012 made it (`live`: JSON booleans only)."""
+    return versions_sql(j, live_as_campaigns=False)
+
+
+def _v_campaign_changes_0012(j: JsonSQL) -> str:
+    """v_campaign_changes as revision 0012 made it (an unreadable live counted as false)."""
+    return changes_sql(j, live_changes=LIVE_CHANGES_0012)
 
 
 def _v_campaign_versions_0007(j: JsonSQL) -> str:

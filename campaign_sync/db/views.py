@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, inspect, text
 
+from campaign_sync.domain import BOOLEAN_TEXT_SPACE
+
 
 class JsonSQL:
     """PostgreSQL (jsonb) spelling of the few non-portable pieces."""
@@ -26,6 +28,21 @@ class JsonSQL:
         """A JSON boolean as a boolean; anything else NULL."""
         value = f"({doc}->>'{key}')::boolean"
         return f"(case jsonb_typeof({doc}->'{key}') when 'boolean' then {value} end)"
+
+    def flag(self, doc: str, key: str) -> str:
+        """A boolean as `campaigns` reads it (`transform`): a JSON boolean, or text
+        "true"/"false" in any case with ASCII whitespace around; anything else NULL."""
+        space = "".join(f"\\{ord(c):03o}" for c in BOOLEAN_TEXT_SPACE)
+        reading = f"lower(btrim({doc}->>'{key}', E'{space}'))"
+        return (
+            f"(case jsonb_typeof({doc}->'{key}') when 'boolean' then ({doc}->>'{key}')::boolean "
+            f"when 'string' then (case {reading} when 'true' then true when 'false' then false "
+            "end) end)"
+        )
+
+    def json_text(self, doc: str, key: str) -> str:
+        """The value at `key` as JSON text ('true', '"TRUE"', '7'); NULL when absent."""
+        return f"(({doc}->'{key}')::text)"
 
     def elements(self, doc: str, paths: tuple[tuple[str, ...], ...], alias: str) -> str:
         """A FROM item: the elements of the first array found at `paths`, as rows with
@@ -150,6 +167,24 @@ class SqliteJsonSQL(JsonSQL):
 
     def boolean(self, doc: str, key: str) -> str:
         return f"(case json_type({doc}, '$.{key}') when 'true' then 1 when 'false' then 0 end)"
+
+    def flag(self, doc: str, key: str) -> str:
+        space = ", ".join(str(ord(c)) for c in BOOLEAN_TEXT_SPACE)
+        reading = f"lower(trim(json_extract({doc}, '$.{key}'), char({space})))"
+        return (
+            f"(case json_type({doc}, '$.{key}') when 'true' then 1 when 'false' then 0 "
+            f"when 'text' then (case {reading} when 'true' then 1 when 'false' then 0 end) end)"
+        )
+
+    def json_text(self, doc: str, key: str) -> str:
+        # json_each gives each member's type: true and false come back as 1 and 0 from
+        # json_extract, and text unquoted, so each is spelt back as JSON.
+        return (
+            "(select case e.type when 'true' then 'true' when 'false' then 'false' "
+            "when 'null' then 'null' when 'text' then json_quote(e.value) "
+            "else cast(e.value as text) end "
+            f"from json_each({doc}) as e where e.key = '{key}')"
+        )
 
     def elements(self, doc: str, paths: tuple[tuple[str, ...], ...], alias: str) -> str:
         cases = " ".join(
@@ -315,6 +350,13 @@ def _schedule_zones(j: JsonSQL, doc: str) -> tuple[str, str]:
 
 
 def _v_campaign_versions(j: JsonSQL) -> str:
+    return versions_sql(j)
+
+
+def versions_sql(j: JsonSQL, *, live_as_campaigns: bool = True) -> str:
+    """v_campaign_versions' SQL. `live_as_campaigns`: `live` reads as campaigns.live does
+    (text "true" too) and `live_as_sent` shows it as sent, since revision 0013; before,
+    only a JSON boolean was read (`db.past_views`)."""
     d = VERSION_DETAIL
     contents = (("messages",), ("landing", "contents"))
 
@@ -339,11 +381,13 @@ def _v_campaign_versions(j: JsonSQL) -> str:
     unit = j.text(d, "recurrence", "repeat_unit")
     frequency = j.text(d, "recurrence", "repeat_frequency")
     until = j.text(d, "recurrence", "end_date")
+    live = j.flag(d, "live") if live_as_campaigns else j.boolean(d, "live")
+    live_as_sent = f",\n    {j.json_text(d, 'live')} as live_as_sent" if live_as_campaigns else ""
     return f"""
 select
     v.campaign_id, c.app, c.campaign_type, c.campaign_token, v.version, v.change_kind,
     v.valid_from, v.valid_to, v.valid_to is null as is_current, v.run_id,
-    {j.text(d, "name")} as name, {j.boolean(d, "live")} as live,
+    {j.text(d, "name")} as name, {live} as live,
     {starts} as starts_at, {ends} as ends_at,
     {unit} as recurrence_repeat_unit, {frequency} as recurrence_repeat_frequency,
     nullif(trim(coalesce('starts ' || {starts} || ' ' || {start_zone} || ' ', '')
@@ -361,7 +405,7 @@ select
     {d} as detail,
     coalesce({start_zone}, {end_zone}) as schedule_zone,
     {until} as recurrence_end_date,
-    v.content_hash
+    v.content_hash{live_as_sent}
 from campaign_versions v
 join campaigns c on c.id = v.campaign_id
 """
@@ -394,12 +438,31 @@ NAMED_COVER = Cover(
 
 
 def _v_campaign_changes(j: JsonSQL) -> str:
+    return changes_sql(j)
+
+
+# went_live and stopped since revision 0013: from one readable `live` to the other. Before,
+# an unreadable or missing one counted as false (`not coalesce(..., false)`): a version
+# whose `live` came as text or a number showed a stop that never happened.
+LIVE_CHANGES = {
+    "went_live": "(p.live is false and v.live is true)",
+    "stopped": "(p.live is true and v.live is false)",
+}
+LIVE_CHANGES_0012 = {
+    "went_live": "v.live and not coalesce(p.live, false)",
+    "stopped": "p.live and not coalesce(v.live, false)",
+}
+
+
+def changes_sql(j: JsonSQL, *, live_changes: dict[str, str] = LIVE_CHANGES) -> str:
+    """v_campaign_changes' SQL, with `live_changes` the conditions of went_live and
+    stopped (`LIVE_CHANGES`; revisions 0012 and before: `LIVE_CHANGES_0012`)."""
     # Each version is compared with the one before it that had content: a campaign that
     # comes back changed shows `restored` and what changed while it was away.
     changes = [
         ("renamed", "p.name", "v.name", "p.name is distinct from v.name"),
-        ("went_live", "'false'", "'true'", "v.live and not coalesce(p.live, false)"),
-        ("stopped", "'true'", "'false'", "p.live and not coalesce(v.live, false)"),
+        ("went_live", "'false'", "'true'", live_changes["went_live"]),
+        ("stopped", "'true'", "'false'", live_changes["stopped"]),
         ("rescheduled", "p.schedule", "v.schedule", "p.schedule is distinct from v.schedule"),
         (
             "message_changed",
@@ -552,7 +615,8 @@ VIEWS: tuple[View, ...] = (
             "is_current": "This is the campaign's current version.",
             "run_id": "The sync_runs row that recorded it (NULL for a write-back).",
             "name": "The name in this version.",
-            "live": "Live in this version.",
+            "live": "Live in this version, read as campaigns.live is (a boolean, or text "
+            "'true'/'false'); NULL when unreadable (live_as_sent shows what came).",
             "starts_at": "Push time or in-app start, as Batch wrote it (text).",
             "ends_at": "In-app end date, as Batch wrote it (text).",
             "recurrence_repeat_unit": "Recurrence unit in this version.",
@@ -574,6 +638,8 @@ VIEWS: tuple[View, ...] = (
             "recurrence_end_date": "When the recurrence stops, as Batch wrote it (text).",
             "content_hash": "Hash of the version's content (campaign_versions.content_hash): "
             "equal hashes, equal content.",
+            "live_as_sent": "`live` as Batch sent it in this version, as JSON text (true, "
+            "false, or what else came: '\"TRUE\"', 7); NULL when absent.",
         },
         _v_campaign_versions,
     ),
@@ -586,7 +652,8 @@ VIEWS: tuple[View, ...] = (
         "or while away, alone or beside named ones, is one other_changed row without before "
         "and after: compare the versions' detail in v_campaign_versions. (Beside a named "
         "change, one inside the keys that kind reads is not told apart: a second start time "
-        "the schedule does not show, a segment that is no text.)",
+        "the schedule does not show, a segment that is no text.) went_live and stopped go "
+        "from one readable live to the other; to or from an unreadable one is other_changed.",
         {
             "campaign_id": "campaigns.id.",
             **CAMPAIGN,

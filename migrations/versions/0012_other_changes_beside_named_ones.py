@@ -16,7 +16,7 @@ from alembic import op
 from sqlalchemy import text
 
 from campaign_sync.db.past_views import views_at
-from campaign_sync.db.views import DESCRIBED_VIEWS, View, comment_views, json_sql
+from campaign_sync.db.views import View, comment_views, json_sql
 
 revision: str = "0012"
 down_revision: str | None = "0011"
@@ -38,7 +38,7 @@ def _replace(views: tuple[View, ...]) -> None:
 
 
 def upgrade() -> None:
-    _replace(DESCRIBED_VIEWS)
+    _replace(views_at("0012"))  # this revision's, not today's
 
 
 def downgrade() -> None:

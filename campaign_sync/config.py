@@ -696,8 +696,36 @@ def load_settings(config_path: str | os.PathLike[str] | None = None, **flags: An
         _config_file.reset(token)
         _relay(library_warnings)
     settings._sources = lambda field: _describe((field,), config_file, flags, secrets_dir)
+    _ordered_bounds(settings)
     named = settings.source_of("batch_rest_api_key_file")
     return _read_secret_file(settings, named)
+
+
+# Pairs of settings where the first may not exceed the second: a backoff's first (or
+# least) wait and its longest. Raising the longest to the least, as the gate did, made a
+# typo a silent 200 s pause.
+ORDERED_BOUNDS = (
+    ("backoff_min_seconds", "backoff_max_seconds"),
+    ("retry_backoff_initial_seconds", "retry_backoff_max_seconds"),
+)
+
+
+def _ordered_bounds(settings: Settings) -> None:
+    """Raises ConfigError naming both settings, their values and where each came from,
+    when a pair of `ORDERED_BOUNDS` is the wrong way round."""
+
+    def named(field: str) -> str:
+        if field not in settings.model_fields_set:
+            return f"{_variable(field) or field} (the default)"
+        return settings.source_of(field)
+
+    for low, high in ORDERED_BOUNDS:
+        least, most = getattr(settings, low), getattr(settings, high)
+        if least > most:
+            raise ConfigError(
+                f"settings: {named(low)} = {least:g} is above {named(high)} = {most:g}: the "
+                "least wait cannot exceed the longest; lower the first or raise the second"
+            )
 
 
 # What each pattern a setting must match means, in words: pydantic's own message quotes

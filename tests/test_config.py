@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import AliasChoices
@@ -1230,3 +1232,46 @@ def test_an_app_given_its_rest_key_twice_is_refused(tmp_path: Path) -> None:
         f"settings: config file {config}, key apps[0] (app 'ios'): rest_api_key and "
         "rest_api_key_env both give the REST key: keep one"
     )
+
+
+@pytest.mark.parametrize(
+    ("variables", "toml", "flags", "message"),
+    [
+        ({"CAMPAIGN_SYNC_BACKOFF_MIN_SECONDS": "200"}, "", {},
+         "CAMPAIGN_SYNC_BACKOFF_MIN_SECONDS = 200 is above CAMPAIGN_SYNC_BACKOFF_MAX_SECONDS "
+         "(the default) = 120"),
+        ({"CAMPAIGN_SYNC_BACKOFF_MIN_SECONDS": "10", "CAMPAIGN_SYNC_BACKOFF_MAX_SECONDS": "9.5"},
+         "", {}, "CAMPAIGN_SYNC_BACKOFF_MIN_SECONDS = 10 is above "
+         "CAMPAIGN_SYNC_BACKOFF_MAX_SECONDS = 9.5"),
+        ({}, "retry_backoff_initial_seconds = 40\n", {},
+         "key retry_backoff_initial_seconds = 40 is above "
+         "CAMPAIGN_SYNC_RETRY_BACKOFF_MAX_SECONDS (the default) = 30"),
+        ({"CAMPAIGN_SYNC_RETRY_BACKOFF_INITIAL_SECONDS": "2"}, "",
+         {"retry_backoff_max_seconds": 1},
+         "CAMPAIGN_SYNC_RETRY_BACKOFF_INITIAL_SECONDS = 2 is above --retry-backoff-max-seconds "
+         "= 1"),
+    ],
+)  # fmt: skip
+def test_a_backoffs_least_wait_above_its_longest_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    variables: dict[str, str],
+    toml: str,
+    flags: dict[str, Any],
+    message: str,
+) -> None:
+    """CAMPAIGN_SYNC_BACKOFF_MIN_SECONDS=200 beside the default maximum of 120 was taken
+    silently, the maximum raised to 200 (a hostile review's find); the retry backoff's
+    pair alike. Equal bounds are fine."""
+    monkeypatch.chdir(tmp_path)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    config = tmp_path / "campaign-sync.toml"
+    config.write_text(toml)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(config, **flags)
+    for name in variables:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("CAMPAIGN_SYNC_BACKOFF_MIN_SECONDS", "7")
+    monkeypatch.setenv("CAMPAIGN_SYNC_BACKOFF_MAX_SECONDS", "7")
+    assert load_settings().backoff_max_seconds == 7

@@ -7,6 +7,8 @@ creates a database file, takes no lock and writes no row.
 from __future__ import annotations
 
 import asyncio
+import errno
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -275,6 +277,52 @@ def _asked(retry_after: float | None) -> str:
     return f", the last asking to wait {retry_after:.0f}s"
 
 
+def metrics_address_problem(settings: Settings) -> tuple[str, bool] | None:
+    """Why `serve` could not listen for /metrics and /healthz where the settings say, and
+    whether the host is at fault (True: no address of this machine, a configuration
+    error) rather than the port (False: taken now, perhaps by a running `serve`); None
+    when it could, or when metrics are off (port 0). The message names the setting at
+    fault where its value came from. Binds a socket as uvicorn does (SO_REUSEADDR), then
+    closes it."""
+    host, port = settings.metrics_host, settings.metrics_port
+    if port == 0:
+        return None
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds it
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if isinstance(error, socket.gaierror) or error.errno == errno.EADDRNOTAVAIL:
+                return (  # the host is wrong, not the port
+                    f"{settings.source_of('metrics_host')}: {host!r} is no address of this "
+                    f"machine ({error.strerror}): 127.0.0.1 for this machine only, 0.0.0.0 "
+                    "for every interface",
+                    True,
+                )
+            return (
+                f"{settings.source_of('metrics_port')}: port {port} cannot be used on {host} "
+                f"({error.strerror}): choose another port, or 0 to turn metrics off",
+                False,
+            )
+    return None
+
+
+def check_metrics(settings: Settings) -> Finding:
+    """Where `serve` would answer /metrics and /healthz. A host that is no address of this
+    machine is a configuration error (exit 2); a port taken now is only reported, as the
+    `serve` being checked may hold it."""
+    host, port = settings.metrics_host, settings.metrics_port
+    if port == 0:
+        return Finding("metrics", "off (port 0): serve answers no /metrics or /healthz")
+    problem = metrics_address_problem(settings)
+    if problem is None:
+        return Finding("metrics", f"serve would listen on {host}:{port}")
+    message, host_at_fault = problem
+    if host_at_fault:
+        return Finding("metrics", message, USAGE)
+    return Finding("metrics", f"{message} (a serve running now holds it?)")
+
+
 def run_checks(
     settings: Settings,
     apps: Sequence[ResolvedApp],
@@ -284,6 +332,7 @@ def run_checks(
     findings = [
         Finding("settings", f"{len(apps)} app(s): {', '.join(app.name for app in apps)}"),
         check_database(settings.database_url, settings.db_schema),
+        check_metrics(settings),
     ]
 
     async def all_apps() -> list[Finding]:

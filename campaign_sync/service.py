@@ -5,10 +5,8 @@ as interrupted, the next pass resumes from the cursor)."""
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import random
-import socket
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -18,6 +16,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine, update
 from sqlalchemy.exc import DBAPIError
 
+from campaign_sync.check import metrics_address_problem
 from campaign_sync.config import ConfigError, ResolvedApp, Settings
 from campaign_sync.db.models import sync_state
 from campaign_sync.db.session import database_problem
@@ -194,20 +193,7 @@ def serve(engine: Engine, settings: Settings, apps: list[ResolvedApp]) -> None:
 def _check_port(settings: Settings) -> None:
     """Fail before starting anything when the metrics port is taken (not halfway, later).
     Raises `ConfigError` naming the setting at fault where its value came from (flag,
-    variable, config file key)."""
-    host, port = settings.metrics_host, settings.metrics_port
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds it
-        try:
-            probe.bind((host, port))
-        except OSError as error:
-            if isinstance(error, socket.gaierror) or error.errno == errno.EADDRNOTAVAIL:
-                raise ConfigError(  # the host is wrong, not the port
-                    f"{settings.source_of('metrics_host')}: {host!r} is no address of this "
-                    f"machine ({error.strerror}): 127.0.0.1 for this machine only, 0.0.0.0 "
-                    "for every interface"
-                ) from None
-            raise ConfigError(
-                f"{settings.source_of('metrics_port')}: port {port} cannot be used on {host} "
-                f"({error.strerror}): choose another port, or 0 to turn metrics off"
-            ) from None
+    variable, config file key): `check.metrics_address_problem`'s message."""
+    problem = metrics_address_problem(settings)
+    if problem is not None:
+        raise ConfigError(problem[0])

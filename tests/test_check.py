@@ -35,7 +35,8 @@ def test_all_ready_exits_0_with_one_list_call_and_no_write(
     lines = result.stdout.splitlines()
     assert lines[0] == "ok    settings: 1 app(s): default"
     assert lines[1].endswith(f"reachable, schema at revision {head_revision()} (the newest)")
-    assert lines[2] == "ok    app 'default': both keys accepted (one list call)"
+    assert lines[2].startswith("ok    metrics: ")  # 9108 may be taken by another test
+    assert lines[3] == "ok    app 'default': both keys accepted (one list call)"
     assert simulator.count("list push") == 1
     assert simulator.count() == 1  # and no other request
     for table in ("sync_runs", "sync_state", "campaigns", "campaign_updates"):
@@ -321,3 +322,33 @@ def test_a_database_sync_could_not_write_to_is_no_ready(
                 conn.execute(text(f'drop role "{role}"'))
                 conn.commit()
             engine.dispose()
+
+
+def test_check_says_where_serve_would_answer_for_metrics(
+    db: Engine, pg_url: str, sim_server: SimulatorServer
+) -> None:
+    """check never looked at CAMPAIGN_SYNC_METRICS_HOST: a host that is no address of this
+    machine passed, and serve then refused to start (a review's find). It is now a
+    configuration error (exit 2); a port taken now is only reported (the serve being
+    checked may hold it); port 0 says metrics are off."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cases = [
+            ({"CAMPAIGN_SYNC_METRICS_HOST": "192.0.2.1"}, 2,
+             "FAIL  metrics: CAMPAIGN_SYNC_METRICS_HOST: '192.0.2.1' is no address of this "
+             "machine (Cannot assign requested address): 127.0.0.1 for this machine only, "
+             "0.0.0.0 for every interface"),
+            ({"CAMPAIGN_SYNC_METRICS_PORT": "0"}, 0,
+             "ok    metrics: off (port 0): serve answers no /metrics or /healthz"),
+            ({"CAMPAIGN_SYNC_METRICS_PORT": str(port)}, 0,
+             f"ok    metrics: CAMPAIGN_SYNC_METRICS_PORT: port {port} cannot be used on "
+             "127.0.0.1 (Address already in use): choose another port, or 0 to turn metrics "
+             "off (a serve running now holds it?)"),
+        ]  # fmt: skip
+        for extra, code, line in cases:
+            result = run("check", env={**env_for(pg_url, sim_server), **extra})
+            assert (result.exit_code, result.stdout.splitlines()[2]) == (code, line), extra

@@ -431,3 +431,43 @@ def test_an_answer_between_two_429s_makes_the_second_no_repeat(
             return client.gate._consecutive_429
 
     assert run(call()) == 0, status
+
+
+def test_a_call_counts_once_its_first_request_is_sent() -> None:
+    """view_campaign counted its call before waiting for a slot and the pace: details
+    still waiting when a pass stopped were in sync_runs.detail_calls though never asked.
+    A call counts when its first request goes out; its retries count as retries."""
+    release, sent = asyncio.Event(), []
+    answers = {
+        "first": [ok({"campaign_token": "first"})],
+        "again": [batch_error(500, "SERVER_ERROR", 1), ok({"campaign_token": "again"})],
+    }
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        token = request.url.path.rsplit("/", 1)[-1]
+        sent.append(token)
+        if token == "first":
+            await release.wait()
+        return answers[token].pop(0)
+
+    async def scenario() -> RunCounts:
+        counts = RunCounts()
+        client = mock_client(handler, concurrency=1)  # type: ignore[arg-type]
+        async with client:
+            first = asyncio.create_task(
+                client.view_campaign(CampaignType.PUSH, "first", counts=counts)
+            )
+            await asyncio.sleep(0.05)
+            waiting = asyncio.create_task(
+                client.view_campaign(CampaignType.PUSH, "never", counts=counts)
+            )
+            await asyncio.sleep(0.05)
+            waiting.cancel()  # as a stopping pass cancels what it has not sent
+            release.set()
+            await first
+            await client.view_campaign(CampaignType.PUSH, "again", counts=counts)
+        return counts
+
+    counts = asyncio.run(scenario())
+    assert sent == ["first", "again", "again"]
+    assert (counts.detail_calls, counts.retries) == (2, 1)

@@ -201,9 +201,10 @@ class BatchClient:
         """The daily statistics of a push campaign (`campaign_token`, `detail`), or `GONE`
         when Batch answers 404 (no stats for it, or no such campaign). Same gate, retry
         policy and 429 pause as every other call of the app."""
-        if counts:
-            counts.stats_calls += 1
-        body = await self._call(STATS, CampaignType.PUSH, token=token, counts=counts, expect=dict)
+        body = await self._call(
+            STATS, CampaignType.PUSH, token=token, counts=counts, counted="stats_calls",
+            expect=dict,
+        )  # fmt: skip
         return cast(dict[str, Any] | _Gone, body)
 
     # -- generic forms ------------------------------------------------------------------
@@ -216,13 +217,12 @@ class BatchClient:
         limit: int = PAGE_LIMIT,
         counts: RunCounts | None = None,
     ) -> list[dict[str, Any]]:
-        if counts:
-            counts.list_calls += 1
         body = await self._call(
             LIST,
             campaign_type,
             params={"from": offset, "limit": limit},
             counts=counts,
+            counted="list_calls",
             expect=list,
         )
         return cast(list[dict[str, Any]], body)
@@ -231,9 +231,9 @@ class BatchClient:
         self, campaign_type: CampaignType, token: str, *, counts: RunCounts | None = None
     ) -> dict[str, Any] | _Gone:
         """A campaign's detail, or `GONE` when Batch answers 404 (see `errors.CampaignGone`)."""
-        if counts:
-            counts.detail_calls += 1
-        body = await self._call(VIEW, campaign_type, token=token, counts=counts, expect=dict)
+        body = await self._call(
+            VIEW, campaign_type, token=token, counts=counts, counted="detail_calls", expect=dict
+        )
         return cast(dict[str, Any] | _Gone, body)
 
     def sweep(
@@ -261,9 +261,15 @@ class BatchClient:
         params: dict[str, Any] | None = None,
         json_body: Any = None,
         counts: RunCounts | None = None,
+        counted: str | None = None,
         expect: type | None,
     ) -> Any:
+        """One call (its retries included): the answer's body, parsed as `expect`. `counted`
+        names the counter of `counts` this call adds one to, once its first request is
+        sent (a call still waiting for a slot or the pace when the pass stops was counted,
+        and sync_runs showed detail calls that were never made)."""
         route = endpoint.route(campaign_type)
+        sent = False
         path = endpoint.path(self._api_key, campaign_type, token)
         body, headers = None, None
         if json_body is not None:
@@ -274,8 +280,12 @@ class BatchClient:
             headers = {"Content-Type": "application/json"}
 
         async def attempt() -> Any:
+            nonlocal sent
             async with self._slots:
                 sent_at = await self.gate.acquire()
+                if not sent and counts is not None and counted is not None:
+                    setattr(counts, counted, getattr(counts, counted) + 1)
+                sent = True
                 try:
                     response = await self._http.request(
                         endpoint.method, path, params=params, content=body, headers=headers

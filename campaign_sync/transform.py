@@ -94,7 +94,7 @@ class _Reader:
             return value
         if isinstance(value, int | float) and not isinstance(value, bool):
             return str(value)
-        self.warn(name, value, f"expected text, got {_kind(value)}")
+        self.warn(name, value, f"expected text, got {kind_of(value)}")
         return None
 
     def enum(self, value: Any, name: str, *, upper: bool = False) -> str | None:
@@ -110,7 +110,7 @@ class _Reader:
             reading = value.strip(BOOLEAN_TEXT_SPACE).lower()
             if reading in ("true", "false"):
                 return reading == "true"
-        self.warn(name, value, f"expected a boolean, got {_kind(value)}")
+        self.warn(name, value, f"expected a boolean, got {kind_of(value)}")
         return None
 
     def integer(self, value: Any, name: str, *, limit: int = INT32) -> int | None:
@@ -118,7 +118,7 @@ class _Reader:
             return None
         number = self._safely(lambda: _as_integer(value), value, name, "not an integer")
         if number is None:
-            self.warn(name, value, f"expected an integer, got {_kind(value)}")
+            self.warn(name, value, f"expected an integer, got {kind_of(value)}")
             return None
         if not -limit - 1 <= number <= limit:
             self.warn(name, value, "integer out of range")
@@ -129,7 +129,7 @@ class _Reader:
         if value is None:
             return None
         if not isinstance(value, str):
-            self.warn(name, value, f"expected a date yyyy-MM-ddTHH:mm:ss, got {_kind(value)}")
+            self.warn(name, value, f"expected a date yyyy-MM-ddTHH:mm:ss, got {kind_of(value)}")
             return None
         return self._safely(lambda: convert(_batch_date(value)), value, name, "not a valid date")
 
@@ -156,7 +156,7 @@ class _Reader:
             return {}
         if isinstance(value, dict):
             return value
-        self.warn(name, value, f"expected an object, got {_kind(value)}")
+        self.warn(name, value, f"expected an object, got {kind_of(value)}")
         return {}
 
     def array(self, value: Any, name: str) -> list[Any]:
@@ -164,7 +164,7 @@ class _Reader:
             return []
         if isinstance(value, list):
             return value
-        self.warn(name, value, f"expected an array, got {_kind(value)}")
+        self.warn(name, value, f"expected an array, got {kind_of(value)}")
         return []
 
     def text_array(self, value: Any, name: str) -> Any:
@@ -176,11 +176,11 @@ class _Reader:
         if value is None:
             return None
         if not isinstance(value, list):
-            self.warn(name, value, f"expected an array of text, got {_kind(value)}")
+            self.warn(name, value, f"expected an array of text, got {kind_of(value)}")
             return value
         odd = [i for i, element in enumerate(value) if not _is_text(element)]
         if odd:
-            kinds = sorted({_kind(value[i]) for i in odd})
+            kinds = sorted({kind_of(value[i]) for i in odd})
             self.warn(
                 name,
                 value,
@@ -242,7 +242,9 @@ def _to_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _kind(value: Any) -> str:
+def kind_of(value: Any) -> str:
+    """What a JSON value is, as messages name it: "null", "a boolean", "a number", "text",
+    "an array", "an object" (a Python type's name for anything else)."""
     if value is None:
         return "null"
     return {
@@ -304,7 +306,7 @@ def transform_storable(
     doc = prepared.value
     read = _Reader(list(prepared.warnings))
     if not isinstance(doc, dict):
-        read.warn("detail", doc, f"expected a JSON object, got {_kind(doc)}")
+        read.warn("detail", doc, f"expected a JSON object, got {kind_of(doc)}")
         doc = {}
     custom_payload, payload_repairs = parse_custom_payload(doc.get("custom_payload"))
     for warning in payload_repairs:
@@ -353,7 +355,7 @@ def _objects(read: _Reader, value: Any, where: str) -> Iterator[tuple[int, str, 
         if isinstance(item, dict):
             yield position, path, item
         else:
-            read.warn(path, item, f"expected an object, got {_kind(item)}")
+            read.warn(path, item, f"expected an object, got {kind_of(item)}")
 
 
 def _message_row(
@@ -423,7 +425,7 @@ def _targeting(read: _Reader, doc: dict[str, Any]) -> dict[str, Any] | None:
     raw = doc.get("targeting")
     has_targeting = isinstance(raw, dict)
     if raw is not None and not has_targeting:
-        read.warn("targeting", raw, f"expected an object, got {_kind(raw)}")
+        read.warn("targeting", raw, f"expected an object, got {kind_of(raw)}")
     targeting: dict[str, Any] = raw if isinstance(raw, dict) else {}
     query = targeting.get("query", doc.get("query"))
     if not has_targeting and query is None:

@@ -43,7 +43,7 @@ from campaign_sync.domain import CampaignType
 from campaign_sync.plan import PageLoad, plan_page
 from campaign_sync.runner import make_client
 from campaign_sync.storable import storable
-from campaign_sync.transform import stable_hash
+from campaign_sync.transform import kind_of, stable_hash
 
 Changes = dict[str, Any]  # dotted path ("trigger.capping") -> new value
 _MISSING = object()
@@ -76,11 +76,42 @@ KNOWN_TYPES: dict[str, tuple[type, ...]] = {
     "local_start_date": (str,),
     "local_end_date": (str,),
 }
+_TYPE_WORDS = {
+    str: "text",
+    bool: "true or false",
+    int: "a whole number",
+    list: "an array",
+    dict: "an object",
+}
 # Counts a campaign can cap its display at: whole numbers >= 0 (Batch's in-app view shows
 # `"capping": 10` at both places). One rule for both: `--set capping=-5` was sent as is.
 COUNTS = ("capping", "trigger.capping")
 # What an in-app campaign holds besides its read-only fields (Batch's in-app campaign API).
 IN_APP_FIELDS = (*KNOWN_TYPES, "query", "custom_payload")
+
+
+def _decode(raw: str, where: str) -> Any:
+    """`raw` read as JSON for `where` (the flag that gave it). A number no 64-bit float holds
+    (1e400) and the non-standard NaN and Infinity raise UsageError saying so: read as
+    Python's infinity, they were refused as "the number Infinity", a value never given.
+    Raises ValueError for text that is no JSON, RecursionError for nesting too deep."""
+
+    def finite(number: str) -> float:
+        value = float(number)
+        if value in (float("inf"), float("-inf")):
+            raise UsageError(f"{where}: {number} is a number no 64-bit float holds")
+        return value
+
+    def no_constant(name: str) -> Any:
+        raise UsageError(f"{where}: {name} is not JSON: give a number")
+
+    return json.loads(raw, parse_float=finite, parse_constant=no_constant)
+
+
+# JSON text starts with one of these; a --set value that does not is taken as plain text
+# (--set name=Spring), one that does must be JSON: `--set labels=["a",` was taken as the
+# text '["a",' and refused as "labels must be list".
+_JSON_OPENERS = ("[", "{", '"')
 
 
 def parse_changes(
@@ -91,10 +122,14 @@ def parse_changes(
     from_file: str | None = None,
     allow_unknown_field: bool = False,
 ) -> Changes:
+    """The changes asked: field path -> new value. Raises UsageError for a change that is
+    malformed, given twice (--name beside --set name or the file's name), that the
+    database could not store as given, or of an unknown field (unless allowed)."""
     changes: Changes = {}
+    given: dict[str, str] = {}  # field path -> the flag that gave it
     if from_file:
         try:
-            document = json.loads(Path(from_file).read_text())
+            document = _decode(Path(from_file).read_text(), f"--from-file {from_file}")
         except ValueError as error:
             raise UsageError(f"--from-file {from_file} is not valid JSON: {error}") from None
         except RecursionError:
@@ -102,35 +137,53 @@ def parse_changes(
         if not isinstance(document, dict):
             raise UsageError(f"--from-file {from_file} must hold a JSON object of fields")
         changes.update(document)
+        given.update(dict.fromkeys(document, f"--from-file {from_file}"))
     for assignment in assignments:
         field, separator, raw = assignment.partition("=")
-        if not separator or not field.strip():
+        field = field.strip()
+        if not separator or not field:
             raise UsageError(f"--set takes FIELD=JSON, got {assignment!r}")
         if any(not part.strip() for part in field.split(".")):  # trigger.=3, .=3
-            raise UsageError(f"--set {field.strip()!r}: a field path with an empty part")
+            raise UsageError(f"--set {field!r}: a field path with an empty part")
         try:
-            value = json.loads(raw)
-        except ValueError:
+            value = _decode(raw, f"--set {field}")
+        except ValueError as error:
+            if raw.strip().startswith(_JSON_OPENERS):
+                raise UsageError(
+                    f"--set {field}: not valid JSON ({error}); a value starting with [, {{ or "
+                    '" must be JSON (other text is taken as is: --set name=Spring sale)'
+                ) from None
             value = raw  # plain text is taken as a string: --set name=Spring
         except RecursionError:
-            raise UsageError(f"--set {field.strip()}: JSON nested too deeply") from None
-        changes[field.strip()] = value
-    if name is not None:
-        changes["name"] = name
-    if live is not None:
-        changes["live"] = live == "true"
+            raise UsageError(f"--set {field}: JSON nested too deeply") from None
+        _once(given, field, f"--set {field}")
+        changes[field] = value
+    for field, flag, value in (("name", "--name", name), ("live", "--live", live)):
+        if value is not None:
+            _once(given, field, flag)
+            changes[field] = value if field == "name" else value == "true"
     if not changes:
         raise UsageError("nothing to change: give --name, --live, --set FIELD=JSON or --from-file")
-    # What the database would store otherwise (NaN, U+0000, a lone surrogate, nesting past
+    # What the database would store otherwise (U+0000, a lone surrogate, nesting past
     # storable's limit): the audit could not keep it, and a sync would store it repaired,
-    # so that every later update saw a change made elsewhere. Refused, the repair named.
+    # so that every later update saw a change made elsewhere. Refused, the reason named
+    # (without the repair a sync would make: nothing is stored).
     _, repairs = storable(changes)
     if repairs:
-        named = "; ".join(f"{w.field}: {w.message}" for w in repairs[:3])
+        named = "; ".join(f"{w.field}: {w.message.split('; ')[0]}" for w in repairs[:3])
         raise UsageError(f"{named} (a value campaign-sync cannot store as given: change it)")
     if not allow_unknown_field:
         check_fields(changes)
     return changes
+
+
+def _once(given: dict[str, str], field: str, flag: str) -> None:
+    """Record that `flag` gives `field`; raises UsageError when a flag gave it already:
+    --name beside --set name (or the file's name) silently won."""
+    if field in given:
+        both = f"{flag} is given twice" if given[field] == flag else f"{given[field]} and {flag}"
+        raise UsageError(f"{both}: both change {field}; keep one")
+    given[field] = flag
 
 
 def check_fields(changes: Changes) -> None:
@@ -184,10 +237,8 @@ def validate(payload: dict[str, Any]) -> list[str]:
     for field, types in KNOWN_TYPES.items():
         if field in payload and payload[field] is not None and field not in COUNTS:
             value = payload[field]
-            if isinstance(value, bool) and bool not in types:
-                problems.append(f"{field} must be {types[0].__name__}, not a boolean")
-            elif not isinstance(value, types):
-                problems.append(f"{field} must be {types[0].__name__}")
+            if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+                problems.append(f"{field} must be {_TYPE_WORDS[types[0]]}, got {kind_of(value)}")
     for path in COUNTS:
         *parents, key = path.split(".")
         holder: Any = payload

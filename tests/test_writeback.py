@@ -310,7 +310,12 @@ NOT_A_COUNT = "trigger.capping must be a whole number >= 0"
         ({"name": "Sale", "trigger": {"capping": "3"}}, [NOT_A_COUNT]),
         ({"name": "Sale", "capping": 1.5}, ["capping must be a whole number >= 0"]),
         ({"name": "Sale", "capping": False}, ["capping must be a whole number >= 0"]),
-        ({"name": "Sale", "trigger": "soon"}, ["trigger must be dict"]),
+        ({"name": "Sale", "trigger": "soon"}, ["trigger must be an object, got text"]),
+        # Words, not Python's type names ("labels must be list").
+        ({"name": "Sale", "labels": "x"}, ["labels must be an array, got text"]),
+        ({"name": "Sale", "end_date": 5}, ["end_date must be text, got a number"]),
+        ({"name": "Sale", "live": 1}, ["live must be true or false, got a number"]),
+        ({"name": "Sale", "priority": True}, ["priority must be text, got a boolean"]),
     ],
 )  # fmt: skip
 def test_both_cappings_are_counts(payload: dict[str, Any], problems: list[str]) -> None:
@@ -320,9 +325,24 @@ def test_both_cappings_are_counts(payload: dict[str, Any], problems: list[str]) 
 @pytest.mark.parametrize(
     ("changes", "refused"),
     [
-        ({"assignments": ["custom_payload=NaN"]}, "custom_payload: the number NaN fits no"),
-        ({"assignments": ["landing.x=1e400"]}, "landing.x: the number Infinity fits no"),
-        ({"name": "ab\u0000cd"}, "name: contains U+0000 (NUL), which PostgreSQL cannot store"),
+        (
+            {"assignments": ["custom_payload=NaN"]},
+            "--set custom_payload: NaN is not JSON: give a number",
+        ),
+        # 1e400 was read as Python's infinity and refused as "the number Infinity".
+        (
+            {"assignments": ["landing.x=1e400"]},
+            "--set landing.x: 1e400 is a number no 64-bit float holds",
+        ),
+        (
+            {"assignments": ['trigger={"capping": -1e999}']},
+            "--set trigger: -1e999 is a number no 64-bit float holds",
+        ),
+        (
+            {"name": "ab\u0000cd"},
+            "name: contains U+0000 (NUL), which PostgreSQL cannot store (a value campaign-sync "
+            "cannot store as given: change it)",
+        ),  # no "replaced": nothing is
         ({"assignments": ['name="x\\ud800"']}, "name: "),  # a lone surrogate
         ({"assignments": ["custom_payload=" + "[" * 3000 + "]" * 3000]}, "nested too deeply"),
         ({"assignments": ["custom_payload=" + "[" * 150 + "]" * 150]}, "custom_payload[0]"),
@@ -516,3 +536,36 @@ def test_a_database_that_cannot_record_the_update_stops_it_before_batch_gets_it(
     engine.dispose()
     assert simulator.count("update in-app") == 0
     assert simulator.store(IN_APP).detail(token) == before
+
+
+@pytest.mark.parametrize(
+    ("changes", "file", "refused"),
+    [
+        # Broken JSON was taken as text, then refused for its type ("labels must be list").
+        ({"assignments": ['labels=["a",']}, None,
+         "--set labels: not valid JSON (Expecting value: line 1 column 6 (char 5)); a value "
+         "starting with [, { or \" must be JSON"),
+        ({"assignments": ['name="Spring']}, None, "--set name: not valid JSON (Unterminated"),
+        # A field given twice: the last silently won.
+        ({"name": "Hello", "assignments": ["name=Other"]}, None,
+         "--set name and --name: both change name; keep one"),
+        ({"assignments": ["name=One", "name=Two"]}, None,
+         "--set name is given twice: both change name; keep one"),
+        ({"live": "true"}, '{"live": false}', "--live: both change live; keep one"),
+        ({}, '{"capping": 1e999}', ": 1e999 is a number no 64-bit float holds"),
+    ],
+)  # fmt: skip
+def test_a_change_given_twice_or_as_broken_json_is_refused_in_words(
+    changes: dict[str, Any], file: str | None, refused: str, tmp_path: Path
+) -> None:
+    if file is not None:
+        path = tmp_path / "changes.json"
+        path.write_text(file)
+        changes = {**changes, "from_file": str(path)}
+    with pytest.raises(UsageError) as error:
+        parse_changes(**changes)
+    assert refused in str(error.value)
+    assert parse_changes(assignments=["name=3rd wave", "trigger.capping=2"]) == {
+        "name": "3rd wave",
+        "trigger.capping": 2,
+    }  # text that is no JSON and does not look like it is still taken as is

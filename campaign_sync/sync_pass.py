@@ -524,15 +524,20 @@ class SyncPass:
         marked seen by this sweep and kept, for a later sweep to decide. A stop while asking
         raises `StopRequested`: nothing is marked, the next pass resumes and asks again.
         Cost: one detail call per candidate; an unchanged pass has none."""
-        candidates, stored = await asyncio.to_thread(
+        found = await asyncio.to_thread(
             read_with_reconnect,
             self.engine,
             lambda conn: deletion_candidates(conn, self.app, self.campaign_type, sweep_id=sweep_id),
         )
+        candidates, stored = found.tokens, found.baseline
         if not candidates:
             return
         label = pair_label(self.app, self.campaign_type)
-        unlisted_all = len(candidates) == stored and not self.listed_gone.intersection(candidates)
+        unlisted_all = (
+            stored > 0
+            and found.baseline_unseen == stored
+            and not self.listed_gone.intersection(candidates)
+        )
         if unlisted_all and not self.options.allow_mass_delete:
             raise MassDeleteRefused(
                 f"refusing to mark all {stored} stored {label} as deleted: the list showed "

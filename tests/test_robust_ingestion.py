@@ -1258,6 +1258,9 @@ def test_an_unproven_sweep_stopped_again_stays_unproven(pg_url: str, fake: FakeB
     assert offset > 0 and anchors == []
     [resumed] = sync_fake(pg_url, other)
     assert (resumed.status, resumed.counts.campaigns_deleted) == ("succeeded", 0)
+    [fresh] = sync_fake(pg_url, other)  # the next pass sweeps afresh: all of ours unlisted
+    assert (fresh.status, fresh.counts.campaigns_deleted) == ("failed", 0)
+    assert "refusing to mark all 600 stored" in (fresh.error or "")
     with engine.connect() as conn:
         deleted = conn.execute(text("select count(*) from campaigns where deleted_at is not null"))
         assert deleted.scalar() == 0
@@ -1272,13 +1275,18 @@ def test_another_apps_longer_list_cannot_dilute_the_mass_delete_rule(
 ) -> None:
     """A key of another app whose list is as long as ours or longer: the sweep stored its
     300 campaigns, then ours (250, answering 404 to that key) were under half of the 550
-    stored and marked deleted. The rule's baseline is what was stored before the sweep."""
+    stored and marked deleted. The rule's baseline is what the last complete sweep had
+    stored: the refused pass stored theirs too, and the next pass with that key found ours
+    under half of the 550 and marked all 250 deleted (a later review's find)."""
     for index in range(250):
         fake.add(PUSH, f"c{index:03d}")
     assert sync_fake(pg_url, fake)[0].status == "succeeded"
     other = FakeBatch()
     for index in range(theirs):
         other.add(PUSH, f"other{index:03d}")
-    [result] = sync_fake(pg_url, other)
-    assert (result.status, result.counts.campaigns_deleted) == ("failed", 0)
-    assert "refusing to mark all 250 stored" in (result.error or "")
+    for _ in range(3):  # the wrong key stays until someone notices
+        [result] = sync_fake(pg_url, other)
+        assert (result.status, result.counts.campaigns_deleted) == ("failed", 0)
+        assert "refusing to mark all 250 stored" in (result.error or "")
+    [back] = sync_fake(pg_url, fake)  # the right key again: theirs are the deletions now
+    assert back.status == "failed" and f"refusing to mark {theirs} of" in (back.error or "")

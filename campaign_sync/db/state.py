@@ -275,24 +275,45 @@ def _unseen(app: str, campaign_type: CampaignType, sweep_id: int) -> ColumnEleme
     )
 
 
+@dataclass(frozen=True)
+class DeletionCandidates:
+    """After a complete sweep: `tokens`, the stored campaigns not deleted that the sweep
+    did not show; `baseline`, the mass-delete rule's base (campaigns stored and not
+    deleted that the last complete sweep had stored: first seen before it ended, or
+    before this sweep began when there was none); `baseline_unseen`, how many of those
+    the sweep did not show."""
+
+    tokens: list[str]
+    baseline: int
+    baseline_unseen: int
+
+
 def deletion_candidates(
     conn: Connection, app: str, campaign_type: CampaignType, *, sweep_id: int
-) -> tuple[list[str], int]:
-    """After a complete sweep: the deletion candidates (stored campaigns not deleted that
-    the sweep did not see), and how many campaigns were stored (not deleted) before the
-    sweep began: the mass-delete rule's baseline. Counting those the sweep itself stored
-    let another app's list (a wrong key) dilute it: 300 of its campaigns stored, then 250
-    of ours, confirmed by that key's 404s, were under half and marked deleted."""
-    started = conn.execute(
-        select(sync_state.c.sweep_started_at).where(
+) -> DeletionCandidates:
+    """The deletion candidates of sweep `sweep_id` and the mass-delete rule's baseline
+    (`DeletionCandidates`). Counting campaigns stored since the last complete sweep let
+    another app's list (a wrong key) dilute the rule: its 300 campaigns stored by a pass
+    the rule refused, the next pass with that key found our 250 under half of the 550 and
+    marked them deleted (a review's find; before, the baseline was what was stored when
+    this sweep began, which only kept this sweep's own from counting)."""
+    state = conn.execute(
+        select(sync_state.c.sweep_started_at, sync_state.c.last_complete_sweep_at).where(
             sync_state.c.app == app, sync_state.c.campaign_type == campaign_type.value
         )
-    ).scalar()
-    stored = alive_campaigns(conn, app, campaign_type, before=started)
+    ).one()
+    started, completed = state
+    cutoff = min(completed, started) if completed and started else completed or started
+    unseen = _unseen(app, campaign_type, sweep_id)
     found = conn.execute(
-        select(campaigns.c.campaign_token).where(_unseen(app, campaign_type, sweep_id))
+        select(campaigns.c.campaign_token, campaigns.c.first_seen_at).where(unseen)
     )
-    return [token for (token,) in found], stored
+    tokens, old = [], 0
+    for token, first_seen in found:
+        tokens.append(token)
+        old += cutoff is None or first_seen < cutoff
+    baseline = alive_campaigns(conn, app, campaign_type, before=cutoff)
+    return DeletionCandidates(tokens, baseline, old if cutoff is not None else len(tokens))
 
 
 def tombstone_unseen(

@@ -652,3 +652,71 @@ def test_went_live_and_stopped_only_between_readable_live_values(
     assert current == [
         (f"live{i:02d}", live, live, sent) for i, (_, _, _, live, sent) in enumerate(LIVE_READINGS)
     ]
+
+
+_ABSENT = object()  # the detail has no `live` key at all
+
+# (live in versions 1, 2, 3; v2 also renamed; what v_campaign_changes shows: (version,
+# change)). A real stop across an unreadable value (true -> 7 -> false) showed only
+# other_changed twice, and an unreadable live beside a rename showed nothing of live at
+# all (a review's find): went_live/stopped compare with the last readable live, and live
+# moving otherwise is other_changed even beside named kinds.
+LIVE_HISTORIES: list[tuple[tuple[Any, Any, Any], bool, list[tuple[int, str]]]] = [
+    ((True, 7, False), False, [(2, "other_changed"), (3, "stopped")]),
+    ((True, _ABSENT, False), False, [(2, "other_changed"), (3, "stopped")]),
+    ((False, None, True), False, [(2, "other_changed"), (3, "went_live")]),
+    ((True, 7, True), False, [(2, "other_changed"), (3, "other_changed")]),
+    ((True, "yes", "TRUE"), False, [(2, "other_changed"), (3, "other_changed")]),
+    ((True, 7, 7), True, [(2, "other_changed"), (2, "renamed")]),
+    ((True, "true", "true"), True, [(2, "other_changed"), (2, "renamed")]),
+    ((True, True, False), True, [(2, "renamed"), (3, "stopped")]),
+    ((False, "false", True), False, [(2, "other_changed"), (3, "went_live")]),
+]  # fmt: skip
+
+
+def test_live_changes_are_told_across_unreadable_values(any_db_url: str, any_db: Engine) -> None:
+    """Each case is a campaign of its own, synced three times, on both databases."""
+    passes: list[list[dict[str, Any]]] = [[], [], []]
+    for index, (lives, renamed, _) in enumerate(LIVE_HISTORIES):
+        for number, live in enumerate(lives):
+            campaign = copy.deepcopy(SALE) | {"campaign_token": f"hist{index:02d}"}
+            if live is _ABSENT:
+                del campaign["live"]
+            else:
+                campaign["live"] = live
+            if renamed and number >= 1:
+                campaign["name"] = "Renamed sale"
+            passes[number].append(campaign)
+    for campaigns in passes:
+        sync(any_db_url, batch(*campaigns))
+    shown: dict[str, list[tuple[int, str]]] = {}
+    for token, version, change in rows(
+        any_db,
+        "select campaign_token, version, change from v_campaign_changes "
+        "where campaign_token like 'hist%' order by 1, 2, 3",
+    ):
+        shown.setdefault(token, []).append((version, change))
+    assert shown == {f"hist{i:02d}": seen for i, (*_, seen) in enumerate(LIVE_HISTORIES)}
+
+
+def test_0013_reads_stored_yes_no_text_again_by_its_rule(any_db_url: str, any_db: Engine) -> None:
+    """Rows stored before 0013 read "\\u00a0true" (Python's wider whitespace) as true, where
+    the views read NULL: the upgrade reads such text again by the one rule (a review's
+    find). A value that is no text is left as stored."""
+    odd = copy.deepcopy(SALE) | {"campaign_token": "odd", "live": "\u00a0true",
+                                 "dev_only": "\u3000false", "from_api": " TRUE\n"}  # fmt: skip
+    plain = copy.deepcopy(SALE) | {"campaign_token": "plain", "live": True}
+    sync(any_db_url, batch(odd, plain, in_app=()))
+    with any_db.begin() as conn:  # as the rule before 0013 had stored them
+        conn.execute(text("update campaigns set live = true, dev_only = false"))
+    migrate.downgrade(any_db_url, "0012")
+    migrate.upgrade(any_db_url)
+    assert rows(
+        any_db, "select campaign_token, live, dev_only, from_api from campaigns order by 1"
+    ) == [("odd", None, None, 1), ("plain", 1, 0, 1)]
+    assert rows(
+        any_db,
+        "select v.campaign_token, v.live from v_campaign_versions v join campaigns c "
+        "on c.id = v.campaign_id where v.is_current and v.live is not distinct from c.live "
+        "order by 1",
+    ) == [("odd", None), ("plain", 1)]

@@ -324,3 +324,22 @@ def test_a_revision_builds_its_own_views_going_up_as_coming_down(
         assert _view_definitions(fresh_pg_url) == _view_definitions(other)
     finally:
         pg_server.drop_database(other)
+
+
+def test_0013_keeps_an_analysts_own_view_on_v_campaign_versions(fresh_pg_url: str) -> None:
+    """0013 dropped v_campaign_versions to remake it: with an analyst's view built on it,
+    PostgreSQL refused ("other objects depend on it") and migrate failed (a review's
+    find). Going up, it is replaced in place."""
+    migrate.upgrade(fresh_pg_url, "0012")
+    engine = make_engine(fresh_pg_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text("create view my_live as select campaign_id, live from v_campaign_versions")
+            )
+        migrate.upgrade(fresh_pg_url)
+        with engine.connect() as conn:
+            assert conn.execute(text("select count(*) from my_live")).scalar() == 0
+            assert conn.execute(text("select live_as_sent from v_campaign_versions")).all() == []
+    finally:
+        engine.dispose()

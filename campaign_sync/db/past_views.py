@@ -13,7 +13,6 @@ from dataclasses import replace
 
 from campaign_sync.db.views import (
     DESCRIBED_VIEWS,
-    LIVE_CHANGES_0012,
     VERSION_DETAIL,
     VIEWS,
     JsonSQL,
@@ -127,7 +126,7 @@ def _v_campaign_versions_0011(j: JsonSQL) -> str:
 
 def _v_campaign_changes_0012(j: JsonSQL) -> str:
     """v_campaign_changes as revision 0012 made it (an unreadable live counted as false)."""
-    return changes_sql(j, live_changes=LIVE_CHANGES_0012)
+    return changes_sql(j, since_0013=False)
 
 
 def _v_campaign_versions_0007(j: JsonSQL) -> str:

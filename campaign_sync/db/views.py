@@ -441,22 +441,35 @@ def _v_campaign_changes(j: JsonSQL) -> str:
     return changes_sql(j)
 
 
-# went_live and stopped since revision 0013: from one readable `live` to the other. Before,
-# an unreadable or missing one counted as false (`not coalesce(..., false)`): a version
-# whose `live` came as text or a number showed a stop that never happened.
-LIVE_CHANGES = {
-    "went_live": "(p.live is false and v.live is true)",
-    "stopped": "(p.live is true and v.live is false)",
-}
+# went_live and stopped before revision 0013: an unreadable or missing live counted as
+# false (`not coalesce(..., false)`), so a version whose live came as text or a number
+# showed a stop that never happened (`changes_sql`, `db.past_views`).
 LIVE_CHANGES_0012 = {
     "went_live": "v.live and not coalesce(p.live, false)",
     "stopped": "p.live and not coalesce(v.live, false)",
 }
 
+# The live a version changed from, since revision 0013: the version before it, or, when
+# that one's live is unreadable (7, "yes", missing), the last readable one before it:
+# true -> 7 -> false is a stop, seen at the version that brought false.
+_LAST_READABLE_LIVE = (
+    "(case when p.live is not null then p.live else (select q.live from v_campaign_versions q "
+    "where q.campaign_id = v.campaign_id and q.version < p.version "
+    "and q.change_kind <> 'deleted' and q.live is not null "
+    "order by q.version desc limit 1) end)"
+)
+LIVE_CHANGES = {
+    "went_live": f"({_LAST_READABLE_LIVE} is false and v.live is true)",
+    "stopped": f"({_LAST_READABLE_LIVE} is true and v.live is false)",
+}
 
-def changes_sql(j: JsonSQL, *, live_changes: dict[str, str] = LIVE_CHANGES) -> str:
-    """v_campaign_changes' SQL, with `live_changes` the conditions of went_live and
-    stopped (`LIVE_CHANGES`; revisions 0012 and before: `LIVE_CHANGES_0012`)."""
+
+def changes_sql(j: JsonSQL, *, since_0013: bool = True) -> str:
+    """v_campaign_changes' SQL. `since_0013`: went_live and stopped go from the last
+    readable live to a readable one (`LIVE_CHANGES`), and live moving otherwise (to or
+    from an unreadable value, or written otherwise: "true" for true) is other_changed even
+    beside named changes; before (`db.past_views`), `LIVE_CHANGES_0012` and no such rule."""
+    live_changes = LIVE_CHANGES if since_0013 else LIVE_CHANGES_0012
     # Each version is compared with the one before it that had content: a campaign that
     # comes back changed shows `restored` and what changed while it was away.
     changes = [
@@ -486,6 +499,12 @@ def changes_sql(j: JsonSQL, *, live_changes: dict[str, str] = LIVE_CHANGES) -> s
     content_moved = f"(v.change_kind = 'changed' or {moved})"
     after, before = j.uncovered("v.detail", NAMED_COVER), j.uncovered("p.detail", NAMED_COVER)
     beyond = f"{after} is distinct from {before}"
+    if since_0013:  # live is read by named kinds, so `beyond` never sees it move
+        unnamed_live = (
+            "(v.live_as_sent is distinct from p.live_as_sent and not coalesce("
+            f"{live_changes['went_live']} or {live_changes['stopped']}, false))"
+        )
+        beyond = f"({beyond} or {unnamed_live})"
     changes.append(
         ("other_changed", "null", "null", f"{content_moved} and (not ({named}) or {beyond})")
     )
@@ -639,7 +658,8 @@ VIEWS: tuple[View, ...] = (
             "content_hash": "Hash of the version's content (campaign_versions.content_hash): "
             "equal hashes, equal content.",
             "live_as_sent": "`live` as Batch sent it in this version, as JSON text (true, "
-            "false, or what else came: '\"TRUE\"', 7); NULL when absent.",
+            "false, or what else came: '\"TRUE\"', 7) written by the database (spacing "
+            "and number forms may differ: 1e5 as 100000); NULL when absent.",
         },
         _v_campaign_versions,
     ),
@@ -653,7 +673,8 @@ VIEWS: tuple[View, ...] = (
         "and after: compare the versions' detail in v_campaign_versions. (Beside a named "
         "change, one inside the keys that kind reads is not told apart: a second start time "
         "the schedule does not show, a segment that is no text.) went_live and stopped go "
-        "from one readable live to the other; to or from an unreadable one is other_changed.",
+        "from the last readable live to a readable one; live moving otherwise (to or from "
+        "an unreadable value, or written otherwise) is other_changed.",
         {
             "campaign_id": "campaigns.id.",
             **CAMPAIGN,

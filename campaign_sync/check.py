@@ -33,6 +33,7 @@ from campaign_sync.db.migrate import (
     current_revision,
     ensure_current,
     head_revision,
+    missing_objects,
 )
 from campaign_sync.db.models import metadata
 from campaign_sync.db.session import (
@@ -146,7 +147,8 @@ def check_database(database_url: str, schema: str | None = None) -> Finding:
     head = head_revision()
     if current == head:
         try:
-            refused = write_problem(database_url, schema)
+            absent = _absent(database_url, schema)
+            refused = absent or write_problem(database_url, schema)
         except SQLAlchemyError as error:
             return Finding(subject, f"cannot connect: {database_problem(error)}", USAGE)
         if refused is not None:
@@ -168,6 +170,27 @@ def check_database(database_url: str, schema: str | None = None) -> Finding:
         subject, f"migrations pending: it {at}, the newest is {head}: run campaign-sync migrate",
         USAGE,
     )  # fmt: skip
+
+
+def _absent(database_url: str, schema: str | None) -> str | None:
+    """What the newest schema has that the database lacks, and the fix; None: nothing.
+    A view or table dropped by hand passed as 'schema at the newest revision'."""
+    engine = make_engine(database_url, schema=schema)
+    try:
+        tables, views = missing_objects(engine)
+    finally:
+        engine.dispose()
+    if tables:
+        return (
+            f"the schema is recorded as the newest but lacks the table(s) {', '.join(tables)}: "
+            "restore them from a backup, or migrate a new database and sync it afresh"
+        )
+    if views:
+        return (
+            f"the schema lacks the view(s) {', '.join(views)}: run campaign-sync migrate, "
+            "which makes missing views again"
+        )
+    return None
 
 
 def rejected_key(error: AuthenticationInvalid, app: ResolvedApp) -> str:

@@ -372,6 +372,7 @@ def migrate(verbose: bool, adopt: bool) -> None:
     from campaign_sync.db.migrate import (
         UnrecordedSchema,
         current_revision,
+        restore_views,
         unrecorded_schema,
         upgrade,
     )
@@ -409,6 +410,9 @@ def migrate(verbose: bool, adopt: bool) -> None:
         click.echo(f"database schema already at revision {after} ({where})")
     else:
         click.echo(f"database schema from revision {before or '(empty)'} to {after} ({where})")
+    restored = restore_views(settings.database_url, schema)
+    if restored:
+        click.echo(f"made again the views that were missing: {', '.join(restored)}")
 
 
 @main.command(short_help="One pass over every app and type, then exit.")

@@ -343,3 +343,39 @@ def test_0013_keeps_an_analysts_own_view_on_v_campaign_versions(fresh_pg_url: st
             assert conn.execute(text("select live_as_sent from v_campaign_versions")).all() == []
     finally:
         engine.dispose()
+
+
+def test_views_dropped_by_hand_are_named_by_check_and_made_again_by_migrate(
+    empty_url: str,
+) -> None:
+    """A view of ours dropped by hand stayed missing: migrate said 'already at revision',
+    check said ready (a review's find). check names it (exit 2) and migrate makes it
+    again, with its description; a table dropped is named with its own fix."""
+    from campaign_sync.check import check_database
+
+    migrate.upgrade(empty_url)
+    engine = make_engine(empty_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("drop view v_campaign_changes"))
+            conn.execute(text("drop view v_campaign_versions"))
+        finding = check_database(empty_url)
+        assert (finding.code, finding.message) == (
+            2,
+            "the schema lacks the view(s) v_campaign_versions, v_campaign_changes: run "
+            "campaign-sync migrate, which makes missing views again",
+        )
+        assert migrate.restore_views(empty_url) == ["v_campaign_versions", "v_campaign_changes"]
+        assert migrate.restore_views(empty_url) == []
+        assert check_database(empty_url).code == 0
+        with engine.connect() as conn:
+            assert conn.execute(text("select * from v_campaign_changes")).all() == []
+        assert migrate.missing_objects(engine) == ([], [])
+        with engine.begin() as conn:
+            conn.execute(text("drop table campaign_updates"))
+        assert check_database(empty_url).message == (
+            "the schema is recorded as the newest but lacks the table(s) campaign_updates: "
+            "restore them from a backup, or migrate a new database and sync it afresh"
+        )
+    finally:
+        engine.dispose()

@@ -9,9 +9,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Column, Constraint, Engine, Index, Table
+from sqlalchemy import Column, Constraint, Engine, Index, Table, inspect
 
 import campaign_sync.migrations
+from campaign_sync.db.models import metadata
 from campaign_sync.db.revisions import (
     HEAD_REVISION,
     KNOWN_REVISIONS,
@@ -26,6 +27,7 @@ from campaign_sync.db.revisions import (
     unrecorded_schema,
 )
 from campaign_sync.db.session import create_schema, make_engine
+from campaign_sync.db.views import DESCRIBED_VIEWS, comment_views, create_views
 
 
 def alembic_config(database_url: str, schema: str | None = None) -> Config:
@@ -63,6 +65,34 @@ def upgrade(database_url: str, revision: str = "head", *, schema: str | None = N
     return config.attributes.get("found_revision", current)
 
 
+def missing_objects(engine: Engine) -> tuple[list[str], list[str]]:
+    """Our tables and our views the newest revision has that the database lacks (dropped
+    by hand, or a partial restore): (tables, views), each in creation order."""
+    found = inspect(engine)
+    present = set(found.get_table_names()) | set(found.get_view_names())
+    tables = [name for name in metadata.tables if name not in present]
+    views = [view.name for view in DESCRIBED_VIEWS if view.name not in present]
+    return tables, views
+
+
+def restore_views(database_url: str, schema: str | None = None) -> list[str]:
+    """At the newest revision, make again, with their descriptions, the views of ours the
+    database lacks: they hold no data, and a view dropped by hand stayed missing while
+    `migrate` said the schema was current. Returns their names (creation order)."""
+    engine = make_engine(database_url, schema=schema)
+    try:
+        _, missing = missing_objects(engine)
+        if not missing:
+            return []
+        remade = tuple(view for view in DESCRIBED_VIEWS if view.name in missing)
+        with engine.begin() as conn:
+            create_views(conn, remade, if_missing=True)
+            comment_views(conn, remade)
+        return missing
+    finally:
+        engine.dispose()
+
+
 def downgrade(database_url: str, revision: str, *, schema: str | None = None) -> None:
     command.downgrade(alembic_config(database_url, schema), revision)
 
@@ -98,8 +128,6 @@ def adopt(database_url: str, schema: str | None = None) -> str | None:
 
 def _refuse_differences(engine: Engine, revision: str) -> None:
     from alembic.autogenerate import compare_metadata
-
-    from campaign_sync.db.models import metadata
 
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})

@@ -831,12 +831,20 @@ PUSH_VIEWS: tuple[View, ...] = (
 DESCRIBED_VIEWS = VIEWS + PUSH_VIEWS  # every view campaign-sync creates, for comments and docs
 
 
-def create_views(conn: Connection, views: tuple[View, ...] = VIEWS) -> None:
-    """Create every view of `views` (in order: later views read earlier ones)."""
+def create_views(
+    conn: Connection, views: tuple[View, ...] = VIEWS, *, if_missing: bool = False
+) -> None:
+    """Create every view of `views` (in order: later views read earlier ones).
+    `if_missing`: one another process made meanwhile is no error (PostgreSQL's CREATE OR
+    REPLACE, SQLite's IF NOT EXISTS)."""
     j = json_sql(conn.dialect.name)
+    create = "create view"
+    if if_missing:
+        postgresql = conn.dialect.name == "postgresql"
+        create = "create or replace view" if postgresql else "create view if not exists"
     for view in views:
         assert view.sql is not None
-        conn.execute(text(f"create view {view.name} as {view.sql(j)}"))
+        conn.execute(text(f"{create} {view.name} as {view.sql(j)}"))
 
 
 def _literal(value: str) -> str:

@@ -1157,38 +1157,10 @@ def test_a_resumed_sweep_meeting_another_apps_list_marks_nothing_deleted(
     """A pass stopped midway, resumed with another app's key: the other list was swept as
     if it continued from the stop, and the first app's campaigns after it were asked with
     that key (404) and marked deleted, 120 of 600, by a pass that succeeded."""
-    import asyncio
-
-    from campaign_sync.runner import sync_apps
-    from campaign_sync.sync_pass import PassOptions
-    from tests.conftest import make_app, make_settings
-    from tests.fake_batch import BASE_URL
-
     for index in range(600):
         fake.add(PUSH, f"c{index:03d}")
     assert sync_fake(pg_url, fake)[0].status == "succeeded"
-
-    async def interrupted() -> list[Any]:
-        stop, views = asyncio.Event(), [0]
-
-        def handler(request: httpx.Request) -> httpx.Response:
-            if "/list" not in request.url.path:
-                views[0] += 1
-                if views[0] > 250:
-                    stop.set()
-            return fake.handler(request)
-
-        engine = make_engine(pg_url)
-        try:
-            return await sync_apps(
-                engine, make_settings(BASE_URL, pg_url), [make_app()], (PUSH,),
-                PassOptions(full_refresh=True), stop=stop, transport=httpx.MockTransport(handler),
-            )  # fmt: skip
-        finally:
-            engine.dispose()
-
-    [stopped] = asyncio.run(interrupted())
-    assert stopped.status == "interrupted"
+    assert _stopped_after(pg_url, fake, 250, full_refresh=True).status == "interrupted"
     other = FakeBatch()  # what the key of another app lists; it answers 404 for ours
     for index in range(20):
         other.add(PUSH, f"other{index:02d}")

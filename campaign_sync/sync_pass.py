@@ -544,7 +544,7 @@ class SyncPass:
                 "none of them. If that is right, run campaign-sync sync --allow-mass-delete"
             )
         refuse_mass_delete(
-            len(candidates), stored, label,
+            found.baseline_unseen, stored, label,
             why="the list no longer shows them, or their details answer 404",
             allow_mass_delete=self.options.allow_mass_delete,
         )  # fmt: skip

@@ -1260,5 +1260,56 @@ def test_another_apps_longer_list_cannot_dilute_the_mass_delete_rule(
         [result] = sync_fake(pg_url, other)
         assert (result.status, result.counts.campaigns_deleted) == ("failed", 0)
         assert "refusing to mark all 250 stored" in (result.error or "")
-    [back] = sync_fake(pg_url, fake)  # the right key again: theirs are the deletions now
-    assert back.status == "failed" and f"refusing to mark {theirs} of" in (back.error or "")
+    [back] = sync_fake(pg_url, fake)  # the right key again: theirs, stored since, are gone
+    assert (back.status, back.counts.campaigns_deleted) == ("succeeded", theirs)
+
+
+def _forget(fake: FakeBatch, tokens: set[str]) -> None:
+    """Batch deletes these push campaigns: out of the list, their views answer 404."""
+    fake.entries[PUSH] = [
+        e for e in fake.entries[PUSH] if json.loads(e)["campaign_token"] not in tokens
+    ]
+    for token in tokens:
+        del fake.details[(PUSH, token)]
+
+
+def test_a_wrong_key_back_after_its_campaigns_were_cleaned_marks_nothing_deleted(
+    pg_url: str, fake: FakeBatch
+) -> None:
+    """Right key, wrong key (refused), right key (the other app's 5 deleted), wrong key
+    again: its 5 came back restored, counted in the baseline as stored by the last complete
+    sweep, and all 8 of ours were marked deleted by a pass that succeeded (a review's
+    find). What was restored since that sweep is out of the baseline."""
+    for index in range(8):
+        fake.add(PUSH, f"c{index}")
+    other = FakeBatch()
+    for index in range(5):
+        other.add(PUSH, f"other{index}")
+    outcomes = [sync_fake(pg_url, batch)[0] for batch in (fake, other, fake, other)]
+    assert [(r.status, r.counts.campaigns_deleted) for r in outcomes] == [
+        ("succeeded", 0), ("failed", 0), ("succeeded", 5), ("failed", 0)
+    ]  # fmt: skip
+    assert "refusing to mark all 8 stored" in (outcomes[3].error or "")
+
+
+def test_campaigns_a_stopped_sweep_stored_then_deleted_in_batch_are_marked_deleted(
+    pg_url: str, fake: FakeBatch
+) -> None:
+    """30 campaigns synced, 40 created, a pass stopped after storing some of those, the 40
+    deleted in Batch: every later pass was refused as '40 of 30', the candidates stored
+    since the last complete sweep weighed against a baseline without them (a review's
+    find). They are confirmed one by one (404) and marked deleted."""
+    for index in range(30):
+        fake.add(PUSH, f"c{index:02d}")
+    assert sync_fake(pg_url, fake)[0].status == "succeeded"
+    for index in range(40):
+        fake.add(PUSH, f"new{index:02d}")
+    assert _stopped_after(pg_url, fake, 35, full_refresh=True).status == "interrupted"
+    engine = make_engine(pg_url)
+    with engine.connect() as conn:
+        stored = conn.execute(text("select count(*) from campaigns")).scalar_one()
+    engine.dispose()
+    assert stored > 30
+    _forget(fake, {f"new{index:02d}" for index in range(40)})
+    [result] = sync_fake(pg_url, fake, full_refresh=True)
+    assert (result.status, result.counts.campaigns_deleted) == ("succeeded", stored - 30)

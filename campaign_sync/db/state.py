@@ -9,7 +9,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, exists, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    case,
+    exists,
+    func,
+    insert,
+    select,
+    true,
+    update,
+)
 
 from campaign_sync.db.history import append_versions
 from campaign_sync.db.models import (
@@ -58,18 +69,6 @@ def refuse_mass_delete(
             f"refusing to mark {marked} of {stored} stored {label} as deleted: {why}. If that "
             "is right, run campaign-sync sync --allow-mass-delete"
         )
-
-
-def alive_campaigns(
-    conn: Connection, app: str, campaign_type: CampaignType, *, before: datetime | None = None
-) -> int:
-    """How many campaigns of `app` and `campaign_type` are stored and not deleted (first
-    seen before `before`, when given)."""
-    c = campaigns.c
-    alive = and_(c.app == app, c.campaign_type == campaign_type.value, c.deleted_at.is_(None))
-    if before is not None:
-        alive = and_(alive, c.first_seen_at < before)
-    return int(conn.execute(select(func.count()).where(alive)).scalar_one())
 
 
 @dataclass(frozen=True)
@@ -278,10 +277,10 @@ def _unseen(app: str, campaign_type: CampaignType, sweep_id: int) -> ColumnEleme
 @dataclass(frozen=True)
 class DeletionCandidates:
     """After a complete sweep: `tokens`, the stored campaigns not deleted that the sweep
-    did not show; `baseline`, the mass-delete rule's base (campaigns stored and not
-    deleted that the last complete sweep had stored: first seen before it ended, or
+    did not show; `baseline`, the mass-delete rule's base: the campaigns not deleted that
+    were so when the last complete sweep ended (first seen before it, not restored since;
     before this sweep began when there was none); `baseline_unseen`, how many of those
-    the sweep did not show."""
+    the sweep did not show: the count the rule weighs."""
 
     tokens: list[str]
     baseline: int
@@ -291,12 +290,13 @@ class DeletionCandidates:
 def deletion_candidates(
     conn: Connection, app: str, campaign_type: CampaignType, *, sweep_id: int
 ) -> DeletionCandidates:
-    """The deletion candidates of sweep `sweep_id` and the mass-delete rule's baseline
-    (`DeletionCandidates`). Counting campaigns stored since the last complete sweep let
-    another app's list (a wrong key) dilute the rule: its 300 campaigns stored by a pass
-    the rule refused, the next pass with that key found our 250 under half of the 550 and
-    marked them deleted (a review's find; before, the baseline was what was stored when
-    this sweep began, which only kept this sweep's own from counting)."""
+    """The deletion candidates of sweep `sweep_id` and the mass-delete rule's figures
+    (`DeletionCandidates`). What was stored since the last complete sweep stays out of
+    the rule: another app's list (a wrong key) stored by a pass the rule refused diluted
+    it (the next pass with that key found our 250 under half of 550 and marked them
+    deleted), and so did such campaigns deleted by the right key, then restored by the
+    wrong one; counted as candidates against a baseline without them, campaigns stored by
+    a stopped sweep and deleted in Batch since were refused for ever ('40 of 30')."""
     state = conn.execute(
         select(sync_state.c.sweep_started_at, sync_state.c.last_complete_sweep_at).where(
             sync_state.c.app == app, sync_state.c.campaign_type == campaign_type.value
@@ -304,16 +304,26 @@ def deletion_candidates(
     ).one()
     started, completed = state
     cutoff = min(completed, started) if completed and started else completed or started
-    unseen = _unseen(app, campaign_type, sweep_id)
+    c, v = campaigns.c, campaign_versions.c
+    if cutoff is None:
+        in_baseline: ColumnElement[bool] = true()
+    else:
+        restored_since = exists().where(
+            v.campaign_id == c.id,
+            v.change_kind == ChangeKind.RESTORED.value,
+            v.valid_from >= cutoff,
+        )
+        in_baseline = and_(c.first_seen_at < cutoff, ~restored_since)
+    alive = and_(c.app == app, c.campaign_type == campaign_type.value, c.deleted_at.is_(None))
+    baseline = conn.execute(select(func.count()).where(alive, in_baseline)).scalar_one()
     found = conn.execute(
-        select(campaigns.c.campaign_token, campaigns.c.first_seen_at).where(unseen)
+        select(c.campaign_token, case((in_baseline, 1), else_=0)).where(
+            _unseen(app, campaign_type, sweep_id)
+        )
+    ).all()
+    return DeletionCandidates(
+        [token for token, _ in found], int(baseline), sum(old for _, old in found)
     )
-    tokens, old = [], 0
-    for token, first_seen in found:
-        tokens.append(token)
-        old += cutoff is None or first_seen < cutoff
-    baseline = alive_campaigns(conn, app, campaign_type, before=cutoff)
-    return DeletionCandidates(tokens, baseline, old if cutoff is not None else len(tokens))
 
 
 def tombstone_unseen(

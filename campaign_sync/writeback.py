@@ -43,7 +43,7 @@ from campaign_sync.domain import CampaignType
 from campaign_sync.plan import PageLoad, plan_page
 from campaign_sync.runner import make_client
 from campaign_sync.storable import storable
-from campaign_sync.transform import kind_of, stable_hash
+from campaign_sync.transform import INT32, kind_of, stable_hash
 
 Changes = dict[str, Any]  # dotted path ("trigger.capping") -> new value
 _MISSING = object()
@@ -105,7 +105,16 @@ def _decode(raw: str, where: str) -> Any:
     def no_constant(name: str) -> Any:
         raise UsageError(f"{where}: {name} is not JSON: give a number")
 
-    return json.loads(raw, parse_float=finite, parse_constant=no_constant)
+    def once_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [key for key, _ in pairs]
+        twice = sorted({key for key in keys if keys.count(key) > 1})
+        if twice:  # json keeps the last silently: {"name": "a", "name": "b"} sent "b"
+            raise UsageError(f"{where}: the key {twice[0]!r} is given twice in one object")
+        return dict(pairs)
+
+    return json.loads(
+        raw, parse_float=finite, parse_constant=no_constant, object_pairs_hook=once_each
+    )
 
 
 # JSON text starts with one of these; a --set value that does not is taken as plain text
@@ -129,22 +138,25 @@ def parse_changes(
     given: dict[str, str] = {}  # field path -> the flag that gave it
     if from_file:
         try:
-            document = _decode(Path(from_file).read_text(), f"--from-file {from_file}")
+            # utf-8-sig: a byte-order mark, as some editors write, is no JSON error.
+            text_read = Path(from_file).read_text(encoding="utf-8-sig")
+            document = _decode(text_read, f"--from-file {from_file}")
         except ValueError as error:
             raise UsageError(f"--from-file {from_file} is not valid JSON: {error}") from None
         except RecursionError:
             raise UsageError(f"--from-file {from_file}: JSON nested too deeply") from None
         if not isinstance(document, dict):
             raise UsageError(f"--from-file {from_file} must hold a JSON object of fields")
-        changes.update(document)
-        given.update(dict.fromkeys(document, f"--from-file {from_file}"))
+        for path, value in document.items():
+            _check_path(path, f"--from-file {from_file}")
+            _once(given, path, f"--from-file {from_file}")
+            changes[path] = value
     for assignment in assignments:
         field, separator, raw = assignment.partition("=")
         field = field.strip()
         if not separator or not field:
             raise UsageError(f"--set takes FIELD=JSON, got {assignment!r}")
-        if any(not part.strip() for part in field.split(".")):  # trigger.=3, .=3
-            raise UsageError(f"--set {field!r}: a field path with an empty part")
+        _check_path(field, "--set")
         try:
             value = _decode(raw, f"--set {field}")
         except ValueError as error:
@@ -177,12 +189,28 @@ def parse_changes(
     return changes
 
 
+def _check_path(path: str, flag: str) -> None:
+    """Raises UsageError for a field path with an empty part (trigger.=3, trigger..capping)
+    or a part with spaces around it ("trigger. capping" sent a key " capping")."""
+    parts = path.split(".")
+    if any(not part for part in parts) or any(part != part.strip() for part in parts):
+        raise UsageError(f"{flag} {path!r}: a field path with an empty part or spaces around one")
+
+
 def _once(given: dict[str, str], field: str, flag: str) -> None:
-    """Record that `flag` gives `field`; raises UsageError when a flag gave it already:
-    --name beside --set name (or the file's name) silently won."""
-    if field in given:
-        both = f"{flag} is given twice" if given[field] == flag else f"{given[field]} and {flag}"
-        raise UsageError(f"{both}: both change {field}; keep one")
+    """Record that `flag` gives `field`; raises UsageError when a flag gave it already, or
+    a path inside it or around it: --name beside --set name (or the file's name) silently
+    won, and --set trigger={...} after --set trigger.capping=5 dropped the capping."""
+    for path, earlier in given.items():
+        if path == field:
+            both = f"{flag} is given twice" if earlier == flag else f"{earlier} and {flag}"
+            raise UsageError(f"{both}: both change {field}; keep one")
+        if path.startswith(f"{field}.") or field.startswith(f"{path}."):
+            outer, inner = sorted((path, field), key=len)
+            raise UsageError(
+                f"{earlier} and {flag} both change {inner}: keep one, or give {inner} inside "
+                f"the value for {outer}"
+            )
     given[field] = flag
 
 
@@ -235,6 +263,8 @@ def validate(payload: dict[str, Any]) -> list[str]:
     if not isinstance(name, str) or len(name.strip()) < 3:
         problems.append("name must be text of at least 3 characters")
     for field, types in KNOWN_TYPES.items():
+        if field == "name" and problems:  # said once: "name must be text of at least 3..."
+            continue
         if field in payload and payload[field] is not None and field not in COUNTS:
             value = payload[field]
             if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
@@ -247,8 +277,8 @@ def validate(payload: dict[str, Any]) -> list[str]:
         if not isinstance(holder, dict) or holder.get(key) is None:
             continue
         value = holder[key]
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            problems.append(f"{path} must be a whole number >= 0")
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= INT32:
+            problems.append(f"{path} must be a whole number from 0 to {INT32}")
     return problems
 
 

@@ -294,7 +294,8 @@ def test_bad_changes_are_usage_errors() -> None:
         apply_changes({"name": "abc", "trigger": 5}, {"trigger.capping": 1})
 
 
-NOT_A_COUNT = "trigger.capping must be a whole number >= 0"
+NOT_A_COUNT = "trigger.capping must be a whole number from 0 to 2147483647"
+NOT_A_TOP_COUNT = "capping must be a whole number from 0 to 2147483647"
 
 
 @pytest.mark.parametrize(
@@ -303,19 +304,22 @@ NOT_A_COUNT = "trigger.capping must be a whole number >= 0"
         ({"name": "Sale", "capping": 0, "trigger": {"capping": 10}}, []),
         ({"name": "Sale", "capping": None, "trigger": {"capping": None}}, []),  # as Batch sends
         ({"name": "Sale", "trigger": {"when": "now"}}, []),
-        ({"name": "Sale", "capping": -5}, ["capping must be a whole number >= 0"]),
+        ({"name": "Sale", "capping": -5}, ["capping must be a whole number from 0 to 2147483647"]),
         ({"name": "Sale", "trigger": {"capping": -1}}, [NOT_A_COUNT]),
         ({"name": "Sale", "trigger": {"capping": 2.5}}, [NOT_A_COUNT]),
         ({"name": "Sale", "trigger": {"capping": True}}, [NOT_A_COUNT]),
         ({"name": "Sale", "trigger": {"capping": "3"}}, [NOT_A_COUNT]),
-        ({"name": "Sale", "capping": 1.5}, ["capping must be a whole number >= 0"]),
-        ({"name": "Sale", "capping": False}, ["capping must be a whole number >= 0"]),
+        ({"name": "Sale", "capping": 1.5}, [NOT_A_TOP_COUNT]),
+        ({"name": "Sale", "capping": False}, [NOT_A_TOP_COUNT]),
         ({"name": "Sale", "trigger": "soon"}, ["trigger must be an object, got text"]),
         # Words, not Python's type names ("labels must be list").
         ({"name": "Sale", "labels": "x"}, ["labels must be an array, got text"]),
         ({"name": "Sale", "end_date": 5}, ["end_date must be text, got a number"]),
         ({"name": "Sale", "live": 1}, ["live must be true or false, got a number"]),
         ({"name": "Sale", "priority": True}, ["priority must be text, got a boolean"]),
+        ({"name": "Sale", "capping": 10**29}, ["capping must be a whole number from 0 to "
+                                                "2147483647"]),
+        ({"name": 123}, ["name must be text of at least 3 characters"]),  # said once
     ],
 )  # fmt: skip
 def test_both_cappings_are_counts(payload: dict[str, Any], problems: list[str]) -> None:
@@ -553,6 +557,20 @@ def test_a_database_that_cannot_record_the_update_stops_it_before_batch_gets_it(
          "--set name is given twice: both change name; keep one"),
         ({"live": "true"}, '{"live": false}', "--live: both change live; keep one"),
         ({}, '{"capping": 1e999}', ": 1e999 is a number no 64-bit float holds"),
+        # Overlapping paths: the object given last dropped the capping given first.
+        ({"assignments": ["trigger.capping=5", 'trigger={"when": "NOW"}']}, None,
+         "--set trigger.capping and --set trigger both change trigger.capping: keep one, or "
+         "give trigger.capping inside the value for trigger"),
+        ({"assignments": ["trigger.capping=9"]}, '{"trigger": {"when": "NOW"}}',
+         "both change trigger.capping"),
+        # A part with spaces sent a key " capping"; an empty one in a file built a "" key.
+        ({"assignments": ["trigger. capping=3"]}, None,
+         "--set 'trigger. capping': a field path with an empty part or spaces around one"),
+        ({}, '{"trigger..capping": 3}', "a field path with an empty part or spaces around one"),
+        # A key twice in one object: json kept the last silently.
+        ({"assignments": ['trigger={"capping": 1, "capping": 2}']}, None,
+         "--set trigger: the key 'capping' is given twice in one object"),
+        ({}, '{"name": "abcd", "name": "efgh"}', "the key 'name' is given twice in one object"),
     ],
 )  # fmt: skip
 def test_a_change_given_twice_or_as_broken_json_is_refused_in_words(
@@ -569,3 +587,10 @@ def test_a_change_given_twice_or_as_broken_json_is_refused_in_words(
         "name": "3rd wave",
         "trigger.capping": 2,
     }  # text that is no JSON and does not look like it is still taken as is
+
+
+def test_a_changes_file_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    """Some editors write UTF-8 with a byte-order mark: it was refused as no JSON."""
+    path = tmp_path / "changes.json"
+    path.write_bytes(b'\xef\xbb\xbf{"name": "Spring sale"}')
+    assert parse_changes(from_file=str(path)) == {"name": "Spring sale"}

@@ -45,6 +45,7 @@ def mock_client(
     attempts: int = 5,
     seconds: float = 30.0,
     concurrency: int = 4,
+    backoff: float = 0.01,
 ) -> BatchClient:
     return BatchClient(
         app="ios",
@@ -59,8 +60,8 @@ def mock_client(
             retry=RetryBudget(
                 max_attempts=attempts,
                 max_seconds=seconds,
-                backoff_initial_seconds=0.01,
-                backoff_max_seconds=0.05,
+                backoff_initial_seconds=backoff,
+                backoff_max_seconds=max(0.05, backoff),
             ),
         ),
         transport=httpx.MockTransport(handler),

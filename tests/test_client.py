@@ -471,3 +471,30 @@ def test_a_call_counts_once_its_first_request_is_sent() -> None:
     counts = asyncio.run(scenario())
     assert sent == ["first", "again", "again"]
     assert (counts.detail_calls, counts.retries) == (2, 1)
+
+
+def test_a_retry_a_stop_abandoned_during_its_backoff_is_not_counted() -> None:
+    """sync_runs.retries counted a retry when its backoff began: a stop during the wait
+    left 84 retries recorded and none sent (a review's find). A retry counts when it is
+    sent."""
+    first_sent = asyncio.Event()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        first_sent.set()
+        return batch_error(503, "SERVICE_UNAVAILABLE", 1)
+
+    async def scenario() -> RunCounts:
+        counts = RunCounts()
+        async with mock_client(handler, backoff=5.0) as client:
+            call = asyncio.create_task(
+                client.view_campaign(CampaignType.PUSH, "flaky", counts=counts)
+            )
+            await first_sent.wait()
+            await asyncio.sleep(0.05)  # in the 5 s backoff now
+            call.cancel()  # as a stopping pass cancels it
+            with contextlib.suppress(asyncio.CancelledError):
+                await call
+        return counts
+
+    counts = asyncio.run(scenario())
+    assert (counts.detail_calls, counts.retries) == (1, 0)

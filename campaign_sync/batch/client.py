@@ -267,7 +267,8 @@ class BatchClient:
         """One call (its retries included): the answer's body, parsed as `expect`. `counted`
         names the counter of `counts` this call adds one to, once its first request is
         sent (a call still waiting for a slot or the pace when the pass stops was counted,
-        and sync_runs showed detail calls that were never made)."""
+        and sync_runs showed detail calls that were never made); each later request adds
+        one to `counts.retries`, as it is sent."""
         route = endpoint.route(campaign_type)
         sent = False
         path = endpoint.path(self._api_key, campaign_type, token)
@@ -283,8 +284,13 @@ class BatchClient:
             nonlocal sent
             async with self._slots:
                 sent_at = await self.gate.acquire()
-                if not sent and counts is not None and counted is not None:
-                    setattr(counts, counted, getattr(counts, counted) + 1)
+                if counts is not None:
+                    # Counted as they go out: a retry a stop abandoned during its backoff
+                    # was counted (84 recorded, none sent).
+                    if sent:
+                        counts.retries += 1
+                    elif counted is not None:
+                        setattr(counts, counted, getattr(counts, counted) + 1)
                 sent = True
                 try:
                     response = await self._http.request(
@@ -327,8 +333,6 @@ class BatchClient:
             return self._parse(response, route, expect, token, endpoint is VIEW)
 
         def retried() -> None:
-            if counts is not None:
-                counts.retries += 1
             self._emit(Retrying(self.app, campaign_type, route))
 
         deadline, named_by = self.options.retry.max_seconds, self.options.retry.named_by

@@ -310,23 +310,25 @@ def metrics_address_problem(settings: Settings) -> tuple[str, bool] | None:
     host, port = settings.metrics_host, settings.metrics_port
     if port == 0:
         return None
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds it
-        try:
+    try:  # as uvicorn binds it: IPv6 when the host has a ':', SO_REUSEADDR
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind((host, port))
-        except OSError as error:
-            if isinstance(error, socket.gaierror) or error.errno == errno.EADDRNOTAVAIL:
-                return (  # the host is wrong, not the port
-                    f"{settings.source_of('metrics_host')}: {host!r} is no address of this "
-                    f"machine ({error.strerror}): 127.0.0.1 for this machine only, 0.0.0.0 "
-                    "for every interface",
-                    True,
-                )
-            return (
-                f"{settings.source_of('metrics_port')}: port {port} cannot be used on {host} "
-                f"({error.strerror}): choose another port, or 0 to turn metrics off",
-                False,
+    except OSError as error:
+        # Only a taken or privileged port is the port's fault: any other error (no such
+        # address, a link-local one without its zone: EINVAL; no IPv6 here) is the host's.
+        if error.errno not in (errno.EADDRINUSE, errno.EACCES):
+            return (  # the host is wrong, not the port
+                f"{settings.source_of('metrics_host')}: {host!r} is no address of this "
+                f"machine ({error.strerror}): 127.0.0.1 for this machine only, 0.0.0.0 "
+                "for every interface",
+                True,
             )
+        return (
+            f"{settings.source_of('metrics_port')}: port {port} cannot be used on {host} "
+            f"({error.strerror}): choose another port, or 0 to turn metrics off",
+            False,
+        )
     return None
 
 

@@ -719,13 +719,23 @@ def _ordered_bounds(settings: Settings) -> None:
             return f"{_variable(field) or field} (the default)"
         return settings.source_of(field)
 
+    def shown(value: float) -> str:
+        return f"{value:g}" if float(f"{value:g}") == value else repr(value)
+
     for low, high in ORDERED_BOUNDS:
         least, most = getattr(settings, low), getattr(settings, high)
-        if least > most:
-            raise ConfigError(
-                f"settings: {named(low)} = {least:g} is above {named(high)} = {most:g}: the "
-                "least wait cannot exceed the longest; lower the first or raise the second"
-            )
+        if least <= most:
+            continue
+        said = f"{named(low)} = {shown(least)} is above {named(high)} = {shown(most)}"
+        if low not in settings.model_fields_set:
+            # Only the longest was set, below the least's default: accepted before this
+            # rule (the longest raised to the least), so kept working, and said.
+            log.warning("%s: the longest wait is taken as %s s", said, shown(least))
+            continue
+        raise ConfigError(
+            f"settings: {said}: the least wait cannot exceed the longest; lower the first "
+            "or raise the second"
+        )
 
 
 # What each pattern a setting must match means, in words: pydantic's own message quotes

@@ -352,3 +352,15 @@ def test_check_says_where_serve_would_answer_for_metrics(
         for extra, code, line in cases:
             result = run("check", env={**env_for(pg_url, sim_server), **extra})
             assert (result.exit_code, result.stdout.splitlines()[2]) == (code, line), extra
+
+
+@pytest.mark.parametrize("host", ["fe80::1%lo", "fe80::1", "256.1.1.1", "no such host.invalid"])
+def test_a_metrics_host_that_cannot_be_bound_is_the_hosts_fault(host: str) -> None:
+    """A link-local address without its zone failed with EINVAL and was reported as the
+    port being taken, 'ok', exit 0 (a review's find): only a taken or privileged port is
+    the port's fault."""
+    from campaign_sync.config import Settings
+
+    settings = Settings(metrics_host=host, metrics_port=49151)
+    problem = check_module.metrics_address_problem(settings)
+    assert problem is not None and problem[1] is True, problem

@@ -1246,6 +1246,9 @@ def test_an_app_given_its_rest_key_twice_is_refused(tmp_path: Path) -> None:
         ({}, "retry_backoff_initial_seconds = 40\n", {},
          "key retry_backoff_initial_seconds = 40 is above "
          "CAMPAIGN_SYNC_RETRY_BACKOFF_MAX_SECONDS (the default) = 30"),
+        ({"CAMPAIGN_SYNC_BACKOFF_MIN_SECONDS": "120.0000001"}, "", {},
+         "CAMPAIGN_SYNC_BACKOFF_MIN_SECONDS = 120.0000001 is above "
+         "CAMPAIGN_SYNC_BACKOFF_MAX_SECONDS (the default) = 120"),
         ({"CAMPAIGN_SYNC_RETRY_BACKOFF_INITIAL_SECONDS": "2"}, "",
          {"retry_backoff_max_seconds": 1},
          "CAMPAIGN_SYNC_RETRY_BACKOFF_INITIAL_SECONDS = 2 is above --retry-backoff-max-seconds "
@@ -1275,3 +1278,18 @@ def test_a_backoffs_least_wait_above_its_longest_is_refused(
     monkeypatch.setenv("CAMPAIGN_SYNC_BACKOFF_MIN_SECONDS", "7")
     monkeypatch.setenv("CAMPAIGN_SYNC_BACKOFF_MAX_SECONDS", "7")
     assert load_settings().backoff_max_seconds == 7
+
+
+def test_a_longest_wait_below_the_least_default_is_kept_and_said(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """CAMPAIGN_SYNC_BACKOFF_MAX_SECONDS=3 alone (the least wait's default is 5) was
+    accepted before the order rule, the longest raised to 5: it still is, with a warning,
+    so that a working configuration does not stop on upgrade (a review's find)."""
+    monkeypatch.setenv("CAMPAIGN_SYNC_BACKOFF_MAX_SECONDS", "3")
+    with caplog.at_level(logging.WARNING, logger="campaign_sync.config"):
+        assert load_settings().backoff_max_seconds == 3
+    assert (
+        "CAMPAIGN_SYNC_BACKOFF_MIN_SECONDS (the default) = 5 is above "
+        "CAMPAIGN_SYNC_BACKOFF_MAX_SECONDS = 3: the longest wait is taken as 5 s"
+    ) in caplog.text

@@ -4,7 +4,11 @@ simulator on a real loopback port, and a canary REST key that must never reach a
 from __future__ import annotations
 
 import logging
+import shutil
+import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
@@ -132,11 +136,23 @@ def fresh_pg_url(pg_server: PostgresServer) -> Iterator[str]:
     pg_server.drop_database(url)
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database migrated once per test process, its WAL folded into the file."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "campaign_sync.db"
+    migrate.upgrade(f"sqlite:///{path}")
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("pragma wal_checkpoint(truncate)")
+    return path
+
+
 @pytest.fixture
-def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'campaign_sync.db'}"
-    migrate.upgrade(url)
-    return url
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> str:
+    """A migrated SQLite database of the test's own: a copy of `sqlite_template` (the
+    migrations ran for each test before, about 100 times a suite)."""
+    path = tmp_path_factory.mktemp("sqlite") / "campaign_sync.db"
+    shutil.copyfile(sqlite_template, path)
+    return f"sqlite:///{path}"
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])

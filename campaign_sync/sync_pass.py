@@ -513,17 +513,19 @@ class SyncPass:
             return await asyncio.to_thread(write)
 
     async def _decide_deletions(self, sweep_id: int) -> None:
-        """After a complete sweep, the stored campaigns it did not show (left out of the
-        list, or answering 404 to a detail asked during the pass) are deletion candidates,
-        decided here at once, never page by page. A sweep that showed none of the stored
-        campaigns, or candidates past the mass-delete limit (`state.is_mass_delete`), are
-        refused (`MassDeleteRefused`) unless `--allow-mass-delete`. Then each candidate's
-        detail is asked, 100 at a time: only Batch's 404 confirms it (a list whose order
-        shifts between calls can leave a live campaign out, and marking it wrote false
-        `deleted` and `restored` versions); one that answers, or whose request fails, is
-        marked seen by this sweep and kept, for a later sweep to decide. A stop while asking
-        raises `StopRequested`: nothing is marked, the next pass resumes and asks again.
-        Cost: one detail call per candidate; an unchanged pass has none."""
+        """After a complete sweep, the stored campaigns it did not show (left out of the list,
+        or answering 404 to a detail asked during the pass) are deletion candidates, decided
+        here at once, never page by page. A sweep that showed none of the baseline's
+        campaigns (those alive when the last complete sweep ended:
+        `state.DeletionCandidates`), or left more of them unseen than the mass-delete limit
+        (`state.is_mass_delete`), is refused (`MassDeleteRefused`) unless
+        `--allow-mass-delete`; candidates stored since that sweep are not weighed. Then each
+        candidate's detail is asked, 100 at a time: only Batch's 404 confirms it (a list
+        whose order shifts between calls can leave a live campaign out, and marking it wrote
+        false `deleted` and `restored` versions); one that answers, or whose request fails,
+        is marked seen by this sweep and kept, for a later sweep to decide. A stop while
+        asking raises `StopRequested`: nothing is marked, the next pass resumes and asks
+        again. Cost: one detail call per candidate; an unchanged pass has none."""
         found = await asyncio.to_thread(
             read_with_reconnect,
             self.engine,

@@ -34,6 +34,7 @@ from campaign_sync.db.migrate import (
     ensure_current,
     head_revision,
     missing_objects,
+    missing_tables_problem,
 )
 from campaign_sync.db.models import metadata
 from campaign_sync.db.session import (
@@ -181,10 +182,7 @@ def _absent(database_url: str, schema: str | None) -> str | None:
     finally:
         engine.dispose()
     if tables:
-        return (
-            f"the schema is recorded as the newest but lacks the table(s) {', '.join(tables)}: "
-            "restore them from a backup, or migrate a new database and sync it afresh"
-        )
+        return missing_tables_problem(tables)
     if views:
         return (
             f"the schema lacks the view(s) {', '.join(views)}: run campaign-sync migrate, "

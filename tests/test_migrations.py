@@ -352,6 +352,7 @@ def test_views_dropped_by_hand_are_named_by_check_and_made_again_by_migrate(
     check said ready (a review's find). check names it (exit 2) and migrate makes it
     again, with its description; a table dropped is named with its own fix."""
     from campaign_sync.check import check_database
+    from campaign_sync.db.revisions import SchemaNotCurrent
 
     migrate.upgrade(empty_url)
     engine = make_engine(empty_url)
@@ -373,9 +374,13 @@ def test_views_dropped_by_hand_are_named_by_check_and_made_again_by_migrate(
         assert migrate.missing_objects(engine) == ([], [])
         with engine.begin() as conn:
             conn.execute(text("drop table campaign_updates"))
-        assert check_database(empty_url).message == (
+        lacking = (
             "the schema is recorded as the newest but lacks the table(s) campaign_updates: "
             "restore them from a backup, or migrate a new database and sync it afresh"
         )
+        assert check_database(empty_url).message == lacking
+        with pytest.raises(SchemaNotCurrent) as refused:  # not "relation ... does not exist"
+            migrate.restore_views(empty_url)
+        assert str(refused.value) == lacking
     finally:
         engine.dispose()

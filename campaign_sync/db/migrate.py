@@ -75,13 +75,24 @@ def missing_objects(engine: Engine) -> tuple[list[str], list[str]]:
     return tables, views
 
 
+def missing_tables_problem(tables: list[str]) -> str:
+    """What `check` and `migrate` say of tables of ours missing at the newest revision."""
+    return (
+        f"the schema is recorded as the newest but lacks the table(s) {', '.join(tables)}: "
+        "restore them from a backup, or migrate a new database and sync it afresh"
+    )
+
+
 def restore_views(database_url: str, schema: str | None = None) -> list[str]:
     """At the newest revision, make again, with their descriptions, the views of ours the
     database lacks: they hold no data, and a view dropped by hand stayed missing while
-    `migrate` said the schema was current. Returns their names (creation order)."""
+    `migrate` said the schema was current. Returns their names (creation order). Raises
+    `SchemaNotCurrent` when one of our tables is missing (the views would fail on it)."""
     engine = make_engine(database_url, schema=schema)
     try:
-        _, missing = missing_objects(engine)
+        tables, missing = missing_objects(engine)
+        if tables:
+            raise SchemaNotCurrent(missing_tables_problem(tables))
         if not missing:
             return []
         remade = tuple(view for view in DESCRIBED_VIEWS if view.name in missing)

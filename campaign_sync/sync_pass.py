@@ -38,6 +38,7 @@ from campaign_sync.db.state import (
     end_sweep,
     fail_abandoned_runs,
     finish_run,
+    key_refusal,
     pair_label,
     refuse_mass_delete,
     start_or_resume_sweep,
@@ -185,12 +186,17 @@ class SyncPass:
         return result
 
     async def _run_locked(self) -> PassResult:
-        def begin() -> tuple[int, int, SweepStart]:
+        def begin() -> tuple[int, int, SweepStart | str]:
             with self.engine.begin() as conn:
                 abandoned = fail_abandoned_runs(conn, self.app, self.campaign_type)
                 run_id = begin_run(
                     conn, self.app, self.campaign_type, full_refresh=self.options.full_refresh
                 )
+                refused = key_refusal(
+                    conn, self.app, self.campaign_type, self.client.key_fingerprint
+                )
+                if refused is not None:
+                    return abandoned, run_id, refused
                 start = start_or_resume_sweep(
                     conn,
                     self.app,
@@ -215,6 +221,14 @@ class SyncPass:
         with log_context(self.app, self.campaign_type.value, run_id):
             if abandoned:
                 log.warning("marked %d abandoned run(s) as failed", abandoned)
+            if isinstance(start, str):  # another key than the campaigns were synced with
+                log.error("pass refused: %s", start)
+                await asyncio.to_thread(
+                    self._finish, run_id, PassStatus.FAILED, replace(self.counts), 0, False, start
+                )
+                return PassResult(
+                    self.app, self.campaign_type, PassStatus.FAILED, run_id, self.counts, start
+                )
             if start.resumed and start.position is not None:
                 log.info("resuming sweep %d at offset %d", start.sweep_id, start.position.offset)
             return await self._drive(run_id, start)

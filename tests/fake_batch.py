@@ -19,7 +19,7 @@ from campaign_sync.db.session import make_engine
 from campaign_sync.push_stats import StatsPolicy
 from campaign_sync.runner import sync_apps
 from campaign_sync.sync_pass import PassOptions, PassResult
-from tests.conftest import make_app, make_settings
+from tests.conftest import API_KEY, make_app, make_settings
 
 PUSH, IN_APP = CampaignType.PUSH, CampaignType.IN_APP
 BASE_URL = "https://batch.test"
@@ -106,11 +106,12 @@ def sync_fake(
     allow_mass_delete: bool = False,
     full_refresh: bool = False,
     stats: StatsPolicy | None = None,
+    api_key: str = API_KEY,
     **settings: Any,
 ) -> list[PassResult]:
     return sync_through(
         url, fake.handler, types, allow_mass_delete=allow_mass_delete,
-        full_refresh=full_refresh, stats=stats, **settings,
+        full_refresh=full_refresh, stats=stats, api_key=api_key, **settings,
     )  # fmt: skip
 
 
@@ -122,16 +123,18 @@ def sync_through(
     allow_mass_delete: bool = False,
     full_refresh: bool = False,
     stats: StatsPolicy | None = None,
+    api_key: str = API_KEY,
     **settings: Any,
 ) -> list[PassResult]:
-    """The default app's passes against Batch answered by `handler` (httpx.MockTransport)."""
+    """The default app's passes against Batch answered by `handler` (httpx.MockTransport),
+    with `api_key` as its live API key."""
     engine = make_engine(url)
     try:
         return asyncio.run(
             sync_apps(
                 engine,
                 make_settings(BASE_URL, url, **settings),
-                [make_app()],
+                [make_app(api_key=api_key)],
                 types,
                 PassOptions(
                     allow_mass_delete=allow_mass_delete, full_refresh=full_refresh, stats=stats

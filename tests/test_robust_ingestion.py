@@ -1313,3 +1313,42 @@ def test_campaigns_a_stopped_sweep_stored_then_deleted_in_batch_are_marked_delet
     _forget(fake, {f"new{index:02d}" for index in range(40)})
     [result] = sync_fake(pg_url, fake, full_refresh=True)
     assert (result.status, result.counts.campaigns_deleted) == ("succeeded", stored - 30)
+
+
+def test_a_pass_with_another_live_api_key_is_refused_until_a_state_reset(
+    pg_url: str, fake: FakeBatch
+) -> None:
+    """Batch's live API key names one app: another key is another app's list. Its
+    campaigns were stored under ours and ours, answering it 404, were marked deleted
+    whenever the mass-delete rule could not tell (a first pass never completed, an app
+    empty at its last complete sweep, a confirmation that failed: a review's finds). A
+    pass with another key than the campaigns were swept with is refused before anything
+    is asked; `state reset` forgets the key, and the next pass records its own."""
+    from campaign_sync.db.cursor import read_cursors, reset_cursors
+
+    for index in range(8):
+        fake.add(PUSH, f"c{index}")
+    assert sync_fake(pg_url, fake)[0].status == "succeeded"
+    other = FakeBatch()
+    for index in range(20):
+        other.add(PUSH, f"other{index:02d}")
+    calls = len(other.raw_paths)
+    [refused] = sync_fake(pg_url, other, api_key="ANOTHERAPPKEY0001")
+    assert refused.status == "failed"
+    assert "the live API key of app 'default' is not the one its push campaigns were " in (
+        refused.error or ""
+    )
+    assert len(other.raw_paths) == calls  # nothing asked
+    engine = make_engine(pg_url)
+    with engine.connect() as conn:
+        assert conn.execute(text("select count(*) from campaigns")).scalar() == 8
+        runs = conn.execute(text("select status, error from sync_runs order by id")).all()
+    assert [status for status, _ in runs] == ["succeeded", "failed"]
+    assert "state reset --app default" in runs[1][1]
+    assert sync_fake(pg_url, fake)[0].status == "succeeded"  # the right key is still known
+    reset_cursors(engine, read_cursors(engine))
+    engine.dispose()
+    [accepted] = sync_fake(pg_url, other, api_key="ANOTHERAPPKEY0001")
+    assert accepted.status == "failed" and "refusing to mark all 8" in (accepted.error or "")
+    [again] = sync_fake(pg_url, other, api_key="ANOTHERAPPKEY0001")
+    assert "is not the one" not in (again.error or "")  # the new key was recorded

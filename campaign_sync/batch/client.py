@@ -9,6 +9,7 @@ URL with the API key in it, and never the REST key.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -135,6 +136,10 @@ class BatchClient:
         self.app = app
         self.options = options or ClientOptions()
         self._api_key = api_key
+        # What sync_state keeps of the key (`db.state.key_fingerprint`), never the key.
+        self.key_fingerprint = hashlib.blake2b(
+            api_key.encode("utf-8", "surrogatepass"), digest_size=16, key=b"campaign-sync"
+        ).hexdigest()
         # Masked wherever they could show: log lines, and what Batch's answers say
         # (`error_from_response`), which may quote the request it refuses.
         register_secret(rest_api_key)  # first: its full mask wins if both keys are one

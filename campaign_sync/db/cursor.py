@@ -1,8 +1,9 @@
 """What operators see and reset of the per-app, per-type cursor (`sync_state`).
 
 A reset abandons the sweep in progress, so the next pass starts a fresh sweep from the top
-(the equivalent of `meltano state clear`). The sweep counter is kept: stored campaigns
-remember the sweep that last saw them, so it must never go back.
+(the equivalent of `meltano state clear`), and forgets which live API key the campaigns were
+swept with (`state.key_refusal`): the next pass records its own. The sweep counter is kept:
+stored campaigns remember the sweep that last saw them, so it must never go back.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from sqlalchemy import ColumnElement, Engine, and_, select, true
 
 from campaign_sync.db.locks import DEFAULT_LEASE_SECONDS, Lease, try_lease
 from campaign_sync.db.models import sync_state
-from campaign_sync.db.state import end_sweep
+from campaign_sync.db.state import end_sweep, forget_key
 from campaign_sync.db.types import utcnow
 from campaign_sync.domain import CampaignType
 
@@ -110,6 +111,7 @@ def reset_cursors(engine: Engine, cursors: Sequence[Cursor]) -> None:
             for lease, cursor in zip(leases, cursors, strict=True):
                 lease.renew(conn)
                 end_sweep(conn, cursor.app, cursor.campaign_type, complete=False, now=utcnow())
+                forget_key(conn, cursor.app, cursor.campaign_type)
     finally:
         for lease in leases:
             lease.release()

@@ -155,6 +155,8 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "lock_expires_at": "When the pass lock's lease ends (UTC).",
             "last_skipped_at": "When a pass was last skipped because another held the lock.",
             "updated_at": "When the row last changed (UTC).",
+            "api_key_fingerprint": "A fingerprint (keyed BLAKE2b, not the key) of the live "
+            "API key the campaigns were swept with: a pass with another key is refused.",
         },
     ),
     "sync_runs": (

@@ -181,6 +181,8 @@ sync_state = Table(
     Column("lock_expires_at", UTCDateTime),
     Column("last_skipped_at", UTCDateTime),
     Column("updated_at", UTCDateTime),
+    # Which live API key the stored campaigns were swept with (`state.key_fingerprint`).
+    Column("api_key_fingerprint", String(32)),
 )
 
 

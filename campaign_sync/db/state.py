@@ -183,6 +183,41 @@ def start_or_resume_sweep(
     return SweepStart(sweep_id=sweep_id, position=None, full_refresh=full_refresh, resumed=False)
 
 
+def key_refusal(
+    conn: Connection, app: str, campaign_type: CampaignType, fingerprint: str
+) -> str | None:
+    """Why a pass with the live API key of `fingerprint` (`BatchClient.key_fingerprint`)
+    may not sync this app and type: its campaigns were swept with another key. Batch's
+    live API key names one app, so another key is another app's (or a typo's): its list
+    was stored under this app and ours, answering it 404, were marked deleted whenever
+    the mass-delete rule could not tell (a review's find, four ways). None when the key is
+    the one recorded, or when none is (the first pass, or after `state reset`): it is
+    recorded then."""
+    s = sync_state.c
+    key = and_(s.app == app, s.campaign_type == campaign_type.value)
+    recorded = conn.execute(select(s.api_key_fingerprint).where(key)).scalar()
+    if recorded is None:
+        conn.execute(update(sync_state).where(key).values(api_key_fingerprint=fingerprint))
+        return None
+    if recorded == fingerprint:
+        return None
+    return (
+        f"the live API key of app '{app}' is not the one its {campaign_type.label} campaigns "
+        "were synced with (a key of another Batch app?): nothing was synced. If the new key "
+        f"is right, run campaign-sync state reset --app {app} first"
+    )
+
+
+def forget_key(conn: Connection, app: str, campaign_type: CampaignType) -> None:
+    """Forget the key fingerprint `key_refusal` compares with (`state reset`)."""
+    s = sync_state.c
+    conn.execute(
+        update(sync_state)
+        .where(s.app == app, s.campaign_type == campaign_type.value)
+        .values(api_key_fingerprint=None)
+    )
+
+
 def end_sweep(
     conn: Connection, app: str, campaign_type: CampaignType, *, complete: bool, now: datetime
 ) -> None:

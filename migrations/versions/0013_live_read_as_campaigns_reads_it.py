@@ -3,7 +3,9 @@ shows it as sent (`live_as_sent`); v_campaign_changes' went_live and stopped onl
 one readable live to the other (text "true", or an unreadable value, showed a stop that
 never happened: an unreadable live counted as false). The yes/no columns of campaigns
 (live, from_api, dev_only) read text with ASCII whitespace around only, as the views do:
-stored rows read before with Python's wider whitespace are read again
+stored rows read before with Python's wider whitespace are read again. sync_state keeps a
+fingerprint of the live API key each app and type is swept with
+(api_key_fingerprint): a pass with another key is refused
 
 Revision ID: 0013
 Revises: 0012
@@ -16,6 +18,7 @@ import json
 from collections.abc import Sequence
 
 from alembic import op
+import sqlalchemy as sa
 from sqlalchemy import text
 
 from campaign_sync.db.past_views import views_at
@@ -53,6 +56,10 @@ def _replace(views: tuple[View, ...], *, in_place: bool) -> None:
 # whitespace around (domain.BOOLEAN_TEXT_SPACE when it was written).
 SPACE = " \t\n\r\x0b\x0c"
 FLAGS = ("live", "from_api", "dev_only")
+FINGERPRINT = (
+    "A fingerprint (keyed BLAKE2b, not the key) of the live API key the campaigns were "
+    "swept with: a pass with another key is refused."
+)
 
 
 def _read(value: object) -> bool | None:
@@ -95,7 +102,19 @@ def _read_flags_again() -> None:
 def upgrade() -> None:
     _replace(DESCRIBED_VIEWS, in_place=True)
     _read_flags_again()
+    postgres = op.get_bind().dialect.name == "postgresql"
+    with op.batch_alter_table("sync_state") as batch:
+        batch.add_column(
+            sa.Column(
+                "api_key_fingerprint",
+                sa.String(32),
+                nullable=True,
+                comment=FINGERPRINT if postgres else None,
+            )
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("sync_state") as batch:
+        batch.drop_column("api_key_fingerprint")
     _replace(views_at("0012"), in_place=False)

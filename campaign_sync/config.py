@@ -701,12 +701,14 @@ def load_settings(config_path: str | os.PathLike[str] | None = None, **flags: An
     return _read_secret_file(settings, named)
 
 
-# Pairs of settings where the first may not exceed the second: a backoff's first (or
+# Pairs of settings where the first may not exceed the second, with what happens when only
+# the second is set below the first's default: a backoff's first (or
 # least) wait and its longest. Raising the longest to the least, as the gate did, made a
 # typo a silent 200 s pause.
 ORDERED_BOUNDS = (
-    ("backoff_min_seconds", "backoff_max_seconds"),
-    ("retry_backoff_initial_seconds", "retry_backoff_max_seconds"),
+    ("backoff_min_seconds", "backoff_max_seconds", "the longest wait is taken as {least} s"),
+    # tenacity's wait_exponential caps each wait at the maximum (plus the jitter).
+    ("retry_backoff_initial_seconds", "retry_backoff_max_seconds", "each wait is {most} s"),
 )
 
 
@@ -722,7 +724,7 @@ def _ordered_bounds(settings: Settings) -> None:
     def shown(value: float) -> str:
         return f"{value:g}" if float(f"{value:g}") == value else repr(value)
 
-    for low, high in ORDERED_BOUNDS:
+    for low, high, outcome in ORDERED_BOUNDS:
         least, most = getattr(settings, low), getattr(settings, high)
         if least <= most:
             continue
@@ -730,7 +732,8 @@ def _ordered_bounds(settings: Settings) -> None:
         if low not in settings.model_fields_set:
             # Only the longest was set, below the least's default: accepted before this
             # rule (the longest raised to the least), so kept working, and said.
-            log.warning("%s: the longest wait is taken as %s s", said, shown(least))
+            taken = outcome.format(least=shown(least), most=shown(most))
+            log.warning("%s: %s", said, taken)
             continue
         raise ConfigError(
             f"settings: {said}: the least wait cannot exceed the longest; lower the first "

@@ -98,9 +98,17 @@ def _decode(raw: str, where: str) -> Any:
 
     def finite(number: str) -> float:
         value = float(number)
-        if value in (float("inf"), float("-inf")):
+        mantissa = number.lower().partition("e")[0]
+        underflow = value == 0 and any(digit in "123456789" for digit in mantissa)
+        if value in (float("inf"), float("-inf")) or underflow:  # 1e400, 1e-400 (sent as 0.0)
             raise UsageError(f"{where}: {number} is a number no 64-bit float holds")
         return value
+
+    def whole(number: str) -> int:
+        try:
+            return int(number)
+        except ValueError:  # past Python's 4,300 digits: it fell to plain text, sent as such
+            raise UsageError(f"{where}: a number of {len(number)} digits is too long") from None
 
     def no_constant(name: str) -> Any:
         raise UsageError(f"{where}: {name} is not JSON: give a number")
@@ -113,7 +121,11 @@ def _decode(raw: str, where: str) -> Any:
         return dict(pairs)
 
     return json.loads(
-        raw, parse_float=finite, parse_constant=no_constant, object_pairs_hook=once_each
+        raw,
+        parse_float=finite,
+        parse_int=whole,
+        parse_constant=no_constant,
+        object_pairs_hook=once_each,
     )
 
 
@@ -207,10 +219,13 @@ def _once(given: dict[str, str], field: str, flag: str) -> None:
             raise UsageError(f"{both}: both change {field}; keep one")
         if path.startswith(f"{field}.") or field.startswith(f"{path}."):
             outer, inner = sorted((path, field), key=len)
-            raise UsageError(
-                f"{earlier} and {flag} both change {inner}: keep one, or give {inner} inside "
-                f"the value for {outer}"
+            # One file giving trigger and trigger.when was "--from-file f and --from-file f".
+            said = (
+                f"{flag} gives both {outer} and {inner}"
+                if earlier == flag
+                else f"{earlier} and {flag} both change {inner}"
             )
+            raise UsageError(f"{said}: keep one, or give {inner} inside the value for {outer}")
     given[field] = flag
 
 
@@ -251,7 +266,8 @@ def apply_changes(detail: dict[str, Any], changes: Changes) -> tuple[dict[str, A
                 where = ".".join(keys[: depth + 1])
                 raise UsageError(f"cannot set {path}: {where} is not an object")
             target = child
-        if target.get(keys[-1], _MISSING) != value:
+        before = target.get(keys[-1], _MISSING)
+        if before != value or type(before) is not type(value):  # true == 1 in Python
             changed.append(path)
         target[keys[-1]] = value
     return payload, sorted(changed)

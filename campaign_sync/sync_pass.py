@@ -408,26 +408,31 @@ class SyncPass:
             async with asyncio.TaskGroup() as group:
                 sweeper = group.create_task(sweep_stage())
                 fetcher = group.create_task(detail_stage())
-                while (item := await loads.get()) is not None:
-                    fetch, last = item
-                    try:
-                        load = await fetch
-                    except Exception as error:
-                        failures.append(error)
-                        break
-                    self.counts.add(await self._apply(load))
-                    if last:
-                        self.reached_end = True
-                    if self.stop.is_set():
-                        break
-                sweeper.cancel()
-                fetcher.cancel()
                 ahead = []  # pages fetched ahead of a stop or a failure: not committed
-                while not loads.empty():
-                    queued = loads.get_nowait()
-                    if queued is not None:
-                        queued[0].cancel()
-                        ahead.append(queued[0])
+                try:
+                    while (item := await loads.get()) is not None:
+                        fetch, last = item
+                        try:
+                            load = await fetch
+                        except Exception as error:
+                            failures.append(error)
+                            break
+                        self.counts.add(await self._apply(load))
+                        if last:
+                            self.reached_end = True
+                        if self.stop.is_set():
+                            break
+                finally:
+                    # Also when the pass itself is cancelled (a second signal): a page's
+                    # fetch waiting in the queue went on sending after the run's counts
+                    # were written (a review's find: 360 requests sent, 349 recorded).
+                    sweeper.cancel()
+                    fetcher.cancel()
+                    while not loads.empty():
+                        queued = loads.get_nowait()
+                        if queued is not None:
+                            queued[0].cancel()
+                            ahead.append(queued[0])
                 await asyncio.gather(*ahead, return_exceptions=True)
         except BaseExceptionGroup as group_error:
             raise _first_error(group_error) from None

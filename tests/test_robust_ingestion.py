@@ -3,6 +3,7 @@ Batch (or the network, or the database) can produce, with the rows it must leave
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -1352,3 +1353,62 @@ def test_a_pass_with_another_live_api_key_is_refused_until_a_state_reset(
     assert accepted.status == "failed" and "refusing to mark all 8" in (accepted.error or "")
     [again] = sync_fake(pg_url, other, api_key="ANOTHERAPPKEY0001")
     assert "is not the one" not in (again.error or "")  # the new key was recorded
+
+
+def test_a_cancelled_pass_records_every_request_it_sent(pg_url: str, fake: FakeBatch) -> None:
+    """A pass cancelled at once (a second signal): a page's fetch waiting in the pass's
+    queue went on sending after the run's counts were written (360 requests sent, 349
+    recorded: a review's find). What the run records is what was sent, give or take a
+    request cancelled as it went out."""
+    import asyncio
+
+    from campaign_sync.runner import sync_apps
+    from campaign_sync.sync_pass import PassOptions
+    from tests.conftest import make_app, make_settings
+    from tests.fake_batch import BASE_URL
+
+    for index in range(400):
+        fake.add(PUSH, f"c{index:03d}")
+    sent: list[str] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.url.path)
+        await asyncio.sleep(0.005)
+        return fake.handler(request)
+
+    async def scenario(cancel_after: int) -> None:
+        engine = make_engine(pg_url)
+        try:
+            task = asyncio.create_task(
+                sync_apps(
+                    engine,
+                    make_settings(BASE_URL, pg_url),
+                    [make_app(concurrency=4)],
+                    (PUSH,),
+                    PassOptions(full_refresh=True),
+                    transport=httpx.MockTransport(handler),
+                )
+            )
+            while len(sent) < cancel_after:
+                await asyncio.sleep(0.001)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        finally:
+            engine.dispose()
+
+    for cancel_after in (30, 130, 230):
+        sent.clear()
+        asyncio.run(scenario(cancel_after))
+        engine = make_engine(pg_url)
+        with engine.connect() as conn:
+            recorded = conn.execute(
+                text(
+                    "select list_calls + detail_calls + retries from sync_runs "
+                    "order by id desc limit 1"
+                )
+            ).scalar_one()
+        engine.dispose()
+        # Each request counts as it goes out: one cancelled between its count and its
+        # send (at most one per concurrency slot) is counted and never sent.
+        assert len(sent) <= recorded <= len(sent) + 4, cancel_after

@@ -40,6 +40,7 @@ from campaign_sync.db.state import (
     finish_run,
     key_refusal,
     pair_label,
+    record_key,
     refuse_mass_delete,
     start_or_resume_sweep,
     tombstone_unseen,
@@ -409,6 +410,7 @@ class SyncPass:
                 sweeper = group.create_task(sweep_stage())
                 fetcher = group.create_task(detail_stage())
                 ahead = []  # pages fetched ahead of a stop or a failure: not committed
+                key_recorded = False
                 try:
                     while (item := await loads.get()) is not None:
                         fetch, last = item
@@ -418,6 +420,9 @@ class SyncPass:
                             failures.append(error)
                             break
                         self.counts.add(await self._apply(load))
+                        if not key_recorded:  # Batch answered the list with this key
+                            await asyncio.to_thread(self._record_key)
+                            key_recorded = True
                         if last:
                             self.reached_end = True
                         if self.stop.is_set():
@@ -438,6 +443,10 @@ class SyncPass:
             raise _first_error(group_error) from None
         if failures:
             raise failures[0]
+
+    def _record_key(self) -> None:
+        with self.engine.begin() as conn:
+            record_key(conn, self.app, self.campaign_type, self.client.key_fingerprint)
 
     async def _fetch_details(
         self, page: SweepPage, run_id: int, sweep_id: int, full_refresh: bool

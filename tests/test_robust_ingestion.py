@@ -1329,6 +1329,14 @@ def test_a_pass_with_another_live_api_key_is_refused_until_a_state_reset(
 
     for index in range(8):
         fake.add(PUSH, f"c{index}")
+
+    def refused_key(request: httpx.Request) -> httpx.Response:
+        body = {"code": 10, "type": "AUTHENTICATION_INVALID", "message": "Invalid API key"}
+        return httpx.Response(401, json=body)
+
+    # A key Batch refuses is not recorded: it was, and the right key was refused after it.
+    [typo] = sync_through(pg_url, refused_key, api_key="TYPOOFTHELIVEKEY")
+    assert typo.status == "failed" and "is not the one" not in (typo.error or "")
     assert sync_fake(pg_url, fake)[0].status == "succeeded"
     other = FakeBatch()
     for index in range(20):
@@ -1344,8 +1352,8 @@ def test_a_pass_with_another_live_api_key_is_refused_until_a_state_reset(
     with engine.connect() as conn:
         assert conn.execute(text("select count(*) from campaigns")).scalar() == 8
         runs = conn.execute(text("select status, error from sync_runs order by id")).all()
-    assert [status for status, _ in runs] == ["succeeded", "failed"]
-    assert "state reset --app default" in runs[1][1]
+    assert [status for status, _ in runs] == ["failed", "succeeded", "failed"]
+    assert "state reset --app default" in runs[2][1]
     assert sync_fake(pg_url, fake)[0].status == "succeeded"  # the right key is still known
     reset_cursors(engine, read_cursors(engine))
     engine.dispose()

@@ -191,20 +191,31 @@ def key_refusal(
     live API key names one app, so another key is another app's (or a typo's): its list
     was stored under this app and ours, answering it 404, were marked deleted whenever
     the mass-delete rule could not tell (a review's find, four ways). None when the key is
-    the one recorded, or when none is (the first pass, or after `state reset`): it is
-    recorded then."""
+    the one recorded, or when none is (the first pass, or after `state reset`): the pass
+    records it once Batch has answered a list call with it (`record_key`)."""
     s = sync_state.c
     key = and_(s.app == app, s.campaign_type == campaign_type.value)
     recorded = conn.execute(select(s.api_key_fingerprint).where(key)).scalar()
-    if recorded is None:
-        conn.execute(update(sync_state).where(key).values(api_key_fingerprint=fingerprint))
-        return None
-    if recorded == fingerprint:
+    if recorded is None or recorded == fingerprint:
         return None
     return (
         f"the live API key of app '{app}' is not the one its {campaign_type.label} campaigns "
         "were synced with (a key of another Batch app?): nothing was synced. If the new key "
         f"is right, run campaign-sync state reset --app {app} first"
+    )
+
+
+def record_key(conn: Connection, app: str, campaign_type: CampaignType, fingerprint: str) -> None:
+    """Record the key a pass swept with, once Batch accepted it (a page of its list was
+    stored), when none is recorded: recorded before any call, a key Batch refused (401)
+    became the app's, and the right one was refused after it (a review's find)."""
+    s = sync_state.c
+    conn.execute(
+        update(sync_state)
+        .where(
+            s.app == app, s.campaign_type == campaign_type.value, s.api_key_fingerprint.is_(None)
+        )
+        .values(api_key_fingerprint=fingerprint)
     )
 
 

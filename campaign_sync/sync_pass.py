@@ -155,6 +155,7 @@ class SyncPass:
         self.guard: Guard | None = None
         self.refreshable: set[str] | None = None  # None: every old detail may be refreshed
         self.listed_gone: set[str] = set()  # listed, yet Batch answered 404 to their detail
+        self.key_recorded = False  # sync_state holds this key's fingerprint (`key_refusal`)
 
     async def run(self) -> PassResult:
         started = time.monotonic()
@@ -193,7 +194,7 @@ class SyncPass:
                 run_id = begin_run(
                     conn, self.app, self.campaign_type, full_refresh=self.options.full_refresh
                 )
-                refused = key_refusal(
+                refused, self.key_recorded = key_refusal(
                     conn, self.app, self.campaign_type, self.client.key_fingerprint
                 )
                 if refused is not None:
@@ -410,7 +411,6 @@ class SyncPass:
                 sweeper = group.create_task(sweep_stage())
                 fetcher = group.create_task(detail_stage())
                 ahead = []  # pages fetched ahead of a stop or a failure: not committed
-                key_recorded = False
                 try:
                     while (item := await loads.get()) is not None:
                         fetch, last = item
@@ -420,9 +420,9 @@ class SyncPass:
                             failures.append(error)
                             break
                         self.counts.add(await self._apply(load))
-                        if not key_recorded:  # Batch answered the list with this key
+                        if not self.key_recorded:  # Batch answered the list with this key
                             await asyncio.to_thread(self._record_key)
-                            key_recorded = True
+                            self.key_recorded = True
                         if last:
                             self.reached_end = True
                         if self.stop.is_set():

@@ -185,24 +185,25 @@ def start_or_resume_sweep(
 
 def key_refusal(
     conn: Connection, app: str, campaign_type: CampaignType, fingerprint: str
-) -> str | None:
+) -> tuple[str | None, bool]:
     """Why a pass with the live API key of `fingerprint` (`BatchClient.key_fingerprint`)
     may not sync this app and type: its campaigns were swept with another key. Batch's
     live API key names one app, so another key is another app's (or a typo's): its list
     was stored under this app and ours, answering it 404, were marked deleted whenever
-    the mass-delete rule could not tell (a review's find, four ways). None when the key is
-    the one recorded, or when none is (the first pass, or after `state reset`): the pass
-    records it once Batch has answered a list call with it (`record_key`)."""
+    the mass-delete rule could not tell (a review's find, four ways). Returns (the refusal
+    or None, whether a key is recorded): None when the key is the one recorded, or when
+    none is (the first pass, or after `state reset`); the pass then records it once Batch
+    has answered a list call with it (`record_key`)."""
     s = sync_state.c
     key = and_(s.app == app, s.campaign_type == campaign_type.value)
     recorded = conn.execute(select(s.api_key_fingerprint).where(key)).scalar()
     if recorded is None or recorded == fingerprint:
-        return None
+        return None, recorded is not None
     return (
         f"the live API key of app '{app}' is not the one its {campaign_type.label} campaigns "
         "were synced with (a key of another Batch app?): nothing was synced. If the new key "
         f"is right, run campaign-sync state reset --app {app} first"
-    )
+    ), True
 
 
 def record_key(conn: Connection, app: str, campaign_type: CampaignType, fingerprint: str) -> None:

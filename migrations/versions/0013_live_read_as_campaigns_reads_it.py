@@ -22,7 +22,7 @@ from alembic import op
 from sqlalchemy import text
 
 from campaign_sync.db.past_views import views_at
-from campaign_sync.db.views import DESCRIBED_VIEWS, View, comment_views, json_sql
+from campaign_sync.db.views import DESCRIBED_VIEWS, View, comment_views, create_views, json_sql
 
 revision: str = "0013"
 down_revision: str | None = "0012"
@@ -38,17 +38,13 @@ def _replace(views: tuple[View, ...], *, in_place: bool) -> None:
     migration: "other objects depend on it"); possible as 0013 only adds a column at the
     end. Going down drops the column, so the views are dropped and made again."""
     conn = op.get_bind()
-    j = json_sql(conn.dialect.name)
     made = {view.name: view for view in views}
     chosen = tuple(made[name] for name in REPLACED)
     in_place = in_place and conn.dialect.name == "postgresql"
     if not in_place:
         for view in reversed(chosen):
             conn.execute(text(f"drop view if exists {view.name}"))
-    for view in chosen:
-        assert view.sql is not None
-        create = "create or replace view" if in_place else "create view"
-        conn.execute(text(f"{create} {view.name} as {view.sql(j)}"))
+    create_views(conn, chosen, if_missing=in_place)  # PostgreSQL's CREATE OR REPLACE
     comment_views(conn, chosen)
 
 

@@ -37,7 +37,8 @@ class Result:
     """One measured figure against its target.
 
     `ratio` is measured / reference. The target is met when the ratio is at most
-    `max_ratio` (when given) and the measured value at most `max_value` (when given).
+    `max_ratio` (when given) and the measured value at most `max_value` (when given); a
+    figure with neither is printed for information (verdict "-") and always passes.
     """
 
     target: str  # the issue's target number, e.g. "1"
@@ -78,6 +79,12 @@ def _number(value: float | None, unit: str = "") -> str:
     return f"{text} {unit}".strip()
 
 
+def _verdict(result: Result) -> str:
+    if result.max_ratio is None and result.max_value is None:
+        return "-"
+    return "PASS" if result.passed else "FAIL"
+
+
 def print_results(results: Sequence[Result]) -> bool:
     """Print a table of results; True when every one passed."""
     header = ("#", "figure", "measured", "reference", "ratio", "target", "")
@@ -89,7 +96,7 @@ def print_results(results: Sequence[Result]) -> bool:
             _number(r.reference, r.unit),
             "-" if r.ratio is None else f"{r.ratio:.2f}",
             r.target_text(),
-            "PASS" if r.passed else "FAIL",
+            _verdict(r),
         )
         for r in results
     ]
@@ -203,13 +210,35 @@ def throwaway_database() -> Iterator[str]:
 
 @dataclass(frozen=True)
 class ChildRun:
-    """A finished child process: wall and CPU seconds (user + system), peak RSS in MB."""
+    """A finished child process: wall and CPU seconds (user + system), peak RSS in MB,
+    and `machine_cpu`: the CPU seconds every process of the machine spent while it ran
+    (the simulator's and PostgreSQL's included; `/proc/stat`, Linux), so that
+    `machine_cpu / (wall x os.cpu_count())` says how busy the cores were."""
 
     wall: float
     cpu: float
     peak_mb: float
     exit_code: int
     stdout: str
+    machine_cpu: float = 0.0
+
+    @property
+    def machine_busy(self) -> float:
+        """The share of the machine's cores busy while the child ran, 0..1."""
+        return self.machine_cpu / (self.wall * (os.cpu_count() or 1)) if self.wall else 0.0
+
+
+def machine_cpu_seconds() -> float:
+    """CPU seconds spent so far by the whole machine, all cores (`/proc/stat`'s first
+    line: user, nice, system, irq, softirq and steal; idle and iowait left out); 0.0
+    where there is no `/proc/stat`."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+    except OSError:
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 # Forks the measured command from a fresh, small interpreter and reports its usage. On
@@ -242,6 +271,7 @@ def run_child(args: Sequence[str], env: dict[str, str] | None = None) -> ChildRu
         tempfile.TemporaryFile("w+") as out,
         tempfile.TemporaryFile("w+") as err,
     ):
+        machine_before = machine_cpu_seconds()
         try:
             child = subprocess.Popen(
                 [sys.executable, "-I", "-S", "-c", _MEASURE, str(write_end), *args],
@@ -254,6 +284,7 @@ def run_child(args: Sequence[str], env: dict[str, str] | None = None) -> ChildRu
         finally:
             os.close(write_end)
         report = reports.read()
+        machine = machine_cpu_seconds() - machine_before
         measurer = child.wait()
         out.seek(0)
         err.seek(0)
@@ -263,7 +294,7 @@ def run_child(args: Sequence[str], env: dict[str, str] | None = None) -> ChildRu
     wall, cpu, peak_mb, code = json.loads(report)
     if code != 0:  # negative: the signal that killed it
         raise RuntimeError(f"{' '.join(args)} exited {code}: {stderr.strip()[-2000:]}")
-    return ChildRun(wall, cpu, peak_mb, code, stdout)
+    return ChildRun(wall, cpu, peak_mb, code, stdout, machine)
 
 
 def sync_env(database_url: str, base_url: str, **extra: str) -> dict[str, str]:

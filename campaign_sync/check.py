@@ -1,6 +1,7 @@
 """`campaign-sync check`: are the settings, the database and each app's keys ready for a pass?
 
-Reads only: one list call per app (limit 1) and the database's schema revision. It never
+Reads only: one list call per app (limit 1), the database's schema revision, and the live
+API key fingerprints its passes recorded (`sync_state.api_key_fingerprint`). It never
 creates a database file, takes no lock and writes no row.
 """
 
@@ -17,7 +18,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from campaign_sync.batch.client import ClientOptions
+from campaign_sync.batch.client import ClientOptions, key_fingerprint
 from campaign_sync.batch.errors import (
     AuthenticationInvalid,
     BatchError,
@@ -45,6 +46,7 @@ from campaign_sync.db.session import (
     sqlite_directory_problem,
     sqlite_query_problem,
 )
+from campaign_sync.db.state import key_refusal, key_refusal_text
 from campaign_sync.domain import CampaignType
 from campaign_sync.outcome import RunCounts
 from campaign_sync.runner import client_options, make_client
@@ -253,13 +255,46 @@ def check_options(settings: Settings, app: ResolvedApp) -> ClientOptions:
     )
 
 
+def recorded_key_problems(
+    database_url: str, schema: str | None, apps: Sequence[ResolvedApp]
+) -> dict[str, str]:
+    """By app name: why its passes will be refused because its live API key is not the one
+    its campaigns were synced with (`state.key_refusal`, the pass's own rule, for each
+    type); apps with no such problem are left out. Reads the database at the newest
+    schema revision (call it after `check_database` found it so).
+
+    Raises `sqlalchemy.exc.SQLAlchemyError` when the database cannot be read."""
+    problems: dict[str, str] = {}
+    engine = make_engine(database_url, schema=schema)
+    try:
+        with engine.connect() as conn:
+            for app in apps:
+                fingerprint = key_fingerprint(app.api_key)
+                for campaign_type in CampaignType:
+                    refused, _recorded = key_refusal(conn, app.name, campaign_type, fingerprint)
+                    if refused is not None:
+                        problems[app.name] = key_refusal_text(
+                            app.name, campaign_type, "every pass of this app will be refused"
+                        )
+                        break
+    finally:
+        engine.dispose()
+    return problems
+
+
 async def check_app(
-    settings: Settings, app: ResolvedApp, *, transport: httpx.AsyncBaseTransport | None = None
+    settings: Settings,
+    app: ResolvedApp,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    key_problem: str | None = None,
 ) -> Finding:
     """One list call (limit 1) for the app, within check's limits (`check_options`): a
     refused key answers at once and is never retried; a 5xx, a cut answer or a timeout
     is Batch's or the network's passing trouble, tried again a little; a 429 is waited out
-    as a pass would, within those limits."""
+    as a pass would, within those limits. `key_problem` (`recorded_key_problems`): the
+    database's own reason to refuse the app's passes, reported when Batch accepts the keys
+    (a key of another Batch app is one Batch accepts)."""
     subject = f"app '{app.name}'"
     counts = RunCounts()
     client = make_client(settings, app, transport=transport, options=check_options(settings, app))
@@ -286,6 +321,8 @@ async def check_app(
             )
         return Finding(subject, f"{cause}{tries}", FAILED)
     tries = f", answered at attempt {counts.retries + 1}" if counts.retries else ""
+    if key_problem is not None:
+        return Finding(subject, f"Batch accepted both keys{tries}, but {key_problem}", FAILED)
     return Finding(subject, f"both keys accepted (one list call{tries})")
 
 
@@ -352,15 +389,31 @@ def run_checks(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> list[Finding]:
+    database = check_database(settings.database_url, settings.db_schema)
     findings = [
         Finding("settings", f"{len(apps)} app(s): {', '.join(app.name for app in apps)}"),
-        check_database(settings.database_url, settings.db_schema),
+        database,
         check_metrics(settings),
     ]
+    key_problems: dict[str, str] = {}
+    if database.ok:
+        try:
+            key_problems = recorded_key_problems(settings.database_url, settings.db_schema, apps)
+        except SQLAlchemyError as error:  # it answered a moment ago
+            findings[1] = Finding(
+                database.subject, f"cannot connect: {database_problem(error)}", USAGE
+            )
 
     async def all_apps() -> list[Finding]:
         return list(
-            await asyncio.gather(*(check_app(settings, a, transport=transport) for a in apps))
+            await asyncio.gather(
+                *(
+                    check_app(
+                        settings, app, transport=transport, key_problem=key_problems.get(app.name)
+                    )
+                    for app in apps
+                )
+            )
         )
 
     return findings + asyncio.run(all_apps())
@@ -372,4 +425,11 @@ def exit_code(findings: Sequence[Finding]) -> int:
     return max((finding.code for finding in findings), default=OK)
 
 
-__all__ = ["Finding", "check_app", "check_database", "exit_code", "run_checks"]
+__all__ = [
+    "Finding",
+    "check_app",
+    "check_database",
+    "exit_code",
+    "recorded_key_problems",
+    "run_checks",
+]

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, create_engine, text
 
 from campaign_sync import check as check_module
+from campaign_sync.batch.client import key_fingerprint
 from campaign_sync.db.migrate import head_revision
 from campaign_sync.simulator import Simulator, SimulatorServer
 from tests.conftest import API_KEY, CANARY_REST_KEY
@@ -364,3 +365,63 @@ def test_a_metrics_host_that_cannot_be_bound_is_the_hosts_fault(host: str) -> No
     settings = Settings(metrics_host=host, metrics_port=49151)
     problem = check_module.metrics_address_problem(settings)
     assert problem is not None and problem[1] is True, problem
+
+
+def test_the_key_fingerprint_is_the_one_every_release_compares_with() -> None:
+    """sync_state keeps this very text: another function (another digest size, key or
+    encoding) would refuse every pass of every database synced before it."""
+    assert key_fingerprint("0123456789abcdef0123456789abcdef") == (
+        "8d14480fbe62309dace2195ff2595006"
+    )
+    assert key_fingerprint("another-app-key") == "2a26c93eb1bab50a80ea243bd130dbaa"
+
+
+def test_a_key_other_than_the_one_synced_with_fails_the_app_until_state_reset(
+    db: Engine, pg_url: str, sim_server: SimulatorServer
+) -> None:
+    """Batch accepts another app's key, so check said "ready" while every pass was refused
+    (a review's find): it reads the recorded fingerprints, as the pass does."""
+    env = env_for(pg_url, sim_server)
+    assert run("sync", env=env).exit_code == 0
+    assert run("check", env=env).exit_code == 0  # the key it recorded
+    with db.begin() as conn:
+        conn.execute(
+            text(
+                "update sync_state set api_key_fingerprint = '2a26c93eb1bab50a80ea243bd130dbaa'"
+                " where app = 'default' and campaign_type = 'in_app'"
+            )
+        )  # as if the in-app campaigns had been synced with 'another-app-key'
+    result = run("check", env=env)
+    assert result.exit_code == 1, result.output
+    assert (
+        "FAIL  app 'default': Batch accepted both keys, but the live API key of app 'default' "
+        "is not the one its in-app campaigns were synced with (a key of another Batch app?): "
+        "every pass of this app will be refused. If the new key is right, run campaign-sync "
+        "state reset --app default first"
+    ) in result.stdout
+    assert API_KEY not in result.output
+    assert run("sync", env=env).exit_code == 1  # the pass agrees
+    assert run("state", "reset", "--app", "default", "--yes", env=env).exit_code == 0
+    result = run("check", env=env)
+    assert result.exit_code == 0, result.output
+    assert "ok    app 'default': both keys accepted (one list call)" in result.stdout
+
+
+def test_check_compares_the_key_on_sqlite_too(tmp_path: Path, sim_server: SimulatorServer) -> None:
+    url = f"sqlite:///{tmp_path / 'sync.db'}"
+    env = env_for(url, sim_server)
+    assert run("migrate", env=env).exit_code == 0
+    assert run("check", env=env).exit_code == 0  # nothing recorded yet: nothing to compare
+    assert run("sync", env=env).exit_code == 0
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "update sync_state set api_key_fingerprint = '2a26c93eb1bab50a80ea243bd130dbaa'"
+                " where campaign_type = 'push'"
+            )
+        )
+    engine.dispose()
+    result = run("check", env=env)
+    assert result.exit_code == 1, result.output
+    assert "is not the one its push campaigns were synced with" in result.stdout

@@ -120,6 +120,15 @@ class ClientOptions:
     allow_insecure_http: bool = False  # plain http through a proxy on another host
 
 
+def key_fingerprint(api_key: str) -> str:
+    """What `sync_state.api_key_fingerprint` keeps of a live API key, never the key itself:
+    32 hex digits of keyed BLAKE2b (128 bits), the same for the same key in every process
+    (a pass records it, the next pass and `check` compare with it)."""
+    return hashlib.blake2b(
+        api_key.encode("utf-8", "surrogatepass"), digest_size=16, key=b"campaign-sync"
+    ).hexdigest()
+
+
 class BatchClient:
     """One app's view of the Batch API."""
 
@@ -136,10 +145,8 @@ class BatchClient:
         self.app = app
         self.options = options or ClientOptions()
         self._api_key = api_key
-        # What sync_state keeps of the key (`db.state.key_fingerprint`), never the key.
-        self.key_fingerprint = hashlib.blake2b(
-            api_key.encode("utf-8", "surrogatepass"), digest_size=16, key=b"campaign-sync"
-        ).hexdigest()
+        # What sync_state keeps of the key (`db.state.key_refusal`), never the key.
+        self.key_fingerprint = key_fingerprint(api_key)
         # Masked wherever they could show: log lines, and what Batch's answers say
         # (`error_from_response`), which may quote the request it refuses.
         register_secret(rest_api_key)  # first: its full mask wins if both keys are one
@@ -435,4 +442,5 @@ __all__ = [
     "Paused",
     "Responded",
     "Retrying",
+    "key_fingerprint",
 ]

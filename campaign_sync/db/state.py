@@ -199,11 +199,17 @@ def key_refusal(
     recorded = conn.execute(select(s.api_key_fingerprint).where(key)).scalar()
     if recorded is None or recorded == fingerprint:
         return None, recorded is not None
+    return key_refusal_text(app, campaign_type, "nothing was synced"), True
+
+
+def key_refusal_text(app: str, campaign_type: CampaignType, consequence: str) -> str:
+    """The words of a refusal by `key_refusal`, with what it means where it is said (the
+    pass: "nothing was synced"; `check`: every pass will be refused) and the fix."""
     return (
         f"the live API key of app '{app}' is not the one its {campaign_type.label} campaigns "
-        "were synced with (a key of another Batch app?): nothing was synced. If the new key "
+        f"were synced with (a key of another Batch app?): {consequence}. If the new key "
         f"is right, run campaign-sync state reset --app {app} first"
-    ), True
+    )
 
 
 def record_key(conn: Connection, app: str, campaign_type: CampaignType, fingerprint: str) -> None:

@@ -276,7 +276,7 @@ def _engine(settings: Settings) -> Engine:
             f"the database file {missing} does not exist: run campaign-sync migrate "
             "(or set DATABASE_URL to the database to use)"
         )
-    engine = make_engine(settings.database_url, schema=settings.db_schema)
+    engine = make_engine(settings.database_url, schema=settings.db_schema, lock_timeout=True)
     # Closed with the command, however it ends: its connections say goodbye to the server
     # (no "unexpected EOF" in PostgreSQL's log), and none outlives an in-process run.
     click.get_current_context().call_on_close(engine.dispose)

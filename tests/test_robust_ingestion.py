@@ -749,6 +749,67 @@ def test_connections_cut_between_pages_are_replaced_and_the_pass_goes_on(
     engine.dispose()
 
 
+def test_a_page_waiting_on_another_sessions_lock_fails_the_pass_instead_of_hanging(
+    pg_url: str, fake: FakeBatch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An analyst's transaction left open on a campaign row held the pass for ever (no
+    lock_timeout), and its lease with it. Now the page gives up after the wait allowed,
+    the pass fails naming why, and the next one writes the change."""
+    import threading
+
+    from campaign_sync.db import loader
+
+    monkeypatch.setattr(loader, "LOCK_TIMEOUT_SECONDS", 0.5)
+    fake.add(PUSH, "a")
+    fake.add(PUSH, "b")
+    assert sync_fake(pg_url, fake)[0].status == "succeeded"
+    renamed = json.dumps({**campaign_detail(PUSH, "a"), "name": "Renamed"})
+    fake.entries[PUSH] = [
+        renamed if json.loads(entry)["campaign_token"] == "a" else entry
+        for entry in fake.entries[PUSH]
+    ]
+    fake.details[(PUSH, "a")] = renamed
+    dsn = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    results: list[Any] = []
+    with psycopg.connect(dsn) as analyst:  # a transaction left open, holding campaign a
+        analyst.execute("select 1 from campaigns where campaign_token = 'a' for update")
+        worker = threading.Thread(target=lambda: results.extend(sync_fake(pg_url, fake)))
+        worker.start()
+        worker.join(120)
+        assert not worker.is_alive(), "the pass still waits for the lock"
+        analyst.rollback()
+    [blocked] = results
+    assert blocked.status == "failed"
+    assert blocked.error is not None
+    assert "canceling statement due to lock timeout" in blocked.error
+    assert "another session held a lock on one of campaign-sync's tables" in blocked.error
+    [after] = sync_fake(pg_url, fake)
+    assert after.status == "succeeded" and after.counts.campaigns_updated == 1
+    engine = make_engine(pg_url)
+    assert rows(engine, "name") == {"a": ("Renamed",), "b": ("Campaign b",)}
+    engine.dispose()
+
+
+def test_commands_wait_a_bounded_time_for_another_sessions_lock(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The commands' own connections (sync, serve, status, state, update-in-app) wait for
+    another session's lock at most `LOCK_TIMEOUT_SECONDS` too: `status` hung behind a
+    table lock (ALTER TABLE, VACUUM FULL, LOCK TABLE) as long as it was held."""
+    from campaign_sync.db import session
+    from tests.helpers import run
+
+    monkeypatch.setattr(session, "LOCK_TIMEOUT_SECONDS", 0.5)
+    dsn = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn) as admin:
+        admin.execute("lock table sync_runs in access exclusive mode")
+        result = run("status", env={"DATABASE_URL": pg_url})
+        admin.rollback()
+    assert result.exit_code != 0
+    assert "another session held a lock on one of campaign-sync's tables" in result.output
+    assert run("status", env={"DATABASE_URL": pg_url}).exit_code == 0
+
+
 def _terminate_backends(url: str, where: str, *params: object) -> None:
     """End the backends of pg_stat_activity that `where` names (never the one asking) and
     wait until they are gone: pg_terminate_backend only signals, and a cut still under way

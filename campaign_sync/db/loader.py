@@ -40,7 +40,7 @@ from campaign_sync.db.models import (
     targeting,
     triggers,
 )
-from campaign_sync.db.session import database_problem
+from campaign_sync.db.session import LOCK_TIMEOUT_SECONDS, database_problem
 from campaign_sync.db.sightings import mark_seen
 from campaign_sync.db.state import save_cursor
 from campaign_sync.db.tokens import by_tokens, token_parameters
@@ -147,10 +147,17 @@ def _page_transaction(engine: Engine, guard: Guard | None) -> Iterator[Connectio
     a server crash may lose the last pages committed (within 3 x wal_writer_delay, 0.6 s
     by default), never part of one, and the cursor is saved with the page, so the next
     pass resumes before them and writes them again (docs/reliability.md). The flush
-    cost 4.8 ms a page, 13% of an initial load (docs/performance.md)."""
+    cost 4.8 ms a page, 13% of an initial load (docs/performance.md). A lock waited for
+    longer than `session.LOCK_TIMEOUT_SECONDS` raises `sqlalchemy.exc.OperationalError`
+    (SQLSTATE 55P03): set here for this transaction too, as a connection's own setting
+    may not reach the server connection PgBouncer lends in transaction pooling. Both
+    settings go in one statement, one round trip as before."""
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql("set local synchronous_commit = off")
+            conn.exec_driver_sql(
+                "select set_config('synchronous_commit', 'off', true),"
+                f" set_config('lock_timeout', '{round(LOCK_TIMEOUT_SECONDS * 1000)}ms', true)"
+            )
         if guard is not None:
             guard(conn)
         yield conn

@@ -41,7 +41,17 @@ def database_problem(error: BaseException) -> str:
     campaign data): what every log line and message about a database error carries."""
     cause = getattr(error, "orig", None) or error
     text = str(cause).strip()
-    return text.splitlines()[0][:300] if text else type(cause).__name__
+    first = text.splitlines()[0][:300] if text else type(cause).__name__
+    if getattr(cause, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+        return f"{first}: {LOCK_WAIT_HINT}"
+    return first
+
+
+LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE of a lock_timeout (PostgreSQL, appendix A)
+LOCK_WAIT_HINT = (
+    "another session held a lock on one of campaign-sync's tables longer than the wait "
+    "allowed (a transaction left open, an ALTER TABLE, a VACUUM FULL: pg_locks shows which)"
+)
 
 
 T = TypeVar("T")
@@ -74,9 +84,22 @@ DEAD_PEER_PARAMETERS = {
 }
 
 
-def make_engine(url: str, *, schema: str | None = None, **kwargs: Any) -> Engine:
+# How long a statement of a pass (or of status, state, update-in-app) waits for a lock
+# another session holds before it fails: an analyst's transaction left open on a campaign
+# row, an ALTER TABLE or a VACUUM FULL by hand. Without it a pass waited for ever, holding
+# its lease; with it the pass fails (SQLSTATE 55P03, `database_problem` says what) and the
+# next one tries again. SQLite's own wait, its busy timeout, is the same 60 s.
+LOCK_TIMEOUT_SECONDS = 60.0
+
+
+def make_engine(
+    url: str, *, schema: str | None = None, lock_timeout: bool = False, **kwargs: Any
+) -> Engine:
     """The engine for `url`; on PostgreSQL, `schema` (CAMPAIGN_SYNC_DB_SCHEMA) is where every
-    table, view and the Alembic version table live: each connection's search_path."""
+    table, view and the Alembic version table live: each connection's search_path, and
+    `lock_timeout` bounds each statement's wait for another session's lock to
+    `LOCK_TIMEOUT_SECONDS` (not for `migrate`: migrators wait their turn on a lock for as
+    long as the migration before them takes)."""
     url = normalize_url(url)
     if make_url(url).get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"timeout": 60}, **kwargs)
@@ -125,6 +148,8 @@ def make_engine(url: str, *, schema: str | None = None, **kwargs: Any) -> Engine
     settings = ["set time zone 'UTC'"]
     if schema is not None and schema != "public":
         settings.append(f'set search_path to "{schema}"')
+    if lock_timeout:
+        settings.append(f"set lock_timeout = '{round(LOCK_TIMEOUT_SECONDS * 1000)}ms'")
 
     @event.listens_for(engine, "connect", insert=True)
     def _session_settings(dbapi_connection: Any, _record: Any) -> None:

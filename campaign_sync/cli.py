@@ -608,7 +608,16 @@ def update_in_app(
     )
     app = writeback.pick_app(apps, app_name)
     outcome = asyncio.run(
-        writeback.update_in_app(engine, settings, app, token, changes, dry_run=dry_run, force=force)
+        writeback.update_in_app(
+            engine,
+            settings,
+            app,
+            token,
+            changes,
+            dry_run=dry_run,
+            force=force,
+            allow_unknown_field=allow_unknown_field,
+        )
     )
     if outcome.payload is not None and dry_run:
         click.echo(json.dumps(outcome.payload, indent=2, ensure_ascii=False))

@@ -88,6 +88,17 @@ _TYPE_WORDS = {
 COUNTS = ("capping", "trigger.capping")
 # What an in-app campaign holds besides its read-only fields (Batch's in-app campaign API).
 IN_APP_FIELDS = (*KNOWN_TYPES, "query", "custom_payload")
+# The keys of the objects inside an in-app campaign (Batch's in-app view page and the
+# answers seen: ../shared/batch-api/NOTES.md, "Details"). Objects of free form (targeting's
+# query, custom_payload, landing's contents and their actions) are not listed: anything
+# goes there. Batch keeps a parameter once an update added it ("Parameters added after an
+# update cannot be removed", its update page), so a typo there stays in the campaign.
+NESTED_FIELDS: dict[str, frozenset[str]] = {
+    "trigger": frozenset({"when", "event", "label", "capping", "grace_period"}),
+    "trigger.grace_period": frozenset({"every", "unit"}),
+    "targeting": frozenset({"segments", "query", "lang", "region", "custom_audience"}),
+    "landing": frozenset({"theme", "image", "contents"}),
+}
 
 
 def _decode(raw: str, where: str) -> Any:
@@ -243,6 +254,55 @@ def check_fields(changes: Changes) -> None:
         )
 
 
+def unknown_nested_fields(detail: dict[str, Any], changes: Changes) -> list[str]:
+    """The paths (sorted) that the changes would add inside one of `NESTED_FIELDS`' objects
+    with a key neither known there nor held there by the campaign (`detail`, as stored):
+    `--set trigger.capacity=5`, or `--set trigger={"capacity": 5}`. A key the campaign
+    already has is Batch's own, whatever it is."""
+    found: set[str] = set()
+
+    def inside(prefix: str, value: Any, held: Any) -> None:
+        known = NESTED_FIELDS.get(prefix)
+        if known is None or not isinstance(value, dict):
+            return
+        for key, inner in value.items():
+            there = held.get(key, _MISSING) if isinstance(held, dict) else _MISSING
+            if key not in known and there is _MISSING:
+                found.add(f"{prefix}.{key}")
+            else:
+                inside(f"{prefix}.{key}", inner, there)
+
+    for path, value in changes.items():
+        keys = path.split(".")
+        held: Any = detail
+        for depth, key in enumerate(keys):
+            prefix = ".".join(keys[:depth])
+            here = held.get(key, _MISSING) if isinstance(held, dict) else _MISSING
+            if prefix in NESTED_FIELDS and key not in NESTED_FIELDS[prefix] and here is _MISSING:
+                found.add(f"{prefix}.{key}")
+                break
+            held = here
+        else:
+            inside(path, value, held)
+    return sorted(found)
+
+
+def check_nested_fields(detail: dict[str, Any], changes: Changes) -> None:
+    """Refuse what `unknown_nested_fields` finds (a typo Batch would keep for good).
+
+    Raises UsageError naming the paths and the keys known at each place."""
+    unknown = unknown_nested_fields(detail, changes)
+    if not unknown:
+        return
+    places = sorted({path.rpartition(".")[0] for path in unknown})
+    known = "; ".join(f"{place}: {', '.join(sorted(NESTED_FIELDS[place]))}" for place in places)
+    raise UsageError(
+        f"{', '.join(unknown)}: not a field in-app campaigns are known to have there, nor one "
+        f"this campaign has; known fields: {known} (Batch keeps a field once an update added "
+        "it; --allow-unknown-field sends it anyway)"
+    )
+
+
 def pick_app(apps: list[ResolvedApp], name: str | None) -> ResolvedApp:
     if name is not None:
         return select_apps(apps, [name])[0]
@@ -350,13 +410,17 @@ async def update_in_app(
     *,
     dry_run: bool = False,
     force: bool = False,
+    allow_unknown_field: bool = False,
 ) -> UpdateOutcome:
-    """Validate, check freshness, send, store, audit. Raises UsageError for bad changes."""
+    """Validate, check freshness, send, store, audit. Raises UsageError for bad changes
+    (`check_nested_fields` too, unless `allow_unknown_field`)."""
     attempt = _Attempt(engine, app.name, token)
     found = _stored_detail(engine, app.name, token)
     if isinstance(found, str):
         return attempt.refuse(found)
     stored, stored_hash = found
+    if not allow_unknown_field:
+        check_nested_fields(stored, changes)
     payload, changed = apply_changes(stored, changes)
     problems = validate(payload)
     if problems:

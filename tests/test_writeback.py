@@ -23,6 +23,7 @@ from campaign_sync.writeback import (
     UsageError,
     apply_changes,
     parse_changes,
+    unknown_nested_fields,
     update_in_app,
     validate,
 )
@@ -479,6 +480,76 @@ def test_a_field_in_app_campaigns_do_not_have_is_refused_with_the_known_ones() -
     )
     allowed = parse_changes(assignments=["trigerr.capping=3"], allow_unknown_field=True)
     assert allowed == {"trigerr.capping": 3}
+
+
+_HELD = {
+    "trigger": {"when": "now", "x_custom": 1},
+    "landing": {"theme": "t"},
+    "targeting": {"segments": []},
+    "custom_payload": "{}",
+}
+
+
+@pytest.mark.parametrize(
+    ("detail", "changes", "unknown"),
+    [
+        (_HELD, {"trigger.capacity": 5}, ["trigger.capacity"]),
+        (_HELD, {"trigger.capping": 5}, []),
+        (_HELD, {"trigger": {"capacity": 5, "when": "now"}}, ["trigger.capacity"]),
+        (_HELD, {"trigger.x_custom": 2}, []),  # the campaign's own: Batch's, whatever it is
+        (_HELD, {"trigger": {"x_custom": 2}}, []),
+        (_HELD, {"trigger.grace_period": {"every": 2, "units": "HOURS"}},
+         ["trigger.grace_period.units"]),
+        (_HELD, {"trigger.grace_period.evry": 2}, ["trigger.grace_period.evry"]),
+        (_HELD, {"trigger.grace_period.every": 2}, []),
+        (_HELD, {"targeting.query": {"anything": {"goes": 1}}}, []),  # free form
+        (_HELD, {"targeting": {"lang": ["fr"], "langs": ["fr"]}}, ["targeting.langs"]),
+        (_HELD, {"landing.contents": [{"whatever": 1}]}, []),  # free form
+        (_HELD, {"landing.imag": "u", "landing.theme": "x"}, ["landing.imag"]),
+        (_HELD, {"custom_payload.flag": 1}, []),  # no object of known keys
+        (_HELD, {"trigger": "not an object"}, []),  # its type is validate's to refuse
+        ({}, {"trigger.when": "now"}, []),
+        ({}, {"trigger.foo": 1, "landing": {"bar": 1}}, ["landing.bar", "trigger.foo"]),
+        ({"trigger": "text"}, {"trigger.foo": 1}, ["trigger.foo"]),
+    ],
+)  # fmt: skip
+def test_a_key_inside_a_campaign_object_is_known_or_the_campaigns_own(
+    detail: dict[str, Any], changes: dict[str, Any], unknown: list[str]
+) -> None:
+    """Only the top level was checked: --set trigger.capacity=5 (for capping) was sent,
+    and Batch keeps a field once an update added it (its update page)."""
+    assert unknown_nested_fields(detail, changes) == unknown
+
+
+def test_an_unknown_key_inside_trigger_is_refused_before_batch_is_asked(
+    synced: Engine, pg_url: str, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    from tests.conftest import API_KEY, CANARY_REST_KEY
+    from tests.helpers import run
+
+    token = api_made(simulator)
+    env = {
+        "DATABASE_URL": pg_url,
+        "BATCH_API_BASE_URL": sim_server.url,
+        "BATCH_API_KEY": API_KEY,
+        "BATCH_REST_API_KEY": CANARY_REST_KEY,
+    }
+    refused = run("update-in-app", token, "--set", "trigger.capacity=5", env=env)
+    assert refused.exit_code == 2
+    assert refused.stderr.startswith("campaign-sync: trigger.capacity: not a field in-app")
+    with pytest.raises(UsageError) as raised:
+        update(synced, sim_server, token, {"trigger.capacity": 5})
+    assert str(raised.value) == (
+        "trigger.capacity: not a field in-app campaigns are known to have there, nor one this "
+        "campaign has; known fields: trigger: capping, event, grace_period, label, when (Batch "
+        "keeps a field once an update added it; --allow-unknown-field sends it anyway)"
+    )
+    assert simulator.count() == 0 and audit_rows(synced) == []
+    allowed = update(
+        synced, sim_server, token, {"trigger.capacity": 5}, dry_run=True, allow_unknown_field=True
+    )
+    assert allowed.ok, allowed.message
+    assert allowed.payload is not None and allowed.payload["trigger"]["capacity"] == 5
 
 
 def test_a_push_token_is_told_batch_only_updates_in_app_campaigns(

@@ -43,6 +43,18 @@ def api_made(simulator: Simulator, *, with_trigger: bool = True) -> str:
     )
 
 
+def _run_env(database_url: str, server: SimulatorServer) -> dict[str, str]:
+    """The settings of `tests.helpers.run` for update-in-app against the simulator."""
+    from tests.conftest import API_KEY, CANARY_REST_KEY
+
+    return {
+        "DATABASE_URL": database_url,
+        "BATCH_API_BASE_URL": server.url,
+        "BATCH_API_KEY": API_KEY,
+        "BATCH_REST_API_KEY": CANARY_REST_KEY,
+    }
+
+
 def dashboard_made(simulator: Simulator) -> str:
     return next(t for t, d in simulator.store(IN_APP).details().items() if not d["from_api"])
 
@@ -524,16 +536,10 @@ def test_a_key_inside_a_campaign_object_is_known_or_the_campaigns_own(
 def test_an_unknown_key_inside_trigger_is_refused_before_batch_is_asked(
     synced: Engine, pg_url: str, simulator: Simulator, sim_server: SimulatorServer
 ) -> None:
-    from tests.conftest import API_KEY, CANARY_REST_KEY
     from tests.helpers import run
 
     token = api_made(simulator)
-    env = {
-        "DATABASE_URL": pg_url,
-        "BATCH_API_BASE_URL": sim_server.url,
-        "BATCH_API_KEY": API_KEY,
-        "BATCH_REST_API_KEY": CANARY_REST_KEY,
-    }
+    env = _run_env(pg_url, sim_server)
     refused = run("update-in-app", token, "--set", "trigger.capacity=5", env=env)
     assert refused.exit_code == 2
     assert refused.stderr.startswith("campaign-sync: trigger.capacity: not a field in-app")
@@ -559,18 +565,12 @@ def test_a_push_token_is_told_batch_only_updates_in_app_campaigns(
     sim_server: SimulatorServer,
     restore_logging: None,
 ) -> None:
-    from tests.conftest import API_KEY, CANARY_REST_KEY
     from tests.helpers import run
 
     run_sync(pg_url, sim_server, [CampaignType.PUSH])
     simulator.reset_stats()
     push_token = next(iter(simulator.store(CampaignType.PUSH).details()))
-    env = {
-        "DATABASE_URL": pg_url,
-        "BATCH_API_BASE_URL": sim_server.url,
-        "BATCH_API_KEY": API_KEY,
-        "BATCH_REST_API_KEY": CANARY_REST_KEY,
-    }
+    env = _run_env(pg_url, sim_server)
     refused = run("update-in-app", push_token, "--name", "Nope", env=env)
     assert refused.exit_code == 1
     assert refused.stderr == (

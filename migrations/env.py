@@ -54,10 +54,18 @@ def _run(connection: Connection) -> None:
         if connection.dialect.name == "postgresql":
             # Replicas migrating at once take turns: the lock lives as long as this
             # transaction (so it works through PgBouncer too), and the revision is read
-            # after it is granted, so the second one finds nothing left to do.
+            # after it is granted, so the second one finds nothing left to do. A turn is
+            # waited for however long the migration before takes: a lock_timeout of the
+            # role's or the database's (docs/deploy.md suggests one behind PgBouncer)
+            # failed the second replica instead; it applies again once the turn is ours.
+            configured = connection.exec_driver_sql("show lock_timeout").scalar()
+            connection.exec_driver_sql("set local lock_timeout = 0")
             connection.execute(
                 text("select pg_advisory_xact_lock(:a, :b)"),
                 {"a": MIGRATION_LOCK[0], "b": MIGRATION_LOCK[1]},
+            )
+            connection.execute(
+                text("select set_config('lock_timeout', :value, true)"), {"value": configured}
             )
         # What the revision was once the lock is ours: what `migrate` reports it moved from.
         config.attributes["found_revision"] = context.get_context().get_current_revision()

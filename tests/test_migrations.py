@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
+import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -221,6 +222,48 @@ def test_a_migration_is_one_transaction_and_migrators_take_turns(empty_url: str)
     assert (second.returncode, err) == (0, "")
     assert out.startswith(f"database schema already at revision {head} (")
     assert schema_diff(empty_url) == []
+
+
+MIGRATION_LOCK = (0x43534E43, 0x4D494752)  # migrations/env.py's advisory lock: "CSNC", "MIGR"
+
+
+def test_a_migrator_waits_its_turn_whatever_lock_timeout_the_database_sets(
+    fresh_pg_url: str,
+) -> None:
+    """Behind PgBouncer the docs suggest a lock_timeout on the role: the second of two
+    migrators then failed after it ("canceling statement due to lock timeout") instead of
+    waiting for the first one's commit. The turn is waited for; the timeout then holds
+    again for the migration's own statements."""
+    import threading
+
+    from sqlalchemy.engine import make_url as parse_url
+
+    database = parse_url(fresh_pg_url).database
+    dsn = parse_url(fresh_pg_url).set(drivername="postgresql")
+    with psycopg.connect(dsn.render_as_string(hide_password=False), autocommit=True) as conn:
+        conn.execute(f"alter database \"{database}\" set lock_timeout = '200ms'")
+    results: list[object] = []
+    with psycopg.connect(dsn.render_as_string(hide_password=False), autocommit=True) as first:
+        first.execute("select pg_advisory_lock(%s, %s)", MIGRATION_LOCK)  # a migration runs
+        second = threading.Thread(target=lambda: results.append(_upgrade_or_error(fresh_pg_url)))
+        second.start()
+        second.join(2)  # ten times the database's lock_timeout
+        assert second.is_alive() and results == []  # still waiting its turn
+        first.execute("select pg_advisory_unlock(%s, %s)", MIGRATION_LOCK)
+        second.join(60)
+    assert results == [None]  # migrated from no revision
+    engine = make_engine(fresh_pg_url)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("show lock_timeout").scalar() == "200ms"
+    engine.dispose()
+    assert schema_diff(fresh_pg_url) == []
+
+
+def _upgrade_or_error(url: str) -> object:
+    try:
+        return migrate.upgrade(url)
+    except Exception as error:  # returned for the assertion to show
+        return error
 
 
 def test_revisions_0011_to_0013_go_down_to_the_views_before_them_and_up_again(

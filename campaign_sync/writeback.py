@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -333,18 +334,25 @@ def apply_changes(detail: dict[str, Any], changes: Changes) -> tuple[dict[str, A
     return payload, sorted(changed)
 
 
-def validate(payload: dict[str, Any]) -> list[str]:
-    problems = []
+def validate(payload: dict[str, Any], given: Collection[str] | None = None) -> list[str]:
+    """What Batch would refuse in `payload`, in words, one problem a field. `given`: the
+    field paths the user changed; a problem with a field none of them touches is the
+    campaign's own value, and says so with the flag that sets it (a stored name of two
+    characters failed every update with "name must be text of at least 3 characters",
+    as if the user had given it)."""
+    found: list[tuple[str, str]] = []
     name = payload.get("name")
     if not isinstance(name, str) or len(name.strip()) < 3:
-        problems.append("name must be text of at least 3 characters")
+        found.append(("name", "name must be text of at least 3 characters"))
     for field, types in KNOWN_TYPES.items():
-        if field == "name" and problems:  # said once: "name must be text of at least 3..."
+        if field == "name" and found:  # said once: "name must be text of at least 3..."
             continue
         if field in payload and payload[field] is not None and field not in COUNTS:
             value = payload[field]
             if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
-                problems.append(f"{field} must be {_TYPE_WORDS[types[0]]}, got {kind_of(value)}")
+                found.append(
+                    (field, f"{field} must be {_TYPE_WORDS[types[0]]}, got {kind_of(value)}")
+                )
     for path in COUNTS:
         *parents, key = path.split(".")
         holder: Any = payload
@@ -354,8 +362,23 @@ def validate(payload: dict[str, Any]) -> list[str]:
             continue
         value = holder[key]
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= INT32:
-            problems.append(f"{path} must be a whole number from 0 to {INT32}")
-    return problems
+            found.append((path, f"{path} must be a whole number from 0 to {INT32}"))
+    if given is None:
+        return [text for _, text in found]
+    return [text if _touched(field, given) else f"{text} ({_own(field)})" for field, text in found]
+
+
+def _touched(field: str, given: Collection[str]) -> bool:
+    """Whether one of the paths `given` sets `field`, a path inside it or around it."""
+    return any(
+        path == field or path.startswith(f"{field}.") or field.startswith(f"{path}.")
+        for path in given
+    )
+
+
+def _own(field: str) -> str:
+    flag = "--name" if field == "name" else f"--set {field}=..."
+    return f"the campaign's own value, not one given: change it too, with {flag}"
 
 
 def describe_difference(stored: dict[str, Any], current: dict[str, Any]) -> str:
@@ -422,7 +445,7 @@ async def update_in_app(
     if not allow_unknown_field:
         check_nested_fields(stored, changes)
     payload, changed = apply_changes(stored, changes)
-    problems = validate(payload)
+    problems = validate(payload, changes)
     if problems:
         raise UsageError("; ".join(problems))
     if dry_run:
@@ -456,7 +479,7 @@ async def update_in_app(
         # it holds is dropped (its "at least the same parameters" rule); otherwise it is the
         # stored one, but with the values the sync stored repaired as Batch has them.
         payload, changed = apply_changes(current, changes)
-        problems = validate(payload)
+        problems = validate(payload, changes)
         if problems:
             held = "; ".join(problems) + " (in the campaign as Batch holds it now)"
             return attempt.refuse(held, payload, changed)

@@ -339,6 +339,57 @@ def test_both_cappings_are_counts(payload: dict[str, Any], problems: list[str]) 
     assert validate(payload) == problems
 
 
+_OWN_NAME = "the campaign's own value, not one given: change it too, with --name"
+_BAD_CAPPING = "trigger.capping must be a whole number from 0 to 2147483647"
+
+
+@pytest.mark.parametrize(
+    ("given", "problems"),
+    [
+        (["trigger.capping"], [f"name must be text of at least 3 characters ({_OWN_NAME})",
+                               _BAD_CAPPING]),
+        (["trigger"], [f"name must be text of at least 3 characters ({_OWN_NAME})",
+                       _BAD_CAPPING]),  # given around it
+        (["name", "trigger.when"], [
+            "name must be text of at least 3 characters",
+            f"{_BAD_CAPPING} (the campaign's own value, not one given: change it too, with "
+            "--set trigger.capping=...)",
+        ]),
+        (["name.first"], ["name must be text of at least 3 characters",  # given inside it
+                          f"{_BAD_CAPPING} (the campaign's own value, not one given: change it "
+                          "too, with --set trigger.capping=...)"]),
+    ],
+)  # fmt: skip
+def test_a_problem_with_a_value_not_given_says_it_is_the_campaigns_own(
+    given: list[str], problems: list[str]
+) -> None:
+    """A stored name of two characters failed every update with "name must be text of at
+    least 3 characters", as if the user had given it (review 3)."""
+    payload = {"name": "ab", "trigger": {"when": "now", "capping": -1}}
+    assert validate(payload, given) == problems
+
+
+def test_a_stored_name_too_short_is_named_as_the_campaigns_own(
+    synced: Engine, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    token = api_made(simulator)
+    with synced.begin() as conn:
+        detail = conn.execute(
+            select(campaigns.c.detail).where(campaigns.c.campaign_token == token)
+        ).scalar_one()
+        conn.execute(
+            campaigns.update()
+            .where(campaigns.c.campaign_token == token)
+            .values(detail={**detail, "name": "ab"})
+        )
+    with pytest.raises(UsageError) as raised:
+        update(synced, sim_server, token, {"live": False})
+    assert str(raised.value) == f"name must be text of at least 3 characters ({_OWN_NAME})"
+    assert simulator.count() == 0
+    outcome = update(synced, sim_server, token, {"live": False, "name": "Fixed name"}, dry_run=True)
+    assert outcome.ok, outcome.message
+
+
 @pytest.mark.parametrize(
     ("changes", "refused"),
     [

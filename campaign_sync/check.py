@@ -34,6 +34,7 @@ from campaign_sync.db.migrate import (
     current_revision,
     ensure_current,
     head_revision,
+    misplaced_problem,
     missing_objects,
     missing_tables_problem,
 )
@@ -181,8 +182,11 @@ def _absent(database_url: str, schema: str | None) -> str | None:
     engine = make_engine(database_url, schema=schema)
     try:
         tables, views = missing_objects(engine)
+        misplaced = misplaced_problem(engine, tables, views)
     finally:
         engine.dispose()
+    if misplaced is not None:
+        return misplaced
     if tables:
         return missing_tables_problem(tables)
     if views:

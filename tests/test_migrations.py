@@ -427,3 +427,39 @@ def test_views_dropped_by_hand_are_named_by_check_and_made_again_by_migrate(
         assert str(refused.value) == lacking
     finally:
         engine.dispose()
+
+
+def test_a_name_of_ours_held_by_another_kind_of_object_is_named(empty_url: str) -> None:
+    """An analyst's table named v_campaign_changes (ours dropped) passed check as the view,
+    and migrate then failed on "relation already exists" (review 2)."""
+    from campaign_sync.check import check_database
+    from campaign_sync.db.revisions import SchemaNotCurrent
+
+    migrate.upgrade(empty_url)
+    engine = make_engine(empty_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("drop view v_campaign_changes"))
+            conn.execute(text("create table v_campaign_changes (x integer)"))
+        taken = (
+            "v_campaign_changes: a table or other object holds the name of campaign-sync's "
+            "view: rename or drop it, then run campaign-sync migrate, which makes missing "
+            "views again"
+        )
+        assert (check_database(empty_url).code, check_database(empty_url).message) == (2, taken)
+        with pytest.raises(SchemaNotCurrent) as refused:
+            migrate.restore_views(empty_url)
+        assert str(refused.value) == taken
+        with engine.begin() as conn:
+            conn.execute(text("drop table v_campaign_changes"))
+        assert migrate.restore_views(empty_url) == ["v_campaign_changes"]
+        with engine.begin() as conn:
+            conn.execute(text("drop table campaign_updates"))
+            conn.execute(text("create view campaign_updates as select 1 as id"))
+        assert check_database(empty_url).message == (
+            "campaign_updates: a view or other object holds the name of campaign-sync's "
+            "table: rename or drop it, then restore the table from a backup (or migrate a "
+            "new database and sync it afresh)"
+        )
+    finally:
+        engine.dispose()

@@ -67,12 +67,43 @@ def upgrade(database_url: str, revision: str = "head", *, schema: str | None = N
 
 def missing_objects(engine: Engine) -> tuple[list[str], list[str]]:
     """Our tables and our views the newest revision has that the database lacks (dropped
-    by hand, or a partial restore): (tables, views), each in creation order."""
+    by hand, or a partial restore), each as what it should be: a view of ours standing
+    where our table should be is no table, and a table where our view should be no view
+    (`misplaced_problem` names them). (tables, views), each in creation order."""
     found = inspect(engine)
-    present = set(found.get_table_names()) | set(found.get_view_names())
-    tables = [name for name in metadata.tables if name not in present]
-    views = [view.name for view in DESCRIBED_VIEWS if view.name not in present]
+    tables_there = set(found.get_table_names())
+    views_there = set(found.get_view_names())
+    if engine.dialect.name == "postgresql":
+        views_there |= set(found.get_materialized_view_names())
+    tables = [name for name in metadata.tables if name not in tables_there]
+    views = [view.name for view in DESCRIBED_VIEWS if view.name not in views_there]
     return tables, views
+
+
+def misplaced_problem(engine: Engine, tables: list[str], views: list[str]) -> str | None:
+    """What `check` and `migrate` say when a name of ours is taken by another kind of
+    object (an analyst's table named v_campaigns after ours was dropped); None if none is.
+    `tables`, `views`: what `missing_objects` found missing."""
+    found = inspect(engine)
+    taken = set(found.get_table_names()) | set(found.get_view_names())
+    if engine.dialect.name == "postgresql":
+        taken |= set(found.get_materialized_view_names())
+    held_tables = [name for name in tables if name in taken]
+    held_views = [name for name in views if name in taken]
+    said = []
+    if held_tables:
+        said.append(
+            f"{', '.join(held_tables)}: a view or other object holds the name of "
+            "campaign-sync's table: rename or drop it, then restore the table from a backup "
+            "(or migrate a new database and sync it afresh)"
+        )
+    if held_views:
+        said.append(
+            f"{', '.join(held_views)}: a table or other object holds the name of "
+            "campaign-sync's view: rename or drop it, then run campaign-sync migrate, which "
+            "makes missing views again"
+        )
+    return "; ".join(said) or None
 
 
 def missing_tables_problem(tables: list[str]) -> str:
@@ -91,6 +122,9 @@ def restore_views(database_url: str, schema: str | None = None) -> list[str]:
     engine = make_engine(database_url, schema=schema)
     try:
         tables, missing = missing_objects(engine)
+        misplaced = misplaced_problem(engine, tables, missing)
+        if misplaced is not None:
+            raise SchemaNotCurrent(misplaced)
         if tables:
             raise SchemaNotCurrent(missing_tables_problem(tables))
         if not missing:

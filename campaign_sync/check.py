@@ -44,6 +44,7 @@ from campaign_sync.db.session import (
     make_engine,
     masked_url,
     missing_sqlite_file,
+    passing_problem,
     sqlite_directory_problem,
     sqlite_query_problem,
 )
@@ -269,18 +270,21 @@ def recorded_key_problems(
 
     Raises `sqlalchemy.exc.SQLAlchemyError` when the database cannot be read."""
     problems: dict[str, str] = {}
-    engine = make_engine(database_url, schema=schema)
+    engine = make_engine(database_url, schema=schema, lock_timeout=True)
     try:
         with engine.connect() as conn:
             for app in apps:
                 fingerprint = key_fingerprint(app.api_key)
-                for campaign_type in CampaignType:
-                    refused, _recorded = key_refusal(conn, app.name, campaign_type, fingerprint)
-                    if refused is not None:
-                        problems[app.name] = key_refusal_text(
-                            app.name, campaign_type, "every pass of this app will be refused"
-                        )
-                        break
+                refused = [
+                    campaign_type
+                    for campaign_type in CampaignType
+                    if key_refusal(conn, app.name, campaign_type, fingerprint)[0] is not None
+                ]
+                if refused:
+                    passes = " and ".join(campaign_type.label for campaign_type in refused)
+                    problems[app.name] = key_refusal_text(
+                        app.name, refused, f"its {passes} passes will be refused"
+                    )
     finally:
         engine.dispose()
     return problems
@@ -403,9 +407,10 @@ def run_checks(
     if database.ok:
         try:
             key_problems = recorded_key_problems(settings.database_url, settings.db_schema, apps)
-        except SQLAlchemyError as error:  # it answered a moment ago
+        except SQLAlchemyError as error:  # it answered a moment ago: a lock, a cut
+            code = FAILED if passing_problem(error) else USAGE
             findings[1] = Finding(
-                database.subject, f"cannot connect: {database_problem(error)}", USAGE
+                database.subject, f"cannot read the recorded keys: {database_problem(error)}", code
             )
 
     async def all_apps() -> list[Finding]:

@@ -81,11 +81,11 @@ def explain(error: Exception) -> tuple[str, int] | None:
         sqlstate.startswith("25")
     )
     if isinstance(error, database_errors) or not_a_database or read_only:
-        from campaign_sync.db.session import database_problem
+        from campaign_sync.db.session import database_problem, passing_problem
 
-        # A connection lost or an operator's intervention (SQLSTATE 08, 57) is not bad
-        # configuration: the same command may work in a minute.
-        code = EXIT_FAILED if sqlstate[:2] in ("08", "57") else EXIT_USAGE
+        # A connection lost, an operator's intervention, a lock another session held too
+        # long is not bad configuration: the same command may work in a minute.
+        code = EXIT_FAILED if passing_problem(error) else EXIT_USAGE
         return f"database problem ({_database_hint()}): {database_problem(error)}", code
     if isinstance(error, _loaded("campaign_sync.batch.errors", "BatchError")):
         return str(error), EXIT_FAILED
@@ -734,13 +734,18 @@ def state_reset(app_names: tuple[str, ...], type_names: tuple[str, ...], yes: bo
     names = ", ".join(f"{c.app}/{c.campaign_type.label}" for c in cursors)
     if not yes:
         click.confirm(
-            f"Reset the cursor of {names}? Their next pass starts a fresh sweep", abort=True
+            f"Reset the cursor of {names}? Their next pass starts a fresh sweep, and the live "
+            "API key they were synced with is forgotten",
+            abort=True,
         )
     try:
         reset_cursors(engine, cursors)
     except CursorBusy as busy:
         raise Failure(str(busy)) from None
-    click.echo(f"reset {names}: the next pass starts a fresh sweep")
+    click.echo(
+        f"reset {names}: the next pass starts a fresh sweep, and records its live API key as "
+        "the one their campaigns are synced with"
+    )
 
 
 class FiniteRange(click.FloatRange):

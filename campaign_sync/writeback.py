@@ -38,7 +38,7 @@ from campaign_sync.config import (
 )
 from campaign_sync.db.loader import stored_campaigns, write_page
 from campaign_sync.db.models import campaign_updates, campaigns
-from campaign_sync.db.session import make_engine
+from campaign_sync.db.session import make_engine, wait_for_locks
 from campaign_sync.db.types import utcnow
 from campaign_sync.domain import CampaignType
 from campaign_sync.plan import PageLoad, plan_page
@@ -255,32 +255,33 @@ def check_fields(changes: Changes) -> None:
         )
 
 
-def unknown_nested_fields(detail: dict[str, Any], changes: Changes) -> list[str]:
-    """The paths (sorted) that the changes would add inside one of `NESTED_FIELDS`' objects
-    with a key neither known there nor held there by the campaign (`detail`, as stored):
-    `--set trigger.capacity=5`, or `--set trigger={"capacity": 5}`. A key the campaign
-    already has is Batch's own, whatever it is."""
-    found: set[str] = set()
+def unknown_nested_fields(detail: dict[str, Any], changes: Changes) -> list[tuple[str, str]]:
+    """What the changes would add inside one of `NESTED_FIELDS`' objects with a key neither
+    known there nor held there by the campaign (`detail`, as stored): `--set
+    trigger.capacity=5`, or `--set trigger={"capacity": 5}`. A key the campaign already
+    has is Batch's own, whatever it is. Returns (the object's path, the key) pairs, sorted:
+    a key of a JSON value may hold a dot itself (`{"grace_period.every": 3}`)."""
+    found: set[tuple[str, str]] = set()
 
-    def inside(prefix: str, value: Any, held: Any) -> None:
-        known = NESTED_FIELDS.get(prefix)
+    def inside(place: str, value: Any, held: Any) -> None:
+        known = NESTED_FIELDS.get(place)
         if known is None or not isinstance(value, dict):
             return
         for key, inner in value.items():
             there = held.get(key, _MISSING) if isinstance(held, dict) else _MISSING
             if key not in known and there is _MISSING:
-                found.add(f"{prefix}.{key}")
+                found.add((place, key))
             else:
-                inside(f"{prefix}.{key}", inner, there)
+                inside(f"{place}.{key}", inner, there)
 
     for path, value in changes.items():
         keys = path.split(".")
         held: Any = detail
         for depth, key in enumerate(keys):
-            prefix = ".".join(keys[:depth])
+            place = ".".join(keys[:depth])
             here = held.get(key, _MISSING) if isinstance(held, dict) else _MISSING
-            if prefix in NESTED_FIELDS and key not in NESTED_FIELDS[prefix] and here is _MISSING:
-                found.add(f"{prefix}.{key}")
+            if place in NESTED_FIELDS and key not in NESTED_FIELDS[place] and here is _MISSING:
+                found.add((place, key))
                 break
             held = here
         else:
@@ -291,16 +292,20 @@ def unknown_nested_fields(detail: dict[str, Any], changes: Changes) -> list[str]
 def check_nested_fields(detail: dict[str, Any], changes: Changes) -> None:
     """Refuse what `unknown_nested_fields` finds (a typo Batch would keep for good).
 
-    Raises UsageError naming the paths and the keys known at each place."""
+    Raises UsageError naming each key where it is and the keys known there."""
     unknown = unknown_nested_fields(detail, changes)
     if not unknown:
         return
-    places = sorted({path.rpartition(".")[0] for path in unknown})
+    named = ", ".join(
+        f"{place}.{key}" if "." not in key else f"{json.dumps(key)} in {place}"
+        for place, key in unknown
+    )
+    places = sorted({place for place, _ in unknown})
     known = "; ".join(f"{place}: {', '.join(sorted(NESTED_FIELDS[place]))}" for place in places)
     raise UsageError(
-        f"{', '.join(unknown)}: not a field in-app campaigns are known to have there, nor one "
-        f"this campaign has; known fields: {known} (Batch keeps a field once an update added "
-        "it; --allow-unknown-field sends it anyway)"
+        f"{named}: not a field in-app campaigns are known to have there, nor one the stored "
+        f"copy of this campaign has; known fields: {known} (Batch keeps a field once an "
+        "update added it; --allow-unknown-field sends it anyway)"
     )
 
 
@@ -353,6 +358,16 @@ def validate(payload: dict[str, Any], given: Collection[str] | None = None) -> l
                 found.append(
                     (field, f"{field} must be {_TYPE_WORDS[types[0]]}, got {kind_of(value)}")
                 )
+    for place in NESTED_FIELDS:  # the objects inside objects: trigger.grace_period
+        *parents, key = place.split(".")
+        if not parents:
+            continue  # the top level's types are KNOWN_TYPES'
+        inner: Any = payload
+        for parent in parents:
+            inner = inner.get(parent) if isinstance(inner, dict) else None
+        value = inner.get(key) if isinstance(inner, dict) else None
+        if value is not None and not isinstance(value, dict):
+            found.append((place, f"{place} must be an object, got {kind_of(value)}"))
     for path in COUNTS:
         *parents, key = path.split(".")
         holder: Any = payload
@@ -408,6 +423,7 @@ def _audit(
     # must be written whatever the update did.
     (changed, payload, message), _ = storable([changed, payload, message])
     with engine.begin() as conn:
+        wait_for_locks(conn)  # an attempt Batch may have taken is recorded, however long
         conn.execute(
             insert(campaign_updates).values(
                 attempted_at=utcnow(),
@@ -631,7 +647,8 @@ def _is_push_campaign(engine: Engine, app: str, token: str) -> bool:
 def _store_detail(engine: Engine, app: str, token: str, detail: dict[str, Any]) -> None:
     """Store the fresh detail at once. The sweep's bookkeeping (list entry, seen mark) is
     left as the last sweep wrote it: a sweep may have run during our round trips."""
-    with engine.connect() as conn:
+    with engine.begin() as conn:
+        wait_for_locks(conn)  # Batch took the update: it is stored, however long that waits
         stored = stored_campaigns(conn, app, CampaignType.IN_APP, [token])
     load = PageLoad(
         app=app,
@@ -643,7 +660,7 @@ def _store_detail(engine: Engine, app: str, token: str, detail: dict[str, Any]) 
         details={token: detail},
         stored=stored,
     )
-    write_page(engine, plan_page(load))
+    write_page(engine, plan_page(load), wait_for_locks=True)
 
 
 def update_in_app_sync(
@@ -653,14 +670,30 @@ def update_in_app_sync(
     app: str | None = None,
     dry_run: bool = False,
     force: bool = False,
+    allow_unknown_field: bool = False,
 ) -> UpdateOutcome:
-    """The same as `campaign-sync update-in-app`, for scripts (settings from the environment)."""
+    """The same as `campaign-sync update-in-app`, for scripts (settings from the environment):
+    `changes` maps field paths to values, as `parse_changes` returns them, and the same
+    checks apply (a field in-app campaigns do not have is refused unless
+    `allow_unknown_field`). Raises UsageError for bad changes, ConfigError for bad
+    settings."""
     settings = load_settings()
-    engine = make_engine(settings.database_url, schema=settings.db_schema)
+    if not allow_unknown_field:
+        check_fields(changes)
+    engine = make_engine(settings.database_url, schema=settings.db_schema, lock_timeout=True)
     try:
         chosen = pick_app(resolve_apps(settings), app)
         return asyncio.run(
-            update_in_app(engine, settings, chosen, token, changes, dry_run=dry_run, force=force)
+            update_in_app(
+                engine,
+                settings,
+                chosen,
+                token,
+                changes,
+                dry_run=dry_run,
+                force=force,
+                allow_unknown_field=allow_unknown_field,
+            )
         )
     finally:
         engine.dispose()

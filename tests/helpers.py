@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -69,5 +70,14 @@ def mock_client(
 
 
 def run(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> Result:
-    """`campaign-sync ARGS` in-process (use the `restore_logging` fixture alongside)."""
-    return CliRunner().invoke(main, list(args), env=env, input=stdin)
+    """`campaign-sync ARGS` in-process (use the `restore_logging` fixture alongside). The
+    test process's SIGTERM and SIGINT handlers are put back after it: `sync` ends by
+    ignoring SIGTERM (signals.run_until_signalled), and a child started later by the
+    same test process inherited that (its SIGTERM ignored, the set-up tests failed)."""
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return CliRunner().invoke(main, list(args), env=env, input=stdin)
+    finally:
+        for sig, handler in before.items():
+            if handler is not None:  # None: not set from Python, nothing to put back
+                signal.signal(sig, handler)

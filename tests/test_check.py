@@ -396,7 +396,7 @@ def test_a_key_other_than_the_one_synced_with_fails_the_app_until_state_reset(
     assert (
         "FAIL  app 'default': Batch accepted both keys, but the live API key of app 'default' "
         "is not the one its in-app campaigns were synced with (a key of another Batch app?): "
-        "every pass of this app will be refused. If the new key is right, run campaign-sync "
+        "its in-app passes will be refused. If the new key is right, run campaign-sync "
         "state reset --app default first"
     ) in result.stdout
     assert API_KEY not in result.output
@@ -425,3 +425,25 @@ def test_check_compares_the_key_on_sqlite_too(tmp_path: Path, sim_server: Simula
     result = run("check", env=env)
     assert result.exit_code == 1, result.output
     assert "is not the one its push campaigns were synced with" in result.stdout
+
+
+def test_check_waits_a_bounded_time_for_a_lock_on_the_recorded_keys(
+    pg_url: str, sim_server: SimulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """check's read of the recorded key fingerprints waited as long as another session
+    held sync_state (a review's find): it now gives up like the other commands."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from campaign_sync.db import session
+
+    monkeypatch.setattr(session, "LOCK_TIMEOUT_SECONDS", 0.5)
+    dsn = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn) as admin:
+        admin.execute("lock table sync_state in access exclusive mode")
+        result = run("check", env=env_for(pg_url, sim_server))
+        admin.rollback()
+    assert result.exit_code == 1, result.output
+    assert "cannot read the recorded keys: canceling statement due to lock timeout" in (
+        result.stdout
+    )

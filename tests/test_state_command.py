@@ -81,7 +81,10 @@ def test_reset_makes_the_next_pass_start_a_fresh_sweep(
     interrupted_sweeps(db)
     result = run("state", "reset", "--type", "push", "--yes", env={"DATABASE_URL": pg_url})
     assert result.exit_code == 0, result.output
-    assert result.stdout == "reset default/push: the next pass starts a fresh sweep\n"
+    assert result.stdout == (
+        "reset default/push: the next pass starts a fresh sweep, and records its live API key "
+        "as the one their campaigns are synced with\n"
+    )
     assert cursor(db, "push") == (4, False, 0)  # the sweep counter never goes back
     assert cursor(db, "in_app") == (2, False, 0)
     [push] = run_sync(pg_url, sim_server, [CampaignType.PUSH])

@@ -22,6 +22,7 @@ from campaign_sync.writeback import (
     UpdateOutcome,
     UsageError,
     apply_changes,
+    check_nested_fields,
     parse_changes,
     unknown_nested_fields,
     update_in_app,
@@ -333,6 +334,12 @@ NOT_A_TOP_COUNT = "capping must be a whole number from 0 to 2147483647"
         ({"name": "Sale", "capping": 10**29}, ["capping must be a whole number from 0 to "
                                                 "2147483647"]),
         ({"name": 123}, ["name must be text of at least 3 characters"]),  # said once
+        # An object inside an object is checked as the top level's are (it was sent as is).
+        ({"name": "Sale", "trigger": {"grace_period": "3 days"}},
+         ["trigger.grace_period must be an object, got text"]),
+        ({"name": "Sale", "trigger": {"grace_period": [{"evry": 1}]}},
+         ["trigger.grace_period must be an object, got an array"]),
+        ({"name": "Sale", "trigger": {"grace_period": None}}, []),
     ],
 )  # fmt: skip
 def test_both_cappings_are_counts(payload: dict[str, Any], problems: list[str]) -> None:
@@ -556,32 +563,88 @@ _HELD = {
 @pytest.mark.parametrize(
     ("detail", "changes", "unknown"),
     [
-        (_HELD, {"trigger.capacity": 5}, ["trigger.capacity"]),
+        (_HELD, {"trigger.capacity": 5}, [("trigger", "capacity")]),
         (_HELD, {"trigger.capping": 5}, []),
-        (_HELD, {"trigger": {"capacity": 5, "when": "now"}}, ["trigger.capacity"]),
+        (_HELD, {"trigger": {"capacity": 5, "when": "now"}}, [("trigger", "capacity")]),
         (_HELD, {"trigger.x_custom": 2}, []),  # the campaign's own: Batch's, whatever it is
         (_HELD, {"trigger": {"x_custom": 2}}, []),
         (_HELD, {"trigger.grace_period": {"every": 2, "units": "HOURS"}},
-         ["trigger.grace_period.units"]),
-        (_HELD, {"trigger.grace_period.evry": 2}, ["trigger.grace_period.evry"]),
+         [("trigger.grace_period", "units")]),
+        (_HELD, {"trigger.grace_period.evry": 2}, [("trigger.grace_period", "evry")]),
         (_HELD, {"trigger.grace_period.every": 2}, []),
         (_HELD, {"targeting.query": {"anything": {"goes": 1}}}, []),  # free form
-        (_HELD, {"targeting": {"lang": ["fr"], "langs": ["fr"]}}, ["targeting.langs"]),
+        (_HELD, {"targeting": {"lang": ["fr"], "langs": ["fr"]}}, [("targeting", "langs")]),
         (_HELD, {"landing.contents": [{"whatever": 1}]}, []),  # free form
-        (_HELD, {"landing.imag": "u", "landing.theme": "x"}, ["landing.imag"]),
+        (_HELD, {"landing.imag": "u", "landing.theme": "x"}, [("landing", "imag")]),
         (_HELD, {"custom_payload.flag": 1}, []),  # no object of known keys
         (_HELD, {"trigger": "not an object"}, []),  # its type is validate's to refuse
         ({}, {"trigger.when": "now"}, []),
-        ({}, {"trigger.foo": 1, "landing": {"bar": 1}}, ["landing.bar", "trigger.foo"]),
-        ({"trigger": "text"}, {"trigger.foo": 1}, ["trigger.foo"]),
+        ({}, {"trigger.foo": 1, "landing": {"bar": 1}}, [("landing", "bar"), ("trigger", "foo")]),
+        ({"trigger": "text"}, {"trigger.foo": 1}, [("trigger", "foo")]),
+        # A key holding a dot is one key, not a path (it made a KeyError of the message).
+        (_HELD, {"trigger": {"foo.bar": 1}}, [("trigger", "foo.bar")]),
+        (_HELD, {"trigger": {"grace_period.every": 3}}, [("trigger", "grace_period.every")]),
+        (_HELD, {"landing": {"a.b": {"c": 1}}}, [("landing", "a.b")]),
     ],
 )  # fmt: skip
 def test_a_key_inside_a_campaign_object_is_known_or_the_campaigns_own(
-    detail: dict[str, Any], changes: dict[str, Any], unknown: list[str]
+    detail: dict[str, Any], changes: dict[str, Any], unknown: list[tuple[str, str]]
 ) -> None:
     """Only the top level was checked: --set trigger.capacity=5 (for capping) was sent,
     and Batch keeps a field once an update added it (its update page)."""
     assert unknown_nested_fields(detail, changes) == unknown
+
+
+def test_an_update_batch_took_is_recorded_however_long_a_lock_holds_the_row(
+    synced: Engine,
+    pg_url: str,
+    simulator: Simulator,
+    sim_server: SimulatorServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the lock timeout, an update Batch had taken failed to be stored and audited
+    (exit 2, no campaign_updates row, the stored copy left behind Batch's) while another
+    session held the campaign's row (a review's find). What Batch took is recorded,
+    however long that waits."""
+    import threading
+    import time
+
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from campaign_sync.db import session
+
+    monkeypatch.setattr(session, "LOCK_TIMEOUT_SECONDS", 0.3)
+    token = api_made(simulator)
+    dsn = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    outcomes: list[UpdateOutcome] = []
+    with psycopg.connect(dsn) as analyst:
+        analyst.execute("select 1 from campaigns where campaign_token = %s for update", [token])
+        worker = threading.Thread(
+            target=lambda: outcomes.append(update(synced, sim_server, token, {"name": "Locked"}))
+        )
+        worker.start()
+        time.sleep(1.5)  # five times the lock timeout
+        analyst.rollback()
+        worker.join(60)
+    [outcome] = outcomes
+    assert outcome.ok, outcome.message
+    batch_copy = simulator.store(IN_APP).detail(token)
+    assert batch_copy is not None and batch_copy["name"] == "Locked"
+    with synced.connect() as conn:
+        stored = conn.execute(
+            select(campaigns.c.name).where(campaigns.c.campaign_token == token)
+        ).scalar_one()
+    assert stored == "Locked"
+    assert [row["outcome"] for row in audit_rows(synced)] == ["succeeded"]
+
+
+def test_a_key_holding_a_dot_is_named_as_one_key() -> None:
+    with pytest.raises(UsageError) as raised:
+        check_nested_fields(_HELD, {"trigger": {"grace_period.every": 3}})
+    assert str(raised.value).startswith(
+        '"grace_period.every" in trigger: not a field in-app campaigns are known to have there'
+    )
 
 
 def test_an_unknown_key_inside_trigger_is_refused_before_batch_is_asked(
@@ -597,9 +660,10 @@ def test_an_unknown_key_inside_trigger_is_refused_before_batch_is_asked(
     with pytest.raises(UsageError) as raised:
         update(synced, sim_server, token, {"trigger.capacity": 5})
     assert str(raised.value) == (
-        "trigger.capacity: not a field in-app campaigns are known to have there, nor one this "
-        "campaign has; known fields: trigger: capping, event, grace_period, label, when (Batch "
-        "keeps a field once an update added it; --allow-unknown-field sends it anyway)"
+        "trigger.capacity: not a field in-app campaigns are known to have there, nor one the "
+        "stored copy of this campaign has; known fields: trigger: capping, event, "
+        "grace_period, label, when (Batch keeps a field once an update added it; "
+        "--allow-unknown-field sends it anyway)"
     )
     assert simulator.count() == 0 and audit_rows(synced) == []
     allowed = update(

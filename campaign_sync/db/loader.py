@@ -40,7 +40,7 @@ from campaign_sync.db.models import (
     targeting,
     triggers,
 )
-from campaign_sync.db.session import LOCK_TIMEOUT_SECONDS, database_problem
+from campaign_sync.db.session import database_problem, lock_timeout_value
 from campaign_sync.db.sightings import mark_seen
 from campaign_sync.db.state import save_cursor
 from campaign_sync.db.tokens import by_tokens, token_parameters
@@ -102,14 +102,19 @@ def refused_for_its_data(error: DBAPIError) -> bool:
     return isinstance(error, IntegrityError | DataError)  # SQLite names no SQLSTATE
 
 
-def write_page(engine: Engine, plan: PagePlan, guard: Guard | None = None) -> RunCounts:
-    """Commit the plan; returns what changed.
+def write_page(
+    engine: Engine, plan: PagePlan, guard: Guard | None = None, *, wait_for_locks: bool = False
+) -> RunCounts:
+    """Commit the plan; returns what changed. `wait_for_locks`: wait for another
+    session's locks however long they are held (what Batch already took must be recorded:
+    update-in-app), instead of the lock timeout of `_page_transaction`.
 
     Raises what the database raises when it is the database that fails (a lost
     connection, or the page's bookkeeping refused), and whatever `guard` raises.
     """
+    bounded = not wait_for_locks
     try:
-        with _page_transaction(engine, guard) as conn:
+        with _page_transaction(engine, guard, bounded) as conn:
             return apply_plan(conn, plan)
     except DBAPIError as error:
         if not plan.writes or not refused_for_its_data(error):
@@ -124,7 +129,7 @@ def write_page(engine: Engine, plan: PagePlan, guard: Guard | None = None) -> Ru
     written_ids: dict[str, int] = {}
     for write in plan.writes:
         try:
-            with _page_transaction(engine, guard) as conn:
+            with _page_transaction(engine, guard, bounded) as conn:
                 warning_rows, ids = _write_campaigns(conn, plan, [write])
                 insert_rows(conn, sync_warnings, warning_rows)
             written_ids |= ids
@@ -135,28 +140,32 @@ def write_page(engine: Engine, plan: PagePlan, guard: Guard | None = None) -> Ru
     for token, why in rejected.items():
         log.warning("campaign %s left out: the database refused it (%s)", shown_token(token), why)
     written = plan.without(rejected)
-    with _page_transaction(engine, guard) as conn:  # if this fails, the page is refused
+    with _page_transaction(engine, guard, bounded) as conn:  # if this fails, it is refused
         _apply_bookkeeping(conn, written, [], written_ids)
     return written.counts()
 
 
 @contextmanager
-def _page_transaction(engine: Engine, guard: Guard | None) -> Iterator[Connection]:
+def _page_transaction(
+    engine: Engine, guard: Guard | None, bounded: bool = True
+) -> Iterator[Connection]:
     """A transaction for (part of) a page, `guard` run first. On PostgreSQL its commit
     does not wait for the WAL flush (`synchronous_commit = off`, this transaction only):
     a server crash may lose the last pages committed (within 3 x wal_writer_delay, 0.6 s
     by default), never part of one, and the cursor is saved with the page, so the next
     pass resumes before them and writes them again (docs/reliability.md). The flush
     cost 4.8 ms a page, 13% of an initial load (docs/performance.md). A lock waited for
-    longer than `session.LOCK_TIMEOUT_SECONDS` raises `sqlalchemy.exc.OperationalError`
-    (SQLSTATE 55P03): set here for this transaction too, as a connection's own setting
-    may not reach the server connection PgBouncer lends in transaction pooling. Both
-    settings go in one statement, one round trip as before."""
+    longer than `session.LOCK_TIMEOUT_SECONDS` (or the session's shorter one) raises
+    `sqlalchemy.exc.OperationalError` (SQLSTATE 55P03): set here for this transaction
+    too, as a connection's own setting may not reach the server connection PgBouncer
+    lends in transaction pooling (`bounded` False: 0, no limit). Both settings go in one
+    statement, one round trip."""
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
+            wait = lock_timeout_value() if bounded else "'0'"
             conn.exec_driver_sql(
                 "select set_config('synchronous_commit', 'off', true),"
-                f" set_config('lock_timeout', '{round(LOCK_TIMEOUT_SECONDS * 1000)}ms', true)"
+                f" set_config('lock_timeout', {wait}, true)"
             )
         if guard is not None:
             guard(conn)

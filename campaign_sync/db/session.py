@@ -44,13 +44,40 @@ def database_problem(error: BaseException) -> str:
     first = text.splitlines()[0][:300] if text else type(cause).__name__
     if getattr(cause, "sqlstate", None) == LOCK_NOT_AVAILABLE:
         return f"{first}: {LOCK_WAIT_HINT}"
+    if _sqlite_locked(cause):
+        return f"{first}: {SQLITE_LOCKED_HINT}"
     return first
+
+
+def passing_problem(error: BaseException) -> bool:
+    """Whether the database failed in passing, so that the same command may work in a
+    minute (exit 1, not the 2 of bad configuration): a connection lost (SQLSTATE class
+    08), an operator's intervention (57: a shutdown, a cancel), a deadlock or
+    serialization failure (40), a lock another session held too long (55P03, SQLite's
+    "database is locked")."""
+    cause = getattr(error, "orig", None) or error
+    sqlstate = str(getattr(cause, "sqlstate", None) or "")
+    return (
+        sqlstate[:2] in ("08", "57", "40")
+        or sqlstate == LOCK_NOT_AVAILABLE
+        or (_sqlite_locked(cause))
+    )
+
+
+def _sqlite_locked(cause: BaseException) -> bool:
+    return type(cause).__name__ == "OperationalError" and str(cause).startswith(
+        ("database is locked", "database table is locked")
+    )
 
 
 LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE of a lock_timeout (PostgreSQL, appendix A)
 LOCK_WAIT_HINT = (
     "another session held a lock on one of campaign-sync's tables longer than the wait "
     "allowed (a transaction left open, an ALTER TABLE, a VACUUM FULL: pg_locks shows which)"
+)
+SQLITE_LOCKED_HINT = (
+    "another process held the SQLite file's write lock longer than the wait allowed (a "
+    "long write, or a tool holding a transaction open on it)"
 )
 
 
@@ -92,6 +119,25 @@ DEAD_PEER_PARAMETERS = {
 LOCK_TIMEOUT_SECONDS = 60.0
 
 
+def lock_timeout_value() -> str:
+    """A SQL expression of the lock_timeout to set (PostgreSQL): `LOCK_TIMEOUT_SECONDS`,
+    unless the session already has a shorter one (a role's or a database's, a DBA's
+    choice, which a longer wait of ours must not undo: a review's find)."""
+    ms = round(LOCK_TIMEOUT_SECONDS * 1000)
+    now = "current_setting('lock_timeout')::interval"
+    return (
+        f"case when {now} > interval '0' and {now} < interval '{ms} milliseconds'"
+        f" then current_setting('lock_timeout') else '{ms}ms' end"
+    )
+
+
+def wait_for_locks(conn: Connection) -> None:
+    """Lift the lock timeout for the rest of `conn`'s transaction (PostgreSQL): for what
+    must be recorded whatever another session holds (what Batch already took)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("set local lock_timeout = 0")
+
+
 def make_engine(
     url: str, *, schema: str | None = None, lock_timeout: bool = False, **kwargs: Any
 ) -> Engine:
@@ -102,7 +148,7 @@ def make_engine(
     long as the migration before them takes)."""
     url = normalize_url(url)
     if make_url(url).get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"timeout": 60}, **kwargs)
+        engine = create_engine(url, connect_args={"timeout": LOCK_TIMEOUT_SECONDS}, **kwargs)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -149,7 +195,7 @@ def make_engine(
     if schema is not None and schema != "public":
         settings.append(f'set search_path to "{schema}"')
     if lock_timeout:
-        settings.append(f"set lock_timeout = '{round(LOCK_TIMEOUT_SECONDS * 1000)}ms'")
+        settings.append(f"select set_config('lock_timeout', {lock_timeout_value()}, false)")
 
     @event.listens_for(engine, "connect", insert=True)
     def _session_settings(dbapi_connection: Any, _record: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -199,14 +200,16 @@ def key_refusal(
     recorded = conn.execute(select(s.api_key_fingerprint).where(key)).scalar()
     if recorded is None or recorded == fingerprint:
         return None, recorded is not None
-    return key_refusal_text(app, campaign_type, "nothing was synced"), True
+    return key_refusal_text(app, [campaign_type], "nothing was synced"), True
 
 
-def key_refusal_text(app: str, campaign_type: CampaignType, consequence: str) -> str:
-    """The words of a refusal by `key_refusal`, with what it means where it is said (the
-    pass: "nothing was synced"; `check`: every pass will be refused) and the fix."""
+def key_refusal_text(app: str, types: Sequence[CampaignType], consequence: str) -> str:
+    """The words of a refusal by `key_refusal` for these types, with what it means where it
+    is said (the pass: "nothing was synced"; `check`: which passes will be refused) and
+    the fix."""
+    labels = " and ".join(campaign_type.label for campaign_type in types)
     return (
-        f"the live API key of app '{app}' is not the one its {campaign_type.label} campaigns "
+        f"the live API key of app '{app}' is not the one its {labels} campaigns "
         f"were synced with (a key of another Batch app?): {consequence}. If the new key "
         f"is right, run campaign-sync state reset --app {app} first"
     )

@@ -289,8 +289,11 @@ def unknown_nested_fields(detail: dict[str, Any], changes: Changes) -> list[tupl
     return sorted(found)
 
 
-def check_nested_fields(detail: dict[str, Any], changes: Changes) -> None:
-    """Refuse what `unknown_nested_fields` finds (a typo Batch would keep for good).
+def check_nested_fields(
+    detail: dict[str, Any], changes: Changes, holder: str = "the stored copy of this campaign"
+) -> None:
+    """Refuse what `unknown_nested_fields` finds in `detail` (a typo Batch would keep for
+    good); `holder` says in the message whose keys were looked at.
 
     Raises UsageError naming each key where it is and the keys known there."""
     unknown = unknown_nested_fields(detail, changes)
@@ -303,9 +306,9 @@ def check_nested_fields(detail: dict[str, Any], changes: Changes) -> None:
     places = sorted({place for place, _ in unknown})
     known = "; ".join(f"{place}: {', '.join(sorted(NESTED_FIELDS[place]))}" for place in places)
     raise UsageError(
-        f"{named}: not a field in-app campaigns are known to have there, nor one the stored "
-        f"copy of this campaign has; known fields: {known} (Batch keeps a field once an "
-        "update added it; --allow-unknown-field sends it anyway)"
+        f"{named}: not a field in-app campaigns are known to have there, nor one {holder} "
+        f"has; known fields: {known} (Batch keeps a field once an update added it; "
+        "--allow-unknown-field sends it anyway)"
     )
 
 
@@ -458,7 +461,9 @@ async def update_in_app(
     if isinstance(found, str):
         return attempt.refuse(found)
     stored, stored_hash = found
-    if not allow_unknown_field:
+    # With --force the changes go on Batch's current copy, whose own keys count: decided
+    # once it is read (a key Batch added since the last sync was refused as unknown).
+    if not allow_unknown_field and (dry_run or not force):
         check_nested_fields(stored, changes)
     payload, changed = apply_changes(stored, changes)
     problems = validate(payload, changes)
@@ -494,6 +499,8 @@ async def update_in_app(
         # The changes go on the campaign as Batch holds it now: forced, so that nothing
         # it holds is dropped (its "at least the same parameters" rule); otherwise it is the
         # stored one, but with the values the sync stored repaired as Batch has them.
+        if not allow_unknown_field:
+            check_nested_fields(current, changes, "this campaign as Batch holds it now")
         payload, changed = apply_changes(current, changes)
         problems = validate(payload, changes)
         if problems:

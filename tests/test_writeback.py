@@ -639,6 +639,34 @@ def test_an_update_batch_took_is_recorded_however_long_a_lock_holds_the_row(
     assert [row["outcome"] for row in audit_rows(synced)] == ["succeeded"]
 
 
+def test_with_force_a_key_batch_added_since_the_sync_is_the_campaigns_own(
+    synced: Engine, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    """--force puts the changes on Batch's current copy, yet a key only that copy had
+    (added in Batch since the last sync) was refused as unknown (a review's find)."""
+    token = api_made(simulator)
+    current = simulator.store(IN_APP).detail(token)
+    assert current is not None
+    simulator.store(IN_APP).replace(
+        token, {**current, "trigger": {**current["trigger"], "delay": 1}}
+    )
+    for flags in ({"dry_run": True}, {}):  # the stored copy decides: it is what is sent
+        with pytest.raises(UsageError) as refused:
+            update(synced, sim_server, token, {"trigger.delay": 5}, **flags)
+        assert "nor one the stored copy of this campaign has" in str(refused.value)
+    assert simulator.count("update in-app") == 0
+    forced = update(synced, sim_server, token, {"trigger.delay": 5}, force=True)
+    assert forced.ok, forced.message
+    sent = simulator.store(IN_APP).detail(token)
+    assert sent is not None and sent["trigger"]["delay"] == 5
+    with pytest.raises(UsageError) as unknown:  # still refused when Batch lacks it too
+        update(synced, sim_server, token, {"trigger.delai": 5}, force=True)
+    assert str(unknown.value).startswith(
+        "trigger.delai: not a field in-app campaigns are known to have there, nor one this "
+        "campaign as Batch holds it now has"
+    )
+
+
 def test_a_key_holding_a_dot_is_named_as_one_key() -> None:
     with pytest.raises(UsageError) as raised:
         check_nested_fields(_HELD, {"trigger": {"grace_period.every": 3}})

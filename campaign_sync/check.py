@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import httpx
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from campaign_sync.batch.client import ClientOptions, key_fingerprint
 from campaign_sync.batch.errors import (
@@ -73,7 +73,7 @@ def write_problem(database_url: str, schema: str | None = None) -> str | None:
     """`write_problem_of` an engine made for `database_url` (and `schema`)."""
     if make_url(database_url).get_backend_name() != "postgresql":
         return None
-    engine = make_engine(database_url, schema=schema)
+    engine = make_engine(database_url, schema=schema, lock_timeout=True)
     try:
         return write_problem_of(engine)
     finally:
@@ -146,16 +146,16 @@ def check_database(database_url: str, schema: str | None = None) -> Finding:
     if missing is not None:
         return Finding(subject, f"{missing} does not exist: run campaign-sync migrate", USAGE)
     try:
-        current = current_revision(database_url, schema)
+        current = current_revision(database_url, schema, lock_timeout=True)
     except SQLAlchemyError as error:
-        return Finding(subject, f"cannot connect: {database_problem(error)}", USAGE)
+        return _unreadable(subject, error)
     head = head_revision()
     if current == head:
         try:
             absent = _absent(database_url, schema)
             refused = absent or write_problem(database_url, schema)
         except SQLAlchemyError as error:
-            return Finding(subject, f"cannot connect: {database_problem(error)}", USAGE)
+            return _unreadable(subject, error)
         if refused is not None:
             return Finding(subject, refused, USAGE)
         return Finding(subject, f"reachable, schema at revision {head} (the newest)")
@@ -177,10 +177,32 @@ def check_database(database_url: str, schema: str | None = None) -> Finding:
     )  # fmt: skip
 
 
+def _unreadable(subject: str, error: SQLAlchemyError) -> Finding:
+    """A database check that failed: a connection refused or lost ("cannot connect"), or
+    another database problem ("cannot read it"); exit 1 when it failed in passing (a lock
+    held too long, a cut: `session.passing_problem`), else 2."""
+    said = (
+        "cannot connect"
+        if isinstance(error, DBAPIError) and _unreached(error)
+        else ("cannot read it")
+    )
+    code = FAILED if passing_problem(error) else USAGE
+    return Finding(subject, f"{said}: {database_problem(error)}", code)
+
+
+def _unreached(error: DBAPIError) -> bool:
+    """The server could not be reached or dropped the connection (SQLSTATE class 08, or no
+    SQLSTATE at all: libpq's own connection errors)."""
+    sqlstate = getattr(error.orig, "sqlstate", None)
+    if sqlstate is None:  # a lock SQLite reports has none either
+        return not passing_problem(error)
+    return str(sqlstate).startswith("08") or error.connection_invalidated
+
+
 def _absent(database_url: str, schema: str | None) -> str | None:
     """What the newest schema has that the database lacks, and the fix; None: nothing.
     A view or table dropped by hand passed as 'schema at the newest revision'."""
-    engine = make_engine(database_url, schema=schema)
+    engine = make_engine(database_url, schema=schema, lock_timeout=True)
     try:
         tables, views = missing_objects(engine)
         misplaced = misplaced_problem(engine, tables, views)

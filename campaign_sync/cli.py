@@ -91,6 +91,8 @@ def explain(error: Exception) -> tuple[str, int] | None:
         return str(error), EXIT_FAILED
     if isinstance(error, _loaded("campaign_sync.signals", "StoppedAtOnce")):
         return str(error), EXIT_FAILED
+    if isinstance(error, _loaded("campaign_sync.writeback", "UpdateNotRecorded")):
+        return str(error), EXIT_FAILED
     if isinstance(error, OSError) and error.errno in _UNUSABLE_PATH and error.filename:
         # A path the settings name (--config, CAMPAIGN_SYNC_SECRETS_DIR, a SQLite file...)
         # that no file system call accepts: bad configuration, not a crash.

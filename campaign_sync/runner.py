@@ -110,7 +110,7 @@ async def sync_app(
     """One app's passes, one per type, sharing the app's client (its rate gate and 429
     pause); `hooks` hear the client's events, and so does `progress`. The client paces
     from the rate the app's earlier passes learned (`api_pacing`), and stores what this
-    one learned when the passes end, whatever their outcome."""
+    one learned when the passes end, whatever their outcome, once a request was sent."""
     listeners = [*hooks, progress_hook(progress)] if progress is not None else list(hooks)
     learned = await asyncio.to_thread(load_learned_rate, engine, app.name)  # off the loop
     client = make_client(settings, app, transport=transport, hooks=listeners, learned_rate=learned)
@@ -125,7 +125,10 @@ async def sync_app(
         try:
             return list(await asyncio.gather(*(p.run() for p in passes)))
         finally:
-            await asyncio.to_thread(save_learned_rate, engine, app.name, client.gate.learned())
+            # Not when nothing was sent: nothing was learned, and a pass that failed on a
+            # locked database waited the lock timeout a second time to store it.
+            if client.gate.sent_any:
+                await asyncio.to_thread(save_learned_rate, engine, app.name, client.gate.learned())
 
 
 async def sync_apps(

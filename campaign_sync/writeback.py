@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, insert, select, text
+from sqlalchemy.exc import DBAPIError
 
 from campaign_sync.batch.client import GONE
 from campaign_sync.batch.endpoints import READ_ONLY_FIELDS
@@ -38,7 +39,12 @@ from campaign_sync.config import (
 )
 from campaign_sync.db.loader import stored_campaigns, write_page
 from campaign_sync.db.models import campaign_updates, campaigns
-from campaign_sync.db.session import make_engine, wait_for_locks
+from campaign_sync.db.session import (
+    database_problem,
+    make_engine,
+    passing_problem,
+    wait_for_locks,
+)
 from campaign_sync.db.types import utcnow
 from campaign_sync.domain import CampaignType
 from campaign_sync.plan import PageLoad, plan_page
@@ -200,17 +206,37 @@ def parse_changes(
             changes[field] = value if field == "name" else value == "true"
     if not changes:
         raise UsageError("nothing to change: give --name, --live, --set FIELD=JSON or --from-file")
-    # What the database would store otherwise (U+0000, a lone surrogate, nesting past
-    # storable's limit): the audit could not keep it, and a sync would store it repaired,
-    # so that every later update saw a change made elsewhere. Refused, the reason named
-    # (without the repair a sync would make: nothing is stored).
+    _check_values(changes, allow_unknown_field)
+    return changes
+
+
+def check_changes(changes: Changes, *, allow_unknown_field: bool = False) -> None:
+    """The checks `parse_changes` makes, for changes given as a mapping (the Python API,
+    `update_in_app_sync`): paths, a path inside another, values campaign-sync cannot store,
+    unknown fields. Raises UsageError."""
+    if not changes:
+        raise UsageError("nothing to change: give at least one field path and its value")
+    given: dict[str, str] = {}
+    for path in changes:
+        if not isinstance(path, str):
+            raise UsageError(f"changes: the field path {path!r} is not text")
+        _check_path(path, "changes")
+        _once(given, path, "changes")
+    _check_values(changes, allow_unknown_field)
+
+
+def _check_values(changes: Changes, allow_unknown_field: bool) -> None:
+    """Refuse what the database would store otherwise (U+0000, a lone surrogate, NaN,
+    nesting past storable's limit): the audit could not keep it, and a sync would store it
+    repaired, so that every later update saw a change made elsewhere. Refused, the reason
+    named (without the repair a sync would make: nothing is stored). Then unknown fields,
+    unless allowed."""
     _, repairs = storable(changes)
     if repairs:
         named = "; ".join(f"{w.field}: {w.message.split('; ')[0]}" for w in repairs[:3])
         raise UsageError(f"{named} (a value campaign-sync cannot store as given: change it)")
     if not allow_unknown_field:
         check_fields(changes)
-    return changes
 
 
 def _check_path(path: str, flag: str) -> None:
@@ -300,7 +326,7 @@ def check_nested_fields(
     if not unknown:
         return
     named = ", ".join(
-        f"{place}.{key}" if "." not in key else f"{json.dumps(key)} in {place}"
+        f"{place}.{key}" if _plain_key(key) else f"{json.dumps(key)} in {place}"
         for place, key in unknown
     )
     places = sorted({place for place, _ in unknown})
@@ -310,6 +336,11 @@ def check_nested_fields(
         f"has; known fields: {known} (Batch keeps a field once an update added it; "
         "--allow-unknown-field sends it anyway)"
     )
+
+
+def _plain_key(key: str) -> bool:
+    """A key that reads the same as part of a dotted path (not "", "a.b" or " a")."""
+    return bool(key) and "." not in key and key == key.strip()
 
 
 def pick_app(apps: list[ResolvedApp], name: str | None) -> ResolvedApp:
@@ -420,13 +451,18 @@ def _audit(
     payload: dict[str, Any] | None,
     message: str,
     error: BatchError | None = None,
+    wait: bool = False,
 ) -> None:
+    """Write the attempt's `campaign_updates` row; `wait`: however long another session's
+    locks hold it (an attempt Batch may have taken), else within the lock timeout.
+    Raises what the database raises."""
     # Made storable: a payload built from Batch's campaign (a --force, or the one sent)
     # may hold what the sync stored repaired (U+0000, a lone surrogate), and the audit row
     # must be written whatever the update did.
     (changed, payload, message), _ = storable([changed, payload, message])
     with engine.begin() as conn:
-        wait_for_locks(conn)  # an attempt Batch may have taken is recorded, however long
+        if wait:
+            wait_for_locks(conn)
         conn.execute(
             insert(campaign_updates).values(
                 attempted_at=utcnow(),
@@ -506,6 +542,7 @@ async def update_in_app(
         if problems:
             held = "; ".join(problems) + " (in the campaign as Batch holds it now)"
             return attempt.refuse(held, payload, changed)
+        attempt.sent = True  # from here on, what is audited may be what Batch took
         try:
             # Safe to retry: an update replaces the whole campaign, so repeating it is harmless.
             await client.update_in_app(token, payload)
@@ -516,18 +553,37 @@ async def update_in_app(
             fresh = await client.view_in_app(token)
         except BatchError as error:  # Batch took the update: it is done, and audited so
             fresh, unread = None, error
-    if isinstance(fresh, dict):
-        _store_detail(engine, app.name, token, fresh)
+    unstored = _store_fresh(engine, app.name, token, fresh) if isinstance(fresh, dict) else None
     message = f"updated in-app campaign {token} of app '{app.name}'" + (
         f": {', '.join(changed)}" if changed else " (no field changed)"
     )
+    # Otherwise the stored detail is the one before: compared with Batch's, the next update
+    # would take our own change for one made elsewhere until a sync reads it.
     if unread is not None:
-        # The stored detail is the one before: compared with Batch's, the next update would
-        # take our own change for one made elsewhere until a sync reads it.
         message += (
             f"; reading it back failed ({unread}): run campaign-sync sync before changing it again"
         )
+    if unstored is not None:
+        message += (
+            f"; storing Batch's copy failed ({unstored}): run campaign-sync sync before "
+            "changing it again"
+        )
     return attempt.succeed(message, payload, changed, conflict=conflict)
+
+
+def _store_fresh(engine: Engine, app: str, token: str, fresh: dict[str, Any]) -> str | None:
+    """Store Batch's copy after an update it took (`_store_detail`), once more after a
+    failure in passing (a deadlock, a lost connection); returns why it could not be
+    stored, or None. Never raises a database error: the update is done in Batch, and
+    must still be audited (a deadlock here lost the audit row; a review's find)."""
+    for attempt_number in (1, 2):
+        try:
+            _store_detail(engine, app, token, fresh)
+            return None
+        except DBAPIError as error:
+            if attempt_number == 2 or not passing_problem(error):
+                return f"database problem: {database_problem(error)}"
+    return None  # not reached: the second attempt returns either way
 
 
 def _refuse_unless_writable(engine: Engine) -> None:
@@ -560,11 +616,15 @@ CONFLICT = (
 
 @dataclass
 class _Attempt:
-    """One write-back attempt: every way it ends is audited in `campaign_updates`."""
+    """One write-back attempt: every way it ends is audited in `campaign_updates`. Once
+    the update is sent (`sent`), the audit waits for another session's locks however long
+    they are held, and an audit the database still refuses raises `UpdateNotRecorded`;
+    before, it waits as long as any statement of the command."""
 
     engine: Engine
     app: str
     token: str
+    sent: bool = False
 
     def refuse(
         self,
@@ -576,8 +636,8 @@ class _Attempt:
         conflict: str | None = None,
         error: BatchError | None = None,
     ) -> UpdateOutcome:
-        _audit(self.engine, self.app, self.token, outcome=outcome, message=message,
-               changed=changed, payload=payload, error=error)  # fmt: skip
+        self._audit(outcome=outcome, message=message, changed=changed, payload=payload,
+                    error=error)  # fmt: skip
         return UpdateOutcome(False, message, payload, conflict, changed)
 
     def succeed(
@@ -589,9 +649,25 @@ class _Attempt:
         outcome: str = "succeeded",
         conflict: str | None = None,
     ) -> UpdateOutcome:
-        _audit(self.engine, self.app, self.token, outcome=outcome, message=message,
-               changed=changed, payload=payload)  # fmt: skip
+        self._audit(outcome=outcome, message=message, changed=changed, payload=payload)
         return UpdateOutcome(True, message, payload, conflict, changed)
+
+    def _audit(self, **row: Any) -> None:
+        if not self.sent:
+            _audit(self.engine, self.app, self.token, **row)
+            return
+        try:
+            _audit(self.engine, self.app, self.token, wait=True, **row)
+        except DBAPIError as error:
+            raise UpdateNotRecorded(
+                f"{row['message']}; but recording it in campaign_updates failed (database "
+                f"problem: {database_problem(error)}): Batch's answer above is what happened"
+            ) from None
+
+
+class UpdateNotRecorded(Exception):
+    """An update was sent to Batch (taken, or perhaps taken), and the database refused its
+    audit row: the message says what Batch answered."""
 
 
 def _refusal(error: BatchError) -> str:
@@ -681,12 +757,12 @@ def update_in_app_sync(
 ) -> UpdateOutcome:
     """The same as `campaign-sync update-in-app`, for scripts (settings from the environment):
     `changes` maps field paths to values, as `parse_changes` returns them, and the same
-    checks apply (a field in-app campaigns do not have is refused unless
+    checks apply (`check_changes`; a field in-app campaigns do not have is refused unless
     `allow_unknown_field`). Raises UsageError for bad changes, ConfigError for bad
-    settings."""
+    settings, `UpdateNotRecorded` when Batch was sent the update and the database refused
+    its audit row."""
+    check_changes(changes, allow_unknown_field=allow_unknown_field)
     settings = load_settings()
-    if not allow_unknown_field:
-        check_fields(changes)
     engine = make_engine(settings.database_url, schema=settings.db_schema, lock_timeout=True)
     try:
         chosen = pick_app(resolve_apps(settings), app)

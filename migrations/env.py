@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 
 from alembic import context
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from campaign_sync.config import DEFAULT_DATABASE_URL, DEFAULT_DB_SCHEMA
 from campaign_sync.db.models import metadata
-from campaign_sync.db.session import create_schema, make_engine
+from campaign_sync.db.session import create_schema, make_engine, take_migration_turn
 
 config = context.config
 target_metadata = metadata
@@ -26,9 +26,6 @@ def _schema() -> str:
     return config.attributes.get("db_schema") or os.environ.get(
         "CAMPAIGN_SYNC_DB_SCHEMA", DEFAULT_DB_SCHEMA
     )
-
-
-MIGRATION_LOCK = (0x43534E43, 0x4D494752)  # "CSNC", "MIGR": our advisory lock's two keys
 
 
 def _run(connection: Connection) -> None:
@@ -51,22 +48,10 @@ def _run(connection: Connection) -> None:
             # for this commit, the connection's 60 s busy timeout) and read the revision
             # after it, as PostgreSQL's advisory lock below makes them.
             connection.exec_driver_sql("BEGIN IMMEDIATE")
-        if connection.dialect.name == "postgresql":
-            # Replicas migrating at once take turns: the lock lives as long as this
-            # transaction (so it works through PgBouncer too), and the revision is read
-            # after it is granted, so the second one finds nothing left to do. A turn is
-            # waited for however long the migration before takes: a lock_timeout of the
-            # role's or the database's (docs/deploy.md suggests one behind PgBouncer)
-            # failed the second replica instead; it applies again once the turn is ours.
-            configured = connection.exec_driver_sql("show lock_timeout").scalar()
-            connection.exec_driver_sql("set local lock_timeout = 0")
-            connection.execute(
-                text("select pg_advisory_xact_lock(:a, :b)"),
-                {"a": MIGRATION_LOCK[0], "b": MIGRATION_LOCK[1]},
-            )
-            connection.execute(
-                text("select set_config('lock_timeout', :value, true)"), {"value": configured}
-            )
+        # Replicas migrating at once take turns (PostgreSQL: an advisory lock for this
+        # transaction), and the revision is read after the turn is ours, so the second
+        # one finds nothing left to do (`session.take_migration_turn`).
+        take_migration_turn(connection)
         # What the revision was once the lock is ours: what `migrate` reports it moved from.
         config.attributes["found_revision"] = context.get_context().get_current_revision()
         context.run_migrations()

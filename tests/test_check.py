@@ -447,3 +447,24 @@ def test_check_waits_a_bounded_time_for_a_lock_on_the_recorded_keys(
     assert "cannot read the recorded keys: canceling statement due to lock timeout" in (
         result.stdout
     )
+
+
+def test_check_waits_a_bounded_time_for_a_lock_on_the_schema_revision(
+    pg_url: str, sim_server: SimulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The revision read waited as long as another session held alembic_version, and a
+    database-level lock_timeout made it "cannot connect", exit 2 (a review's find)."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from campaign_sync.db import session
+
+    monkeypatch.setattr(session, "LOCK_TIMEOUT_SECONDS", 0.5)
+    dsn = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn) as admin:
+        admin.execute("lock table alembic_version in access exclusive mode")
+        result = run("check", env=env_for(pg_url, sim_server))
+        admin.rollback()
+    assert result.exit_code == 1, result.output
+    assert "cannot read it: canceling statement due to lock timeout" in result.stdout
+    assert "cannot connect" not in result.stdout

@@ -442,24 +442,81 @@ def test_a_name_of_ours_held_by_another_kind_of_object_is_named(empty_url: str) 
             conn.execute(text("drop view v_campaign_changes"))
             conn.execute(text("create table v_campaign_changes (x integer)"))
         taken = (
-            "v_campaign_changes: a table or other object holds the name of campaign-sync's "
-            "view: rename or drop it, then run campaign-sync migrate, which makes missing "
-            "views again"
+            "v_campaign_changes: another object (a table, a materialized view, an index, a "
+            "sequence, a type) holds the name of campaign-sync's view: rename or drop it, then "
+            "run campaign-sync migrate, which makes missing views again"
         )
         assert (check_database(empty_url).code, check_database(empty_url).message) == (2, taken)
         with pytest.raises(SchemaNotCurrent) as refused:
             migrate.restore_views(empty_url)
         assert str(refused.value) == taken
+        # Anything else holding the name: an index (both), a sequence, a materialized view.
+        others = ["create index v_campaign_changes on sync_runs (id)"]
+        if engine.dialect.name == "postgresql":
+            others += [
+                "create sequence v_campaign_changes",
+                "create materialized view v_campaign_changes as select 1 as x",
+                "create type v_campaign_changes as enum ('a')",
+            ]
+        drop = {"index": "drop index v_campaign_changes", "sequence": "drop sequence "
+                "v_campaign_changes", "materialized": "drop materialized view "
+                "v_campaign_changes", "type": "drop type v_campaign_changes"}  # fmt: skip
         with engine.begin() as conn:
             conn.execute(text("drop table v_campaign_changes"))
+        for made in others:
+            with engine.begin() as conn:
+                conn.execute(text(made))
+            assert check_database(empty_url).message == taken, made
+            kind = next(word for word in drop if word in made)
+            with engine.begin() as conn:
+                conn.execute(text(drop[kind]))
         assert migrate.restore_views(empty_url) == ["v_campaign_changes"]
         with engine.begin() as conn:
             conn.execute(text("drop table campaign_updates"))
             conn.execute(text("create view campaign_updates as select 1 as id"))
         assert check_database(empty_url).message == (
-            "campaign_updates: a view or other object holds the name of campaign-sync's "
-            "table: rename or drop it, then restore the table from a backup (or migrate a "
-            "new database and sync it afresh)"
+            "campaign_updates: another object (a view, an index, a sequence, a type) holds the "
+            "name of campaign-sync's table: rename or drop it, then restore the table from a "
+            "backup (or migrate a new database and sync it afresh)"
         )
     finally:
         engine.dispose()
+
+
+def test_replicas_making_views_again_at_once_take_turns(fresh_pg_url: str) -> None:
+    """Four migrate runs remaking dropped views at once: one failed in one round of five
+    with IntegrityError on pg_type (two CREATE OR REPLACE VIEW of one name at once; a
+    review's find). They now take the migrators' turn; each view is made once."""
+    import threading
+
+    migrate.upgrade(fresh_pg_url)
+    engine = make_engine(fresh_pg_url)
+    try:
+        for _ in range(3):
+            with engine.begin() as conn:
+                conn.execute(text("drop view v_campaign_changes"))
+                conn.execute(text("drop view v_campaigns cascade"))
+            made: list[list[str]] = []
+            errors: list[BaseException] = []
+            threads = [
+                threading.Thread(target=_remake_views, args=(fresh_pg_url, made, errors))
+                for _ in range(4)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(60)
+            assert errors == []
+            remade = sorted(name for names in made for name in names)
+            assert "v_campaign_changes" in remade and "v_campaigns" in remade
+            assert remade.count("v_campaigns") == 1  # made by one of them, after its turn
+            assert migrate.missing_objects(engine) == ([], [])
+    finally:
+        engine.dispose()
+
+
+def _remake_views(url: str, made: list[list[str]], errors: list[BaseException]) -> None:
+    try:
+        made.append(migrate.restore_views(url))
+    except BaseException as error:  # reported by the caller's assertion
+        errors.append(error)

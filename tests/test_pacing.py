@@ -353,3 +353,24 @@ def test_a_database_refusing_the_learned_rate_is_one_line_without_sql(
         "could not store the learned request rate of app 'ios': cannot execute UPDATE in a "
         "read-only transaction"
     ]
+
+
+def test_a_pass_that_sent_nothing_stores_no_learned_rate(
+    simulator: Simulator, sim_server: SimulatorServer, db: Engine, pg_url: str
+) -> None:
+    """Stored whatever the outcome, the rate of a pass that sent nothing (refused before
+    any call) was the slow start's, learned from nothing; on a locked database its write
+    waited the lock timeout a second time."""
+    from sqlalchemy import delete, text
+
+    settings = make_settings(sim_server.url, pg_url)
+    asyncio.run(sync_apps(db, settings, [make_app()]))
+    with db.begin() as conn:
+        conn.execute(delete(api_pacing))
+        conn.execute(text("update sync_state set api_key_fingerprint = 'another key'"))
+    sent = simulator.count()
+    results = asyncio.run(sync_apps(db, settings, [make_app()]))
+    assert [result.status for result in results] == ["failed", "failed"]  # another key
+    assert simulator.count() == sent
+    with db.connect() as conn:
+        assert conn.execute(select(api_pacing)).all() == []

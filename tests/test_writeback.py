@@ -22,6 +22,7 @@ from campaign_sync.writeback import (
     UpdateOutcome,
     UsageError,
     apply_changes,
+    check_changes,
     check_nested_fields,
     parse_changes,
     unknown_nested_fields,
@@ -665,6 +666,106 @@ def test_with_force_a_key_batch_added_since_the_sync_is_the_campaigns_own(
         "trigger.delai: not a field in-app campaigns are known to have there, nor one this "
         "campaign as Batch holds it now has"
     )
+
+
+def test_an_update_batch_took_is_audited_when_storing_its_copy_fails(
+    synced: Engine, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    """A database error while storing Batch's copy after the update (a deadlock in the
+    review; here a trigger of the database's own) lost the audit row, and the message
+    never said Batch had taken the update."""
+    token = api_made(simulator)
+    with synced.begin() as conn:
+        conn.execute(text(
+            "create function refuse_updates() returns trigger language plpgsql as "
+            "$$ begin raise exception 'campaigns are frozen today'; end $$"
+        ))  # fmt: skip
+        conn.execute(text(
+            "create trigger frozen before update on campaigns for each row "
+            "execute function refuse_updates()"
+        ))  # fmt: skip
+    try:
+        outcome = update(synced, sim_server, token, {"name": "Taken by Batch"})
+    finally:
+        with synced.begin() as conn:
+            conn.execute(text("drop trigger frozen on campaigns"))
+            conn.execute(text("drop function refuse_updates()"))
+    assert outcome.ok
+    assert outcome.message == (
+        f"updated in-app campaign {token} of app 'default': name; storing Batch's copy failed "
+        "(database problem: campaigns are frozen today): run campaign-sync sync before "
+        "changing it again"
+    )
+    batch_copy = simulator.store(IN_APP).detail(token)
+    assert batch_copy is not None and batch_copy["name"] == "Taken by Batch"
+    [row] = audit_rows(synced)
+    assert (row["outcome"], row["message"]) == ("succeeded", outcome.message)
+
+
+def test_a_dry_run_waits_a_bounded_time_for_a_lock_on_the_audit(
+    synced: Engine,
+    pg_url: str,
+    simulator: Simulator,
+    sim_server: SimulatorServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every audit waited without limit, so a dry run (nothing sent) hung while another
+    session held campaign_updates (a review's find); only what Batch may have taken waits
+    so."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
+
+    from campaign_sync.db import session
+
+    monkeypatch.setattr(session, "LOCK_TIMEOUT_SECONDS", 0.3)
+    token = api_made(simulator)
+    bounded = session.make_engine(pg_url, lock_timeout=True)
+    dsn = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        with psycopg.connect(dsn) as admin:
+            admin.execute("lock table campaign_updates in access exclusive mode")
+            with pytest.raises(OperationalError) as raised:
+                update(bounded, sim_server, token, {"name": "Dry run"}, dry_run=True)
+            admin.rollback()
+    finally:
+        bounded.dispose()
+    assert "lock timeout" in str(raised.value)
+    assert simulator.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("changes", "refused"),
+    [
+        ({"name": "Spring\u0000sale"}, "name: contains U+0000 (NUL), which PostgreSQL cannot "
+         "store (a value campaign-sync cannot store as given: change it)"),
+        ({"custom_payload": {"a": float("nan")}}, "custom_payload.a: the number NaN fits no "
+         "64-bit float or integer (a value campaign-sync cannot store as given: change it)"),
+        ({"trigger": {}, "trigger.capping": 3}, "changes gives both trigger and "
+         "trigger.capping: keep one, or give trigger.capping inside the value for trigger"),
+        ({"trigger..capping": 3}, "changes 'trigger..capping': a field path with an empty "
+         "part or spaces around one"),
+        ({"trigerr.capping": 3}, "trigerr: not a field of an in-app campaign; known fields: "
+         "capping, custom_payload, end_date, labels, landing, live, local_end_date, "
+         "local_start_date, name, priority, query, start_date, targeting, trigger "
+         "(--allow-unknown-field sends it anyway)"),
+        ({}, "nothing to change: give at least one field path and its value"),
+    ],
+)  # fmt: skip
+def test_the_python_api_checks_changes_as_the_command_does(
+    changes: dict[str, Any], refused: str
+) -> None:
+    """update_in_app_sync sent what the command refuses: a NUL (sent, then stored
+    repaired), NaN (a bare ValueError), a path inside another (a review's find)."""
+    with pytest.raises(UsageError) as raised:
+        check_changes(changes)
+    assert str(raised.value) == refused
+
+
+def test_an_empty_or_dotted_key_inside_an_object_is_named_quoted() -> None:
+    with pytest.raises(UsageError) as raised:
+        check_nested_fields(_HELD, {"trigger": {"": 1}})
+    assert str(raised.value).startswith('"" in trigger: not a field')
 
 
 def test_a_key_holding_a_dot_is_named_as_one_key() -> None:

@@ -119,6 +119,12 @@ class RateGate:
         """The requests/s the gate admits now; None once a slow start found no limit."""
         return None if self._unpaced() else self._pace
 
+    @property
+    def sent_any(self) -> bool:
+        """Whether any request went through the gate (a pass that sent none learned
+        nothing)."""
+        return self._first_send is not None
+
     def learned(self) -> LearnedRate:
         """What the next pass of this app should start from (see `db.pacing`)."""
         return LearnedRate(self._pace, self._limit_seen)

@@ -9,7 +9,17 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Column, Constraint, Engine, Index, Table, inspect
+from sqlalchemy import (
+    Column,
+    Connection,
+    Constraint,
+    Engine,
+    Index,
+    Table,
+    bindparam,
+    inspect,
+    text,
+)
 
 import campaign_sync.migrations
 from campaign_sync.db.models import metadata
@@ -26,7 +36,7 @@ from campaign_sync.db.revisions import (
     unknown_revision,
     unrecorded_schema,
 )
-from campaign_sync.db.session import create_schema, make_engine
+from campaign_sync.db.session import create_schema, make_engine, take_migration_turn
 from campaign_sync.db.views import DESCRIBED_VIEWS, comment_views, create_views
 
 
@@ -67,43 +77,75 @@ def upgrade(database_url: str, revision: str = "head", *, schema: str | None = N
 
 def missing_objects(engine: Engine) -> tuple[list[str], list[str]]:
     """Our tables and our views the newest revision has that the database lacks (dropped
-    by hand, or a partial restore), each as what it should be: a view of ours standing
-    where our table should be is no table, and a table where our view should be no view
-    (`misplaced_problem` names them). (tables, views), each in creation order."""
+    by hand, or a partial restore), each as what it should be: a view standing where our
+    table should be is no table, and a table, a materialized view or anything else where
+    our view should be is no view (`misplaced_problem` names them). (tables, views), each
+    in creation order."""
     found = inspect(engine)
     tables_there = set(found.get_table_names())
     views_there = set(found.get_view_names())
-    if engine.dialect.name == "postgresql":
-        views_there |= set(found.get_materialized_view_names())
     tables = [name for name in metadata.tables if name not in tables_there]
     views = [view.name for view in DESCRIBED_VIEWS if view.name not in views_there]
     return tables, views
 
 
 def misplaced_problem(engine: Engine, tables: list[str], views: list[str]) -> str | None:
-    """What `check` and `migrate` say when a name of ours is taken by another kind of
-    object (an analyst's table named v_campaigns after ours was dropped); None if none is.
-    `tables`, `views`: what `missing_objects` found missing."""
-    found = inspect(engine)
-    taken = set(found.get_table_names()) | set(found.get_view_names())
-    if engine.dialect.name == "postgresql":
-        taken |= set(found.get_materialized_view_names())
+    """What `check` and `migrate` say when a name of ours is held by another kind of object
+    (an analyst's table or materialized view named v_campaigns after ours was dropped; a
+    sequence, an index or a type, which PostgreSQL names in the same space); None if none
+    is. `tables`, `views`: what `missing_objects` found missing."""
+    taken = names_taken(engine, [*tables, *views])
     held_tables = [name for name in tables if name in taken]
     held_views = [name for name in views if name in taken]
     said = []
     if held_tables:
         said.append(
-            f"{', '.join(held_tables)}: a view or other object holds the name of "
-            "campaign-sync's table: rename or drop it, then restore the table from a backup "
-            "(or migrate a new database and sync it afresh)"
+            f"{', '.join(held_tables)}: another object (a view, an index, a sequence, a "
+            "type) holds the name of campaign-sync's table: rename or drop it, then restore "
+            "the table from a backup (or migrate a new database and sync it afresh)"
         )
     if held_views:
         said.append(
-            f"{', '.join(held_views)}: a table or other object holds the name of "
-            "campaign-sync's view: rename or drop it, then run campaign-sync migrate, which "
-            "makes missing views again"
+            f"{', '.join(held_views)}: another object (a table, a materialized view, an "
+            "index, a sequence, a type) holds the name of campaign-sync's view: rename or "
+            "drop it, then run campaign-sync migrate, which makes missing views again"
         )
     return "; ".join(said) or None
+
+
+def names_taken(engine: Engine, names: list[str]) -> set[str]:
+    """Which of `names` an object of any kind holds in our schema: PostgreSQL's relations
+    (tables, views, materialized views, indexes, sequences, composite types) and types
+    (a view's row type takes its name), SQLite's sqlite_master entries."""
+    if not names:
+        return set()
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            found = conn.execute(
+                text(
+                    "select c.relname from pg_class c join pg_namespace n"
+                    " on n.oid = c.relnamespace where n.nspname = current_schema()"
+                    " and c.relname = any(:names)"
+                    " union select t.typname from pg_type t join pg_namespace n"
+                    " on n.oid = t.typnamespace where n.nspname = current_schema()"
+                    " and t.typname = any(:names)"
+                ),
+                {"names": names},
+            )
+        else:
+            found = conn.execute(
+                text("select name from sqlite_master where name in :names").bindparams(
+                    bindparam("names", expanding=True)
+                ),
+                {"names": names},
+            )
+        return {str(name) for name in found.scalars()}
+
+
+def missing_views_in(conn: Connection) -> list[str]:
+    """Our views missing, as seen inside `conn`'s transaction (after its turn is ours)."""
+    there = set(inspect(conn).get_view_names())
+    return [view.name for view in DESCRIBED_VIEWS if view.name not in there]
 
 
 def missing_tables_problem(tables: list[str]) -> str:
@@ -129,8 +171,12 @@ def restore_views(database_url: str, schema: str | None = None) -> list[str]:
             raise SchemaNotCurrent(missing_tables_problem(tables))
         if not missing:
             return []
-        remade = tuple(view for view in DESCRIBED_VIEWS if view.name in missing)
         with engine.begin() as conn:
+            # Replicas making views again at once take turns, as migrating (two CREATE OR
+            # REPLACE VIEW of one name at once collide on PostgreSQL's catalog).
+            take_migration_turn(conn)
+            missing = [name for name in missing if name in missing_views_in(conn)]
+            remade = tuple(view for view in DESCRIBED_VIEWS if view.name in missing)
             create_views(conn, remade, if_missing=True)
             comment_views(conn, remade)
         return missing
@@ -147,9 +193,12 @@ def head_revision() -> str:
     return str(script.get_current_head())
 
 
-def current_revision(database_url: str, schema: str | None = None) -> str | None:
-    """The database's Alembic revision; None when it has none (an empty database)."""
-    engine = make_engine(database_url, schema=schema)
+def current_revision(
+    database_url: str, schema: str | None = None, *, lock_timeout: bool = False
+) -> str | None:
+    """The database's Alembic revision; None when it has none (an empty database).
+    `lock_timeout`: wait a bounded time for another session's lock (`make_engine`)."""
+    engine = make_engine(database_url, schema=schema, lock_timeout=lock_timeout)
     try:
         return stored_revision(engine)
     finally:

@@ -131,6 +131,27 @@ def lock_timeout_value() -> str:
     )
 
 
+MIGRATION_LOCK = (0x43534E43, 0x4D494752)  # "CSNC", "MIGR": our advisory lock's two keys
+
+
+def take_migration_turn(conn: Connection) -> None:
+    """Wait, inside `conn`'s transaction, until no other process migrates or makes views
+    of ours again (PostgreSQL: an advisory lock released with the transaction, so it
+    works through PgBouncer too; SQLite's write lock does the same for its migrators).
+    A turn is waited for however long the work before takes: a lock_timeout of the
+    role's or the database's (docs/deploy.md suggests one behind PgBouncer) failed the
+    second replica instead; it applies again once the turn is ours."""
+    if conn.dialect.name != "postgresql":
+        return
+    configured = conn.exec_driver_sql("show lock_timeout").scalar()
+    conn.exec_driver_sql("set local lock_timeout = 0")
+    conn.execute(
+        text("select pg_advisory_xact_lock(:a, :b)"),
+        {"a": MIGRATION_LOCK[0], "b": MIGRATION_LOCK[1]},
+    )
+    conn.execute(text("select set_config('lock_timeout', :value, true)"), {"value": configured})
+
+
 def wait_for_locks(conn: Connection) -> None:
     """Lift the lock timeout for the rest of `conn`'s transaction (PostgreSQL): for what
     must be recorded whatever another session holds (what Batch already took)."""

@@ -427,11 +427,23 @@ def test_check_compares_the_key_on_sqlite_too(tmp_path: Path, sim_server: Simula
     assert "is not the one its push campaigns were synced with" in result.stdout
 
 
-def test_check_waits_a_bounded_time_for_a_lock_on_the_recorded_keys(
-    pg_url: str, sim_server: SimulatorServer, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("locked", "said"),
+    [
+        ("sync_state", "cannot read the recorded keys: canceling statement due to lock timeout"),
+        ("alembic_version", "cannot read it: canceling statement due to lock timeout"),
+    ],
+)
+def test_check_waits_a_bounded_time_for_another_sessions_lock(
+    pg_url: str,
+    sim_server: SimulatorServer,
+    monkeypatch: pytest.MonkeyPatch,
+    locked: str,
+    said: str,
 ) -> None:
-    """check's read of the recorded key fingerprints waited as long as another session
-    held sync_state (a review's find): it now gives up like the other commands."""
+    """check's reads (the recorded key fingerprints, the schema revision) waited as long
+    as another session held the table, and a database-level lock_timeout made it "cannot
+    connect", exit 2 (two reviews' finds): now bounded, exit 1."""
     import psycopg
     from sqlalchemy.engine import make_url
 
@@ -440,31 +452,9 @@ def test_check_waits_a_bounded_time_for_a_lock_on_the_recorded_keys(
     monkeypatch.setattr(session, "LOCK_TIMEOUT_SECONDS", 0.5)
     dsn = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(dsn) as admin:
-        admin.execute("lock table sync_state in access exclusive mode")
+        admin.execute(f"lock table {locked} in access exclusive mode")
         result = run("check", env=env_for(pg_url, sim_server))
         admin.rollback()
     assert result.exit_code == 1, result.output
-    assert "cannot read the recorded keys: canceling statement due to lock timeout" in (
-        result.stdout
-    )
-
-
-def test_check_waits_a_bounded_time_for_a_lock_on_the_schema_revision(
-    pg_url: str, sim_server: SimulatorServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The revision read waited as long as another session held alembic_version, and a
-    database-level lock_timeout made it "cannot connect", exit 2 (a review's find)."""
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    from campaign_sync.db import session
-
-    monkeypatch.setattr(session, "LOCK_TIMEOUT_SECONDS", 0.5)
-    dsn = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(dsn) as admin:
-        admin.execute("lock table alembic_version in access exclusive mode")
-        result = run("check", env=env_for(pg_url, sim_server))
-        admin.rollback()
-    assert result.exit_code == 1, result.output
-    assert "cannot read it: canceling statement due to lock timeout" in result.stdout
+    assert said in result.stdout
     assert "cannot connect" not in result.stdout

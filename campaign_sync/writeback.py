@@ -660,14 +660,14 @@ class _Attempt:
             _audit(self.engine, self.app, self.token, wait=True, **row)
         except DBAPIError as error:
             raise UpdateNotRecorded(
-                f"{row['message']}; but recording it in campaign_updates failed (database "
-                f"problem: {database_problem(error)}): Batch's answer above is what happened"
+                f"{row['message']}; but its campaign_updates row could not be written "
+                f"(database problem: {database_problem(error)})"
             ) from None
 
 
 class UpdateNotRecorded(Exception):
     """An update was sent to Batch (taken, or perhaps taken), and the database refused its
-    audit row: the message says what Batch answered."""
+    audit row: the message says how the attempt ended, then why the row is missing."""
 
 
 def _refusal(error: BatchError) -> str:

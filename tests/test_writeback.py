@@ -702,6 +702,36 @@ def test_an_update_batch_took_is_audited_when_storing_its_copy_fails(
     assert (row["outcome"], row["message"]) == ("succeeded", outcome.message)
 
 
+def test_an_audit_refused_after_the_send_says_how_the_update_ended(
+    synced: Engine, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    from campaign_sync.writeback import UpdateNotRecorded
+
+    token = api_made(simulator)
+    with synced.begin() as conn:
+        conn.execute(text(
+            "create function refuse_audits() returns trigger language plpgsql as "
+            "$$ begin raise exception 'the audit table is full'; end $$"
+        ))  # fmt: skip
+        conn.execute(text(
+            "create trigger audit_full before insert on campaign_updates for each row "
+            "execute function refuse_audits()"
+        ))  # fmt: skip
+    try:
+        with pytest.raises(UpdateNotRecorded) as raised:
+            update(synced, sim_server, token, {"name": "Taken by Batch"})
+    finally:
+        with synced.begin() as conn:
+            conn.execute(text("drop trigger audit_full on campaign_updates"))
+            conn.execute(text("drop function refuse_audits()"))
+    assert str(raised.value) == (
+        f"updated in-app campaign {token} of app 'default': name; but its campaign_updates "
+        "row could not be written (database problem: the audit table is full)"
+    )
+    batch_copy = simulator.store(IN_APP).detail(token)
+    assert batch_copy is not None and batch_copy["name"] == "Taken by Batch"
+
+
 def test_a_dry_run_waits_a_bounded_time_for_a_lock_on_the_audit(
     synced: Engine,
     pg_url: str,

@@ -90,9 +90,19 @@ _TYPE_WORDS = {
     list: "an array",
     dict: "an object",
 }
-# Counts a campaign can cap its display at: whole numbers >= 0 (Batch's in-app view shows
-# `"capping": 10` at both places). One rule for both: `--set capping=-5` was sent as is.
-COUNTS = ("capping", "trigger.capping")
+# Counts a campaign can cap its display at, and the grace period's number of units: whole
+# numbers >= 0 (Batch's in-app view shows `"capping": 10` at both places and
+# `"grace_period": {"every": 2, "unit": "HOURS"}`). One rule for all: `--set capping=-5`
+# was sent as is.
+COUNTS = ("capping", "trigger.capping", "trigger.grace_period.every")
+# Text inside the campaign's objects (the same page, and NOTES.md's "Details").
+NESTED_TEXTS = (
+    "trigger.when",
+    "trigger.event",
+    "trigger.label",
+    "trigger.grace_period.unit",
+    "landing.theme",
+)
 # What an in-app campaign holds besides its read-only fields (Batch's in-app campaign API).
 IN_APP_FIELDS = (*KNOWN_TYPES, "query", "custom_payload")
 # The keys of the objects inside an in-app campaign (Batch's in-app view page and the
@@ -402,6 +412,10 @@ def validate(payload: dict[str, Any], given: Collection[str] | None = None) -> l
         value = inner.get(key) if isinstance(inner, dict) else None
         if value is not None and not isinstance(value, dict):
             found.append((place, f"{place} must be an object, got {kind_of(value)}"))
+    for path in NESTED_TEXTS:
+        value = _at(payload, path)
+        if value is not None and not isinstance(value, str):
+            found.append((path, f"{path} must be text, got {kind_of(value)}"))
     for path in COUNTS:
         *parents, key = path.split(".")
         holder: Any = payload
@@ -415,6 +429,13 @@ def validate(payload: dict[str, Any], given: Collection[str] | None = None) -> l
     if given is None:
         return [text for _, text in found]
     return [text if _touched(field, given) else f"{text} ({_own(field)})" for field, text in found]
+
+
+def _at(document: Any, path: str) -> Any:
+    """The value at a dotted path of nested objects; None where there is none."""
+    for key in path.split("."):
+        document = document.get(key) if isinstance(document, dict) else None
+    return document
 
 
 def _touched(field: str, given: Collection[str]) -> bool:

@@ -341,6 +341,17 @@ NOT_A_TOP_COUNT = "capping must be a whole number from 0 to 2147483647"
         ({"name": "Sale", "trigger": {"grace_period": [{"evry": 1}]}},
          ["trigger.grace_period must be an object, got an array"]),
         ({"name": "Sale", "trigger": {"grace_period": None}}, []),
+        # And the values inside them: the grace period's count, the texts.
+        ({"name": "Sale", "trigger": {"grace_period": {"every": {"a": 1}, "unit": "HOURS"}}},
+         ["trigger.grace_period.every must be a whole number from 0 to 2147483647"]),
+        ({"name": "Sale", "trigger": {"grace_period": {"every": -2, "unit": 3}}},
+         ["trigger.grace_period.unit must be text, got a number",
+          "trigger.grace_period.every must be a whole number from 0 to 2147483647"]),
+        ({"name": "Sale", "trigger": {"when": ["now"], "event": None}},
+         ["trigger.when must be text, got an array"]),
+        ({"name": "Sale", "landing": {"theme": True}}, ["landing.theme must be text, got a "
+                                                        "boolean"]),
+        ({"name": "Sale", "trigger": {"grace_period": {"every": 2, "unit": "HOURS"}}}, []),
     ],
 )  # fmt: skip
 def test_both_cappings_are_counts(payload: dict[str, Any], problems: list[str]) -> None:

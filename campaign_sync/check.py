@@ -160,9 +160,11 @@ def check_database(database_url: str, schema: str | None = None) -> Finding:
             return Finding(subject, refused, USAGE)
         return Finding(subject, f"reachable, schema at revision {head} (the newest)")
     if current is None or current not in KNOWN_REVISIONS:
-        engine = make_engine(database_url, schema=schema)
+        engine = make_engine(database_url, schema=schema, lock_timeout=True)
         try:
             ensure_current(engine)  # names the fix for a dump to adopt or a newer revision
+        except SQLAlchemyError as error:  # its reflection waited on a lock, or the cut
+            return _unreadable(subject, error)
         except (UnrecordedSchema, ForeignSchema) as unusable:
             return Finding(subject, str(unusable), USAGE)
         except SchemaNotCurrent as unknown:

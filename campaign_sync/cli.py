@@ -87,6 +87,12 @@ def explain(error: Exception) -> tuple[str, int] | None:
         # long is not bad configuration: the same command may work in a minute.
         code = EXIT_FAILED if passing_problem(error) else EXIT_USAGE
         return f"database problem ({_database_hint()}): {database_problem(error)}", code
+    if isinstance(error, _loaded("sqlalchemy.exc", "DBAPIError")):
+        # Anything else the database refused (a constraint or a trigger of its own on a
+        # table of ours): one line, never SQLAlchemy's text with the SQL and the values.
+        from campaign_sync.db.session import database_problem
+
+        return f"database problem ({_database_hint()}): {database_problem(error)}", EXIT_FAILED
     if isinstance(error, _loaded("campaign_sync.batch.errors", "BatchError")):
         return str(error), EXIT_FAILED
     if isinstance(error, _loaded("campaign_sync.signals", "StoppedAtOnce")):

@@ -5,10 +5,11 @@ it without the scheduler, metrics or HTTP server that `serve` needs."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -121,11 +122,45 @@ def run_until_signalled(
             signal.signal(sig, handler)
 
 
+@contextlib.contextmanager
+def held_until_recorded(notice: str) -> Iterator[None]:
+    """Within the block, a first SIGINT or SIGTERM is held instead of ending the process:
+    `notice` is written to stderr, and the signal is raised again, with the handlers from
+    before, when the block ends (what it was doing is then recorded). A second one raises
+    KeyboardInterrupt at once. For what must be recorded once sent (update-in-app: an
+    update Batch may have taken; a review lost its audit row to a Ctrl-C). Outside the
+    main thread, where no handler can be set, it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.getsignal(sig) for sig in signals}
+    held: list[int] = []
+
+    def hold(signum: int, _frame: object) -> None:
+        if held:
+            raise KeyboardInterrupt
+        held.append(signum)
+        os.write(2, f"campaign-sync: {notice}\n".encode())
+
+    for sig in signals:
+        signal.signal(sig, hold)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+        if held:
+            signal.raise_signal(held[0])
+
+
 __all__ = [
     "HARD_STOP_SECONDS",
     "SERVE_HARD_STOP_SECONDS",
     "STOP_GRACE_SECONDS",
     "SYNC_CANCEL_SECONDS",
     "StoppedAtOnce",
+    "held_until_recorded",
     "run_until_signalled",
 ]

@@ -16,6 +16,7 @@ From a script::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 from collections.abc import Collection
@@ -49,8 +50,9 @@ from campaign_sync.db.types import utcnow
 from campaign_sync.domain import CampaignType
 from campaign_sync.plan import PageLoad, plan_page
 from campaign_sync.runner import make_client
-from campaign_sync.storable import storable
-from campaign_sync.transform import INT32, kind_of, stable_hash
+from campaign_sync.signals import held_until_recorded
+from campaign_sync.storable import storable, storable_document
+from campaign_sync.transform import INT32, document_hash, kind_of, stable_hash
 
 Changes = dict[str, Any]  # dotted path ("trigger.capping") -> new value
 _MISSING = object()
@@ -232,7 +234,28 @@ def check_changes(changes: Changes, *, allow_unknown_field: bool = False) -> Non
             raise UsageError(f"changes: the field path {path!r} is not text")
         _check_path(path, "changes")
         _once(given, path, "changes")
+    odd = _key_not_text(changes)
+    if odd is not None:
+        raise UsageError(f"changes: {odd} (JSON keys are text)")
     _check_values(changes, allow_unknown_field)
+
+
+def _key_not_text(value: Any, where: str = "") -> str | None:
+    """Where a mapping inside `value` has a key that is not text ({1: "x"} became "1" in
+    JSON, beside a "1" of its own), in words; None if none has."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if not isinstance(key, str):
+                return f"the key {key!r}{f' in {where}' if where else ''} is not text"
+            found = _key_not_text(inner, f"{where}.{key}" if where else key)
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for inner in value:
+            found = _key_not_text(inner, where)
+            if found is not None:
+                return found
+    return None
 
 
 def _check_values(changes: Changes, allow_unknown_field: bool) -> None:
@@ -349,8 +372,9 @@ def check_nested_fields(
 
 
 def _plain_key(key: str) -> bool:
-    """A key that reads the same as part of a dotted path (not "", "a.b" or " a")."""
-    return bool(key) and "." not in key and key == key.strip()
+    """A key that reads the same as part of a dotted path (not "", "a.b", " a", or one
+    holding a line break, a tab or another character that does not print)."""
+    return bool(key) and "." not in key and key == key.strip() and key.isprintable()
 
 
 def pick_app(apps: list[ResolvedApp], name: str | None) -> ResolvedApp:
@@ -512,7 +536,27 @@ async def update_in_app(
     allow_unknown_field: bool = False,
 ) -> UpdateOutcome:
     """Validate, check freshness, send, store, audit. Raises UsageError for bad changes
-    (`check_nested_fields` too, unless `allow_unknown_field`)."""
+    (`check_nested_fields` too, unless `allow_unknown_field`). From the send on, a first
+    SIGINT or SIGTERM waits until the attempt is audited (`signals.held_until_recorded`)."""
+    with contextlib.ExitStack() as recording:
+        return await _update_in_app(
+            engine, settings, app, token, changes, recording,
+            dry_run=dry_run, force=force, allow_unknown_field=allow_unknown_field,
+        )  # fmt: skip
+
+
+async def _update_in_app(
+    engine: Engine,
+    settings: Settings,
+    app: ResolvedApp,
+    token: str,
+    changes: Changes,
+    recording: contextlib.ExitStack,
+    *,
+    dry_run: bool,
+    force: bool,
+    allow_unknown_field: bool,
+) -> UpdateOutcome:
     attempt = _Attempt(engine, app.name, token)
     found = _stored_detail(engine, app.name, token)
     if isinstance(found, str):
@@ -564,6 +608,7 @@ async def update_in_app(
             held = "; ".join(problems) + " (in the campaign as Batch holds it now)"
             return attempt.refuse(held, payload, changed)
         attempt.sent = True  # from here on, what is audited may be what Batch took
+        recording.enter_context(held_until_recorded(SENT_NOTICE))
         try:
             # Safe to retry: an update replaces the whole campaign, so repeating it is harmless.
             await client.update_in_app(token, payload)
@@ -592,18 +637,33 @@ async def update_in_app(
     return attempt.succeed(message, payload, changed, conflict=conflict)
 
 
+SENT_NOTICE = (
+    "the update is being sent to Batch: stopping once its outcome is recorded in "
+    "campaign_updates (a second signal stops at once, unrecorded)"
+)
+
+
 def _store_fresh(engine: Engine, app: str, token: str, fresh: dict[str, Any]) -> str | None:
     """Store Batch's copy after an update it took (`_store_detail`), once more after a
     failure in passing (a deadlock, a lost connection); returns why it could not be
     stored, or None. Never raises a database error: the update is done in Batch, and
     must still be audited (a deadlock here lost the audit row; a review's find)."""
+    expected = document_hash(storable_document(fresh))
     for attempt_number in (1, 2):
         try:
             _store_detail(engine, app, token, fresh)
-            return None
         except DBAPIError as error:
             if attempt_number == 2 or not passing_problem(error):
                 return f"database problem: {database_problem(error)}"
+            continue
+        # A campaign the database refuses is left out of the page with a warning, not
+        # raised (`write_page`): the stored copy would stay the one before, said nowhere
+        # (a check constraint, or a concurrent update, in a review).
+        with engine.connect() as conn:
+            stored = stored_campaigns(conn, app, CampaignType.IN_APP, [token]).get(token)
+        if stored is not None and stored.content_hash == expected:
+            return None
+        return "the database left it out (see the warning logged)"
     return None  # not reached: the second attempt returns either way
 
 
@@ -678,7 +738,12 @@ class _Attempt:
             _audit(self.engine, self.app, self.token, **row)
             return
         try:
-            _audit(self.engine, self.app, self.token, wait=True, **row)
+            try:
+                _audit(self.engine, self.app, self.token, wait=True, **row)
+            except DBAPIError as error:
+                if not passing_problem(error):
+                    raise
+                _audit(self.engine, self.app, self.token, wait=True, **row)  # once more
         except DBAPIError as error:
             raise UpdateNotRecorded(
                 f"{row['message']}; but its campaign_updates row could not be written "

@@ -458,3 +458,45 @@ def test_check_waits_a_bounded_time_for_another_sessions_lock(
     assert result.exit_code == 1, result.output
     assert said in result.stdout
     assert "cannot connect" not in result.stdout
+
+
+def test_check_on_a_schema_without_its_revision_waits_a_bounded_time(
+    fresh_pg_url: str, sim_server: SimulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With alembic_version gone, check reflected the tables with no lock timeout (74 s
+    behind a table lock), and a database-level one lost its whole report to one line (a
+    review's find)."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from campaign_sync.db import migrate, session
+
+    migrate.upgrade(fresh_pg_url)
+    monkeypatch.setattr(session, "LOCK_TIMEOUT_SECONDS", 0.5)
+    dsn = make_url(fresh_pg_url).set(drivername="postgresql")
+    with psycopg.connect(dsn.render_as_string(hide_password=False)) as admin:
+        admin.execute("drop table alembic_version")
+        admin.commit()
+        admin.execute("lock table campaigns in access exclusive mode")
+        result = run("check", env=env_for(fresh_pg_url, sim_server))
+        admin.rollback()
+    assert result.exit_code == 1, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("ok    settings: ")
+    assert "cannot read it: canceling statement due to lock timeout" in lines[1]
+    assert any(line.startswith("ok    app 'default'") for line in lines)
+
+
+def test_a_connection_cut_with_no_sqlstate_is_a_failure_in_passing() -> None:
+    """libpq's "server closed the connection unexpectedly" (a proxy, PgBouncer) has no
+    SQLSTATE: it was taken for bad configuration, exit 2 (a review's find)."""
+    from sqlalchemy.exc import OperationalError
+
+    from campaign_sync.db.session import passing_problem
+
+    cut = OperationalError(
+        "select 1", {}, Exception("server closed the connection unexpectedly"),
+        connection_invalidated=True,
+    )  # fmt: skip
+    refused = OperationalError("connect", {}, Exception("connection refused"))
+    assert passing_problem(cut) and not passing_problem(refused)

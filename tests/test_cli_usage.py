@@ -258,21 +258,29 @@ def test_a_config_file_named_by_the_variable_is_reported_by_the_variable() -> No
     )
 
 
-def test_a_database_error_that_is_no_configuration_problem_stays_unexpected() -> None:
+def test_a_database_error_that_is_no_configuration_problem_exits_1_in_one_line() -> None:
     """Only SQLite's bare DatabaseError ('file is not a database') is bad configuration
     (exit 2); a DataError after Batch took an update was reported as 'database problem',
-    exit 2, which for update-in-app means nothing was sent."""
+    exit 2, which for update-in-app means nothing was sent. Such errors were then left
+    unexpected, which printed SQLAlchemy's text, the SQL and its values with it (a
+    review's find): one line, exit 1."""
     from sqlalchemy.exc import DatabaseError, DataError, IntegrityError
 
     from campaign_sync.cli import explain
 
     not_a_database = DatabaseError("select 1", None, Exception("file is not a database"))
     assert explain(not_a_database) is not None and explain(not_a_database)[1] == 2  # type: ignore[index]
-    for failure in (
-        DataError("insert", None, Exception("22P05")),
-        IntegrityError("i", None, Exception("23505")),
-    ):
-        assert explain(failure) is None
+    for failure, said in (
+        (DataError("insert", {"payload": "secret"}, Exception("22P05 bad value")),
+         "22P05 bad value"),
+        (IntegrityError("i", {"payload": "secret"}, Exception("23505 duplicate")),
+         "23505 duplicate"),
+    ):  # fmt: skip
+        explained = explain(failure)
+        assert explained is not None
+        message, code = explained
+        assert code == 1 and message.endswith(f": {said}")
+        assert message.startswith("database problem (") and "secret" not in message
 
 
 @pytest.mark.parametrize("command", ["migrate", "status"])

@@ -743,6 +743,135 @@ def test_an_audit_refused_after_the_send_says_how_the_update_ended(
     assert batch_copy is not None and batch_copy["name"] == "Taken by Batch"
 
 
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
+def test_a_stop_after_the_send_waits_until_the_attempt_is_audited(
+    synced: Engine, pg_url: str, simulator: Simulator, sim_server: SimulatorServer, stop: str
+) -> None:
+    """A Ctrl-C or SIGTERM while Batch answered the update lost its audit row and left the
+    stored copy stale (a review's find): the first signal now waits until the attempt is
+    recorded, then takes effect."""
+    import signal
+    import threading
+
+    from tests.test_cli import cli_env, start_cli
+
+    token = api_made(simulator)
+    arrived = threading.Event()
+
+    async def slow_update(route: str, _request: Any) -> None:
+        if route == "update in-app":
+            arrived.set()
+            await asyncio.sleep(1.5)
+
+    simulator.hooks.append(slow_update)
+    process = start_cli(
+        "update-in-app", token, "--name", "Sent then stopped", env=cli_env(pg_url, sim_server)
+    )
+    assert arrived.wait(60)
+    process.send_signal(getattr(signal, stop))
+    _, err = process.communicate(timeout=60)
+    assert "the update is being sent to Batch: stopping once its outcome is recorded" in err
+    assert process.returncode != 0  # the stop still takes effect, once recorded
+    [row] = audit_rows(synced)
+    assert (row["outcome"], row["changed_fields"]) == ("succeeded", ["name"])
+    batch_copy = simulator.store(IN_APP).detail(token)
+    assert batch_copy is not None and batch_copy["name"] == "Sent then stopped"
+    with synced.connect() as conn:
+        stored = conn.execute(
+            select(campaigns.c.name).where(campaigns.c.campaign_token == token)
+        ).scalar_one()
+    assert stored == "Sent then stopped"
+
+
+def test_a_copy_the_database_leaves_out_after_the_send_is_said(
+    synced: Engine, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    """A campaign the database refuses is left out of a page with a warning, not raised:
+    after an update Batch took, the stored copy stayed the one before and the message said
+    plain success (a review's find: a check constraint; concurrent --force updates)."""
+    token = api_made(simulator)
+    with synced.begin() as conn:
+        conn.execute(text(
+            "alter table campaigns add constraint no_forbidden check (name <> 'Forbidden name')"
+            " not valid"
+        ))  # fmt: skip
+    try:
+        outcome = update(synced, sim_server, token, {"name": "Forbidden name"})
+    finally:
+        with synced.begin() as conn:
+            conn.execute(text("alter table campaigns drop constraint no_forbidden"))
+    assert outcome.ok
+    assert outcome.message.endswith(
+        "; storing Batch's copy failed (the database left it out (see the warning logged)): "
+        "run campaign-sync sync before changing it again"
+    )
+    [row] = audit_rows(synced)
+    assert row["message"] == outcome.message
+
+
+def test_after_the_send_a_statement_timeout_of_the_database_does_not_cut_the_wait(
+    synced: Engine, pg_url: str, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    """Only lock_timeout was lifted: a statement_timeout of the role's or the database's
+    still cut the wait for the audit after the send (UpdateNotRecorded; a review's find)."""
+    import threading
+    import time
+
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from campaign_sync.db.session import make_engine
+
+    token = api_made(simulator)
+    timed = make_engine(pg_url, connect_args={"options": "-c statement_timeout=300"})
+    dsn = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    outcomes: list[UpdateOutcome] = []
+    try:
+        with psycopg.connect(dsn) as admin:
+            admin.execute("lock table campaign_updates in share mode")
+            worker = threading.Thread(
+                target=lambda: outcomes.append(update(timed, sim_server, token, {"name": "Held"}))
+            )
+            worker.start()
+            time.sleep(1.5)  # five times the statement timeout
+            admin.rollback()
+            worker.join(60)
+    finally:
+        timed.dispose()
+    [outcome] = outcomes
+    assert outcome.ok, outcome.message
+    assert [row["outcome"] for row in audit_rows(synced)] == ["succeeded"]
+
+
+def test_a_database_refusing_a_dry_runs_audit_is_one_line(
+    synced: Engine,
+    pg_url: str,
+    simulator: Simulator,
+    sim_server: SimulatorServer,
+    restore_logging: None,
+) -> None:
+    """An IntegrityError of the database's own printed SQLAlchemy's text, the SQL and the
+    payload with it, as an unexpected error (a review's find)."""
+    from tests.helpers import run
+
+    token = api_made(simulator)
+    with synced.begin() as conn:
+        conn.execute(text(
+            "alter table campaign_updates add constraint no_dry_runs check (outcome <> 'dry_run')"
+            " not valid"
+        ))  # fmt: skip
+    try:
+        result = run("update-in-app", token, "--name", "Dry", "--dry-run",
+                     env=_run_env(pg_url, sim_server))  # fmt: skip
+    finally:
+        with synced.begin() as conn:
+            conn.execute(text("alter table campaign_updates drop constraint no_dry_runs"))
+    assert result.exit_code == 1
+    assert result.stderr.startswith("campaign-sync: database problem (")
+    assert 'violates check constraint "no_dry_runs"' in result.stderr
+    assert "[SQL" not in result.stderr and len(result.stderr.splitlines()) == 1
+
+
 def test_a_dry_run_waits_a_bounded_time_for_a_lock_on_the_audit(
     synced: Engine,
     pg_url: str,
@@ -791,6 +920,10 @@ def test_a_dry_run_waits_a_bounded_time_for_a_lock_on_the_audit(
          "local_start_date, name, priority, query, start_date, targeting, trigger "
          "(--allow-unknown-field sends it anyway)"),
         ({}, "nothing to change: give at least one field path and its value"),
+        ({"trigger": {1: "x"}}, "changes: the key 1 in trigger is not text (JSON keys are "
+         "text)"),
+        ({"custom_payload": {"a": [{2: "y"}]}}, "changes: the key 2 in custom_payload.a is "
+         "not text (JSON keys are text)"),
     ],
 )  # fmt: skip
 def test_the_python_api_checks_changes_as_the_command_does(
@@ -803,10 +936,17 @@ def test_the_python_api_checks_changes_as_the_command_does(
     assert str(raised.value) == refused
 
 
-def test_an_empty_or_dotted_key_inside_an_object_is_named_quoted() -> None:
+@pytest.mark.parametrize(
+    ("key", "named"), [("", '""'), ("a\nb", '"a\\nb"'), ("a\tb", '"a\\tb"'), (" c", '" c"')]
+)
+def test_an_unprintable_empty_or_spaced_key_inside_an_object_is_named_quoted(
+    key: str, named: str
+) -> None:
+    """A newline in a key split the one-line message in two (a review's find)."""
     with pytest.raises(UsageError) as raised:
-        check_nested_fields(_HELD, {"trigger": {"": 1}})
-    assert str(raised.value).startswith('"" in trigger: not a field')
+        check_nested_fields(_HELD, {"trigger": {key: 1}})
+    assert str(raised.value).startswith(f"{named} in trigger: not a field")
+    assert "\n" not in str(raised.value)
 
 
 def test_a_key_holding_a_dot_is_named_as_one_key() -> None:

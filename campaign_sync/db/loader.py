@@ -40,7 +40,7 @@ from campaign_sync.db.models import (
     targeting,
     triggers,
 )
-from campaign_sync.db.session import database_problem, lock_timeout_value
+from campaign_sync.db.session import database_problem, lock_timeout_value, wait_for_locks
 from campaign_sync.db.sightings import mark_seen
 from campaign_sync.db.state import save_cursor
 from campaign_sync.db.tokens import by_tokens, token_parameters
@@ -158,15 +158,18 @@ def _page_transaction(
     longer than `session.LOCK_TIMEOUT_SECONDS` (or the session's shorter one) raises
     `sqlalchemy.exc.OperationalError` (SQLSTATE 55P03): set here for this transaction
     too, as a connection's own setting may not reach the server connection PgBouncer
-    lends in transaction pooling (`bounded` False: 0, no limit). Both settings go in one
-    statement, one round trip."""
+    lends in transaction pooling (`bounded` False: no lock or statement timeout, and the
+    commit waits for the WAL flush, as what it records was taken by Batch). Both settings
+    go in one statement, one round trip."""
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
-            wait = lock_timeout_value() if bounded else "'0'"
-            conn.exec_driver_sql(
-                "select set_config('synchronous_commit', 'off', true),"
-                f" set_config('lock_timeout', {wait}, true)"
-            )
+            if bounded:
+                conn.exec_driver_sql(
+                    "select set_config('synchronous_commit', 'off', true),"
+                    f" set_config('lock_timeout', {lock_timeout_value()}, true)"
+                )
+            else:
+                wait_for_locks(conn)
         if guard is not None:
             guard(conn)
         yield conn

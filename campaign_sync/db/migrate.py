@@ -93,10 +93,10 @@ def misplaced_problem(engine: Engine, tables: list[str], views: list[str]) -> st
     """What `check` and `migrate` say when a name of ours is held by another kind of object
     (an analyst's table or materialized view named v_campaigns after ours was dropped; a
     sequence, an index or a type, which PostgreSQL names in the same space); None if none
-    is. `tables`, `views`: what `missing_objects` found missing."""
-    taken = names_taken(engine, [*tables, *views])
-    held_tables = [name for name in tables if name in taken]
-    held_views = [name for name in views if name in taken]
+    is. `tables`, `views`: what `missing_objects` found missing. An object of the right
+    kind made since (another migrate remaking our views) holds nothing."""
+    held_tables = sorted(names_taken(engine, tables, own="table"), key=tables.index)
+    held_views = sorted(names_taken(engine, views, own="view"), key=views.index)
     said = []
     if held_tables:
         said.append(
@@ -113,31 +113,38 @@ def misplaced_problem(engine: Engine, tables: list[str], views: list[str]) -> st
     return "; ".join(said) or None
 
 
-def names_taken(engine: Engine, names: list[str]) -> set[str]:
-    """Which of `names` an object of any kind holds in our schema: PostgreSQL's relations
-    (tables, views, materialized views, indexes, sequences, composite types) and types
-    (a view's row type takes its name), SQLite's sqlite_master entries."""
+# PostgreSQL's relkind and SQLite's type of each kind of object of ours.
+_KINDS = {"table": ("r", "table"), "view": ("v", "view")}
+
+
+def names_taken(engine: Engine, names: list[str], *, own: str) -> set[str]:
+    """Which of `names` an object other than a `own` ("table" or "view") holds in our
+    schema: PostgreSQL's relations (tables, views, materialized views, indexes,
+    sequences, composite types) and types of their own (enums, domains), SQLite's
+    sqlite_master entries but triggers (a space of their own)."""
     if not names:
         return set()
+    relkind, sqlite_type = _KINDS[own]
     with engine.connect() as conn:
         if engine.dialect.name == "postgresql":
             found = conn.execute(
                 text(
                     "select c.relname from pg_class c join pg_namespace n"
                     " on n.oid = c.relnamespace where n.nspname = current_schema()"
-                    " and c.relname = any(:names)"
+                    " and c.relname = any(:names) and c.relkind <> :relkind"
                     " union select t.typname from pg_type t join pg_namespace n"
                     " on n.oid = t.typnamespace where n.nspname = current_schema()"
-                    " and t.typname = any(:names)"
+                    " and t.typname = any(:names) and t.typrelid = 0"
                 ),
-                {"names": names},
+                {"names": names, "relkind": relkind},
             )
         else:
             found = conn.execute(
-                text("select name from sqlite_master where name in :names").bindparams(
-                    bindparam("names", expanding=True)
-                ),
-                {"names": names},
+                text(
+                    "select name from sqlite_master where type not in ('trigger', :kind)"
+                    " and name in :names"
+                ).bindparams(bindparam("names", expanding=True)),
+                {"names": names, "kind": sqlite_type},
             )
         return {str(name) for name in found.scalars()}
 

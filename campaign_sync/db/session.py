@@ -54,13 +54,16 @@ def passing_problem(error: BaseException) -> bool:
     minute (exit 1, not the 2 of bad configuration): a connection lost (SQLSTATE class
     08), an operator's intervention (57: a shutdown, a cancel), a deadlock or
     serialization failure (40), a lock another session held too long (55P03, SQLite's
-    "database is locked")."""
+    "database is locked"), a connection SQLAlchemy found cut (libpq's own errors, no
+    SQLSTATE: a proxy or PgBouncer dropping it)."""
+    if getattr(error, "connection_invalidated", False):
+        return True
     cause = getattr(error, "orig", None) or error
     sqlstate = str(getattr(cause, "sqlstate", None) or "")
     return (
         sqlstate[:2] in ("08", "57", "40")
         or sqlstate == LOCK_NOT_AVAILABLE
-        or (_sqlite_locked(cause))
+        or _sqlite_locked(cause)
     )
 
 
@@ -153,10 +156,17 @@ def take_migration_turn(conn: Connection) -> None:
 
 
 def wait_for_locks(conn: Connection) -> None:
-    """Lift the lock timeout for the rest of `conn`'s transaction (PostgreSQL): for what
-    must be recorded whatever another session holds (what Batch already took)."""
+    """Lift the lock timeout, and any statement timeout of the role's or the database's,
+    for the rest of `conn`'s transaction (PostgreSQL): for what must be recorded whatever
+    another session holds (what Batch already took)."""
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("set local lock_timeout = 0")
+        conn.exec_driver_sql(UNBOUNDED_WAIT)
+
+
+# One statement: no lock timeout, no statement timeout, this transaction only.
+UNBOUNDED_WAIT = (
+    "select set_config('lock_timeout', '0', true), set_config('statement_timeout', '0', true)"
+)
 
 
 def make_engine(

@@ -84,8 +84,10 @@ def explain(error: Exception) -> tuple[str, int] | None:
         from campaign_sync.db.session import database_problem, passing_problem
 
         # A connection lost, an operator's intervention, a lock another session held too
-        # long is not bad configuration: the same command may work in a minute.
-        code = EXIT_FAILED if passing_problem(error) else EXIT_USAGE
+        # long is not bad configuration: the same command may work in a minute. Nor is an
+        # exception a trigger of the database's own raised (SQLSTATE class P0).
+        refused = sqlstate[:2] == "P0"
+        code = EXIT_FAILED if passing_problem(error) or refused else EXIT_USAGE
         return f"database problem ({_database_hint()}): {database_problem(error)}", code
     if isinstance(error, _loaded("sqlalchemy.exc", "DBAPIError")):
         # Anything else the database refused (a constraint or a trigger of its own on a
@@ -633,6 +635,10 @@ def update_in_app(
         click.echo(outcome.conflict, err=True)
     # stdout carries only the dry run's JSON; a refusal reads like every other error
     click.echo(outcome.message if outcome.ok else f"campaign-sync: {outcome.message}", err=True)
+    if outcome.stopped_by is not None:  # held while the attempt was recorded: now it acts
+        import signal
+
+        signal.raise_signal(outcome.stopped_by)
     sys.exit(EXIT_OK if outcome.ok else EXIT_FAILED)
 
 

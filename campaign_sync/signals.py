@@ -123,19 +123,24 @@ def run_until_signalled(
 
 
 @contextlib.contextmanager
-def held_until_recorded(notice: str) -> Iterator[None]:
+def held_until_recorded(notice: str, held: list[int]) -> Iterator[None]:
     """Within the block, a first SIGINT or SIGTERM is held instead of ending the process:
-    `notice` is written to stderr, and the signal is raised again, with the handlers from
-    before, when the block ends (what it was doing is then recorded). A second one raises
-    KeyboardInterrupt at once. For what must be recorded once sent (update-in-app: an
-    update Batch may have taken; a review lost its audit row to a Ctrl-C). Outside the
-    main thread, where no handler can be set, it does nothing."""
+    `notice` is written to stderr and the signal appended to `held`, for the caller to
+    raise again (`signal.raise_signal`) once it has recorded and said what it was doing;
+    a second one raises KeyboardInterrupt at once. The handlers from before are back when
+    the block ends; a signal the process ignores stays ignored. For what must be recorded
+    once sent (update-in-app: an update Batch may have taken; a review lost its audit
+    row to a Ctrl-C). Outside the main thread, where no handler can be set, it does
+    nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    signals = (signal.SIGINT, signal.SIGTERM)
+    signals = [
+        sig
+        for sig in (signal.SIGINT, signal.SIGTERM)
+        if signal.getsignal(sig) is not signal.SIG_IGN  # a trap '' INT, a background job
+    ]
     previous = {sig: signal.getsignal(sig) for sig in signals}
-    held: list[int] = []
 
     def hold(signum: int, _frame: object) -> None:
         if held:
@@ -151,8 +156,6 @@ def held_until_recorded(notice: str) -> Iterator[None]:
         for sig, handler in previous.items():
             if handler is not None:
                 signal.signal(sig, handler)
-        if held:
-            signal.raise_signal(held[0])
 
 
 __all__ = [

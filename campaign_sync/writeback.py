@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import copy
 import json
+import signal
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,11 +65,16 @@ class UsageError(Exception):
 
 @dataclass
 class UpdateOutcome:
+    """How an update-in-app attempt ended. `stopped_by`: a SIGINT or SIGTERM held while
+    the attempt was being recorded (`signals.held_until_recorded`), for the caller to
+    raise again once it has said the outcome."""
+
     ok: bool
     message: str
     payload: dict[str, Any] | None = None
     conflict: str | None = None
     changed_fields: list[str] | None = None
+    stopped_by: int | None = None
 
 
 KNOWN_TYPES: dict[str, tuple[type, ...]] = {
@@ -234,7 +240,10 @@ def check_changes(changes: Changes, *, allow_unknown_field: bool = False) -> Non
             raise UsageError(f"changes: the field path {path!r} is not text")
         _check_path(path, "changes")
         _once(given, path, "changes")
-    odd = _key_not_text(changes)
+    try:
+        odd = _key_not_text(changes)
+    except RecursionError:
+        raise UsageError("changes: JSON nested too deeply") from None
     if odd is not None:
         raise UsageError(f"changes: {odd} (JSON keys are text)")
     _check_values(changes, allow_unknown_field)
@@ -537,12 +546,17 @@ async def update_in_app(
 ) -> UpdateOutcome:
     """Validate, check freshness, send, store, audit. Raises UsageError for bad changes
     (`check_nested_fields` too, unless `allow_unknown_field`). From the send on, a first
-    SIGINT or SIGTERM waits until the attempt is audited (`signals.held_until_recorded`)."""
+    SIGINT or SIGTERM waits until the attempt is audited (`signals.held_until_recorded`),
+    and is handed back in `UpdateOutcome.stopped_by`."""
+    held: list[int] = []
     with contextlib.ExitStack() as recording:
-        return await _update_in_app(
-            engine, settings, app, token, changes, recording,
+        outcome = await _update_in_app(
+            engine, settings, app, token, changes, recording, held,
             dry_run=dry_run, force=force, allow_unknown_field=allow_unknown_field,
         )  # fmt: skip
+    if held:
+        outcome.stopped_by = held[0]
+    return outcome
 
 
 async def _update_in_app(
@@ -552,6 +566,7 @@ async def _update_in_app(
     token: str,
     changes: Changes,
     recording: contextlib.ExitStack,
+    held: list[int],
     *,
     dry_run: bool,
     force: bool,
@@ -605,10 +620,10 @@ async def _update_in_app(
         payload, changed = apply_changes(current, changes)
         problems = validate(payload, changes)
         if problems:
-            held = "; ".join(problems) + " (in the campaign as Batch holds it now)"
-            return attempt.refuse(held, payload, changed)
+            as_held = "; ".join(problems) + " (in the campaign as Batch holds it now)"
+            return attempt.refuse(as_held, payload, changed)
         attempt.sent = True  # from here on, what is audited may be what Batch took
-        recording.enter_context(held_until_recorded(SENT_NOTICE))
+        recording.enter_context(held_until_recorded(SENT_NOTICE, held))
         try:
             # Safe to retry: an update replaces the whole campaign, so repeating it is harmless.
             await client.update_in_app(token, payload)
@@ -652,18 +667,22 @@ def _store_fresh(engine: Engine, app: str, token: str, fresh: dict[str, Any]) ->
     for attempt_number in (1, 2):
         try:
             _store_detail(engine, app, token, fresh)
+            # A campaign the database refuses is left out of the page with a warning, not
+            # raised (`write_page`): the stored copy would stay the one before, said
+            # nowhere (a check constraint, or a concurrent update, in a review).
+            with engine.begin() as conn:
+                wait_for_locks(conn)
+                stored = stored_campaigns(conn, app, CampaignType.IN_APP, [token]).get(token)
         except DBAPIError as error:
             if attempt_number == 2 or not passing_problem(error):
                 return f"database problem: {database_problem(error)}"
             continue
-        # A campaign the database refuses is left out of the page with a warning, not
-        # raised (`write_page`): the stored copy would stay the one before, said nowhere
-        # (a check constraint, or a concurrent update, in a review).
-        with engine.connect() as conn:
-            stored = stored_campaigns(conn, app, CampaignType.IN_APP, [token]).get(token)
         if stored is not None and stored.content_hash == expected:
             return None
-        return "the database left it out (see the warning logged)"
+        return (
+            "the stored copy is not Batch's answer: the database left it out (a warning is "
+            "logged), or another update or a sync stored another one meanwhile"
+        )
     return None  # not reached: the second attempt returns either way
 
 
@@ -852,7 +871,7 @@ def update_in_app_sync(
     engine = make_engine(settings.database_url, schema=settings.db_schema, lock_timeout=True)
     try:
         chosen = pick_app(resolve_apps(settings), app)
-        return asyncio.run(
+        outcome = asyncio.run(
             update_in_app(
                 engine,
                 settings,
@@ -866,3 +885,6 @@ def update_in_app_sync(
         )
     finally:
         engine.dispose()
+    if outcome.stopped_by is not None:  # held while the attempt was recorded: now it acts
+        signal.raise_signal(outcome.stopped_by)
+    return outcome

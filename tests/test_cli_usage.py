@@ -435,3 +435,18 @@ def test_a_missing_file_named_by_a_sqlite_uri_is_named_not_created(
     assert result.exit_code == 2
     assert f"{path} does not exist: run campaign-sync migrate" in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_exception_a_trigger_raises_is_no_configuration_problem() -> None:
+    """A trigger's RAISE EXCEPTION (SQLSTATE P0001) comes as a ProgrammingError, which was
+    bad configuration, exit 2 (a review's find)."""
+    from sqlalchemy.exc import ProgrammingError
+
+    from campaign_sync.cli import explain
+
+    class Raised(Exception):
+        sqlstate = "P0001"
+
+    explained = explain(ProgrammingError("insert", None, Raised("campaigns are frozen")))
+    assert explained is not None and explained[1] == 1
+    assert explained[0].endswith(": campaigns are frozen")

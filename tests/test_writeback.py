@@ -771,7 +771,10 @@ def test_a_stop_after_the_send_waits_until_the_attempt_is_audited(
     process.send_signal(getattr(signal, stop))
     _, err = process.communicate(timeout=60)
     assert "the update is being sent to Batch: stopping once its outcome is recorded" in err
-    assert process.returncode != 0  # the stop still takes effect, once recorded
+    # The outcome is said, then the stop takes effect (a held SIGTERM ended the process
+    # silently, the outcome or UpdateNotRecorded unsaid: a review's find).
+    assert f"updated in-app campaign {token} of app 'default': name" in err
+    assert process.returncode == (1 if stop == "SIGINT" else -signal.SIGTERM)
     [row] = audit_rows(synced)
     assert (row["outcome"], row["changed_fields"]) == ("succeeded", ["name"])
     batch_copy = simulator.store(IN_APP).detail(token)
@@ -802,8 +805,9 @@ def test_a_copy_the_database_leaves_out_after_the_send_is_said(
             conn.execute(text("alter table campaigns drop constraint no_forbidden"))
     assert outcome.ok
     assert outcome.message.endswith(
-        "; storing Batch's copy failed (the database left it out (see the warning logged)): "
-        "run campaign-sync sync before changing it again"
+        "; storing Batch's copy failed (the stored copy is not Batch's answer: the database "
+        "left it out (a warning is logged), or another update or a sync stored another one "
+        "meanwhile): run campaign-sync sync before changing it again"
     )
     [row] = audit_rows(synced)
     assert row["message"] == outcome.message
@@ -1107,3 +1111,23 @@ def test_a_change_of_type_alone_is_a_change() -> None:
     assert changed == ["capping", "custom_payload.flag"]
     _, same = apply_changes(stored, {"custom_payload.flag": True, "capping": 2})
     assert same == []
+
+
+def test_a_signal_the_process_ignores_stays_ignored_while_held() -> None:
+    """held_until_recorded replaced an ignored SIGINT (`trap '' INT`, a background job) with
+    its own: a second one then raised KeyboardInterrupt before the audit (a review's
+    find)."""
+    import signal
+
+    from campaign_sync.signals import held_until_recorded
+
+    before = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        held: list[int] = []
+        with held_until_recorded("notice", held):
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL  # held instead
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN and held == []
+    finally:
+        signal.signal(signal.SIGINT, before)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,21 @@ def _run_env(database_url: str, server: SimulatorServer) -> dict[str, str]:
         "BATCH_API_KEY": API_KEY,
         "BATCH_REST_API_KEY": CANARY_REST_KEY,
     }
+
+
+@contextlib.contextmanager
+def _installed(engine: Engine, made: list[str], dropped: list[str]) -> Iterator[None]:
+    """Database objects of the database's own (a trigger, a constraint) while the block
+    runs: `made` run before it, `dropped` after it, whatever it does."""
+    with engine.begin() as conn:
+        for statement in made:
+            conn.execute(text(statement))
+    try:
+        yield
+    finally:
+        with engine.begin() as conn:
+            for statement in dropped:
+                conn.execute(text(statement))
 
 
 def dashboard_made(simulator: Simulator) -> str:
@@ -686,21 +703,13 @@ def test_an_update_batch_took_is_audited_when_storing_its_copy_fails(
     review; here a trigger of the database's own) lost the audit row, and the message
     never said Batch had taken the update."""
     token = api_made(simulator)
-    with synced.begin() as conn:
-        conn.execute(text(
-            "create function refuse_updates() returns trigger language plpgsql as "
-            "$$ begin raise exception 'campaigns are frozen today'; end $$"
-        ))  # fmt: skip
-        conn.execute(text(
-            "create trigger frozen before update on campaigns for each row "
-            "execute function refuse_updates()"
-        ))  # fmt: skip
-    try:
+    with _installed(synced, [
+        "create function refuse_updates() returns trigger language plpgsql as "
+        "$$ begin raise exception 'campaigns are frozen today'; end $$",
+        "create trigger frozen before update on campaigns for each row "
+        "execute function refuse_updates()",
+    ], ["drop trigger frozen on campaigns", "drop function refuse_updates()"]):  # fmt: skip
         outcome = update(synced, sim_server, token, {"name": "Taken by Batch"})
-    finally:
-        with synced.begin() as conn:
-            conn.execute(text("drop trigger frozen on campaigns"))
-            conn.execute(text("drop function refuse_updates()"))
     assert outcome.ok
     assert outcome.message == (
         f"updated in-app campaign {token} of app 'default': name; storing Batch's copy failed "
@@ -719,22 +728,15 @@ def test_an_audit_refused_after_the_send_says_how_the_update_ended(
     from campaign_sync.writeback import UpdateNotRecorded
 
     token = api_made(simulator)
-    with synced.begin() as conn:
-        conn.execute(text(
-            "create function refuse_audits() returns trigger language plpgsql as "
-            "$$ begin raise exception 'the audit table is full'; end $$"
-        ))  # fmt: skip
-        conn.execute(text(
-            "create trigger audit_full before insert on campaign_updates for each row "
-            "execute function refuse_audits()"
-        ))  # fmt: skip
-    try:
-        with pytest.raises(UpdateNotRecorded) as raised:
-            update(synced, sim_server, token, {"name": "Taken by Batch"})
-    finally:
-        with synced.begin() as conn:
-            conn.execute(text("drop trigger audit_full on campaign_updates"))
-            conn.execute(text("drop function refuse_audits()"))
+    full = [
+        "create function refuse_audits() returns trigger language plpgsql as "
+        "$$ begin raise exception 'the audit table is full'; end $$",
+        "create trigger audit_full before insert on campaign_updates for each row "
+        "execute function refuse_audits()",
+    ]
+    emptied = ["drop trigger audit_full on campaign_updates", "drop function refuse_audits()"]
+    with _installed(synced, full, emptied), pytest.raises(UpdateNotRecorded) as raised:
+        update(synced, sim_server, token, {"name": "Taken by Batch"})
     assert str(raised.value) == (
         f"updated in-app campaign {token} of app 'default': name; but its campaign_updates "
         "row could not be written (database problem: the audit table is full)"
@@ -793,16 +795,13 @@ def test_a_copy_the_database_leaves_out_after_the_send_is_said(
     after an update Batch took, the stored copy stayed the one before and the message said
     plain success (a review's find: a check constraint; concurrent --force updates)."""
     token = api_made(simulator)
-    with synced.begin() as conn:
-        conn.execute(text(
-            "alter table campaigns add constraint no_forbidden check (name <> 'Forbidden name')"
-            " not valid"
-        ))  # fmt: skip
-    try:
+    with _installed(
+        synced,
+        ["alter table campaigns add constraint no_forbidden check (name <> 'Forbidden name')"
+         " not valid"],
+        ["alter table campaigns drop constraint no_forbidden"],
+    ):  # fmt: skip
         outcome = update(synced, sim_server, token, {"name": "Forbidden name"})
-    finally:
-        with synced.begin() as conn:
-            conn.execute(text("alter table campaigns drop constraint no_forbidden"))
     assert outcome.ok
     assert outcome.message.endswith(
         "; storing Batch's copy failed (the stored copy is not Batch's answer: the database "
@@ -859,17 +858,14 @@ def test_a_database_refusing_a_dry_runs_audit_is_one_line(
     from tests.helpers import run
 
     token = api_made(simulator)
-    with synced.begin() as conn:
-        conn.execute(text(
-            "alter table campaign_updates add constraint no_dry_runs check (outcome <> 'dry_run')"
-            " not valid"
-        ))  # fmt: skip
-    try:
+    with _installed(
+        synced,
+        ["alter table campaign_updates add constraint no_dry_runs check (outcome <> 'dry_run')"
+         " not valid"],
+        ["alter table campaign_updates drop constraint no_dry_runs"],
+    ):  # fmt: skip
         result = run("update-in-app", token, "--name", "Dry", "--dry-run",
                      env=_run_env(pg_url, sim_server))  # fmt: skip
-    finally:
-        with synced.begin() as conn:
-            conn.execute(text("alter table campaign_updates drop constraint no_dry_runs"))
     assert result.exit_code == 1
     assert result.stderr.startswith("campaign-sync: database problem (")
     assert 'violates check constraint "no_dry_runs"' in result.stderr

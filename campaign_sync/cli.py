@@ -617,29 +617,40 @@ def update_in_app(
         allow_unknown_field=allow_unknown_field,
     )
     app = writeback.pick_app(apps, app_name)
-    outcome = asyncio.run(
-        writeback.update_in_app(
-            engine,
-            settings,
-            app,
-            token,
-            changes,
-            dry_run=dry_run,
-            force=force,
-            allow_unknown_field=allow_unknown_field,
+    try:
+        outcome = asyncio.run(
+            writeback.update_in_app(
+                engine,
+                settings,
+                app,
+                token,
+                changes,
+                dry_run=dry_run,
+                force=force,
+                allow_unknown_field=allow_unknown_field,
+            )
         )
-    )
+    except writeback.UpdateNotRecorded as unrecorded:
+        click.echo(f"campaign-sync: {unrecorded}", err=True)
+        _act_on_held(unrecorded.stopped_by)
+        sys.exit(EXIT_FAILED)
     if outcome.payload is not None and dry_run:
         click.echo(json.dumps(outcome.payload, indent=2, ensure_ascii=False))
     if outcome.conflict:
         click.echo(outcome.conflict, err=True)
     # stdout carries only the dry run's JSON; a refusal reads like every other error
     click.echo(outcome.message if outcome.ok else f"campaign-sync: {outcome.message}", err=True)
-    if outcome.stopped_by is not None:  # held while the attempt was recorded: now it acts
+    _act_on_held(outcome.stopped_by)
+    sys.exit(EXIT_OK if outcome.ok else EXIT_FAILED)
+
+
+def _act_on_held(signum: int | None) -> None:
+    """Raise a SIGINT or SIGTERM held while an update was recorded, now that its outcome is
+    said (`signals.held_until_recorded`)."""
+    if signum is not None:
         import signal
 
-        signal.raise_signal(outcome.stopped_by)
-    sys.exit(EXIT_OK if outcome.ok else EXIT_FAILED)
+        signal.raise_signal(signum)
 
 
 @main.command(short_help="Check settings, database and API keys; change nothing.")

@@ -123,11 +123,14 @@ def run_until_signalled(
 
 
 @contextlib.contextmanager
-def held_until_recorded(notice: str, held: list[int]) -> Iterator[None]:
+def held_until_recorded(
+    notice: str, held: list[int], on_hold: Callable[[], None] | None = None
+) -> Iterator[None]:
     """Within the block, a first SIGINT or SIGTERM is held instead of ending the process:
     `notice` is written to stderr and the signal appended to `held`, for the caller to
     raise again (`signal.raise_signal`) once it has recorded and said what it was doing;
-    a second one raises KeyboardInterrupt at once. The handlers from before are back when
+    a second one raises KeyboardInterrupt at once. `on_hold` is called at the first (to
+    cut short what may wait: retries' backoffs). The handlers from before are back when
     the block ends; a signal the process ignores stays ignored. For what must be recorded
     once sent (update-in-app: an update Batch may have taken; a review lost its audit
     row to a Ctrl-C). Outside the main thread, where no handler can be set, it does
@@ -147,6 +150,8 @@ def held_until_recorded(notice: str, held: list[int]) -> Iterator[None]:
             raise KeyboardInterrupt
         held.append(signum)
         os.write(2, f"campaign-sync: {notice}\n".encode())
+        if on_hold is not None:
+            on_hold()
 
     for sig in signals:
         signal.signal(sig, hold)

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import copy
 import json
-import signal
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from sqlalchemy.exc import DBAPIError
 
 from campaign_sync.batch.client import GONE
 from campaign_sync.batch.endpoints import READ_ONLY_FIELDS
-from campaign_sync.batch.errors import BatchError, RetryBudgetExhausted
+from campaign_sync.batch.errors import BatchError, RetryBudgetExhausted, StopRequested
 from campaign_sync.config import (
     ConfigError,
     ResolvedApp,
@@ -549,11 +548,15 @@ async def update_in_app(
     SIGINT or SIGTERM waits until the attempt is audited (`signals.held_until_recorded`),
     and is handed back in `UpdateOutcome.stopped_by`."""
     held: list[int] = []
-    with contextlib.ExitStack() as recording:
-        outcome = await _update_in_app(
-            engine, settings, app, token, changes, recording, held,
-            dry_run=dry_run, force=force, allow_unknown_field=allow_unknown_field,
-        )  # fmt: skip
+    try:
+        with contextlib.ExitStack() as recording:
+            outcome = await _update_in_app(
+                engine, settings, app, token, changes, recording, held,
+                dry_run=dry_run, force=force, allow_unknown_field=allow_unknown_field,
+            )  # fmt: skip
+    except UpdateNotRecorded as unrecorded:
+        unrecorded.stopped_by = held[0] if held else None
+        raise
     if held:
         outcome.stopped_by = held[0]
     return outcome
@@ -623,16 +626,26 @@ async def _update_in_app(
             as_held = "; ".join(problems) + " (in the campaign as Batch holds it now)"
             return attempt.refuse(as_held, payload, changed)
         attempt.sent = True  # from here on, what is audited may be what Batch took
-        recording.enter_context(held_until_recorded(SENT_NOTICE, held))
+        # A stop held meanwhile cuts short the retries' backoffs (the read-back's too, which
+        # only spares a sync): an orchestrator's SIGKILL follows its SIGTERM.
+        stop = client.gate.stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def cut_short() -> None:
+            loop.call_soon_threadsafe(stop.set)
+
+        recording.enter_context(held_until_recorded(SENT_NOTICE, held, cut_short))
         try:
             # Safe to retry: an update replaces the whole campaign, so repeating it is harmless.
             await client.update_in_app(token, payload)
         except BatchError as error:
             return attempt.refuse(_refusal(error), payload, changed, outcome="failed", error=error)
-        unread: BatchError | None = None
-        try:
+        except StopRequested:
+            return attempt.refuse(STOPPED_RETRYING, payload, changed, outcome="failed")
+        unread: BatchError | StopRequested | None = None
+        try:  # after a stop, one try, no retry
             fresh = await client.view_in_app(token)
-        except BatchError as error:  # Batch took the update: it is done, and audited so
+        except (BatchError, StopRequested) as error:  # Batch took the update: it is audited
             fresh, unread = None, error
     unstored = _store_fresh(engine, app.name, token, fresh) if isinstance(fresh, dict) else None
     message = f"updated in-app campaign {token} of app '{app.name}'" + (
@@ -652,6 +665,10 @@ async def _update_in_app(
     return attempt.succeed(message, payload, changed, conflict=conflict)
 
 
+STOPPED_RETRYING = (
+    "stopped while the update was being tried again after a failure: Batch may or may not "
+    "have taken it; run campaign-sync sync, then look at the campaign"
+)
 SENT_NOTICE = (
     "the update is being sent to Batch: stopping once its outcome is recorded in "
     "campaign_updates (a second signal stops at once, unrecorded)"
@@ -772,11 +789,14 @@ class _Attempt:
 
 class UpdateNotRecorded(Exception):
     """An update was sent to Batch (taken, or perhaps taken), and the database refused its
-    audit row: the message says how the attempt ended, then why the row is missing."""
+    audit row: the message says how the attempt ended, then why the row is missing.
+    `stopped_by`: a signal held meanwhile, as in `UpdateOutcome`."""
+
+    stopped_by: int | None = None
 
 
 def _refusal(error: BatchError) -> str:
-    summary = error.error_type or f"HTTP {error.status}"
+    summary = error.error_type or (f"HTTP {error.status}" if error.status else "no answer")
     detail = f" ({error.code})" if error.code is not None else ""
     # A server error or no answer after every retry is no refusal: Batch did not say no.
     last = error.last_error if isinstance(error, RetryBudgetExhausted) else error
@@ -865,7 +885,9 @@ def update_in_app_sync(
     checks apply (`check_changes`; a field in-app campaigns do not have is refused unless
     `allow_unknown_field`). Raises UsageError for bad changes, ConfigError for bad
     settings, `UpdateNotRecorded` when Batch was sent the update and the database refused
-    its audit row."""
+    its audit row. A SIGINT or SIGTERM that came once the update was sent waited until it
+    was recorded and is not raised here: it is in `stopped_by` of the outcome (or of the
+    error), for the script to act on once it has used them (`signal.raise_signal`)."""
     check_changes(changes, allow_unknown_field=allow_unknown_field)
     settings = load_settings()
     engine = make_engine(settings.database_url, schema=settings.db_schema, lock_timeout=True)
@@ -885,6 +907,4 @@ def update_in_app_sync(
         )
     finally:
         engine.dispose()
-    if outcome.stopped_by is not None:  # held while the attempt was recorded: now it acts
-        signal.raise_signal(outcome.stopped_by)
     return outcome

@@ -1109,6 +1109,69 @@ def test_a_change_of_type_alone_is_a_change() -> None:
     assert same == []
 
 
+def test_a_stop_held_after_the_send_is_handed_back_and_cuts_the_retries_short(
+    synced: Engine, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    """In-process (the Python API's way): a Ctrl-C while Batch answers the update is held,
+    handed back in `stopped_by` (update_in_app_sync raised it before returning, so a
+    script never saw the outcome), and cuts the read-back's retries short (a held SIGTERM
+    waited 63 s of retries, past an orchestrator's SIGKILL: a review's find)."""
+    import os
+    import signal
+
+    token = api_made(simulator)
+    simulator.script("view in-app", [200, 500, 500, 500, 500])  # current, then read-backs
+
+    def ctrl_c(route: str, _request: Any) -> None:
+        if route == "update in-app":
+            os.kill(os.getpid(), signal.SIGINT)
+
+    simulator.hooks.append(ctrl_c)
+    outcome = update(synced, sim_server, token, {"name": "Held stop"})
+    assert outcome.ok and outcome.stopped_by == signal.SIGINT
+    assert outcome.message.endswith(
+        "reading it back failed (stopping: a request waiting for Batch was abandoned): run "
+        "campaign-sync sync before changing it again"
+    )
+    assert simulator.count("view in-app", 500) == 1  # one try, no retry
+    assert [row["outcome"] for row in audit_rows(synced)] == ["succeeded"]
+
+
+def test_a_stop_held_when_the_audit_is_refused_acts_after_saying_so(
+    synced: Engine, pg_url: str, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    """A held SIGTERM was lost when the audit was refused (exit 1 instead of the stop)."""
+    import signal
+    import threading
+
+    from tests.test_cli import cli_env, start_cli
+
+    token = api_made(simulator)
+    arrived = threading.Event()
+
+    async def slow_update(route: str, _request: Any) -> None:
+        if route == "update in-app":
+            arrived.set()
+            await asyncio.sleep(1.5)
+
+    simulator.hooks.append(slow_update)
+    refusing = [
+        "create function refuse_audits() returns trigger language plpgsql as "
+        "$$ begin raise exception 'the audit table is full'; end $$",
+        "create trigger audit_full before insert on campaign_updates for each row "
+        "execute function refuse_audits()",
+    ]
+    dropped = ["drop trigger audit_full on campaign_updates", "drop function refuse_audits()"]
+    with _installed(synced, refusing, dropped):
+        process = start_cli("update-in-app", token, "--name", "Unrecorded",
+                            env=cli_env(pg_url, sim_server))  # fmt: skip
+        assert arrived.wait(60)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    assert "campaign_updates row could not be written (database problem: the audit table" in err
+    assert process.returncode == -signal.SIGTERM
+
+
 def test_a_signal_the_process_ignores_stays_ignored_while_held() -> None:
     """held_until_recorded replaced an ignored SIGINT (`trap '' INT`, a background job) with
     its own: a second one then raised KeyboardInterrupt before the audit (a review's

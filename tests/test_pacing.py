@@ -243,7 +243,12 @@ def test_a_pass_stores_what_it_learned_and_the_next_starts_paced_at_it(
     assert stored["app"] == "default"
     assert first_rates == [None]  # the first pass slow-started: nothing learned yet
     learned = LearnedRate(stored["requests_per_second"], stored["limit_seen"])
-    assert 20.0 < learned.requests_per_second <= 200.0
+    # What a 429 teaches depends on the timing of the sends before it: on a loaded CI
+    # machine (four workers, two cores) requests bunched after a stall drained the burst
+    # while the rate measured over the second was 16.7/s, and 15.1 was learned. Within the
+    # gate's range then; a slow start that met no limit must have climbed past its start.
+    assert 1.0 <= learned.requests_per_second <= 200.0
+    assert learned.limit_seen or learned.requests_per_second > 20.0
 
     first_rates.clear()
     too_many_before = simulator.count(status=429)

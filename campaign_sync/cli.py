@@ -67,39 +67,36 @@ def explain(error: Exception) -> tuple[str, int] | None:
         return str(error), EXIT_USAGE
     if isinstance(error, _loaded("sqlalchemy.exc", "ArgumentError")):
         return f"DATABASE_URL is not a valid SQLAlchemy URL: {error}", EXIT_USAGE
-    database_errors = (
-        _loaded("sqlalchemy.exc", "OperationalError"),
-        _loaded("sqlalchemy.exc", "ProgrammingError"),
-    )
-    # SQLite's "file is not a database" is a bare DatabaseError; its subclasses (a
-    # DataError, an IntegrityError once Batch took an update) are no configuration problem.
-    not_a_database = type(error) is _loaded("sqlalchemy.exc", "DatabaseError")
-    # SQLSTATE class 25, invalid transaction state: a read-only database or role
-    # (default_transaction_read_only, a standby) refusing to write.
-    sqlstate = str(getattr(getattr(error, "orig", None), "sqlstate", None) or "")
-    read_only = isinstance(error, _loaded("sqlalchemy.exc", "InternalError")) and (
-        sqlstate.startswith("25")
-    )
-    if isinstance(error, database_errors) or not_a_database or read_only:
+    if isinstance(error, _loaded("sqlalchemy.exc", "DBAPIError")):
         from campaign_sync.db.session import database_problem, passing_problem
 
-        # A connection lost, an operator's intervention, a lock another session held too
-        # long is not bad configuration: the same command may work in a minute. Nor is an
-        # exception a trigger of the database's own raised (SQLSTATE class P0).
-        refused = sqlstate[:2] == "P0"
-        code = EXIT_FAILED if passing_problem(error) or refused else EXIT_USAGE
+        # One line, never SQLAlchemy's text with the SQL and the values. Bad configuration
+        # (exit 2): what an operational or programming error says (a URL, a role, the
+        # schema), SQLite's "file is not a database" (a bare DatabaseError), a read-only
+        # database or role (SQLSTATE class 25, an InternalError). Not so: what failed in
+        # passing (a lost connection, an operator's intervention, a lock held too long),
+        # an exception a trigger of the database's own raised (class P0), and anything
+        # else the database refused (a DataError, an IntegrityError once Batch took an
+        # update): the same command may work in a minute.
+        sqlstate = str(getattr(getattr(error, "orig", None), "sqlstate", None) or "")
+        said_of_settings = isinstance(
+            error,
+            (
+                _loaded("sqlalchemy.exc", "OperationalError"),
+                _loaded("sqlalchemy.exc", "ProgrammingError"),
+            ),
+        )
+        not_a_database = type(error) is _loaded("sqlalchemy.exc", "DatabaseError")
+        read_only = isinstance(error, _loaded("sqlalchemy.exc", "InternalError")) and (
+            sqlstate.startswith("25")
+        )
+        in_passing = passing_problem(error) or sqlstate[:2] == "P0"
+        configuration = (said_of_settings or not_a_database or read_only) and not in_passing
+        code = EXIT_USAGE if configuration else EXIT_FAILED
         return f"database problem ({_database_hint()}): {database_problem(error)}", code
-    if isinstance(error, _loaded("sqlalchemy.exc", "DBAPIError")):
-        # Anything else the database refused (a constraint or a trigger of its own on a
-        # table of ours): one line, never SQLAlchemy's text with the SQL and the values.
-        from campaign_sync.db.session import database_problem
-
-        return f"database problem ({_database_hint()}): {database_problem(error)}", EXIT_FAILED
     if isinstance(error, _loaded("campaign_sync.batch.errors", "BatchError")):
         return str(error), EXIT_FAILED
     if isinstance(error, _loaded("campaign_sync.signals", "StoppedAtOnce")):
-        return str(error), EXIT_FAILED
-    if isinstance(error, _loaded("campaign_sync.writeback", "UpdateNotRecorded")):
         return str(error), EXIT_FAILED
     if isinstance(error, OSError) and error.errno in _UNUSABLE_PATH and error.filename:
         # A path the settings name (--config, CAMPAIGN_SYNC_SECRETS_DIR, a SQLite file...)

@@ -19,10 +19,10 @@ import asyncio
 import contextlib
 import copy
 import json
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, insert, select, text
 from sqlalchemy.exc import DBAPIError
@@ -48,7 +48,7 @@ from campaign_sync.db.session import (
 )
 from campaign_sync.db.types import utcnow
 from campaign_sync.domain import CampaignType
-from campaign_sync.plan import PageLoad, plan_page
+from campaign_sync.plan import PageLoad, StoredCampaign, plan_page
 from campaign_sync.runner import make_client
 from campaign_sync.signals import held_until_recorded
 from campaign_sync.storable import storable, storable_document
@@ -60,6 +60,9 @@ _MISSING = object()
 
 class UsageError(Exception):
     """The requested change itself is wrong (exit 2): nothing was sent or stored."""
+
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -683,27 +686,28 @@ def _store_fresh(engine: Engine, app: str, token: str, fresh: dict[str, Any]) ->
     failure in passing (a deadlock, a lost connection); returns why it could not be
     stored, or None. Never raises a database error: the update is done in Batch, and
     must still be audited (a deadlock here lost the audit row; a review's find)."""
-    expected = document_hash(storable_document(fresh))
-    for attempt_number in (1, 2):
-        try:
-            _store_detail(engine, app, token, fresh)
-            # A campaign the database refuses is left out of the page with a warning, not
-            # raised (`write_page`): the stored copy would stay the one before, said
-            # nowhere (a check constraint, or a concurrent update, in a review).
-            with engine.begin() as conn:
-                wait_for_locks(conn)
-                stored = stored_campaigns(conn, app, CampaignType.IN_APP, [token]).get(token)
-        except DBAPIError as error:
-            if attempt_number == 2 or not passing_problem(error):
-                return f"database problem: {database_problem(error)}"
-            continue
-        if stored is not None and stored.content_hash == expected:
-            return None
-        return (
-            "the stored copy is not Batch's answer: the database left it out (a warning is "
-            "logged), or another update or a sync stored another one meanwhile"
-        )
-    return None  # not reached: the second attempt returns either way
+    try:
+        stored = _once_more_in_passing(lambda: _store_detail(engine, app, token, fresh))
+    except DBAPIError as error:
+        return f"database problem: {database_problem(error)}"
+    if stored is not None and stored.content_hash == document_hash(storable_document(fresh)):
+        return None
+    return (
+        "the stored copy is not Batch's answer: the database left it out (a warning is "
+        "logged), or another update or a sync stored another one meanwhile"
+    )
+
+
+def _once_more_in_passing(action: Callable[[], T]) -> T:
+    """`action()`, run once more when the database failed in passing
+    (`session.passing_problem`: a deadlock, a cut); what the record of an update Batch
+    took needs. Raises the second failure, or any other at once."""
+    try:
+        return action()
+    except DBAPIError as error:
+        if not passing_problem(error):
+            raise
+    return action()
 
 
 def _refuse_unless_writable(engine: Engine) -> None:
@@ -777,12 +781,9 @@ class _Attempt:
             _audit(self.engine, self.app, self.token, **row)
             return
         try:
-            try:
-                _audit(self.engine, self.app, self.token, wait=True, **row)
-            except DBAPIError as error:
-                if not passing_problem(error):
-                    raise
-                _audit(self.engine, self.app, self.token, wait=True, **row)  # once more
+            _once_more_in_passing(
+                lambda: _audit(self.engine, self.app, self.token, wait=True, **row)
+            )
         except DBAPIError as error:
             raise UpdateNotRecorded(
                 f"{row['message']}; but its campaign_updates row could not be written "
@@ -855,9 +856,14 @@ def _is_push_campaign(engine: Engine, app: str, token: str) -> bool:
     return found is not None
 
 
-def _store_detail(engine: Engine, app: str, token: str, detail: dict[str, Any]) -> None:
-    """Store the fresh detail at once. The sweep's bookkeeping (list entry, seen mark) is
-    left as the last sweep wrote it: a sweep may have run during our round trips."""
+def _store_detail(
+    engine: Engine, app: str, token: str, detail: dict[str, Any]
+) -> StoredCampaign | None:
+    """Store the fresh detail at once, and return the campaign as stored then: a campaign
+    the database refuses is left out of the page with a warning, not raised
+    (`write_page`), so only reading it back tells (a check constraint, or a concurrent
+    update, in a review). The sweep's bookkeeping (list entry, seen mark) is left as the
+    last sweep wrote it: a sweep may have run during our round trips."""
     with engine.begin() as conn:
         wait_for_locks(conn)  # Batch took the update: it is stored, however long that waits
         stored = stored_campaigns(conn, app, CampaignType.IN_APP, [token])
@@ -872,6 +878,9 @@ def _store_detail(engine: Engine, app: str, token: str, detail: dict[str, Any]) 
         stored=stored,
     )
     write_page(engine, plan_page(load), wait_for_locks=True)
+    with engine.begin() as conn:
+        wait_for_locks(conn)
+        return stored_campaigns(conn, app, CampaignType.IN_APP, [token]).get(token)
 
 
 def update_in_app_sync(

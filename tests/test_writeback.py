@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import signal
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -72,6 +75,38 @@ def _installed(engine: Engine, made: list[str], dropped: list[str]) -> Iterator[
         with engine.begin() as conn:
             for statement in dropped:
                 conn.execute(text(statement))
+
+
+# A database of its own refusing every audit row (a trigger), made and dropped again.
+_AUDITS_REFUSED = (
+    [
+        "create function refuse_audits() returns trigger language plpgsql as "
+        "$$ begin raise exception 'the audit table is full'; end $$",
+        "create trigger audit_full before insert on campaign_updates for each row "
+        "execute function refuse_audits()",
+    ],
+    ["drop trigger audit_full on campaign_updates", "drop function refuse_audits()"],
+)
+
+
+def _slow_updates(simulator: Simulator) -> threading.Event:
+    """Batch answers each update 1.5 s after it arrives; the event is set on arrival (the
+    moment to send a signal to the command under test)."""
+    arrived = threading.Event()
+
+    async def slow_update(route: str, _request: Any) -> None:
+        if route == "update in-app":
+            arrived.set()
+            await asyncio.sleep(1.5)
+
+    simulator.hooks.append(slow_update)
+    return arrived
+
+
+def _ctrl_c_at_the_update(route: str, _request: Any) -> None:
+    """A simulator hook: a SIGINT to this (test) process as an update reaches Batch."""
+    if route == "update in-app":
+        os.kill(os.getpid(), signal.SIGINT)
 
 
 def dashboard_made(simulator: Simulator) -> str:
@@ -635,7 +670,6 @@ def test_an_update_batch_took_is_recorded_however_long_a_lock_holds_the_row(
     (exit 2, no campaign_updates row, the stored copy left behind Batch's) while another
     session held the campaign's row (a review's find). What Batch took is recorded,
     however long that waits."""
-    import threading
     import time
 
     import psycopg
@@ -728,14 +762,7 @@ def test_an_audit_refused_after_the_send_says_how_the_update_ended(
     from campaign_sync.writeback import UpdateNotRecorded
 
     token = api_made(simulator)
-    full = [
-        "create function refuse_audits() returns trigger language plpgsql as "
-        "$$ begin raise exception 'the audit table is full'; end $$",
-        "create trigger audit_full before insert on campaign_updates for each row "
-        "execute function refuse_audits()",
-    ]
-    emptied = ["drop trigger audit_full on campaign_updates", "drop function refuse_audits()"]
-    with _installed(synced, full, emptied), pytest.raises(UpdateNotRecorded) as raised:
+    with _installed(synced, *_AUDITS_REFUSED), pytest.raises(UpdateNotRecorded) as raised:
         update(synced, sim_server, token, {"name": "Taken by Batch"})
     assert str(raised.value) == (
         f"updated in-app campaign {token} of app 'default': name; but its campaign_updates "
@@ -752,20 +779,11 @@ def test_a_stop_after_the_send_waits_until_the_attempt_is_audited(
     """A Ctrl-C or SIGTERM while Batch answered the update lost its audit row and left the
     stored copy stale (a review's find): the first signal now waits until the attempt is
     recorded, then takes effect."""
-    import signal
-    import threading
 
     from tests.test_cli import cli_env, start_cli
 
     token = api_made(simulator)
-    arrived = threading.Event()
-
-    async def slow_update(route: str, _request: Any) -> None:
-        if route == "update in-app":
-            arrived.set()
-            await asyncio.sleep(1.5)
-
-    simulator.hooks.append(slow_update)
+    arrived = _slow_updates(simulator)
     process = start_cli(
         "update-in-app", token, "--name", "Sent then stopped", env=cli_env(pg_url, sim_server)
     )
@@ -816,7 +834,6 @@ def test_after_the_send_a_statement_timeout_of_the_database_does_not_cut_the_wai
 ) -> None:
     """Only lock_timeout was lifted: a statement_timeout of the role's or the database's
     still cut the wait for the audit after the send (UpdateNotRecorded; a review's find)."""
-    import threading
     import time
 
     import psycopg
@@ -1116,17 +1133,11 @@ def test_a_stop_held_after_the_send_is_handed_back_and_cuts_the_retries_short(
     script never saw the outcome), and cuts what may wait short: the send's retries'
     backoffs, and the read-back, skipped (a held SIGTERM waited 63 s of its retries, then
     30 s of its read timeout, past an orchestrator's SIGKILL: two reviews' finds)."""
-    import os
-    import signal
 
     token = api_made(simulator)
     simulator.script("view in-app", [200, 500, 500, 500, 500])  # current, then read-backs
 
-    def ctrl_c(route: str, _request: Any) -> None:
-        if route == "update in-app":
-            os.kill(os.getpid(), signal.SIGINT)
-
-    simulator.hooks.append(ctrl_c)
+    simulator.hooks.append(_ctrl_c_at_the_update)
     outcome = update(synced, sim_server, token, {"name": "Held stop"})
     assert outcome.ok and outcome.stopped_by == signal.SIGINT
     assert outcome.message.endswith(
@@ -1140,17 +1151,11 @@ def test_a_stop_held_after_the_send_is_handed_back_and_cuts_the_retries_short(
 def test_a_stop_held_during_the_sends_retries_ends_them_and_is_audited(
     synced: Engine, simulator: Simulator, sim_server: SimulatorServer
 ) -> None:
-    import os
-    import signal
 
     token = api_made(simulator)
     simulator.script("update in-app", [500, 500, 500])
 
-    def ctrl_c(route: str, _request: Any) -> None:
-        if route == "update in-app":
-            os.kill(os.getpid(), signal.SIGINT)
-
-    simulator.hooks.append(ctrl_c)
+    simulator.hooks.append(_ctrl_c_at_the_update)
     outcome = update(synced, sim_server, token, {"name": "Held stop"})
     assert not outcome.ok and outcome.stopped_by == signal.SIGINT
     assert outcome.message == (
@@ -1165,28 +1170,12 @@ def test_a_stop_held_when_the_audit_is_refused_acts_after_saying_so(
     synced: Engine, pg_url: str, simulator: Simulator, sim_server: SimulatorServer
 ) -> None:
     """A held SIGTERM was lost when the audit was refused (exit 1 instead of the stop)."""
-    import signal
-    import threading
 
     from tests.test_cli import cli_env, start_cli
 
     token = api_made(simulator)
-    arrived = threading.Event()
-
-    async def slow_update(route: str, _request: Any) -> None:
-        if route == "update in-app":
-            arrived.set()
-            await asyncio.sleep(1.5)
-
-    simulator.hooks.append(slow_update)
-    refusing = [
-        "create function refuse_audits() returns trigger language plpgsql as "
-        "$$ begin raise exception 'the audit table is full'; end $$",
-        "create trigger audit_full before insert on campaign_updates for each row "
-        "execute function refuse_audits()",
-    ]
-    dropped = ["drop trigger audit_full on campaign_updates", "drop function refuse_audits()"]
-    with _installed(synced, refusing, dropped):
+    arrived = _slow_updates(simulator)
+    with _installed(synced, *_AUDITS_REFUSED):
         process = start_cli("update-in-app", token, "--name", "Unrecorded",
                             env=cli_env(pg_url, sim_server))  # fmt: skip
         assert arrived.wait(60)
@@ -1200,7 +1189,6 @@ def test_a_signal_the_process_ignores_stays_ignored_while_held() -> None:
     """held_until_recorded replaced an ignored SIGINT (`trap '' INT`, a background job) with
     its own: a second one then raised KeyboardInterrupt before the audit (a review's
     find)."""
-    import signal
 
     from campaign_sync.signals import held_until_recorded
 

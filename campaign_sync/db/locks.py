@@ -29,13 +29,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine, and_, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
 from campaign_sync.db.models import sync_state
 from campaign_sync.db.session import database_problem
-from campaign_sync.db.types import utcnow
+from campaign_sync.db.types import upsert_insert, utcnow
 from campaign_sync.domain import CampaignType
 
 log = logging.getLogger(__name__)
@@ -184,11 +182,10 @@ def try_lease(
         row = conn.execute(select(s.lock_holder, s.lock_expires_at).where(pair)).first()
         if row is None:  # the pair's first pass; another process may be creating it too
             new_row = {"app": app, "campaign_type": campaign_type.value, "updated_at": now}
-            dialect_insert = (
-                postgresql_insert if engine.dialect.name == "postgresql" else sqlite_insert
-            )
             conn.execute(
-                dialect_insert(sync_state).values(sweep_id=0, **new_row).on_conflict_do_nothing()
+                upsert_insert(engine.dialect.name, sync_state)
+                .values(sweep_id=0, **new_row)
+                .on_conflict_do_nothing()
             )
             current, expires = None, None
         else:

@@ -28,12 +28,11 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import Label
 
 from campaign_sync.db.models import campaign_sightings, campaigns
 from campaign_sync.db.tokens import by_tokens, token_parameters
-from campaign_sync.db.types import UTCDateTime
+from campaign_sync.db.types import UTCDateTime, upsert_insert
 from campaign_sync.domain import CampaignType
 
 # How far campaigns.last_seen_at may lag behind the exact campaign_sightings.last_seen_at:
@@ -106,8 +105,7 @@ def _statements(dialect_name: str) -> _Statements:
 
 
 def _upsert(dialect_name: str, rows: Select[Any]) -> Insert:
-    dialect = postgresql if dialect_name == "postgresql" else sqlite
-    upsert = dialect.insert(campaign_sightings).from_select(
+    upsert = upsert_insert(dialect_name, campaign_sightings).from_select(
         ["campaign_id", "last_sweep_id", "last_seen_at"], rows
     )
     return upsert.on_conflict_do_update(

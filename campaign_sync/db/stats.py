@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Table, exists, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from campaign_sync.db.loader import warning_row
 from campaign_sync.db.models import (
@@ -20,6 +19,7 @@ from campaign_sync.db.models import (
     sync_warnings,
     triggers,
 )
+from campaign_sync.db.types import upsert_insert
 from campaign_sync.domain import CampaignType
 from campaign_sync.push_stats import COUNTERS, CampaignStats, StatsCandidate
 
@@ -149,8 +149,7 @@ def _upsert(
     updates: Sequence[str],
 ) -> None:
     """INSERT ... ON CONFLICT (keys) DO UPDATE, in PostgreSQL's or SQLite's spelling."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table)
+    statement = upsert_insert(conn.dialect.name, table)
     statement = statement.on_conflict_do_update(
         index_elements=list(keys),
         set_={name: statement.excluded[name] for name in updates},

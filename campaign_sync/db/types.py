@@ -1,13 +1,18 @@
-"""The one place where PostgreSQL and SQLite differ: JSON storage and time zones."""
+"""The one place where PostgreSQL and SQLite differ: JSON storage, time zones and the
+spelling of an upsert."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import JSON, DateTime, Dialect
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator, TypeEngine
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects.postgresql import Insert
+    from sqlalchemy.sql.schema import Table
 
 # jsonb on PostgreSQL, JSON text on SQLite; Python None is SQL NULL, not JSON null.
 JSONDocument: TypeEngine[Any] = JSON(none_as_null=True).with_variant(
@@ -37,3 +42,20 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def upsert_insert(dialect_name: str, table: Table) -> Insert:
+    """`INSERT` into `table` with `ON CONFLICT` clauses, in the dialect's spelling:
+    PostgreSQL's `insert` for "postgresql", SQLite's for anything else (the two share the
+    `on_conflict_do_update` / `on_conflict_do_nothing` / `excluded` interface).
+
+    SQLite's dialect is imported here, when a SQLite database asks for it, rather than at
+    start-up: a pass against PostgreSQL never loads it (5 modules, ~3 ms of every `sync`'s
+    start, `python -X importtime`, 2026-11-30)."""
+    if dialect_name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+
+        return insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return cast("Insert", sqlite_insert(table))

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import subprocess
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, select, text
 
 from campaign_sync.db import migrate
-from campaign_sync.db.models import metadata
+from campaign_sync.db.models import metadata, sync_warnings
 from campaign_sync.db.session import make_engine
 
 TABLES = {
@@ -309,7 +310,7 @@ def test_revisions_0011_to_0013_go_down_to_the_views_before_them_and_up_again(
     }
     migrate.downgrade(empty_url, "0011")
     assert columns() == at_0011
-    migrate.upgrade(empty_url)  # 0013: v_campaign_versions.live_as_sent
+    migrate.upgrade(empty_url, "0013")  # v_campaign_versions.live_as_sent
     assert {view: columns()[view] - at_0012[view] for view in views} == {
         "v_campaign_versions": {"live_as_sent"},
         "v_campaign_changes": set(),
@@ -318,6 +319,52 @@ def test_revisions_0011_to_0013_go_down_to_the_views_before_them_and_up_again(
     }
     migrate.downgrade(empty_url, "0012")
     assert columns() == at_0012
+
+
+def test_0014_makes_each_warning_before_it_one_sighting_and_goes_down_again(
+    empty_url: str,
+) -> None:
+    """Rows from before 0014 were each recorded once: times_seen 1, last seen when
+    created, by the pass that created them (NULL for a write-back's)."""
+    migrate.upgrade(empty_url, "0013")
+    engine = make_engine(empty_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "insert into sync_runs (id, app, campaign_type, started_at, status, full_refresh,"
+                " sweep_complete, list_calls, detail_calls, retries, campaigns_inserted,"
+                " campaigns_updated, campaigns_unchanged, campaigns_deleted, warnings)"
+                " values (7, 'default', 'push', '2026-11-01 10:00:00+00', 'succeeded',"
+                " false, true, 1, 0, 0, 0, 0, 0, 0, 1)"
+            )
+        )
+        conn.execute(
+            text(
+                "insert into sync_warnings (run_id, app, campaign_type, campaign_token, field,"
+                " raw_value, message, created_at) values"
+                " (7, 'default', 'push', 'a', 'name', '1', 'not text', '2026-11-01 10:00:05+00'),"
+                " (null, 'default', 'in_app', 'b', 'x', null, 'odd', '2026-11-02 11:00:00+00')"
+            )
+        )
+    migrate.upgrade(empty_url, "0014")
+    w = sync_warnings.c
+    with engine.connect() as conn:
+        found = conn.execute(
+            select(
+                w.campaign_token, w.times_seen, w.last_run_id, w.created_at, w.last_seen_at
+            ).order_by(w.id)
+        ).all()
+    assert [tuple(row[:3]) for row in found] == [("a", 1, 7), ("b", 1, None)]
+    assert [row.last_seen_at for row in found] == [
+        datetime(2026, 11, 1, 10, 0, 5, tzinfo=UTC),
+        datetime(2026, 11, 2, 11, 0, tzinfo=UTC),
+    ]
+    migrate.downgrade(empty_url, "0013")
+    columns = {c["name"] for c in inspect(engine).get_columns("sync_warnings")}
+    assert columns.isdisjoint({"times_seen", "last_seen_at", "last_run_id"})
+    with engine.connect() as conn:
+        assert conn.execute(text("select count(*) from sync_warnings")).scalar_one() == 2
+    engine.dispose()
 
 
 def test_our_names_are_every_table_and_view_the_head_creates(empty_url: str) -> None:

@@ -200,6 +200,10 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "raw_value": "The value as Batch sent it.",
             "message": "What is wrong with it.",
             "created_at": "When it was recorded (UTC).",
+            "times_seen": "How many times the warning was recorded: again by the same pass, or by "
+            "the next pass of the app and type (db.warnings).",
+            "last_seen_at": "When the warning was last recorded (created_at: when it first was).",
+            "last_run_id": "The pass that last recorded it (sync_runs.id); NULL for a write-back.",
         },
     ),
     "campaign_stats_daily": (

@@ -36,7 +36,6 @@ from campaign_sync.db.models import (
     campaigns,
     message_actions,
     messages,
-    sync_warnings,
     targeting,
     triggers,
 )
@@ -44,6 +43,7 @@ from campaign_sync.db.session import database_problem, lock_timeout_value, wait_
 from campaign_sync.db.sightings import mark_seen
 from campaign_sync.db.state import save_cursor
 from campaign_sync.db.tokens import by_tokens, token_parameters
+from campaign_sync.db.warnings import record_warnings
 from campaign_sync.domain import CampaignType, shown_token
 from campaign_sync.outcome import RunCounts
 from campaign_sync.plan import CampaignWrite, PagePlan, PageWarning, StoredCampaign
@@ -131,7 +131,7 @@ def write_page(
         try:
             with _page_transaction(engine, guard, bounded) as conn:
                 warning_rows, ids = _write_campaigns(conn, plan, [write])
-                insert_rows(conn, sync_warnings, warning_rows)
+                record_warnings(conn, warning_rows)
             written_ids |= ids
         except DBAPIError as error:
             if not refused_for_its_data(error):
@@ -313,7 +313,7 @@ def _apply_bookkeeping(
             now=now,
             written=written_ids,  # last_seen_at set
         )
-    insert_rows(conn, sync_warnings, rows)
+    record_warnings(conn, rows)
     if load.position is not None:
         save_cursor(
             conn,

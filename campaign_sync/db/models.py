@@ -230,8 +230,13 @@ sync_warnings = Table(
     Column("raw_value", Text),
     Column("message", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    # A problem that lasts is one row (db.warnings): how often, until when, by which pass.
+    Column("times_seen", Integer, server_default="1", nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("last_run_id", BigId, ForeignKey("sync_runs.id", ondelete="SET NULL")),
     Index(None, "run_id"),
     Index(None, "campaign_id"),
+    Index(None, "last_run_id"),
 )
 
 

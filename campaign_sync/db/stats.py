@@ -9,17 +9,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, exists, insert, select
+from sqlalchemy import Connection, Table, exists, select
 
 from campaign_sync.db.loader import warning_row
 from campaign_sync.db.models import (
     campaign_stats_daily,
     campaign_stats_fetches,
     campaigns,
-    sync_warnings,
     triggers,
 )
 from campaign_sync.db.types import upsert_insert
+from campaign_sync.db.warnings import record_warnings
 from campaign_sync.domain import CampaignType
 from campaign_sync.push_stats import COUNTERS, CampaignStats, StatsCandidate
 
@@ -136,7 +136,7 @@ def write_stats(
                 updates = (*attempt, "fetched_at", "days") if answered else attempt
                 _upsert(conn, campaign_stats_fetches, batch, keys=("campaign_id",), updates=updates)
     if warnings:
-        conn.execute(insert(sync_warnings), warnings)
+        record_warnings(conn, warnings)
     return len(rows), len(warnings)
 
 

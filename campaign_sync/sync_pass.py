@@ -41,6 +41,7 @@ from campaign_sync.db.state import (
     key_refusal,
     pair_label,
     record_key,
+    record_unbegun_run,
     refuse_mass_delete,
     start_or_resume_sweep,
     tombstone_unseen,
@@ -156,6 +157,7 @@ class SyncPass:
         self.refreshable: set[str] | None = None  # None: every old detail may be refreshed
         self.listed_gone: set[str] = set()  # listed, yet Batch answered 404 to their detail
         self.key_recorded = False  # sync_state holds this key's fingerprint (`key_refusal`)
+        self.run_id: int | None = None  # the run's sync_runs row, once begun
 
     async def run(self) -> PassResult:
         started = time.monotonic()
@@ -182,10 +184,35 @@ class SyncPass:
         except DBAPIError as error:  # the database went away before or after the pass
             message = f"database problem: {database_problem(error)}"
             log.error("%s pass of app '%s' failed: %s", self.campaign_type.label, self.app, message)
-            result = PassResult(self.app, self.campaign_type, PassStatus.FAILED, error=message)
+            run_id = self.run_id
+            if run_id is None:  # before its run began (the lease, or the run's first row)
+                run_id = await asyncio.to_thread(self._record_unbegun, message)
+            result = PassResult(
+                self.app, self.campaign_type, PassStatus.FAILED, run_id, error=message
+            )
         result.seconds = time.monotonic() - started
         self.progress.pass_finished(result)
         return result
+
+    def _record_unbegun(self, message: str) -> int | None:
+        """`state.record_unbegun_run`'s id, or None (logged) when the database refuses
+        that too."""
+        try:
+            return record_unbegun_run(
+                self.engine,
+                self.app,
+                self.campaign_type,
+                full_refresh=self.options.full_refresh,
+                error=message,
+            )
+        except DBAPIError as error:
+            log.warning(
+                "the failed %s pass of app '%s' is not in sync_runs: %s",
+                self.campaign_type.label,
+                self.app,
+                database_problem(error),
+            )
+            return None
 
     async def _run_locked(self) -> PassResult:
         def begin() -> tuple[int, int, SweepStart | str]:
@@ -220,6 +247,7 @@ class SyncPass:
         # free to hear a stop: a call waiting on a lock another session holds, made on
         # the loop's thread, left SIGTERM and SIGINT unheard until the lock went.
         abandoned, run_id, start = await asyncio.to_thread(begin)
+        self.run_id = run_id  # committed: from here on, the run's row says how it ends
         with log_context(self.app, self.campaign_type.value, run_id):
             if abandoned:
                 log.warning("marked %d abandoned run(s) as failed", abandoned)

@@ -107,11 +107,13 @@ def sync_fake(
     full_refresh: bool = False,
     stats: StatsPolicy | None = None,
     api_key: str = API_KEY,
+    lock_timeout: bool = False,
     **settings: Any,
 ) -> list[PassResult]:
     return sync_through(
         url, fake.handler, types, allow_mass_delete=allow_mass_delete,
-        full_refresh=full_refresh, stats=stats, api_key=api_key, **settings,
+        full_refresh=full_refresh, stats=stats, api_key=api_key, lock_timeout=lock_timeout,
+        **settings,
     )  # fmt: skip
 
 
@@ -124,11 +126,13 @@ def sync_through(
     full_refresh: bool = False,
     stats: StatsPolicy | None = None,
     api_key: str = API_KEY,
+    lock_timeout: bool = False,
     **settings: Any,
 ) -> list[PassResult]:
     """The default app's passes against Batch answered by `handler` (httpx.MockTransport),
-    with `api_key` as its live API key."""
-    engine = make_engine(url)
+    with `api_key` as its live API key; `lock_timeout`: the engine the commands use (every
+    statement waits for another session's lock at most `session.LOCK_TIMEOUT_SECONDS`)."""
+    engine = make_engine(url, lock_timeout=lock_timeout)
     try:
         return asyncio.run(
             sync_apps(

@@ -797,6 +797,61 @@ def test_a_page_waiting_on_another_sessions_lock_fails_the_pass_instead_of_hangi
     engine.dispose()
 
 
+@pytest.mark.parametrize(
+    ("held", "recorded"),
+    [
+        # The lease's row: the pass fails taking it; its failed run is recorded.
+        ("select 1 from sync_state where campaign_type = 'push' for update", True),
+        # sync_runs itself: the run cannot begin, nor be recorded (logged, bounded).
+        ("lock table sync_runs in access exclusive mode", False),
+    ],
+)
+def test_a_lock_met_before_the_run_began_is_still_a_failed_run(
+    pg_url: str,
+    fake: FakeBatch,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    held: str,
+    recorded: bool,
+) -> None:
+    """A lock met while taking the lease or beginning the run failed the pass with no
+    sync_runs row, so the README's alert on failed runs missed it."""
+    from campaign_sync.db import session
+
+    monkeypatch.setattr(session, "LOCK_TIMEOUT_SECONDS", 0.5)
+    fake.add(PUSH, "a")
+    assert sync_fake(pg_url, fake)[0].status == "succeeded"
+    dsn = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn) as analyst, caplog.at_level(logging.WARNING):
+        analyst.execute(held)
+        started = time.monotonic()
+        [blocked] = sync_fake(pg_url, fake, lock_timeout=True)  # as `sync` and `serve` do
+        waited = time.monotonic() - started
+        analyst.rollback()
+    assert blocked.status == "failed"
+    assert blocked.error is not None and "lock timeout" in blocked.error
+    assert waited < 30  # two bounded waits at most, not the default 60 s
+    engine = make_engine(pg_url)
+    with engine.connect() as conn:
+        runs = conn.execute(
+            select(sync_runs.c.id, sync_runs.c.status, sync_runs.c.error, sync_runs.c.finished_at)
+            .where(sync_runs.c.campaign_type == "push")
+            .order_by(sync_runs.c.id)
+        ).all()
+    engine.dispose()
+    if recorded:
+        assert [run.status for run in runs] == ["succeeded", "failed"]
+        assert runs[1].id == blocked.run_id
+        assert runs[1].error == blocked.error and runs[1].finished_at is not None
+    else:
+        assert [run.status for run in runs] == ["succeeded"]
+        assert blocked.run_id is None
+        assert any(
+            "the failed push pass of app 'default' is not in sync_runs" in r.getMessage()
+            for r in caplog.records
+        )
+
+
 def test_commands_wait_a_bounded_time_for_another_sessions_lock(
     pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

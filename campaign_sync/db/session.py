@@ -122,11 +122,12 @@ DEAD_PEER_PARAMETERS = {
 LOCK_TIMEOUT_SECONDS = 60.0
 
 
-def lock_timeout_value() -> str:
-    """A SQL expression of the lock_timeout to set (PostgreSQL): `LOCK_TIMEOUT_SECONDS`,
-    unless the session already has a shorter one (a role's or a database's, a DBA's
-    choice, which a longer wait of ours must not undo: a review's find)."""
-    ms = round(LOCK_TIMEOUT_SECONDS * 1000)
+def lock_timeout_value(seconds: float | None = None) -> str:
+    """A SQL expression of the lock_timeout to set (PostgreSQL): `seconds` (default
+    `LOCK_TIMEOUT_SECONDS`), unless the session already has a shorter one (a role's or a
+    database's, a DBA's choice, which a longer wait of ours must not undo: a review's
+    find)."""
+    ms = round((LOCK_TIMEOUT_SECONDS if seconds is None else seconds) * 1000)
     now = "current_setting('lock_timeout')::interval"
     return (
         f"case when {now} > interval '0' and {now} < interval '{ms} milliseconds'"

@@ -13,12 +13,14 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Engine,
     and_,
     case,
     exists,
     func,
     insert,
     select,
+    text,
     true,
     update,
 )
@@ -31,6 +33,7 @@ from campaign_sync.db.models import (
     sync_runs,
     sync_state,
 )
+from campaign_sync.db.session import lock_timeout_value
 from campaign_sync.db.types import utcnow
 from campaign_sync.domain import CampaignType, SweepPosition
 from campaign_sync.outcome import RunCounts
@@ -96,21 +99,56 @@ def fail_abandoned_runs(conn: Connection, app: str, campaign_type: CampaignType)
 
 
 def begin_run(
-    conn: Connection, app: str, campaign_type: CampaignType, *, full_refresh: bool
+    conn: Connection,
+    app: str,
+    campaign_type: CampaignType,
+    *,
+    full_refresh: bool,
+    failed_with: str | None = None,
 ) -> int:
+    """Insert the pass's `sync_runs` row, `running`; with `failed_with`, a pass that ended
+    before it began, `failed` with that error and finished now. Returns its id."""
+    now = utcnow()
+    ended = {} if failed_with is None else {"finished_at": now, "error": failed_with}
     run_id = conn.execute(
         insert(sync_runs).returning(sync_runs.c.id),
         {
             "app": app,
             "campaign_type": campaign_type.value,
-            "started_at": utcnow(),
-            "status": "running",
+            "started_at": now,
+            "status": "running" if failed_with is None else "failed",
             "full_refresh": full_refresh,
             "host": socket.gethostname(),
             "pid": os.getpid(),
+            **ended,
         },
     ).scalar_one()
     return int(run_id)
+
+
+UNBEGUN_LOCK_TIMEOUT_SECONDS = 5.0  # the record of a pass that never began waits no longer
+
+
+def record_unbegun_run(
+    engine: Engine, app: str, campaign_type: CampaignType, *, full_refresh: bool, error: str
+) -> int:
+    """Record as `failed` a pass the database stopped before its run began (a lock met
+    while taking the lease or beginning the run): without a row, the alert on failed runs
+    (README) missed it. Returns the run's id.
+
+    Waits for another session's lock at most `UNBEGUN_LOCK_TIMEOUT_SECONDS` (PostgreSQL;
+    a shorter lock_timeout of the role's or the database's is kept): the pass already
+    waited a whole lock timeout. Raises `sqlalchemy.exc.DBAPIError` when the database
+    refuses this too (the caller logs it)."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(
+                text(
+                    "select set_config('lock_timeout', "
+                    f"{lock_timeout_value(UNBEGUN_LOCK_TIMEOUT_SECONDS)}, true)"
+                )
+            )
+        return begin_run(conn, app, campaign_type, full_refresh=full_refresh, failed_with=error)
 
 
 def finish_run(

@@ -9,11 +9,12 @@ import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, select, text
+from sqlalchemy import insert, inspect, select, text
 
 from campaign_sync.db import migrate
-from campaign_sync.db.models import metadata, sync_warnings
+from campaign_sync.db.models import metadata, sync_runs, sync_warnings
 from campaign_sync.db.session import make_engine
+from campaign_sync.db.warnings import record_warnings
 
 TABLES = {
     "campaigns", "messages", "message_actions", "triggers", "targeting", "sync_state",
@@ -321,11 +322,12 @@ def test_revisions_0011_to_0013_go_down_to_the_views_before_them_and_up_again(
     assert columns() == at_0012
 
 
-def test_0014_makes_each_warning_before_it_one_sighting_and_goes_down_again(
+def test_0014_leaves_each_warning_before_it_one_sighting_and_goes_down_again(
     empty_url: str,
 ) -> None:
-    """Rows from before 0014 were each recorded once: times_seen 1, last seen when
-    created, by the pass that created them (NULL for a write-back's)."""
+    """Rows from before 0014 were each recorded once: times_seen 1, and no last sighting
+    to tell (NULL: the table, which may hold millions of them, is not rewritten). The
+    first pass that warns of one again folds into it."""
     migrate.upgrade(empty_url, "0013")
     engine = make_engine(empty_url)
     with engine.begin() as conn:
@@ -348,20 +350,40 @@ def test_0014_makes_each_warning_before_it_one_sighting_and_goes_down_again(
         )
     migrate.upgrade(empty_url, "0014")
     w = sync_warnings.c
+    columns = (w.campaign_token, w.times_seen, w.last_run_id, w.last_seen_at, w.message)
     with engine.connect() as conn:
-        found = conn.execute(
-            select(
-                w.campaign_token, w.times_seen, w.last_run_id, w.created_at, w.last_seen_at
-            ).order_by(w.id)
-        ).all()
-    assert [tuple(row[:3]) for row in found] == [("a", 1, 7), ("b", 1, None)]
-    assert [row.last_seen_at for row in found] == [
-        datetime(2026, 11, 1, 10, 0, 5, tzinfo=UTC),
-        datetime(2026, 11, 2, 11, 0, tzinfo=UTC),
+        found = conn.execute(select(*columns).order_by(w.id)).all()
+    assert [tuple(row) for row in found] == [
+        ("a", 1, None, None, "not text"),
+        ("b", 1, None, None, "odd"),
+    ]
+    with engine.begin() as conn:  # a later pass warns of the first again
+        conn.execute(
+            insert(sync_runs).values(
+                id=8, app="default", campaign_type="push", status="succeeded",
+                started_at=datetime(2026, 11, 3, 10, tzinfo=UTC),
+            )
+        )  # fmt: skip
+        record_warnings(
+            conn,
+            [
+                {
+                    "run_id": 8, "campaign_id": None, "app": "default", "campaign_type": "push",
+                    "campaign_token": "a", "field": "name", "raw_value": "1",
+                    "message": "not text, again",
+                    "created_at": datetime(2026, 11, 3, 10, 0, 1, tzinfo=UTC),
+                }
+            ],
+        )  # fmt: skip
+    with engine.connect() as conn:
+        found = conn.execute(select(*columns).order_by(w.id)).all()
+    assert [tuple(row) for row in found] == [
+        ("a", 2, 8, datetime(2026, 11, 3, 10, 0, 1, tzinfo=UTC), "not text, again"),
+        ("b", 1, None, None, "odd"),
     ]
     migrate.downgrade(empty_url, "0013")
-    columns = {c["name"] for c in inspect(engine).get_columns("sync_warnings")}
-    assert columns.isdisjoint({"times_seen", "last_seen_at", "last_run_id"})
+    columns_left = {c["name"] for c in inspect(engine).get_columns("sync_warnings")}
+    assert columns_left.isdisjoint({"times_seen", "last_seen_at", "last_run_id"})
     with engine.connect() as conn:
         assert conn.execute(text("select count(*) from sync_warnings")).scalar_one() == 2
     engine.dispose()

@@ -1,6 +1,7 @@
-"""A problem that lasts is one `sync_warnings` row, not one a pass: a warning identical to
-one the same pass or the pair's previous pass recorded extends that row (`times_seen`,
-`last_seen_at`, `last_run_id`); anything else is a row of its own."""
+"""One `sync_warnings` row for a problem, however many passes warn of it: a pass's warning
+identical to a stored one of the app and type (token, campaign, field, raw value) extends
+the newest such row (`times_seen`, `last_seen_at`, `last_run_id`, the latest `message`);
+anything else, and a write-back's warnings, are rows of their own."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import Engine, insert, select
 
@@ -15,7 +17,7 @@ from campaign_sync.db.models import sync_runs, sync_warnings
 from campaign_sync.db.session import make_engine
 from campaign_sync.db.warnings import record_warnings
 from campaign_sync.domain import CampaignType
-from tests.fake_batch import PUSH, FakeBatch, campaign_detail, sync_fake
+from tests.fake_batch import PUSH, FakeBatch, campaign_detail, sync_fake, sync_through
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -65,7 +67,9 @@ def test_what_stays_wrong_in_the_list_is_one_row_seen_again(any_db_url: str) -> 
     engine.dispose()
 
 
-def test_a_problem_gone_for_a_pass_then_back_is_a_row_of_its_own(any_db_url: str) -> None:
+def test_a_problem_gone_for_a_pass_then_back_extends_its_row(any_db_url: str) -> None:
+    """...as it does after passes that did not reach its page (a stop, a failure) or did
+    not ask (push statistics, asked once an hour)."""
     fake = _fake_with_lasting_problems()
     junk = fake.entries[PUSH].pop(fake.entries[PUSH].index("1"))
     runs = [sync_fake(any_db_url, fake)[0].run_id]
@@ -77,11 +81,44 @@ def test_a_problem_gone_for_a_pass_then_back_is_a_row_of_its_own(any_db_url: str
     runs.append(sync_fake(any_db_url, fake)[0].run_id)
     engine = make_engine(any_db_url)
     assert _rows(engine) == [
-        ("ghost", "detail", None, 4, runs[0], runs[3]),  # seen by every pass
-        (None, "list_entry", "1", 1, runs[1], runs[1]),
-        (None, "list_entry", "1", 1, runs[3], runs[3]),
+        ("ghost", "detail", None, 4, runs[0], runs[3]),
+        (None, "list_entry", "1", 2, runs[1], runs[3]),
     ]
     engine.dispose()
+
+
+def test_a_detail_that_keeps_failing_is_one_row_with_the_latest_wording(any_db_url: str) -> None:
+    """Its message names the attempts and seconds spent, which differ at each pass: a
+    review found a new row at every pass when the message was part of the key."""
+    fake = FakeBatch()
+    fake.add(PUSH, "fine")
+    fake.add(PUSH, "broken")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.raw_path.decode().endswith("/broken"):
+            body = {"code": 2, "type": "MAINTENANCE_ERROR", "message": "down"}
+            return httpx.Response(503, json=body)
+        return fake.handler(request)
+
+    said = []
+    for _ in range(3):
+        [result] = sync_through(
+            any_db_url, handler, retry_max_attempts=2, retry_backoff_initial_seconds=0.01
+        )
+        assert result.status == "succeeded"
+        said.append(_messages(make_engine(any_db_url)))
+    engine = make_engine(any_db_url)
+    [(token, field, _, times, _, _)] = _rows(engine)
+    assert (token, field, times) == ("broken", "detail", 3)
+    assert "gave up" in said[-1][0] and len(said[-1]) == 1
+    engine.dispose()
+
+
+def _messages(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        found = list(conn.execute(select(sync_warnings.c.message)).scalars())
+    engine.dispose()
+    return found
 
 
 def _run(engine: Engine, app: str = "default") -> int:
@@ -119,10 +156,9 @@ def _warning(run_id: int | None, app: str = "default", **changes: Any) -> dict[s
         ),
         # Twice in one pass (a page read again): one row.
         pytest.param([], [_warning(2), _warning(2)], [("tok", "x", 2, 2, 2)], id="one pass"),
-        # Two passes apart (the problem was not seen, or that pass failed first).
-        pytest.param([_warning(1)], [_warning(3)], [("tok", "x", 1, 1, 1), ("tok", "x", 1, 3, 3)],
-                     id="a pass between"),
-        # Any other value, token, field or message is another warning.
+        # Passes apart (the problem was not seen, that pass failed first, or did not ask).
+        pytest.param([_warning(1)], [_warning(3)], [("tok", "x", 2, 1, 3)], id="a pass between"),
+        # Any other value, token or field is another warning; another wording is not.
         pytest.param([_warning(1)], [_warning(2, raw_value="y")],
                      [("tok", "x", 1, 1, 1), ("tok", "y", 1, 2, 2)], id="other value"),
         pytest.param([_warning(1)], [_warning(2, raw_value=None)],
@@ -131,11 +167,16 @@ def _warning(run_id: int | None, app: str = "default", **changes: Any) -> dict[s
                      [("tok", None, 2, 1, 2)], id="no value twice"),
         pytest.param([_warning(1, campaign_token=None)], [_warning(2, campaign_token=None)],
                      [(None, "x", 2, 1, 2)], id="no token twice"),
+        pytest.param([_warning(1, campaign_token=None)],
+                     [_warning(2, campaign_token=None, raw_value="y")],
+                     [(None, "x", 1, 1, 1), (None, "y", 1, 2, 2)], id="no token, other value"),
         pytest.param([_warning(1)], [_warning(2, campaign_token=None)],
                      [("tok", "x", 1, 1, 1), (None, "x", 1, 2, 2)], id="token gone"),
-        pytest.param([_warning(1)], [_warning(2, message="other")],
-                     [("tok", "x", 1, 1, 1), ("tok", "x", 1, 2, 2)], id="other message"),
-        # Another app's pass in between is not this pair's previous pass: it is skipped.
+        pytest.param([_warning(1)], [_warning(2, field="title")],
+                     [("tok", "x", 1, 1, 1), ("tok", "x", 1, 2, 2)], id="other field"),
+        pytest.param([_warning(1)], [_warning(2, message="other")], [("tok", "x", 2, 1, 2)],
+                     id="other wording"),
+        # Another app's pass in between changes nothing.
         pytest.param([_warning(1)], [_warning(3)], [("tok", "x", 2, 1, 3)],
                      id="another app's pass between"),
         # A write-back's warnings (no run) are each a row.
@@ -168,6 +209,8 @@ def test_which_warnings_extend_a_row(
             .order_by(w.id)
         )  # fmt: skip
         assert [tuple(row) for row in found] == rows
+        if "wording" in request.node.callspec.id:  # the latest wording is kept
+            assert conn.execute(select(w.message)).scalar_one() == "other"
         stamps = conn.execute(
             select(w.run_id, w.last_run_id, w.created_at, w.last_seen_at).order_by(w.id)
         ).all()
@@ -188,4 +231,28 @@ def test_a_warning_of_another_app_is_never_folded_into_ours(any_db_url: str) -> 
     with engine.connect() as conn:
         found = conn.execute(select(w.app, w.times_seen).order_by(w.id)).all()
     assert [tuple(row) for row in found] == [("default", 1), ("other", 1)]
+    engine.dispose()
+
+
+def test_a_token_no_btree_can_index_is_warned_of_and_folded(pg_url: str) -> None:
+    """A token over ~2,700 bytes that do not compress is one PostgreSQL's btree indexes
+    refuse (the campaign is skipped with a warning naming it): the index that finds a
+    warning's row must take it, or that warning would fail its page."""
+    import random
+
+    rng = random.Random(14)
+    token = "".join(chr(rng.randrange(0x4E00, 0x9FFF)) for _ in range(3_000))  # ~9,000 bytes
+    engine = make_engine(pg_url)
+    first, second = _run(engine), _run(engine)
+    for run_id in (first, second):
+        with engine.begin() as conn:
+            record_warnings(conn, [_warning(run_id, campaign_token=token, field="campaign")])
+    w = sync_warnings.c
+    with engine.connect() as conn:
+        found = conn.execute(select(w.times_seen, w.run_id, w.last_run_id)).all()
+        using = conn.exec_driver_sql(
+            "select indexdef from pg_indexes where indexname = 'ix_sync_warnings_campaign_token'"
+        ).scalar_one()
+    assert [tuple(row) for row in found] == [(2, first, second)]
+    assert "USING hash (campaign_token)" in using
     engine.dispose()

@@ -198,12 +198,14 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "campaign_token": "Batch's token of the campaign.",
             "field": "Path of the bad value in the detail (e.g. end_date).",
             "raw_value": "The value as Batch sent it.",
-            "message": "What is wrong with it.",
+            "message": "What is wrong with it (the latest wording).",
             "created_at": "When it was recorded (UTC).",
-            "times_seen": "How many times the warning was recorded: again by the same pass, or by "
-            "the next pass of the app and type (db.warnings).",
-            "last_seen_at": "When the warning was last recorded (created_at: when it first was).",
-            "last_run_id": "The pass that last recorded it (sync_runs.id); NULL for a write-back.",
+            "times_seen": "How many times passes warned of it: a warning identical to a stored "
+            "one (app, type, token, campaign, field, raw value) counts here (db.warnings).",
+            "last_seen_at": "When a pass last warned of it (created_at: first); NULL for a "
+            "row from before revision 0014 that no pass warned of again.",
+            "last_run_id": "The pass that last warned of it (sync_runs.id); NULL for a "
+            "write-back, and as last_seen_at.",
         },
     ),
     "campaign_stats_daily": (

@@ -1,6 +1,8 @@
-"""sync_warnings: a problem that lasts is one row, not one a pass. times_seen,
-last_seen_at and last_run_id say how often and until when the same warning came back
-(db.warnings); rows from before are each one sighting
+"""sync_warnings: one row for a problem, however many passes warn of it. times_seen,
+last_seen_at and last_run_id say how often, until when and by which pass; message keeps
+the latest wording; an index on campaign_token (hash, on PostgreSQL) finds the row
+(db.warnings). Rows from before are left as they are: each one sighting, last_seen_at
+and last_run_id NULL (no rewrite of a table that may hold millions of them)
 
 Revision ID: 0014
 Revises: 0013
@@ -20,15 +22,21 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # as sync_runs.id
+INDEX = "ix_sync_warnings_campaign_token"
+FOREIGN_KEY = "fk_sync_warnings_last_run_id_sync_runs"
 
 # This revision's descriptions (db.descriptions when it was written), for PostgreSQL's
-# COMMENT ON COLUMN.
+# COMMENT ON COLUMN; `message`'s before it, for the way down.
 COMMENTS = {
-    "times_seen": "How many times the warning was recorded: again by the same pass, or by the "
-    "next pass of the app and type (db.warnings).",
-    "last_seen_at": "When the warning was last recorded (created_at: when it first was).",
-    "last_run_id": "The pass that last recorded it (sync_runs.id); NULL for a write-back.",
+    "times_seen": "How many times passes warned of it: a warning identical to a stored one "
+    "(app, type, token, campaign, field, raw value) counts here (db.warnings).",
+    "last_seen_at": "When a pass last warned of it (created_at: first); NULL for a row from "
+    "before revision 0014 that no pass warned of again.",
+    "last_run_id": "The pass that last warned of it (sync_runs.id); NULL for a write-back, "
+    "and as last_seen_at.",
+    "message": "What is wrong with it (the latest wording).",
 }
+MESSAGE_BEFORE = "What is wrong with it."
 
 
 def upgrade() -> None:
@@ -37,6 +45,8 @@ def upgrade() -> None:
     def comment(name: str) -> str | None:
         return COMMENTS[name] if postgres else None
 
+    # Columns without a value to compute for the rows already there: PostgreSQL adds
+    # them without rewriting the table (times_seen's constant default included).
     with op.batch_alter_table("sync_warnings") as batch:
         batch.add_column(
             sa.Column(
@@ -48,38 +58,36 @@ def upgrade() -> None:
             )
         )
         batch.add_column(
-            sa.Column(
-                "last_seen_at",
-                sa.DateTime(timezone=True),
-                nullable=True,
-                comment=comment("last_seen_at"),
-            )
+            sa.Column("last_seen_at", sa.DateTime(timezone=True), comment=comment("last_seen_at"))
         )
-        batch.add_column(
-            sa.Column("last_run_id", BIG_ID, nullable=True, comment=comment("last_run_id"))
-        )
-    op.execute("update sync_warnings set last_seen_at = created_at, last_run_id = run_id")
-    with op.batch_alter_table("sync_warnings") as batch:
-        batch.alter_column(
-            "last_seen_at",
-            existing_type=sa.DateTime(timezone=True),
-            existing_comment=comment("last_seen_at"),
-            nullable=False,
-        )
+        batch.add_column(sa.Column("last_run_id", BIG_ID, comment=comment("last_run_id")))
         batch.create_foreign_key(
-            "fk_sync_warnings_last_run_id_sync_runs",
-            "sync_runs",
-            ["last_run_id"],
-            ["id"],
-            ondelete="SET NULL",
+            FOREIGN_KEY, "sync_runs", ["last_run_id"], ["id"], ondelete="SET NULL"
         )
-        batch.create_index("ix_sync_warnings_last_run_id", ["last_run_id"])
+        batch.create_index(INDEX, ["campaign_token"], postgresql_using="hash")
+        if postgres:
+            batch.alter_column(
+                "message",
+                existing_type=sa.Text(),
+                existing_nullable=False,
+                comment=COMMENTS["message"],
+                existing_comment=MESSAGE_BEFORE,
+            )
 
 
 def downgrade() -> None:
+    postgres = op.get_bind().dialect.name == "postgresql"
     with op.batch_alter_table("sync_warnings") as batch:
-        batch.drop_index("ix_sync_warnings_last_run_id")
-        batch.drop_constraint("fk_sync_warnings_last_run_id_sync_runs", type_="foreignkey")
+        batch.drop_index(INDEX)
+        batch.drop_constraint(FOREIGN_KEY, type_="foreignkey")
         batch.drop_column("last_run_id")
         batch.drop_column("last_seen_at")
         batch.drop_column("times_seen")
+        if postgres:
+            batch.alter_column(
+                "message",
+                existing_type=sa.Text(),
+                existing_nullable=False,
+                comment=MESSAGE_BEFORE,
+                existing_comment=COMMENTS["message"],
+            )

@@ -852,6 +852,36 @@ def test_a_lock_met_before_the_run_began_is_still_a_failed_run(
         )
 
 
+def test_giving_the_lease_back_under_a_lock_waits_only_briefly(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Once a pass is over, its lease went back after a whole second lock timeout (60 s)
+    when another session held the row; it waits briefly now, then leaves the lease to
+    expire by itself."""
+    from campaign_sync.db import session
+    from campaign_sync.db.locks import try_lease
+    from campaign_sync.domain import CampaignType
+
+    monkeypatch.setattr(session, "LOCK_TIMEOUT_SECONDS", 30)
+    monkeypatch.setattr(session, "BRIEF_LOCK_TIMEOUT_SECONDS", 0.3)
+    engine = make_engine(pg_url, lock_timeout=True)
+    lease = try_lease(engine, "default", CampaignType.PUSH, 60)
+    assert not isinstance(lease, str)
+    dsn = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn) as analyst, caplog.at_level(logging.WARNING):
+        analyst.execute("select 1 from sync_state for update")
+        started = time.monotonic()
+        lease.release()
+        waited = time.monotonic() - started
+        analyst.rollback()
+    assert waited < 10, waited  # 0.3 s asked; the connection's own 30 s not waited
+    assert any("could not give the pass lock back" in r.getMessage() for r in caplog.records)
+    with engine.connect() as conn:  # the lease is still there, to expire by itself
+        holder = conn.execute(select(text("lock_holder")).select_from(text("sync_state")))
+        assert holder.scalar_one() == str(lease.holder)
+    engine.dispose()
+
+
 def test_commands_wait_a_bounded_time_for_another_sessions_lock(
     pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

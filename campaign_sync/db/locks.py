@@ -32,7 +32,7 @@ from sqlalchemy import Connection, Engine, and_, or_, select, update
 from sqlalchemy.exc import DBAPIError
 
 from campaign_sync.db.models import sync_state
-from campaign_sync.db.session import database_problem
+from campaign_sync.db.session import database_problem, wait_briefly_for_locks
 from campaign_sync.db.types import upsert_insert, utcnow
 from campaign_sync.domain import CampaignType
 
@@ -130,10 +130,13 @@ class Lease:
             )
 
     def release(self) -> None:
-        """Give the lease back (it expires by itself if the database cannot take that)."""
+        """Give the lease back (it expires by itself if the database cannot take that,
+        within `session.BRIEF_LOCK_TIMEOUT_SECONDS` when another session holds the row:
+        it waited a whole lock timeout more before)."""
         _HELD_HERE.discard(self.holder.nonce)
         try:
             with self.engine.begin() as conn:
+                wait_briefly_for_locks(conn)
                 conn.execute(
                     update(sync_state)
                     .where(self._mine())  # type: ignore[arg-type]

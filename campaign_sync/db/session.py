@@ -135,6 +135,20 @@ def lock_timeout_value(seconds: float | None = None) -> str:
     )
 
 
+BRIEF_LOCK_TIMEOUT_SECONDS = 5.0  # bookkeeping after a wait already spent waits no longer
+
+
+def wait_briefly_for_locks(conn: Connection) -> None:
+    """Within `conn`'s transaction, wait for another session's lock at most
+    `BRIEF_LOCK_TIMEOUT_SECONDS` (PostgreSQL; a shorter lock_timeout of the role's or the
+    database's is kept; SQLite keeps its busy timeout): for a pass's bookkeeping once the
+    pass is over or has failed (the lease given back, the run of a pass that never began),
+    which must not keep the process a whole `LOCK_TIMEOUT_SECONDS` more."""
+    if conn.dialect.name == "postgresql":
+        value = lock_timeout_value(BRIEF_LOCK_TIMEOUT_SECONDS)
+        conn.execute(text(f"select set_config('lock_timeout', {value}, true)"))
+
+
 MIGRATION_LOCK = (0x43534E43, 0x4D494752)  # "CSNC", "MIGR": our advisory lock's two keys
 
 

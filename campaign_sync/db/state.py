@@ -20,7 +20,6 @@ from sqlalchemy import (
     func,
     insert,
     select,
-    text,
     true,
     update,
 )
@@ -33,7 +32,7 @@ from campaign_sync.db.models import (
     sync_runs,
     sync_state,
 )
-from campaign_sync.db.session import lock_timeout_value
+from campaign_sync.db.session import wait_briefly_for_locks
 from campaign_sync.db.types import utcnow
 from campaign_sync.domain import CampaignType, SweepPosition
 from campaign_sync.outcome import RunCounts
@@ -126,9 +125,6 @@ def begin_run(
     return int(run_id)
 
 
-UNBEGUN_LOCK_TIMEOUT_SECONDS = 5.0  # the record of a pass that never began waits no longer
-
-
 def record_unbegun_run(
     engine: Engine, app: str, campaign_type: CampaignType, *, full_refresh: bool, error: str
 ) -> int:
@@ -136,18 +132,11 @@ def record_unbegun_run(
     while taking the lease or beginning the run): without a row, the alert on failed runs
     (README) missed it. Returns the run's id.
 
-    Waits for another session's lock at most `UNBEGUN_LOCK_TIMEOUT_SECONDS` (PostgreSQL;
-    a shorter lock_timeout of the role's or the database's is kept): the pass already
-    waited a whole lock timeout. Raises `sqlalchemy.exc.DBAPIError` when the database
+    Waits for another session's lock only briefly (`session.wait_briefly_for_locks`): the
+    pass already waited a whole lock timeout. Raises `sqlalchemy.exc.DBAPIError` when the database
     refuses this too (the caller logs it)."""
     with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(
-                text(
-                    "select set_config('lock_timeout', "
-                    f"{lock_timeout_value(UNBEGUN_LOCK_TIMEOUT_SECONDS)}, true)"
-                )
-            )
+        wait_briefly_for_locks(conn)
         return begin_run(conn, app, campaign_type, full_refresh=full_refresh, failed_with=error)
 
 

@@ -161,6 +161,7 @@ class SyncPass:
 
     async def run(self) -> PassResult:
         started = time.monotonic()
+        began = utcnow()
         try:
             async with pass_lock(
                 self.engine,
@@ -186,7 +187,7 @@ class SyncPass:
             log.error("%s pass of app '%s' failed: %s", self.campaign_type.label, self.app, message)
             run_id = self.run_id
             if run_id is None:  # before its run began (the lease, or the run's first row)
-                run_id = await asyncio.to_thread(self._record_unbegun, message)
+                run_id = await asyncio.to_thread(self._record_unbegun, message, began)
             result = PassResult(
                 self.app, self.campaign_type, PassStatus.FAILED, run_id, error=message
             )
@@ -194,7 +195,7 @@ class SyncPass:
         self.progress.pass_finished(result)
         return result
 
-    def _record_unbegun(self, message: str) -> int | None:
+    def _record_unbegun(self, message: str, began: datetime) -> int | None:
         """`state.record_unbegun_run`'s id, or None (logged) when the database refuses
         that too."""
         try:
@@ -204,6 +205,7 @@ class SyncPass:
                 self.campaign_type,
                 full_refresh=self.options.full_refresh,
                 error=message,
+                started_at=began,
             )
         except DBAPIError as error:
             log.warning(

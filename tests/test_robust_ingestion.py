@@ -834,7 +834,13 @@ def test_a_lock_met_before_the_run_began_is_still_a_failed_run(
     engine = make_engine(pg_url)
     with engine.connect() as conn:
         runs = conn.execute(
-            select(sync_runs.c.id, sync_runs.c.status, sync_runs.c.error, sync_runs.c.finished_at)
+            select(
+                sync_runs.c.id,
+                sync_runs.c.status,
+                sync_runs.c.error,
+                sync_runs.c.started_at,
+                sync_runs.c.finished_at,
+            )
             .where(sync_runs.c.campaign_type == "push")
             .order_by(sync_runs.c.id)
         ).all()
@@ -842,7 +848,9 @@ def test_a_lock_met_before_the_run_began_is_still_a_failed_run(
     if recorded:
         assert [run.status for run in runs] == ["succeeded", "failed"]
         assert runs[1].id == blocked.run_id
-        assert runs[1].error == blocked.error and runs[1].finished_at is not None
+        assert runs[1].error == blocked.error
+        # from when the pass began, so that the lock's wait shows (0.5 s here)
+        assert (runs[1].finished_at - runs[1].started_at).total_seconds() >= 0.5
     else:
         assert [run.status for run in runs] == ["succeeded"]
         assert blocked.run_id is None

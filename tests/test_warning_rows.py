@@ -179,7 +179,13 @@ def _warning(run_id: int | None, app: str = "default", **changes: Any) -> dict[s
         # Another app's pass in between changes nothing.
         pytest.param([_warning(1)], [_warning(3)], [("tok", "x", 2, 1, 3)],
                      id="another app's pass between"),
-        # A write-back's warnings (no run) are each a row.
+        # A write-back's warnings (no run) are each a row, and no pass extends them.
+        pytest.param([_warning(None)], [_warning(2)],
+                     [("tok", "x", 1, None, None), ("tok", "x", 1, 2, 2)],
+                     id="a write-back's, then a pass's"),
+        pytest.param([_warning(1), _warning(None)], [_warning(2)],
+                     [("tok", "x", 1, None, None), ("tok", "x", 2, 1, 2)],
+                     id="a write-back's between two passes'"),
         pytest.param([_warning(None)], [_warning(None)],
                      [("tok", "x", 1, None, None), ("tok", "x", 1, None, None)], id="write-backs"),
     ],
@@ -254,5 +260,5 @@ def test_a_token_no_btree_can_index_is_warned_of_and_folded(pg_url: str) -> None
             "select indexdef from pg_indexes where indexname = 'ix_sync_warnings_campaign_token'"
         ).scalar_one()
     assert [tuple(row) for row in found] == [(2, first, second)]
-    assert "USING hash (campaign_token)" in using
+    assert "USING hash (campaign_token) WHERE (last_run_id IS NOT NULL)" in using
     engine.dispose()

@@ -200,12 +200,13 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "raw_value": "The value as Batch sent it.",
             "message": "What is wrong with it (the latest wording).",
             "created_at": "When it was recorded (UTC).",
-            "times_seen": "How many times passes warned of it: a warning identical to a stored "
-            "one (app, type, token, campaign, field, raw value) counts here (db.warnings).",
+            "times_seen": "How many times passes warned of it: a warning identical to one a "
+            "pass recorded (app, type, token, campaign, field, raw value) counts here "
+            "(db.warnings).",
             "last_seen_at": "When a pass last warned of it (created_at: first); NULL for a "
-            "row from before revision 0014 that no pass warned of again.",
+            "row from before revision 0014.",
             "last_run_id": "The pass that last warned of it (sync_runs.id); NULL for a "
-            "write-back, and as last_seen_at.",
+            "write-back's row and one from before revision 0014.",
         },
     ),
     "campaign_stats_daily": (

@@ -104,9 +104,11 @@ def begin_run(
     *,
     full_refresh: bool,
     failed_with: str | None = None,
+    started_at: datetime | None = None,
 ) -> int:
-    """Insert the pass's `sync_runs` row, `running`; with `failed_with`, a pass that ended
-    before it began, `failed` with that error and finished now. Returns its id."""
+    """Insert the pass's `sync_runs` row, `running`, started now (or at `started_at`); with
+    `failed_with`, a pass that ended before its run began, `failed` with that error and
+    finished now. Returns its id."""
     now = utcnow()
     ended = {} if failed_with is None else {"finished_at": now, "error": failed_with}
     run_id = conn.execute(
@@ -114,7 +116,7 @@ def begin_run(
         {
             "app": app,
             "campaign_type": campaign_type.value,
-            "started_at": now,
+            "started_at": started_at or now,
             "status": "running" if failed_with is None else "failed",
             "full_refresh": full_refresh,
             "host": socket.gethostname(),
@@ -126,18 +128,32 @@ def begin_run(
 
 
 def record_unbegun_run(
-    engine: Engine, app: str, campaign_type: CampaignType, *, full_refresh: bool, error: str
+    engine: Engine,
+    app: str,
+    campaign_type: CampaignType,
+    *,
+    full_refresh: bool,
+    error: str,
+    started_at: datetime,
 ) -> int:
     """Record as `failed` a pass the database stopped before its run began (a lock met
-    while taking the lease or beginning the run): without a row, the alert on failed runs
-    (README) missed it. Returns the run's id.
+    while taking the lease or beginning the run), from `started_at` (when the pass began)
+    to now: without a row, the alert on failed runs (README) missed it. Returns the run's
+    id.
 
     Waits for another session's lock only briefly (`session.wait_briefly_for_locks`): the
     pass already waited a whole lock timeout. Raises `sqlalchemy.exc.DBAPIError` when the database
     refuses this too (the caller logs it)."""
     with engine.begin() as conn:
         wait_briefly_for_locks(conn)
-        return begin_run(conn, app, campaign_type, full_refresh=full_refresh, failed_with=error)
+        return begin_run(
+            conn,
+            app,
+            campaign_type,
+            full_refresh=full_refresh,
+            failed_with=error,
+            started_at=started_at,
+        )
 
 
 def finish_run(

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import JSON, DateTime, Dialect
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 if TYPE_CHECKING:
@@ -47,15 +49,8 @@ def utcnow() -> datetime:
 def upsert_insert(dialect_name: str, table: Table) -> Insert:
     """`INSERT` into `table` with `ON CONFLICT` clauses, in the dialect's spelling:
     PostgreSQL's `insert` for "postgresql", SQLite's for anything else (the two share the
-    `on_conflict_do_update` / `on_conflict_do_nothing` / `excluded` interface).
-
-    SQLite's dialect is imported here, when a SQLite database asks for it, rather than at
-    start-up: a pass against PostgreSQL never loads it (5 modules, ~3 ms of every `sync`'s
-    start, `python -X importtime`, 2026-11-30)."""
+    `on_conflict_do_update` / `on_conflict_do_nothing` / `excluded` interface). The one
+    place that picks it (the lease's first row, the seen marks, push stats)."""
     if dialect_name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-
-        return insert(table)
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
+        return postgresql_insert(table)
     return cast("Insert", sqlite_insert(table))

@@ -1,7 +1,8 @@
 """Writing `sync_warnings`: one row for a problem, however many passes warn of it.
 
-A warning of a pass identical to a stored one of the same app and type (same campaign
-token, campaign, field and raw value) extends the newest such row: `times_seen` grows,
+A warning of a pass identical to one a pass stored since revision 0014 for the same app
+and type (same campaign token, campaign, field and raw value) extends the newest such row
+(rows from before 0014 are left as they are): `times_seen` grows,
 `last_seen_at`, `last_run_id` and `message` (the latest wording: it may name an offset, a
 count of attempts, a time) move; `created_at` and `run_id` keep when and by which pass it
 was first seen. Anything else is a row of its own, and so is each warning of a
@@ -31,6 +32,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     true,
     update,
 )
@@ -38,13 +40,24 @@ from sqlalchemy import (
 from campaign_sync.db.bulk import insert_rows
 from campaign_sync.db.models import sync_warnings
 
+# PostgreSQL's JIT compiler off for the rest of the transaction (a page's, or push
+# stats'): before `sync_warnings` is first analysed the planner costs each token's probe
+# at ~8,000, so a page's 100 probes pass `jit_above_cost` and compiling took 88 ms of a
+# 89 ms lookup (EXPLAIN ANALYZE, 900,000 rows from before revision 0014). `jit` exists
+# from PostgreSQL 11; on an older server the statement sets nothing.
+NO_JIT = text(
+    "select set_config('jit', 'off', true)"
+    " from (select current_setting('jit', true) as jit) as found where found.jit is not null"
+)
+
 # What makes two warnings of one app and type the same problem.
 SAME = ("campaign_token", "campaign_id", "field", "raw_value")
 
 
 def record_warnings(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Write warning rows (`loader.warning_row`'s dicts) in `conn`'s transaction: a pass's
-    warning extends the newest stored row with the same key, or is inserted (`times_seen`
+    warning extends the newest row with the same key a pass recorded (`_stored`), or is
+    inserted (`times_seen`
     the number of identical ones given); a write-back's (`run_id` None) is inserted.
 
     One query reads the stored rows of the warnings' tokens (through an index: it costs
@@ -109,10 +122,11 @@ def _new(row: dict[str, Any], times: int) -> dict[str, Any]:
 
 
 def _stored(conn: Connection, rows: list[dict[str, Any]]) -> dict[tuple[Any, ...], int]:
-    """The id of the newest stored row with each of `rows`' keys (`_key`), where any.
-
-    By token through the index on `campaign_token` (`_by_tokens`); warnings with no token
-    (list entries that are no campaign) among the rows of no campaign, by raw value."""
+    """The id of the newest row a pass recorded since revision 0014 with each of `rows`'
+    keys (`_key`), where any: by token (`_by_tokens`), or for warnings with no token (list
+    entries that are no campaign) by raw value, each through a partial index over those
+    rows only (`db.models.FOLDED`). Rows from before 0014 (the duplicates this module
+    ends, millions in an old database) and write-backs' are never read."""
     w = sync_warnings.c
     columns = (w.id, w.app, w.campaign_type, *(w[name] for name in SAME))
     found: dict[tuple[Any, ...], int] = {}
@@ -121,6 +135,8 @@ def _stored(conn: Connection, rows: list[dict[str, Any]]) -> dict[tuple[Any, ...
         named = sorted({row["campaign_token"] for row in mine if row["campaign_token"] is not None})
         unnamed = {row["raw_value"] for row in mine if row["campaign_token"] is None}
         stored: list[Any] = []
+        if named and conn.dialect.name == "postgresql":
+            conn.execute(NO_JIT)
         if named:
             stored += conn.execute(
                 _by_tokens(conn.dialect.name),
@@ -135,8 +151,8 @@ def _stored(conn: Connection, rows: list[dict[str, Any]]) -> dict[tuple[Any, ...
                 select(*columns).where(
                     w.app == app,
                     w.campaign_type == campaign_type,
-                    w.campaign_id.is_(None),
                     w.campaign_token.is_(None),
+                    w.last_run_id.is_not(None),  # FOLDED: the partial index's rows
                     or_(*same),
                 )
             ).all()
@@ -147,7 +163,8 @@ def _stored(conn: Connection, rows: list[dict[str, Any]]) -> dict[tuple[Any, ...
 
 @functools.cache
 def _by_tokens(dialect_name: str) -> Select[Any]:
-    """The stored warnings of an app (`app`), type (`campaign_type`) and tokens (`tokens`).
+    """The warnings a pass recorded since revision 0014 of an app (`app`), type
+    (`campaign_type`) and tokens (`tokens`).
 
     On PostgreSQL one probe of the index per token (a LATERAL subquery, kept from being
     flattened by OFFSET 0): `campaign_token IN (...)` for a page's 100 tokens read the
@@ -156,7 +173,11 @@ def _by_tokens(dialect_name: str) -> Select[Any]:
     campaigns. SQLite probes the index for an IN list by itself."""
     w = sync_warnings.c
     columns = (w.id, w.app, w.campaign_type, *(w[name] for name in SAME))
-    pair = (w.app == bindparam("app", type_=Text), w.campaign_type == bindparam("campaign_type"))
+    pair = (
+        w.app == bindparam("app", type_=Text),
+        w.campaign_type == bindparam("campaign_type"),
+        w.last_run_id.is_not(None),  # FOLDED: the partial index's rows
+    )
     if dialect_name != "postgresql":
         tokens = bindparam("tokens", expanding=True, type_=Text)
         return select(*columns).where(*pair, w.campaign_token.in_(tokens))

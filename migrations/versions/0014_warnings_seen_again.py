@@ -1,8 +1,10 @@
 """sync_warnings: one row for a problem, however many passes warn of it. times_seen,
 last_seen_at and last_run_id say how often, until when and by which pass; message keeps
-the latest wording; an index on campaign_token (hash, on PostgreSQL) finds the row
-(db.warnings). Rows from before are left as they are: each one sighting, last_seen_at
-and last_run_id NULL (no rewrite of a table that may hold millions of them)
+the latest wording; partial indexes (hash, on PostgreSQL) on campaign_token and, for
+entries with no token, raw_value find the row among those recorded since (db.warnings).
+Rows from before are left as they are, out of those lookups: each one sighting,
+last_seen_at and last_run_id NULL (no rewrite of a table that may hold millions of them,
+no index over their duplicates)
 
 Revision ID: 0014
 Revises: 0013
@@ -23,17 +25,19 @@ depends_on: str | Sequence[str] | None = None
 
 BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # as sync_runs.id
 INDEX = "ix_sync_warnings_campaign_token"
+NO_TOKEN_INDEX = "ix_sync_warnings_raw_value"
+FOLDED = "last_run_id IS NOT NULL"  # db.models.FOLDED when this was written
 FOREIGN_KEY = "fk_sync_warnings_last_run_id_sync_runs"
 
 # This revision's descriptions (db.descriptions when it was written), for PostgreSQL's
 # COMMENT ON COLUMN; `message`'s before it, for the way down.
 COMMENTS = {
-    "times_seen": "How many times passes warned of it: a warning identical to a stored one "
-    "(app, type, token, campaign, field, raw value) counts here (db.warnings).",
+    "times_seen": "How many times passes warned of it: a warning identical to one a pass "
+    "recorded (app, type, token, campaign, field, raw value) counts here (db.warnings).",
     "last_seen_at": "When a pass last warned of it (created_at: first); NULL for a row from "
-    "before revision 0014 that no pass warned of again.",
-    "last_run_id": "The pass that last warned of it (sync_runs.id); NULL for a write-back, "
-    "and as last_seen_at.",
+    "before revision 0014.",
+    "last_run_id": "The pass that last warned of it (sync_runs.id); NULL for a write-back's "
+    "row and one from before revision 0014.",
     "message": "What is wrong with it (the latest wording).",
 }
 MESSAGE_BEFORE = "What is wrong with it."
@@ -64,7 +68,22 @@ def upgrade() -> None:
         batch.create_foreign_key(
             FOREIGN_KEY, "sync_runs", ["last_run_id"], ["id"], ondelete="SET NULL"
         )
-        batch.create_index(INDEX, ["campaign_token"], postgresql_using="hash")
+        # Partial: no row is a pass's since 0014 yet, so they build at once.
+        batch.create_index(
+            INDEX,
+            ["campaign_token"],
+            postgresql_using="hash",
+            postgresql_where=sa.text(FOLDED),
+            sqlite_where=sa.text(FOLDED),
+        )
+        no_token = f"campaign_token IS NULL AND {FOLDED}"
+        batch.create_index(
+            NO_TOKEN_INDEX,
+            ["raw_value"],
+            postgresql_using="hash",
+            postgresql_where=sa.text(no_token),
+            sqlite_where=sa.text(no_token),
+        )
         if postgres:
             batch.alter_column(
                 "message",
@@ -78,6 +97,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     postgres = op.get_bind().dialect.name == "postgresql"
     with op.batch_alter_table("sync_warnings") as batch:
+        batch.drop_index(NO_TOKEN_INDEX)
         batch.drop_index(INDEX)
         batch.drop_constraint(FOREIGN_KEY, type_="foreignkey")
         batch.drop_column("last_run_id")

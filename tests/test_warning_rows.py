@@ -262,3 +262,16 @@ def test_a_token_no_btree_can_index_is_warned_of_and_folded(pg_url: str) -> None
     assert [tuple(row) for row in found] == [(2, first, second)]
     assert "USING hash (campaign_token) WHERE (last_run_id IS NOT NULL)" in using
     engine.dispose()
+
+
+def test_a_null_list_entry_is_warned_of_as_null_and_folded(any_db_url: str) -> None:
+    """Its warning had neither token nor value, which the lookup's hash index cannot find:
+    looking it up read the whole table (a review's find). Its value is the text null."""
+    fake = FakeBatch()
+    fake.add(PUSH, "first")
+    fake.entries[PUSH].insert(0, "null")
+    fake.add(PUSH, "last")
+    runs = [sync_fake(any_db_url, fake)[0].run_id for _ in range(2)]
+    engine = make_engine(any_db_url)
+    assert _rows(engine) == [(None, "list_entry", "null", 2, runs[0], runs[1])]
+    engine.dispose()

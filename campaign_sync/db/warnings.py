@@ -24,13 +24,11 @@ from typing import Any
 
 from sqlalchemy import (
     ARRAY,
-    ColumnElement,
     Connection,
     Select,
     Text,
     bindparam,
     func,
-    or_,
     select,
     text,
     true,
@@ -133,7 +131,12 @@ def _stored(conn: Connection, rows: list[dict[str, Any]]) -> dict[tuple[Any, ...
     for app, campaign_type in {(row["app"], row["campaign_type"]) for row in rows}:
         mine = [row for row in rows if (row["app"], row["campaign_type"]) == (app, campaign_type)]
         named = sorted({row["campaign_token"] for row in mine if row["campaign_token"] is not None})
-        unnamed = {row["raw_value"] for row in mine if row["campaign_token"] is None}
+        # A hash index holds no NULL: a warning with neither token nor value (none is made:
+        # a `null` list entry's value is the text "null") is not looked up but inserted, as
+        # looking it up read the whole table (a review's find).
+        unnamed = sorted(
+            {row["raw_value"] for row in mine if row["campaign_token"] is None} - {None}
+        )
         stored: list[Any] = []
         if named and conn.dialect.name == "postgresql":
             conn.execute(NO_JIT)
@@ -143,17 +146,13 @@ def _stored(conn: Connection, rows: list[dict[str, Any]]) -> dict[tuple[Any, ...
                 {"app": app, "campaign_type": campaign_type, "tokens": named},
             ).all()
         if unnamed:
-            values = sorted(value for value in unnamed if value is not None)
-            same: list[ColumnElement[bool]] = [w.raw_value.in_(values)] if values else []
-            if None in unnamed:
-                same.append(w.raw_value.is_(None))
             stored += conn.execute(
                 select(*columns).where(
                     w.app == app,
                     w.campaign_type == campaign_type,
                     w.campaign_token.is_(None),
                     w.last_run_id.is_not(None),  # FOLDED: the partial index's rows
-                    or_(*same),
+                    w.raw_value.in_(unnamed),
                 )
             ).all()
         for row in sorted(stored, key=lambda row: row.id):  # the newest of equal rows wins

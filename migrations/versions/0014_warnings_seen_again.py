@@ -69,21 +69,17 @@ def upgrade() -> None:
             FOREIGN_KEY, "sync_runs", ["last_run_id"], ["id"], ondelete="SET NULL"
         )
         # Partial: no row is a pass's since 0014 yet, so they build at once.
-        batch.create_index(
-            INDEX,
-            ["campaign_token"],
-            postgresql_using="hash",
-            postgresql_where=sa.text(FOLDED),
-            sqlite_where=sa.text(FOLDED),
-        )
-        no_token = f"campaign_token IS NULL AND {FOLDED}"
-        batch.create_index(
-            NO_TOKEN_INDEX,
-            ["raw_value"],
-            postgresql_using="hash",
-            postgresql_where=sa.text(no_token),
-            sqlite_where=sa.text(no_token),
-        )
+        for name, column, where in (
+            (INDEX, "campaign_token", FOLDED),
+            (NO_TOKEN_INDEX, "raw_value", f"campaign_token IS NULL AND {FOLDED}"),
+        ):
+            batch.create_index(
+                name,
+                [column],
+                postgresql_using="hash",
+                postgresql_where=sa.text(where),
+                sqlite_where=sa.text(where),
+            )
         if postgres:
             batch.alter_column(
                 "message",

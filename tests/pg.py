@@ -110,6 +110,15 @@ class PostgresServer:
             shutil.rmtree(self._data_dir, ignore_errors=True)
 
 
+def libpq_url(url: str) -> str:
+    """A SQLAlchemy URL of ours (`postgresql+psycopg://...`) as psycopg and libpq take it
+    (`postgresql://...`, password kept): for a session of its own beside the code under
+    test (an analyst holding a lock, an admin cutting connections)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def set_database_time_zone(url: str, zone: str) -> None:
     """`ALTER DATABASE ... SET timezone`: the zone new sessions of the database start in
     (a server, database or role not in UTC)."""

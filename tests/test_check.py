@@ -13,6 +13,7 @@ from campaign_sync.db.migrate import head_revision
 from campaign_sync.simulator import Simulator, SimulatorServer
 from tests.conftest import API_KEY, CANARY_REST_KEY
 from tests.helpers import run
+from tests.pg import libpq_url
 from tests.syncing import count
 
 pytestmark = pytest.mark.usefixtures("restore_logging")
@@ -445,12 +446,11 @@ def test_check_waits_a_bounded_time_for_another_sessions_lock(
     as another session held the table, and a database-level lock_timeout made it "cannot
     connect", exit 2 (two reviews' finds): now bounded, exit 1."""
     import psycopg
-    from sqlalchemy.engine import make_url
 
     from campaign_sync.db import session
 
     monkeypatch.setattr(session, "LOCK_TIMEOUT_SECONDS", 0.5)
-    dsn = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    dsn = libpq_url(pg_url)
     with psycopg.connect(dsn) as admin:
         admin.execute(f"lock table {locked} in access exclusive mode")
         result = run("check", env=env_for(pg_url, sim_server))

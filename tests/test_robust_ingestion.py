@@ -20,7 +20,7 @@ from campaign_sync.batch.endpoints import token_problem
 from campaign_sync.db.models import campaigns, sync_runs, sync_warnings
 from campaign_sync.db.session import make_engine
 from tests.fake_batch import PUSH, FakeBatch, campaign_detail, sync_fake, sync_through
-from tests.pg import set_database_time_zone
+from tests.pg import libpq_url, set_database_time_zone
 
 
 def rows(engine: Engine, *columns: str) -> dict[str, tuple[Any, ...]]:
@@ -776,7 +776,7 @@ def test_a_page_waiting_on_another_sessions_lock_fails_the_pass_instead_of_hangi
         for entry in fake.entries[PUSH]
     ]
     fake.details[(PUSH, "a")] = renamed
-    dsn = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    dsn = libpq_url(pg_url)
     results: list[Any] = []
     with psycopg.connect(dsn) as analyst:  # a transaction left open, holding campaign a
         analyst.execute("select 1 from campaigns where campaign_token = 'a' for update")
@@ -821,7 +821,7 @@ def test_a_lock_met_before_the_run_began_is_still_a_failed_run(
     monkeypatch.setattr(session, "LOCK_TIMEOUT_SECONDS", 0.5)
     fake.add(PUSH, "a")
     assert sync_fake(pg_url, fake)[0].status == "succeeded"
-    dsn = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    dsn = libpq_url(pg_url)
     with psycopg.connect(dsn) as analyst, caplog.at_level(logging.WARNING):
         analyst.execute(held)
         started = time.monotonic()
@@ -875,7 +875,7 @@ def test_giving_the_lease_back_under_a_lock_waits_only_briefly(
     engine = make_engine(pg_url, lock_timeout=True)
     lease = try_lease(engine, "default", CampaignType.PUSH, 60)
     assert not isinstance(lease, str)
-    dsn = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    dsn = libpq_url(pg_url)
     with psycopg.connect(dsn) as analyst, caplog.at_level(logging.WARNING):
         analyst.execute("select 1 from sync_state for update")
         started = time.monotonic()
@@ -900,7 +900,7 @@ def test_commands_wait_a_bounded_time_for_another_sessions_lock(
     from tests.helpers import run
 
     monkeypatch.setattr(session, "LOCK_TIMEOUT_SECONDS", 0.5)
-    dsn = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    dsn = libpq_url(pg_url)
     with psycopg.connect(dsn) as admin:
         admin.execute("lock table sync_runs in access exclusive mode")
         result = run("status", env={"DATABASE_URL": pg_url})
@@ -931,7 +931,7 @@ def _terminate_backends(url: str, where: str, *params: object) -> None:
     wait until they are gone: pg_terminate_backend only signals, and a cut still under way
     would race with the next statement. Autocommit, so that pg_stat_activity, a snapshot
     per transaction, is read afresh at each look."""
-    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    dsn = libpq_url(url)
     others = f"from pg_stat_activity where pid <> pg_backend_pid() and ({where})"
     with psycopg.connect(dsn, autocommit=True) as conn:
         cut = [

@@ -9,10 +9,12 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import Engine, select, text
 
@@ -35,6 +37,7 @@ from campaign_sync.writeback import (
     validate,
 )
 from tests.conftest import make_app, make_settings
+from tests.pg import libpq_url
 from tests.syncing import run_sync
 from tests.test_cli import cli, cli_env
 
@@ -659,6 +662,32 @@ def test_a_key_inside_a_campaign_object_is_known_or_the_campaigns_own(
     assert unknown_nested_fields(detail, changes) == unknown
 
 
+def _update_while_held(
+    engine: Engine,
+    sim_server: SimulatorServer,
+    token: str,
+    changes: dict[str, Any],
+    pg_url: str,
+    held: str,
+    *params: object,
+) -> UpdateOutcome:
+    """`update` in a thread while another session of `pg_url`'s database holds what `held`
+    takes, released after 1.5 s (five times the short timeout the callers set); its
+    outcome."""
+    outcomes: list[UpdateOutcome] = []
+    with psycopg.connect(libpq_url(pg_url)) as other:
+        other.execute(held, params)
+        worker = threading.Thread(
+            target=lambda: outcomes.append(update(engine, sim_server, token, changes))
+        )
+        worker.start()
+        time.sleep(1.5)
+        other.rollback()
+        worker.join(60)
+    [outcome] = outcomes
+    return outcome
+
+
 def test_an_update_batch_took_is_recorded_however_long_a_lock_holds_the_row(
     synced: Engine,
     pg_url: str,
@@ -670,27 +699,14 @@ def test_an_update_batch_took_is_recorded_however_long_a_lock_holds_the_row(
     (exit 2, no campaign_updates row, the stored copy left behind Batch's) while another
     session held the campaign's row (a review's find). What Batch took is recorded,
     however long that waits."""
-    import time
-
-    import psycopg
-    from sqlalchemy.engine import make_url
-
     from campaign_sync.db import session
 
     monkeypatch.setattr(session, "LOCK_TIMEOUT_SECONDS", 0.3)
     token = api_made(simulator)
-    dsn = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    outcomes: list[UpdateOutcome] = []
-    with psycopg.connect(dsn) as analyst:
-        analyst.execute("select 1 from campaigns where campaign_token = %s for update", [token])
-        worker = threading.Thread(
-            target=lambda: outcomes.append(update(synced, sim_server, token, {"name": "Locked"}))
-        )
-        worker.start()
-        time.sleep(1.5)  # five times the lock timeout
-        analyst.rollback()
-        worker.join(60)
-    [outcome] = outcomes
+    outcome = _update_while_held(
+        synced, sim_server, token, {"name": "Locked"}, pg_url,
+        "select 1 from campaigns where campaign_token = %s for update", token,
+    )  # fmt: skip
     assert outcome.ok, outcome.message
     batch_copy = simulator.store(IN_APP).detail(token)
     assert batch_copy is not None and batch_copy["name"] == "Locked"
@@ -834,30 +850,17 @@ def test_after_the_send_a_statement_timeout_of_the_database_does_not_cut_the_wai
 ) -> None:
     """Only lock_timeout was lifted: a statement_timeout of the role's or the database's
     still cut the wait for the audit after the send (UpdateNotRecorded; a review's find)."""
-    import time
-
-    import psycopg
-    from sqlalchemy.engine import make_url
-
     from campaign_sync.db.session import make_engine
 
     token = api_made(simulator)
     timed = make_engine(pg_url, connect_args={"options": "-c statement_timeout=300"})
-    dsn = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    outcomes: list[UpdateOutcome] = []
     try:
-        with psycopg.connect(dsn) as admin:
-            admin.execute("lock table campaign_updates in share mode")
-            worker = threading.Thread(
-                target=lambda: outcomes.append(update(timed, sim_server, token, {"name": "Held"}))
-            )
-            worker.start()
-            time.sleep(1.5)  # five times the statement timeout
-            admin.rollback()
-            worker.join(60)
+        outcome = _update_while_held(
+            timed, sim_server, token, {"name": "Held"}, pg_url,
+            "lock table campaign_updates in share mode",
+        )  # fmt: skip
     finally:
         timed.dispose()
-    [outcome] = outcomes
     assert outcome.ok, outcome.message
     assert [row["outcome"] for row in audit_rows(synced)] == ["succeeded"]
 
@@ -899,7 +902,6 @@ def test_a_dry_run_waits_a_bounded_time_for_a_lock_on_the_audit(
     session held campaign_updates (a review's find); only what Batch may have taken waits
     so."""
     import psycopg
-    from sqlalchemy.engine import make_url
     from sqlalchemy.exc import OperationalError
 
     from campaign_sync.db import session
@@ -907,7 +909,7 @@ def test_a_dry_run_waits_a_bounded_time_for_a_lock_on_the_audit(
     monkeypatch.setattr(session, "LOCK_TIMEOUT_SECONDS", 0.3)
     token = api_made(simulator)
     bounded = session.make_engine(pg_url, lock_timeout=True)
-    dsn = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    dsn = libpq_url(pg_url)
     try:
         with psycopg.connect(dsn) as admin:
             admin.execute("lock table campaign_updates in access exclusive mode")

@@ -438,13 +438,9 @@ def validate(payload: dict[str, Any], given: Collection[str] | None = None) -> l
                     (field, f"{field} must be {_TYPE_WORDS[types[0]]}, got {kind_of(value)}")
                 )
     for place in NESTED_FIELDS:  # the objects inside objects: trigger.grace_period
-        *parents, key = place.split(".")
-        if not parents:
+        if "." not in place:
             continue  # the top level's types are KNOWN_TYPES'
-        inner: Any = payload
-        for parent in parents:
-            inner = inner.get(parent) if isinstance(inner, dict) else None
-        value = inner.get(key) if isinstance(inner, dict) else None
+        value = _at(payload, place)
         if value is not None and not isinstance(value, dict):
             found.append((place, f"{place} must be an object, got {kind_of(value)}"))
     for path in NESTED_TEXTS:
@@ -452,13 +448,9 @@ def validate(payload: dict[str, Any], given: Collection[str] | None = None) -> l
         if value is not None and not isinstance(value, str):
             found.append((path, f"{path} must be text, got {kind_of(value)}"))
     for path in COUNTS:
-        *parents, key = path.split(".")
-        holder: Any = payload
-        for parent in parents:
-            holder = holder.get(parent) if isinstance(holder, dict) else None
-        if not isinstance(holder, dict) or holder.get(key) is None:
+        value = _at(payload, path)
+        if value is None:
             continue
-        value = holder[key]
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= INT32:
             found.append((path, f"{path} must be a whole number from 0 to {INT32}"))
     if given is None:

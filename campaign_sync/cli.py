@@ -596,7 +596,9 @@ def update_in_app(
 ) -> None:
     """Change an in-app campaign through Batch's update endpoint, safely.
 
-    Exit 0 when Batch accepted it (or on a dry run), 1 when refused, 2 for usage errors.
+    Exit 0 when Batch accepted it (or on a dry run), 1 when refused, 2 for usage errors. A
+    Ctrl-C or SIGTERM once the update is sent waits until it is recorded and said, then
+    ends the command by that signal (a shell shows 130 or 143).
     """
     import asyncio
 
@@ -642,11 +644,20 @@ def update_in_app(
 
 
 def _act_on_held(signum: int | None) -> None:
-    """Raise a SIGINT or SIGTERM held while an update was recorded, now that its outcome is
-    said (`signals.held_until_recorded`)."""
+    """End the process by a SIGINT or SIGTERM held while an update was recorded, now that
+    its outcome is said (`signals.held_until_recorded`), with the signal's default action:
+    a shell then sees a command killed by it (status 130 or 143) and stops the script that
+    ran it, as it does for any program that cleans up before honouring a signal (the "wait
+    and cooperative exit" convention, https://www.cons.org/cracauer/sigint.html). Raised
+    with Python's own SIGINT handler in place, a Ctrl-C became KeyboardInterrupt: exit 1
+    "aborted", read as a failed update although Batch took it and it was recorded, and a
+    shell loop over several updates went on to the next one."""
     if signum is not None:
         import signal
 
+        sys.stdout.flush()
+        sys.stderr.flush()
+        signal.signal(signum, signal.SIG_DFL)
         signal.raise_signal(signum)
 
 

@@ -7,8 +7,9 @@ be typed leaves its column NULL and becomes a `FieldWarning`, never an exception
 
 from __future__ import annotations
 
+import contextlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -83,9 +84,15 @@ def transform_stats(document: Any) -> CampaignStats:
     """Rows for `campaign_stats_daily` from the answer of the stats route: one per day
     (`version` `all`) and, for an A/B test, one per day and version. Every counter is
     optional. A day without a readable `date` cannot be keyed: it is left out with a
-    warning, as is a day repeated in the same answer (the last one wins)."""
+    warning, as is a day repeated in the same answer (the last one wins).
+
+    A warning's field names a day by its date once that is read (`stats.detail[date=
+    2026-11-27].sent`), by its position before (`stats.detail[3].date`): a bad counter
+    that stays wrong is one `sync_warnings` row however the answer's days move (newest
+    first, or the window dropping the oldest), as `db.warnings` folds by field."""
     doc, repairs = storable(document, "stats")
-    read = FieldReader(repairs)
+    dates = _readable_dates(doc)
+    read = FieldReader([_named_by_date(repair, dates) for repair in repairs])
     if not isinstance(doc, dict):
         read.warn("stats", doc, "expected a JSON object")
         return CampaignStats(warnings=read.warnings)
@@ -100,10 +107,11 @@ def transform_stats(document: Any) -> CampaignStats:
             continue
         if (when, ALL_VERSIONS) in result:
             read.warn(f"{where}.date", day.get("date"), "the same day twice; the last one kept")
-        result[(when, ALL_VERSIONS)] = _counters(read, day, where, COUNTERS, when, ALL_VERSIONS)
-        versions = read.obj(day.get("versions"), f"{where}.versions")
+        dated = _day_name(when)
+        result[(when, ALL_VERSIONS)] = _counters(read, day, dated, COUNTERS, when, ALL_VERSIONS)
+        versions = read.obj(day.get("versions"), f"{dated}.versions")
         for key, numbers in versions.items():
-            version_where = f"{where}.versions.{key}"
+            version_where = f"{dated}.versions.{key}"
             version = key.strip().lower()
             if not _VERSION_KEY.match(version):
                 read.warn(version_where, key, "not an A/B version name (a, b, ...)")
@@ -125,10 +133,48 @@ def _day(read: FieldReader, value: Any, name: str) -> date | None:
         read.warn(name, value, "expected a date yyyy-MM-dd")
         return None
     try:
-        return date.fromisoformat(value.strip()[:10])
+        return _parse_day(value)
     except ValueError as error:
         read.warn(name, value, f"not a valid date: {error}")
         return None
+
+
+def _parse_day(value: str) -> date:
+    """The day of a stats entry's `date` (yyyy-MM-dd, anything after the tenth character
+    ignored); ValueError when it is none."""
+    return date.fromisoformat(value.strip()[:10])
+
+
+def _day_name(when: date) -> str:
+    return f"stats.detail[date={when.isoformat()}]"
+
+
+def _readable_dates(doc: Any) -> dict[int, date]:
+    """The day of each entry of the answer's `detail` whose `date` reads, by position."""
+    days = doc.get("detail") if isinstance(doc, dict) else None
+    found: dict[int, date] = {}
+    for position, day in enumerate(days if isinstance(days, list) else []):
+        value = day.get("date") if isinstance(day, dict) else None
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                found[position] = _parse_day(value)
+    return found
+
+
+_POSITION = re.compile(r"stats\.detail\[([0-9]+)\]")
+
+
+def _named_by_date(warning: FieldWarning, dates: dict[int, date]) -> FieldWarning:
+    """`storable()`'s repair inside a day whose date reads, named by that date as the
+    counters' warnings are (its `date` itself stays named by position)."""
+    found = _POSITION.match(warning.field)
+    when = dates.get(int(found.group(1))) if found else None
+    if found is None or when is None:
+        return warning
+    rest = warning.field[found.end() :]
+    if rest == ".date" or rest.startswith((".date.", ".date ")):
+        return warning
+    return replace(warning, field=f"{_day_name(when)}{rest}")
 
 
 def _counters(

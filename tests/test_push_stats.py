@@ -325,12 +325,12 @@ def test_untypable_stats_values_are_null_with_a_warning() -> None:
     ]
     assert stats.rows[0]["influenced_open"] == 3
     assert {w.field: w.raw_value for w in stats.warnings} == {
-        "stats.detail[0].sent": "lots",
-        "stats.detail[0].direct_open": "1.5",
+        "stats.detail[date=2026-11-20].sent": "lots",
+        "stats.detail[date=2026-11-20].direct_open": "1.5",
         "stats.detail[1].date": "2026-02-30",
         "stats.detail[2].date": None,
         "stats.detail[3]": "not a day",
-        "stats.detail[4].versions.control": "control",
+        "stats.detail[date=2026-11-21].versions.control": "control",
     }
 
 
@@ -428,10 +428,57 @@ def test_untypable_stats_are_null_and_a_sync_warning(any_db_url: str, any_db: En
             select(w.campaign_token, w.field, w.raw_value).where(w.run_id.is_not(None))
         ).all()
     assert sorted(tuple(row) for row in warnings) == [
-        ("t", "stats.detail[0].direct_open", "x"),
-        ("t", "stats.detail[0].sent", "1e400"),
+        ("t", "stats.detail[date=2026-11-27].direct_open", "x"),
+        ("t", "stats.detail[date=2026-11-27].sent", "1e400"),
     ]
     assert tuple(_last_run(any_db)) == ("succeeded", 1, 1, 0, 2)
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        ["2026-11-27", "2026-11-28", "2026-11-29"],
+        ["2026-11-29", "2026-11-28", "2026-11-27"],
+        ["2026-11-28", "2026-11-27"],
+        ["2026-11-27"],
+    ],
+)
+def test_a_days_warnings_are_named_by_its_date_wherever_it_stands(order: list[str]) -> None:
+    """The field named a day by its position, so a problem that stays wrong changed names
+    (and `sync_warnings` rows) as newer days came first or the window dropped old ones."""
+    from campaign_sync.jsondoc import decode
+
+    # 1e400 is storable()'s repair (its warning comes from the walk, before dates are read)
+    bad = '{"date": "2026-11-27", "sent": "oops", "direct_open": 1e400, ' \
+          '"versions": {"a": {"sent": -1}, "ctrl": {"sent": 1}}}'  # fmt: skip
+    days = [bad if when == "2026-11-27" else json.dumps({"date": when}) for when in order]
+    warnings = transform_stats(decode('{"detail": [' + ", ".join(days) + "]}")).warnings
+    assert sorted((w.field, w.raw_value) for w in warnings) == [
+        ("stats.detail[date=2026-11-27].direct_open", "1e400"),
+        ("stats.detail[date=2026-11-27].sent", "oops"),
+        ("stats.detail[date=2026-11-27].versions.a.sent", "-1"),
+        ("stats.detail[date=2026-11-27].versions.ctrl", "ctrl"),
+    ]
+
+
+def test_a_bad_counter_stays_one_warning_row_as_newer_days_come_first(
+    any_db_url: str, any_db: Engine
+) -> None:
+    """Three stats fetches, each answer with one newer day first: one row seen three
+    times (it was three rows, stats.detail[1].sent, [2] and [3]: a review's find)."""
+    fake = FakeBatch()
+    _recent_push(fake, "t")
+    days: list[dict[str, Any]] = [{"date": "2026-11-27", "sent": "oops"}]
+    for newer in ("2026-11-28", "2026-11-29", "2026-11-30"):
+        days.insert(0, {"date": newer, "sent": 5})
+        fake.stats["t"] = json.dumps({"detail": days})
+        sync_fake(any_db_url, fake, stats=StatsPolicy(window_days=30, max_age_seconds=0))
+    w = sync_warnings.c
+    with any_db.connect() as conn:
+        rows = conn.execute(
+            select(w.field, w.raw_value, w.times_seen).where(w.field.like("stats.%"))
+        ).all()
+    assert [tuple(row) for row in rows] == [("stats.detail[date=2026-11-27].sent", "oops", 3)]
 
 
 def test_a_404_on_stats_is_recorded_as_no_stats_yet(any_db_url: str, any_db: Engine) -> None:
@@ -751,8 +798,8 @@ def test_counts_outside_what_an_app_can_send_are_null_with_a_warning() -> None:
         2,
     )
     assert [w.field for w in transform_stats(answer).warnings] == [
-        "stats.detail[0].sent",
-        "stats.detail[0].direct_open",
+        "stats.detail[date=2026-11-20].sent",
+        "stats.detail[date=2026-11-20].direct_open",
     ]
 
 
@@ -769,9 +816,9 @@ def test_a_nul_in_a_stats_answer_costs_nothing_but_a_warning(pg_url: str) -> Non
         fields = sorted(f for (f,) in conn.execute(select(sync_warnings.c.field)))
     engine.dispose()
     assert fields == [
-        "stats.detail[0].date",
-        "stats.detail[0].versions.\ufffd",
-        "stats.detail[0].versions.\ufffd (key)",
+        "stats.detail[0].date",  # a date's own warning names its day by position
+        "stats.detail[date=2026-11-28].versions.\ufffd",
+        "stats.detail[date=2026-11-28].versions.\ufffd (key)",  # storable()'s repair too
     ]
 
 
@@ -780,6 +827,6 @@ def test_a_version_without_counters_is_left_out_with_a_warning() -> None:
     stats = transform_stats(answer)
     assert [(row["version"], row["sent"]) for row in stats.rows] == [("all", 4)]
     assert [w.field for w in stats.warnings] == [
-        "stats.detail[0].versions.a",
-        "stats.detail[0].versions.b",
+        "stats.detail[date=2026-11-20].versions.a",
+        "stats.detail[date=2026-11-20].versions.b",
     ]

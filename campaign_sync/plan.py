@@ -237,7 +237,7 @@ def plan_page(load: PageLoad) -> PagePlan:
     for entry in load.unidentified:
         plan.warnings.append(
             PageWarning(None, None, FieldWarning(
-                # `null` as its JSON text: the entry is told apart by it (db.warnings)
+                # `null` as its JSON text, which db.warnings folds by (as it would the text "null")
                 "list_entry", "null" if entry is None else raw_text(entry),
                 f"a list entry near offset {load.offset} is not a campaign (no text "
                 "campaign_token); skipped, and this sweep marks deleted only what Batch "

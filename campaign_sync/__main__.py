@@ -1,3 +1,3 @@
-from campaign_sync.cli import run
+from campaign_sync.startup import main
 
-run()
+main()

@@ -353,9 +353,11 @@ _SET_UP_ENDED_BY_COMMAND = frozenset({"sync", "serve"})
 
 
 def run() -> None:
-    """The `campaign-sync` executable: `main` inside `startup`'s set-up window (the
-    collector off, 0.1-0.4 s of a `sync`'s start-up CPU; SIGTERM a clean stop), closed
-    however the command ends (`--help`, a usage error)."""
+    """The command line: `main` inside `startup`'s set-up window (the collector off,
+    0.1-0.4 s of a `sync`'s start-up CPU; SIGTERM a clean stop), closed however the
+    command ends (`--help`, a usage error). The executable's entry point,
+    `startup.main`, opened the window already, before this module was imported; called
+    on its own (a script, the tests), it opens it here."""
     set_up_begins()
     hold_until_configured()
     try:

@@ -468,11 +468,36 @@ ENTRY_POINTS = {
         "(script,) = entry_points(group='console_scripts', name='campaign-sync')\n"
         "start = script.load()\n"
     ),
-    "module": (  # the command line's own module first, as the script's load() does
-        "import runpy, campaign_sync.cli\n"
-        "start = lambda: runpy.run_module('campaign_sync', run_name='__main__')\n"
+    "module": (
+        "import runpy\nstart = lambda: runpy.run_module('campaign_sync', run_name='__main__')\n"
     ),
 }
+
+
+@pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))
+def test_the_set_up_window_opens_before_the_command_line_is_imported(entry: str) -> None:
+    """The window (collector off, SIGTERM a clean stop) opened once click and our command
+    line were imported: ~80 ms in which a SIGTERM killed the process with 143 (a known
+    defect) and the collector ran. It opens now before either is imported."""
+    probe = (
+        "import gc, signal, sys\n"
+        "class Watch:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name in ('click', 'campaign_sync.cli') and name not in sys.modules:\n"
+        "            print('IMPORTING', name, gc.isenabled(),"
+        " signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, file=sys.stderr)\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, Watch())\n"
+        f"{ENTRY_POINTS[entry]}"
+        "sys.argv = ['campaign-sync', '--version']\n"
+        "try:\n"
+        "    start()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+    )
+    result = run_probe(probe, cli_env("sqlite:///unused.db"))
+    assert "IMPORTING click False False" in result.stderr, result.stderr[-500:]
+    assert "IMPORTING campaign_sync.cli False False" in result.stderr, result.stderr[-500:]
 
 
 @pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))

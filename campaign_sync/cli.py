@@ -7,14 +7,16 @@ exit codes follow the contract.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 from click.core import ParameterSource
@@ -137,8 +139,10 @@ class CampaignSyncGroup(click.Group):
                 hint = f" (see {error.ctx.command_path} --help)"
             click.echo(f"campaign-sync: {error.format_message()}{hint}", err=True)
             sys.exit(error.exit_code)
-        except click.Abort:
-            click.echo("campaign-sync: aborted", err=True)
+        except click.Abort as abort:
+            _say("campaign-sync: aborted", err=True)
+            if isinstance(abort.__cause__, KeyboardInterrupt):  # a Ctrl-C, not a "no"
+                end_by_signal(signal.SIGINT)
             sys.exit(EXIT_FAILED)
         sys.exit(code if isinstance(code, int) else EXIT_OK)
 
@@ -632,35 +636,56 @@ def update_in_app(
             )
         )
     except writeback.UpdateNotRecorded as unrecorded:
-        click.echo(f"campaign-sync: {unrecorded}", err=True)
+        _say(f"campaign-sync: {unrecorded}", err=True)
         _act_on_held(unrecorded.stopped_by)
         sys.exit(EXIT_FAILED)
     if outcome.payload is not None and dry_run:
-        click.echo(json.dumps(outcome.payload, indent=2, ensure_ascii=False))
+        _say(json.dumps(outcome.payload, indent=2, ensure_ascii=False))
     if outcome.conflict:
-        click.echo(outcome.conflict, err=True)
+        _say(outcome.conflict, err=True)
     # stdout carries only the dry run's JSON; a refusal reads like every other error
-    click.echo(outcome.message if outcome.ok else f"campaign-sync: {outcome.message}", err=True)
+    _say(outcome.message if outcome.ok else f"campaign-sync: {outcome.message}", err=True)
     _act_on_held(outcome.stopped_by)
     sys.exit(EXIT_OK if outcome.ok else EXIT_FAILED)
 
 
+def _say(text: str, *, err: bool = False) -> None:
+    """Print how an update ended, and let its exit status say it even when no one reads:
+    the Ctrl-C that ended `campaign-sync update-in-app ... | tee log` ends tee too, and
+    click turned the write's BrokenPipeError into exit 1, read as a refused update
+    although Batch took it (a review's find). The stream then writes to /dev/null, as
+    Python's documentation advises for SIGPIPE (its `signal` module's notes)."""
+    stream = sys.stderr if err else sys.stdout
+    try:
+        click.echo(text, err=err)
+    except BrokenPipeError:
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+
+
 def _act_on_held(signum: int | None) -> None:
     """End the process by a SIGINT or SIGTERM held while an update was recorded, now that
-    its outcome is said (`signals.held_until_recorded`), with the signal's default action:
-    a shell then sees a command killed by it (status 130 or 143) and stops the script that
-    ran it, as it does for any program that cleans up before honouring a signal (the "wait
-    and cooperative exit" convention, https://www.cons.org/cracauer/sigint.html). Raised
-    with Python's own SIGINT handler in place, a Ctrl-C became KeyboardInterrupt: exit 1
-    "aborted", read as a failed update although Batch took it and it was recorded, and a
-    shell loop over several updates went on to the next one."""
+    its outcome is said (`signals.held_until_recorded`). Raised with Python's own SIGINT
+    handler in place, a Ctrl-C became KeyboardInterrupt: exit 1 "aborted", read as a
+    failed update although Batch took it and it was recorded, and a shell loop over
+    several updates went on to the next one."""
     if signum is not None:
-        import signal
+        end_by_signal(signum)
 
-        sys.stdout.flush()
-        sys.stderr.flush()
-        signal.signal(signum, signal.SIG_DFL)
-        signal.raise_signal(signum)
+
+def end_by_signal(signum: int) -> NoReturn:
+    """End the process by `signum` with its default action, output flushed first: a shell
+    then sees a command killed by it (status 130 for SIGINT, 143 for SIGTERM) and stops
+    the script that ran it, as for any program that cleans up before honouring a signal
+    (the "wait and cooperative exit" convention, https://www.cons.org/cracauer/sigint.html).
+    For every Ctrl-C that interrupts a command (click's Abort) and a signal held while an
+    update was recorded; `sync` and `serve` stop cleanly instead (`signals`)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a reader gone: nothing to flush to
+            stream.flush()
+    signal.signal(signum, signal.SIG_DFL)
+    signal.raise_signal(signum)
+    os._exit(128 + signum)  # only if the signal is blocked: the status a shell would show
 
 
 @main.command(short_help="Check settings, database and API keys; change nothing.")

@@ -91,8 +91,8 @@ def transform_stats(document: Any) -> CampaignStats:
     that stays wrong is one `sync_warnings` row however the answer's days move (newest
     first, or the window dropping the oldest), as `db.warnings` folds by field."""
     doc, repairs = storable(document, "stats")
-    dates = _readable_dates(doc)
-    read = FieldReader([_named_by_date(repair, dates) for repair in repairs])
+    kept = _kept_days(doc)
+    read = FieldReader([_named_by_date(repair, kept) for repair in repairs])
     if not isinstance(doc, dict):
         read.warn("stats", doc, "expected a JSON object")
         return CampaignStats(warnings=read.warnings)
@@ -105,8 +105,9 @@ def transform_stats(document: Any) -> CampaignStats:
         when = _day(read, day.get("date"), f"{where}.date")
         if when is None:
             continue
-        if (when, ALL_VERSIONS) in result:
+        if position not in kept:  # the same day again further on: that one is kept
             read.warn(f"{where}.date", day.get("date"), "the same day twice; the last one kept")
+            continue
         dated = _day_name(when)
         result[(when, ALL_VERSIONS)] = _counters(read, day, dated, COUNTERS, when, ALL_VERSIONS)
         versions = read.obj(day.get("versions"), f"{dated}.versions")
@@ -139,36 +140,45 @@ def _day(read: FieldReader, value: Any, name: str) -> date | None:
         return None
 
 
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def _parse_day(value: str) -> date:
     """The day of a stats entry's `date` (yyyy-MM-dd, anything after the tenth character
-    ignored); ValueError when it is none."""
-    return date.fromisoformat(value.strip()[:10])
+    ignored); ValueError when it is none. ASCII digits in that form only: Python's
+    fromisoformat also reads week dates (`2026-W48-5` is 2026-11-27) and other scripts'
+    digits, as transform's `_BATCH_DATE` notes for campaign dates."""
+    text = value.strip()[:10]
+    if not _ISO_DAY.fullmatch(text):
+        raise ValueError("expected yyyy-MM-dd")
+    return date.fromisoformat(text)
 
 
 def _day_name(when: date) -> str:
     return f"stats.detail[date={when.isoformat()}]"
 
 
-def _readable_dates(doc: Any) -> dict[int, date]:
-    """The day of each entry of the answer's `detail` whose `date` reads, by position."""
+def _kept_days(doc: Any) -> dict[int, date]:
+    """The entries of the answer's `detail` that become rows, by position: each whose
+    `date` reads, the last one of a day given twice."""
     days = doc.get("detail") if isinstance(doc, dict) else None
-    found: dict[int, date] = {}
+    last: dict[date, int] = {}
     for position, day in enumerate(days if isinstance(days, list) else []):
         value = day.get("date") if isinstance(day, dict) else None
         if isinstance(value, str):
             with contextlib.suppress(ValueError):
-                found[position] = _parse_day(value)
-    return found
+                last[_parse_day(value)] = position
+    return {position: when for when, position in last.items()}
 
 
 _POSITION = re.compile(r"stats\.detail\[([0-9]+)\]")
 
 
-def _named_by_date(warning: FieldWarning, dates: dict[int, date]) -> FieldWarning:
-    """`storable()`'s repair inside a day whose date reads, named by that date as the
-    counters' warnings are (its `date` itself stays named by position)."""
+def _named_by_date(warning: FieldWarning, kept: dict[int, date]) -> FieldWarning:
+    """`storable()`'s repair inside a day that becomes a row (`_kept_days`), named by its
+    date as the counters' warnings are (its `date` itself stays named by position)."""
     found = _POSITION.match(warning.field)
-    when = dates.get(int(found.group(1))) if found else None
+    when = kept.get(int(found.group(1))) if found else None
     if found is None or when is None:
         return warning
     rest = warning.field[found.end() :]

@@ -127,8 +127,9 @@ def held_until_recorded(
     notice: str, held: list[int], on_hold: Callable[[], None] | None = None
 ) -> Iterator[None]:
     """Within the block, a first SIGINT or SIGTERM is held instead of ending the process:
-    `notice` is written to stderr and the signal appended to `held`, for the caller to
-    raise again (`signal.raise_signal`) once it has recorded and said what it was doing;
+    `notice` is written to stderr (when it can be: a closed stderr is no error here) and
+    the signal appended to `held`, for the caller to act on once it has recorded and said
+    what it was doing (the command line ends by it: `cli._act_on_held`);
     a second one raises KeyboardInterrupt at once. `on_hold` is called at the first (to
     cut short what may wait: retries' backoffs). The handlers from before are back when
     the block ends; a signal the process ignores stays ignored. For what must be recorded
@@ -149,7 +150,11 @@ def held_until_recorded(
         if held:
             raise KeyboardInterrupt
         held.append(signum)
-        os.write(2, f"campaign-sync: {notice}\n".encode())
+        # Not where an error may surface: raised from a handler, it unwinds whatever runs
+        # (the send, its audit), and the same Ctrl-C that sent this ended `| tee`, the
+        # reader of stderr (BrokenPipeError: the audit row was lost, a review's find).
+        with contextlib.suppress(OSError):
+            os.write(2, f"campaign-sync: {notice}\n".encode())
         if on_hold is not None:
             on_hold()
 

@@ -10,22 +10,26 @@ work. Two things hold only inside it.
   moves every object then alive into the permanent generation (CPython's `gc`
   documentation describes it for this use: objects kept for the process's life are never
   examined again) and the collector is turned back on.
-- **SIGTERM (or SIGINT) is a clean stop.** Nothing has been done yet (settings read, the
-  database connected and its schema checked), so the process ends at once with one line
-  and exit 0 instead of dying of the signal (exit 143), as it did when a pod was deleted
-  while `serve` waited for its database. After the window, both signals are Python's
-  defaults again, and `signals.run_until_signalled` takes them over for a pass. The
-  window opens before the command line's modules are imported (`main`, the executable's
-  entry point): only Python's own start-up comes before it, about 20 ms. It opened after
-  them until 2026-11-30 (click and our command line, ~80 ms more: a SIGTERM then still
-  killed the process with 143, and the collector ran through those imports).
+- **SIGTERM (or SIGINT) ends the process at once, with one line.** Nothing has been done
+  yet (settings read, the database connected and its schema checked). `sync` and `serve`
+  then exit 0 instead of dying of the signal (143), as `serve` did when a pod was deleted
+  while it waited for its database: their stop is a clean one. Any other command ends by
+  the signal after that line (a Ctrl-C must not read as `check`'s "ready"). After the
+  window, both signals are Python's defaults again, and `signals.run_until_signalled`
+  takes them over for a pass. The window opens before the command line's modules are
+  imported (`main`, the executable's entry point): only Python's own start-up comes
+  before it, the first 20-30 ms. It opened after them until 2026-11-30 (click and our
+  command line, ~50-80 ms more, in which a SIGTERM killed the process with 143 and the
+  collector ran through those imports).
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import signal
+import sys
 
 _window_open = False  # set_up_begins() ... set_up_ends()
 _STOPS = (signal.SIGTERM, signal.SIGINT)
@@ -35,13 +39,32 @@ _handlers_before: dict[int, object] = {}  # what the window replaced, restored a
 STOPPED_BEFORE_WORK = "campaign-sync: stopped by {signal} before the work began; nothing was done\n"
 
 
+# The commands whose stop is a clean one, exit 0, from the start (docs/reliability.md,
+# "Signals"): an orchestrator stopping `serve`, or a `sync` pod deleted as it starts.
+CLEAN_STOP_COMMANDS = frozenset({"sync", "serve"})
+
+
+def _command(args: list[str]) -> str | None:
+    """The command named in `args` (the group's own options are flags: --help, --version)."""
+    return next((arg for arg in args if not arg.startswith("-")), None)
+
+
 def _stopped_before_work(signum: int, _frame: object) -> None:
-    """Exit at once, 0, with one line. Not an exception: raised from a signal handler it
-    could land in any library's `except Exception` (psycopg's import of libpq has one) and
-    be lost, leaving `serve` running (a review saw it once in 30-50 tries). Nothing is
-    open but a connection being made, which the kernel closes with the process."""
-    os.write(2, STOPPED_BEFORE_WORK.format(signal=signal.Signals(signum).name).encode())
-    os._exit(0)
+    """End the process at once with one line: exit 0 for `sync` and `serve`, whose stop
+    is a clean one; any other command ends by the signal itself (a shell's 130 or 143),
+    so that `campaign-sync check && deploy` or a loop of `update-in-app` stops instead of
+    reading a Ctrl-C as success (a review's find, once the window opened before the
+    command line's imports). Not an exception: raised from a signal handler it could land
+    in any library's `except Exception` (psycopg's import of libpq has one) and be lost,
+    leaving `serve` running (a review saw it once in 30-50 tries). Nothing is open but a
+    connection being made, which the kernel closes with the process."""
+    with contextlib.suppress(OSError):  # stderr's reader gone: the status still tells
+        os.write(2, STOPPED_BEFORE_WORK.format(signal=signal.Signals(signum).name).encode())
+    if _command(sys.argv[1:]) in CLEAN_STOP_COMMANDS:
+        os._exit(0)
+    signal.signal(signum, signal.SIG_DFL)
+    signal.raise_signal(signum)
+    os._exit(128 + signum)  # only if the signal is blocked: the status a shell would show
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import signal
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
@@ -19,6 +20,14 @@ from campaign_sync.db.models import metadata
 from campaign_sync.db.session import make_engine
 from campaign_sync.simulator import Simulator, SimulatorServer
 from tests.pg import PostgresServer
+
+# A suite started in the background by a non-interactive shell (`pytest &`, some CI
+# runners) inherits SIGINT ignored, and so would every command line it starts: the tests
+# of what a Ctrl-C does would see none. A handler of Python's own in this process makes
+# the children start with SIGINT's default, as from a terminal (an exec resets a caught
+# signal to the default, but keeps an ignored one ignored).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 CANARY_REST_KEY = "canary-REST-key-d41d8cd98f00b204"
 API_KEY = "live-api-key-9e107d9d372bb682"

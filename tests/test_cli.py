@@ -192,6 +192,41 @@ def test_a_stop_while_starting_is_a_clean_stop(
     )
 
 
+@pytest.mark.parametrize(
+    ("command", "stop", "status"),
+    [
+        ("sync", signal.SIGTERM, 0),
+        ("serve", signal.SIGINT, 0),
+        ("check", signal.SIGTERM, -signal.SIGTERM),
+        ("check", signal.SIGINT, -signal.SIGINT),
+        ("update-in-app", signal.SIGINT, -signal.SIGINT),
+        ("status", signal.SIGTERM, -signal.SIGTERM),
+    ],
+)
+def test_a_stop_while_setting_up_is_clean_for_sync_and_serve_only(
+    command: str, stop: signal.Signals, status: int
+) -> None:
+    """Once the set-up window opened before the command line's imports, a Ctrl-C in a
+    command's first ~50 ms gave every command exit 0 "nothing was done": `check && deploy`
+    went on (a review's find). `sync` and `serve` stop cleanly (0); the others end by the
+    signal after the same line. The signal is sent from inside the window, at once."""
+    probe = (
+        "import os, signal, sys\n"
+        f"sys.argv = ['campaign-sync', {command!r}, '--help']\n"
+        "from campaign_sync import startup\n"
+        "startup.set_up_begins()\n"
+        f"os.kill(os.getpid(), {int(stop)})\n"
+        "print('NOT STOPPED', file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == status, result.stderr
+    assert result.stderr == (
+        f"campaign-sync: stopped by {stop.name} before the work began; nothing was done\n"
+    )
+
+
 @pytest.mark.parametrize("where", ["config", "secrets dir", "sqlite file", "not a database"])
 def test_a_path_or_file_no_command_can_use_is_one_line(where: str, tmp_path: Path) -> None:
     """A 300-character path ended in 'unexpected error: OSError: [Errno 36] File name too

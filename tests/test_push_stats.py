@@ -461,6 +461,44 @@ def test_a_days_warnings_are_named_by_its_date_wherever_it_stands(order: list[st
     ]
 
 
+@pytest.mark.parametrize(
+    ("days", "rows", "warnings"),
+    [
+        (  # the day given twice: the last one is the row, and its warnings are the day's
+            [{"date": "2026-11-27", "sent": "lots"}, {"date": "2026-11-27", "sent": "1.5x"}],
+            [(date(2026, 11, 27), None)],
+            [("stats.detail[0].date", "2026-11-27"),
+             ("stats.detail[date=2026-11-27].sent", "1.5x")],
+        ),
+        (  # a good count kept: no warning says the day's count is bad
+            [{"date": "2026-11-27", "sent": "lots"}, {"date": "2026-11-27", "sent": 5}],
+            [(date(2026, 11, 27), 5)],
+            [("stats.detail[0].date", "2026-11-27")],
+        ),
+        (  # an ISO week date is no yyyy-MM-dd (fromisoformat read it as 2026-11-27)
+            [{"date": "2026-W48-5", "sent": 1}, {"date": "2026-11-27", "sent": 2}],
+            [(date(2026, 11, 27), 2)],
+            [("stats.detail[0].date", "2026-W48-5")],
+        ),
+        (  # other scripts' digits and no dashes neither
+            [{"date": "\u0662\u0660\u0662\u0666-11-27", "sent": 1},
+             {"date": "20261127", "sent": 1}],
+            [],
+            [("stats.detail[0].date", "\u0662\u0660\u0662\u0666-11-27"),
+             ("stats.detail[1].date", "20261127")],
+        ),
+    ],
+)  # fmt: skip
+def test_which_entry_is_a_days_row_and_whose_warnings_it_has(
+    days: list[dict[str, Any]],
+    rows: list[tuple[date, int | None]],
+    warnings: list[tuple[str, str]],
+) -> None:
+    stats = transform_stats({"detail": days})
+    assert [(row["date"], row["sent"]) for row in stats.rows] == rows
+    assert [(w.field, w.raw_value) for w in stats.warnings] == warnings
+
+
 def test_a_bad_counter_stays_one_warning_row_as_newer_days_come_first(
     any_db_url: str, any_db: Engine
 ) -> None:

@@ -824,6 +824,64 @@ def test_a_stop_after_the_send_waits_until_the_attempt_is_audited(
     assert batch_copy is not None and batch_copy["name"] == "Sent then stopped"
 
 
+def test_a_ctrl_c_that_also_ended_the_reader_of_stderr_loses_no_audit_row(
+    synced: Engine, pg_url: str, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    """`update-in-app ... 2>&1 | tee log` and a Ctrl-C after the send: tee died of it too,
+    writing the notice raised BrokenPipeError inside the signal handler, which unwound the
+    update: no campaign_updates row for an update Batch took, and exit 1 (a review's
+    find). Now nothing is lost and the command ends by the signal."""
+    from tests.test_cli import cli_env, start_cli
+
+    token = api_made(simulator)
+    arrived = _slow_updates(simulator)
+    process = start_cli(
+        "update-in-app", token, "--name", "Piped then stopped", env=cli_env(pg_url, sim_server)
+    )
+    assert arrived.wait(60)
+    assert process.stderr is not None
+    process.stderr.close()  # the reader of stderr is gone, as tee is
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == -signal.SIGINT
+    [row] = audit_rows(synced)
+    assert (row["outcome"], row["changed_fields"]) == ("succeeded", ["name"])
+    batch_copy = simulator.store(IN_APP).detail(token)
+    assert batch_copy is not None and batch_copy["name"] == "Piped then stopped"
+
+
+@pytest.mark.parametrize("when", ["before the send", "a second one after it"])
+def test_a_ctrl_c_that_stops_an_update_ends_the_command_by_sigint(
+    synced: Engine, pg_url: str, simulator: Simulator, sim_server: SimulatorServer, when: str
+) -> None:
+    """A Ctrl-C before the send, or a second one while the attempt was being recorded,
+    exited 1 "aborted": a shell loop over updates went on to the next (a review's find).
+    Now "aborted", then the command ends by SIGINT (a shell's 130)."""
+    from tests.test_cli import cli_env, start_cli
+
+    token = api_made(simulator)
+    arrived = threading.Event()
+
+    async def slow(route: str, _request: Any) -> None:
+        if route == ("view in-app" if when == "before the send" else "update in-app"):
+            arrived.set()
+            await asyncio.sleep(1.5)
+
+    simulator.hooks.append(slow)
+    process = start_cli(
+        "update-in-app", token, "--name", "Never asked", env=cli_env(pg_url, sim_server)
+    )
+    assert arrived.wait(60)
+    process.send_signal(signal.SIGINT)
+    if when != "before the send":
+        time.sleep(0.3)
+        process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == -signal.SIGINT, err
+    assert err.endswith("campaign-sync: aborted\n"), err
+    if when == "before the send":
+        assert simulator.store(IN_APP).detail(token)["name"] != "Never asked"  # type: ignore[index]
+
+
 def test_a_copy_the_database_leaves_out_after_the_send_is_said(
     synced: Engine, simulator: Simulator, sim_server: SimulatorServer
 ) -> None:

@@ -66,7 +66,7 @@ APP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 DEFAULT_SECRETS_DIR = Path("/run/secrets")  # where Docker and Kubernetes mount secrets
 DOTENV_FILE = ".env"
 MAX_KEY_FILE_BYTES = 65536  # a REST key is tens of characters; this is a wrong file
-KEY_PIPE_WAIT_SECONDS = 10.0  # a key file that is a pipe: how long to wait for its key
+KEY_PIPE_WAIT_SECONDS = 10.0  # a file named that is a pipe: how long to wait for what it holds
 
 # The TOML file of the settings being built (a class-level hook cannot take arguments).
 _config_file: contextvars.ContextVar[ConfigFile | None] = contextvars.ContextVar(
@@ -601,7 +601,7 @@ def _read_secret_file(settings: Settings, named: str) -> Settings:
     try:
         if path.is_dir():
             raise ConfigError(f"{named} names {path}, which is a directory: name the key's file")
-        content = _read_at_most(path, MAX_KEY_FILE_BYTES + 1)
+        content = read_at_most(path, MAX_KEY_FILE_BYTES + 1)
         if content is None:
             raise ConfigError(
                 f"{named} names {path}, from which nothing came within "
@@ -622,11 +622,12 @@ def _read_secret_file(settings: Settings, named: str) -> Settings:
     return settings.model_copy(update={"batch_rest_api_key": SecretStr(key)})
 
 
-def _read_at_most(path: Path, limit: int) -> bytes | None:
+def read_at_most(path: Path, limit: int) -> bytes | None:
     """Up to `limit` bytes of `path`: a regular file as usual; anything else (a pipe, such
     as `<(echo key)` or /dev/stdin, a device) without blocking, giving up (None) when
     nothing comes for `KEY_PIPE_WAIT_SECONDS`: a FIFO no one writes to waited forever, and
-    /dev/zero was read until memory ran out. Raises OSError as `open` does."""
+    /dev/zero was read until memory ran out. For every file a user names that is read
+    whole (the REST key's, update-in-app's --from-file). Raises OSError as `open` does."""
     if path.is_file():
         with path.open("rb") as file:
             return file.read(limit)

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine, insert, select, text
 from sqlalchemy.exc import DBAPIError
 
+from campaign_sync import config as config_module
 from campaign_sync.batch.client import GONE
 from campaign_sync.batch.endpoints import READ_ONLY_FIELDS
 from campaign_sync.batch.errors import BatchError, RetryBudgetExhausted, StopRequested
@@ -35,6 +36,7 @@ from campaign_sync.config import (
     ResolvedApp,
     Settings,
     load_settings,
+    read_at_most,
     resolve_apps,
     select_apps,
 )
@@ -173,6 +175,36 @@ def _decode(raw: str, where: str) -> Any:
 _JSON_OPENERS = ("[", "{", '"')
 
 
+# A document of changes to one campaign: an in-app campaign's whole detail is tens of KB.
+MAX_CHANGES_FILE_BYTES = 10 * 1024 * 1024
+
+
+def _changes_file(named: str) -> bytes:
+    """The bytes of --from-file's file: a regular file, or a pipe (`/dev/stdin`, `<(jq
+    ...)`) that gives its content within `KEY_PIPE_WAIT_SECONDS` of each silence, at most
+    `MAX_CHANGES_FILE_BYTES` (`/dev/zero` was read until memory ran out, a FIFO no one
+    writes to waited forever: a review's find). Raises UsageError naming what is wrong."""
+    path = Path(named)
+    try:
+        if path.is_dir():
+            raise UsageError(f"--from-file {named} is a directory: name a JSON file")
+        content = read_at_most(path, MAX_CHANGES_FILE_BYTES + 1)
+    except OSError as error:
+        raise UsageError(f"--from-file {named} cannot be read: {error.strerror}") from None
+    if content is None:
+        raise UsageError(
+            f"--from-file {named}: nothing came within "
+            f"{config_module.KEY_PIPE_WAIT_SECONDS:g} s (a pipe "
+            "no one writes to?)"
+        )
+    if len(content) > MAX_CHANGES_FILE_BYTES:
+        raise UsageError(
+            f"--from-file {named} holds more than {MAX_CHANGES_FILE_BYTES} bytes: no "
+            "campaign's changes are that long; name the JSON file of the changes"
+        )
+    return content
+
+
 def parse_changes(
     *,
     name: str | None = None,
@@ -189,7 +221,7 @@ def parse_changes(
     if from_file:
         try:
             # utf-8-sig: a byte-order mark, as some editors write, is no JSON error.
-            text_read = Path(from_file).read_text(encoding="utf-8-sig")
+            text_read = _changes_file(from_file).decode("utf-8-sig")
             document = _decode(text_read, f"--from-file {from_file}")
         except ValueError as error:
             raise UsageError(f"--from-file {from_file} is not valid JSON: {error}") from None

@@ -1178,6 +1178,54 @@ def test_a_changes_file_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
     assert parse_changes(from_file=str(path)) == {"name": "Spring sale"}
 
 
+@pytest.mark.parametrize(
+    ("kind", "refused"),
+    [
+        ("endless device", "holds more than 10485760 bytes: no campaign's changes are that long"),
+        ("silent pipe", "nothing came within 10 s (a pipe no one writes to?)"),
+        ("directory", "is a directory: name a JSON file"),
+        ("missing", "cannot be read: No such file or directory"),
+        ("too large", "holds more than 10485760 bytes"),
+    ],
+)
+def test_a_changes_file_that_never_ends_or_never_comes_is_refused(
+    kind: str, refused: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--from-file /dev/zero` was read until the machine's memory ran out (7 GB in 8 s),
+    and a FIFO no one writes to waited forever (a newcomer's find); the REST key's file
+    had these bounds already (config.read_at_most), now shared."""
+    import campaign_sync.config as config
+
+    monkeypatch.setattr(config, "KEY_PIPE_WAIT_SECONDS", 0.2)
+    named = {
+        "endless device": "/dev/zero",
+        "silent pipe": str(tmp_path / "fifo"),
+        "directory": str(tmp_path),
+        "missing": str(tmp_path / "none.json"),
+        "too large": str(tmp_path / "big.json"),
+    }[kind]
+    if kind == "silent pipe":
+        os.mkfifo(named)
+        writer = os.open(named, os.O_RDWR)  # held open, never written: the pipe stays silent
+    if kind == "too large":
+        Path(named).write_text('{"name": "' + "x" * (10 * 1024 * 1024) + '"}')
+    try:
+        with pytest.raises(UsageError) as error:
+            parse_changes(from_file=named)
+    finally:
+        if kind == "silent pipe":
+            os.close(writer)
+    assert refused.replace("10 s", "0.2 s") in str(error.value)
+    # a pipe that does give its document is read, as /dev/stdin or <(jq ...) would be
+    read, write = os.pipe()
+    os.write(write, b'{"name": "From a pipe"}')
+    os.close(write)
+    try:
+        assert parse_changes(from_file=f"/dev/fd/{read}") == {"name": "From a pipe"}
+    finally:
+        os.close(read)
+
+
 def test_a_change_of_type_alone_is_a_change() -> None:
     """custom_payload.flag=1 over a stored true was reported as no field changed (true == 1
     in Python), though Batch then held 1 (a review's find)."""

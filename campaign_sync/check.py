@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -46,6 +47,7 @@ from campaign_sync.db.session import (
     missing_sqlite_file,
     passing_problem,
     sqlite_directory_problem,
+    sqlite_file,
     sqlite_query_problem,
 )
 from campaign_sync.db.state import key_refusal, key_refusal_text
@@ -70,14 +72,40 @@ class Finding:
 
 
 def write_problem(database_url: str, schema: str | None = None) -> str | None:
-    """`write_problem_of` an engine made for `database_url` (and `schema`)."""
+    """`write_problem_of` an engine made for `database_url` (and `schema`); for a SQLite
+    file, `sqlite_write_problem`."""
     if make_url(database_url).get_backend_name() != "postgresql":
-        return None
+        return sqlite_write_problem(database_url)
     engine = make_engine(database_url, schema=schema, lock_timeout=True)
     try:
         return write_problem_of(engine)
     finally:
         engine.dispose()
+
+
+def sqlite_write_problem(database_url: str) -> str | None:
+    """Why a pass could not write to the SQLite file `database_url` names, asked of the
+    file system (access(2): no lock taken, nothing written): the file, or its directory
+    (where SQLite writes its journal and WAL files), refuses writes (permissions, an
+    immutable file, a read-only mount); None otherwise or for a URL naming no file.
+    `check` said "reachable" for a read-only file, where every sync then failed with
+    "attempt to write a readonly database" (a newcomer's find)."""
+    path = sqlite_file(database_url)
+    if path is None or not path.exists():
+        return None
+    if make_url(database_url).query.get("mode") == "ro":  # with uri=true: SQLite's read-only
+        return (
+            f"the SQLite file {path} is opened read-only (mode=ro in DATABASE_URL): a pass "
+            "could not store anything; leave mode=ro out"
+        )
+    for where, what in ((path, "file"), (path.resolve().parent, "directory")):
+        if not os.access(where, os.W_OK):
+            return (
+                f"the SQLite {what} {where} accepts no writes here (its permissions, an "
+                "immutable flag or a read-only mount): a pass could not store anything; "
+                "make it writable for this user, or name another file"
+            )
+    return None
 
 
 def write_problem_of(engine: Engine) -> str | None:
@@ -139,7 +167,11 @@ def write_problem_of(engine: Engine) -> str | None:
 
 def check_database(database_url: str, schema: str | None = None) -> Finding:
     subject = f"database {masked_url(database_url)}"
-    unusable = sqlite_query_problem(database_url) or sqlite_directory_problem(database_url)
+    unusable = (
+        sqlite_query_problem(database_url)
+        or sqlite_directory_problem(database_url)
+        or sqlite_write_problem(database_url)  # opening it could say only "unable to open"
+    )
     if unusable is not None:  # before anything opens it: SQLite would make the file
         return Finding(subject, unusable, USAGE)
     missing = missing_sqlite_file(database_url)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -406,6 +407,39 @@ def test_a_key_other_than_the_one_synced_with_fails_the_app_until_state_reset(
     result = run("check", env=env)
     assert result.exit_code == 0, result.output
     assert "ok    app 'default': both keys accepted (one list call)" in result.stdout
+
+
+@pytest.mark.parametrize("how", ["immutable file", "immutable directory", "mode=ro"])
+def test_check_refuses_a_sqlite_file_no_pass_could_write(
+    tmp_path: Path, sim_server: SimulatorServer, how: str
+) -> None:
+    """check said "reachable, schema at revision …" for a SQLite file that refused writes,
+    where every sync then failed with "attempt to write a readonly database" (a
+    newcomer's find); PostgreSQL's read-only cases were caught already. An immutable
+    flag refuses even root, as the suite runs here (permission bits do not)."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    path = folder / "sync.db"
+    url = f"sqlite:///{path}"
+    assert run("migrate", env=env_for(url, sim_server)).exit_code == 0
+    target = {"immutable file": path, "immutable directory": folder}.get(how)
+    if how == "mode=ro":
+        url = f"sqlite:///file:{path}?mode=ro&uri=true"
+    else:
+        subprocess.run(["chattr", "+i", str(target)], check=True)
+    try:
+        result = run("check", env=env_for(url, sim_server))
+    finally:
+        if target is not None:
+            subprocess.run(["chattr", "-i", str(target)], check=True)
+    assert result.exit_code == 2, result.output
+    said = {
+        "immutable file": f"the SQLite file {path} accepts no writes here",
+        "immutable directory": f"the SQLite directory {folder} accepts no writes here",
+        "mode=ro": f"the SQLite file {path} is opened read-only (mode=ro in DATABASE_URL)",
+    }[how]
+    assert said in result.stdout, result.stdout
+    assert run("check", env=env_for(f"sqlite:///{path}", sim_server)).exit_code == 0
 
 
 def test_check_compares_the_key_on_sqlite_too(tmp_path: Path, sim_server: SimulatorServer) -> None:

@@ -1,6 +1,10 @@
 -- Questions a marketing analyst asks, each answered by one query on the views
--- (docs/schema.md describes them). PostgreSQL; on SQLite the views are the same, only
--- the date arithmetic differs (datetime('now', '-7 days') for now() - interval '7 days').
+-- (docs/schema.md describes them). Written for PostgreSQL. On SQLite (the demo's
+-- database) the views are the same, but the queries that do date arithmetic (2, 6-10,
+-- 12, 13, 15) need SQLite's date functions instead of now(), interval, date_trunc and
+-- `at time zone`: datetime('now', '-7 days') for now() - interval '7 days',
+-- date(x, '-6 days', 'weekday 1') for date_trunc('week', x), strftime('%Y-%m-01', x)
+-- for date_trunc('month', x); SQLite keeps times in UTC already.
 -- Schedules in v_campaigns are UTC wall clock ('GMT') or the device's ('local'):
 -- schedule_zone says which for starts_at, ends_zone for ends_at; hence
 -- `now() at time zone 'UTC'` beside them. Days, weeks and months are UTC's whatever the

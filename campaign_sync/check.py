@@ -31,6 +31,7 @@ from campaign_sync.db.migrate import (
     KNOWN_REVISIONS,
     ForeignSchema,
     SchemaNotCurrent,
+    SchemaNotUsable,
     UnrecordedSchema,
     current_revision,
     ensure_current,
@@ -197,7 +198,7 @@ def check_database(database_url: str, schema: str | None = None) -> Finding:
             ensure_current(engine)  # names the fix for a dump to adopt or a newer revision
         except SQLAlchemyError as error:  # its reflection waited on a lock, or the cut
             return _unreadable(subject, error)
-        except (UnrecordedSchema, ForeignSchema) as unusable:
+        except (UnrecordedSchema, ForeignSchema, SchemaNotUsable) as unusable:
             return Finding(subject, str(unusable), USAGE)
         except SchemaNotCurrent as unknown:
             if current is not None:

@@ -79,3 +79,40 @@ def test_messages_name_the_schema_they_looked_in(fresh_pg_url: str) -> None:
     assert refused.stderr.endswith(
         "run campaign-sync migrate (PostgreSQL schema bacth, CAMPAIGN_SYNC_DB_SCHEMA)\n"
     ), refused.stderr
+
+
+def test_a_role_without_usage_on_the_schema_is_told_to_grant_it(
+    fresh_pg_url: str, sim_server: SimulatorServer
+) -> None:
+    """A role with no USAGE on CAMPAIGN_SYNC_DB_SCHEMA's schema sees none of its tables:
+    status and sync said "the database has no campaign-sync schema … run campaign-sync
+    migrate", check "migrations pending", and migrate then failed with "permission denied
+    for schema" (a newcomer's find). They name the missing grant now (exit 2)."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    migrate.upgrade(fresh_pg_url, schema=SCHEMA)
+    role = f"nousage_{make_url(fresh_pg_url).database}"[:60]
+    admin = make_engine(fresh_pg_url)
+    with admin.begin() as conn:
+        conn.execute(text(f'create role "{role}" login'))
+    url = make_url(fresh_pg_url).set(username=role).render_as_string(hide_password=False)
+    grant = f'GRANT USAGE ON SCHEMA {SCHEMA} TO "{role}"'
+    try:
+        env = cli_env(url, sim_server, CAMPAIGN_SYNC_DB_SCHEMA=SCHEMA)
+        status = cli("status", env=env)
+        assert status.returncode == 2, status.stderr
+        assert f"the role {role} may not use the schema {SCHEMA} (no USAGE privilege)" in (
+            status.stderr
+        )
+        assert grant in status.stderr and "run campaign-sync migrate" not in status.stderr
+        checked = cli("check", env=env)
+        assert checked.returncode == 2 and grant in checked.stdout, checked.stdout
+        with admin.begin() as conn:  # the grant it names is the fix
+            conn.execute(text(grant))
+        assert "may not use the schema" not in cli("status", env=env).stderr
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'drop owned by "{role}"'))
+            conn.execute(text(f'drop role "{role}"'))
+        admin.dispose()

@@ -13,6 +13,11 @@ class SchemaNotCurrent(Exception):
     """The database lacks the newest schema; `campaign-sync migrate` fixes it."""
 
 
+class SchemaNotUsable(SchemaNotCurrent):
+    """The PostgreSQL schema exists, but the role may not use it (no USAGE privilege), so
+    its tables look absent: a grant fixes it, not `migrate` (which fails on it)."""
+
+
 class UnrecordedSchema(SchemaNotCurrent):
     """Our tables are there but `alembic_version` is not (a restored dump, a table dropped by
     hand): `campaign-sync migrate --adopt` recognises the revision and records it."""
@@ -163,6 +168,36 @@ def unknown_revision(revision: str) -> str:
     )
 
 
+def schema_not_usable(engine: Engine) -> str | None:
+    """Why the role may not use the schema its connections look in first (PostgreSQL, the
+    first of `search_path`: CAMPAIGN_SYNC_DB_SCHEMA's), or None. Without USAGE on it its
+    tables are invisible, and "the database has no campaign-sync schema: run migrate" sent
+    the operator to a migrate that then failed with "permission denied for schema" (a
+    newcomer's find)."""
+    if engine.dialect.name != "postgresql":
+        return None
+    with engine.connect() as conn:
+        path = conn.execute(text("show search_path")).scalar() or ""
+        first = path.split(",")[0].strip().strip('"')
+        if not first or first == "$user":
+            return None
+        found = conn.execute(
+            text(
+                "select has_schema_privilege(oid, 'USAGE'), current_user from pg_namespace "
+                "where nspname = :name"
+            ),
+            {"name": first},
+        ).first()
+    if found is None or found[0]:
+        return None
+    role = found[1]
+    return (
+        f"the role {role} may not use the schema {first} (no USAGE privilege), so its tables "
+        f'look absent: GRANT USAGE ON SCHEMA {first} TO "{role}" (and the privileges on its '
+        "tables and sequences)"
+    )
+
+
 def ensure_current(engine: Engine) -> None:
     """Raises `SchemaNotCurrent` (`UnrecordedSchema` for tables without a revision) unless
     the database is at the newest revision."""
@@ -178,6 +213,8 @@ def ensure_current(engine: Engine) -> None:
             )
     if current is not None and current not in KNOWN_REVISIONS:
         raise SchemaNotCurrent(unknown_revision(current))
+    if current is None and (refused := schema_not_usable(engine)) is not None:
+        raise SchemaNotUsable(refused)
     if current != head:
         state = "has no campaign-sync schema" if current is None else f"is at revision {current}"
         raise SchemaNotCurrent(

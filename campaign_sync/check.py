@@ -94,12 +94,22 @@ def sqlite_write_problem(database_url: str) -> str | None:
     path = sqlite_file(database_url)
     if path is None or not path.exists():
         return None
-    if make_url(database_url).query.get("mode") == "ro":  # with uri=true: SQLite's read-only
+    query = make_url(database_url).query
+    mode, immutable = query.get("mode"), str(query.get("immutable", "")).lower()
+    if mode == "ro" or immutable in ("1", "yes", "true", "on"):  # SQLite's URI parameters
+        given = "mode=ro" if mode == "ro" else f"immutable={query.get('immutable')}"
         return (
-            f"the SQLite file {path} is opened read-only (mode=ro in DATABASE_URL): a pass "
-            "could not store anything; leave mode=ro out"
+            f"the SQLite file {path} is opened read-only ({given} in DATABASE_URL): a "
+            f"pass could not store anything; leave {given} out"
         )
-    for where, what in ((path, "file"), (path.resolve().parent, "directory")):
+    # The directory takes SQLite's -wal and -shm files (journal_mode=WAL, db.session);
+    # when both are there already (another connection holds them), writes need only them.
+    real = path.resolve()
+    wal, shm = (real.with_name(f"{real.name}-{suffix}") for suffix in ("wal", "shm"))
+    beside = [wal, shm] if wal.exists() and shm.exists() else [real.parent]
+    places = [(path, "file"), *((where, "file" if where in (wal, shm) else "directory")
+                                for where in beside)]  # fmt: skip
+    for where, what in places:
         if not os.access(where, os.W_OK):
             return (
                 f"the SQLite {what} {where} accepts no writes here (its permissions, an "

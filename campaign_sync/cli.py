@@ -141,9 +141,16 @@ class CampaignSyncGroup(click.Group):
             sys.exit(error.exit_code)
         except click.Abort as abort:
             _say("campaign-sync: aborted", err=True)
-            if isinstance(abort.__cause__, KeyboardInterrupt):  # a Ctrl-C, not a "no"
+            if _by_ctrl_c(abort):  # not a "no" to a confirmation, nor its end of input
                 end_by_signal(signal.SIGINT)
             sys.exit(EXIT_FAILED)
+        except BrokenPipeError as broken:
+            # click writes a blank line to stderr on KeyboardInterrupt before its Abort: with
+            # stderr's reader gone (`| tee`, ended by the same Ctrl-C) that write raised
+            # this instead, and the command exited 1, read as a refusal (a review's find).
+            if _by_ctrl_c(broken):
+                end_by_signal(signal.SIGINT)
+            raise
         sys.exit(code if isinstance(code, int) else EXIT_OK)
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -647,6 +654,20 @@ def update_in_app(
     _say(outcome.message if outcome.ok else f"campaign-sync: {outcome.message}", err=True)
     _act_on_held(outcome.stopped_by)
     sys.exit(EXIT_OK if outcome.ok else EXIT_FAILED)
+
+
+def _by_ctrl_c(error: BaseException) -> bool:
+    """Whether `error` came of a KeyboardInterrupt (a Ctrl-C): as its cause, or raised
+    while it was handled (click's confirm raises Abort `from None`, which keeps it as the
+    context)."""
+    seen: BaseException | None = error
+    for _ in range(10):  # a chain is short; never loop on a cycle
+        if seen is None:
+            return False
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _say(text: str, *, err: bool = False) -> None:

@@ -613,6 +613,8 @@ def _read_secret_file(settings: Settings, named: str) -> Settings:
                 "no key is that long; name the key's file"
             )
         value = content.decode("utf-8").strip()
+    except StalledRead as stalled:
+        raise ConfigError(f"{named} names {path}, from which {stalled}") from None
     except (OSError, UnicodeDecodeError) as error:
         why = error.strerror if isinstance(error, OSError) else "it is not UTF-8 text"
         raise ConfigError(f"{named} names {path}, which cannot be read: {why}") from None
@@ -622,21 +624,34 @@ def _read_secret_file(settings: Settings, named: str) -> Settings:
     return settings.model_copy(update={"batch_rest_api_key": SecretStr(key)})
 
 
+class StalledRead(Exception):
+    """Part of a pipe's content came, then nothing for `KEY_PIPE_WAIT_SECONDS` (a writer
+    that keeps the pipe open and stopped writing). The text says how much came."""
+
+
 def read_at_most(path: Path, limit: int) -> bytes | None:
     """Up to `limit` bytes of `path`: a regular file as usual; anything else (a pipe, such
     as `<(echo key)` or /dev/stdin, a device) without blocking, giving up (None) when
     nothing comes for `KEY_PIPE_WAIT_SECONDS`: a FIFO no one writes to waited forever, and
-    /dev/zero was read until memory ran out. For every file a user names that is read
-    whole (the REST key's, update-in-app's --from-file). Raises OSError as `open` does."""
+    /dev/zero was read until memory ran out. A terminal is waited for as long as it takes
+    (a person typing). For every file a user names that is read whole (the REST key's,
+    update-in-app's --from-file). Raises OSError as `open` does, `StalledRead` when part
+    of the content came and then nothing more."""
     if path.is_file():
         with path.open("rb") as file:
             return file.read(limit)
     descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     chunks: list[bytes] = []
     try:
+        wait = None if os.isatty(descriptor) else KEY_PIPE_WAIT_SECONDS
         while sum(map(len, chunks)) < limit:
-            ready, _, _ = select.select([descriptor], [], [], KEY_PIPE_WAIT_SECONDS)
+            ready, _, _ = select.select([descriptor], [], [], wait)
             if not ready:
+                if chunks:
+                    raise StalledRead(
+                        f"{sum(map(len, chunks))} bytes came, then nothing for "
+                        f"{KEY_PIPE_WAIT_SECONDS:g} s (a writer that stopped?)"
+                    )
                 return None
             try:
                 chunk = os.read(descriptor, limit - sum(map(len, chunks)))

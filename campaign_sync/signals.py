@@ -47,9 +47,9 @@ def run_until_signalled(
     `sync` and `serve` ignore SIGTERM and SIGINT for minutes). The page in flight is
     rolled back by the database when the connection drops; the next pass resumes.
 
-    Signals during the teardown are ignored, and so is a SIGTERM after it when the process
-    had no handler of its own (the default would kill it with exit 143 while it reports
-    the work's outcome)."""
+    Signals during the teardown are ignored, and so are SIGTERM and SIGINT after it when
+    the process had Python's own handling of them (SIGTERM would kill it with exit 143,
+    SIGINT raise KeyboardInterrupt, while it reports the work's outcome)."""
     signals = (signal.SIGTERM, signal.SIGINT)
     previous = {sig: signal.getsignal(sig) for sig in signals}
     watchdogs: list[threading.Timer] = []
@@ -114,10 +114,12 @@ def run_until_signalled(
         for timer in watchdogs:
             timer.cancel()
         for sig, handler in previous.items():
-            if sig == signal.SIGTERM and handler == signal.SIG_DFL:
+            if handler in (signal.SIG_DFL, signal.default_int_handler):
                 # The work has ended: a SIGTERM now (a second one from an orchestrator, while
-                # the summary is printed) would kill the process by default, exit 143, as if
-                # the run had failed. The process is about to exit with the work's own code.
+                # the summary is printed) would kill the process by default, exit 143, and
+                # a SIGINT raise KeyboardInterrupt (exit 130, or 1 "aborted"), as if the run
+                # had failed (a review: 10 of 120 Ctrl-Cs near a pass's end). The process is
+                # about to exit with the work's own code.
                 handler = signal.SIG_IGN
             signal.signal(sig, handler)
 
@@ -130,7 +132,8 @@ def held_until_recorded(
     `notice` is written to stderr (when it can be: a closed stderr is no error here) and
     the signal appended to `held`, for the caller to act on once it has recorded and said
     what it was doing (the command line ends by it: `cli._act_on_held`);
-    a second one raises KeyboardInterrupt at once. `on_hold` is called at the first (to
+    a second one stops at once: a SIGTERM ends the process (its default), a SIGINT raises
+    KeyboardInterrupt. `on_hold` is called at the first (to
     cut short what may wait: retries' backoffs). The handlers from before are back when
     the block ends; a signal the process ignores stays ignored. For what must be recorded
     once sent (update-in-app: an update Batch may have taken; a review lost its audit
@@ -148,6 +151,9 @@ def held_until_recorded(
 
     def hold(signum: int, _frame: object) -> None:
         if held:
+            if signum == signal.SIGTERM:  # its default: the end of the process, at once
+                signal.signal(signum, signal.SIG_DFL)
+                signal.raise_signal(signum)
             raise KeyboardInterrupt
         held.append(signum)
         # Not where an error may surface: raised from a handler, it unwinds whatever runs

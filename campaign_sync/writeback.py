@@ -35,6 +35,7 @@ from campaign_sync.config import (
     ConfigError,
     ResolvedApp,
     Settings,
+    StalledRead,
     load_settings,
     read_at_most,
     resolve_apps,
@@ -180,8 +181,8 @@ MAX_CHANGES_FILE_BYTES = 10 * 1024 * 1024
 
 
 def _changes_file(named: str) -> bytes:
-    """The bytes of --from-file's file: a regular file, or a pipe (`/dev/stdin`, `<(jq
-    ...)`) that gives its content within `KEY_PIPE_WAIT_SECONDS` of each silence, at most
+    """The bytes of --from-file's file: a regular file, a terminal, or a pipe (`/dev/stdin`,
+    `<(jq ...)`) that gives its content within `KEY_PIPE_WAIT_SECONDS` of each silence, at most
     `MAX_CHANGES_FILE_BYTES` (`/dev/zero` was read until memory ran out, a FIFO no one
     writes to waited forever: a review's find). Raises UsageError naming what is wrong."""
     path = Path(named)
@@ -189,6 +190,8 @@ def _changes_file(named: str) -> bytes:
         if path.is_dir():
             raise UsageError(f"--from-file {named} is a directory: name a JSON file")
         content = read_at_most(path, MAX_CHANGES_FILE_BYTES + 1)
+    except StalledRead as stalled:
+        raise UsageError(f"--from-file {named}: {stalled}") from None
     except OSError as error:
         raise UsageError(f"--from-file {named} cannot be read: {error.strerror}") from None
     if content is None:

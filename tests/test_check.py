@@ -409,7 +409,7 @@ def test_a_key_other_than_the_one_synced_with_fails_the_app_until_state_reset(
     assert "ok    app 'default': both keys accepted (one list call)" in result.stdout
 
 
-@pytest.mark.parametrize("how", ["immutable file", "immutable directory", "mode=ro"])
+@pytest.mark.parametrize("how", ["immutable file", "immutable directory", "mode=ro", "immutable=1"])
 def test_check_refuses_a_sqlite_file_no_pass_could_write(
     tmp_path: Path, sim_server: SimulatorServer, how: str
 ) -> None:
@@ -423,8 +423,8 @@ def test_check_refuses_a_sqlite_file_no_pass_could_write(
     url = f"sqlite:///{path}"
     assert run("migrate", env=env_for(url, sim_server)).exit_code == 0
     target = {"immutable file": path, "immutable directory": folder}.get(how)
-    if how == "mode=ro":
-        url = f"sqlite:///file:{path}?mode=ro&uri=true"
+    if how in ("mode=ro", "immutable=1"):
+        url = f"sqlite:///file:{path}?{how}&uri=true"
     else:
         subprocess.run(["chattr", "+i", str(target)], check=True)
     try:
@@ -437,9 +437,35 @@ def test_check_refuses_a_sqlite_file_no_pass_could_write(
         "immutable file": f"the SQLite file {path} accepts no writes here",
         "immutable directory": f"the SQLite directory {folder} accepts no writes here",
         "mode=ro": f"the SQLite file {path} is opened read-only (mode=ro in DATABASE_URL)",
+        "immutable=1": f"the SQLite file {path} is opened read-only (immutable=1 in DATABASE_URL)",
     }[how]
     assert said in result.stdout, result.stdout
     assert run("check", env=env_for(f"sqlite:///{path}", sim_server)).exit_code == 0
+
+
+def test_check_takes_a_directory_it_cannot_write_when_the_wal_files_are_there(
+    tmp_path: Path, sim_server: SimulatorServer
+) -> None:
+    """With another connection open, SQLite's -wal and -shm files exist and a pass writes
+    through them, directory or not: check refused it while sync worked (a review's find)."""
+    import sqlite3
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    path = folder / "sync.db"
+    url = f"sqlite:///{path}"
+    assert run("migrate", env=env_for(url, sim_server)).exit_code == 0
+    holder = sqlite3.connect(path)
+    holder.execute("select count(*) from campaigns").fetchone()  # WAL: -wal and -shm made
+    subprocess.run(["chattr", "+i", str(folder)], check=True)
+    try:
+        checked = run("check", env=env_for(url, sim_server))
+        synced = run("sync", env=env_for(url, sim_server))
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+        holder.close()
+    assert checked.exit_code == 0, checked.output
+    assert synced.exit_code == 0, synced.output
 
 
 def test_check_compares_the_key_on_sqlite_too(tmp_path: Path, sim_server: SimulatorServer) -> None:

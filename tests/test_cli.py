@@ -619,17 +619,51 @@ def test_sync_imports_only_what_a_pass_needs(any_db_url: str, sim_server: Simula
     assert "succeeded" in result.stdout + result.stderr, result.stderr[-500:]
 
 
-def test_a_sigterm_after_the_work_ended_does_not_kill_the_process_with_143() -> None:
+def test_a_ctrl_c_at_a_confirmation_ends_the_command_by_sigint(
+    tmp_path: Path, sim_server: SimulatorServer
+) -> None:
+    """click's confirm raises Abort `from None` on a Ctrl-C, so the Ctrl-C was missed and
+    the command exited 1 (a review's find); answering "n" stays exit 1
+    (tests/test_state_command.py)."""
+    env = cli_env(f"sqlite:///{tmp_path / 'prompt.db'}", sim_server)
+    assert cli("migrate", env=env).returncode == 0
+    assert cli("sync", env=env).returncode == 0  # cursors to reset
+    reader, writer = os.pipe()  # a stdin that stays open and silent: the prompt waits
+    process = subprocess.Popen(
+        [sys.executable, "-m", "campaign_sync", "state", "reset"],
+        env=env, stdin=reader, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        os.set_blocking(process.stdout.fileno(), False)
+        shown, deadline = b"", time.monotonic() + 30
+        while b"Reset the cursor of" not in shown and time.monotonic() < deadline:
+            shown += process.stdout.read() or b""
+            time.sleep(0.05)
+        assert b"Reset the cursor of" in shown
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    finally:
+        os.close(reader)
+        os.close(writer)
+        process.kill()
+    assert process.returncode == -signal.SIGINT, err
+    assert err.endswith(b"campaign-sync: aborted\n"), err
+
+
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGINT"])
+def test_a_signal_after_the_work_ended_does_not_end_the_process(stop: str) -> None:
     """A second SIGTERM arriving while `sync` printed its summary (the work done, the
     signal handlers given back) killed it by default: exit 143, no line, a failed job for
-    cron or Kubernetes."""
+    cron or Kubernetes. A SIGINT then raised KeyboardInterrupt: exit 1 "aborted", then
+    130 (a review: 10 of 120 Ctrl-Cs near a pass's end)."""
     script = (
         "import asyncio, os, signal, time\n"
         "from campaign_sync.signals import run_until_signalled\n"
         "async def work(stop):\n"
         "    return 'done'\n"
         "print(run_until_signalled(work), flush=True)\n"
-        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        f"os.kill(os.getpid(), signal.{stop})\n"
         "time.sleep(0.2)\n"
         "print('reported', flush=True)\n"
     )

@@ -833,20 +833,36 @@ def test_a_stop_after_the_send_waits_until_the_attempt_is_audited(
     assert batch_copy is not None and batch_copy["name"] == "Sent then stopped"
 
 
-@pytest.mark.parametrize("when", ["before the send", "a second one after it"])
-def test_a_ctrl_c_that_stops_an_update_ends_the_command_by_sigint(
-    synced: Engine, pg_url: str, simulator: Simulator, sim_server: SimulatorServer, when: str
+@pytest.mark.parametrize(
+    ("when", "stop"),
+    [
+        ("before the send", "SIGINT"),
+        ("before the send, stderr's reader gone", "SIGINT"),
+        ("a second one after it", "SIGINT"),
+        ("a second one after it", "SIGTERM"),
+    ],
+)
+def test_a_stop_that_cuts_an_update_short_ends_the_command_by_that_signal(
+    synced: Engine,
+    pg_url: str,
+    simulator: Simulator,
+    sim_server: SimulatorServer,
+    when: str,
+    stop: str,
 ) -> None:
     """A Ctrl-C before the send, or a second one while the attempt was being recorded,
     exited 1 "aborted": a shell loop over updates went on to the next (a review's find).
-    Now "aborted", then the command ends by SIGINT (a shell's 130)."""
+    Now "aborted", then the command ends by SIGINT (a shell's 130); with stderr's reader
+    gone (`| tee`, ended by the same Ctrl-C) click's own write before its Abort raised
+    BrokenPipeError, which exited 1; two SIGTERMs ended it by SIGINT (both later finds)."""
     from tests.test_cli import cli_env, start_cli
 
     token = api_made(simulator)
     arrived = threading.Event()
+    before_the_send = when.startswith("before the send")
 
     async def slow(route: str, _request: Any) -> None:
-        if route == ("view in-app" if when == "before the send" else "update in-app"):
+        if route == ("view in-app" if before_the_send else "update in-app"):
             arrived.set()
             await asyncio.sleep(1.5)
 
@@ -855,14 +871,21 @@ def test_a_ctrl_c_that_stops_an_update_ends_the_command_by_sigint(
         "update-in-app", token, "--name", "Never asked", env=cli_env(pg_url, sim_server)
     )
     assert arrived.wait(60)
-    process.send_signal(signal.SIGINT)
-    if when != "before the send":
-        time.sleep(0.3)
-        process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=60)
-    assert process.returncode == -signal.SIGINT, err
-    assert err.endswith("campaign-sync: aborted\n"), err
-    if when == "before the send":
+    signum = getattr(signal, stop)
+    if when.endswith("reader gone"):
+        assert process.stderr is not None
+        process.stderr.close()
+        process.send_signal(signum)
+        assert process.wait(timeout=60) == -signum
+    else:
+        process.send_signal(signum)
+        if not before_the_send:
+            time.sleep(0.3)
+            process.send_signal(signum)
+        _, err = process.communicate(timeout=60)
+        assert process.returncode == -signum, err
+        assert err.endswith("campaign-sync: aborted\n") == (stop == "SIGINT"), err
+    if before_the_send:
         assert simulator.store(IN_APP).detail(token)["name"] != "Never asked"  # type: ignore[index]
 
 
@@ -1208,6 +1231,45 @@ def test_a_changes_file_that_never_ends_or_never_comes_is_refused(
         assert parse_changes(from_file=f"/dev/fd/{read}") == {"name": "From a pipe"}
     finally:
         os.close(read)
+
+
+def test_a_changes_file_from_a_terminal_waits_and_a_stalled_pipe_says_what_came(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`--from-file /dev/stdin` typed at a terminal was refused after 10 s of silence, what
+    was typed dropped, as "nothing came" (a review's find): a terminal is waited for;
+    a pipe that gave part of its content and then nothing says how much came."""
+    import pty
+
+    import campaign_sync.config as config
+
+    monkeypatch.setattr(config, "KEY_PIPE_WAIT_SECONDS", 0.2)
+    leader, follower = pty.openpty()
+
+    def typing() -> None:
+        os.write(leader, b'{"name":\n')
+        time.sleep(0.6)  # a person's pause, longer than a pipe's wait
+        os.write(leader, b'"typed"}\n\x04')  # Ctrl-D at the start of a line: the end
+
+    typist = threading.Thread(target=typing)
+    typist.start()
+    try:
+        assert parse_changes(from_file=os.ttyname(follower)) == {"name": "typed"}
+    finally:
+        typist.join()
+        os.close(leader)
+        os.close(follower)
+    read, write = os.pipe()
+    os.write(write, b'{"name":')  # and the writer keeps the pipe open
+    try:
+        with pytest.raises(UsageError) as stalled:
+            parse_changes(from_file=f"/dev/fd/{read}")
+    finally:
+        os.close(read)
+        os.close(write)
+    assert str(stalled.value) == (
+        f"--from-file /dev/fd/{read}: 8 bytes came, then nothing for 0.2 s (a writer that stopped?)"
+    )
 
 
 def test_a_change_of_type_alone_is_a_change() -> None:

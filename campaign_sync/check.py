@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import re
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -95,8 +96,10 @@ def sqlite_write_problem(database_url: str) -> str | None:
     if path is None or not path.exists():
         return None
     query = make_url(database_url).query
-    mode, immutable = query.get("mode"), str(query.get("immutable", "")).lower()
-    if mode == "ro" or immutable in ("1", "yes", "true", "on"):  # SQLite's URI parameters
+    mode, immutable = query.get("mode"), str(query.get("immutable", "")).strip().lower()
+    # sqlite3_uri_boolean: yes, true, on, or text that begins with a non-zero number
+    leading = re.match(r"[0-9]+", immutable)
+    if mode == "ro" or immutable in ("yes", "true", "on") or (leading and int(leading[0])):
         given = "mode=ro" if mode == "ro" else f"immutable={query.get('immutable')}"
         return (
             f"the SQLite file {path} is opened read-only ({given} in DATABASE_URL): a "

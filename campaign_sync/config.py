@@ -602,11 +602,6 @@ def _read_secret_file(settings: Settings, named: str) -> Settings:
         if path.is_dir():
             raise ConfigError(f"{named} names {path}, which is a directory: name the key's file")
         content = read_at_most(path, MAX_KEY_FILE_BYTES + 1)
-        if content is None:
-            raise ConfigError(
-                f"{named} names {path}, from which nothing came within "
-                f"{KEY_PIPE_WAIT_SECONDS:g} s (a pipe no one writes to?)"
-            )
         if len(content) > MAX_KEY_FILE_BYTES:
             raise ConfigError(
                 f"{named} names {path}, which holds more than {MAX_KEY_FILE_BYTES} bytes: "
@@ -624,35 +619,50 @@ def _read_secret_file(settings: Settings, named: str) -> Settings:
     return settings.model_copy(update={"batch_rest_api_key": SecretStr(key)})
 
 
+# A terminal named as a file (`/dev/stdin` at a prompt): a person types, so it is waited
+# for longer, with a line saying so; still bounded: `docker run -t` gives a terminal no
+# one types into (a review: it waited forever, silently).
+TERMINAL_WAIT_SECONDS = 120.0
+
+
 class StalledRead(Exception):
-    """Part of a pipe's content came, then nothing for `KEY_PIPE_WAIT_SECONDS` (a writer
-    that keeps the pipe open and stopped writing). The text says how much came."""
+    """Nothing, or only part of a pipe's or terminal's content, came before a silence of
+    `KEY_PIPE_WAIT_SECONDS` (`TERMINAL_WAIT_SECONDS` for a terminal): a FIFO no one
+    writes to, a writer that keeps the pipe open and stopped. The text says what came."""
 
 
-def read_at_most(path: Path, limit: int) -> bytes | None:
+def read_at_most(path: Path, limit: int) -> bytes:
     """Up to `limit` bytes of `path`: a regular file as usual; anything else (a pipe, such
-    as `<(echo key)` or /dev/stdin, a device) without blocking, giving up (None) when
-    nothing comes for `KEY_PIPE_WAIT_SECONDS`: a FIFO no one writes to waited forever, and
-    /dev/zero was read until memory ran out. A terminal is waited for as long as it takes
-    (a person typing). For every file a user names that is read whole (the REST key's,
-    update-in-app's --from-file). Raises OSError as `open` does, `StalledRead` when part
-    of the content came and then nothing more."""
+    as `<(echo key)` or /dev/stdin, a device, a terminal) without blocking, giving up
+    (`StalledRead`) after a silence of `KEY_PIPE_WAIT_SECONDS` (a terminal:
+    `TERMINAL_WAIT_SECONDS`, after a line on stderr asking for Ctrl-D): a FIFO no one
+    writes to waited forever, and /dev/zero was read until memory ran out. For every
+    file a user names that is read whole (the REST key's, update-in-app's --from-file).
+    Raises OSError as `open` does."""
     if path.is_file():
         with path.open("rb") as file:
             return file.read(limit)
     descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     chunks: list[bytes] = []
     try:
-        wait = None if os.isatty(descriptor) else KEY_PIPE_WAIT_SECONDS
+        terminal = os.isatty(descriptor)
+        wait = TERMINAL_WAIT_SECONDS if terminal else KEY_PIPE_WAIT_SECONDS
+        if terminal:
+            with contextlib.suppress(OSError):
+                os.write(2, f"campaign-sync: reading {path} from the terminal: end it with "
+                            "Ctrl-D\n".encode())  # fmt: skip
         while sum(map(len, chunks)) < limit:
             ready, _, _ = select.select([descriptor], [], [], wait)
             if not ready:
-                if chunks:
+                came = sum(map(len, chunks))
+                if came:
                     raise StalledRead(
-                        f"{sum(map(len, chunks))} bytes came, then nothing for "
-                        f"{KEY_PIPE_WAIT_SECONDS:g} s (a writer that stopped?)"
+                        f"{came} bytes came, then nothing for {wait:g} s (a writer that stopped?)"
                     )
-                return None
+                raise StalledRead(
+                    f"nothing came within {wait:g} s "
+                    + ("(end the input with Ctrl-D)" if terminal else "(a pipe no one writes to?)")
+                )
             try:
                 chunk = os.read(descriptor, limit - sum(map(len, chunks)))
             except BlockingIOError:

@@ -27,7 +27,6 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine, insert, select, text
 from sqlalchemy.exc import DBAPIError
 
-from campaign_sync import config as config_module
 from campaign_sync.batch.client import GONE
 from campaign_sync.batch.endpoints import READ_ONLY_FIELDS
 from campaign_sync.batch.errors import BatchError, RetryBudgetExhausted, StopRequested
@@ -182,7 +181,7 @@ MAX_CHANGES_FILE_BYTES = 10 * 1024 * 1024
 
 def _changes_file(named: str) -> bytes:
     """The bytes of --from-file's file: a regular file, a terminal, or a pipe (`/dev/stdin`,
-    `<(jq ...)`) that gives its content within `KEY_PIPE_WAIT_SECONDS` of each silence, at most
+    `<(jq ...)`) that gives its content without long silences (`config.read_at_most`), at most
     `MAX_CHANGES_FILE_BYTES` (`/dev/zero` was read until memory ran out, a FIFO no one
     writes to waited forever: a review's find). Raises UsageError naming what is wrong."""
     path = Path(named)
@@ -194,12 +193,6 @@ def _changes_file(named: str) -> bytes:
         raise UsageError(f"--from-file {named}: {stalled}") from None
     except OSError as error:
         raise UsageError(f"--from-file {named} cannot be read: {error.strerror}") from None
-    if content is None:
-        raise UsageError(
-            f"--from-file {named}: nothing came within "
-            f"{config_module.KEY_PIPE_WAIT_SECONDS:g} s (a pipe "
-            "no one writes to?)"
-        )
     if len(content) > MAX_CHANGES_FILE_BYTES:
         raise UsageError(
             f"--from-file {named} holds more than {MAX_CHANGES_FILE_BYTES} bytes: no "

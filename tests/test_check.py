@@ -409,7 +409,11 @@ def test_a_key_other_than_the_one_synced_with_fails_the_app_until_state_reset(
     assert "ok    app 'default': both keys accepted (one list call)" in result.stdout
 
 
-@pytest.mark.parametrize("how", ["immutable file", "immutable directory", "mode=ro", "immutable=1"])
+@pytest.mark.parametrize(
+    "how",
+    ["immutable file", "immutable directory", "mode=ro", "immutable=1", "immutable=02",
+     "immutable=On"],
+)  # fmt: skip
 def test_check_refuses_a_sqlite_file_no_pass_could_write(
     tmp_path: Path, sim_server: SimulatorServer, how: str
 ) -> None:
@@ -423,7 +427,7 @@ def test_check_refuses_a_sqlite_file_no_pass_could_write(
     url = f"sqlite:///{path}"
     assert run("migrate", env=env_for(url, sim_server)).exit_code == 0
     target = {"immutable file": path, "immutable directory": folder}.get(how)
-    if how in ("mode=ro", "immutable=1"):
+    if how.startswith(("mode=", "immutable=")):  # SQLite reads 02 and On as true too
         url = f"sqlite:///file:{path}?{how}&uri=true"
     else:
         subprocess.run(["chattr", "+i", str(target)], check=True)
@@ -436,11 +440,11 @@ def test_check_refuses_a_sqlite_file_no_pass_could_write(
     said = {
         "immutable file": f"the SQLite file {path} accepts no writes here",
         "immutable directory": f"the SQLite directory {folder} accepts no writes here",
-        "mode=ro": f"the SQLite file {path} is opened read-only (mode=ro in DATABASE_URL)",
-        "immutable=1": f"the SQLite file {path} is opened read-only (immutable=1 in DATABASE_URL)",
-    }[how]
+    }.get(how, f"the SQLite file {path} is opened read-only ({how} in DATABASE_URL)")
     assert said in result.stdout, result.stdout
     assert run("check", env=env_for(f"sqlite:///{path}", sim_server)).exit_code == 0
+    not_read_only = f"sqlite:///file:{path}?immutable=0&uri=true"
+    assert run("check", env=env_for(not_read_only, sim_server)).exit_code == 0
 
 
 def test_check_takes_a_directory_it_cannot_write_when_the_wal_files_are_there(

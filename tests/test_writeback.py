@@ -1259,6 +1259,16 @@ def test_a_changes_file_from_a_terminal_waits_and_a_stalled_pipe_says_what_came(
         typist.join()
         os.close(leader)
         os.close(follower)
+    # a terminal no one types into (`docker run -t`) is given up on too, after longer
+    monkeypatch.setattr(config, "TERMINAL_WAIT_SECONDS", 0.3)
+    leader, follower = pty.openpty()
+    try:
+        with pytest.raises(UsageError) as silent:
+            parse_changes(from_file=os.ttyname(follower))
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert str(silent.value).endswith(": nothing came within 0.3 s (end the input with Ctrl-D)")
     read, write = os.pipe()
     os.write(write, b'{"name":')  # and the writer keeps the pipe open
     try:

@@ -125,8 +125,8 @@ def sqlite_write_problem(database_url: str) -> str | None:
 def write_problem_of(engine: Engine) -> str | None:
     """Why a pass could not write to this PostgreSQL database (a read replica, a database
     or role with default_transaction_read_only, a role without the privileges on a table
-    of ours or on the sequences of their ids), or None. SQLite: None (its file's
-    permissions show at the first write). `check` reported "ready" for a read-only
+    of ours or on the sequences of their ids), or None. SQLite: None (`write_problem`
+    asks `sqlite_write_problem` instead). `check` reported "ready" for a read-only
     database, and for roles missing a table or a sequence, where every sync then failed."""
     if engine.dialect.name != "postgresql":
         return None

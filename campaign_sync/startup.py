@@ -77,8 +77,9 @@ def main() -> None:
 
 
 def set_up_begins() -> None:
-    """Open the window: collector off, SIGTERM and SIGINT end the process cleanly. For the
-    process's entry point only (it changes the process's collector and signal handlers).
+    """Open the window: collector off, SIGTERM and SIGINT end the process at once
+    (`_stopped_before_work`). For the process's entry point only (it changes the
+    process's collector and signal handlers).
     Opening it again while it is open does nothing."""
     global _window_open
     if _window_open:

@@ -87,9 +87,10 @@ def write_problem(database_url: str, schema: str | None = None) -> str | None:
 
 def sqlite_write_problem(database_url: str) -> str | None:
     """Why a pass could not write to the SQLite file `database_url` names, asked of the
-    file system (access(2): no lock taken, nothing written): the file, or its directory
-    (where SQLite writes its journal and WAL files), refuses writes (permissions, an
-    immutable file, a read-only mount); None otherwise or for a URL naming no file.
+    file system (access(2): no lock taken, nothing written): the file, or its -wal or
+    -shm file, refuses writes (permissions, an immutable file, a read-only mount), or the
+    URL opens it read-only; None otherwise or for a URL naming no file (a directory that
+    cannot take the -wal and -shm files is `sqlite_directory_problem`'s).
     `check` said "reachable" for a read-only file, where every sync then failed with
     "attempt to write a readonly database" (a newcomer's find)."""
     path = sqlite_file(database_url)
@@ -105,17 +106,14 @@ def sqlite_write_problem(database_url: str) -> str | None:
             f"the SQLite file {path} is opened read-only ({given} in DATABASE_URL): a "
             f"pass could not store anything; leave {given} out"
         )
-    # The directory takes SQLite's -wal and -shm files (journal_mode=WAL, db.session);
-    # when both are there already (another connection holds them), writes need only them.
+    # Writes go through the file and its -wal and -shm files; a directory that cannot
+    # take those when they are missing is `sqlite_directory_problem`'s (it cannot open).
     real = path.resolve()
     wal, shm = (real.with_name(f"{real.name}-{suffix}") for suffix in ("wal", "shm"))
-    beside = [wal, shm] if wal.exists() and shm.exists() else [real.parent]
-    places = [(path, "file"), *((where, "file" if where in (wal, shm) else "directory")
-                                for where in beside)]  # fmt: skip
-    for where, what in places:
+    for where in (path, *(p for p in (wal, shm) if p.exists())):
         if not os.access(where, os.W_OK):
             return (
-                f"the SQLite {what} {where} accepts no writes here (its permissions, an "
+                f"the SQLite file {where} accepts no writes here (its permissions, an "
                 "immutable flag or a read-only mount): a pass could not store anything; "
                 "make it writable for this user, or name another file"
             )

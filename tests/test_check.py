@@ -439,12 +439,36 @@ def test_check_refuses_a_sqlite_file_no_pass_could_write(
     assert result.exit_code == 2, result.output
     said = {
         "immutable file": f"the SQLite file {path} accepts no writes here",
-        "immutable directory": f"the SQLite directory {folder} accepts no writes here",
+        "immutable directory": f"the directory {folder} takes no new files here",
     }.get(how, f"the SQLite file {path} is opened read-only ({how} in DATABASE_URL)")
     assert said in result.stdout, result.stdout
     assert run("check", env=env_for(f"sqlite:///{path}", sim_server)).exit_code == 0
     not_read_only = f"sqlite:///file:{path}?immutable=0&uri=true"
     assert run("check", env=env_for(not_read_only, sim_server)).exit_code == 0
+
+
+def test_a_directory_that_cannot_take_the_wal_files_is_named_by_every_command(
+    tmp_path: Path, sim_server: SimulatorServer
+) -> None:
+    """With the -wal and -shm files not made yet and a directory that takes no new file,
+    SQLite cannot open the file even to read it, and every command said only "unable to
+    open database file" (a newcomer's find: a read-only mount)."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    path = folder / "sync.db"
+    env = env_for(f"sqlite:///{path}", sim_server)
+    assert run("migrate", env=env).exit_code == 0
+    subprocess.run(["chattr", "+i", str(folder)], check=True)
+    try:
+        status = run("status", env=env)
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+    assert status.exit_code == 2, status.output
+    assert status.stderr == (
+        f"campaign-sync: the directory {folder} takes no new files here (its permissions, an "
+        "immutable flag or a read-only mount), and SQLite must make the -wal and -shm files "
+        "of sync.db there to open it (DATABASE_URL): name another file\n"
+    )
 
 
 def test_check_takes_a_directory_it_cannot_write_when_the_wal_files_are_there(

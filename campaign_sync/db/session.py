@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -276,8 +277,9 @@ def create_schema(url: str, schema: str | None) -> None:
 
 def sqlite_directory_problem(url: str) -> str | None:
     """Why the SQLite file `url` names cannot be opened or created: it is a directory, or
-    its directory is missing or is no directory ("unable to open database file" is all
-    SQLite says); None otherwise.
+    its directory is missing or is no directory, or takes no new files while the file's
+    -wal and -shm files, which SQLite makes there to open it (journal_mode=WAL), are not
+    there yet ("unable to open database file" is all SQLite says); None otherwise.
     Raises OSError for a path no file system call accepts (too long, a loop of links)."""
     path = sqlite_file(url)
     if path is None:
@@ -285,6 +287,14 @@ def sqlite_directory_problem(url: str) -> str | None:
     if path.is_dir():
         return f"{path} is a directory, not a SQLite file"
     if path.exists():
+        real = path.resolve()
+        beside = [real.with_name(f"{real.name}-{suffix}") for suffix in ("wal", "shm")]
+        if not all(p.exists() for p in beside) and not os.access(real.parent, os.W_OK):
+            return (
+                f"the directory {real.parent} takes no new files here (its permissions, an "
+                "immutable flag or a read-only mount), and SQLite must make the -wal and "
+                f"-shm files of {real.name} there to open it"
+            )
         return None
     directory = path.parent
     if not directory.exists():

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import os
-import re
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -51,6 +49,8 @@ from campaign_sync.db.session import (
     sqlite_directory_problem,
     sqlite_file,
     sqlite_query_problem,
+    sqlite_read_only,
+    writable,
 )
 from campaign_sync.db.state import key_refusal, key_refusal_text
 from campaign_sync.domain import CampaignType
@@ -96,12 +96,8 @@ def sqlite_write_problem(database_url: str) -> str | None:
     path = sqlite_file(database_url)
     if path is None or not path.exists():
         return None
-    query = make_url(database_url).query
-    mode, immutable = query.get("mode"), str(query.get("immutable", "")).strip().lower()
-    # sqlite3_uri_boolean: yes, true, on, or text that begins with a non-zero number
-    leading = re.match(r"[0-9]+", immutable)
-    if mode == "ro" or immutable in ("yes", "true", "on") or (leading and int(leading[0])):
-        given = "mode=ro" if mode == "ro" else f"immutable={query.get('immutable')}"
+    given = sqlite_read_only(database_url)
+    if given is not None:
         return (
             f"the SQLite file {path} is opened read-only ({given} in DATABASE_URL): a "
             f"pass could not store anything; leave {given} out"
@@ -111,7 +107,7 @@ def sqlite_write_problem(database_url: str) -> str | None:
     real = path.resolve()
     wal, shm = (real.with_name(f"{real.name}-{suffix}") for suffix in ("wal", "shm"))
     for where in (path, *(p for p in (wal, shm) if p.exists())):
-        if not os.access(where, os.W_OK):
+        if not writable(where):
             return (
                 f"the SQLite file {where} accepts no writes here (its permissions, an "
                 "immutable flag or a read-only mount): a pass could not store anything; "

@@ -461,13 +461,24 @@ def test_a_directory_that_cannot_take_the_wal_files_is_named_by_every_command(
     subprocess.run(["chattr", "+i", str(folder)], check=True)
     try:
         status = run("status", env=env)
+        snapshot = f"sqlite:///file:{path}?immutable=1&uri=true"  # read-only media's way
+        reading = run("status", env=env_for(snapshot, sim_server))
+        migrating = run("migrate", env=env_for(f"sqlite:///{folder / 'new.db'}", sim_server))
     finally:
         subprocess.run(["chattr", "-i", str(folder)], check=True)
     assert status.exit_code == 2, status.output
     assert status.stderr == (
         f"campaign-sync: the directory {folder} takes no new files here (its permissions, an "
-        "immutable flag or a read-only mount), and SQLite must make the -wal and -shm files "
-        "of sync.db there to open it (DATABASE_URL): name another file\n"
+        "immutable flag or a read-only mount), and SQLite makes the -wal and -shm files of "
+        "sync.db there to open it (one or both are missing) (DATABASE_URL): name another "
+        "file\n"
+    )
+    assert reading.exit_code == 0, reading.output  # immutable=1: SQLite needs neither file
+    assert migrating.exit_code == 2, migrating.output
+    assert migrating.stderr == (  # it said only "unable to open database file"
+        f"campaign-sync: the directory {folder} takes no new files here (its permissions, an "
+        "immutable flag or a read-only mount): SQLite cannot make new.db there (DATABASE_URL): "
+        "name another file\n"
     )
 
 

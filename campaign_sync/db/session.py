@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -289,11 +290,13 @@ def sqlite_directory_problem(url: str) -> str | None:
     if path.exists():
         real = path.resolve()
         beside = [real.with_name(f"{real.name}-{suffix}") for suffix in ("wal", "shm")]
-        if not all(p.exists() for p in beside) and not os.access(real.parent, os.W_OK):
+        missing = not all(p.exists() for p in beside)
+        # immutable=1: SQLite reads without them (read-only media), and writes nothing
+        if missing and not sqlite_read_only(url) and not writable(real.parent):
             return (
                 f"the directory {real.parent} takes no new files here (its permissions, an "
-                "immutable flag or a read-only mount), and SQLite must make the -wal and "
-                f"-shm files of {real.name} there to open it"
+                "immutable flag or a read-only mount), and SQLite makes the -wal and -shm "
+                f"files of {real.name} there to open it (one or both are missing)"
             )
         return None
     directory = path.parent
@@ -301,6 +304,34 @@ def sqlite_directory_problem(url: str) -> str | None:
         return f"the directory {directory} of the SQLite file {path.name} does not exist"
     if not directory.is_dir():
         return f"{directory}, where the SQLite file {path.name} would go, is no directory"
+    if not writable(directory):
+        return (
+            f"the directory {directory} takes no new files here (its permissions, an "
+            f"immutable flag or a read-only mount): SQLite cannot make {path.name} there"
+        )
+    return None
+
+
+def writable(path: Path) -> bool:
+    """Whether this process may write `path`, by its effective ids and capabilities
+    (access(2) with AT_EACCESS: a non-root process granted CAP_DAC_OVERRIDE, as some
+    containers are, may; plain access(2) asks for the real user only). Root is refused
+    only by an immutable flag or a read-only mount."""
+    effective = os.access in os.supports_effective_ids
+    return os.access(path, os.W_OK, effective_ids=effective)
+
+
+def sqlite_read_only(url: str) -> str | None:
+    """The URI parameter with which SQLite opens the file `url` names read-only
+    (`mode=ro`, or `immutable` true as sqlite3_uri_boolean reads it: yes, true, on, or
+    text beginning with a non-zero number), as written in the URL; None otherwise."""
+    query = make_url(url).query
+    if query.get("mode") == "ro":
+        return "mode=ro"
+    immutable = str(query.get("immutable", "")).strip().lower()
+    leading = re.match(r"[0-9]+", immutable)
+    if immutable in ("yes", "true", "on") or (leading is not None and int(leading[0])):
+        return f"immutable={query.get('immutable')}"
     return None
 
 

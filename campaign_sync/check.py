@@ -74,10 +74,10 @@ class Finding:
 
 
 def write_problem(database_url: str, schema: str | None = None) -> str | None:
-    """`write_problem_of` an engine made for `database_url` (and `schema`); for a SQLite
-    file, `sqlite_write_problem`."""
+    """`write_problem_of` an engine made for `database_url` (and `schema`); None for
+    SQLite, whose file `check_database` asks of first (`sqlite_write_problem`)."""
     if make_url(database_url).get_backend_name() != "postgresql":
-        return sqlite_write_problem(database_url)
+        return None
     engine = make_engine(database_url, schema=schema, lock_timeout=True)
     try:
         return write_problem_of(engine)
@@ -119,7 +119,7 @@ def sqlite_write_problem(database_url: str) -> str | None:
 def write_problem_of(engine: Engine) -> str | None:
     """Why a pass could not write to this PostgreSQL database (a read replica, a database
     or role with default_transaction_read_only, a role without the privileges on a table
-    of ours or on the sequences of their ids), or None. SQLite: None (`write_problem`
+    of ours or on the sequences of their ids), or None. SQLite: None (`check_database`
     asks `sqlite_write_problem` instead). `check` reported "ready" for a read-only
     database, and for roles missing a table or a sequence, where every sync then failed."""
     if engine.dialect.name != "postgresql":

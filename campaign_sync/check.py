@@ -46,6 +46,7 @@ from campaign_sync.db.session import (
     masked_url,
     missing_sqlite_file,
     passing_problem,
+    sqlite_companions,
     sqlite_directory_problem,
     sqlite_file,
     sqlite_query_problem,
@@ -104,9 +105,7 @@ def sqlite_write_problem(database_url: str) -> str | None:
         )
     # Writes go through the file and its -wal and -shm files; a directory that cannot
     # take those when they are missing is `sqlite_directory_problem`'s (it cannot open).
-    real = path.resolve()
-    wal, shm = (real.with_name(f"{real.name}-{suffix}") for suffix in ("wal", "shm"))
-    for where in (path, *(p for p in (wal, shm) if p.exists())):
+    for where in (path, *(p for p in sqlite_companions(path) if p.exists())):
         if not writable(where):
             return (
                 f"the SQLite file {where} accepts no writes here (its permissions, an "

@@ -289,8 +289,7 @@ def sqlite_directory_problem(url: str) -> str | None:
         return f"{path} is a directory, not a SQLite file"
     if path.exists():
         real = path.resolve()
-        beside = [real.with_name(f"{real.name}-{suffix}") for suffix in ("wal", "shm")]
-        missing = not all(p.exists() for p in beside)
+        missing = not all(p.exists() for p in sqlite_companions(path))
         # immutable=1: SQLite reads without them (read-only media), and writes nothing
         if missing and not sqlite_read_only(url) and not writable(real.parent):
             return (
@@ -310,6 +309,13 @@ def sqlite_directory_problem(url: str) -> str | None:
             f"immutable flag or a read-only mount): SQLite cannot make {path.name} there"
         )
     return None
+
+
+def sqlite_companions(path: Path) -> tuple[Path, Path]:
+    """The -wal and -shm files of the SQLite file `path` (journal_mode=WAL), beside the
+    file it resolves to, where SQLite makes them (it follows links)."""
+    real = path.resolve()
+    return real.with_name(f"{real.name}-wal"), real.with_name(f"{real.name}-shm")
 
 
 def writable(path: Path) -> bool:

@@ -22,7 +22,7 @@ import click
 from click.core import ParameterSource
 
 from campaign_sync.logs import hold_until_configured, release_held
-from campaign_sync.startup import set_up_begins, set_up_ends
+from campaign_sync.startup import die_by_signal, set_up_begins, set_up_ends
 
 if TYPE_CHECKING:
     import asyncio
@@ -706,9 +706,7 @@ def end_by_signal(signum: int) -> NoReturn:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # a reader gone: nothing to flush to
             stream.flush()
-    signal.signal(signum, signal.SIG_DFL)
-    signal.raise_signal(signum)
-    os._exit(128 + signum)  # only if the signal is blocked: the status a shell would show
+    die_by_signal(signum)
 
 
 @main.command(short_help="Check settings, database and API keys; change nothing.")

@@ -12,6 +12,8 @@ import threading
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
+from campaign_sync.startup import die_by_signal
+
 T = TypeVar("T")
 
 # Orchestrators send SIGKILL 30 s after SIGTERM (Kubernetes' terminationGracePeriodSeconds
@@ -152,8 +154,7 @@ def held_until_recorded(
     def hold(signum: int, _frame: object) -> None:
         if held:
             if signum == signal.SIGTERM:  # its default: the end of the process, at once
-                signal.signal(signum, signal.SIG_DFL)
-                signal.raise_signal(signum)
+                die_by_signal(signum)
             raise KeyboardInterrupt
         held.append(signum)
         # Not where an error may surface: raised from a handler, it unwinds whatever runs

@@ -30,6 +30,7 @@ import gc
 import os
 import signal
 import sys
+from typing import NoReturn
 
 _window_open = False  # set_up_begins() ... set_up_ends()
 _STOPS = (signal.SIGTERM, signal.SIGINT)
@@ -62,6 +63,14 @@ def _stopped_before_work(signum: int, _frame: object) -> None:
         os.write(2, STOPPED_BEFORE_WORK.format(signal=signal.Signals(signum).name).encode())
     if _command(sys.argv[1:]) in CLEAN_STOP_COMMANDS:
         os._exit(0)
+    die_by_signal(signum)
+
+
+def die_by_signal(signum: int) -> NoReturn:
+    """End the process at once by `signum`'s default action (a shell's 128 + signum: 130
+    for SIGINT, 143 for SIGTERM), nothing flushed or cleaned up. Here, in the leaf module
+    the executable imports first, so that the set-up window, `cli.end_by_signal` and
+    `signals.held_until_recorded` end a process the same way."""
     signal.signal(signum, signal.SIG_DFL)
     signal.raise_signal(signum)
     os._exit(128 + signum)  # only if the signal is blocked: the status a shell would show

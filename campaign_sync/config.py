@@ -601,7 +601,7 @@ def _read_secret_file(settings: Settings, named: str) -> Settings:
     try:
         if path.is_dir():
             raise ConfigError(f"{named} names {path}, which is a directory: name the key's file")
-        content = read_at_most(path, MAX_KEY_FILE_BYTES + 1)
+        content = read_at_most(path, MAX_KEY_FILE_BYTES + 1, secret=True)
         if len(content) > MAX_KEY_FILE_BYTES:
             raise ConfigError(
                 f"{named} names {path}, which holds more than {MAX_KEY_FILE_BYTES} bytes: "
@@ -631,13 +631,15 @@ class StalledRead(Exception):
     writes to, a writer that keeps the pipe open and stopped. The text says what came."""
 
 
-def read_at_most(path: Path, limit: int) -> bytes:
+def read_at_most(path: Path, limit: int, *, secret: bool = False) -> bytes:
     """Up to `limit` bytes of `path`: a regular file as usual; anything else (a pipe, such
     as `<(echo key)` or /dev/stdin, a device, a terminal) without blocking, giving up
     (`StalledRead`) after a silence of `KEY_PIPE_WAIT_SECONDS` (a terminal:
     `TERMINAL_WAIT_SECONDS`, after a line on stderr asking for Ctrl-D): a FIFO no one
     writes to waited forever, and /dev/zero was read until memory ran out. For every
     file a user names that is read whole (the REST key's, update-in-app's --from-file).
+    `secret`: a terminal does not echo what is typed (the REST key was shown on the screen
+    as it was typed, as `getpass` would not), and its echo is put back after.
     Raises OSError as `open` does."""
     if path.is_file():
         with path.open("rb") as file:
@@ -648,31 +650,59 @@ def read_at_most(path: Path, limit: int) -> bytes:
         terminal = os.isatty(descriptor)
         wait = TERMINAL_WAIT_SECONDS if terminal else KEY_PIPE_WAIT_SECONDS
         if terminal:
+            hidden = " (not shown)" if secret else ""
             with contextlib.suppress(OSError):
-                os.write(2, f"campaign-sync: reading {path} from the terminal: end it with "
-                            "Ctrl-D\n".encode())  # fmt: skip
-        while sum(map(len, chunks)) < limit:
-            ready, _, _ = select.select([descriptor], [], [], wait)
-            if not ready:
-                came = sum(map(len, chunks))
-                if came:
-                    raise StalledRead(
-                        f"{came} bytes came, then nothing for {wait:g} s (a writer that stopped?)"
-                    )
-                raise StalledRead(
-                    f"nothing came within {wait:g} s "
-                    + ("(end the input with Ctrl-D)" if terminal else "(a pipe no one writes to?)")
-                )
-            try:
-                chunk = os.read(descriptor, limit - sum(map(len, chunks)))
-            except BlockingIOError:
-                continue
-            if not chunk:
-                break
-            chunks.append(chunk)
+                os.write(2, f"campaign-sync: reading {path} from the terminal{hidden}: end it "
+                            "with Ctrl-D\n".encode())  # fmt: skip
+        with _echo_off(descriptor) if terminal and secret else contextlib.nullcontext():
+            _read_until_silent(descriptor, chunks, limit, wait, terminal)
     finally:
         os.close(descriptor)
     return b"".join(chunks)
+
+
+@contextlib.contextmanager
+def _echo_off(descriptor: int) -> Iterator[None]:
+    """The terminal at `descriptor` does not echo while the block runs (as `getpass`);
+    its settings are put back after, and a newline is written to stderr in place of the
+    one the user typed unseen."""
+    import termios
+
+    before = termios.tcgetattr(descriptor)
+    quiet = list(before)
+    quiet[3] &= ~termios.ECHO  # lflag; canonical mode stays: lines and Ctrl-D as usual
+    termios.tcsetattr(descriptor, termios.TCSAFLUSH, quiet)
+    try:
+        yield
+    finally:
+        termios.tcsetattr(descriptor, termios.TCSAFLUSH, before)
+        with contextlib.suppress(OSError):
+            os.write(2, b"\n")
+
+
+def _read_until_silent(
+    descriptor: int, chunks: list[bytes], limit: int, wait: float, terminal: bool
+) -> None:
+    """`read_at_most`'s loop over a non-blocking `descriptor`, appending to `chunks`."""
+    while sum(map(len, chunks)) < limit:
+        ready, _, _ = select.select([descriptor], [], [], wait)
+        if not ready:
+            came = sum(map(len, chunks))
+            if came:
+                raise StalledRead(
+                    f"{came} bytes came, then nothing for {wait:g} s (a writer that stopped?)"
+                )
+            raise StalledRead(
+                f"nothing came within {wait:g} s "
+                + ("(end the input with Ctrl-D)" if terminal else "(a pipe no one writes to?)")
+            )
+        try:
+            chunk = os.read(descriptor, limit - sum(map(len, chunks)))
+        except BlockingIOError:
+            continue
+        if not chunk:
+            break
+        chunks.append(chunk)
 
 
 def load_settings(config_path: str | os.PathLike[str] | None = None, **flags: Any) -> Settings:

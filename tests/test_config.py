@@ -1293,3 +1293,48 @@ def test_a_longest_wait_below_the_least_default_is_kept_and_said(
         "CAMPAIGN_SYNC_BACKOFF_MIN_SECONDS (the default) = 5 is above "
         "CAMPAIGN_SYNC_BACKOFF_MAX_SECONDS = 3: the longest wait is taken as 5 s"
     ) in caplog.text
+
+
+def test_a_rest_key_typed_at_a_terminal_is_not_shown(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """`BATCH_REST_API_KEY_FILE=/dev/stdin` at a terminal: the key was echoed on the screen
+    as it was typed (a review's find). Now the terminal's echo is off while it is read, as
+    `getpass` does, and back on after."""
+    import pty
+    import select
+    import termios
+    import threading
+    import time
+
+    leader, follower = pty.openpty()
+    name = os.ttyname(follower)
+    assert termios.tcgetattr(follower)[3] & termios.ECHO
+
+    def typing() -> None:
+        deadline = time.monotonic() + 5
+        while termios.tcgetattr(follower)[3] & termios.ECHO and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.write(leader, b"typed-secret-9876\n\x04")
+
+    monkeypatch.setenv("BATCH_API_KEY", "LIVEKEY")
+    monkeypatch.setenv("BATCH_REST_API_KEY_FILE", name)
+    typist = threading.Thread(target=typing)
+    typist.start()
+    try:
+        apps = resolve_apps(load_settings())
+        typist.join()
+        shown = b""
+        while select.select([leader], [], [], 0.2)[0]:
+            shown += os.read(leader, 1024)
+        echo_after = termios.tcgetattr(follower)[3] & termios.ECHO
+    finally:
+        typist.join()
+        os.close(leader)
+        os.close(follower)
+    assert apps[0].rest_api_key.get_secret_value() == "typed-secret-9876"
+    assert b"typed-secret" not in shown, shown
+    assert echo_after, "the terminal's echo was left off"
+    assert capfd.readouterr().err == (
+        f"campaign-sync: reading {name} from the terminal (not shown): end it with Ctrl-D\n\n"
+    )

@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import logging
 import math
+import socket
+import ssl
 import time
 from typing import Any
 
@@ -498,3 +500,109 @@ def test_a_retry_a_stop_abandoned_during_its_backoff_is_not_counted() -> None:
 
     counts = asyncio.run(scenario())
     assert (counts.detail_calls, counts.retries) == (1, 0)
+
+
+def _chained(outer: Exception, inner: BaseException) -> Exception:
+    outer.__cause__ = inner
+    return outer
+
+
+def _ssl_error(reason: str) -> ssl.SSLError:
+    error = ssl.SSLError(1, f"[SSL: {reason}] something (_ssl.c:1006)")
+    error.reason = reason
+    return error
+
+
+def _untrusted(why: str) -> ssl.SSLCertVerificationError:
+    error = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] ...")
+    error.reason, error.verify_message = "CERTIFICATE_VERIFY_FAILED", why
+    return error
+
+
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        (
+            _chained(
+                httpx.ConnectError("[Errno 111] Connection refused"),
+                ConnectionRefusedError(111, "Connection refused"),
+            ),
+            "ConnectError: Connection refused",
+        ),
+        (
+            _chained(httpx.ConnectError("x"), socket.gaierror(-2, "Name or service not known")),
+            "ConnectError: Name or service not known",
+        ),
+        (
+            _chained(httpx.ConnectError("x"), _ssl_error("WRONG_VERSION_NUMBER")),
+            "ConnectError: TLS handshake failed (WRONG_VERSION_NUMBER): the server does not "
+            "speak HTTPS there; an http:// URL?",
+        ),
+        (
+            _chained(httpx.ConnectError("x"), _ssl_error("TLSV1_ALERT_PROTOCOL_VERSION")),
+            "ConnectError: TLS handshake failed (TLSV1_ALERT_PROTOCOL_VERSION)",
+        ),
+        (
+            _chained(httpx.ConnectError("x"), _untrusted("self-signed certificate")),
+            "ConnectError: the server's TLS certificate is not trusted (self-signed "
+            "certificate); SSL_CERT_FILE or SSL_CERT_DIR names the CA bundle to trust",
+        ),
+        # httpx's own text is never used: it may hold the URL, and the API key in it
+        (
+            httpx.RemoteProtocolError(f"bad answer from /1.1/{API_KEY}/campaigns/list"),
+            "RemoteProtocolError",
+        ),
+        (httpx.ConnectError(f"http://batch.test/1.1/{API_KEY}/x"), "ConnectError"),
+    ],
+)
+def test_a_request_that_got_no_answer_says_why_in_words(error: Exception, said: str) -> None:
+    """'could not reach … (ConnectError)' said nothing of a refused port, a name that does
+    not resolve or an https:// URL naming a plain-http server (a review's find)."""
+    from campaign_sync.batch.errors import transport_reason
+
+    assert transport_reason(error) == said
+
+
+def test_an_https_url_naming_a_plain_http_server_is_named_as_such() -> None:
+    """End to end, over a real loopback socket: the client's TLS handshake meets an HTTP
+    server's answer."""
+    import http.server
+    import threading
+
+    from campaign_sync.batch.client import BatchClient, ClientOptions
+    from campaign_sync.batch.retry import RetryBudget
+
+    class Quiet(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+
+    async def call() -> None:
+        client = BatchClient(
+            app="ios",
+            api_key=API_KEY,
+            rest_api_key=CANARY_REST_KEY,
+            options=ClientOptions(
+                base_url=f"https://127.0.0.1:{port}",
+                retry=RetryBudget(max_attempts=1, max_seconds=5),
+            ),
+        )
+        async with client:
+            await client.view_push("t1")
+
+    try:
+        with pytest.raises(errors.RetryBudgetExhausted) as raised:
+            run(call())
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert isinstance(raised.value.last_error, errors.NetworkError)
+    assert str(raised.value.last_error) == (
+        f"GET campaigns/view for app 'ios' could not reach https://127.0.0.1:{port} "
+        "(ConnectError: TLS handshake failed (WRONG_VERSION_NUMBER): the server does not "
+        "speak HTTPS there; an http:// URL?)"
+    )
+    assert API_KEY not in str(raised.value)

@@ -38,6 +38,7 @@ from campaign_sync.batch.errors import (
     WrongShape,
     answer_text,
     error_from_response,
+    transport_reason,
 )
 from campaign_sync.batch.proxies import proxy_for, ssl_context
 from campaign_sync.batch.ratelimit import LearnedRate, RateGate, RatePolicy
@@ -326,7 +327,7 @@ class BatchClient:
                     through = f" through {self.proxy.describe()}" if self.proxy else ""
                     raise NetworkError(
                         f"{route} for app '{self.app}' could not reach "
-                        f"{self.options.base_url}{through} ({type(error).__name__})",
+                        f"{self.options.base_url}{through} ({transport_reason(error)})",
                         route=route,
                     ) from None
             self._record(route, response.status_code)

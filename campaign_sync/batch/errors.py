@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 from typing import Any, ClassVar
 
 import httpx
@@ -125,6 +126,40 @@ class WrongCampaign(MalformedResponse, retriable=False):
 
 class NetworkError(BatchError, retriable=True):
     """Timeouts and connection errors: nothing usable came back."""
+
+
+def transport_reason(error: BaseException) -> str:
+    """Why a request got no answer, in words an operator can act on, from the exception
+    httpx raised and its causes: `ConnectError` alone said nothing of a name that does not
+    resolve, a refused port or an https:// URL naming a plain-http server (a review's
+    find). Only the exception's type, the OS's error text and OpenSSL's reason are used,
+    never the exception's own text, which may hold the request's URL (and in it the API
+    key). Examples: "ConnectError: Connection refused", "ConnectError: TLS handshake
+    failed (WRONG_VERSION_NUMBER): the server does not speak HTTPS there; an http:// URL?"
+    """
+    name = type(error).__name__
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            why = cause.verify_message or cause.reason or "not trusted"
+            return (
+                f"{name}: the server's TLS certificate is not trusted ({why}); "
+                "SSL_CERT_FILE or SSL_CERT_DIR names the CA bundle to trust"
+            )
+        if isinstance(cause, ssl.SSLError):
+            reason = cause.reason or "unknown reason"
+            if reason == "WRONG_VERSION_NUMBER":
+                return (
+                    f"{name}: TLS handshake failed ({reason}): the server does not speak "
+                    "HTTPS there; an http:// URL?"
+                )
+            return f"{name}: TLS handshake failed ({reason})"
+        if isinstance(cause, OSError) and cause.strerror:
+            return f"{name}: {cause.strerror}"
+        cause = cause.__cause__ or cause.__context__
+    return name
 
 
 class UnexpectedStatus(BatchError):

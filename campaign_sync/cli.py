@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 from click.core import ParameterSource
 
-from campaign_sync.logs import hold_until_configured, release_held
+from campaign_sync.logs import hold_until_configured, printable, release_held
 from campaign_sync.startup import die_by_signal, set_up_begins, set_up_ends
 
 if TYPE_CHECKING:
@@ -137,7 +137,7 @@ class CampaignSyncGroup(click.Group):
             hint = ""
             if isinstance(error, click.UsageError) and error.ctx is not None:
                 hint = f" (see {error.ctx.command_path} --help)"
-            click.echo(f"campaign-sync: {error.format_message()}{hint}", err=True)
+            click.echo(printable(f"campaign-sync: {error.format_message()}{hint}"), err=True)
             sys.exit(error.exit_code)
         except click.Abort as abort:
             _say("campaign-sync: aborted", err=True)
@@ -171,7 +171,7 @@ class CampaignSyncGroup(click.Group):
                 )
             message, code = known
             release_held()  # the warnings of a command that ended before logging was set up
-            click.echo(f"campaign-sync: {message}", err=True)
+            click.echo(printable(f"campaign-sync: {message}"), err=True)
             ctx.exit(code)
 
 

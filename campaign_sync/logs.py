@@ -1,5 +1,6 @@
 """Logging: JSON lines when stderr is not a terminal, readable text when it is; every line
-carries the app, campaign type and run id in force; known secrets are masked."""
+carries the app, campaign type and run id in force; known secrets are masked, and text
+lines show control characters as escapes (`printable`)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,23 @@ _secrets: dict[str, str] = {}  # lower-cased secret -> its mask
 # changed in place, so a thread masking a line meanwhile (logging runs in the pass's
 # threads) uses one consistent pair.
 _patterns: dict[bool, tuple[re.Pattern[str], dict[str, str]]] = {}
+
+
+# What a terminal acts on instead of showing: the C0 and C1 control characters (ESC begins
+# its escape sequences, which can clear the screen or retitle the window; CR and backspace
+# overwrite a line; a newline forges one) and the bidirectional overrides and isolates that
+# reorder what is shown (CVE-2021-42574, "Trojan Source").
+_UNSHOWABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """`text` with every character a terminal would act on instead of showing written as
+    its Python escape (`\\x1b`, `\\n`, `\\u202e`): for one line of text output that holds
+    values a user or Batch gave (an app name in a TOML file, a campaign token, a name).
+    A raw ESC in an app name reached the terminal in an error line (a review's find)."""
+    if _UNSHOWABLE.search(text) is None:
+        return text
+    return _UNSHOWABLE.sub(lambda found: found.group().encode("unicode_escape").decode(), text)
 
 
 def register_secret(value: str, *, keep_last: int = 0) -> None:
@@ -203,9 +221,10 @@ class TextFormatter(logging.Formatter):
         run = getattr(record, "run_id", None)
         prefix = f"[{where}{f' run {run}' if run else ''}] " if where or run else ""
         stamp = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
-        text = f"{stamp} {record.levelname:<7} {prefix}{record.getMessage()}"
-        if record.exc_info:
-            text += "\n" + mask(self.formatException(record.exc_info))
+        text = printable(f"{stamp} {record.levelname:<7} {prefix}{record.getMessage()}")
+        if record.exc_info:  # a traceback keeps its lines; what is within them is escaped
+            lines = mask(self.formatException(record.exc_info)).split("\n")
+            text += "\n" + "\n".join(map(printable, lines))
         return text
 
 
@@ -273,7 +292,7 @@ def release_held() -> None:
     global _held
     held, _held = _held or [], None
     for _, message in held:
-        sys.stderr.write(f"{message}\n")
+        sys.stderr.write(f"{printable(message)}\n")
 
 
 def setup_logging(log_format: str = "auto", level: str = "INFO") -> None:

@@ -1,0 +1,80 @@
+"""What reaches an operator's terminal shows control characters as escapes: error lines
+and text log lines hold values a user or Batch gave (logs.printable)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from campaign_sync.logs import TextFormatter, printable
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("app \x1b[2J", "app \\x1b[2J"),  # ESC: clears the screen
+        ("\x1b]0;owned\x07", "\\x1b]0;owned\\x07"),  # retitles the window, then BEL
+        ("one\ntwo", "one\\ntwo"),  # a forged second line
+        ("done\rfailed", "done\\rfailed"),  # CR overwrites the line
+        ("ok\x08\x08no", "ok\\x08\\x08no"),  # backspace
+        ("nul\x00", "nul\\x00"),
+        ("del\x7f", "del\\x7f"),
+        ("csi\x9b2J", "csi\\x9b2J"),  # C1's one-character CSI
+        ("next\x85line", "next\\x85line"),  # C1's NEL
+        ("tab\there", "tab\\there"),
+        ("abc\u202edcba", "abc\\u202edcba"),  # right-to-left override
+        ("x\u2066y\u2069", "x\\u2066y\\u2069"),  # isolates
+        # unchanged: printable text of any script, symbols, the ZERO WIDTH JOINER of emoji
+        ("Soldes d'été 🎉 — 50%", "Soldes d'été 🎉 — 50%"),
+        ("日本語のキャンペーン", "日本語のキャンペーン"),
+        ("👩\u200d💻", "👩\u200d💻"),
+        ("", ""),
+    ],
+)
+def test_printable_escapes_what_a_terminal_acts_on_and_nothing_else(text: str, shown: str) -> None:
+    assert printable(text) == shown
+
+
+def test_a_text_log_line_is_one_line_and_its_traceback_keeps_its_lines() -> None:
+    try:
+        raise ValueError("bad \x1b[31mred\nforged line")
+    except ValueError:
+        record = logging.LogRecord(
+            "campaign_sync.x", logging.WARNING, __file__, 1, "token %s", ("a\x1b[2Jb",),
+            sys.exc_info(),
+        )  # fmt: skip
+    text = TextFormatter().format(record)
+    first, *traceback = text.split("\n")
+    assert first.endswith("WARNING token a\\x1b[2Jb")
+    assert traceback[0] == "Traceback (most recent call last):"
+    # a traceback's lines cannot be told from a newline within it: only escapes are
+    assert traceback[-2:] == ["ValueError: bad \\x1b[31mred", "forged line"]
+    assert "\x1b" not in text
+
+
+def test_an_app_name_with_an_escape_in_a_config_file_is_shown_escaped(tmp_path: Path) -> None:
+    """The review's find: a raw ESC in an app name reached the terminal in the error line
+    naming the app's key."""
+    config = tmp_path / "apps.toml"
+    config.write_text('[[apps]]\nname = "ios\\u001b[2J"\napi_key = "KEY"\nconcurrency = 0\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BATCH_", "CAMPAIGN_SYNC_"))}
+    env.update(
+        CAMPAIGN_SYNC_CONFIG=str(config),
+        BATCH_REST_API_KEY="SECRET-1234",
+        DATABASE_URL=f"sqlite:///{tmp_path}/x.db",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "campaign_sync", "check"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "\x1b" not in result.stderr and "\x1b" not in result.stdout
+    assert "apps[0] (app 'ios\\x1b[2J').concurrency" in result.stderr, result.stderr

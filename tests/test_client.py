@@ -502,6 +502,46 @@ def test_a_retry_a_stop_abandoned_during_its_backoff_is_not_counted() -> None:
     assert (counts.detail_calls, counts.retries) == (1, 0)
 
 
+def _raise(error: Exception) -> Any:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise error
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("handler", "fault"),
+    [
+        # the server or the network failed: counted against what the pass may learn
+        (lambda request: batch_error(500, "SERVER_ERROR", 1), True),
+        (lambda request: batch_error(503, "MAINTENANCE", 2), True),
+        (lambda request: httpx.Response(502, content=b"<html>bad gateway</html>"), True),
+        (lambda request: httpx.Response(200, content=b'{"campaign_token": "t'), True),
+        (_raise(httpx.ReadTimeout("slow")), True),
+        (_raise(httpx.ConnectError("refused")), True),
+        (_raise(httpx.RemoteProtocolError("peer closed")), True),
+        # an answer about the request, or a 429 (the pace's own business)
+        (lambda request: batch_error(429, "TOO_MANY_REQUESTS", 3), False),
+        (lambda request: batch_error(404, "NOT_FOUND", 4), False),
+        (lambda request: batch_error(400, "BAD_REQUEST", 5), False),
+        (lambda request: batch_error(401, "AUTHENTICATION_INVALID", 10), False),
+        (lambda request: ok([1, 2]), False),  # a detail that is no object: WrongShape
+        (lambda request: ok({"campaign_token": "t1"}), False),
+    ],
+)
+def test_which_failures_count_as_faults_of_the_server_or_network(handler: Any, fault: bool) -> None:
+    """A pass with 5% or more of its requests failed stores no learned rate
+    (ratelimit.RateGate.learned); 429s, 404s and answers about the request are no fault."""
+
+    async def call() -> tuple[int, int]:
+        async with mock_client(handler, attempts=1) as client:
+            with contextlib.suppress(errors.BatchError):
+                await client.view_push("t1")
+            return client.gate.sent, client.gate.faults
+
+    assert run(call()) == (1, 1 if fault else 0)
+
+
 def _chained(outer: Exception, inner: BaseException) -> Exception:
     outer.__cause__ = inner
     return outer

@@ -379,3 +379,67 @@ def test_a_pass_that_sent_nothing_stores_no_learned_rate(
     assert simulator.count() == sent
     with db.connect() as conn:
         assert conn.execute(select(api_pacing)).all() == []
+
+
+@pytest.mark.parametrize(
+    ("sent", "faults", "stored"),
+    [
+        (100, 0, True),
+        (100, 4, True),  # under 5%: the pass's 429s still say something of the pace
+        (100, 5, False),  # 5%: not learned from
+        (1000, 210, False),  # the newcomer's mix: 20% faults
+        (20, 1, False),
+        (1, 1, False),
+    ],
+)
+def test_a_pass_whose_requests_failed_too_often_teaches_no_rate(
+    sent: int, faults: int, stored: bool
+) -> None:
+    """A mix of 20% faults (5xx, cut answers, hangs) and 5% random 429s under a 50 req/s
+    limit: backoffs and hangs thinned out sending, each 429 cut the pace to 0.9 x the
+    little sent in the second before it, 1.85 req/s was stored, and the next healthy pass
+    crawled at it (174 s for 610 requests, 14.2x: benchmarks/pace_recovery.py)."""
+    rate_gate, _clock = gate(LearnedRate(40.0, True), RatePolicy(increase_per_second=1e-9))
+    send_times(rate_gate, sent)
+    for _ in range(faults):
+        rate_gate.on_fault()
+    assert rate_gate.sent == sent
+    expected = LearnedRate(pytest.approx(40.0), True) if stored else None  # type: ignore[arg-type]
+    assert rate_gate.learned() == expected
+
+
+@pytest.mark.parametrize(("server_errors", "kept"), [(12, True), (2, False)])
+def test_a_pass_with_many_faults_leaves_the_stored_rate_as_it_was(
+    simulator: Simulator,
+    sim_server: SimulatorServer,
+    any_db: Engine,
+    any_db_url: str,
+    caplog: pytest.LogCaptureFixture,
+    server_errors: int,
+    kept: bool,
+) -> None:
+    """12 x 500 among the pass's 114 requests (10.5%, each retried: the pass succeeds):
+    the rate stored before stays, and the log says why; 2 (1.7%): this pass's is stored."""
+    import logging
+
+    save_learned_rate(any_db, "default", LearnedRate(150.0, limit_seen=True))
+    simulator.script("view push", [500] * server_errors)
+    settings = make_settings(sim_server.url, any_db_url)
+    with caplog.at_level(logging.INFO, logger="campaign_sync.runner"):
+        results = asyncio.run(sync_apps(any_db, settings, [make_app()]))
+    assert [result.status for result in results] == ["succeeded", "succeeded"]
+    assert simulator.count(status=500) == server_errors
+    stored = load_learned_rate(any_db, "default")
+    assert stored is not None and stored.limit_seen
+    said = [r.getMessage() for r in caplog.records if "is not stored" in r.getMessage()]
+    if kept:
+        assert stored.requests_per_second == 150.0
+        sent = simulator.count()
+        assert said == [
+            f"app 'default': the request rate of this pass is not stored: {server_errors} of "
+            f"its {sent} requests failed (5xx, timeouts, broken answers), too many to tell its "
+            "429s from Batch's limit; the next pass starts from the rate stored before"
+        ]
+    else:
+        assert stored.requests_per_second > 150.0  # climbed: this pass's rate
+        assert said == []

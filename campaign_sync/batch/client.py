@@ -294,6 +294,16 @@ class BatchClient:
             headers = {"Content-Type": "application/json"}
 
         async def attempt() -> Any:
+            try:
+                return await exchange()
+            except BatchError as error:
+                # The server or the network failed (not a 429, not an answer about the
+                # request): counted against what this pass may teach the next one.
+                if error.retriable and not isinstance(error, TooManyRequests):
+                    self.gate.on_fault()
+                raise
+
+        async def exchange() -> Any:
             nonlocal sent
             async with self._slots:
                 sent_at = await self.gate.acquire()

@@ -137,17 +137,19 @@ async def sync_app(
 async def _store_learned_rate(engine: Engine, app: str, gate: RateGate) -> None:
     """Store what `gate` learned for the app's next pass, unless too many of its requests
     failed for it to have learned anything (`RateGate.learned`): then the stored rate
-    stays as it was, and the log says why."""
+    stays as it was, and the log says why when the pass met a 429."""
     learned = gate.learned()
     if learned is None:
-        log.info(
-            "app '%s': the request rate of this pass is not stored: %d of its %d requests "
-            "failed (5xx, timeouts, broken answers), too many to tell its 429s from Batch's "
-            "limit; the next pass starts from the rate stored before",
-            app,
-            gate.faults,
-            gate.sent,
-        )
+        if gate.total_429:  # else nothing was learned from a 429 that needs saying
+            log.info(
+                "app '%s': the request rate of this pass is not stored: %d of its %d "
+                "requests failed (5xx, timeouts, broken answers), too many to tell its %d "
+                "x 429 from Batch's limit; the next pass starts from the rate stored before",
+                app,
+                gate.faults,
+                gate.sent,
+                gate.total_429,
+            )
         return
     await asyncio.to_thread(save_learned_rate, engine, app, learned)
 

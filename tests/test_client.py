@@ -569,6 +569,10 @@ def _untrusted(why: str) -> ssl.SSLCertVerificationError:
             ),
             "ConnectError: Connection refused",
         ),
+        (  # asyncio's words for a refused connection, with its errno
+            _chained(httpx.ConnectError("x"), OSError(111, "Connect call failed ('127.0.0.1', 9)")),
+            "ConnectError: Connection refused",
+        ),
         (
             _chained(httpx.ConnectError("x"), socket.gaierror(-2, "Name or service not known")),
             "ConnectError: Name or service not known",
@@ -646,3 +650,29 @@ def test_an_https_url_naming_a_plain_http_server_is_named_as_such() -> None:
         "speak HTTPS there; an http:// URL?)"
     )
     assert API_KEY not in str(raised.value)
+
+
+def test_a_port_with_nothing_listening_is_named_as_refused() -> None:
+    """Over a real loopback socket: asyncio said "Connect call failed ('127.0.0.1', N)"."""
+    from campaign_sync.batch.client import BatchClient, ClientOptions
+    from campaign_sync.batch.retry import RetryBudget
+
+    with socket.socket() as probe:  # a port that was free a moment ago, now closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    async def call() -> None:
+        options = ClientOptions(
+            base_url=f"http://127.0.0.1:{port}", retry=RetryBudget(max_attempts=1, max_seconds=5)
+        )
+        async with BatchClient(
+            app="ios", api_key=API_KEY, rest_api_key=CANARY_REST_KEY, options=options
+        ) as client:
+            await client.view_push("t1")
+
+    with pytest.raises(errors.RetryBudgetExhausted) as raised:
+        run(call())
+    assert str(raised.value.last_error) == (
+        f"GET campaigns/view for app 'ios' could not reach http://127.0.0.1:{port} "
+        "(ConnectError: Connection refused)"
+    )

@@ -408,7 +408,14 @@ def test_a_pass_whose_requests_failed_too_often_teaches_no_rate(
     assert rate_gate.learned() == expected
 
 
-@pytest.mark.parametrize(("server_errors", "kept"), [(12, True), (2, False)])
+@pytest.mark.parametrize(
+    ("server_errors", "too_many", "kept", "logged"),
+    [
+        (12, 1, True, True),  # 12 of 115 requests (10%) failed: not learned from
+        (12, 0, True, False),  # nor without a 429, and then nothing needs saying
+        (2, 1, False, False),  # 2 of 105 (1.9%): this pass's rate, its cut included
+    ],
+)
 def test_a_pass_with_many_faults_leaves_the_stored_rate_as_it_was(
     simulator: Simulator,
     sim_server: SimulatorServer,
@@ -416,30 +423,37 @@ def test_a_pass_with_many_faults_leaves_the_stored_rate_as_it_was(
     any_db_url: str,
     caplog: pytest.LogCaptureFixture,
     server_errors: int,
+    too_many: int,
     kept: bool,
+    logged: bool,
 ) -> None:
-    """12 x 500 among the pass's 114 requests (10.5%, each retried: the pass succeeds):
-    the rate stored before stays, and the log says why; 2 (1.7%): this pass's is stored."""
+    """500s among the pass's ~100 requests, each retried (the pass succeeds), and a 429:
+    with 5% or more failed, the rate stored before stays (the 429's cut is not stored),
+    and the log says why when a 429 came; under 5%, this pass's rate is stored."""
     import logging
 
     save_learned_rate(any_db, "default", LearnedRate(150.0, limit_seen=True))
-    simulator.script("view push", [500] * server_errors)
+    simulator.script("view push", [429] * too_many + [500] * server_errors)
     settings = make_settings(sim_server.url, any_db_url)
     with caplog.at_level(logging.INFO, logger="campaign_sync.runner"):
         results = asyncio.run(sync_apps(any_db, settings, [make_app()]))
     assert [result.status for result in results] == ["succeeded", "succeeded"]
     assert simulator.count(status=500) == server_errors
+    assert simulator.count(status=429) == too_many
     stored = load_learned_rate(any_db, "default")
     assert stored is not None and stored.limit_seen
     said = [r.getMessage() for r in caplog.records if "is not stored" in r.getMessage()]
     if kept:
         assert stored.requests_per_second == 150.0
+    else:
+        assert stored.requests_per_second < 150.0  # the 429's cut: this pass's rate
+    if logged:
         sent = simulator.count()
         assert said == [
             f"app 'default': the request rate of this pass is not stored: {server_errors} of "
-            f"its {sent} requests failed (5xx, timeouts, broken answers), too many to tell its "
-            "429s from Batch's limit; the next pass starts from the rate stored before"
+            f"its {sent} requests failed (5xx, timeouts, broken answers), too many to tell "
+            f"its {too_many} x 429 from Batch's limit; the next pass starts from the rate "
+            "stored before"
         ]
     else:
-        assert stored.requests_per_second > 150.0  # climbed: this pass's rate
         assert said == []

@@ -6,6 +6,7 @@ Retriable or fatal is a property of the error class; the retry policy only asks.
 from __future__ import annotations
 
 import json
+import os
 import re
 import ssl
 from typing import Any, ClassVar
@@ -156,8 +157,13 @@ def transport_reason(error: BaseException) -> str:
                     "HTTPS there; an http:// URL?"
                 )
             return f"{name}: TLS handshake failed ({reason})"
-        if isinstance(cause, OSError) and cause.strerror:
-            return f"{name}: {cause.strerror}"
+        if isinstance(cause, OSError) and (cause.strerror or cause.errno):
+            # asyncio words a refused connection "Connect call failed ('127.0.0.1', 9)",
+            # with the errno of "Connection refused"; a name lookup's errno is negative
+            # (getaddrinfo's own codes), its strerror says it.
+            number = cause.errno
+            said = os.strerror(number) if isinstance(number, int) and number > 0 else None
+            return f"{name}: {said or cause.strerror}"
         cause = cause.__cause__ or cause.__context__
     return name
 

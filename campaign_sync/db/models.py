@@ -164,6 +164,8 @@ campaign_sightings = Table(
 sync_state = Table(
     "sync_state",
     metadata,
+    # In the order the migrations made the columns (a test holds it: docs/schema.md lists
+    # them so, as `\d sync_state` and `select *` show them).
     Column("app", Text, primary_key=True),
     Column("campaign_type", String(16), primary_key=True),
     Column("sweep_id", Integer, default=0, nullable=False),
@@ -172,16 +174,16 @@ sync_state = Table(
     Column("sweep_offset", Integer, default=0, nullable=False),
     Column("sweep_anchor_tokens", JSONDocument, nullable=True),
     Column("sweep_full_refresh", Boolean, default=False, nullable=False),
-    # List entries of this sweep that are no campaign: while any, nothing is tombstoned.
-    Column("sweep_unidentified_entries", Integer, default=0, server_default="0", nullable=False),
     Column("last_complete_sweep_at", UTCDateTime),
     Column("last_run_id", BigInteger),
+    Column("updated_at", UTCDateTime),
     Column("next_pass_at", UTCDateTime),
+    # List entries of this sweep that are no campaign: while any, nothing is tombstoned.
+    Column("sweep_unidentified_entries", Integer, default=0, server_default="0", nullable=False),
     # The pass lock, a lease (db/locks.py): who holds it, until when; when one was skipped.
     Column("lock_holder", Text),
     Column("lock_expires_at", UTCDateTime),
     Column("last_skipped_at", UTCDateTime),
-    Column("updated_at", UTCDateTime),
     # Which live API key the stored campaigns were swept with (`state.key_fingerprint`).
     Column("api_key_fingerprint", String(32)),
 )
@@ -207,12 +209,13 @@ sync_runs = Table(
     Column("campaigns_unchanged", Integer, default=0, nullable=False),
     Column("campaigns_deleted", Integer, default=0, nullable=False),
     Column("warnings", Integer, default=0, nullable=False),
-    Column("stats_calls", Integer, default=0, server_default="0", nullable=False),
-    Column("stats_rows_written", Integer, default=0, server_default="0", nullable=False),
-    Column("stats_failures", Integer, default=0, server_default="0", nullable=False),
     Column("error", Text),
     Column("host", Text),
     Column("pid", Integer),
+    # Added by revision 0005, so after the rest (the order of `select *`; a test holds it).
+    Column("stats_calls", Integer, default=0, server_default="0", nullable=False),
+    Column("stats_rows_written", Integer, default=0, server_default="0", nullable=False),
+    Column("stats_failures", Integer, default=0, server_default="0", nullable=False),
     Index(None, "app", "campaign_type", "started_at"),
     CheckConstraint("status in ('running', 'succeeded', 'failed', 'interrupted')", name="status"),
 )

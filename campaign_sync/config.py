@@ -649,12 +649,12 @@ def read_at_most(path: Path, limit: int, *, secret: bool = False) -> bytes:
     try:
         terminal = os.isatty(descriptor)
         wait = TERMINAL_WAIT_SECONDS if terminal else KEY_PIPE_WAIT_SECONDS
-        if terminal:
-            hidden = " (not shown)" if secret else ""
-            with contextlib.suppress(OSError):
-                os.write(2, f"campaign-sync: reading {path} from the terminal{hidden}: end it "
-                            "with Ctrl-D\n".encode())  # fmt: skip
         with _echo_off(descriptor) if terminal and secret else contextlib.nullcontext():
+            if terminal:  # asked once the echo is off: a key typed at once is not shown
+                hidden = " (not shown)" if secret else ""
+                asked = f"campaign-sync: reading {path} from the terminal{hidden}: end it with "
+                with contextlib.suppress(OSError):
+                    os.write(2, f"{logs.printable(asked)}Ctrl-D\n".encode())
             _read_until_silent(descriptor, chunks, limit, wait, terminal)
     finally:
         os.close(descriptor)
@@ -665,17 +665,35 @@ def read_at_most(path: Path, limit: int, *, secret: bool = False) -> bytes:
 def _echo_off(descriptor: int) -> Iterator[None]:
     """The terminal at `descriptor` does not echo while the block runs (as `getpass`);
     its settings are put back after, and a newline is written to stderr in place of the
-    one the user typed unseen."""
+    one the user typed unseen. Both changes take effect at once (TCSANOW): input typed
+    ahead is kept (TCSAFLUSH, getpass's, threw away a key typed before the prompt, and
+    the read then waited its whole silence). The ends of the process that skip `finally`
+    (a signal in the set-up window) put the settings back too (`startup`)."""
+    import signal
     import termios
+    import threading
+
+    from campaign_sync import startup
 
     before = termios.tcgetattr(descriptor)
     quiet = list(before)
     quiet[3] &= ~termios.ECHO  # lflag; canonical mode stays: lines and Ctrl-D as usual
-    termios.tcsetattr(descriptor, termios.TCSAFLUSH, quiet)
+    startup.terminal_changed(descriptor, before)
+    # A SIGTERM left to its default action ends the process with no `finally` (`check`'s
+    # prompt, after the window): it ends it by the signal still, the terminal put back.
+    sigterm = None
+    if threading.current_thread() is threading.main_thread():
+        sigterm = signal.getsignal(signal.SIGTERM)
+        if sigterm is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, lambda signum, _: startup.die_by_signal(signum))
+    termios.tcsetattr(descriptor, termios.TCSANOW, quiet)
     try:
         yield
     finally:
-        termios.tcsetattr(descriptor, termios.TCSAFLUSH, before)
+        termios.tcsetattr(descriptor, termios.TCSANOW, before)
+        startup.terminal_changed(descriptor, None)
+        if sigterm is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
         with contextlib.suppress(OSError):
             os.write(2, b"\n")
 

@@ -30,7 +30,7 @@ import gc
 import os
 import signal
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
 
 _window_open = False  # set_up_begins() ... set_up_ends()
 _STOPS = (signal.SIGTERM, signal.SIGINT)
@@ -50,6 +50,31 @@ def _command(args: list[str]) -> str | None:
     return next((arg for arg in args if not arg.startswith("-")), None)
 
 
+# A terminal whose echo a read turned off (`config.read_at_most` reading the REST key), and
+# its settings before: put back by the ends of the process that run no `finally` (the
+# window's exit and `die_by_signal`). A Ctrl-C at the key's prompt of `sync` left the
+# shell typing blind (a review's find).
+_terminal_before: tuple[int, list[Any]] | None = None
+
+
+def terminal_changed(descriptor: int, settings: list[Any] | None) -> None:
+    """Note that the terminal at `descriptor` had `settings` (termios.tcgetattr's) before a
+    change that must not outlive the process; None: it has them back."""
+    global _terminal_before
+    _terminal_before = None if settings is None else (descriptor, settings)
+
+
+def _restore_terminal() -> None:
+    if _terminal_before is None:
+        return
+    import termios
+
+    descriptor, settings = _terminal_before
+    with contextlib.suppress(OSError, termios.error):
+        termios.tcsetattr(descriptor, termios.TCSANOW, settings)
+        os.write(2, b"\n")  # the line the user's unseen Enter did not end
+
+
 def _stopped_before_work(signum: int, _frame: object) -> None:
     """End the process at once with one line: exit 0 for `sync` and `serve`, whose stop
     is a clean one; any other command ends by the signal itself (a shell's 130 or 143),
@@ -59,6 +84,7 @@ def _stopped_before_work(signum: int, _frame: object) -> None:
     in any library's `except Exception` (psycopg's import of libpq has one) and be lost,
     leaving `serve` running (a review saw it once in 30-50 tries). Nothing is open but a
     connection being made, which the kernel closes with the process."""
+    _restore_terminal()
     with contextlib.suppress(OSError):  # stderr's reader gone: the status still tells
         os.write(2, STOPPED_BEFORE_WORK.format(signal=signal.Signals(signum).name).encode())
     if _command(sys.argv[1:]) in CLEAN_STOP_COMMANDS:
@@ -70,7 +96,9 @@ def die_by_signal(signum: int) -> NoReturn:
     """End the process at once by `signum`'s default action (a shell's 128 + signum: 130
     for SIGINT, 143 for SIGTERM), nothing flushed or cleaned up. Here, in the leaf module
     the executable imports first, so that the set-up window, `cli.end_by_signal` and
-    `signals.held_until_recorded` end a process the same way."""
+    `signals.held_until_recorded` end a process the same way; a terminal whose echo was
+    turned off gets it back first (`terminal_changed`)."""
+    _restore_terminal()
     signal.signal(signum, signal.SIG_DFL)
     signal.raise_signal(signum)
     os._exit(128 + signum)  # only if the signal is blocked: the status a shell would show

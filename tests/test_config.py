@@ -1338,3 +1338,76 @@ def test_a_rest_key_typed_at_a_terminal_is_not_shown(
     assert capfd.readouterr().err == (
         f"campaign-sync: reading {name} from the terminal (not shown): end it with Ctrl-D\n\n"
     )
+
+
+def test_a_rest_key_typed_before_the_prompt_is_read_not_thrown_away(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The echo was turned off with TCSAFLUSH (getpass's way), which threw away a key
+    typed ahead; the read then waited its whole silence and failed (a review's find)."""
+    import pty
+
+    import campaign_sync.config as config
+
+    monkeypatch.setattr(config, "TERMINAL_WAIT_SECONDS", 2.0)
+    leader, follower = pty.openpty()
+    os.write(leader, b"ahead-secret-4321\n\x04")  # typed before the command asks
+    monkeypatch.setenv("BATCH_API_KEY", "LIVEKEY")
+    monkeypatch.setenv("BATCH_REST_API_KEY_FILE", os.ttyname(follower))
+    try:
+        apps = resolve_apps(load_settings())
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert apps[0].rest_api_key.get_secret_value() == "ahead-secret-4321"
+
+
+@pytest.mark.parametrize(
+    ("command", "stop", "returncode"),
+    [
+        ("sync", "SIGINT", 0),  # the set-up window's clean stop: os._exit, no `finally`
+        ("serve", "SIGTERM", 0),
+        ("check", "SIGTERM", -15),  # any other command ends by the signal
+        ("check", "SIGINT", -2),
+    ],
+)
+def test_a_stop_at_the_rest_keys_prompt_gives_the_terminal_its_echo_back(
+    tmp_path: Path, command: str, stop: str, returncode: int
+) -> None:
+    """A Ctrl-C at the key's prompt of `sync` exited 0 from the set-up window with the
+    terminal's echo still off: the shell went on typing blind (a review's find)."""
+    import pty
+    import signal
+    import subprocess
+    import sys
+    import termios
+    import time
+
+    leader, follower = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BATCH_", "CAMPAIGN_SYNC_"))}
+    env.update(
+        BATCH_API_KEY="LIVEKEY",
+        BATCH_REST_API_KEY_FILE=os.ttyname(follower),
+        BATCH_API_BASE_URL="http://127.0.0.1:9",  # never reached: stopped at the prompt
+        DATABASE_URL=f"sqlite:///{tmp_path}/x.db",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "campaign_sync", command], env=env, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while termios.tcgetattr(follower)[3] & termios.ECHO:
+            assert time.monotonic() < deadline and process.poll() is None, "never asked"
+            time.sleep(0.02)
+        process.send_signal(getattr(signal, stop))
+        _, err = process.communicate(timeout=30)
+        echo_after = termios.tcgetattr(follower)[3] & termios.ECHO
+    finally:
+        if process.poll() is None:
+            process.kill()
+        os.close(leader)
+        os.close(follower)
+    assert process.returncode == returncode, err
+    if command in ("sync", "serve"):  # read inside the set-up window
+        assert f"stopped by {stop} before the work began".encode() in err
+    assert echo_after, "the terminal was left without its echo"

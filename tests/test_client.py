@@ -569,6 +569,32 @@ def _untrusted(why: str) -> ssl.SSLCertVerificationError:
             ),
             "ConnectError: Connection refused",
         ),
+        (  # anyio's attempts at each address of localhost (::1, 127.0.0.1), alike
+            _chained(
+                httpx.ConnectError("All connection attempts failed"),
+                _chained(
+                    OSError("All connection attempts failed"),
+                    ExceptionGroup(
+                        "multiple connection attempts failed",
+                        [
+                            OSError(111, "Connect call failed ('::1', 9, 0, 0)"),
+                            OSError(111, "Connect call failed ('127.0.0.1', 9)"),
+                        ],
+                    ),
+                ),
+            ),
+            "ConnectError: Connection refused",
+        ),
+        (  # ... or not
+            _chained(
+                httpx.ConnectError("x"),
+                ExceptionGroup(
+                    "multiple connection attempts failed",
+                    [OSError(101, "Connect call failed"), OSError(111, "Connect call failed")],
+                ),
+            ),
+            "ConnectError: Network is unreachable; Connection refused",
+        ),
         (  # asyncio's words for a refused connection, with its errno
             _chained(httpx.ConnectError("x"), OSError(111, "Connect call failed ('127.0.0.1', 9)")),
             "ConnectError: Connection refused",

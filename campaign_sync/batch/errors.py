@@ -139,33 +139,45 @@ def transport_reason(error: BaseException) -> str:
     failed (WRONG_VERSION_NUMBER): the server does not speak HTTPS there; an http:// URL?"
     """
     name = type(error).__name__
-    seen: set[int] = set()
+    reason = _reason(error, set())
+    return f"{name}: {reason}" if reason else name
+
+
+def _reason(error: BaseException, seen: set[int]) -> str | None:
+    """The first reason `transport_reason` can word along `error`'s causes; within a group
+    (anyio's attempts at each address of a name: ::1 and 127.0.0.1 for localhost), each
+    different reason once, joined by "; "."""
     cause: BaseException | None = error
     while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
-        if isinstance(cause, ssl.SSLCertVerificationError):
+        if isinstance(cause, BaseExceptionGroup):
+            reasons = [_reason(inner, seen) for inner in cause.exceptions]
+            said = dict.fromkeys(reason for reason in reasons if reason)
+            if said:
+                return "; ".join(said)
+        elif isinstance(cause, ssl.SSLCertVerificationError):
             why = cause.verify_message or cause.reason or "not trusted"
             return (
-                f"{name}: the server's TLS certificate is not trusted ({why}); "
+                f"the server's TLS certificate is not trusted ({why}); "
                 "SSL_CERT_FILE or SSL_CERT_DIR names the CA bundle to trust"
             )
-        if isinstance(cause, ssl.SSLError):
+        elif isinstance(cause, ssl.SSLError):
             reason = cause.reason or "unknown reason"
             if reason == "WRONG_VERSION_NUMBER":
                 return (
-                    f"{name}: TLS handshake failed ({reason}): the server does not speak "
-                    "HTTPS there; an http:// URL?"
+                    f"TLS handshake failed ({reason}): the server does not speak HTTPS there; "
+                    "an http:// URL?"
                 )
-            return f"{name}: TLS handshake failed ({reason})"
-        if isinstance(cause, OSError) and (cause.strerror or cause.errno):
+            return f"TLS handshake failed ({reason})"
+        elif isinstance(cause, OSError) and (cause.strerror or cause.errno):
             # asyncio words a refused connection "Connect call failed ('127.0.0.1', 9)",
             # with the errno of "Connection refused"; a name lookup's errno is negative
             # (getaddrinfo's own codes), its strerror says it.
             number = cause.errno
-            said = os.strerror(number) if isinstance(number, int) and number > 0 else None
-            return f"{name}: {said or cause.strerror}"
+            said_by_os = os.strerror(number) if isinstance(number, int) and number > 0 else None
+            return said_by_os or cause.strerror
         cause = cause.__cause__ or cause.__context__
-    return name
+    return None
 
 
 class UnexpectedStatus(BatchError):

@@ -21,7 +21,13 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 from click.core import ParameterSource
 
-from campaign_sync.logs import hold_until_configured, printable, release_held
+from campaign_sync.logs import (
+    hold_until_configured,
+    json_printable,
+    printable,
+    printable_lines,
+    release_held,
+)
 from campaign_sync.startup import die_by_signal, set_up_begins, set_up_ends
 
 if TYPE_CHECKING:
@@ -487,7 +493,7 @@ def sync(
 
     results = run_until_signalled(run, cancel_after=SYNC_CANCEL_SECONDS)
     for result in results:
-        click.echo(describe_result(result))
+        click.echo(printable_lines(describe_result(result)))
     if not all(result.ok for result in results):
         sys.exit(EXIT_FAILED)
 
@@ -647,7 +653,7 @@ def update_in_app(
         _act_on_held(unrecorded.stopped_by)
         sys.exit(EXIT_FAILED)
     if outcome.payload is not None and dry_run:
-        _say(json.dumps(outcome.payload, indent=2, ensure_ascii=False))
+        _say(json_printable(json.dumps(outcome.payload, indent=2, ensure_ascii=False)))
     if outcome.conflict:
         _say(outcome.conflict, err=True)
     # stdout carries only the dry run's JSON; a refusal reads like every other error
@@ -675,10 +681,11 @@ def _say(text: str, *, err: bool = False) -> None:
     the Ctrl-C that ended `campaign-sync update-in-app ... | tee log` ends tee too, and
     click turned the write's BrokenPipeError into exit 1, read as a refused update
     although Batch took it (a review's find). The stream then writes to /dev/null, as
-    Python's documentation advises for SIGPIPE (its `signal` module's notes)."""
+    Python's documentation advises for SIGPIPE (its `signal` module's notes). What a
+    terminal would act on is shown escaped (`logs.printable`)."""
     stream = sys.stderr if err else sys.stdout
     try:
-        click.echo(text, err=err)
+        click.echo(printable_lines(text), err=err)
     except BrokenPipeError:
         with contextlib.suppress(OSError, ValueError):
             null = os.open(os.devnull, os.O_WRONLY)
@@ -724,7 +731,8 @@ def check() -> None:
     settings = _settings()
     findings = run_checks(settings, resolve_apps(settings))
     for finding in findings:
-        click.echo(f"{'ok  ' if finding.ok else 'FAIL'}  {finding.subject}: {finding.message}")
+        line = f"{'ok  ' if finding.ok else 'FAIL'}  {finding.subject}: {finding.message}"
+        click.echo(printable_lines(line))
     sys.exit(exit_code(findings))
 
 

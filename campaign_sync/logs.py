@@ -34,9 +34,14 @@ _patterns: dict[bool, tuple[re.Pattern[str], dict[str, str]]] = {}
 
 # What a terminal acts on instead of showing: the C0 and C1 control characters (ESC begins
 # its escape sequences, which can clear the screen or retitle the window; CR and backspace
-# overwrite a line; a newline forges one) and the bidirectional overrides and isolates that
-# reorder what is shown (CVE-2021-42574, "Trojan Source").
-_UNSHOWABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# overwrite a line; a newline forges one), the bidirectional overrides, isolates and marks
+# that reorder what is shown (CVE-2021-42574, "Trojan Source"; LRM, RLM and ALM), and the
+# line and paragraph separators some viewers break lines at.
+_REORDERING = "\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_UNSHOWABLE = re.compile(f"[\x00-\x1f\x7f-\x9f{_REORDERING}]")
+# The same within JSON text, but the C0 controls: json.dumps escapes them in strings, and
+# writes only newlines and spaces between them.
+_UNSHOWABLE_IN_JSON = re.compile(f"[\x7f-\x9f{_REORDERING}]")
 
 
 def printable(text: str) -> str:
@@ -47,6 +52,21 @@ def printable(text: str) -> str:
     if _UNSHOWABLE.search(text) is None:
         return text
     return _UNSHOWABLE.sub(lambda found: found.group().encode("unicode_escape").decode(), text)
+
+
+def printable_lines(text: str) -> str:
+    """`printable` for each line of a text of several (an outcome and its error line)."""
+    return "\n".join(map(printable, text.split("\n")))
+
+
+def json_printable(text: str) -> str:
+    """JSON text (json.dumps's, with ensure_ascii=False) with what a terminal would act on
+    written as JSON escapes (`\\u009b`, `\\u202e`): the same JSON value, shown as is.
+    update-in-app's dry run and the JSON log lines printed U+202E and C1 controls raw (a
+    review's find)."""
+    if _UNSHOWABLE_IN_JSON.search(text) is None:
+        return text
+    return _UNSHOWABLE_IN_JSON.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
 
 
 def register_secret(value: str, *, keep_last: int = 0) -> None:
@@ -207,7 +227,7 @@ class JsonFormatter(logging.Formatter):
                 line[name] = value
         if record.exc_info:
             line["exception"] = mask(self.formatException(record.exc_info))
-        return json.dumps(line, ensure_ascii=False, default=str)
+        return json_printable(json.dumps(line, ensure_ascii=False, default=str))
 
 
 class TextFormatter(logging.Formatter):

@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from campaign_sync.domain import CampaignType
-from campaign_sync.logs import logging_through
+from campaign_sync.logs import logging_through, printable, printable_lines
 from campaign_sync.outcome import PassResult, RunCounts
 from campaign_sync.status import age
 from campaign_sync.sync_pass import NoProgressSink
@@ -159,8 +159,9 @@ def print_status_table(report: list[TypeStatus], console: Console | None = None)
         # Texts, not markup: an error quotes Batch's words ("[/messages/0]" was read as a
         # closing tag), and is printed unwrapped (wrapping a long one took minutes).
         if row.last_run_status == "failed" and row.last_run_error:
-            error = Text.assemble((f"{row.app}/{label}", "red"), ": ", row.last_run_error)
+            said = printable_lines(row.last_run_error)  # Batch's words, a URL's, a path's
+            error = Text.assemble((f"{row.app}/{label}", "red"), ": ", said)
             console.print(error, soft_wrap=True)
         if row.lock_held:
-            holder = f"{row.app}/{label}: a pass holds the lock now ({row.lock_holder})"
+            holder = printable(f"{row.app}/{label}: a pass holds the lock now ({row.lock_holder})")
             console.print(Text(holder), soft_wrap=True)

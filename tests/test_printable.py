@@ -3,6 +3,7 @@ and text log lines hold values a user or Batch gave (logs.printable)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from campaign_sync.logs import TextFormatter, printable
+from campaign_sync.logs import JsonFormatter, TextFormatter, json_printable, printable
 
 
 @pytest.mark.parametrize(
@@ -29,6 +30,8 @@ from campaign_sync.logs import TextFormatter, printable
         ("tab\there", "tab\\there"),
         ("abc\u202edcba", "abc\\u202edcba"),  # right-to-left override
         ("x\u2066y\u2069", "x\\u2066y\\u2069"),  # isolates
+        ("a\u200eb\u200fc\u061cd", "a\\u200eb\\u200fc\\u061cd"),  # LRM, RLM, ALM
+        ("one\u2028two\u2029", "one\\u2028two\\u2029"),  # line, paragraph separators
         # unchanged: printable text of any script, symbols, the ZERO WIDTH JOINER of emoji
         ("Soldes d'été 🎉 — 50%", "Soldes d'été 🎉 — 50%"),
         ("日本語のキャンペーン", "日本語のキャンペーン"),
@@ -78,3 +81,72 @@ def test_an_app_name_with_an_escape_in_a_config_file_is_shown_escaped(tmp_path: 
     assert result.returncode == 2
     assert "\x1b" not in result.stderr and "\x1b" not in result.stdout
     assert "apps[0] (app 'ios\\x1b[2J').concurrency" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["Sale \u202eevil", "csi\u009b2J", "del\x7f", "esc\x1b[2J", "rlm\u200f", "plain é 🎉", ""],
+)
+def test_json_printable_writes_json_escapes_and_keeps_the_value(value: str) -> None:
+    text = json_printable(json.dumps({"name": value}, ensure_ascii=False, indent=2))
+    assert json.loads(text) == {"name": value}
+    assert printable(text.replace("\n", "")) == text.replace("\n", "")  # nothing raw left
+
+
+def test_a_json_log_line_escapes_what_a_terminal_would_act_on() -> None:
+    """JSON log lines are read on terminals too (kubectl logs, cat): U+202E and C1
+    controls went through raw (ensure_ascii=False escapes only C0)."""
+    record = logging.LogRecord(
+        "campaign_sync.x", logging.WARNING, __file__, 1, "name %s", ("a\u202eb\u009bc",), None
+    )
+    line = JsonFormatter().format(record)
+    assert "\u202e" not in line and "\u009b" not in line
+    assert '"message": "name a\\u202eb\\u009bc"' in line
+    assert json.loads(line)["message"] == "name a\u202eb\u009bc"
+
+
+def test_checks_findings_show_a_paths_escape_escaped(tmp_path: Path) -> None:
+    """`check` printed its findings raw: a SQLite path holding ESC ] 0 ; ... BEL retitled
+    the terminal's window (a review's find)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BATCH_", "CAMPAIGN_SYNC_"))}
+    env.update(
+        BATCH_API_KEY="KEY",
+        BATCH_REST_API_KEY="SECRET-1234",
+        BATCH_API_BASE_URL="http://127.0.0.1:9",
+        DATABASE_URL=f"sqlite:///{tmp_path}/d\x1b]0;owned\x07/x.db",  # no such directory
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "campaign_sync", "check"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "\x1b" not in result.stdout + result.stderr and "\x07" not in result.stdout
+    assert "d\\x1b]0;owned\\x07" in result.stdout + result.stderr, result.stdout
+
+
+def test_a_failed_passs_summary_line_shows_the_url_escaped(tmp_path: Path) -> None:
+    """`sync`'s summary printed its error line raw: a base URL holding U+202E reordered
+    it on the terminal (a review's find)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BATCH_", "CAMPAIGN_SYNC_"))}
+    env.update(
+        BATCH_API_KEY="KEY",
+        BATCH_REST_API_KEY="SECRET-1234",
+        BATCH_API_BASE_URL="http://127.0.0.1:9/a\u202eb",  # nothing listens on port 9
+        DATABASE_URL=f"sqlite:///{tmp_path}/x.db",
+        CAMPAIGN_SYNC_RETRY_MAX_ATTEMPTS="1",
+        CAMPAIGN_SYNC_LOG_FORMAT="text",
+    )
+    for command in ("migrate", "sync"):
+        result = subprocess.run(
+            [sys.executable, "-m", "campaign_sync", command],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert result.returncode == 1, result.stderr
+    assert "\u202e" not in result.stdout + result.stderr
+    assert "could not reach http://127.0.0.1:9/a\\u202eb (ConnectError" in result.stdout

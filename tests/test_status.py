@@ -175,3 +175,25 @@ def test_staleness_counts_in_the_apps_own_interval(
     assert stale(None) == [["last success 10m ago"]] * 2
     assert stale({"default": 600}) == [[], []]
     assert stale({"another": 600}) == [["last success 10m ago"]] * 2
+
+
+def test_a_stored_error_is_shown_with_its_control_characters_escaped(
+    db: Engine, pg_url: str, sim_server: SimulatorServer
+) -> None:
+    """A failed pass's error quoting a URL with U+202E (or Batch's words with ESC) was
+    printed by every later `status` raw, reordering or recolouring the terminal (a
+    review's find)."""
+    run_sync(pg_url, sim_server)
+    with db.begin() as conn:
+        last = conn.execute(
+            select(func.max(sync_runs.c.id)).where(sync_runs.c.campaign_type == "push")
+        ).scalar_one()
+        conn.execute(
+            update(sync_runs)
+            .where(sync_runs.c.id == last)
+            .values(status="failed", error="could not reach http://h/a\u202eb \x1b[2J\x9b")
+        )
+    result = run("status", env={"DATABASE_URL": pg_url})
+    assert result.exit_code == 0, result.output
+    assert not any(c in result.output for c in "\u202e\x1b\x9b")
+    assert "could not reach http://h/a\\u202eb \\x1b[2J\\x9b" in result.output

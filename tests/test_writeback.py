@@ -1372,3 +1372,30 @@ def test_a_signal_the_process_ignores_stays_ignored_while_held() -> None:
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN and held == []
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+def test_a_dry_runs_body_shows_batchs_reordering_and_c1_characters_as_json_escapes(
+    pg_url: str,
+    db: Engine,
+    simulator: Simulator,
+    sim_server: SimulatorServer,
+    restore_logging: None,
+) -> None:
+    """The body was printed with ensure_ascii=False: a name holding U+202E (which reorders
+    what follows on a terminal) or U+009B (a one-character CSI) reached stdout raw (a
+    review's find). JSON escapes keep the body's value."""
+    from tests.helpers import run
+
+    token = api_made(simulator)
+    detail = simulator.store(IN_APP).detail(token)
+    assert detail is not None
+    detail["name"] = "Sale \u202eevil\u009b2J \x1b[31m"
+    simulator.store(IN_APP).replace(token, detail)
+    run_sync(pg_url, sim_server, [IN_APP])
+    result = run("update-in-app", token, "--set", "capping=3", "--dry-run",
+                 env=_run_env(pg_url, sim_server))  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert not any(c in result.stdout for c in "\u202e\u009b\x1b")
+    assert '"name": "Sale \\u202eevil\\u009b2J \\u001b[31m"' in result.stdout
+    body = json.loads(result.stdout[result.stdout.index("{") : result.stdout.rindex("}") + 1])
+    assert body["name"] == "Sale \u202eevil\u009b2J \x1b[31m"

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Sequence
 
 import httpx
 from sqlalchemy import Engine
 
 from campaign_sync.batch.client import BatchClient, ClientHook, ClientOptions
-from campaign_sync.batch.ratelimit import LearnedRate, RateGate, RatePolicy
+from campaign_sync.batch.ratelimit import LearnedRate, RatePolicy
 from campaign_sync.batch.retry import RetryBudget
 from campaign_sync.config import ResolvedApp, Settings
 from campaign_sync.db.pacing import load_learned_rate, save_learned_rate
@@ -23,8 +22,6 @@ from campaign_sync.sync_pass import (
     SyncPass,
     progress_hook,
 )
-
-log = logging.getLogger(__name__)
 
 
 def pass_options(
@@ -131,27 +128,7 @@ async def sync_app(
             # Not when nothing was sent: nothing was learned, and a pass that failed on a
             # locked database waited the lock timeout a second time to store it.
             if client.gate.sent_any:
-                await _store_learned_rate(engine, app.name, client.gate)
-
-
-async def _store_learned_rate(engine: Engine, app: str, gate: RateGate) -> None:
-    """Store what `gate` learned for the app's next pass, unless too many of its requests
-    failed for it to have learned anything (`RateGate.learned`): then the stored rate
-    stays as it was, and the log says why when the pass met a 429."""
-    learned = gate.learned()
-    if learned is None:
-        if gate.total_429:  # else nothing was learned from a 429 that needs saying
-            log.info(
-                "app '%s': the request rate of this pass is not stored: %d of its %d "
-                "requests failed (5xx, timeouts, broken answers), too many to tell its %d "
-                "x 429 from Batch's limit; the next pass starts from the rate stored before",
-                app,
-                gate.faults,
-                gate.sent,
-                gate.total_429,
-            )
-        return
-    await asyncio.to_thread(save_learned_rate, engine, app, learned)
+                await asyncio.to_thread(save_learned_rate, engine, app.name, client.gate.learned())
 
 
 async def sync_apps(

@@ -382,78 +382,101 @@ def test_a_pass_that_sent_nothing_stores_no_learned_rate(
 
 
 @pytest.mark.parametrize(
-    ("sent", "faults", "stored"),
+    ("faults", "cut"),
     [
-        (100, 0, True),
-        (100, 4, True),  # under 5%: the pass's 429s still say something of the pace
-        (100, 5, False),  # 5%: not learned from
-        (1000, 210, False),  # the newcomer's mix: 20% faults
-        (20, 1, False),
-        (1, 1, False),
+        (0, True),
+        (1, True),  # 1 of the 40 sends of the second before: under 5%, the limit's pace
+        (2, False),  # 5%: what was sent before the 429 says nothing of the limit
+        (40, False),
     ],
 )
-def test_a_pass_whose_requests_failed_too_often_teaches_no_rate(
-    sent: int, faults: int, stored: bool
-) -> None:
-    """A mix of 20% faults (5xx, cut answers, hangs) and 5% random 429s under a 50 req/s
-    limit: backoffs and hangs thinned out sending, each 429 cut the pace to 0.9 x the
-    little sent in the second before it, 1.85 req/s was stored, and the next healthy pass
-    crawled at it (174 s for 610 requests, 14.2x: benchmarks/pace_recovery.py)."""
-    rate_gate, _clock = gate(LearnedRate(40.0, True), RatePolicy(increase_per_second=1e-9))
-    send_times(rate_gate, sent)
+def test_a_429_amid_failures_pauses_but_leaves_the_rate_alone(faults: int, cut: bool) -> None:
+    """An incident of 15 x (503, 429) near the end of a pass cut the rate at each 429 (each
+    503 ended the streak) to 0.9 x the little sent before it, thinned out by the retries'
+    backoffs: 10.3 req/s was stored under a 50 req/s limit and the next healthy pass took
+    4.3x requests / 50; a pass with 20% failures and 5% random 429s stored 1.85 req/s, and
+    the next took 14.2x (a review's and a newcomer's finds; benchmarks/pace_recovery.py).
+    The share is of the second before the 429, which the accepted rate is measured over."""
+    rate_gate, clock = gate(LearnedRate(40.0, True), RatePolicy(increase_per_second=1e-9))
+    send_times(rate_gate, 100, succeed=False)  # 2.5 s at 40/s
     for _ in range(faults):
         rate_gate.on_fault()
-    assert rate_gate.sent == sent
-    expected = LearnedRate(pytest.approx(40.0), True) if stored else None  # type: ignore[arg-type]
-    assert rate_gate.learned() == expected
+    pause = rate_gate.on_too_many_requests(clock.now, retry_after=None)
+    assert pause == 5.0  # paused all the same
+    assert rate_gate.amid_failures(clock.now) is not cut
+    assert rate_gate.rate == (pytest.approx(36.0, rel=0.04) if cut else 40.0)
 
 
-@pytest.mark.parametrize(
-    ("server_errors", "too_many", "kept", "logged"),
-    [
-        (12, 1, True, True),  # 12 of 115 requests (10%) failed: not learned from
-        (12, 0, True, False),  # nor without a 429, and then nothing needs saying
-        (2, 1, False, False),  # 2 of 105 (1.9%): this pass's rate, its cut included
-    ],
-)
-def test_a_pass_with_many_faults_leaves_the_stored_rate_as_it_was(
+def test_failures_before_the_measured_window_no_longer_spare_the_rate() -> None:
+    rate_gate, clock = gate(LearnedRate(40.0, True), RatePolicy(increase_per_second=1e-9))
+    for _ in range(20):
+        rate_gate.on_fault()
+    send_times(rate_gate, 400, succeed=False)  # 10 s at 40/s: the failures are 10 s old
+    assert not rate_gate.amid_failures(clock.now)
+    rate_gate.on_too_many_requests(clock.now, retry_after=None)
+    assert rate_gate.rate == pytest.approx(36.0, rel=0.04)
+
+
+def test_one_failure_in_a_small_pass_does_not_spare_the_rate() -> None:
+    """A pass of 19 requests with one 500 (5.3%) under a limit far below the stored pace:
+    every 429 was spared and the limit never learned, pass after pass (a review's find
+    of an earlier form of the rule). Two failures at least."""
+    rate_gate, clock = gate(LearnedRate(48.8, True), RatePolicy(increase_per_second=1e-9))
+    send_times(rate_gate, 19, succeed=False)
+    rate_gate.on_fault()
+    rate_gate.on_too_many_requests(clock.now, retry_after=None)
+    assert not rate_gate.amid_failures(clock.now)
+    assert rate_gate.rate is not None and rate_gate.rate < 48.8 * 0.95
+
+
+def test_a_429_just_after_a_pause_amid_failures_leaves_the_rate_alone() -> None:
+    """Just after a pause too little is sent to count a failure among it: the failures of
+    the last few seconds count. Measured over the second before alone, each such 429 of
+    a pass with 20% failures cut the rate (28.6 req/s stored under a 50 req/s limit)."""
+    policy = RatePolicy(increase_per_second=1e-9, backoff_min_seconds=1.0, backoff_jitter=0.0)
+    rate_gate, clock = gate(LearnedRate(40.0, True), policy)
+
+    async def send(count: int, fail_every: int = 0) -> float:
+        sent = 0.0
+        for index in range(count):
+            sent = await rate_gate.acquire()
+            if fail_every and index % fail_every == 0:
+                rate_gate.on_fault()
+            else:
+                rate_gate.on_success()
+        return sent
+
+    last = asyncio.run(send(100, fail_every=5))  # 2.5 s at 40/s, 20% failed
+    clock.now = last + 0.01
+    assert rate_gate.on_too_many_requests(last, retry_after=None) == 1.0
+    assert rate_gate.rate == pytest.approx(40.0, abs=0.01)  # amid failures: not cut
+    resumed = asyncio.run(send(2))  # the pause, then two answered requests
+    clock.now = resumed + 0.01
+    rate_gate.on_too_many_requests(resumed, retry_after=None)
+    assert rate_gate.rate == pytest.approx(40.0, abs=0.01)  # still amid them: not cut
+
+
+@pytest.mark.parametrize(("server_errors", "cut"), [(12, False), (0, True)])
+def test_a_pass_whose_429_came_amid_failures_stores_the_rate_uncut(
     simulator: Simulator,
     sim_server: SimulatorServer,
     any_db: Engine,
     any_db_url: str,
-    caplog: pytest.LogCaptureFixture,
     server_errors: int,
-    too_many: int,
-    kept: bool,
-    logged: bool,
+    cut: bool,
 ) -> None:
-    """500s among the pass's ~100 requests, each retried (the pass succeeds), and a 429:
-    with 5% or more failed, the rate stored before stays (the 429's cut is not stored),
-    and the log says why when a 429 came; under 5%, this pass's rate is stored."""
-    import logging
-
+    """12 x 500 (each retried: the pass succeeds), then a 429 among the first details:
+    the rate learned before is stored uncut (it climbed a little); a 429 alone cuts it."""
     save_learned_rate(any_db, "default", LearnedRate(150.0, limit_seen=True))
-    simulator.script("view push", [429] * too_many + [500] * server_errors)
+    simulator.script("view push", [500] * server_errors + [429])
     settings = make_settings(sim_server.url, any_db_url)
-    with caplog.at_level(logging.INFO, logger="campaign_sync.runner"):
-        results = asyncio.run(sync_apps(any_db, settings, [make_app()]))
+    results = asyncio.run(sync_apps(any_db, settings, [make_app()]))
     assert [result.status for result in results] == ["succeeded", "succeeded"]
     assert simulator.count(status=500) == server_errors
-    assert simulator.count(status=429) == too_many
+    assert simulator.count(status=429) == 1
     stored = load_learned_rate(any_db, "default")
     assert stored is not None and stored.limit_seen
-    said = [r.getMessage() for r in caplog.records if "is not stored" in r.getMessage()]
-    if kept:
-        assert stored.requests_per_second == 150.0
+    if cut:
+        assert stored.requests_per_second < 150.0 * 0.95
     else:
-        assert stored.requests_per_second < 150.0  # the 429's cut: this pass's rate
-    if logged:
-        sent = simulator.count()
-        assert said == [
-            f"app 'default': the request rate of this pass is not stored: {server_errors} of "
-            f"its {sent} requests failed (5xx, timeouts, broken answers), too many to tell "
-            f"its {too_many} x 429 from Batch's limit; the next pass starts from the rate "
-            "stored before"
-        ]
-    else:
-        assert said == []
+        assert 150.0 <= stored.requests_per_second < 151.0

@@ -298,7 +298,7 @@ class BatchClient:
                 return await exchange()
             except BatchError as error:
                 # The server or the network failed (not a 429, not an answer about the
-                # request): counted against what this pass may teach the next one.
+                # request): a 429 amid such failures leaves the rate alone (ratelimit).
                 if error.retriable and not isinstance(error, TooManyRequests):
                     self.gate.on_fault()
                 raise

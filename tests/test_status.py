@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Connection, Engine, func, select, update
 
 from campaign_sync.db import migrate
 from campaign_sync.db.models import sync_runs, sync_state
@@ -124,13 +124,8 @@ def test_a_pass_killed_mid_way_is_told_from_one_running(
     now = datetime.now(UTC)
     expires = now + timedelta(seconds=40) if alive else now - timedelta(seconds=30)
     with db.begin() as conn:
-        last = conn.execute(
-            select(func.max(sync_runs.c.id)).where(sync_runs.c.campaign_type == "push")
-        ).scalar_one()
-        conn.execute(
-            update(sync_runs)
-            .where(sync_runs.c.id == last)
-            .values(status="running", finished_at=None, started_at=now - timedelta(minutes=5))
+        last = _rewrite_last_push_run(
+            conn, status="running", finished_at=None, started_at=now - timedelta(minutes=5)
         )
         conn.execute(
             update(sync_state)
@@ -185,15 +180,19 @@ def test_a_stored_error_is_shown_with_its_control_characters_escaped(
     review's find)."""
     run_sync(pg_url, sim_server)
     with db.begin() as conn:
-        last = conn.execute(
-            select(func.max(sync_runs.c.id)).where(sync_runs.c.campaign_type == "push")
-        ).scalar_one()
-        conn.execute(
-            update(sync_runs)
-            .where(sync_runs.c.id == last)
-            .values(status="failed", error="could not reach http://h/a\u202eb \x1b[2J\x9b")
+        _rewrite_last_push_run(
+            conn, status="failed", error="could not reach http://h/a\u202eb \x1b[2J\x9b"
         )
     result = run("status", env={"DATABASE_URL": pg_url})
     assert result.exit_code == 0, result.output
     assert not any(c in result.output for c in "\u202e\x1b\x9b")
     assert "could not reach http://h/a\\u202eb \\x1b[2J\\x9b" in result.output
+
+
+def _rewrite_last_push_run(conn: Connection, **values: object) -> int:
+    """Set `values` on the newest push run's row; its id."""
+    last: int = conn.execute(
+        select(func.max(sync_runs.c.id)).where(sync_runs.c.campaign_type == "push")
+    ).scalar_one()
+    conn.execute(update(sync_runs).where(sync_runs.c.id == last).values(**values))
+    return last

@@ -679,21 +679,23 @@ def _echo_off(descriptor: int) -> Iterator[None]:
     quiet = list(before)
     quiet[3] &= ~termios.ECHO  # lflag; canonical mode stays: lines and Ctrl-D as usual
     startup.terminal_changed(descriptor, before)
-    # A SIGTERM left to its default action ends the process with no `finally` (`check`'s
-    # prompt, after the window): it ends it by the signal still, the terminal put back.
-    sigterm = None
+    # A signal left to its default action ends the process with no `finally` (SIGTERM at
+    # `check`'s prompt, after the window; Ctrl-\, a closed terminal's SIGHUP anywhere): it
+    # ends it by the signal still, the terminal put back (a review's finds).
+    taken: list[signal.Signals] = []
     if threading.current_thread() is threading.main_thread():
-        sigterm = signal.getsignal(signal.SIGTERM)
-        if sigterm is signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, lambda signum, _: startup.die_by_signal(signum))
+        for stop in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+            if signal.getsignal(stop) is signal.SIG_DFL:
+                signal.signal(stop, lambda signum, _: startup.die_by_signal(signum))
+                taken.append(stop)
     termios.tcsetattr(descriptor, termios.TCSANOW, quiet)
     try:
         yield
     finally:
         termios.tcsetattr(descriptor, termios.TCSANOW, before)
         startup.terminal_changed(descriptor, None)
-        if sigterm is signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for stop in taken:
+            signal.signal(stop, signal.SIG_DFL)
         with contextlib.suppress(OSError):
             os.write(2, b"\n")
 

@@ -37,11 +37,13 @@ _patterns: dict[bool, tuple[re.Pattern[str], dict[str, str]]] = {}
 # overwrite a line; a newline forges one), the bidirectional overrides, isolates and marks
 # that reorder what is shown (CVE-2021-42574, "Trojan Source"; LRM, RLM and ALM), and the
 # line and paragraph separators some viewers break lines at.
-_REORDERING = "\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
-_UNSHOWABLE = re.compile(f"[\x00-\x1f\x7f-\x9f{_REORDERING}]")
+# Lone surrogates (Batch's JSON may hold "\ud800") cannot be written at all: printing one
+# raised UnicodeEncodeError (update-in-app's dry run of such a campaign, a review's find).
+_REORDERING_OR_UNWRITABLE = "\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff"
+_UNSHOWABLE = re.compile(f"[\x00-\x1f\x7f-\x9f{_REORDERING_OR_UNWRITABLE}]")
 # The same within JSON text, but the C0 controls: json.dumps escapes them in strings, and
 # writes only newlines and spaces between them.
-_UNSHOWABLE_IN_JSON = re.compile(f"[\x7f-\x9f{_REORDERING}]")
+_UNSHOWABLE_IN_JSON = re.compile(f"[\x7f-\x9f{_REORDERING_OR_UNWRITABLE}]")
 
 
 def printable(text: str) -> str:
@@ -51,7 +53,9 @@ def printable(text: str) -> str:
     A raw ESC in an app name reached the terminal in an error line (a review's find)."""
     if _UNSHOWABLE.search(text) is None:
         return text
-    return _UNSHOWABLE.sub(lambda found: found.group().encode("unicode_escape").decode(), text)
+    return _UNSHOWABLE.sub(
+        lambda found: found.group().encode("unicode_escape", "backslashreplace").decode(), text
+    )
 
 
 def printable_lines(text: str) -> str:

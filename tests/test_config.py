@@ -1369,6 +1369,8 @@ def test_a_rest_key_typed_before_the_prompt_is_read_not_thrown_away(
         ("serve", "SIGTERM", 0),
         ("check", "SIGTERM", -15),  # any other command ends by the signal
         ("check", "SIGINT", -2),
+        ("check", "SIGHUP", -1),  # the terminal closed
+        ("sync", "SIGQUIT", -3),  # Ctrl-\\, inside the window too
     ],
 )
 def test_a_stop_at_the_rest_keys_prompt_gives_the_terminal_its_echo_back(
@@ -1408,6 +1410,6 @@ def test_a_stop_at_the_rest_keys_prompt_gives_the_terminal_its_echo_back(
         os.close(leader)
         os.close(follower)
     assert process.returncode == returncode, err
-    if command in ("sync", "serve"):  # read inside the set-up window
+    if command in ("sync", "serve") and stop in ("SIGINT", "SIGTERM"):  # the window's
         assert f"stopped by {stop} before the work began".encode() in err
     assert echo_after, "the terminal was left without its echo"

@@ -32,6 +32,7 @@ from campaign_sync.logs import JsonFormatter, TextFormatter, json_printable, pri
         ("x\u2066y\u2069", "x\\u2066y\\u2069"),  # isolates
         ("a\u200eb\u200fc\u061cd", "a\\u200eb\\u200fc\\u061cd"),  # LRM, RLM, ALM
         ("one\u2028two\u2029", "one\\u2028two\\u2029"),  # line, paragraph separators
+        ("lone \ud800", "lone \\ud800"),  # a lone surrogate: no terminal can be sent one
         # unchanged: printable text of any script, symbols, the ZERO WIDTH JOINER of emoji
         ("Soldes d'été 🎉 — 50%", "Soldes d'été 🎉 — 50%"),
         ("日本語のキャンペーン", "日本語のキャンペーン"),
@@ -85,7 +86,16 @@ def test_an_app_name_with_an_escape_in_a_config_file_is_shown_escaped(tmp_path: 
 
 @pytest.mark.parametrize(
     "value",
-    ["Sale \u202eevil", "csi\u009b2J", "del\x7f", "esc\x1b[2J", "rlm\u200f", "plain é 🎉", ""],
+    [
+        "Sale \u202eevil",
+        "lone\ud800",
+        "csi\u009b2J",
+        "del\x7f",
+        "esc\x1b[2J",
+        "rlm\u200f",
+        "plain é 🎉",
+        "",
+    ],
 )
 def test_json_printable_writes_json_escapes_and_keeps_the_value(value: str) -> None:
     text = json_printable(json.dumps({"name": value}, ensure_ascii=False, indent=2))

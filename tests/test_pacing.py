@@ -429,6 +429,21 @@ def test_one_failure_in_a_small_pass_does_not_spare_the_rate() -> None:
     assert rate_gate.rate is not None and rate_gate.rate < 48.8 * 0.95
 
 
+def test_where_429s_outnumber_the_failures_the_limit_is_what_refuses() -> None:
+    """A limit of 20 req/s under a stored 48, with 8-12% of 500s beside it: every 429 was
+    amid 5% of failures, none cut, and each pass met 70 x 429 (a review's find). Where
+    the 429s outnumber the failures, they are the limit's."""
+    rate_gate, clock = gate(LearnedRate(48.0, True), RatePolicy(increase_per_second=1e-9))
+    sent = send_times(rate_gate, 40, succeed=False)
+    for _ in range(3):
+        rate_gate.on_fault()
+    rate_gate.on_too_many_requests(sent[-1], retry_after=None)  # 3 failures, one 429
+    assert rate_gate.rate == 48.0  # spared
+    for refused in sent[-4:-1]:  # the same burst's: no new pause, but counted
+        rate_gate.on_too_many_requests(refused, retry_after=None)
+    assert not rate_gate.amid_failures(clock.now)  # 4 x 429 against 3 failures
+
+
 def test_a_429_just_after_a_pause_amid_failures_leaves_the_rate_alone() -> None:
     """Just after a pause too little is sent to count a failure among it: the failures of
     the last few seconds count. Measured over the second before alone, each such 429 of

@@ -24,8 +24,9 @@ learns one. The rules, each measured in benchmarks/rate_limit.py (issue #14):
   full-paced sending, so a pass keeps probing slowly without provoking the next 429.
 - **A 429 amid failures** (the first of a streak, when `untrusted_fault_share` or more of
   the requests sent in the span the accepted rate is measured over, or in the last
-  `RECENT_SECONDS`, failed for another reason than a 429, and at least
-  `untrusted_fault_count` did: a 5xx, a timeout, a broken or cut answer, `on_fault`)
+  `RECENT_SECONDS`, failed for another reason than a 429, at least
+  `untrusted_fault_count` and as many as the 429s then: a 5xx, a timeout, a broken or cut
+  answer, `on_fault`)
   pauses like any other but leaves the rate alone: the failures' backoffs and hangs thin
   out sending, so the rate measured before it is not the server's limit. Cut there, an
   incident of 15 x (503, 429) near the end of a pass stored 10.3 req/s under a 50 req/s
@@ -126,6 +127,7 @@ class RateGate:
         self.total_429 = 0
         self.sent = 0  # requests let through
         self._recent_faults: deque[float] = deque()  # when requests failed (`on_fault`)
+        self._recent_429: deque[float] = deque()  # when 429s came
 
     @property
     def rate(self) -> float | None:
@@ -230,7 +232,10 @@ class RateGate:
     def amid_failures(self, refused_at: float, since: float = 0.0) -> bool:
         """Whether `policy.untrusted_fault_share` or more of the requests sent failed
         (`on_fault`; failures seen until now count), and `policy.untrusted_fault_count` at
-        least, over the span `accepted_rate` measures before the request refused at
+        least, and no fewer than the 429s then (this one included: where 429s outnumber
+        the failures, the limit is what refuses, and a real limit of 20 req/s met with 8-12%
+        of 500s beside it was never learned, each of its 70 x 429 a pass sparing the rate),
+        over the span `accepted_rate` measures before the request refused at
         `refused_at` (the failures of the whole window before it, a pause inside it
         included) or over the last `RECENT_SECONDS`: then sending was thinned out by the
         failures' backoffs, and the 429 says nothing of the pace. Both spans, measured
@@ -252,7 +257,8 @@ class RateGate:
         ):
             faults = sum(1 for t in self._recent_faults if t >= faults_from)
             sent = sum(1 for t in self._recent_sends if start <= t < end)
-            enough = faults >= max(policy.untrusted_fault_count, 1)
+            refused = sum(1 for t in self._recent_429 if t >= faults_from)
+            enough = faults >= max(policy.untrusted_fault_count, 1, refused)
             if enough and faults >= policy.untrusted_fault_share * max(sent, 1):
                 return True
         return False
@@ -276,6 +282,10 @@ class RateGate:
         it extends nothing and does not escalate the backoff or cut the rate again.
         """
         self.total_429 += 1
+        now = self._clock()
+        self._recent_429.append(now)
+        while self._recent_429[0] < now - RECENT_SECONDS:
+            self._recent_429.popleft()
         if sent_at >= self._pause_started:
             self._start_pause(sent_at, retry_after)
         pause = self.pause_remaining()

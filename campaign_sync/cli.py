@@ -931,12 +931,19 @@ def simulate(**options: Any) -> None:
     except OSError as error:
         where = f"{options['host']}:{options['port']}"
         raise Failure(f"cannot listen on {where}: {error.strerror}", EXIT_USAGE) from None
+    # The keys shell-quoted, so that the line pastes as it reads (a key with a space or a
+    # `;` broke it), and shown escaped (a review's find: raw ESC reached the terminal).
+    import shlex
+
+    api_key, rest_key = (shlex.quote(options[name]) for name in ("api_key", "rest_api_key"))
     click.echo(
-        f"Batch simulator on {server.url} ({options['push']} push, {options['in_app']} in-app "
-        f"campaigns)\n"
-        f"  export BATCH_API_BASE_URL={server.url} BATCH_API_KEY={options['api_key']} "
-        f"BATCH_REST_API_KEY={options['rest_api_key']} CAMPAIGN_SYNC_BACKOFF_MIN_SECONDS=0.2\n"
-        f"  request counters: {server.url}/_sim/stats   (Ctrl-C stops)",
+        printable_lines(
+            f"Batch simulator on {server.url} ({options['push']} push, {options['in_app']} "
+            f"in-app campaigns)\n"
+            f"  export BATCH_API_BASE_URL={server.url} BATCH_API_KEY={api_key} "
+            f"BATCH_REST_API_KEY={rest_key} CAMPAIGN_SYNC_BACKOFF_MIN_SECONDS=0.2\n"
+            f"  request counters: {server.url}/_sim/stats   (Ctrl-C stops)"
+        ),
         err=True,
     )
     server.run()

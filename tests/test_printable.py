@@ -160,3 +160,23 @@ def test_a_failed_passs_summary_line_shows_the_url_escaped(tmp_path: Path) -> No
     assert result.returncode == 1, result.stderr
     assert "\u202e" not in result.stdout + result.stderr
     assert "could not reach http://127.0.0.1:9/a\\u202eb (ConnectError" in result.stdout
+
+
+def test_the_simulators_banner_quotes_and_escapes_the_keys_it_was_given() -> None:
+    """`simulate --api-key` printed the key raw and unquoted in its `export` line: ESC
+    reached the terminal, and a key with a space broke the line pasted (a review's find)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "campaign_sync", "simulate", "--port", "0", "--push", "25",
+         "--in-app", "25", "--api-key", "K x;\x1b]0;T\x07", "--rest-api-key", "R\u202eS"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None
+        banner = [process.stderr.readline() for _ in range(3)]
+    finally:
+        process.terminate()
+        process.wait(30)
+    export = banner[1]
+    assert "\x1b" not in export and "\u202e" not in export
+    assert " BATCH_API_KEY='K x;\\x1b]0;T\\x07' BATCH_REST_API_KEY='R\\u202eS' " in export, export

@@ -26,12 +26,12 @@ learns one. The rules, each measured in benchmarks/rate_limit.py (issue #14):
   the requests sent in the span the accepted rate is measured over, or in the last
   `RECENT_SECONDS`, failed for another reason than a 429, at least
   `untrusted_fault_count` and as many as the 429s then: a 5xx, a timeout, a broken or cut
-  answer, `on_fault`)
-  pauses like any other but leaves the rate alone: the failures' backoffs and hangs thin
-  out sending, so the rate measured before it is not the server's limit. Cut there, an
-  incident of 15 x (503, 429) near the end of a pass stored 10.3 req/s under a 50 req/s
-  limit, and a pass with 20% failures and 5% random 429s stored 1.85 req/s; each next,
-  healthy pass crawled at it (+0.02 req/s per second): 4.3x and 14.2x requests / 50
+  answer, `on_fault`) pauses like any other but leaves the rate alone: it is taken as
+  part of the server's trouble, not as its limit (the failures' backoffs and hangs also
+  thin out the sending the accepted rate is measured on). Cut there, an incident of
+  15 x (503, 429) near the end of a pass stored 10.3 req/s under a 50 req/s limit, and a
+  pass with 20% failures and 5% random 429s stored 1.85 req/s; each next, healthy pass
+  crawled at it (+0.02 req/s per second): 4.3x and 14.2x requests / 50
   (benchmarks/pace_recovery.py).
 - **What is remembered**: the pace at the end of a pass, for the next one (`learned`).
 """

@@ -537,7 +537,7 @@ def test_which_failures_count_as_faults_of_the_server_or_network(handler: Any, f
         async with mock_client(handler, attempts=1) as client:
             with contextlib.suppress(errors.BatchError):
                 await client.view_push("t1")
-            return client.gate.sent, len(client.gate._recent_faults)
+            return len(client.gate._recent_sends), len(client.gate._recent_faults)
 
     assert run(call()) == (1, 1 if fault else 0)
 

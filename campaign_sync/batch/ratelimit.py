@@ -52,6 +52,13 @@ ABANDONED = "stopping: a request waiting for Batch was abandoned"  # StopRequest
 RECENT_SECONDS = 5.0  # how long sends and failures are kept (more than any window above)
 
 
+def _remember(times: deque[float], now: float) -> None:
+    """Add `now` to `times` (oldest first) and drop what is older than `RECENT_SECONDS`."""
+    times.append(now)
+    while times[0] < now - RECENT_SECONDS:
+        times.popleft()
+
+
 @dataclass(frozen=True)
 class LearnedRate:
     """What earlier passes learned about an app: the pace to start at (requests/s), and
@@ -125,7 +132,6 @@ class RateGate:
         self._recent_sends: deque[float] = deque()
         self._first_send: float | None = None
         self.total_429 = 0
-        self.sent = 0  # requests let through
         self._recent_faults: deque[float] = deque()  # when requests failed (`on_fault`)
         self._recent_429: deque[float] = deque()  # when 429s came
 
@@ -144,7 +150,7 @@ class RateGate:
     def sent_any(self) -> bool:
         """Whether any request went through the gate (a pass that sent none learned
         nothing)."""
-        return self.sent > 0
+        return self._first_send is not None
 
     def learned(self) -> LearnedRate:
         """What the next pass of this app should start from (see `db.pacing`)."""
@@ -173,10 +179,7 @@ class RateGate:
             sent_at = self._clock()
             if self._first_send is None:
                 self._first_send = sent_at
-            self.sent += 1
-            self._recent_sends.append(sent_at)
-            while self._recent_sends and self._recent_sends[0] < sent_at - RECENT_SECONDS:
-                self._recent_sends.popleft()
+            _remember(self._recent_sends, sent_at)
             return sent_at
 
     async def wait(self, seconds: float) -> None:
@@ -224,10 +227,7 @@ class RateGate:
         5xx, a timeout, a connection broken, an answer cut short. Kept for
         `RECENT_SECONDS` (see `amid_failures`); the rate is left alone (the retry's own
         backoff spaces the request out)."""
-        now = self._clock()
-        self._recent_faults.append(now)
-        while self._recent_faults[0] < now - RECENT_SECONDS:
-            self._recent_faults.popleft()
+        _remember(self._recent_faults, self._clock())
 
     def amid_failures(self, refused_at: float, since: float = 0.0) -> bool:
         """Whether `policy.untrusted_fault_share` or more of the requests sent failed
@@ -282,10 +282,7 @@ class RateGate:
         it extends nothing and does not escalate the backoff or cut the rate again.
         """
         self.total_429 += 1
-        now = self._clock()
-        self._recent_429.append(now)
-        while self._recent_429[0] < now - RECENT_SECONDS:
-            self._recent_429.popleft()
+        _remember(self._recent_429, self._clock())
         if sent_at >= self._pause_started:
             self._start_pause(sent_at, retry_after)
         pause = self.pause_remaining()
@@ -318,7 +315,7 @@ class RateGate:
             # later pass.
             return
         if self.amid_failures(sent_at, since=resumed_at):
-            return  # what was sent before it was thinned out by the failures' backoffs
+            return  # taken as part of the server's trouble, not as its limit
         accepted = self.accepted_rate(sent_at, since=resumed_at)
         ceiling = policy.max_rate if self._unpaced() else self._pace
         self._pace = max(policy.min_rate, policy.decrease_factor * min(accepted, ceiling))

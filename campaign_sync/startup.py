@@ -65,11 +65,15 @@ def terminal_changed(descriptor: int, settings: list[Any] | None) -> None:
 
 
 def _restore_terminal() -> None:
+    """Put back the terminal `terminal_changed` noted, once (the window's stop of a command
+    that then dies by the signal came here twice: two blank lines)."""
+    global _terminal_before
     if _terminal_before is None:
         return
     import termios
 
     descriptor, settings = _terminal_before
+    _terminal_before = None
     with contextlib.suppress(OSError, termios.error):
         termios.tcsetattr(descriptor, termios.TCSANOW, settings)
         os.write(2, b"\n")  # the line the user's unseen Enter did not end

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from campaign_sync.logs import JsonFormatter, TextFormatter, json_printable, printable
+from tests.test_cli import cli
 
 
 @pytest.mark.parametrize(
@@ -72,13 +73,7 @@ def test_an_app_name_with_an_escape_in_a_config_file_is_shown_escaped(tmp_path: 
         BATCH_REST_API_KEY="SECRET-1234",
         DATABASE_URL=f"sqlite:///{tmp_path}/x.db",
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "campaign_sync", "check"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = cli("check", env=env, timeout=60)
     assert result.returncode == 2
     assert "\x1b" not in result.stderr and "\x1b" not in result.stdout
     assert "apps[0] (app 'ios\\x1b[2J').concurrency" in result.stderr, result.stderr
@@ -125,13 +120,7 @@ def test_checks_findings_show_a_paths_escape_escaped(tmp_path: Path) -> None:
         BATCH_API_BASE_URL="http://127.0.0.1:9",
         DATABASE_URL=f"sqlite:///{tmp_path}/d\x1b]0;owned\x07/x.db",  # no such directory
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "campaign_sync", "check"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = cli("check", env=env)
     assert result.returncode != 0
     assert "\x1b" not in result.stdout + result.stderr and "\x07" not in result.stdout
     assert "d\\x1b]0;owned\\x07" in result.stdout + result.stderr, result.stdout
@@ -150,13 +139,7 @@ def test_a_failed_passs_summary_line_shows_the_url_escaped(tmp_path: Path) -> No
         CAMPAIGN_SYNC_LOG_FORMAT="text",
     )
     for command in ("migrate", "sync"):
-        result = subprocess.run(
-            [sys.executable, "-m", "campaign_sync", command],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        result = cli(command, env=env)
     assert result.returncode == 1, result.stderr
     assert "\u202e" not in result.stdout + result.stderr
     assert "could not reach http://127.0.0.1:9/a\\u202eb (ConnectError" in result.stdout

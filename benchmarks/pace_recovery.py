@@ -19,28 +19,21 @@ otherwise make it many minutes long); passes 0 and 2 the real 5 s floor.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 import time
 
 from _harness import (
-    API_KEY,
-    REST_KEY,
     Result,
     load_average,
     print_results,
     simulator,
     throwaway_database,
 )
-from pydantic import SecretStr
-from rate_limit import BURST, LIMIT_PER_SECOND, TARGET_RATIO, server_counts
+from rate_limit import BURST, LIMIT_PER_SECOND, TARGET_RATIO, server_counts, timed_pass
 
-from campaign_sync.config import Settings, resolve_apps
 from campaign_sync.db.migrate import upgrade
-from campaign_sync.db.pacing import load_learned_rate
 from campaign_sync.db.session import make_engine
-from campaign_sync.runner import pass_options, sync_apps
 
 FAULTS = (
     "--fault-429", "0.05", "--fault-500", "0.10", "--fault-503", "0.05",
@@ -67,22 +60,11 @@ def measure(push: int, in_app: int, hang_seconds: float = 10.0) -> list[Result]:
             ("pass 2 (healthy)", common, 5.0, True),
         ):
             with simulator(*options) as base_url:
-                settings = Settings(
-                    database_url=url,
-                    batch_api_key=API_KEY,
-                    batch_rest_api_key=SecretStr(REST_KEY),
-                    batch_api_base_url=base_url,
-                    backoff_min_seconds=floor,
-                )
-                apps = resolve_apps(settings)
                 time.sleep(1.0)  # the bucket starts full
-                started = time.monotonic()
-                pass_settings = pass_options(settings, full_refresh=full_refresh)
-                asyncio.run(sync_apps(engine, settings, apps, options=pass_settings))
-                elapsed = time.monotonic() - started
+                elapsed, _, rate = timed_pass(
+                    engine, url, base_url, floor=floor, full_refresh=full_refresh
+                )
                 answered, too_many = server_counts(base_url)
-                learned = load_learned_rate(engine, apps[0].name)
-                rate = learned.requests_per_second if learned else 0.0
                 note = f"{answered} answered, {too_many} x 429; {elapsed:.1f} s"
                 if label.startswith("pass 2"):
                     results += [

@@ -31,12 +31,14 @@ from _harness import (
     throwaway_database,
 )
 from pydantic import SecretStr
+from sqlalchemy import Engine
 
 from campaign_sync.config import Settings, resolve_apps
 from campaign_sync.db.migrate import upgrade
 from campaign_sync.db.pacing import load_learned_rate
 from campaign_sync.db.session import make_engine
 from campaign_sync.runner import pass_options, sync_apps
+from campaign_sync.sync_pass import PassResult
 
 LIMIT_PER_SECOND = 50.0
 BURST = 10
@@ -52,6 +54,28 @@ def server_counts(base_url: str) -> tuple[int, int]:
     return answered - too_many, too_many
 
 
+def timed_pass(
+    engine: Engine, url: str, base_url: str, *, floor: float, full_refresh: bool
+) -> tuple[float, list[PassResult], float]:
+    """One pass of the app against the simulator at `base_url`, as a scheduled one runs:
+    its wall seconds, its outcome, and the rate stored after it (req/s, 0 when none).
+    `floor`: the wait after a 429 (Batch's is 5 s)."""
+    settings = Settings(
+        database_url=url,
+        batch_api_key=API_KEY,
+        batch_rest_api_key=SecretStr(REST_KEY),
+        batch_api_base_url=base_url,
+        backoff_min_seconds=floor,
+    )
+    apps = resolve_apps(settings)
+    pass_settings = pass_options(settings, full_refresh=full_refresh)
+    started = time.monotonic()
+    outcome = asyncio.run(sync_apps(engine, settings, apps, options=pass_settings))
+    elapsed = time.monotonic() - started
+    learned = load_learned_rate(engine, apps[0].name)
+    return elapsed, outcome, learned.requests_per_second if learned else 0.0
+
+
 def measure(push: int, in_app: int, latency_ms: float = 2.0) -> list[Result]:
     """Both passes' results: wall against requests / 50, 429s, failed passes."""
     options = (
@@ -62,26 +86,16 @@ def measure(push: int, in_app: int, latency_ms: float = 2.0) -> list[Result]:
     logging.getLogger("campaign_sync").setLevel(logging.ERROR)  # the 429s are counted below
     with simulator(*options) as base_url, throwaway_database() as url:
         upgrade(url)
-        settings = Settings(
-            database_url=url,
-            batch_api_key=API_KEY,
-            batch_rest_api_key=SecretStr(REST_KEY),
-            batch_api_base_url=base_url,
-            backoff_min_seconds=5.0,  # Batch's real floor, not the local stand-in's shortcut
-        )
-        apps = resolve_apps(settings)
         engine = make_engine(url)
         time.sleep(1.0)  # the server's bucket starts full, as after any quiet moment
         for label, full_refresh in (("pass 1 (initial)", False), ("pass 2 (full refresh)", True)):
             answered_before, too_many_before = server_counts(base_url)
-            started = time.monotonic()
-            pass_settings = pass_options(settings, full_refresh=full_refresh)
-            outcome = asyncio.run(sync_apps(engine, settings, apps, options=pass_settings))
-            elapsed = time.monotonic() - started
+            # Batch's real floor after a 429, not the local stand-in's shortcut
+            elapsed, outcome, rate = timed_pass(
+                engine, url, base_url, floor=5.0, full_refresh=full_refresh
+            )
             answered, too_many = server_counts(base_url)
             requests, too_many = answered - answered_before, too_many - too_many_before
-            learned = load_learned_rate(engine, apps[0].name)
-            rate = learned.requests_per_second if learned else 0.0
             note = f"{requests} requests, learned {rate:.1f} req/s; load {load_average()}"
             results += [
                 Result("4", f"{label}: wall vs requests / 50 per s", elapsed,

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import insert, inspect, select, text
+from sqlalchemy import Engine, insert, inspect, select, text
 
 from campaign_sync.db import migrate
 from campaign_sync.db.models import metadata, sync_runs, sync_warnings
@@ -619,3 +619,38 @@ def test_the_models_list_each_tables_columns_in_the_migrated_order(empty_url: st
     finally:
         engine.dispose()
     assert differing == {}
+
+
+def test_a_migration_committed_by_another_replica_meanwhile_is_no_foreign_schema(
+    empty_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two replicas migrating a new database at once (through PgBouncer): the second read
+    no revision, then read the first one's objects midway through its commit and took them
+    for another tool's ('the database holds tables campaign-sync did not create
+    (v_campaign_changes, ...)'), exit 2; seen twice in full runs. The revision read again
+    tells: recorded now, it was a migration; still none, another's indeed."""
+    from campaign_sync.db import revisions
+
+    migrate.upgrade(empty_url)  # the other replica's migration, committed
+    engine = make_engine(empty_url)
+    real = revisions.stored_revision
+    reads: list[str | None] = []
+
+    def before_the_commit_once(conn_or_engine: Engine) -> str | None:
+        found = real(conn_or_engine) if reads else None  # the first read came before it
+        reads.append(found)
+        return found
+
+    def midway(_engine: Engine) -> str | None:
+        raise revisions.ForeignSchema("the database holds tables campaign-sync did not create")
+
+    monkeypatch.setattr(revisions, "stored_revision", before_the_commit_once)
+    monkeypatch.setattr(revisions, "recognise", midway)
+    try:
+        assert revisions.unrecorded_schema(engine) is None
+        assert reads == [None, migrate.head_revision()]
+        monkeypatch.setattr(revisions, "stored_revision", lambda _engine: None)
+        with pytest.raises(revisions.ForeignSchema):  # no revision after all: another's
+            revisions.unrecorded_schema(engine)
+    finally:
+        engine.dispose()

@@ -130,7 +130,12 @@ def unrecorded_schema(engine: Engine) -> str | None:
     """The revision of our tables when they exist without `alembic_version`, else None."""
     if stored_revision(engine) is not None:
         return None
-    found = recognise(engine)
+    try:
+        found = recognise(engine)
+    except ForeignSchema:
+        if _still_unrecorded(engine):
+            raise
+        return None
     return found if found is not None and _still_unrecorded(engine) else None
 
 
@@ -138,9 +143,11 @@ def _still_unrecorded(engine: Engine) -> bool:
     """Whether `alembic_version` still records nothing, read again after the tables were
     found. Another replica's migration commits its tables and their revision together, so
     tables it committed between the first read and `recognise` come with a revision now:
-    they were being migrated, not left unrecorded. (Two replicas migrating through
-    PgBouncer: the second read no revision, then found the first one's tables, and
-    stopped with 'run migrate --adopt'; seen once in CI.)"""
+    they were being migrated, not left unrecorded, nor another's. (Two replicas migrating
+    through PgBouncer: the second read no revision, then found the first one's tables, and
+    stopped with 'run migrate --adopt', seen once in CI; or, when `recognise` read them
+    midway, with 'the database holds tables campaign-sync did not create', exit 2, seen
+    twice on 2026-11-30.)"""
     return stored_revision(engine) is None
 
 

@@ -34,10 +34,26 @@ from tests.test_cli import cli
         ("a\u200eb\u200fc\u061cd", "a\\u200eb\\u200fc\\u061cd"),  # LRM, RLM, ALM
         ("one\u2028two\u2029", "one\\u2028two\\u2029"),  # line, paragraph separators
         ("lone \ud800", "lone \\ud800"),  # a lone surrogate: no terminal can be sent one
+        # format characters that show as nothing: two tokens would look alike
+        ("c\u200b1", "c\\u200b1"),  # ZERO WIDTH SPACE
+        ("\ufeffc1", "\\ufeffc1"),  # BOM / ZERO WIDTH NO-BREAK SPACE
+        ("a\u2060b\u2063c", "a\\u2060b\\u2063c"),  # WORD JOINER, INVISIBLE SEPARATOR
+        ("a\u206ab\u206fc", "a\\u206ab\\u206fc"),  # deprecated shaping controls
+        ("a\ufff9b\ufffbc", "a\\ufff9b\\ufffbc"),  # interlinear annotation marks
+        ("a\u180eb", "a\\u180eb"),  # MONGOLIAN VOWEL SEPARATOR
         # unchanged: printable text of any script, symbols, the ZERO WIDTH JOINER of emoji
         ("Soldes d'été 🎉 — 50%", "Soldes d'été 🎉 — 50%"),
         ("日本語のキャンペーン", "日本語のキャンペーン"),
         ("👩\u200d💻", "👩\u200d💻"),
+        (
+            "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",
+            "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",
+        ),  # ZWNJ
+        ("\u2764\ufe0f", "\u2764\ufe0f"),  # a variation selector
+        (
+            "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f",
+            "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f",
+        ),  # tags
         ("", ""),
     ],
 )
@@ -88,6 +104,7 @@ def test_an_app_name_with_an_escape_in_a_config_file_is_shown_escaped(tmp_path: 
         "del\x7f",
         "esc\x1b[2J",
         "rlm\u200f",
+        "zwsp\u200b bom\ufeff",
         "plain é 🎉",
         "",
     ],

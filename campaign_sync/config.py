@@ -599,20 +599,16 @@ def _read_secret_file(settings: Settings, named: str) -> Settings:
     if path is None or (given is not None and given.get_secret_value()):
         return settings  # an empty BATCH_REST_API_KEY gives none: the file is read
     try:
-        if path.is_dir():
-            raise ConfigError(f"{named} names {path}, which is a directory: name the key's file")
-        content = read_at_most(path, MAX_KEY_FILE_BYTES + 1, secret=True)
-        if len(content) > MAX_KEY_FILE_BYTES:
-            raise ConfigError(
-                f"{named} names {path}, which holds more than {MAX_KEY_FILE_BYTES} bytes: "
-                "no key is that long; name the key's file"
-            )
-        value = content.decode("utf-8").strip()
-    except StalledRead as stalled:
-        raise ConfigError(f"{named} names {path}, from which {stalled}") from None
-    except (OSError, UnicodeDecodeError) as error:
-        why = error.strerror if isinstance(error, OSError) else "it is not UTF-8 text"
-        raise ConfigError(f"{named} names {path}, which cannot be read: {why}") from None
+        value = read_named_file(path, MAX_KEY_FILE_BYTES, secret=True).decode("utf-8").strip()
+    except UnreadableFile as unreadable:
+        hint = {
+            "directory": ": name the key's file",
+            "too large": ": no key is that long; name the key's file",
+        }.get(unreadable.kind, "")
+        raise ConfigError(f"{named} names {path}, {unreadable.relative}{hint}") from None
+    except UnicodeDecodeError:
+        not_text = "which cannot be read: it is not UTF-8 text"
+        raise ConfigError(f"{named} names {path}, {not_text}") from None
     if not value:
         raise ConfigError(f"{named} names {path}, which is empty")
     key = _usable_key(value, f"the key in {path} ({named})")
@@ -629,6 +625,40 @@ class StalledRead(Exception):
     """Nothing, or only part of a pipe's or terminal's content, came before a silence of
     `KEY_PIPE_WAIT_SECONDS` (`TERMINAL_WAIT_SECONDS` for a terminal): a FIFO no one
     writes to, a writer that keeps the pipe open and stopped. The text says what came."""
+
+
+class UnreadableFile(Exception):
+    """Why a file a user named could not be read whole (`read_named_file`): `str()` says
+    it after the file's name ("is a directory", "holds more than 100 bytes", "cannot be
+    read: Permission denied", "8 bytes came, then nothing for 10 s (...)"), `relative`
+    after "<name>, "; `kind` ("directory", "too large", "stalled", "error") is for the
+    caller's hint of what to name instead."""
+
+    def __init__(self, why: str, kind: str) -> None:
+        super().__init__(why)
+        self.kind = kind
+
+    @property
+    def relative(self) -> str:
+        return f"from which {self}" if self.kind == "stalled" else f"which {self}"
+
+
+def read_named_file(path: Path, limit: int, *, secret: bool = False) -> bytes:
+    """The whole content of the file `path`, at most `limit` bytes, read by `read_at_most`
+    (pipes and terminals without waiting for ever; `secret`: no echo). Raises
+    UnreadableFile for a directory, a file longer than `limit` (/dev/zero included), a
+    pipe or terminal that went silent (`StalledRead`), or an OSError (its strerror)."""
+    try:
+        if path.is_dir():
+            raise UnreadableFile("is a directory", "directory")
+        content = read_at_most(path, limit + 1, secret=secret)
+    except StalledRead as stalled:
+        raise UnreadableFile(str(stalled), "stalled") from None
+    except OSError as error:
+        raise UnreadableFile(f"cannot be read: {error.strerror}", "error") from None
+    if len(content) > limit:
+        raise UnreadableFile(f"holds more than {limit} bytes", "too large")
+    return content
 
 
 def read_at_most(path: Path, limit: int, *, secret: bool = False) -> bytes:

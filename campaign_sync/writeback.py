@@ -34,9 +34,9 @@ from campaign_sync.config import (
     ConfigError,
     ResolvedApp,
     Settings,
-    StalledRead,
+    UnreadableFile,
     load_settings,
-    read_at_most,
+    read_named_file,
     resolve_apps,
     select_apps,
 )
@@ -184,21 +184,15 @@ def _changes_file(named: str) -> bytes:
     `<(jq ...)`) that gives its content without long silences (`config.read_at_most`), at most
     `MAX_CHANGES_FILE_BYTES` (`/dev/zero` was read until memory ran out, a FIFO no one
     writes to waited forever: a review's find). Raises UsageError naming what is wrong."""
-    path = Path(named)
     try:
-        if path.is_dir():
-            raise UsageError(f"--from-file {named} is a directory: name a JSON file")
-        content = read_at_most(path, MAX_CHANGES_FILE_BYTES + 1)
-    except StalledRead as stalled:
-        raise UsageError(f"--from-file {named}: {stalled}") from None
-    except OSError as error:
-        raise UsageError(f"--from-file {named} cannot be read: {error.strerror}") from None
-    if len(content) > MAX_CHANGES_FILE_BYTES:
-        raise UsageError(
-            f"--from-file {named} holds more than {MAX_CHANGES_FILE_BYTES} bytes: no "
-            "campaign's changes are that long; name the JSON file of the changes"
-        )
-    return content
+        return read_named_file(Path(named), MAX_CHANGES_FILE_BYTES)
+    except UnreadableFile as unreadable:
+        hint = {
+            "directory": ": name a JSON file",
+            "too large": ": no campaign's changes are that long; name the JSON file of the changes",
+        }.get(unreadable.kind, "")
+        separator = ": " if unreadable.kind == "stalled" else " "
+        raise UsageError(f"--from-file {named}{separator}{unreadable}{hint}") from None
 
 
 def parse_changes(

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import secrets
 import sys
 from typing import Any
 
@@ -138,6 +140,51 @@ def decode_array(content: bytes | str) -> Any:
         except UnreadableJSON:
             decoded.append(UnreadableElement(element.strip()[:200]))
     return decoded
+
+
+# A JSON string that may be an `UnrepresentableNumber` (json.dumps writes one as a string):
+# the text of a number, NaN or Infinity. A string of Batch's that looks like one only costs
+# a walk of the document.
+NUMBER_STRING = re.compile(r'"(?:-?(?:\d[\d.eE+-]*|Infinity)|NaN)"')
+
+
+def encode(document: Any, *, indent: int | None = None, ensure_ascii: bool = True) -> str:
+    """`document` as JSON text, every `UnrepresentableNumber` written as the number Batch
+    sent (`1e400`, `NaN`, 5,000 digits), not as a string: what goes back to Batch (an
+    in-app update's body) holds the campaign's values as Batch holds them. json.dumps
+    wrote them as strings, so an update of a campaign's name turned a number of its
+    targeting query that Batch had sent as `1e400` into the string "1e400" (a review's
+    find). Compact (no spaces) unless `indent` is given; `ensure_ascii` as json.dumps's
+    (ASCII escapes keep a lone surrogate writable). Raises ValueError for a float NaN or
+    infinity (only an `UnrepresentableNumber` may be one) and TypeError for a value that
+    is not JSON."""
+    separators = (",", ":") if indent is None else (",", ": ")
+
+    def dumps(value: Any) -> str:
+        return json.dumps(
+            value, allow_nan=False, indent=indent, ensure_ascii=ensure_ascii, separators=separators
+        )
+
+    text = dumps(document)
+    if NUMBER_STRING.search(text) is None:
+        return text  # no string that may be such a number: json.dumps's text (C) as is
+    numbers: list[str] = []
+    marker = f"unrepresentable-number-{secrets.token_hex(16)}-"  # no document holds it
+
+    def mark(value: Any) -> Any:
+        if isinstance(value, UnrepresentableNumber):
+            numbers.append(str(value))
+            return f"{marker}{len(numbers) - 1}"
+        if isinstance(value, dict):
+            return {key: mark(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [mark(item) for item in value]
+        return value
+
+    text = dumps(mark(document))
+    for index, number in enumerate(numbers):
+        text = text.replace(f'"{marker}{index}"', number, 1)
+    return text
 
 
 def _top_level_elements(text: str) -> list[str] | None:

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from campaign_sync.jsondoc import UnrepresentableNumber
+from campaign_sync.jsondoc import NUMBER_STRING, UnrepresentableNumber
 
 MAX_DEPTH = 100  # objects and arrays nested deeper are stored as JSON text (documented)
 ENCODE_RECURSION_LIMIT = 4000  # the decoder stops near 1,000 levels; this is room enough
@@ -234,11 +234,6 @@ def storable_document(document: Any) -> StorableDocument:
     return StorableDocument(document, walk.value(document, "", 0), walk.warnings, None)
 
 
-# A JSON string that may be an `UnrepresentableNumber` (it is dumped as one): the text of a
-# number, NaN or Infinity. A string of Batch's that looks like that only costs the walk.
-_NUMBER_STRING = re.compile(r'"(?:-?(?:\d[\d.eE+-]*|Infinity)|NaN)"')
-
-
 def _plain_text(value: Any) -> JSONText | None:
     """`value`'s `JSONText` when `value` certainly needs no repair, told from that text
     (the encoder is C, the walk Python: the walk cost 5x more,
@@ -254,7 +249,7 @@ def _plain_text(value: Any) -> JSONText | None:
         return None
     if not text.isascii() and _UNSTORABLE_CHARACTER.search(text) is not None:
         return None
-    return None if _NUMBER_STRING.search(text) is not None else JSONText(text)
+    return None if NUMBER_STRING.search(text) is not None else JSONText(text)
 
 
 def merge_warnings(first: list[FieldWarning], more: list[FieldWarning]) -> list[FieldWarning]:

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from campaign_sync.batch.endpoints import CampaignType
-from campaign_sync.jsondoc import decode
+from campaign_sync.jsondoc import UnrepresentableNumber, decode, encode
 from campaign_sync.storable import storable_document
 from campaign_sync.transform import document_hash, stable_hash, transform_campaign
 
@@ -386,3 +386,29 @@ def test_keys_alike_once_repaired_keep_every_value() -> None:
         "k\ufffd": 3,
     }
     assert [w.field for w in rows.warnings] == ["k\ufffd (2) (key)", "k\ufffd (3) (key)"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"ttl":1e400}',
+        '{"q":{"age":{"$gt":-1e999}}}',
+        '{"a":[NaN,Infinity,-Infinity]}',
+        '{"tiny":1e-400,"ok":0.5,"zero":0.0}',
+        '{"big":' + "9" * 5000 + "}",
+        '{"looks":"1e400","is":1e400}',  # a string stays a string, a number a number
+        '{"n":"NaN","nested":[[{"x":1E400}]]}',
+        '{"plain":1,"t":"\\u00e9t\\u00e9"}',  # no such number: json.dumps's own text
+        "[1e400,2]",
+    ],
+)
+def test_encode_writes_back_every_number_as_batch_sent_it(text: str) -> None:
+    """What goes back to Batch (an in-app update's body) holds the numbers no Python type
+    holds as the numbers they came as, never as strings."""
+    assert encode(decode(text)) == text
+
+
+def test_encode_keeps_a_string_that_looks_like_a_number_a_string() -> None:
+    document = {"a": "1e400", "b": UnrepresentableNumber("1e400"), "c": ["NaN"]}
+    assert encode(document) == '{"a":"1e400","b":1e400,"c":["NaN"]}'
+    assert encode(document, indent=1) == '{\n "a": "1e400",\n "b": 1e400,\n "c": [\n  "NaN"\n ]\n}'

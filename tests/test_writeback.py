@@ -24,6 +24,7 @@ from campaign_sync.db.models import (
     campaign_updates,
     campaigns,
 )
+from campaign_sync.jsondoc import UnrepresentableNumber
 from campaign_sync.simulator import Simulator, SimulatorServer
 from campaign_sync.writeback import (
     UpdateOutcome,
@@ -257,6 +258,49 @@ def test_a_campaign_stored_repaired_is_updated_and_keeps_batchs_own_text(
         ).scalar_one()
     assert stored["name"] == "Forced"
     assert stored["landing"]["contents"][0]["title"] == "A\ufffdB"
+
+
+def test_numbers_no_python_type_holds_go_back_to_batch_as_the_numbers_they_are(
+    db: Engine, pg_url: str, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    """An update of the name sent a targeting query's `1e400` (and an action's NaN) back
+    to Batch as the strings "1e400" and "NaN": what the query matched changed, silently,
+    in a field the user never touched (a review's find). The kind: every number the
+    decoder keeps as its text (overflow, underflow, NaN and the infinities, more than
+    4,300 digits), anywhere in the campaign."""
+    token = api_made(simulator)
+    detail = simulator.store(IN_APP).detail(token)
+    assert detail is not None
+    odd = {
+        "over": UnrepresentableNumber("1e400"),
+        "under": UnrepresentableNumber("1e-400"),
+        "nan": UnrepresentableNumber("NaN"),
+        "minus_infinity": UnrepresentableNumber("-Infinity"),
+        "digits": UnrepresentableNumber("7" * 5000),
+        "text": "1e400",  # Batch's string stays a string
+    }
+    detail["targeting"] = {"query": {"age": {"$gt": odd["over"]}}, "odd": [odd]}
+    detail["time_to_live"] = UnrepresentableNumber("1e999")
+    simulator.store(IN_APP).replace(token, detail)
+    run_sync(pg_url, sim_server, [IN_APP])
+
+    done = update(db, sim_server, token, {"name": "Renamed once"})
+    assert done.ok, done.message
+    in_batch = simulator.store(IN_APP).detail(token)
+    assert in_batch is not None and in_batch["name"] == "Renamed once"
+    assert in_batch["time_to_live"] == "1e999"
+    assert type(in_batch["time_to_live"]) is UnrepresentableNumber  # a number, not a string
+    [kept] = in_batch["targeting"]["odd"]
+    assert kept == odd
+    assert {key: type(value) for key, value in kept.items()} == {
+        "over": UnrepresentableNumber,
+        "under": UnrepresentableNumber,
+        "nan": UnrepresentableNumber,
+        "minus_infinity": UnrepresentableNumber,
+        "digits": UnrepresentableNumber,
+        "text": str,
+    }
+    assert type(in_batch["targeting"]["query"]["age"]["$gt"]) is UnrepresentableNumber
 
 
 def test_a_stale_update_is_stopped_and_force_applies_it_on_top(

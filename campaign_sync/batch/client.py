@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -44,7 +43,7 @@ from campaign_sync.batch.proxies import proxy_for, ssl_context
 from campaign_sync.batch.ratelimit import LearnedRate, RateGate, RatePolicy
 from campaign_sync.batch.retry import RetryBudget, RetryPolicy
 from campaign_sync.batch.sweep import SweepPage, SweepPosition, sweep_pages
-from campaign_sync.jsondoc import NestedTooDeeply, UnreadableJSON, decode, decode_array
+from campaign_sync.jsondoc import NestedTooDeeply, UnreadableJSON, decode, decode_array, encode
 from campaign_sync.logs import register_secret
 
 
@@ -289,8 +288,9 @@ class BatchClient:
         if json_body is not None:
             # ASCII JSON, not httpx's UTF-8 (ensure_ascii=False): a lone surrogate read from
             # Batch's own campaign (`"\ud800"`) goes back as the escape it came as, where
-            # encoding it to UTF-8 raised UnicodeEncodeError.
-            body = json.dumps(json_body, allow_nan=False, separators=(",", ":")).encode()
+            # encoding it to UTF-8 raised UnicodeEncodeError; a number no Python type holds
+            # (`1e400`) goes back as the number it came as (`jsondoc.encode`).
+            body = encode(json_body).encode()
             headers = {"Content-Type": "application/json"}
 
         async def attempt() -> Any:

@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from campaign_sync.batch.endpoints import READ_ONLY_FIELDS
 from campaign_sync.domain import CampaignType
+from campaign_sync.jsondoc import UnreadableJSON, decode, encode
 from campaign_sync.simulator.data import CampaignStore, current_time, generate_store, push_stats
 
 ERRORS: dict[str, tuple[int, int]] = {
@@ -298,7 +299,9 @@ class Simulator:
                 detail = app.stores[campaign_type].detail(token)
                 if detail is None:
                     raise _BatchError("ROUTE_NOT_FOUND", "Campaign not found")
-                body = json.dumps(detail, ensure_ascii=False)
+                # Batch's own numbers as it holds them: a store's UnrepresentableNumber
+                # (`1e400`, NaN) is written as the number, not as a string.
+                body = encode(detail, ensure_ascii=False)
                 if token in self.knobs.broken_tokens:
                     body = body[: len(body) // 2]
                 return Response(body, media_type="application/json")
@@ -327,8 +330,8 @@ class Simulator:
             if stored is None:
                 raise _BatchError("ROUTE_NOT_FOUND", "Campaign not found")
             try:
-                payload = json.loads(await request.body())
-            except ValueError:
+                payload = decode(await request.body())
+            except UnreadableJSON:
                 raise _BatchError("MALFORMED_JSON_BODY", "The body is not valid JSON") from None
             if not isinstance(payload, dict):
                 raise _BatchError("MALFORMED_JSON_BODY", "The body must be a JSON object")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
@@ -584,6 +585,43 @@ def test_check_on_a_schema_without_its_revision_waits_a_bounded_time(
     assert lines[0].startswith("ok    settings: ")
     assert "cannot read it: canceling statement due to lock timeout" in lines[1]
     assert any(line.startswith("ok    app 'default'") for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("said", "in_passing"),
+    [
+        ("consuming input failed: server closed the connection unexpectedly\n\tThis probably "
+         "means the server terminated abnormally", True),
+        ("server closed the connection unexpectedly", True),
+        ("SSL connection has been closed unexpectedly", True),
+        ("could not receive data from server: Connection reset by peer", True),
+        ("could not send data to server: Broken pipe", True),
+        ("SSL SYSCALL error: EOF detected", True),
+        ("the connection is closed", True),
+        ("the connection is lost", True),
+        ("terminating connection due to administrator command", True),
+        # a connect's own refusals: the URL's mistake as often as a server down
+        ('connection to server at "127.0.0.1", port 5999 failed: Connection refused', False),
+        ('failed to resolve host \'nohost\': [Errno -2] Name or service not known', False),
+        ('connection failed: FATAL:  password authentication failed for user "x"', False),
+        ("", False),
+    ],
+)  # fmt: skip
+def test_a_driver_error_with_no_sqlstate_is_in_passing_when_it_says_the_connection_was_lost(
+    said: str, in_passing: bool
+) -> None:
+    """A cut that met SQLAlchemy's first use of a new connection (its dialect's
+    initialize) came with no SQLSTATE and not `connection_invalidated`: `check` and
+    `migrate` exited 2, bad configuration, in 3 runs of 40 under repeated
+    pg_terminate_backend (a review's find)."""
+    from sqlalchemy.exc import OperationalError
+
+    from campaign_sync.db.session import passing_problem
+
+    error = OperationalError("select 1", {}, psycopg.OperationalError(said))
+    assert error.orig.sqlstate is None  # type: ignore[union-attr]
+    assert not error.connection_invalidated
+    assert passing_problem(error) is in_passing
 
 
 def test_a_connection_cut_with_no_sqlstate_is_a_failure_in_passing() -> None:

@@ -57,7 +57,7 @@ def passing_problem(error: BaseException) -> bool:
     08), an operator's intervention (57: a shutdown, a cancel), a deadlock or
     serialization failure (40), a lock another session held too long (55P03, SQLite's
     "database is locked"), a connection SQLAlchemy found cut (libpq's own errors, no
-    SQLSTATE: a proxy or PgBouncer dropping it)."""
+    SQLSTATE: a proxy or PgBouncer dropping it; `lost_connection`)."""
     if getattr(error, "connection_invalidated", False):
         return True
     cause = getattr(error, "orig", None) or error
@@ -66,7 +66,38 @@ def passing_problem(error: BaseException) -> bool:
         sqlstate[:2] in ("08", "57", "40")
         or sqlstate == LOCK_NOT_AVAILABLE
         or _sqlite_locked(cause)
+        or (not sqlstate and lost_connection(cause))
     )
+
+
+# libpq's words for a connection lost under a statement, which carry no SQLSTATE
+# (interfaces/libpq/fe-misc.c and fe-secure.c; the texts SQLAlchemy's psycopg2 dialect
+# looks for in its is_disconnect), and psycopg's own for a connection found closed.
+_LOST_CONNECTION_WORDS = (
+    "terminating connection",
+    "closed the connection",
+    "connection has been closed unexpectedly",
+    "connection not open",
+    "could not receive data from server",
+    "could not send data to server",
+    "SSL SYSCALL error",
+    "the connection is closed",
+    "the connection is lost",
+)
+
+
+def lost_connection(cause: BaseException) -> bool:
+    """Whether a driver error with no SQLSTATE says the connection was lost (its first
+    line holds one of libpq's or psycopg's words for it). SQLAlchemy marks such a cut
+    `connection_invalidated` only when it has the connection to look at: one that met its
+    first use of a new connection (the dialect's `initialize`, on an engine's first
+    connect) came without, and `check` and `migrate` took it for bad configuration,
+    exit 2 (3 runs of 40 under repeated pg_terminate_backend, a review's find). Not a
+    connect's own refusal ("Connection refused", a host name that does not resolve):
+    those name the URL's mistake as often as a server down."""
+    text = str(cause).strip()
+    first = text.splitlines()[0] if text else ""
+    return any(words in first for words in _LOST_CONNECTION_WORDS)
 
 
 def _sqlite_locked(cause: BaseException) -> bool:

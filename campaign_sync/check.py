@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import httpx
-from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
@@ -39,21 +38,17 @@ from campaign_sync.db.migrate import (
     missing_objects,
     missing_tables_problem,
 )
-from campaign_sync.db.models import metadata
 from campaign_sync.db.session import (
     database_problem,
     make_engine,
     masked_url,
     missing_sqlite_file,
     passing_problem,
-    sqlite_companions,
     sqlite_directory_problem,
-    sqlite_file,
     sqlite_query_problem,
-    sqlite_read_only,
-    writable,
 )
 from campaign_sync.db.state import key_refusal, key_refusal_text
+from campaign_sync.db.writable import sqlite_write_problem, write_problem_of
 from campaign_sync.domain import CampaignType
 from campaign_sync.outcome import RunCounts
 from campaign_sync.runner import client_options, make_client
@@ -84,92 +79,6 @@ def write_problem(database_url: str, schema: str | None = None) -> str | None:
         return write_problem_of(engine)
     finally:
         engine.dispose()
-
-
-def sqlite_write_problem(database_url: str) -> str | None:
-    """Why a pass could not write to the SQLite file `database_url` names, asked of the
-    file system (access(2): no lock taken, nothing written): the file, or its -wal or
-    -shm file, refuses writes (permissions, an immutable file, a read-only mount), or the
-    URL opens it read-only; None otherwise or for a URL naming no file (a directory that
-    cannot take the -wal and -shm files is `sqlite_directory_problem`'s).
-    `check` said "reachable" for a read-only file, where every sync then failed with
-    "attempt to write a readonly database" (a newcomer's find)."""
-    path = sqlite_file(database_url)
-    if path is None or not path.exists():
-        return None
-    given = sqlite_read_only(database_url)
-    if given is not None:
-        return (
-            f"the SQLite file {path} is opened read-only ({given} in DATABASE_URL): a "
-            f"pass could not store anything; leave {given} out"
-        )
-    # Writes go through the file and its -wal and -shm files; a directory that cannot
-    # take those when they are missing is `sqlite_directory_problem`'s (it cannot open).
-    for where in (path, *(p for p in sqlite_companions(path) if p.exists())):
-        if not writable(where):
-            return (
-                f"the SQLite file {where} accepts no writes here (its permissions, an "
-                "immutable flag or a read-only mount): a pass could not store anything; "
-                "make it writable for this user, or name another file"
-            )
-    return None
-
-
-def write_problem_of(engine: Engine) -> str | None:
-    """Why a pass could not write to this PostgreSQL database (a read replica, a database
-    or role with default_transaction_read_only, a role without the privileges on a table
-    of ours or on the sequences of their ids), or None. SQLite: None (`check_database`
-    asks `sqlite_write_problem` instead). `check` reported "ready" for a read-only
-    database, and for roles missing a table or a sequence, where every sync then failed."""
-    if engine.dialect.name != "postgresql":
-        return None
-    # Every table of ours: a pass writes the campaigns, their children, versions,
-    # sightings, warnings, runs, cursors, pacing and stats, and update-in-app the audit.
-    tables = sorted(metadata.tables)
-    with_ids = sorted(name for name, table in metadata.tables.items() if "id" in table.c)
-    with engine.connect() as conn:
-        read_only = conn.execute(text("select current_setting('transaction_read_only')"))
-        if read_only.scalar() == "on":
-            return (
-                "the database accepts no writes (transaction_read_only is on: a read "
-                "replica, or default_transaction_read_only set for the database or the "
-                "role): point DATABASE_URL at the primary, or lift the setting"
-            )
-        # has_table_privilege with 'INSERT,UPDATE,DELETE' is true if any one is held.
-        denied = list(
-            conn.execute(
-                text(
-                    "select t from unnest(cast(:tables as text[])) as t where not ("
-                    "has_table_privilege(t, 'SELECT') and has_table_privilege(t, 'INSERT') "
-                    "and has_table_privilege(t, 'UPDATE') "
-                    "and has_table_privilege(t, 'DELETE'))"
-                ),
-                {"tables": tables},
-            ).scalars()
-        )
-        unusable = list(
-            conn.execute(
-                text(
-                    "select s from (select pg_get_serial_sequence(t, 'id') as s from "
-                    "unnest(cast(:tables as text[])) as t) as q where s is not null "
-                    "and not has_sequence_privilege(s, 'USAGE')"
-                ),
-                {"tables": with_ids},
-            ).scalars()
-        )
-    if denied:
-        named = ", ".join(denied[:3]) + (f" and {len(denied) - 3} more" if len(denied) > 3 else "")
-        return (
-            f"the role may not read, insert, update and delete in {named}: grant it those "
-            "privileges on campaign-sync's tables"
-        )
-    if unusable:
-        more = f" and {len(unusable) - 1} more" if len(unusable) > 1 else ""
-        return (
-            f"the role may not use the sequence {unusable[0]}{more}: grant it USAGE on "
-            "campaign-sync's sequences (their ids)"
-        )
-    return None
 
 
 def check_database(database_url: str, schema: str | None = None) -> Finding:

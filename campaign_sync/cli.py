@@ -287,8 +287,10 @@ def _refuse_unusable_sqlite_path(url: str) -> None:
         raise Failure(f"{problem} (DATABASE_URL): name another file", EXIT_USAGE)
 
 
-def _engine(settings: Settings) -> Engine:
-    """The database, refused unless it holds the newest schema (never creates a file)."""
+def _engine(settings: Settings, *, passes: bool = False) -> Engine:
+    """The database, refused unless it holds the newest schema (never creates a file);
+    `passes` (sync, serve): refused too when it takes no writes (`db.writable.unwritable`:
+    a replica, a read-only SQLite file), as bad configuration, before any pass."""
     _refuse_in_memory(settings.database_url)
     _refuse_unusable_sqlite_path(settings.database_url)
     from campaign_sync.db.revisions import SchemaNotCurrent, ensure_current
@@ -311,6 +313,13 @@ def _engine(settings: Settings) -> Engine:
         if not schema:
             raise
         raise type(refused)(f"{refused} ({schema})") from None
+    if passes:
+        from campaign_sync.config import ConfigError
+        from campaign_sync.db.writable import unwritable
+
+        problem = unwritable(engine, settings.database_url)
+        if problem is not None:
+            raise ConfigError(f"DATABASE_URL: {problem}")
     return engine
 
 
@@ -479,7 +488,7 @@ def sync(
     settings = _settings()
     apps = select_apps(resolve_apps(settings), app_names)
     types = [CampaignType.parse(name) for name in type_names] or list(CampaignType)
-    engine = _engine(settings)
+    engine = _engine(settings, passes=True)
     options = pass_options(
         settings, stats=stats, full_refresh=full_refresh, allow_mass_delete=allow_mass_delete
     )
@@ -548,7 +557,7 @@ def serve(
             settings.interval_seconds,
             ", ".join(f"{name} ({seconds:g}s)" for name, seconds in own.items()),
         )
-    engine = _engine(settings)
+    engine = _engine(settings, passes=True)
     set_up_ends()
     run_service(engine, settings, apps)
 

@@ -727,12 +727,12 @@ def _once_more_in_passing(action: Callable[[], T]) -> T:
 def _refuse_unless_writable(engine: Engine) -> None:
     """Refuse, before anything is sent, what the database would not let a write-back
     record: on PostgreSQL `ConfigError` for a read-only session or a privilege missing
-    on any table or sequence of ours (`check.write_problem_of`, which asks all of it);
+    on any table or sequence of ours (`db.writable.write_problem_of`, which asks all of it);
     elsewhere (SQLite), the database's own refusal (DBAPIError) of statements that write
     what the update writes but touch no row, rolled back. Batch took an update that a
     read-only database then could not record: no audit row, a stale stored detail, and
     the next update took our own change for one made elsewhere."""
-    from campaign_sync.check import write_problem_of
+    from campaign_sync.db.writable import write_problem_of
 
     if engine.dialect.name == "postgresql":
         problem = write_problem_of(engine)

@@ -318,6 +318,13 @@ def test_a_database_sync_could_not_write_to_is_no_ready(
         result = run("check", env=env_for(url, sim_server))
         assert result.exit_code == 2, result.output
         assert said in result.stdout
+        synced = run("sync", env=env_for(url, sim_server))
+        if "read_only" in setup[0]:  # sync agrees, before any pass (exit 1 before, a review's)
+            assert synced.exit_code == 2, synced.output
+            assert f"campaign-sync: DATABASE_URL: {said}" in synced.stderr
+            assert "pass" not in synced.stderr
+        else:  # the privileges are check's to name: a role for sync alone may lack some
+            assert synced.exit_code == 1, synced.output
     finally:
         if "role" in setup[-1]:
             engine = make_engine(fresh_pg_url)
@@ -434,10 +441,12 @@ def test_check_refuses_a_sqlite_file_no_pass_could_write(
         subprocess.run(["chattr", "+i", str(target)], check=True)
     try:
         result = run("check", env=env_for(url, sim_server))
+        synced = run("sync", env=env_for(url, sim_server))
     finally:
         if target is not None:
             subprocess.run(["chattr", "-i", str(target)], check=True)
     assert result.exit_code == 2, result.output
+    assert synced.exit_code == 2, synced.output  # before any pass, as check says
     said = {
         "immutable file": f"the SQLite file {path} accepts no writes here",
         "immutable directory": f"the directory {folder} takes no new files here",

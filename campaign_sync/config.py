@@ -79,6 +79,7 @@ class ConfigError(Exception):
 
 
 MAX_SECONDS = 10 * 365 * 86400  # a duration beyond ten years is a typo (and overflows dates)
+MIN_TIMEOUT_SECONDS = 0.1  # an HTTP timeout below this fails every request (TLS takes longer)
 MAX_COUNT = 2**31 - 1  # a count or rate beyond this is a typo (and overflows SQL integers)
 MIN_INTERVAL_SECONDS = 1.0  # below this, every tick finds the last pass still running
 
@@ -194,8 +195,14 @@ class Settings(BaseSettings):
     rate_start_per_second: float = _setting(
         30.0, "CAMPAIGN_SYNC_RATE_START_PER_SECOND", ge=1.0, le=200.0
     )
-    connect_timeout_seconds: float = _setting(5.0, "CAMPAIGN_SYNC_CONNECT_TIMEOUT_SECONDS", gt=0)
-    read_timeout_seconds: float = _setting(30.0, "CAMPAIGN_SYNC_READ_TIMEOUT_SECONDS", gt=0)
+    # At least a tenth of a second: below, no request to Batch can be answered (a
+    # denormal 1e-320 was taken, and every request failed: a review's find).
+    connect_timeout_seconds: float = _setting(
+        5.0, "CAMPAIGN_SYNC_CONNECT_TIMEOUT_SECONDS", ge=MIN_TIMEOUT_SECONDS
+    )
+    read_timeout_seconds: float = _setting(
+        30.0, "CAMPAIGN_SYNC_READ_TIMEOUT_SECONDS", ge=MIN_TIMEOUT_SECONDS
+    )
     retry_max_attempts: int = _setting(8, "CAMPAIGN_SYNC_RETRY_MAX_ATTEMPTS", ge=1)
     retry_max_seconds: float = _setting(600.0, "CAMPAIGN_SYNC_RETRY_MAX_SECONDS", gt=0)
     retry_backoff_initial_seconds: float = _setting(

@@ -515,6 +515,24 @@ def test_no_numeric_setting_takes_a_value_past_its_bounds(
     assert f"settings: {variable}: Input should be" in str(refused.value)
 
 
+@pytest.mark.parametrize(
+    "variable", ["CAMPAIGN_SYNC_CONNECT_TIMEOUT_SECONDS", "CAMPAIGN_SYNC_READ_TIMEOUT_SECONDS"]
+)
+@pytest.mark.parametrize("value", ["1e-320", "0.000001", "0.099", "0", "-1"])
+def test_an_http_timeout_no_request_can_meet_is_refused(
+    variable: str, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A denormal (1e-320) was taken, and every request then failed ("got no complete
+    answer within 9.99989e-321s", exit 1) instead of naming the setting (a review's find)."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(
+        ConfigError, match=f"settings: {variable}: Input should be greater than or equal to 0.1"
+    ):
+        load_settings()
+    monkeypatch.setenv(variable, "0.1")
+    assert getattr(load_settings(), variable.removeprefix("CAMPAIGN_SYNC_").lower()) == 0.1
+
+
 @pytest.mark.parametrize("value", ["0.001", "0.999", "0", "-5"])
 def test_serves_interval_is_at_least_a_second_wherever_it_is_set(
     value: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -240,9 +240,11 @@ def _print_open_rates(console: Console, engine: Engine) -> None:
 
 
 def _print_next_steps(console: Console, database_url: str, schema: str = "public") -> None:
+    # The demo's own rows only: into a DATABASE_URL that also holds real apps, counting
+    # every app's campaigns mixed them in (a review's find).
     query = (
         "select campaign_type, count(*) as campaigns, sum(live) as live "
-        "from v_campaigns group by campaign_type;"
+        f"from v_campaigns where app = '{DEMO_APP}' group by campaign_type;"
     )
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite" and url.database:

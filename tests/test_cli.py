@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from sqlalchemy import select, text
 
@@ -23,7 +24,7 @@ from campaign_sync.db.models import sync_runs, sync_state
 from campaign_sync.db.session import make_engine
 from campaign_sync.simulator import Simulator, SimulatorServer
 from tests.conftest import API_KEY, CANARY_REST_KEY
-from tests.pg import free_port
+from tests.pg import free_port, libpq_url
 from tests.syncing import content_snapshot, count, wait_until_counted
 
 
@@ -470,6 +471,10 @@ def test_the_demo_uses_database_url_when_set(pg_url: str) -> None:
     assert f"psql {pg_url} -c" in result.stdout.replace("\n", " ")
     hint = next(line for line in result.stdout.splitlines() if "psql " in line)
     assert "from v_campaigns" in hint and "count(*) filter (where live)" in hint
+    query = hint.split(' -c "', 1)[1].removesuffix('"')
+    with psycopg.connect(libpq_url(pg_url)) as conn:  # the demo's rows, not the real app's
+        counted = {kind: campaigns for kind, campaigns, _ in conn.execute(query)}
+    assert counted == {"push": 120, "in_app": 80}
     engine = make_engine(pg_url)
     assert count(engine, "select count(*) from campaigns where app = '(demo)'") == 201
     engine.dispose()

@@ -1707,3 +1707,39 @@ def test_a_cancelled_pass_records_every_request_it_sent(pg_url: str, fake: FakeB
         # Each request counts as it goes out: one cancelled between its count and its
         # send (at most one per concurrency slot) is counted and never sent.
         assert len(sent) <= recorded <= len(sent) + 4, cancel_after
+
+
+def test_a_statement_timeout_of_the_databases_is_named_where_it_is_set(pg_url: str) -> None:
+    """`?options=-c statement_timeout=1` in DATABASE_URL failed every command with only
+    "canceling statement due to statement timeout": nothing said where it came from (a
+    review's find). A cancel by an operator keeps PostgreSQL's words alone."""
+    from sqlalchemy.exc import DBAPIError
+
+    from campaign_sync.db.session import database_problem
+
+    timed = make_engine(pg_url, connect_args={"options": "-c statement_timeout=20"})
+    with pytest.raises(DBAPIError) as raised, timed.connect() as conn:
+        conn.execute(text("select pg_sleep(1)"))
+    timed.dispose()
+    assert database_problem(raised.value) == (
+        "canceling statement due to statement timeout: a statement_timeout set for the role, "
+        "the database or in DATABASE_URL's options (SHOW statement_timeout) cut the "
+        "statement: lift it or make it longer for campaign-sync's role"
+    )
+    import threading
+
+    def cancel(pid: int) -> None:
+        with psycopg.connect(libpq_url(pg_url), autocommit=True) as other:
+            other.execute("select pg_sleep(0.3), pg_cancel_backend(%s)", (pid,)).fetchone()
+
+    engine = make_engine(pg_url)
+    with pytest.raises(DBAPIError) as cancelled, engine.connect() as conn:
+        pid = conn.execute(text("select pg_backend_pid()")).scalar_one()
+        canceller = threading.Thread(target=cancel, args=(pid,))
+        canceller.start()
+        try:
+            conn.execute(text("select pg_sleep(5)"))
+        finally:
+            canceller.join()
+    engine.dispose()
+    assert database_problem(cancelled.value) == "canceling statement due to user request"

@@ -46,6 +46,8 @@ def database_problem(error: BaseException) -> str:
     first = text.splitlines()[0][:300] if text else type(cause).__name__
     if getattr(cause, "sqlstate", None) == LOCK_NOT_AVAILABLE:
         return f"{first}: {LOCK_WAIT_HINT}"
+    if getattr(cause, "sqlstate", None) == QUERY_CANCELED and "statement timeout" in first:
+        return f"{first}: {STATEMENT_TIMEOUT_HINT}"
     if _sqlite_locked(cause):
         return f"{first}: {SQLITE_LOCKED_HINT}"
     return first
@@ -110,6 +112,15 @@ LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE of a lock_timeout (PostgreSQL, appendix
 LOCK_WAIT_HINT = (
     "another session held a lock on one of campaign-sync's tables longer than the wait "
     "allowed (a transaction left open, an ALTER TABLE, a VACUUM FULL: pg_locks shows which)"
+)
+QUERY_CANCELED = "57014"  # SQLSTATE of a statement_timeout or a cancel (appendix A)
+# A statement_timeout campaign-sync never sets: a role's, a database's or the URL's own
+# (`?options=-c statement_timeout=...`). Said, so that a value too short to ever let a
+# pass through is found where it is set (a review's find: exit 1, and nothing said where).
+STATEMENT_TIMEOUT_HINT = (
+    "a statement_timeout set for the role, the database or in DATABASE_URL's options "
+    "(SHOW statement_timeout) cut the statement: lift it or make it longer for "
+    "campaign-sync's role"
 )
 SQLITE_LOCKED_HINT = (
     "another process held the SQLite file's write lock longer than the wait allowed (a "

@@ -8,7 +8,8 @@ target and PASS or FAIL; exits 1 when any target fails. Needs campaign-sync inst
 (`pip install .` or `pip install -e .`) and a PostgreSQL server
 (`BENCH_ADMIN_DATABASE_URL`, default postgresql+psycopg://root@127.0.0.1:5432/postgres).
 `--only 1,5` runs some targets (`--only 4r` adds the learned pace's recovery after a
-faulty pass, not run by default); docs/performance.md explains each figure.
+faulty pass, `--only 4f` passes under a limit amid steady failures, neither run by
+default); docs/performance.md explains each figure.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import cli_startup
 import load_speed
 import pace_recovery
 import rate_limit
+import steady_failures
 import sync_memory
 import sync_speed
 from _harness import Result, load_average, print_results
@@ -37,6 +39,8 @@ SUITES: list[tuple[set[str], Suite]] = [
         {"4r"},
         lambda quick: pace_recovery.measure(150, 150) if quick else pace_recovery.measure(300, 300),
     ),
+    # Not run by default either (six passes paced at 20 req/s, ~4 minutes): `--only 4f`.
+    ({"4f"}, lambda quick: steady_failures.measure(150, 150, 4 if quick else 6, 0.10)),
     ({"5"}, lambda quick: load_speed.measure(10_000 if quick else 100_000)),
     ({"6"}, lambda quick: sync_memory.measure(20_000 if quick else 100_000)),
 ]

@@ -298,7 +298,7 @@ class BatchClient:
                 return await exchange()
             except BatchError as error:
                 # The server or the network failed (not a 429, not an answer about the
-                # request): a 429 amid such failures leaves the rate alone (ratelimit).
+                # request): a 429 amid such failures is spared the cut (ratelimit).
                 if error.retriable and not isinstance(error, TooManyRequests):
                     self.gate.on_fault()
                 raise

@@ -613,6 +613,10 @@ def test_check_on_a_schema_without_its_revision_waits_a_bounded_time(
         ('connection to server at "127.0.0.1", port 5999 failed: Connection refused', False),
         ('failed to resolve host \'nohost\': [Errno -2] Name or service not known', False),
         ('connection failed: FATAL:  password authentication failed for user "x"', False),
+        # a failed connect quotes the host first; a name may hold the words
+        ('connection to server at "db", port 5432 failed: server closed the connection '
+         "unexpectedly", False),
+        ('database "closed the connection" does not exist', False),
         ("", False),
     ],
 )  # fmt: skip

@@ -96,10 +96,17 @@ def lost_connection(cause: BaseException) -> bool:
     connect) came without, and `check` and `migrate` took it for bad configuration,
     exit 2 (3 runs of 40 under repeated pg_terminate_backend, a review's find). Not a
     connect's own refusal ("Connection refused", a host name that does not resolve):
-    those name the URL's mistake as often as a server down."""
+    those name the URL's mistake as often as a server down, and libpq's text of a failed
+    connect quotes the host first, `connection to server at "db", port 5432 failed: ...`:
+    words after a quote are not taken (as SQLAlchemy's own check does, which also keeps a
+    database or role named with those words from matching)."""
     text = str(cause).strip()
     first = text.splitlines()[0] if text else ""
-    return any(words in first for words in _LOST_CONNECTION_WORDS)
+    for words in _LOST_CONNECTION_WORDS:
+        at = first.find(words)
+        if at >= 0 and '"' not in first[:at]:
+            return True
+    return False
 
 
 def _sqlite_locked(cause: BaseException) -> bool:

@@ -36,18 +36,22 @@ _patterns: dict[bool, tuple[re.Pattern[str], dict[str, str]]] = {}
 # its escape sequences, which can clear the screen or retitle the window; CR and backspace
 # overwrite a line; a newline forges one), the bidirectional overrides, isolates and marks
 # that reorder what is shown (CVE-2021-42574, "Trojan Source"; LRM, RLM and ALM), and the
-# line and paragraph separators some viewers break lines at, and the format characters
-# that show as nothing (ZERO WIDTH SPACE, WORD JOINER and the invisible operators, the
-# deprecated shaping controls, the BOM / ZERO WIDTH NO-BREAK SPACE, the interlinear
-# annotation marks, MONGOLIAN VOWEL SEPARATOR): a token or name holding one looks like
-# another that does not, and a copied one names nothing. ZWJ and ZWNJ (U+200C, U+200D),
-# the variation selectors and the tag characters are kept: emoji and several scripts are
-# written with them.
+# line and paragraph separators some viewers break lines at, and the characters that show
+# as nothing (Unicode's Default_Ignorable_Code_Point: ZERO WIDTH SPACE, SOFT HYPHEN, WORD
+# JOINER and the invisible operators, the BOM / ZERO WIDTH NO-BREAK SPACE, the Hangul
+# fillers, the combining grapheme joiner, the musical and shorthand format controls...):
+# a token or name holding one looks like another that does not, and a copied one names
+# nothing. Kept, as emoji and several scripts are written with them: ZWJ and ZWNJ
+# (U+200C, U+200D), the variation selectors (U+FE00-FE0F, U+E0100-E01EF, Mongolian's
+# U+180B-180D and U+180F) and the tag characters (U+E0020-E007F).
 # Lone surrogates (Batch's JSON may hold "\ud800") cannot be written at all: printing one
 # raised UnicodeEncodeError (update-in-app's dry run of such a campaign, a review's find).
 _REORDERING_OR_UNWRITABLE = (
     "\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff"
-    "\u180e\u200b\u2060-\u2064\u206a-\u206f\ufeff\ufff9-\ufffb"
+    # Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt) but what is kept
+    "\u00ad\u034f\u115f\u1160\u17b4\u17b5\u180e\u200b\u2060-\u2065\u206a-\u206f"
+    "\u3164\ufeff\uffa0\ufff0-\ufffb\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+    "\U000e0000-\U000e001f\U000e0080-\U000e00ff\U000e01f0-\U000e0fff"
 )
 _UNSHOWABLE = re.compile(f"[\x00-\x1f\x7f-\x9f{_REORDERING_OR_UNWRITABLE}]")
 # The same within JSON text, but the C0 controls: json.dumps escapes them in strings, and

@@ -617,6 +617,11 @@ def test_check_on_a_schema_without_its_revision_waits_a_bounded_time(
         ('connection to server at "db", port 5432 failed: server closed the connection '
          "unexpectedly", False),
         ('database "closed the connection" does not exist', False),
+        ('connection failed: FATAL:  database "review2_closed the connection" does not exist',
+         False),
+        ('connection failed: connection to server at "127.0.0.1", port 54399 failed: server '
+         "closed the connection unexpectedly", False),  # a port that accepts, then closes
+        ("connection failed: server closed the connection unexpectedly", False),
         ("", False),
     ],
 )  # fmt: skip

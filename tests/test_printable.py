@@ -41,6 +41,10 @@ from tests.test_cli import cli
         ("a\u206ab\u206fc", "a\\u206ab\\u206fc"),  # deprecated shaping controls
         ("a\ufff9b\ufffbc", "a\\ufff9b\\ufffbc"),  # interlinear annotation marks
         ("a\u180eb", "a\\u180eb"),  # MONGOLIAN VOWEL SEPARATOR
+        ("A\u3164B\uffa0C\u115fD", "A\\u3164B\\uffa0C\\u115fD"),  # Hangul fillers
+        ("a\u034fb\u00adc", "a\\u034fb\\xadc"),  # COMBINING GRAPHEME JOINER, SOFT HYPHEN
+        ("a\U0001d173b\U0001bca0c", "a\\U0001d173b\\U0001bca0c"),  # format controls
+        ("a\u17b4b\u2065c", "a\\u17b4b\\u2065c"),
         # unchanged: printable text of any script, symbols, the ZERO WIDTH JOINER of emoji
         ("Soldes d'été 🎉 — 50%", "Soldes d'été 🎉 — 50%"),
         ("日本語のキャンペーン", "日本語のキャンペーン"),

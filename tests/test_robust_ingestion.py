@@ -1042,6 +1042,27 @@ def test_a_connection_cut_again_during_its_set_up_fails_as_a_passing_problem(
     engine.dispose()
 
 
+def test_a_cut_during_set_up_then_a_refused_reconnect_raises_the_cut(pg_url: str) -> None:
+    """A server restarting cuts the new connection, then refuses the next: the retry's
+    "Connection refused" was raised, taken for a URL's mistake (exit 2) and the cut
+    (SQLSTATE 57P01, in passing: exit 1) was lost (a review's find)."""
+    from campaign_sync.db.session import open_connection
+    from tests.pg import free_port
+
+    attempts: list[int] = []
+
+    def connect() -> Any:
+        attempts.append(1)
+        if len(attempts) == 1:
+            return psycopg.connect(libpq_url(pg_url))
+        return psycopg.connect(f"postgresql://root@127.0.0.1:{free_port()}/x", connect_timeout=2)
+
+    with pytest.raises(psycopg.Error) as raised:
+        open_connection(connect, ["select pg_terminate_backend(pg_backend_pid())"])
+    assert len(attempts) == 2
+    assert raised.value.sqlstate == "57P01"  # the cut, not the refusal
+
+
 def test_a_failing_set_up_statement_is_not_retried(
     pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

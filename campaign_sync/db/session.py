@@ -102,6 +102,8 @@ def lost_connection(cause: BaseException) -> bool:
     database or role named with those words from matching)."""
     text = str(cause).strip()
     first = text.splitlines()[0] if text else ""
+    if first.startswith("connection failed:"):  # psycopg's text of a connect that failed
+        return False
     for words in _LOST_CONNECTION_WORDS:
         at = first.find(words)
         if at >= 0 and '"' not in first[:at]:
@@ -310,18 +312,25 @@ def open_connection(connect: Callable[[], Any], settings: list[str]) -> Any:
     is opened in its place, once: a cut that met the pool opening a connection failed the
     pass (2% of runs of the cut-between-pages test under load), where the same cut a moment
     earlier or later is replaced by the pre-ping or `read_with_reconnect`. Raises the
-    second failure, any other error of the statements, and any error of `connect()` itself
-    (a server refusing or not answering is not retried here: the pass fails and the next
-    one tries again)."""
+    second failure, any other error of the statements, and any error of the first
+    `connect()` itself (a server refusing or not answering is not retried here: the pass
+    fails and the next one tries again); when the replacement's own connect fails (a
+    server restarting), the cut that came first."""
     first = connect()
     try:
         _apply_settings(first, settings)
         return first
-    except Exception:
+    except Exception as cut:
         first.close()
         if not getattr(first, "broken", False):
             raise
-    second = connect()
+        try:
+            second = connect()
+        except Exception:
+            # The server restarting refuses the new connection: the cut is what happened
+            # (SQLSTATE 57P01, in passing, exit 1), not "Connection refused", which names a
+            # URL's mistake (exit 2; a review's find).
+            raise cut from None
     try:
         _apply_settings(second, settings)
     except Exception:

@@ -221,56 +221,6 @@ def test_learned_rate_round_trips_and_corrupt_rows_fall_back(any_db: Engine) -> 
             )
         )
     assert load_learned_rate(any_db, "web") is None
-    save_learned_rate(any_db, "ios", LearnedRate(19.5, True, limit_rate=18.25))
-    assert load_learned_rate(any_db, "ios") == LearnedRate(19.5, True, 18.25)
-    for corrupt in (-1.0, 0.0, math.nan, math.inf):  # the pace stands in, as with none
-        with any_db.begin() as conn:
-            conn.execute(
-                api_pacing.update().where(api_pacing.c.app == "ios").values(limit_rate=corrupt)
-            )
-        assert load_learned_rate(any_db, "ios") == LearnedRate(19.5, True, None)
-
-
-def test_429s_amid_failures_never_take_the_pace_below_95_percent_of_the_limit_learned() -> None:
-    """The 5% such a 429 takes off was per pass: an incident lasting eight passes (20%
-    failures, 1% random 429s) stored 13.8 req/s where the limit learned was 40, against
-    19.4 before the 5% (a review's simulation). The floor is now the pace the last 429
-    amid no failures set, kept across passes (api_pacing.limit_rate)."""
-    policy = RatePolicy(increase_per_second=1e-9, backoff_min_seconds=0.1, backoff_jitter=0.0)
-
-    def spared_429s(rate_gate: RateGate, clock: FakeClock, count: int) -> None:
-        for _ in range(count):
-            send_times(rate_gate, 40, succeed=False)
-            for _ in range(10):
-                rate_gate.on_fault()
-            rate_gate.on_success()  # an answer between: each 429 the first of its streak
-            rate_gate.on_too_many_requests(clock.now, retry_after=None)
-            assert rate_gate.amid_failures(clock.now)
-
-    learned = LearnedRate(40.0, True, limit_rate=40.0)
-    for _ in range(8):  # eight passes of the incident
-        rate_gate, clock = gate(learned, policy)
-        spared_429s(rate_gate, clock, 3)
-        learned = rate_gate.learned()
-    assert (learned.requests_per_second, learned.limit_rate) == (pytest.approx(38.0), 40.0)
-
-    # A pace crept past the limit it learned walks back down to 95% of it, pass by pass.
-    learned = LearnedRate(21.0, True, limit_rate=18.0)
-    paces = []
-    for _ in range(4):
-        rate_gate, clock = gate(learned, policy)
-        spared_429s(rate_gate, clock, 3)
-        learned = rate_gate.learned()
-        paces.append(round(learned.requests_per_second, 2))
-    assert paces == [19.95, 18.95, 18.0, 17.1]
-
-    # A 429 amid no failures sets the limit kept for the next passes.
-    rate_gate, clock = gate(LearnedRate(30.0, True, limit_rate=40.0), policy)
-    send_times(rate_gate, 60, succeed=False)
-    rate_gate.on_too_many_requests(clock.now, retry_after=None)
-    cut = rate_gate.learned()
-    assert cut.limit_seen and cut.requests_per_second == pytest.approx(27.0, rel=0.04)
-    assert cut.limit_rate == cut.requests_per_second
 
 
 def test_a_pass_stores_what_it_learned_and_the_next_starts_paced_at_it(

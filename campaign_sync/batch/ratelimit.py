@@ -33,13 +33,10 @@ learns one. The rules, each measured in benchmarks/rate_limit.py (issue #14):
   pass with 20% failures and 5% random 429s stored 1.85 req/s; each next, healthy pass
   crawled at it (+0.02 req/s per second): 4.3x and 14.2x requests / 50
   (benchmarks/pace_recovery.py). It takes `spared_decrease_factor` (5%) off the pace
-  instead, never below that share of the pace the gate started at or of the limit's pace
-  kept from earlier passes when higher, and ends a slow start's tripling: left wholly
-  alone, a pace a little past a limit met amid 10% of 500s stayed there, pass after pass
-  (benchmarks/steady_failures.py).
-- **What is remembered**: the pace at the end of a pass, for the next one (`learned`), and
-  the pace the last 429 amid no failures set (`LearnedRate.limit_rate`), which bounds how
-  low 429s amid failures take the pace across passes.
+  instead, never below that share of the pace the gate started at, and ends a slow
+  start's tripling: left wholly alone, a pace a little past a limit met amid 10% of 500s
+  stayed there, pass after pass (benchmarks/steady_failures.py).
+- **What is remembered**: the pace at the end of a pass, for the next one (`learned`).
 """
 
 from __future__ import annotations
@@ -67,14 +64,11 @@ def _remember(times: deque[float], now: float) -> None:
 
 @dataclass(frozen=True)
 class LearnedRate:
-    """What earlier passes learned about an app: the pace to start at (requests/s),
-    whether a 429 taught it (`limit_seen`) or a slow start only reached it without one,
-    and the pace the last 429 amid no failures set (`limit_rate`, requests/s; None when
-    none did), below 95% of which 429s amid failures never take the pace."""
+    """What earlier passes learned about an app: the pace to start at (requests/s), and
+    whether a 429 taught it (`limit_seen`) or a slow start only reached it without one."""
 
     requests_per_second: float
     limit_seen: bool
-    limit_rate: float | None = None
 
 
 @dataclass(frozen=True)
@@ -139,19 +133,9 @@ class RateGate:
         if learned is not None and usable and learned.requests_per_second > 0:
             self._pace = min(policy.max_rate, max(policy.min_rate, learned.requests_per_second))
             self._limit_seen = learned.limit_seen
-        # The pace the last 429 amid no failures set, this pass's or an earlier one's
-        # (kept across passes: `learned`), or None.
-        self._limit_rate: float | None = None
-        if learned is not None and usable and learned.requests_per_second > 0:
-            kept = learned.limit_rate
-            if kept is not None and math.isfinite(kept) and kept > 0:
-                self._limit_rate = min(policy.max_rate, max(policy.min_rate, kept))
         # How low a 429 amid failures may take the pace (`_spare`): a cut's worth below the
-        # pace this gate started at, or below that limit's pace when higher (so that an
-        # incident lasting many passes does not take 5% off at each), fixed for the pass;
-        # a 429 that is no such one may cut below it.
-        anchor = max(self._pace, self._limit_rate or 0.0)
-        self._spare_floor = policy.spared_decrease_factor * anchor
+        # pace this gate started at (a 429 that is no such one may cut below it).
+        self._spare_floor = policy.spared_decrease_factor * self._pace
         self._climb_held = False  # a 429 amid failures ended the slow start's tripling
         self._next_slot = 0.0
         self.stop: asyncio.Event | None = None  # set by the pass: see `wait`
@@ -181,7 +165,7 @@ class RateGate:
 
     def learned(self) -> LearnedRate:
         """What the next pass of this app should start from (see `db.pacing`)."""
-        return LearnedRate(self._pace, self._limit_seen, self._limit_rate)
+        return LearnedRate(self._pace, self._limit_seen)
 
     def pause_remaining(self) -> float:
         return max(0.0, self._paused_until - self._clock())
@@ -348,22 +332,20 @@ class RateGate:
         ceiling = policy.max_rate if self._unpaced() else self._pace
         self._pace = max(policy.min_rate, policy.decrease_factor * min(accepted, ceiling))
         self._limit_seen = True
-        self._limit_rate = self._pace
 
     def _spare(self) -> None:
         """A 429 amid failures: taken as part of the server's trouble more than as its
         limit, but it may be a limit the pace climbed past. The pace drops to
         `spared_decrease_factor` x itself, never below `_spare_floor` (that share of the
-        pace the gate started at, or of the pace the last 429 amid no failures set when
-        higher: `LearnedRate.limit_rate`, kept across passes; whatever the number of such
-        429s), and a slow start stops tripling. Left wholly alone, a pace that had climbed a
-        little past a limit met amid 10% of 500s stayed there: its 429s, outnumbered by the
-        failures, were each spared, and the stored rate went on climbing pass after pass
+        pace the gate started at, whatever the number of such 429s), and a slow start
+        stops tripling. Left wholly alone, a pace that had climbed a little past a limit
+        met amid 10% of 500s stayed there: its 429s, outnumbered by the failures, were each
+        spared, and the stored rate went on climbing pass after pass
         (benchmarks/steady_failures.py: 18.1 -> 21.2 req/s under a limit of 20, 0, 0, 0, 7,
-        22 x 429 in passes 1-5; now 2 in all). 10% off, with the floor lowered at each other
-        cut too, the faulty pass of benchmarks/pace_recovery.py stored 28.9 req/s and the
-        next took 1.72x requests / 50; 10% with this floor, 1.39x; 5%, 1.34x (1.25x when
-        left alone)."""
+        22 x 429 in passes 1-5; now 2 in all). 10% off, with the floor lowered at each
+        other cut too, the faulty pass of benchmarks/pace_recovery.py stored 28.9 req/s and
+        the next took 1.72x requests / 50; 10% with this floor, 1.39x; 5%, 1.34x (1.25x
+        when left alone)."""
         policy = self.policy
         lower = max(self._spare_floor, policy.spared_decrease_factor * self._pace, policy.min_rate)
         self._pace = min(self._pace, lower)

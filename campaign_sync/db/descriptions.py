@@ -246,9 +246,6 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "limit_seen": "A 429 taught this rate (true), or a slow start reached it without "
             "one (false: the next pass goes on climbing from it).",
             "learned_at": "When a pass last stored it (UTC).",
-            "limit_rate": "The pace the last 429 that came amid no failures set (requests "
-            "per second), kept across passes: 429s amid failures never take the pace below "
-            "95% of it; NULL: none met yet, or a row from before revision 0015.",
         },
     ),
     "campaign_updates": (

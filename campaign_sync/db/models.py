@@ -352,7 +352,6 @@ api_pacing = Table(
     Column("requests_per_second", Float, nullable=False),
     Column("limit_seen", Boolean, nullable=False),
     Column("learned_at", UTCDateTime, nullable=False),
-    Column("limit_rate", Float, nullable=True),
 )
 
 

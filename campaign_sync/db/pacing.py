@@ -27,11 +27,9 @@ def load_learned_rate(engine: Engine, app: str) -> LearnedRate | None:
     try:
         with engine.connect() as conn:
             row = conn.execute(
-                select(
-                    api_pacing.c.requests_per_second,
-                    api_pacing.c.limit_seen,
-                    api_pacing.c.limit_rate,
-                ).where(api_pacing.c.app == app)
+                select(api_pacing.c.requests_per_second, api_pacing.c.limit_seen).where(
+                    api_pacing.c.app == app
+                )
             ).first()
     except SQLAlchemyError as error:
         log.warning(
@@ -40,12 +38,11 @@ def load_learned_rate(engine: Engine, app: str) -> LearnedRate | None:
         return None
     if row is None:
         return None
-    rate, limit_seen, limit_rate = row
+    rate, limit_seen = row
     if not isinstance(rate, int | float) or not math.isfinite(rate) or rate <= 0:
         log.warning("ignoring the stored request rate %r of app '%s'", rate, app)
         return None
-    usable = isinstance(limit_rate, int | float) and math.isfinite(limit_rate) and limit_rate > 0
-    return LearnedRate(float(rate), bool(limit_seen), float(limit_rate) if usable else None)
+    return LearnedRate(float(rate), bool(limit_seen))
 
 
 def save_learned_rate(engine: Engine, app: str, learned: LearnedRate) -> None:
@@ -53,7 +50,6 @@ def save_learned_rate(engine: Engine, app: str, learned: LearnedRate) -> None:
     values = {
         "requests_per_second": learned.requests_per_second,
         "limit_seen": learned.limit_seen,
-        "limit_rate": learned.limit_rate,
         "learned_at": utcnow(),
     }
     try:

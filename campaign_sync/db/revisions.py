@@ -27,7 +27,6 @@ class UnrecordedSchema(SchemaNotCurrent):
 # which revision a schema without `alembic_version` is at. A test checks every revision
 # has its line. (table or view, column or None for the table itself)
 SIGNATURES: tuple[tuple[str, tuple[str, str | None]], ...] = (
-    ("0015", ("api_pacing", "limit_rate")),
     ("0014", ("sync_warnings", "times_seen")),
     ("0013", ("v_campaign_versions", "live_as_sent")),
     ("0012", ("v_push_performance_total", "sent_optins_a")),

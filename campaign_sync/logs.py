@@ -83,7 +83,18 @@ def json_printable(text: str) -> str:
     review's find)."""
     if _UNSHOWABLE_IN_JSON.search(text) is None:
         return text
-    return _UNSHOWABLE_IN_JSON.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
+    return _UNSHOWABLE_IN_JSON.sub(lambda found: _json_escape(found.group()), text)
+
+
+def _json_escape(character: str) -> str:
+    """`character` as JSON's `\\uXXXX` escape: a pair of them (UTF-16's surrogates, RFC 8259
+    section 7) beyond U+FFFF, where one escape of five digits read as another character
+    and a digit (U+1D173 came back as U+1D17 and "3")."""
+    point = ord(character)
+    if point <= 0xFFFF:
+        return f"\\u{point:04x}"
+    point -= 0x10000
+    return f"\\u{0xD800 + (point >> 10):04x}\\u{0xDC00 + (point & 0x3FF):04x}"
 
 
 def register_secret(value: str, *, keep_last: int = 0) -> None:

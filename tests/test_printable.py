@@ -109,6 +109,7 @@ def test_an_app_name_with_an_escape_in_a_config_file_is_shown_escaped(tmp_path: 
         "esc\x1b[2J",
         "rlm\u200f",
         "zwsp\u200b bom\ufeff",
+        "beyond the BMP a\U0001d173b\U000e0001c\U0001bca0",
         "plain é 🎉",
         "",
     ],

@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import importlib
 import os
 import signal
 import sys
+import types
 from typing import Any, NoReturn
 
 _window_open = False  # set_up_begins() ... set_up_ends()
@@ -112,9 +114,38 @@ def main() -> None:
     """The `campaign-sync` executable (and `python -m campaign_sync`): opens the set-up
     window, then imports the command line and runs it (`cli.run`, which closes it)."""
     set_up_begins()
+    defer_httpx_command_line()
     from campaign_sync.cli import run
 
     run()
+
+
+def defer_httpx_command_line() -> None:
+    """Keep `import httpx` from importing httpx's own command line (`httpx._main`, and
+    with it rich, pygments and click's terminal code) in this process: httpx 0.28's
+    `__init__` imports it eagerly wherever those are installed, and rich is our dependency
+    (the live display), so every `sync` paid ~25 ms of CPU (`python -X importtime`, 2026-11-30:
+    `httpx._main` 27 ms cumulative of a 0.46 s start) for a command line it never runs,
+    and issue 14 asks that `sync` import no rich when not on a terminal. The upstream
+    fork made the same import lazy (pydantic/httpx2 pull request 947, "Do a lazy import
+    of the _main CLI module"). What stands in for it imports the real module the first
+    time `httpx.main` is called, so nothing is lost. For the executable only (it changes
+    the process's `sys.modules`); does nothing once httpx is imported."""
+    if "httpx" in sys.modules or _HTTPX_COMMAND_LINE in sys.modules:
+        return
+    stand_in = types.ModuleType(_HTTPX_COMMAND_LINE, "httpx's command line, imported if run")
+
+    def main(*args: Any, **kwargs: Any) -> Any:
+        if sys.modules.get(_HTTPX_COMMAND_LINE) is stand_in:
+            del sys.modules[_HTTPX_COMMAND_LINE]
+        real = importlib.import_module(_HTTPX_COMMAND_LINE)
+        return real.main(*args, **kwargs)
+
+    stand_in.main = main  # type: ignore[attr-defined]
+    sys.modules[_HTTPX_COMMAND_LINE] = stand_in
+
+
+_HTTPX_COMMAND_LINE = "httpx._main"
 
 
 def set_up_begins() -> None:

@@ -604,24 +604,56 @@ def test_the_set_up_window_closes_however_the_command_line_ends(args: list[str])
     assert "AFTER True True" in result.stderr, result.stderr[-500:]
 
 
-def test_sync_imports_only_what_a_pass_needs(any_db_url: str, sim_server: SimulatorServer) -> None:
-    # Not rich: httpx imports it itself (for its own command line) wherever it is installed.
+@pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))
+def test_sync_imports_only_what_a_pass_needs(
+    entry: str, any_db_url: str, sim_server: SimulatorServer
+) -> None:
+    # Not rich (nor pygments) when not on a terminal: httpx imported them for its own
+    # command line until the executable deferred it (startup.defer_httpx_command_line).
     # Nor the ORM: the tables are Core Tables (~70 ms of imports and class building); nor
     # tenacity while every call succeeds at once. (SQLite's dialect is: the tables name
     # SQLite's partial indexes, whose options SQLAlchemy reads from the dialect.)
-    heavy = ("alembic", "starlette", "uvicorn", "prometheus_client", "apscheduler", "tenacity")
-    modules = ["sqlalchemy.orm"]
+    heavy = ["alembic", "starlette", "uvicorn", "prometheus_client", "apscheduler", "tenacity"]
+    heavy += ["rich", "pygments"]
+    modules = ["sqlalchemy.orm", "httpx._main", "tomllib"]
     probe = (
         "import atexit, sys\n"
         f"heavy, modules = {heavy!r}, {modules!r}\n"
-        "atexit.register(lambda: print('LOADED', sorted({m.split('.')[0] for m in sys.modules}"
-        " & set(heavy) | set(modules) & set(sys.modules)), file=sys.stderr))\n"
-        "from campaign_sync.cli import main\n"
-        "main(['sync'])\n"
+        "def loaded():\n"
+        "    real = {m for m, module in sys.modules.items() if getattr(module, '__file__', None)}\n"
+        "    print('LOADED', sorted({m.split('.')[0] for m in real} & set(heavy)"
+        " | set(modules) & real), file=sys.stderr)\n"
+        "atexit.register(loaded)\n"
+        f"{ENTRY_POINTS[entry]}"
+        "sys.argv = ['campaign-sync', 'sync']\n"
+        "try:\n"
+        "    start()\n"
+        "except SystemExit as end:\n"
+        "    assert end.code in (0, None), end.code\n"
     )
     result = run_probe(probe, cli_env(any_db_url, sim_server))
     assert "LOADED []" in result.stderr, result.stderr[-500:]
     assert "succeeded" in result.stdout + result.stderr, result.stderr[-500:]
+
+
+def test_httpx_command_line_still_runs_once_deferred() -> None:
+    """What stands in for `httpx._main` imports the real one when `httpx.main` is called."""
+    probe = (
+        "import sys\n"
+        "from campaign_sync.startup import defer_httpx_command_line\n"
+        "defer_httpx_command_line()\n"
+        "import httpx\n"
+        "print('BEFORE', 'rich' in sys.modules, file=sys.stderr)\n"
+        "sys.argv = ['httpx', '--help']\n"
+        "try:\n"
+        "    httpx.main()\n"
+        "except SystemExit as end:\n"
+        "    print('EXIT', end.code, 'rich' in sys.modules, file=sys.stderr)\n"
+    )
+    result = run_probe(probe)
+    assert "BEFORE False\n" in result.stderr
+    assert "EXIT 0 True\n" in result.stderr, result.stderr[-500:]
+    assert "Usage: httpx" in result.stdout
 
 
 def test_a_ctrl_c_at_a_confirmation_ends_the_command_by_sigint(

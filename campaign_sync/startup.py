@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib
+import importlib.machinery
 import os
 import signal
 import sys
@@ -134,6 +135,7 @@ def defer_httpx_command_line() -> None:
     if "httpx" in sys.modules or _HTTPX_COMMAND_LINE in sys.modules:
         return
     stand_in = types.ModuleType(_HTTPX_COMMAND_LINE, "httpx's command line, imported if run")
+    stand_in.__spec__ = importlib.machinery.ModuleSpec(_HTTPX_COMMAND_LINE, None)  # find_spec
 
     def main(*args: Any, **kwargs: Any) -> Any:
         if sys.modules.get(_HTTPX_COMMAND_LINE) is stand_in:

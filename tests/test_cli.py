@@ -643,6 +643,8 @@ def test_httpx_command_line_still_runs_once_deferred() -> None:
         "from campaign_sync.startup import defer_httpx_command_line\n"
         "defer_httpx_command_line()\n"
         "import httpx\n"
+        "import importlib.util\n"
+        "assert importlib.util.find_spec('httpx._main').name == 'httpx._main'\n"
         "print('BEFORE', 'rich' in sys.modules, file=sys.stderr)\n"
         "sys.argv = ['httpx', '--help']\n"
         "try:\n"

@@ -233,3 +233,16 @@ def test_simulate_takes_the_now_its_data_is_dated_around() -> None:
     command = main.commands["simulate"]
     context = command.make_context("simulate", ["--now", "2026-11-29T10:00:00", "--seed", "3"])
     assert context.params["now"] == NOW
+
+
+def test_churn_dates_the_campaigns_it_creates_by_the_stores_clock() -> None:
+    """Each campaign churn created stepped 5-600 minutes past the newest: after a few
+    minutes of `--churn-every 2`, campaigns created days ahead (a review's find)."""
+    from campaign_sync.simulator.data import generate_store
+
+    store = generate_store(CampaignType.PUSH, 30, seed=3, now=datetime(2026, 11, 29, 10, 0, 0))
+    made = [store.random_change() for _ in range(200)]
+    created = [store.detail(token)["created_date"] for token in store.tokens()]  # type: ignore[index]
+    assert sum(change.startswith("created ") for change in made) > 20
+    assert max(created) <= "2026-11-29T10:01:00"  # the store's now, plus the test's run
+    assert created == sorted(created, reverse=True)  # newest first

@@ -265,6 +265,9 @@ class CampaignStore:
         self._order: list[str] = []  # newest first
         self._details: dict[str, dict[str, Any]] = {}
         self._next_created = base_date
+        # The store's clock less the real one (`_bulk_create`'s `now` may be another day):
+        # what `random_change` dates a campaign it creates by.
+        self._clock_offset = timedelta(0)
 
     def __len__(self) -> int:
         return len(self._order)
@@ -291,9 +294,15 @@ class CampaignStore:
 
     # -- change over time -------------------------------------------------------------
 
-    def create(self, detail: dict[str, Any] | None = None) -> str:
+    def create(self, detail: dict[str, Any] | None = None, *, at: datetime | None = None) -> str:
+        """Add a campaign, the newest: `detail`, or one made up, created at `at` (naive UTC)
+        or, without it, 5-600 minutes after the newest (deterministic for the seed); never
+        before the newest, so that the list stays newest first. Returns its token."""
         with self.lock:
-            self._next_created += timedelta(minutes=self._rng.randint(5, 600))
+            if at is None:
+                self._next_created += timedelta(minutes=self._rng.randint(5, 600))
+            else:
+                self._next_created = max(self._next_created, at)
             detail = detail or self._maker.make(self.campaign_type, self._next_created)
             token = detail["campaign_token"]
             self._details[token] = detail
@@ -310,6 +319,7 @@ class CampaignStore:
             self._next_created += timedelta(minutes=self._rng.randint(5, 600))
             details.append(self._maker.make(self.campaign_type, self._next_created))
         delta = now - NEWEST_CREATED_AGO - self._next_created
+        self._clock_offset = now - current_time()
         for detail in details:
             _shift(detail, delta)
         self._next_created += delta
@@ -353,7 +363,9 @@ class CampaignStore:
         with self.lock:
             kind = self._rng.choice(["create", "rename", "inside", "delete"])
             if kind == "create" or not self._order:
-                return f"created {self.create()}"
+                # Created now, by the store's clock: stepping 5-600 minutes from the newest
+                # at every change dated churned campaigns days ahead (a review's find).
+                return f"created {self.create(at=current_time() + self._clock_offset)}"
             token = self._rng.choice(self._order)
             if kind == "rename":
                 self.rename(token)

@@ -60,6 +60,8 @@ order by seen_at desc;
 
 -- 7. What did the messages that changed since say yesterday at this time?
 --    (Any date D: valid_from <= D and (valid_to is null or valid_to > D).)
+--    A message's change is seen when its detail is next fetched, up to
+--    CAMPAIGN_SYNC_DETAIL_MAX_AGE_SECONDS (a day) after it was made in Batch (README).
 select campaign_token, version, name, message_titles, message_bodies
 from v_campaign_versions
 where valid_from <= now() - interval '1 day'

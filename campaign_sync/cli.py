@@ -520,13 +520,13 @@ def sync(
     type=click.IntRange(0, 65535),
     envvar="CAMPAIGN_SYNC_METRICS_PORT",
     show_envvar=True,
-    help="Port of /metrics and /healthz; 0 disables them.  [default: 9108]",
+    help="Port of /metrics, /healthz and /livez; 0 disables them.  [default: 9108]",
 )
 @click.option(
     "--metrics-host",
     envvar="CAMPAIGN_SYNC_METRICS_HOST",
     show_envvar=True,
-    help="Interface of /metrics and /healthz; 0.0.0.0 for every one.  [default: 127.0.0.1]",
+    help="Interface of /metrics, /healthz, /livez; 0.0.0.0 for every one.  [default: 127.0.0.1]",
 )
 @settings_options
 def serve(

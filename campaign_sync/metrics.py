@@ -22,6 +22,12 @@ from campaign_sync.domain import CampaignType
 from campaign_sync.outcome import PassResult, PassStatus, RunCounts
 
 FAILURES_BEFORE_UNHEALTHY = 3  # an app failing more passes in a row than this is unhealthy
+# campaign_sync_campaigns_total's `change` label: the run counters of campaigns written.
+CAMPAIGN_CHANGES = tuple(
+    name.removeprefix("campaigns_")
+    for name in RunCounts.names("campaigns")
+    if name.startswith("campaigns_") and name != "campaigns_unchanged"
+)
 
 
 class _RateCollector(Collector):
@@ -94,6 +100,26 @@ class Metrics:
         self.rates = _RateCollector()
         self.registry.register(self.rates)
 
+    def prepare(self, apps: list[str]) -> None:
+        """Every counter series of `apps` at 0 before the first pass: a series that appears
+        at 1 on its first event is no increase to Prometheus (`increase()` and `rate()`
+        start from a series' first sample), so the first failure after a start (and after
+        each restart) went unseen by an alert on `campaign_sync_runs_total{status="failed"}`
+        (a review's find). The request counters keep their own labels (route and status
+        are only known from a request)."""
+        for app in apps:
+            self.throttled.labels(app)
+            self.stats_calls.labels(app)
+            self.stats_rows.labels(app)
+            for campaign_type in CampaignType:
+                labels = (app, campaign_type.value)
+                for status in PassStatus:
+                    if status is not PassStatus.RUNNING:
+                        self.runs.labels(*labels, status.value)
+                for change in CAMPAIGN_CHANGES:
+                    self.campaigns.labels(*labels, change)
+                self.retries.labels(*labels)
+
     def on_client_event(self, event: ClientEvent) -> None:
         """A `ClientHook`: requests by route and status, 429s, and the learned rate."""
         if isinstance(event, Responded):
@@ -109,11 +135,8 @@ class Metrics:
         labels = (result.app, result.campaign_type.value)
         self.runs.labels(*labels, result.status).inc()
         counts = result.counts
-        for name in RunCounts.names("campaigns"):
-            if name.startswith("campaigns_") and name != "campaigns_unchanged":
-                self.campaigns.labels(*labels, name.removeprefix("campaigns_")).inc(
-                    getattr(counts, name)
-                )
+        for change in CAMPAIGN_CHANGES:
+            self.campaigns.labels(*labels, change).inc(getattr(counts, f"campaigns_{change}"))
         self.retries.labels(*labels).inc(counts.retries)
         if result.campaign_type is CampaignType.PUSH:
             self.stats_calls.labels(result.app).inc(counts.stats_calls)
@@ -147,6 +170,17 @@ class Health:
             health.consecutive_failures = 0
             health.last_error = None
 
+    def liveness(self) -> tuple[int, dict[str, object]]:
+        """`/livez`: (HTTP status, body). 200 while the scheduler runs, whatever Batch or
+        the database do; 503 once it stopped. For an orchestrator's liveness probe: a
+        restart cures a stopped scheduler, never a revoked key or an outage, which
+        `/healthz` reports (a Deployment probing /healthz for liveness restarted the
+        pod every few minutes while one app's key was revoked, cutting the other apps'
+        passes and resetting every counter: a review's find)."""
+        if not self.scheduler_running:
+            return 503, {"status": "stopped", "reason": "the scheduler is not running"}
+        return 200, {"status": "alive"}
+
     def verdict(self) -> tuple[int, dict[str, object]]:
         failing = {
             name: {"consecutive_failures": h.consecutive_failures, "last_error": h.last_error}
@@ -168,7 +202,17 @@ def metrics_app(metrics: Metrics, health: Health) -> Starlette:
         status, body = health.verdict()
         return Response(json.dumps(body), status_code=status, media_type="application/json")
 
-    return Starlette(routes=[Route("/metrics", render_metrics), Route("/healthz", healthz)])
+    async def livez(request: Request) -> Response:
+        status, body = health.liveness()
+        return Response(json.dumps(body), status_code=status, media_type="application/json")
+
+    return Starlette(
+        routes=[
+            Route("/metrics", render_metrics),
+            Route("/healthz", healthz),
+            Route("/livez", livez),
+        ]
+    )
 
 
 class _QuietServer(uvicorn.Server):

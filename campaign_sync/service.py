@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from campaign_sync.check import metrics_address_problem
 from campaign_sync.config import ConfigError, ResolvedApp, Settings
 from campaign_sync.db.models import sync_state
+from campaign_sync.db.revisions import SchemaNotCurrent, ensure_current
 from campaign_sync.db.session import database_problem
 from campaign_sync.domain import CampaignType
 from campaign_sync.logs import log_context
@@ -51,6 +52,9 @@ class Service:
         self.running: set[asyncio.Task[Any]] = set()
         self.passes: dict[str, int] = {}
         self.scheduler: AsyncIOScheduler | None = None
+        # Why serve stopped on its own: the database's schema is no longer this version's.
+        self.refused: SchemaNotCurrent | None = None
+        self._next_passes: dict[str, datetime] = {}  # what this replica told `status`
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         if stop is not None:
@@ -72,6 +76,7 @@ class Service:
                 # First pass right away, apps spread over a couple of seconds.
                 next_run_time=now + timedelta(seconds=random.uniform(0, min(2.0, interval / 10))),
             )
+        self.metrics.prepare([app.name for app in self.apps])
         scheduler.start()
         self.health.scheduler_running = True
         server = None
@@ -115,6 +120,8 @@ class Service:
         assert task is not None
         self.running.add(task)
         try:
+            if not await self._schema_still_ours():
+                return []
             with log_context(app=app.name):
                 results = await sync_app(
                     self.engine,
@@ -146,14 +153,36 @@ class Service:
         await self._record_next_pass(app)
         return results
 
+    async def _schema_still_ours(self) -> bool:
+        """Whether the database still holds this version's schema, read before each pass:
+        a newer campaign-sync may have migrated it since serve started (a rolling upgrade),
+        and a replica left running wrote into the new schema while every new process
+        refused it (a review's find). If not, serve stops (`refused`: exit 2, the message
+        of a refused start). A database that cannot be read says so in the pass."""
+        try:
+            await asyncio.to_thread(ensure_current, self.engine)
+        except SchemaNotCurrent as refused:
+            if self.refused is None:
+                self.refused = refused
+                log.error("stopping: %s", refused)
+            self.stop.set()
+            return False
+        except DBAPIError:
+            pass
+        return True
+
     def _forget_next_passes(self) -> None:
-        """No pass is planned once serve stops: `status` must not say one is due."""
-        names = [app.name for app in self.apps]
+        """No pass is planned once serve stops: `status` must not say one is due. Only the
+        times this replica recorded are cleared: another replica still running keeps its
+        own (clearing every app's made `status` say serve had stopped: a review's find)."""
         try:
             with self.engine.begin() as conn:
-                conn.execute(
-                    update(sync_state).where(sync_state.c.app.in_(names)).values(next_pass_at=None)
-                )
+                for name, planned in self._next_passes.items():
+                    conn.execute(
+                        update(sync_state)
+                        .where(sync_state.c.app == name, sync_state.c.next_pass_at == planned)
+                        .values(next_pass_at=None)
+                    )
         except DBAPIError as error:
             log.warning("could not clear the planned passes: %s", database_problem(error))
 
@@ -180,14 +209,19 @@ class Service:
             await asyncio.to_thread(record)
         except DBAPIError as error:
             log.warning("could not record the next pass: %s", database_problem(error))
+        else:
+            self._next_passes[app.name] = next_run
 
 
 def serve(engine: Engine, settings: Settings, apps: list[ResolvedApp]) -> None:
-    """`campaign-sync serve`. Raises `ConfigError` when the metrics port cannot be had."""
+    """`campaign-sync serve`. Raises `ConfigError` when the metrics port cannot be had, and
+    `SchemaNotCurrent` when it stopped because the database's schema changed under it."""
     if settings.metrics_port:
         _check_port(settings)
     service = Service(engine, settings, apps)
     run_until_signalled(service.run)
+    if service.refused is not None:
+        raise service.refused
 
 
 def _check_port(settings: Settings) -> None:

@@ -83,7 +83,7 @@ def test_the_cronjob_runs_sync_after_migrate_and_never_overlaps() -> None:
     assert [c["args"] for c in spec["containers"]] == [["sync"]]
 
 
-def test_the_deployment_serves_with_probes_on_healthz() -> None:
+def test_the_deployment_serves_with_probes_on_livez() -> None:
     deployment = manifest("deployment.yaml")
     assert deployment["apiVersion"] == "apps/v1" and deployment["kind"] == "Deployment"
     spec = pod_spec(deployment)
@@ -94,8 +94,8 @@ def test_the_deployment_serves_with_probes_on_healthz() -> None:
     assert env["CAMPAIGN_SYNC_METRICS_HOST"] == "0.0.0.0"
     port = int(env["CAMPAIGN_SYNC_METRICS_PORT"])
     assert serve["ports"] == [{"name": "metrics", "containerPort": port}]
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert serve[probe]["httpGet"] == {"path": "/healthz", "port": "metrics"}, probe
+    for probe in ("livenessProbe", "readinessProbe"):  # not /healthz: no restart cures a 401
+        assert serve[probe]["httpGet"] == {"path": "/livez", "port": "metrics"}, probe
 
 
 def test_the_secret_example_holds_the_settings_the_workloads_need() -> None:

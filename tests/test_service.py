@@ -110,6 +110,12 @@ def test_metrics_and_health_say_what_they_should(
     )
     assert seen["health"].status_code == 200
     assert seen["health"].json()["status"] == "ok"
+    # Every series of a pass's outcome exists from the start, at 0: an alert's increase()
+    # sees the first failure (a series born at 1 is no increase).
+    for status in ("failed", "skipped", "interrupted"):
+        zero = f'campaign_sync_runs_total{{app="default",campaign_type="in_app",status="{status}"}}'
+        assert f"{zero} 0.0" in text, status
+    assert 'campaign_sync_retries_total{app="default",campaign_type="in_app"} 0.0' in text
 
 
 def test_health_turns_503_after_repeated_failures(
@@ -128,7 +134,17 @@ def test_health_turns_503_after_repeated_failures(
         answers.append(answer)
         return answer.status_code == 503
 
-    run_service(service, until=unhealthy, timeout=20)
+    alive: list[httpx.Response] = []
+
+    def unhealthy_but_alive() -> bool:
+        if not unhealthy():
+            return False
+        alive.append(httpx.get(f"http://127.0.0.1:{port}/livez"))
+        return True
+
+    run_service(service, until=unhealthy_but_alive, timeout=20)
+    # /livez, for an orchestrator's liveness probe: a restart cures no revoked key.
+    assert alive[0].status_code == 200 and alive[0].json() == {"status": "alive"}
     codes = [answer.status_code for answer in answers]
     assert set(codes) <= {200, 503} and codes == sorted(codes), codes  # healthy, then not
     final = answers[-1]
@@ -355,3 +371,55 @@ def test_serve_says_which_apps_keep_their_own_interval(
         "--interval-seconds 60 applies to the apps without an interval_seconds of their own "
         "in the config file; these keep theirs: ios (5s)"
     ) in result.stderr
+
+
+def test_serve_stops_when_a_newer_version_migrates_the_database(
+    pg_server: Any, sim_server: SimulatorServer
+) -> None:
+    """A replica left running wrote into a database a newer campaign-sync had migrated,
+    while every new process refused it (a review's find): serve reads the revision before
+    each pass, and stops as a refused start does (exit 2, the same message)."""
+    url = pg_server.create_database()
+    env = cli_env(url, sim_server, CAMPAIGN_SYNC_INTERVAL_SECONDS="1")
+    assert cli("migrate", env=env).returncode == 0
+    process = start_cli("serve", env=env)
+    try:
+        engine = make_engine(url)
+        wait_until_counted(engine, "select count(*) from sync_runs where status = 'succeeded'")
+        with engine.begin() as conn:
+            conn.exec_driver_sql("update alembic_version set version_num = '0099'")
+        _, stderr = process.communicate(timeout=30)
+        passes_then = count(engine, "select count(*) from sync_runs")
+        time.sleep(1.5)  # more than the interval: no pass after the stop
+        assert count(engine, "select count(*) from sync_runs") == passes_then
+        engine.dispose()
+    finally:
+        process.kill()
+        pg_server.drop_database(url)
+    assert process.returncode == 2, stderr[-2000:]
+    assert "the database is at revision 0099, which this campaign-sync does not know" in stderr
+
+
+def test_a_stopping_replica_leaves_another_replicas_next_pass_alone(
+    db: Engine, pg_url: str, sim_server: SimulatorServer
+) -> None:
+    """`status` said serve had stopped while another replica still ran: the stopping one
+    cleared every app's planned pass. Now only the times it recorded itself."""
+    from datetime import UTC, datetime
+
+    service = service_for(pg_url, sim_server, interval=3600)
+    other = datetime(2031, 1, 2, 3, 4, 5, tzinfo=UTC)  # what another replica planned
+
+    def planned_then_overtaken() -> bool:
+        if "default" not in service._next_passes:
+            return False
+        with db.begin() as conn:
+            conn.execute(sync_state.update().where(sync_state.c.campaign_type == "push")
+                         .values(next_pass_at=other))  # fmt: skip
+        return True
+
+    run_service(service, until=planned_then_overtaken)
+    with db.connect() as conn:
+        rows = conn.execute(select(sync_state.c.campaign_type, sync_state.c.next_pass_at))
+        after = {campaign_type: planned for campaign_type, planned in rows}
+    assert after == {"push": other, "in_app": None}

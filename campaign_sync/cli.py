@@ -477,7 +477,8 @@ def sync(
     """One pass over every configured app and both campaign types, then exit.
 
     Exit 0 when all succeeded, 1 when some app/type failed (the others still synced),
-    2 for bad configuration or usage.
+    2 for bad configuration or usage (a pass the database refused for the role's
+    privileges included: no retry cures it).
     """
     from campaign_sync.config import resolve_apps, select_apps
     from campaign_sync.domain import CampaignType
@@ -503,6 +504,8 @@ def sync(
     results = run_until_signalled(run, cancel_after=SYNC_CANCEL_SECONDS)
     for result in results:
         click.echo(printable_lines(describe_result(result)))
+    if any(result.misconfigured for result in results):
+        sys.exit(EXIT_USAGE)  # no retry cures it (a role without the privileges it needs)
     if not all(result.ok for result in results):
         sys.exit(EXIT_FAILED)
 

@@ -95,6 +95,9 @@ class PassResult:
     error: str | None = None
     sweep_complete: bool = False
     seconds: float = 0.0
+    # Failed for the configuration, not in passing (a role without the privileges the
+    # pass needs): `sync` exits 2, as for any bad configuration.
+    misconfigured: bool = False
 
     def __post_init__(self) -> None:
         self.status = PassStatus(self.status)

@@ -27,7 +27,7 @@ from campaign_sync.batch.errors import AuthenticationInvalid, BatchError, StopRe
 from campaign_sync.batch.sweep import SweepError, SweepPage
 from campaign_sync.db.loader import stored_campaigns, write_page
 from campaign_sync.db.locks import DEFAULT_LEASE_SECONDS, Guard, LockLost, pass_lock
-from campaign_sync.db.session import database_problem, read_with_reconnect
+from campaign_sync.db.session import database_problem, read_with_reconnect, refused_privilege
 from campaign_sync.db.sightings import mark_seen
 from campaign_sync.db.state import (
     MassDeleteRefused,
@@ -189,7 +189,12 @@ class SyncPass:
             if run_id is None:  # before its run began (the lease, or the run's first row)
                 run_id = await asyncio.to_thread(self._record_unbegun, message, began)
             result = PassResult(
-                self.app, self.campaign_type, PassStatus.FAILED, run_id, error=message
+                self.app,
+                self.campaign_type,
+                PassStatus.FAILED,
+                run_id,
+                error=message,
+                misconfigured=refused_privilege(error),
             )
         result.seconds = time.monotonic() - started
         self.progress.pass_finished(result)
@@ -268,7 +273,7 @@ class SyncPass:
     async def _drive(self, run_id: int, start: SweepStart) -> PassResult:
         status: PassStatus = PassStatus.FAILED
         error: str | None = None
-        complete = False
+        complete = misconfigured = False
         try:
             await self._pipeline(run_id, start)
             if self.reached_end and self.unproven:
@@ -331,6 +336,7 @@ class SyncPass:
             log.error("pass failed: %s", error)
         except DBAPIError as failure:
             error = f"database problem: {database_problem(failure)}"
+            misconfigured = refused_privilege(failure)
             log.error("pass failed: %s", error)
         except asyncio.CancelledError:
             status, error = PassStatus.INTERRUPTED, "cancelled"
@@ -343,7 +349,14 @@ class SyncPass:
             finish = (run_id, status, counts, start.sweep_id, complete, error)
             await asyncio.to_thread(self._finish, *finish)
         result = PassResult(
-            self.app, self.campaign_type, status, run_id, counts, error, sweep_complete=complete
+            self.app,
+            self.campaign_type,
+            status,
+            run_id,
+            counts,
+            error,
+            sweep_complete=complete,
+            misconfigured=misconfigured,
         )
         log.info("pass %s: %s", status, counts.summary())
         return result

@@ -48,9 +48,18 @@ def database_problem(error: BaseException) -> str:
         return f"{first}: {LOCK_WAIT_HINT}"
     if getattr(cause, "sqlstate", None) == QUERY_CANCELED and "statement timeout" in first:
         return f"{first}: {STATEMENT_TIMEOUT_HINT}"
+    if refused_privilege(error):
+        return f"{first}: {PRIVILEGE_HINT}"
     if _sqlite_locked(cause):
         return f"{first}: {SQLITE_LOCKED_HINT}"
     return first
+
+
+def refused_privilege(error: BaseException) -> bool:
+    """Whether the database refused a statement for the role's privileges (SQLSTATE 42501,
+    PostgreSQL): bad configuration that no retry cures, which `sync` exits 2 for."""
+    cause = getattr(error, "orig", None) or error
+    return getattr(cause, "sqlstate", None) == INSUFFICIENT_PRIVILEGE
 
 
 def passing_problem(error: BaseException) -> bool:
@@ -123,6 +132,8 @@ LOCK_WAIT_HINT = (
     "allowed (a transaction left open, an ALTER TABLE, a VACUUM FULL: pg_locks shows which)"
 )
 QUERY_CANCELED = "57014"  # SQLSTATE of a statement_timeout or a cancel (appendix A)
+INSUFFICIENT_PRIVILEGE = "42501"  # SQLSTATE of "permission denied for ..." (appendix A)
+PRIVILEGE_HINT = "the role lacks a privilege campaign-sync needs (campaign-sync check names them)"
 # A statement_timeout campaign-sync never sets: a role's, a database's or the URL's own
 # (`?options=-c statement_timeout=...`). Said, so that a value too short to ever let a
 # pass through is found where it is set (a review's find: exit 1, and nothing said where).

@@ -231,6 +231,10 @@ def metrics_server(
         host=host,
         port=port,
         log_level="warning",
+        # uvicorn's own handlers wrote plain text ("WARNING:  Invalid HTTP request
+        # received.", at any TLS probe or port scan) into serve's JSON log lines (a
+        # review's find): without a log config of its own, its loggers go to ours.
+        log_config=None,
         access_log=False,
         lifespan="off",
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import signal
 import time
@@ -423,3 +424,43 @@ def test_a_stopping_replica_leaves_another_replicas_next_pass_alone(
         rows = conn.execute(select(sync_state.c.campaign_type, sync_state.c.next_pass_at))
         after = {campaign_type: planned for campaign_type, planned in rows}
     assert after == {"push": other, "in_app": None}
+
+
+def test_serve_logs_only_json_lines_even_for_a_bad_request_to_its_port(
+    sqlite_url: str, sim_server: SimulatorServer
+) -> None:
+    """uvicorn wrote its own plain text ("WARNING:  Invalid HTTP request received.") among
+    serve's JSON lines when anything but HTTP reached the metrics port (a TLS probe, a
+    port scan): a review's find."""
+    import json
+    import socket
+
+    port = free_port()
+    env = cli_env(
+        sqlite_url, sim_server, CAMPAIGN_SYNC_INTERVAL_SECONDS="3600",
+        CAMPAIGN_SYNC_METRICS_PORT=str(port), CAMPAIGN_SYNC_LOG_FORMAT="json",
+    )  # fmt: skip
+    assert cli("migrate", env=env).returncode == 0
+    process = start_cli("serve", env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/livez").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        with socket.create_connection(("127.0.0.1", port)) as probe:
+            probe.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n")
+            probe.settimeout(5)
+            with contextlib.suppress(OSError):
+                probe.recv(1024)
+        time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr[-2000:]
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # each line one JSON object
+    assert any("Invalid HTTP request" in record["message"] for record in records), lines

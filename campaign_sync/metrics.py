@@ -9,7 +9,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import uvicorn
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.applications import Starlette
@@ -99,6 +108,12 @@ class Metrics:
         )
         self.rates = _RateCollector()
         self.registry.register(self.rates)
+        # The standard process_* (start time, CPU, memory, file descriptors), python_info
+        # and python_gc_* series every Prometheus client exports by default; this registry
+        # of our own left them out (a review's find).
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
 
     def prepare(self, apps: list[str]) -> None:
         """Every counter series of `apps` at 0 before the first pass: a series that appears

@@ -117,6 +117,9 @@ def test_metrics_and_health_say_what_they_should(
         zero = f'campaign_sync_runs_total{{app="default",campaign_type="in_app",status="{status}"}}'
         assert f"{zero} 0.0" in text, status
     assert 'campaign_sync_retries_total{app="default",campaign_type="in_app"} 0.0' in text
+    standard = ("process_start_time_seconds ", "process_resident_memory_bytes ", "python_info{")
+    for name in standard:  # what every Prometheus client exports
+        assert name in text, name
 
 
 def test_health_turns_503_after_repeated_failures(

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, select
 
+from campaign_sync.db.locks import Holder
 from campaign_sync.db.models import (
     campaign_stats_daily,
     campaign_stats_fetches,
@@ -132,17 +133,29 @@ def _pair_status(
     )
     state: dict[str, Any] = dict(found) if found is not None else {}
     expires = _aware(state.get("lock_expires_at"))
-    held = state.get("lock_holder") is not None and expires is not None and expires > now
+    leased = state.get("lock_holder") is not None and expires is not None and expires > now
+    # A holder on this host whose process is gone (kill -9) holds nothing: the next pass
+    # takes the lease at once (`locks.try_lease`), where status said "running now" for the
+    # rest of the lease (a review's find).
+    holder = Holder.parse(state.get("lock_holder")) if leased else None
+    gone = holder is not None and holder.gone()
+    held = leased and not gone
     stale: list[str] = []
     if last is not None and last["status"] == "running" and not held:
         # Killed (kill -9, out of memory) or its machine gone: its lease ran out unrenewed.
         # (A process paused a whole lease long may still wake and finish: hence "or".)
         started = _aware(last["started_at"])
         ago = f", started {_age(now - started)} ago" if started is not None else ""
-        stale.append(
-            f"the last pass (run {last['id']}{ago}) stopped without finishing, or stalled: "
-            "its lease ran out unrenewed; the next pass records it failed"
-        )
+        if gone and holder is not None:
+            stale.append(
+                f"the last pass (run {last['id']}{ago}) stopped without finishing: its "
+                f"process ({holder.pid}, on this host) is gone; the next pass records it failed"
+            )
+        else:
+            stale.append(
+                f"the last pass (run {last['id']}{ago}) stopped without finishing, or "
+                "stalled: its lease ran out unrenewed; the next pass records it failed"
+            )
     if last_success is None:
         stale.append("never synced successfully")
     elif now - last_success > timedelta(seconds=3 * interval_seconds):

@@ -148,6 +148,44 @@ def test_a_pass_killed_mid_way_is_told_from_one_running(
     assert any(said in stale for stale in push["stale"]) is not alive
 
 
+def test_a_pass_whose_process_is_gone_from_this_host_is_not_running(
+    db: Engine, pg_url: str, sim_server: SimulatorServer
+) -> None:
+    """After `kill -9` of a sync on this host, status and state show said "running now"
+    and "a pass holds the lock" for the rest of its lease, while the next sync took the
+    lease at once and `state reset` went ahead (a review's find)."""
+    import subprocess
+
+    from campaign_sync.db.locks import Holder
+
+    run_sync(pg_url, sim_server)
+    ended = subprocess.Popen(["true"])
+    ended.wait()  # a process id that ran here and is gone
+    holder = f"{Holder.mine().host}:{ended.pid}:abc"
+    now = datetime.now(UTC)
+    with db.begin() as conn:
+        last = _rewrite_last_push_run(
+            conn, status="running", finished_at=None, started_at=now - timedelta(minutes=5)
+        )
+        conn.execute(
+            update(sync_state)
+            .where(sync_state.c.campaign_type == "push")
+            .values(lock_holder=holder, lock_expires_at=now + timedelta(seconds=40))
+        )
+    result = run("status", env={"DATABASE_URL": pg_url})
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.stdout.split())
+    assert "running now" not in flat and "holds the lock" not in flat, flat
+    listed = run("status", "--json", env={"DATABASE_URL": pg_url})
+    push = next(row for row in json.loads(listed.stdout) if row["campaign_type"] == "push")
+    assert push["lock_held"] is False
+    said = (
+        f"the last pass (run {last}, started 5m ago) stopped without finishing: its process "
+        f"({ended.pid}, on this host) is gone; the next pass records it failed"
+    )
+    assert said in push["stale"], push["stale"]
+
+
 def test_staleness_counts_in_the_apps_own_interval(
     db: Engine, pg_url: str, sim_server: SimulatorServer
 ) -> None:

@@ -34,7 +34,11 @@ the views (`campaign_sync/db/views.py`); do not edit by hand. On PostgreSQL the 
 descriptions are in the database as comments (`\\d+ campaigns` in psql, or any BI tool).
 Types are PostgreSQL's; SQLite uses the nearest (JSON text, timestamps as UTC text), so
 text the views build from JSON and timestamps reads differently there (`{"a":1}` where
-PostgreSQL writes `{"a": 1}`, `2026-11-20 09:00:00.000000`).
+PostgreSQL writes `{"a": 1}`, `2026-11-20 09:00:00.000000`). The columns
+`v_campaign_versions` reads from a version's JSON (`recurrence_repeat_frequency`,
+`recurrence_repeat_unit`, `starts_at`...) are the text Batch wrote on PostgreSQL (cast them:
+`recurrence_repeat_frequency::integer`) and the JSON value on SQLite; the current version's
+are typed in `v_campaigns`.
 
 Analysts start with the views; the tables beneath hold everything Batch sent. Example
 questions are in [queries.sql](queries.sql). Beside them, Alembic's one-row table

@@ -55,6 +55,7 @@ class Service:
         # Why serve stopped on its own: the database's schema is no longer this version's.
         self.refused: SchemaNotCurrent | None = None
         self._next_passes: dict[str, datetime] = {}  # what this replica told `status`
+        self._grace_ran_out = False  # passes cancelled for outlasting the stop's grace
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         if stop is not None:
@@ -100,6 +101,7 @@ class Service:
             scheduler.pause()
             if self.running:
                 _, late = await asyncio.wait(set(self.running), timeout=STOP_GRACE_SECONDS)
+                self._grace_ran_out = bool(late)
                 for task in late:
                     task.cancel()
                 if late:  # cancelled: their runs are recorded, within the hard stop's 28 s
@@ -133,8 +135,9 @@ class Service:
                     hooks=[self.metrics.on_client_event],
                     transport=self.transport,
                 )
-        except asyncio.CancelledError:  # the stop's grace period ran out
-            log.warning("pass of app '%s' cut short: the stop's grace period ran out", app.name)
+        except asyncio.CancelledError:  # the grace period ran out, or a second signal came
+            why = "the stop's grace period ran out" if self._grace_ran_out else "stopped at once"
+            log.warning("pass of app '%s' cut short: %s", app.name, why)
             return []
         except Exception:
             log.exception("pass of app '%s' failed unexpectedly", app.name)

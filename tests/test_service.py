@@ -467,3 +467,25 @@ def test_serve_logs_only_json_lines_even_for_a_bad_request_to_its_port(
     lines = [line for line in stderr.splitlines() if line.strip()]
     records = [json.loads(line) for line in lines]  # each line one JSON object
     assert any("Invalid HTTP request" in record["message"] for record in records), lines
+
+
+def test_a_second_sigterm_cuts_serves_passes_short_saying_why(pg_url: str) -> None:
+    """The passes a second signal cancels were said cut short by "the stop's grace period"
+    (a review's find): that reason is for passes that outlast the grace alone."""
+    slow = Simulator(api_key=API_KEY, rest_api_key=CANARY_REST_KEY, push=400, in_app=0, seed=4)
+    slow.knobs.latency_seconds = 0.05
+    with SimulatorServer(slow) as server:
+        env = cli_env(
+            pg_url, server, CAMPAIGN_SYNC_LOG_FORMAT="text", CAMPAIGN_SYNC_INTERVAL_SECONDS="3600"
+        )
+        process = start_cli("serve", env=env)
+        engine = make_engine(pg_url)
+        wait_until_counted(engine, "select count(*) from sync_runs")
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+        engine.dispose()
+    assert "Traceback" not in stderr, stderr[-3000:]
+    assert "grace period ran out" not in stderr, stderr[-3000:]
+    assert "pass of app 'default' cut short: stopped at once" in stderr, stderr[-3000:]

@@ -17,6 +17,6 @@ RUN pip install . \
 USER campaign-sync
 EXPOSE 9108
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s \
-    CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:9108/healthz').status != 200)"
+    CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:9108/livez').status != 200)"
 ENTRYPOINT ["campaign-sync"]
 CMD ["serve"]

@@ -118,10 +118,11 @@ class Metrics:
     def prepare(self, apps: list[str]) -> None:
         """Every counter series of `apps` at 0 before the first pass: a series that appears
         at 1 on its first event is no increase to Prometheus (`increase()` and `rate()`
-        start from a series' first sample), so the first failure after a start (and after
-        each restart) went unseen by an alert on `campaign_sync_runs_total{status="failed"}`
-        (a review's find). The request counters keep their own labels (route and status
-        are only known from a request)."""
+        start from a series' first sample), so a failure went unseen by an alert on
+        `campaign_sync_runs_total{status="failed"}` until the series existed (a review's
+        find). One in the first pass of a new process, seconds after its start, is still 1
+        at the first scrape (docs/deploy.md). The request counters keep their own labels
+        (route and status are only known from a request)."""
         for app in apps:
             self.throttled.labels(app)
             self.stats_calls.labels(app)

@@ -150,6 +150,10 @@ class Service:
             for result in results:
                 self.metrics.record_pass(result)
             self.health.record(app.name, results)
+            if any(result.status == PassStatus.FAILED for result in results):
+                # A migration while the pass ran stops it at its next page (the lease's
+                # renewal reads the revision): serve stops now, not at the next interval.
+                await self._schema_still_ours()
         finally:
             self.running.discard(task)
         self.passes[app.name] = self.passes.get(app.name, 0) + 1

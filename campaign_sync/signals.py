@@ -84,23 +84,42 @@ def run_until_signalled(
             task.cancel()
             exit_after(hard_stop, why)
 
-        def on_signal() -> None:
-            if stop.is_set():
-                cut("stopped at once by a second signal")
+        signalled: list[bool] = []
+        armed: list[bool] = []
+
+        def arm(asked: str) -> None:
+            """The stop's grace and watchdog, once, whoever asked for the stop."""
+            if armed:
                 return
-            stop.set()
+            armed.append(True)
             if cancel_after is not None:  # cancelled then, and the clean-up watched
                 grace = f"the stop's grace period ({cancel_after:g} s) ran out"
                 loop.call_later(cancel_after, cut, grace)
             else:  # the work keeps its own grace (serve's passes: STOP_GRACE_SECONDS)
-                asked = "a stop was asked (SIGTERM or SIGINT)"
                 exit_after(SERVE_HARD_STOP_SECONDS, asked)
+
+        def on_signal() -> None:
+            if signalled:
+                cut("stopped at once by a second signal")
+                return
+            signalled.append(True)
+            stop.set()
+            arm("a stop was asked (SIGTERM or SIGINT)")
+
+        async def stopped_by_the_work() -> None:
+            # A stop the work sets itself (serve, on a schema it does not know) gets the
+            # same grace and watchdog, and the next signal is a first one: it was taken for
+            # a second, which cut the passes in flight at once, exit 1 (a review's find).
+            await stop.wait()
+            arm("the command stopped itself")
 
         for sig in signals:
             loop.add_signal_handler(sig, on_signal)
+        watcher = asyncio.create_task(stopped_by_the_work())
         try:
             return await main(stop)
         finally:
+            watcher.cancel()
             for sig in signals:  # too late to act on: the work is ending anyway
                 loop.add_signal_handler(sig, lambda: None)
 

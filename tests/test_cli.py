@@ -751,6 +751,43 @@ def test_a_stop_ends_the_process_even_when_the_work_is_stuck_in_a_thread(
     assert time.monotonic() - started < 20  # not the 60 s the work would take
 
 
+def test_a_stop_the_work_asks_for_itself_is_one_a_signal_then_does_not_double() -> None:
+    """serve stops itself on a schema it does not know: the first SIGTERM after it was
+    taken for a second one, which cut the passes in flight at once (exit 1), and no
+    watchdog was armed for the stop (a review's find). The work's own stop now arms the
+    watchdog, and a signal after it is a first one."""
+    script = (
+        "import asyncio, os, signal, time\n"
+        "from campaign_sync.signals import run_until_signalled\n"
+        "async def work(stop):\n"
+        "    stop.set()  # the work stops itself\n"
+        "    await asyncio.sleep(0.1)\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)  # an orchestrator's, meanwhile\n"
+        "    await asyncio.sleep(0.3)  # the passes in flight finish their page\n"
+        "    return 'ended its own way'\n"
+        "print(run_until_signalled(work), flush=True)\n"
+    )
+    finished = run_probe(script)
+    assert (finished.stdout, finished.stderr) == ("ended its own way\n", "")
+    stuck = (
+        "import asyncio, time\n"
+        "from campaign_sync.signals import run_until_signalled\n"
+        "import campaign_sync.signals as signals\n"
+        "signals.SERVE_HARD_STOP_SECONDS = 0.5\n"
+        "async def work(stop):\n"
+        "    stop.set()\n"
+        "    await asyncio.to_thread(time.sleep, 60)  # a database that stopped answering\n"
+        "run_until_signalled(work)\n"
+    )
+    started = time.monotonic()
+    child = subprocess.run(
+        [sys.executable, "-c", stuck], capture_output=True, text=True, timeout=30
+    )
+    assert child.returncode == 1
+    assert "the command stopped itself, and the work did not end 0.5 s later" in child.stderr
+    assert time.monotonic() - started < 20
+
+
 def test_a_stop_honoured_in_time_leaves_no_watchdog_behind() -> None:
     """The hard exit is armed at the stop; work that ends in time disarms it, so the
     process goes on to report (here 1.5 s later, past every deadline) and exits 0."""

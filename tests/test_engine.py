@@ -635,3 +635,27 @@ def test_the_refresh_of_old_details_is_spread_over_passes(
     assert fetched == [sorted(tokens[:25]), sorted(tokens[:50])]  # the oldest first
     [unlimited] = run_sync(pg_url, sim_server, [PUSH], detail_refresh_per_pass=0)
     assert unlimited.counts.detail_calls == 10  # the 10 still old, all at once
+
+
+@pytest.mark.parametrize(
+    ("said", "hinted"),
+    [
+        ("permission denied for table sync_state", True),
+        ("permission denied for sequence sync_runs_id_seq", True),
+        # migrate's (check says "migrations pending" there) and a row-level security
+        # policy's (check says the database is ok): pointing at check misled (a review's)
+        ("permission denied for schema public", False),
+        ('new row violates row-level security policy for table "campaign_sightings"', False),
+    ],
+)
+def test_a_refused_privilege_points_at_check_only_where_check_names_it(
+    said: str, hinted: bool
+) -> None:
+    from campaign_sync.db.session import PRIVILEGE_HINT, database_problem, refused_privilege
+
+    class Refused(Exception):
+        sqlstate = "42501"
+
+    error = Refused(said)
+    assert refused_privilege(error)  # bad configuration (sync exits 2) in every case
+    assert database_problem(error) == (f"{said}: {PRIVILEGE_HINT}" if hinted else said)

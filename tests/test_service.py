@@ -377,31 +377,44 @@ def test_serve_says_which_apps_keep_their_own_interval(
     ) in result.stderr
 
 
-def test_serve_stops_when_a_newer_version_migrates_the_database(
-    pg_server: Any, sim_server: SimulatorServer
-) -> None:
+def test_serve_stops_when_a_newer_version_migrates_the_database(pg_server: Any) -> None:
     """A replica left running wrote into a database a newer campaign-sync had migrated,
-    while every new process refused it (a review's find): serve reads the revision before
-    each pass, and stops as a refused start does (exit 2, the same message)."""
+    while every new process refused it (a review's find), and a pass in flight went on
+    writing thousands of rows (the next review's): each page's lease renewal reads the
+    revision, so the pass stops at its next page, and serve stops as a refused start
+    does (exit 2, the same message)."""
+    slow = Simulator(api_key=API_KEY, rest_api_key=CANARY_REST_KEY, push=800, in_app=0, seed=6)
+    slow.knobs.latency_seconds = 0.03
     url = pg_server.create_database()
-    env = cli_env(url, sim_server, CAMPAIGN_SYNC_INTERVAL_SECONDS="1")
-    assert cli("migrate", env=env).returncode == 0
-    process = start_cli("serve", env=env)
-    try:
-        engine = make_engine(url)
-        wait_until_counted(engine, "select count(*) from sync_runs where status = 'succeeded'")
-        with engine.begin() as conn:
-            conn.exec_driver_sql("update alembic_version set version_num = '0099'")
-        _, stderr = process.communicate(timeout=30)
-        passes_then = count(engine, "select count(*) from sync_runs")
-        time.sleep(1.5)  # more than the interval: no pass after the stop
-        assert count(engine, "select count(*) from sync_runs") == passes_then
-        engine.dispose()
-    finally:
-        process.kill()
-        pg_server.drop_database(url)
+    with SimulatorServer(slow) as server:
+        env = cli_env(url, server, CAMPAIGN_SYNC_INTERVAL_SECONDS="3600")
+        assert cli("migrate", env=env).returncode == 0
+        process = start_cli("serve", env=env)
+        try:
+            engine = make_engine(url)
+            wait_until_counted(
+                engine, "select case when count(*) >= 100 then 1 else 0 end from campaigns"
+            )
+            with engine.begin() as conn:
+                conn.exec_driver_sql("update alembic_version set version_num = '0099'")
+            at_change = count(engine, "select count(*) from campaigns")
+            _, stderr = process.communicate(timeout=60)
+            stored = count(engine, "select count(*) from campaigns")
+            with engine.connect() as conn:
+                run = conn.execute(
+                    select(sync_runs.c.status, sync_runs.c.error).where(
+                        sync_runs.c.campaign_type == "push"
+                    )
+                ).one()
+            engine.dispose()
+        finally:
+            process.kill()
+            pg_server.drop_database(url)
     assert process.returncode == 2, stderr[-2000:]
     assert "the database is at revision 0099, which this campaign-sync does not know" in stderr
+    assert stored - at_change <= 100, (at_change, stored)  # the page in flight at most
+    assert stored < 800
+    assert run.status == "failed" and "revision 0099" in run.error
 
 
 def test_a_stopping_replica_leaves_another_replicas_next_pass_alone(

@@ -28,10 +28,11 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, and_, or_, select, update
+from sqlalchemy import Connection, Engine, and_, or_, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from campaign_sync.db.models import sync_state
+from campaign_sync.db.revisions import HEAD_REVISION, KNOWN_REVISIONS, unknown_revision
 from campaign_sync.db.session import database_problem, wait_briefly_for_locks
 from campaign_sync.db.types import upsert_insert, utcnow
 from campaign_sync.domain import CampaignType
@@ -98,6 +99,21 @@ def _this_host() -> str:
     return f"{socket.gethostname()}/{namespace}"
 
 
+# The database still holds this version's schema (`Lease.renew`).
+_AT_HEAD = text(
+    "exists (select 1 from alembic_version where version_num = :head_revision)"
+).bindparams(head_revision=HEAD_REVISION)
+
+
+def _not_ours(stored: object) -> str:
+    """Why the schema `alembic_version` records (`stored`) is not this version's."""
+    if stored is None:
+        return "the database's alembic_version records no revision any more"
+    if str(stored) not in KNOWN_REVISIONS:
+        return unknown_revision(str(stored))
+    return f"the database is at revision {stored}, the newest is {HEAD_REVISION}"
+
+
 @dataclass
 class Lease:
     """A lease this process holds on one app and type."""
@@ -117,13 +133,22 @@ class Lease:
         )
 
     def renew(self, conn: Connection) -> None:
-        """Extend the lease inside `conn`'s transaction; raises `LockLost` if it is gone."""
+        """Extend the lease inside `conn`'s transaction (each page's, and every third of
+        the lease); raises `LockLost` if it is gone, or if the database's schema is no
+        longer this version's: a newer campaign-sync migrated it while the pass ran (a
+        pass in flight wrote thousands of rows into it: a review's find). The revision is
+        read in the same statement, so a page costs no round trip more."""
         renewed = conn.execute(
             update(sync_state)
-            .where(self._mine())  # type: ignore[arg-type]
+            .where(self._mine(), _AT_HEAD)  # type: ignore[arg-type]
             .values(lock_expires_at=utcnow() + timedelta(seconds=self.seconds))
         )
         if renewed.rowcount != 1:
+            stored = conn.execute(text("select max(version_num) from alembic_version")).scalar()
+            if stored != HEAD_REVISION:
+                raise LockLost(
+                    f"{_not_ours(stored)}; stopping this pass before it writes anything more"
+                )
             raise LockLost(
                 f"the pass lock of app '{self.app}' ({self.campaign_type.label}) was taken "
                 "over (its lease ran out); stopping this pass before it writes anything more"

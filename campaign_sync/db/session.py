@@ -48,7 +48,7 @@ def database_problem(error: BaseException) -> str:
         return f"{first}: {LOCK_WAIT_HINT}"
     if getattr(cause, "sqlstate", None) == QUERY_CANCELED and "statement timeout" in first:
         return f"{first}: {STATEMENT_TIMEOUT_HINT}"
-    if refused_privilege(error):
+    if refused_privilege(error) and first.startswith(_CHECKED_PRIVILEGES):
         return f"{first}: {PRIVILEGE_HINT}"
     if _sqlite_locked(cause):
         return f"{first}: {SQLITE_LOCKED_HINT}"
@@ -134,6 +134,9 @@ LOCK_WAIT_HINT = (
 QUERY_CANCELED = "57014"  # SQLSTATE of a statement_timeout or a cancel (appendix A)
 INSUFFICIENT_PRIVILEGE = "42501"  # SQLSTATE of "permission denied for ..." (appendix A)
 PRIVILEGE_HINT = "the role lacks a privilege campaign-sync needs (campaign-sync check names them)"
+# The refusals `check` names the grants for (not a schema's CREATE, which `migrate` needs,
+# nor a row-level security policy's, also 42501: a review's find).
+_CHECKED_PRIVILEGES = ("permission denied for table", "permission denied for sequence")
 # A statement_timeout campaign-sync never sets: a role's, a database's or the URL's own
 # (`?options=-c statement_timeout=...`). Said, so that a value too short to ever let a
 # pass through is found where it is set (a review's find: exit 1, and nothing said where).

@@ -157,6 +157,8 @@ class Service:
         finally:
             self.running.discard(task)
         self.passes[app.name] = self.passes.get(app.name, 0) + 1
+        if self.stop.is_set():  # no next pass to plan: serve is stopping (a review's find:
+            return results  # planned after the stop, it outlived serve in `status`)
         await self._record_next_pass(app)
         return results
 
@@ -174,8 +176,8 @@ class Service:
                 log.error("stopping: %s", refused)
             self.stop.set()
             return False
-        except DBAPIError:
-            pass
+        except Exception as error:  # DBAPIError, or a migration's tables read midway
+            log.debug("could not read the schema's revision: %s", error)
         return True
 
     def _forget_next_passes(self) -> None:

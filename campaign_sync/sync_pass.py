@@ -26,7 +26,13 @@ from campaign_sync.batch.client import GONE, BatchClient, ClientEvent, ClientHoo
 from campaign_sync.batch.errors import AuthenticationInvalid, BatchError, StopRequested
 from campaign_sync.batch.sweep import SweepError, SweepPage
 from campaign_sync.db.loader import stored_campaigns, write_page
-from campaign_sync.db.locks import DEFAULT_LEASE_SECONDS, Guard, LockLost, pass_lock
+from campaign_sync.db.locks import (
+    DEFAULT_LEASE_SECONDS,
+    Guard,
+    LockLost,
+    SchemaChanged,
+    pass_lock,
+)
 from campaign_sync.db.session import database_problem, read_with_reconnect, refused_privilege
 from campaign_sync.db.sightings import mark_seen
 from campaign_sync.db.state import (
@@ -333,6 +339,7 @@ class SyncPass:
             log.error("pass failed: %s", error)
         except (BatchError, LockLost) as failure:
             error = str(failure)
+            misconfigured = isinstance(failure, SchemaChanged)  # sync exits 2, as at a start
             log.error("pass failed: %s", error)
         except DBAPIError as failure:
             error = f"database problem: {database_problem(failure)}"

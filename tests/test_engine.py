@@ -659,3 +659,34 @@ def test_a_refused_privilege_points_at_check_only_where_check_names_it(
     error = Refused(said)
     assert refused_privilege(error)  # bad configuration (sync exits 2) in every case
     assert database_problem(error) == (f"{said}: {PRIVILEGE_HINT}" if hinted else said)
+
+
+def test_a_lease_renewed_in_a_schema_migrated_since_is_refused_as_bad_configuration(
+    db: Engine,
+) -> None:
+    """`state reset` answered "unexpected error: LockLost ... this pass" for a schema
+    migrated while its prompt was open (a review's find): the renewal says what changed,
+    as a refused start does (SchemaNotCurrent: exit 2)."""
+    from sqlalchemy import text
+
+    from campaign_sync.db.locks import LockLost, SchemaChanged, try_lease
+    from campaign_sync.db.revisions import HEAD_REVISION, SchemaNotCurrent
+    from campaign_sync.domain import CampaignType
+
+    lease = try_lease(db, "default", CampaignType.PUSH, 60, for_a_pass=False)
+    assert not isinstance(lease, str)
+    try:
+        with db.begin() as conn:
+            conn.execute(text("update alembic_version set version_num = '0099'"))
+        with pytest.raises(SchemaChanged) as refused, db.begin() as conn:
+            lease.renew(conn)
+        assert isinstance(refused.value, SchemaNotCurrent) and isinstance(refused.value, LockLost)
+        assert str(refused.value).startswith(
+            "the database is at revision 0099, which this campaign-sync does not know"
+        )
+    finally:
+        with db.begin() as conn:
+            conn.execute(
+                text("update alembic_version set version_num = :head"), {"head": HEAD_REVISION}
+            )
+        lease.release()

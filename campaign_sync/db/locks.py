@@ -32,7 +32,12 @@ from sqlalchemy import Connection, Engine, and_, or_, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from campaign_sync.db.models import sync_state
-from campaign_sync.db.revisions import HEAD_REVISION, KNOWN_REVISIONS, unknown_revision
+from campaign_sync.db.revisions import (
+    HEAD_REVISION,
+    KNOWN_REVISIONS,
+    SchemaNotCurrent,
+    unknown_revision,
+)
 from campaign_sync.db.session import database_problem, wait_briefly_for_locks
 from campaign_sync.db.types import upsert_insert, utcnow
 from campaign_sync.domain import CampaignType
@@ -49,6 +54,11 @@ Guard = Callable[[Connection], None]
 
 class LockLost(Exception):
     """The pass's lease was taken over or cleared while the pass ran."""
+
+
+class SchemaChanged(LockLost, SchemaNotCurrent):
+    """The database's schema is no longer this version's (migrated up or down while the
+    lease was held): bad configuration, as at a start (exit 2), and the lease is void."""
 
 
 @dataclass(frozen=True)
@@ -146,9 +156,7 @@ class Lease:
         if renewed.rowcount != 1:
             stored = conn.execute(text("select max(version_num) from alembic_version")).scalar()
             if stored != HEAD_REVISION:
-                raise LockLost(
-                    f"{_not_ours(stored)}; stopping this pass before it writes anything more"
-                )
+                raise SchemaChanged(f"{_not_ours(stored)}; stopping before writing anything more")
             raise LockLost(
                 f"the pass lock of app '{self.app}' ({self.campaign_type.label}) was taken "
                 "over (its lease ran out); stopping this pass before it writes anything more"

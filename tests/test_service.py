@@ -377,28 +377,37 @@ def test_serve_says_which_apps_keep_their_own_interval(
     ) in result.stderr
 
 
-def test_serve_stops_when_a_newer_version_migrates_the_database(pg_server: Any) -> None:
+@pytest.mark.parametrize(
+    ("command", "revision", "said"),
+    [
+        ("serve", "0099", "the database is at revision 0099, which this campaign-sync does not"),
+        ("sync", "0013", "the database is at revision 0013, the newest is"),  # migrated down
+    ],
+)
+def test_a_pass_stops_at_its_next_page_when_the_database_is_migrated_under_it(
+    pg_server: Any, command: str, revision: str, said: str
+) -> None:
     """A replica left running wrote into a database a newer campaign-sync had migrated,
     while every new process refused it (a review's find), and a pass in flight went on
     writing thousands of rows (the next review's): each page's lease renewal reads the
-    revision, so the pass stops at its next page, and serve stops as a refused start
-    does (exit 2, the same message)."""
+    revision, so the pass stops at its next page, and `sync` and `serve` end as a refused
+    start does (exit 2, where a cron job retried on 1, the same message)."""
     slow = Simulator(api_key=API_KEY, rest_api_key=CANARY_REST_KEY, push=800, in_app=0, seed=6)
     slow.knobs.latency_seconds = 0.03
     url = pg_server.create_database()
     with SimulatorServer(slow) as server:
         env = cli_env(url, server, CAMPAIGN_SYNC_INTERVAL_SECONDS="3600")
         assert cli("migrate", env=env).returncode == 0
-        process = start_cli("serve", env=env)
+        process = start_cli(command, *(["--type", "push"] if command == "sync" else []), env=env)
         try:
             engine = make_engine(url)
             wait_until_counted(
                 engine, "select case when count(*) >= 100 then 1 else 0 end from campaigns"
             )
             with engine.begin() as conn:
-                conn.exec_driver_sql("update alembic_version set version_num = '0099'")
+                conn.exec_driver_sql(f"update alembic_version set version_num = '{revision}'")
             at_change = count(engine, "select count(*) from campaigns")
-            _, stderr = process.communicate(timeout=60)
+            stdout, stderr = process.communicate(timeout=60)
             stored = count(engine, "select count(*) from campaigns")
             with engine.connect() as conn:
                 run = conn.execute(
@@ -412,44 +421,13 @@ def test_serve_stops_when_a_newer_version_migrates_the_database(pg_server: Any) 
             process.kill()
             pg_server.drop_database(url)
     assert process.returncode == 2, stderr[-2000:]
-    assert "the database is at revision 0099, which this campaign-sync does not know" in stderr
+    assert said in stdout + stderr
     assert stored - at_change <= 100, (at_change, stored)  # the page in flight at most
     assert stored < 800
-    assert run.status == "failed" and "revision 0099" in run.error
-    # No next pass planned after the stop (one outlived serve in `status`), no traceback.
+    assert run.status == "failed" and f"revision {revision}" in run.error
+    # No next pass planned after serve's stop (one outlived serve in `status`), no traceback.
     assert planned == [None] * len(planned), planned
     assert "Traceback" not in stderr and "raised an exception" not in stderr, stderr[-3000:]
-
-
-def test_sync_stops_at_the_next_page_when_the_database_is_migrated_under_it(
-    pg_server: Any,
-) -> None:
-    """A schema migrated while `sync` runs is bad configuration, exit 2, as at a start (a
-    cron job retrying on exit 1 retried what no retry cures: a review's find)."""
-    slow = Simulator(api_key=API_KEY, rest_api_key=CANARY_REST_KEY, push=800, in_app=0, seed=6)
-    slow.knobs.latency_seconds = 0.03
-    url = pg_server.create_database()
-    with SimulatorServer(slow) as server:
-        env = cli_env(url, server)
-        assert cli("migrate", env=env).returncode == 0
-        process = start_cli("sync", "--type", "push", env=env)
-        try:
-            engine = make_engine(url)
-            wait_until_counted(
-                engine, "select case when count(*) >= 100 then 1 else 0 end from campaigns"
-            )
-            with engine.begin() as conn:
-                conn.exec_driver_sql("update alembic_version set version_num = '0013'")
-            at_change = count(engine, "select count(*) from campaigns")
-            stdout, stderr = process.communicate(timeout=60)
-            stored = count(engine, "select count(*) from campaigns")
-            engine.dispose()
-        finally:
-            process.kill()
-            pg_server.drop_database(url)
-    assert process.returncode == 2, stderr[-2000:]
-    assert stored - at_change <= 100, (at_change, stored)
-    assert "the database is at revision 0013, the newest is" in stdout + stderr
 
 
 def test_a_stopping_replica_leaves_another_replicas_next_pass_alone(

@@ -32,12 +32,7 @@ from sqlalchemy import Connection, Engine, and_, or_, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from campaign_sync.db.models import sync_state
-from campaign_sync.db.revisions import (
-    HEAD_REVISION,
-    KNOWN_REVISIONS,
-    SchemaNotCurrent,
-    unknown_revision,
-)
+from campaign_sync.db.revisions import HEAD_REVISION, SchemaNotCurrent, revision_problem
 from campaign_sync.db.session import database_problem, wait_briefly_for_locks
 from campaign_sync.db.types import upsert_insert, utcnow
 from campaign_sync.domain import CampaignType
@@ -115,15 +110,6 @@ _AT_HEAD = text(
 ).bindparams(head_revision=HEAD_REVISION)
 
 
-def _not_ours(stored: object) -> str:
-    """Why the schema `alembic_version` records (`stored`) is not this version's."""
-    if stored is None:
-        return "the database's alembic_version records no revision any more"
-    if str(stored) not in KNOWN_REVISIONS:
-        return unknown_revision(str(stored))
-    return f"the database is at revision {stored}, the newest is {HEAD_REVISION}"
-
-
 @dataclass
 class Lease:
     """A lease this process holds on one app and type."""
@@ -155,8 +141,13 @@ class Lease:
         )
         if renewed.rowcount != 1:
             stored = conn.execute(text("select max(version_num) from alembic_version")).scalar()
-            if stored != HEAD_REVISION:
-                raise SchemaChanged(f"{_not_ours(stored)}; stopping before writing anything more")
+            problem = (
+                "the database's alembic_version records no revision any more"
+                if stored is None
+                else revision_problem(str(stored))
+            )
+            if problem is not None:
+                raise SchemaChanged(f"{problem}; stopping before writing anything more")
             raise LockLost(
                 f"the pass lock of app '{self.app}' ({self.campaign_type.label}) was taken "
                 "over (its lease ran out); stopping this pass before it writes anything more"

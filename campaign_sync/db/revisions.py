@@ -175,6 +175,21 @@ def unknown_revision(revision: str) -> str:
     )
 
 
+def revision_problem(current: str) -> str | None:
+    """Why a database whose `alembic_version` records `current` is not this version's:
+    a revision it does not know (`unknown_revision`), or an older one; None at the newest.
+    Said by a refused start (`ensure_current`) and by a pass whose schema changed under
+    it (`locks.Lease.renew`)."""
+    if current not in KNOWN_REVISIONS:
+        return unknown_revision(current)
+    if current != HEAD_REVISION:
+        return (
+            f"the database is at revision {current}, the newest is {HEAD_REVISION}: run "
+            "campaign-sync migrate"
+        )
+    return None
+
+
 def schema_not_usable(engine: Engine) -> str | None:
     """Why the role may not use the schema its connections look in first (PostgreSQL, the
     first of `search_path`: CAMPAIGN_SYNC_DB_SCHEMA's), or None. Without USAGE on it its
@@ -218,12 +233,13 @@ def ensure_current(engine: Engine) -> None:
                 "no record of their revision (alembic_version): run campaign-sync migrate "
                 "--adopt"
             )
-    if current is not None and current not in KNOWN_REVISIONS:
-        raise SchemaNotCurrent(unknown_revision(current))
-    if current is None and (refused := schema_not_usable(engine)) is not None:
+    if current is not None:
+        problem = revision_problem(current)
+        if problem is not None:
+            raise SchemaNotCurrent(problem)
+        return
+    if (refused := schema_not_usable(engine)) is not None:
         raise SchemaNotUsable(refused)
-    if current != head:
-        state = "has no campaign-sync schema" if current is None else f"is at revision {current}"
-        raise SchemaNotCurrent(
-            f"the database {state}, the newest is {head}: run campaign-sync migrate"
-        )
+    raise SchemaNotCurrent(
+        f"the database has no campaign-sync schema, the newest is {head}: run campaign-sync migrate"
+    )

@@ -480,6 +480,7 @@ def sync(
     2 for bad configuration or usage (a pass the database refused for the role's
     privileges included: no retry cures it).
     """
+    from campaign_sync.batch.client import import_transport
     from campaign_sync.config import resolve_apps, select_apps
     from campaign_sync.domain import CampaignType
     from campaign_sync.runner import pass_options, sync_apps
@@ -493,6 +494,7 @@ def sync(
     options = pass_options(
         settings, stats=stats, full_refresh=full_refresh, allow_mass_delete=allow_mass_delete
     )
+    import_transport()
     set_up_ends()
 
     async def run(stop: asyncio.Event) -> list[PassResult]:
@@ -536,6 +538,7 @@ def serve(
     interval_seconds: float | None, metrics_port: int | None, metrics_host: str | None
 ) -> None:
     """Run a pass every interval until SIGTERM/SIGINT, then stop cleanly."""
+    from campaign_sync.batch.client import import_transport
     from campaign_sync.config import resolve_apps
     from campaign_sync.service import serve as run_service
 
@@ -561,6 +564,7 @@ def serve(
             ", ".join(f"{name} ({seconds:g}s)" for name, seconds in own.items()),
         )
     engine = _engine(settings, passes=True)
+    import_transport()
     set_up_ends()
     run_service(engine, settings, apps)
 

@@ -542,13 +542,14 @@ def test_the_set_up_window_opens_before_the_command_line_is_imported(entry: str)
 
 @pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))
 @pytest.mark.parametrize(
-    ("command", "work", "collections"),
+    ("command", "work", "collections", "transport"),
     [
-        # sync and serve import their modules before they resume the collector: none ran.
-        ("sync", "campaign_sync.signals.run_until_signalled", "0"),
-        ("serve", "campaign_sync.service.serve", "0"),
+        # sync and serve import their modules before they resume the collector: none ran;
+        # the HTTP transport's too, which httpx imports at a client's first request.
+        ("sync", "campaign_sync.signals.run_until_signalled", "0", "True"),
+        ("serve", "campaign_sync.service.serve", "0", "True"),
         # status imports after (the group resumes it): collections, so a number.
-        ("status", "campaign_sync.status.collect_status", r"\d+"),
+        ("status", "campaign_sync.status.collect_status", r"\d+", "(True|False)"),
     ],
 )
 def test_the_set_up_window_closes_before_the_work(
@@ -558,11 +559,13 @@ def test_the_set_up_window_closes_before_the_work(
     command: str,
     work: str,
     collections: str,
+    transport: str,
 ) -> None:
     """`campaign-sync` sets up with the garbage collector off and SIGTERM a clean stop
     (campaign_sync.startup), then freezes what it imported, turns the collector on and gives
     SIGTERM back its default before the command's work: `sync` and `serve` after their
-    set-up, every other command before it runs."""
+    set-up (which imports the HTTP transport, `batch.client.import_transport`), every
+    other command before it runs."""
     url = f"sqlite:///{tmp_path / 'collector.db'}"
     assert cli("migrate", env=cli_env(url)).returncode == 0
     module, name = work.rsplit(".", 1)
@@ -573,7 +576,9 @@ def test_the_set_up_window_closes_before_the_work(
         f"work = importlib.import_module({module!r})\n"
         "def seen(*args, **kwargs):\n"
         "    print('AT WORK', len(collections), gc.isenabled(), gc.get_freeze_count() > 0,"
-        " signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, file=sys.stderr)\n"
+        " signal.getsignal(signal.SIGTERM) is signal.SIG_DFL,"
+        " all(m in sys.modules for m in ('httpcore', 'h11', 'anyio._backends._asyncio')),"
+        " file=sys.stderr)\n"
         "    sys.exit(0)\n"
         f"setattr(work, {name!r}, seen)\n"
         f"{ENTRY_POINTS[entry]}"
@@ -583,7 +588,7 @@ def test_the_set_up_window_closes_before_the_work(
     )
     result = run_probe(probe, cli_env(url, sim_server))
     # With the collector on, importing SQLAlchemy alone starts dozens of collections.
-    at_work = rf"^AT WORK {collections} True True True$"  # and SIGTERM is Python's own
+    at_work = rf"^AT WORK {collections} True True True {transport}$"  # SIGTERM Python's own
     assert re.search(at_work, result.stderr, re.M), result.stderr[-500:]
 
 

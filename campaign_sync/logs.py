@@ -343,6 +343,15 @@ def release_held() -> None:
         sys.stderr.write(f"{printable(message)}\n")
 
 
+def library_level() -> int:
+    """The level (a `logging` number) for the libraries' own loggers (httpx, uvicorn,
+    APScheduler, Alembic): WARNING, or ours when ours is higher. A logger's own level wins
+    over the root's, so at CAMPAIGN_SYNC_LOG_LEVEL=error uvicorn's warnings ("Invalid HTTP
+    request received.", at any TLS probe of the metrics port) still printed while ours
+    were hidden (a review's find)."""
+    return max(logging.WARNING, logging.getLogger().getEffectiveLevel())
+
+
 def setup_logging(log_format: str = "auto", level: str = "INFO") -> None:
     """Log to stderr as JSON lines (`json`, or `auto` when stderr is no terminal) or text,
     at `level`; then log the warnings held until now (`hold_until_configured`)."""
@@ -361,7 +370,7 @@ def setup_logging(log_format: str = "auto", level: str = "INFO") -> None:
     # httpx logs every request URL at INFO, and our URLs carry the app's API key.
     # apscheduler logs every job run at INFO; our own pass lines say more.
     for noisy in ("httpx", "httpcore", "uvicorn", "uvicorn.error", "alembic", "apscheduler"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+        logging.getLogger(noisy).setLevel(library_level())
     held, _held = _held or [], None
     for logger, message in held:
         logging.getLogger(logger).warning("%s", message)

@@ -28,6 +28,7 @@ from starlette.routing import Route
 
 from campaign_sync.batch.client import ClientEvent, Responded
 from campaign_sync.domain import CampaignType
+from campaign_sync.logs import library_level
 from campaign_sync.outcome import PassResult, PassStatus, RunCounts
 
 FAILURES_BEFORE_UNHEALTHY = 3  # an app failing more passes in a row than this is unhealthy
@@ -246,7 +247,7 @@ def metrics_server(
         metrics_app(metrics, health),
         host=host,
         port=port,
-        log_level="warning",
+        log_level=library_level(),  # uvicorn sets its loggers' levels to it
         # uvicorn's own handlers wrote plain text ("WARNING:  Invalid HTTP request
         # received.", at any TLS probe or port scan) into serve's JSON log lines (a
         # review's find): without a log config of its own, its loggers go to ours.

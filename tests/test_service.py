@@ -455,12 +455,13 @@ def test_a_stopping_replica_leaves_another_replicas_next_pass_alone(
     assert after == {"push": other, "in_app": None}
 
 
+@pytest.mark.parametrize(("level", "said"), [("warning", True), ("error", False)])
 def test_serve_logs_only_json_lines_even_for_a_bad_request_to_its_port(
-    sqlite_url: str, sim_server: SimulatorServer
+    sqlite_url: str, sim_server: SimulatorServer, level: str, said: bool
 ) -> None:
     """uvicorn wrote its own plain text ("WARNING:  Invalid HTTP request received.") among
     serve's JSON lines when anything but HTTP reached the metrics port (a TLS probe, a
-    port scan): a review's find."""
+    port scan), and kept its warnings at CAMPAIGN_SYNC_LOG_LEVEL=error: reviews' finds."""
     import json
     import socket
 
@@ -468,6 +469,7 @@ def test_serve_logs_only_json_lines_even_for_a_bad_request_to_its_port(
     env = cli_env(
         sqlite_url, sim_server, CAMPAIGN_SYNC_INTERVAL_SECONDS="3600",
         CAMPAIGN_SYNC_METRICS_PORT=str(port), CAMPAIGN_SYNC_LOG_FORMAT="json",
+        CAMPAIGN_SYNC_LOG_LEVEL=level,
     )  # fmt: skip
     assert cli("migrate", env=env).returncode == 0
     process = start_cli("serve", env=env)
@@ -492,7 +494,7 @@ def test_serve_logs_only_json_lines_even_for_a_bad_request_to_its_port(
     assert process.returncode == 0, stderr[-2000:]
     lines = [line for line in stderr.splitlines() if line.strip()]
     records = [json.loads(line) for line in lines]  # each line one JSON object
-    assert any("Invalid HTTP request" in record["message"] for record in records), lines
+    assert any("Invalid HTTP request" in record["message"] for record in records) is said, lines
 
 
 def test_a_second_sigterm_cuts_serves_passes_short_saying_why(pg_url: str) -> None:

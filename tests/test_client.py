@@ -327,6 +327,52 @@ def test_each_retry_is_logged_with_route_status_attempt_and_wait(
     assert API_KEY not in record.getMessage()
 
 
+def _raise(error: Exception) -> Any:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise error
+
+    return handler
+
+
+def _chained(outer: Exception, inner: BaseException) -> Exception:
+    outer.__cause__ = inner
+    return outer
+
+
+@pytest.mark.parametrize(
+    ("failure", "said"),
+    [
+        (_raise(httpx.ReadTimeout("slow")), "after ReadTimeout (attempt 1 of"),
+        (_raise(httpx.ConnectTimeout("slow")), "after ConnectTimeout (attempt 1 of"),
+        (
+            _raise(_chained(httpx.ConnectError("x"), ConnectionRefusedError(111, "refused"))),
+            "after ConnectError: Connection refused (attempt 1 of",
+        ),
+        (
+            _raise(httpx.RemoteProtocolError(f"peer closed /1.1/{API_KEY}/x")),
+            "after RemoteProtocolError (attempt 1 of",
+        ),
+        (lambda request: batch_error(503, "MAINTENANCE", 2), "after 503 MAINTENANCE (code 2)"),
+    ],
+)  # fmt: skip
+def test_a_retry_says_what_failed_in_httpxs_or_batchs_words(
+    caplog: pytest.LogCaptureFixture, failure: Any, said: str
+) -> None:
+    """A read timeout and a refused connection both read "after NetworkError" (a review's
+    find): a retry names what went wrong, never with httpx's own text (the URL, the key)."""
+    answers = [failure, lambda request: ok([])]
+
+    async def call() -> None:
+        async with mock_client(lambda request: answers.pop(0)(request)) as client:
+            await client.list_in_app()
+
+    with caplog.at_level(logging.WARNING):
+        run(call())
+    (retry,) = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
+    assert said in retry, retry
+    assert API_KEY not in retry
+
+
 def test_concurrency_is_bounded_per_app() -> None:
     in_flight = 0
     peak = 0
@@ -502,13 +548,6 @@ def test_a_retry_a_stop_abandoned_during_its_backoff_is_not_counted() -> None:
     assert (counts.detail_calls, counts.retries) == (1, 0)
 
 
-def _raise(error: Exception) -> Any:
-    def handler(request: httpx.Request) -> httpx.Response:
-        raise error
-
-    return handler
-
-
 @pytest.mark.parametrize(
     ("handler", "fault"),
     [
@@ -540,11 +579,6 @@ def test_which_failures_count_as_faults_of_the_server_or_network(handler: Any, f
             return len(client.gate._recent_sends), len(client.gate._recent_faults)
 
     assert run(call()) == (1, 1 if fault else 0)
-
-
-def _chained(outer: Exception, inner: BaseException) -> Exception:
-    outer.__cause__ = inner
-    return outer
 
 
 def _ssl_error(reason: str) -> ssl.SSLError:

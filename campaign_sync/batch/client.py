@@ -346,14 +346,17 @@ class BatchClient:
                     self._record(route, 0)
                     raise NetworkError(
                         f"{route} for app '{self.app}' timed out ({type(error).__name__})",
+                        reason=type(error).__name__,
                         route=route,
                     ) from None
                 except httpx.RequestError as error:  # transport, protocol and framing errors
                     self._record(route, 0)
                     through = f" through {self.proxy.describe()}" if self.proxy else ""
+                    reason = transport_reason(error)
                     raise NetworkError(
                         f"{route} for app '{self.app}' could not reach "
-                        f"{self.options.base_url}{through} ({transport_reason(error)})",
+                        f"{self.options.base_url}{through} ({reason})",
+                        reason=reason,
                         route=route,
                     ) from None
             self._record(route, response.status_code)

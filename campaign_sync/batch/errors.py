@@ -126,7 +126,19 @@ class WrongCampaign(MalformedResponse, retriable=False):
 
 
 class NetworkError(BatchError, retriable=True):
-    """Timeouts and connection errors: nothing usable came back."""
+    """Timeouts and connection errors: nothing usable came back. `reason` is what went
+    wrong in httpx's words, `ReadTimeout` or `ConnectError: Connection refused`
+    (`transport_reason`), and is the error's `summary`: a retry's log line said only
+    "after NetworkError" for a read timeout and a refused connection alike (a review's
+    find)."""
+
+    def __init__(self, message: str, *, reason: str = "", route: str = "") -> None:
+        super().__init__(message, route=route)
+        self.reason = reason
+
+    @property
+    def summary(self) -> str:
+        return self.reason or super().summary
 
 
 def transport_reason(error: BaseException) -> str:

@@ -292,11 +292,16 @@ async def check_app(
             refused = client.gate.total_429
             answers = f"{refused} answer{'s' if refused > 1 else ''} of 429 Too Many Requests"
             asked = _asked(cause.retry_after) if isinstance(cause, TooManyRequests) else ""
-            then = "" if isinstance(cause, TooManyRequests) else f"; then {cause}{tries}"
+            then = "" if isinstance(cause, TooManyRequests) else f"; then {cause}"
+            # The attempts made, then the limits: one 429 asking for 100 s ends check after
+            # one attempt, which "could not be checked in 3 attempts" misstated (a review's
+            # find).
+            made = counts.retries + 1
             return Finding(
                 subject,
                 f"Batch is limiting this app's requests ({answers}{asked}): its keys could "
-                f"not be checked in {check_limits(settings)}; run check again later{then}",
+                f"not be checked after {made} attempt{'s' if made > 1 else ''}, the limits "
+                f"being {check_limits(settings)}; run check again later{then}",
                 FAILED,
             )
         return Finding(subject, f"{cause}{tries}", FAILED)

@@ -118,8 +118,9 @@ def test_a_retry_after_longer_than_check_waits_is_reported_as_a_limit_not_a_refu
     assert result.exit_code == 1, result.output
     assert (
         "FAIL  app 'default': Batch is limiting this app's requests (1 answer of 429 Too Many "
-        "Requests, the last asking to wait 100s): its keys could not be checked in 3 attempts "
-        "within 30s (check's own limits); run check again later"
+        "Requests, the last asking to wait 100s): its keys could not be checked after 1 "
+        "attempt, the limits being 3 attempts within 30s (check's own limits); run check "
+        "again later"
     ) in result.stdout
     assert simulator.count("list push") == 1  # not asked again before Batch's 100 s
 
@@ -133,7 +134,7 @@ def test_a_tighter_setting_is_named_as_the_limit_that_ended_check(
     assert result.exit_code == 1, result.output
     assert (
         "FAIL  app 'default': Batch is limiting this app's requests (1 answer of 429 Too Many "
-        "Requests): its keys could not be checked in 1 attempt "
+        "Requests): its keys could not be checked after 1 attempt, the limits being 1 attempt "
         "(CAMPAIGN_SYNC_RETRY_MAX_ATTEMPTS) within 30s (check's own limit); run check again later"
     ) in result.stdout
 
@@ -149,9 +150,9 @@ def test_a_429_then_silence_is_reported_as_batch_limiting_the_app(
     assert result.exit_code == 1, result.output
     assert (
         "FAIL  app 'default': Batch is limiting this app's requests (1 answer of 429 Too Many "
-        "Requests): its keys could not be checked in 3 attempts within 30s (check's own "
-        "limits); run check again later; then GET campaigns/list for app 'default' timed out "
-        "(ReadTimeout) (after 3 attempts)"
+        "Requests): its keys could not be checked after 3 attempts, the limits being 3 "
+        "attempts within 30s (check's own limits); run check again later; then GET "
+        "campaigns/list for app 'default' timed out (ReadTimeout)"
     ) in result.stdout
 
 

@@ -505,7 +505,7 @@ def sync(
 
     results = run_until_signalled(run, cancel_after=SYNC_CANCEL_SECONDS)
     for result in results:
-        click.echo(printable_lines(describe_result(result)))
+        _say(describe_result(result))
     if any(result.misconfigured for result in results):
         sys.exit(EXIT_USAGE)  # no retry cures it (a role without the privileges it needs)
     if not all(result.ok for result in results):
@@ -692,17 +692,26 @@ def _by_ctrl_c(error: BaseException) -> bool:
     return False
 
 
+# What a write says when no one reads any more: a pipe's reader ended (EPIPE), the
+# terminal hung up (EIO).
+_READER_GONE = frozenset({errno.EPIPE, errno.EIO})
+
+
 def _say(text: str, *, err: bool = False) -> None:
-    """Print how an update ended, and let its exit status say it even when no one reads:
-    the Ctrl-C that ended `campaign-sync update-in-app ... | tee log` ends tee too, and
-    click turned the write's BrokenPipeError into exit 1, read as a refused update
-    although Batch took it (a review's find). The stream then writes to /dev/null, as
-    Python's documentation advises for SIGPIPE (its `signal` module's notes). What a
-    terminal would act on is shown escaped (`logs.printable`)."""
+    """Print how the work ended (an update, a pass), and let the exit status say it even
+    when no one reads: the Ctrl-C that ended `campaign-sync update-in-app ... | tee log`
+    ends tee too, and click turned the write's BrokenPipeError into exit 1, read as a
+    refused update although Batch took it (a review's find); a terminal closed under a
+    `sync` (SIGHUP, then EIO on every write: POSIX `write`, "a hangup occurred") made a
+    pass recorded `interrupted` exit 1 "unexpected error". The stream then writes to
+    /dev/null, as Python's documentation advises for SIGPIPE (its `signal` module's
+    notes). What a terminal would act on is shown escaped (`logs.printable`)."""
     stream = sys.stderr if err else sys.stdout
     try:
         click.echo(printable_lines(text), err=err)
-    except BrokenPipeError:
+    except OSError as error:
+        if error.errno not in _READER_GONE:
+            raise
         with contextlib.suppress(OSError, ValueError):
             null = os.open(os.devnull, os.O_WRONLY)
             os.dup2(null, stream.fileno())

@@ -1,6 +1,6 @@
-"""Running a command's work until SIGTERM/SIGINT: the first signal asks the work to stop
-after the page in flight, a second one stops it at once. Light on purpose: `sync` imports
-it without the scheduler, metrics or HTTP server that `serve` needs."""
+"""Running a command's work until SIGTERM/SIGINT (or SIGHUP): the first signal asks the
+work to stop after the page in flight, a second one stops it at once. Light on purpose:
+`sync` imports it without the scheduler, metrics or HTTP server that `serve` needs."""
 
 from __future__ import annotations
 
@@ -27,6 +27,16 @@ SERVE_HARD_STOP_SECONDS = 28.0
 EXIT_FAILED = 1
 
 
+def stop_signals() -> tuple[signal.Signals, ...]:
+    """The signals that stop a command's work: SIGTERM and SIGINT, and SIGHUP unless this
+    process ignores it. SIGHUP is what a closing terminal (an ended ssh session) sends; left
+    to its default it killed `sync` at once, its run recorded `running` until the next
+    pass (a review's find). Under `nohup` (SIGHUP ignored) it stays ignored: the pass goes
+    on, as `nohup` asks."""
+    hangup = () if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN else (signal.SIGHUP,)
+    return (signal.SIGTERM, signal.SIGINT, *hangup)
+
+
 class StoppedAtOnce(Exception):
     """A second SIGTERM/SIGINT stopped the work at once; passes in flight are recorded
     `interrupted`, their last committed page kept."""
@@ -38,9 +48,10 @@ def run_until_signalled(
     cancel_after: float | None = None,
     hard_stop: float = HARD_STOP_SECONDS,
 ) -> T:
-    """Run `main(stop)`; SIGTERM/SIGINT set `stop` (finish the page in flight, then stop),
-    a second one cancels it: `StoppedAtOnce`. `cancel_after` (seconds after the first
-    signal) cancels it too, for work that has no grace of its own (`sync`).
+    """Run `main(stop)`; SIGTERM/SIGINT (and SIGHUP: `stop_signals`) set `stop` (finish
+    the page in flight, then stop), a second one cancels it: `StoppedAtOnce`.
+    `cancel_after` (seconds after the first signal) cancels it too, for work that has no
+    grace of its own (`sync`).
 
     Once cancelled, the work's clean-up has `hard_stop` seconds; without `cancel_after`,
     the whole stop has `SERVE_HARD_STOP_SECONDS` after the first signal. Past either,
@@ -52,7 +63,7 @@ def run_until_signalled(
     Signals during the teardown are ignored, and so are SIGTERM and SIGINT after it when
     the process had Python's own handling of them (SIGTERM would kill it with exit 143,
     SIGINT raise KeyboardInterrupt, while it reports the work's outcome)."""
-    signals = (signal.SIGTERM, signal.SIGINT)
+    signals = stop_signals()
     previous = {sig: signal.getsignal(sig) for sig in signals}
     watchdogs: list[threading.Timer] = []
     cut_by: list[str] = []
@@ -104,7 +115,7 @@ def run_until_signalled(
                 return
             signalled.append(True)
             stop.set()
-            arm("a stop was asked (SIGTERM or SIGINT)")
+            arm("a stop was asked (SIGTERM, SIGINT or SIGHUP)")
 
         async def stopped_by_the_work() -> None:
             # A stop the work sets itself (serve, on a schema it does not know) gets the

@@ -715,6 +715,47 @@ def test_a_signal_after_the_work_ended_does_not_end_the_process(stop: str) -> No
     assert (finished.stdout, finished.stderr) == ("done\nreported\n", "")
 
 
+@pytest.mark.parametrize(("hangup", "said"), [("SIG_DFL", "stopped"), ("SIG_IGN", "went on")])
+def test_sighup_stops_the_work_unless_ignored_as_nohup_does(hangup: str, said: str) -> None:
+    """SIGHUP (a closed terminal) asks the work to stop as SIGTERM does: left to its
+    default it killed `sync` mid-pass. Under `nohup`, which ignores it, it stays ignored."""
+    script = (
+        "import asyncio, os, signal\n"
+        f"signal.signal(signal.SIGHUP, signal.{hangup})\n"
+        "from campaign_sync.signals import run_until_signalled\n"
+        "async def work(stop):\n"
+        "    os.kill(os.getpid(), signal.SIGHUP)\n"
+        "    try:\n"
+        "        await asyncio.wait_for(stop.wait(), 1)\n"
+        "        return 'stopped'\n"
+        "    except TimeoutError:\n"
+        "        return 'went on'\n"
+        "print(run_until_signalled(work), flush=True)\n"
+    )
+    assert run_probe(script).stdout == f"{said}\n"
+
+
+def test_sync_whose_output_reader_is_gone_exits_with_the_passes_code(
+    tmp_path: Path, sim_server: SimulatorServer
+) -> None:
+    """`campaign-sync sync | head -0`: the summary's write met EPIPE and the command exited
+    1 "unexpected error: BrokenPipeError" although every pass succeeded."""
+    env = cli_env(f"sqlite:///{tmp_path / 'gone.db'}", sim_server)
+    assert cli("migrate", env=env).returncode == 0
+    reader, writer = os.pipe()
+    os.close(reader)  # no one will read the summary
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "campaign_sync", "sync"],
+            env=env, stdout=writer, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+    finally:
+        os.close(writer)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr[-2000:]
+    assert "unexpected error" not in stderr and "Traceback" not in stderr, stderr[-2000:]
+
+
 STUCK_WORK = (
     "import asyncio, os, signal, sys, threading, time\n"
     "from campaign_sync.signals import run_until_signalled\n"

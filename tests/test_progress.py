@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import io
 import os
@@ -19,11 +20,14 @@ import pyte
 from rich.console import Console
 
 from campaign_sync.batch.endpoints import CampaignType
+from campaign_sync.db.models import sync_runs
+from campaign_sync.db.session import make_engine
 from campaign_sync.progress import RichProgress, print_status_table
 from campaign_sync.simulator import Simulator, SimulatorServer
 from campaign_sync.status import TypeStatus
 from campaign_sync.sync_pass import PassResult
 from tests.conftest import API_KEY, CANARY_REST_KEY
+from tests.syncing import count
 from tests.test_cli import cli_env
 
 
@@ -155,3 +159,44 @@ def test_log_lines_never_break_into_the_live_display(pg_url: str) -> None:
     assert [line for line in lines if "in_app" in line] == []  # one spelling: in-app
     summary = [line for line in lines if line.startswith(("default/push:", "default/in-app:"))]
     assert len(summary) == 2 and all("succeeded - " in line for line in summary)
+
+
+def test_a_terminal_closed_under_sync_ends_its_pass_cleanly(pg_url: str) -> None:
+    """An ssh session ended under a `sync` on its terminal: SIGHUP killed it at once, its
+    run left `running` until the next pass; stopped like SIGTERM, it then met EIO on the
+    live display's last write and on its summary and exited 1 "unexpected error". Now the
+    pass stops after its page, is recorded `interrupted`, and the command exits 0."""
+    simulator = Simulator(api_key=API_KEY, rest_api_key=CANARY_REST_KEY, push=400, in_app=0)
+    simulator.knobs.latency_seconds = 0.02
+    engine = make_engine(pg_url)
+    with SimulatorServer(simulator) as server:
+        env = cli_env(pg_url, server, TERM="xterm-256color")
+        main_fd, terminal_fd = pty.openpty()
+
+        def own_terminal() -> None:  # a session whose controlling terminal this is
+            os.setsid()
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+        process = subprocess.Popen(
+            [sys.executable, "-m", "campaign_sync", "sync", "--type", "push"],
+            stdin=terminal_fd, stdout=terminal_fd, stderr=terminal_fd, env=env,
+            preexec_fn=own_terminal,
+        )  # fmt: skip
+        os.close(terminal_fd)
+        try:
+            os.set_blocking(main_fd, False)
+            deadline = time.monotonic() + 60
+            while count(engine, "select count(*) from campaigns") == 0:
+                assert time.monotonic() < deadline and process.poll() is None
+                with contextlib.suppress(OSError):  # keep the terminal's buffer drained
+                    os.read(main_fd, 65536)
+                time.sleep(0.02)
+        finally:
+            os.close(main_fd)  # the terminal goes away: SIGHUP to its session
+        code = process.wait(timeout=60)
+    with engine.connect() as conn:
+        statuses = (
+            conn.execute(sync_runs.select().with_only_columns(sync_runs.c.status)).scalars().all()
+        )
+    engine.dispose()
+    assert (code, statuses) == (0, ["interrupted"])

@@ -872,8 +872,23 @@ _PATTERN_MEANING = {
 
 
 def _problem(error: Any) -> str:
-    """A validation error's message as the settings' errors say it: a pattern by its
-    meaning, with the value given (`_PATTERN_MEANING`); pydantic's words otherwise."""
+    """A validation error's message as the settings' errors say it: an empty value of a
+    setting that has a default as such (pydantic said "Input should be a valid integer,
+    unable to parse string as an integer" for `CAMPAIGN_SYNC_CONCURRENCY=`, as a compose
+    file's `${UNSET}` gives; it stays an error, not the default: an empty `DATABASE_URL`
+    must not sync into a SQLite file); a pattern by its meaning, with the value given
+    (`_PATTERN_MEANING`); pydantic's words otherwise."""
+    loc, given = tuple(error.get("loc") or ()), error.get("input")
+    name = _field_name(str(loc[0])) if len(loc) == 1 else None
+    field = Settings.model_fields[name] if name is not None else None
+    if isinstance(given, str) and not given.strip() and field and not field.is_required():
+        default = field.get_default(call_default_factory=True)
+        if isinstance(default, bool):
+            default = str(default).lower()
+        elif isinstance(default, float):
+            default = f"{default:g}"
+        shown = f" ({default})" if isinstance(default, str | int) and str(default) else ""
+        return f"empty (or only white space): give a value, or leave it out for the default{shown}"
     pattern = (error.get("ctx") or {}).get("pattern")
     if error.get("type") == "string_pattern_mismatch" and pattern in _PATTERN_MEANING:
         return f"expected {_PATTERN_MEANING[pattern]}, got {error.get('input')!r}"

@@ -696,8 +696,35 @@ def test_an_empty_value_in_dotenv_is_named_as_such_not_blamed_on_the_toml_file(
     with pytest.raises(ConfigError) as refused:
         load_settings(config)
     assert str(refused.value) == (
-        "settings: CAMPAIGN_SYNC_CONCURRENCY (in .env): Input should be a valid integer, "
-        "unable to parse string as an integer"
+        "settings: CAMPAIGN_SYNC_CONCURRENCY (in .env): empty (or only white space): give a "
+        "value, or leave it out for the default (8)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "default"),
+    [
+        ("CAMPAIGN_SYNC_CONCURRENCY", "", "8"),
+        ("CAMPAIGN_SYNC_STATS", " ", "false"),
+        ("CAMPAIGN_SYNC_DETAIL_MAX_AGE_SECONDS", "", "86400"),
+        ("CAMPAIGN_SYNC_LOG_FORMAT", "\t", "auto"),
+        ("DATABASE_URL", "", "sqlite:///campaign_sync.db"),
+        ("CAMPAIGN_SYNC_RATE_START_PER_SECOND", "  ", "30"),
+    ],
+)
+def test_an_empty_setting_is_refused_saying_it_is_empty_and_what_the_default_is(
+    variable: str, value: str, default: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pydantic said "Input should be a valid integer, unable to parse string as an
+    integer" for `CAMPAIGN_SYNC_CONCURRENCY=` (what a compose file's `${UNSET}` gives).
+    Still refused, not taken as unset: an empty DATABASE_URL must not sync into a SQLite
+    file unnoticed."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    assert str(refused.value) == (
+        f"settings: {variable}: empty (or only white space): give a value, or leave it out "
+        f"for the default ({default})"
     )
 
 

@@ -22,6 +22,7 @@ import click
 from click.core import ParameterSource
 
 from campaign_sync.logs import (
+    READER_GONE,
     hold_until_configured,
     json_printable,
     printable,
@@ -692,11 +693,6 @@ def _by_ctrl_c(error: BaseException) -> bool:
     return False
 
 
-# What a write says when no one reads any more: a pipe's reader ended (EPIPE), the
-# terminal hung up (EIO).
-_READER_GONE = frozenset({errno.EPIPE, errno.EIO})
-
-
 def _say(text: str, *, err: bool = False) -> None:
     """Print how the work ended (an update, a pass), and let the exit status say it even
     when no one reads: the Ctrl-C that ended `campaign-sync update-in-app ... | tee log`
@@ -710,7 +706,7 @@ def _say(text: str, *, err: bool = False) -> None:
     try:
         click.echo(printable_lines(text), err=err)
     except OSError as error:
-        if error.errno not in _READER_GONE:
+        if error.errno not in READER_GONE:
             raise
         with contextlib.suppress(OSError, ValueError):
             null = os.open(os.devnull, os.O_WRONLY)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import errno
 import json
 import logging
 import re
@@ -341,6 +342,11 @@ def release_held() -> None:
     held, _held = _held or [], None
     for _, message in held:
         sys.stderr.write(f"{printable(message)}\n")
+
+
+# What a write to an output says when no one reads it any more: a pipe's reader ended
+# (EPIPE), the terminal hung up (EIO: POSIX `write`, "a hangup occurred").
+READER_GONE = frozenset({errno.EPIPE, errno.EIO})
 
 
 def library_level() -> int:

@@ -4,11 +4,11 @@ or a container never imports rich (see `progress` for the display itself)."""
 from __future__ import annotations
 
 import contextlib
-import errno
 import sys
 from collections.abc import Iterator
 from typing import Any, TextIO, cast
 
+from campaign_sync.logs import READER_GONE
 from campaign_sync.sync_pass import NoProgressSink, ProgressSink
 
 
@@ -42,7 +42,7 @@ class UntilHungUp:
                 self._hung_up(error)
 
     def _hung_up(self, error: OSError) -> None:
-        if error.errno not in (errno.EIO, errno.EPIPE):
+        if error.errno not in READER_GONE:
             raise error
         self.gone = True
 

@@ -134,8 +134,9 @@ class _Reader:
         return self._safely(lambda: convert(_batch_date(value)), value, name, "not a valid date")
 
     def utc(self, value: Any, name: str) -> datetime | None:
-        """A GMT date: Batch sends no zone, so a naive value is UTC."""
-        return self._timestamp(value, name, _to_utc)
+        """A GMT date: Batch sends no zone, so a naive value is UTC. Kept only when every
+        time zone can show it (`_shown_in_every_zone`)."""
+        return self._timestamp(value, name, lambda moment: _shown_in_every_zone(_to_utc(moment)))
 
     def wall_clock(self, value: Any, name: str) -> datetime | None:
         """A `local_*` date: the device's wall clock, kept without a zone. A zone on it is
@@ -240,6 +241,25 @@ def _as_integer(value: Any) -> int | None:
 
 def _to_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+# A UTC moment that every time zone (offsets up to 24 h either way) shows within years
+# 1-9999, the range of Python's datetime and of psycopg, which reads timestamptz in the
+# session's zone: `0001-01-01T00:00:00` stored as it is made `select * from v_campaigns`
+# fail for every row ("timestamp too small (before year 1)") in a session at
+# America/New_York (a review's find). PostgreSQL stores it; its clients cannot read it.
+_FIRST_SHOWN = datetime(1, 1, 2, tzinfo=UTC)
+_LAST_SHOWN = datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=UTC)
+
+
+def _shown_in_every_zone(moment: datetime) -> datetime:
+    """`moment` (UTC) when every time zone shows it within years 1-9999; ValueError else."""
+    if not _FIRST_SHOWN <= moment <= _LAST_SHOWN:
+        raise ValueError(
+            "out of range: a time zone would show it outside years 1-9999, which "
+            "PostgreSQL's clients cannot read (detail keeps it)"
+        )
+    return moment
 
 
 def kind_of(value: Any) -> str:

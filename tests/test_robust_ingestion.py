@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+from datetime import UTC, datetime
 import logging
 import time
 from typing import Any
@@ -218,15 +219,25 @@ def test_dates_out_of_range_leave_null_and_one_warning_each(
         "push_time": "9999-12-31T23:59:59-23:59",
         "end_date": "2018-02-29T17:30:00",
     }
+    # Valid in UTC, but a time zone would show them in year 0 or 10000 (a review's find).
+    edges = {"created_date": "0001-01-01T00:00:00", "push_time": "9999-12-31T23:59:59"}
     fake.add(PUSH, "dates", detail)
+    fake.add(PUSH, "edges", {**_detail("edges"), **edges})
+    fake.add(PUSH, "inside", {**_detail("inside"), "created_date": "0001-01-02T00:00:00"})
     [result] = sync_fake(any_db_url, fake)
     assert result.status == "succeeded"
     engine = make_engine(any_db_url)
-    assert rows(engine, "created_date", "push_time", "end_date") == {"dates": (None, None, None)}
-    assert warnings(engine) == [
+    assert rows(engine, "created_date", "push_time", "end_date") == {
+        "dates": (None, None, None),
+        "edges": (None, None, None),
+        "inside": (datetime(1, 1, 2, tzinfo=UTC), None, None),
+    }
+    assert sorted(warnings(engine)) == [
         ("dates", "created_date", "0001-01-01T00:00:00+01:00"),
-        ("dates", "push_time", "9999-12-31T23:59:59-23:59"),
         ("dates", "end_date", "2018-02-29T17:30:00"),
+        ("dates", "push_time", "9999-12-31T23:59:59-23:59"),
+        ("edges", "created_date", "0001-01-01T00:00:00"),
+        ("edges", "push_time", "9999-12-31T23:59:59"),
     ]
     engine.dispose()
 

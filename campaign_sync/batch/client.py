@@ -36,7 +36,6 @@ from campaign_sync.batch.errors import (
     TooManyRequests,
     WrongCampaign,
     WrongShape,
-    answer_text,
     error_from_response,
     transport_reason,
 )
@@ -45,7 +44,7 @@ from campaign_sync.batch.ratelimit import LearnedRate, RateGate, RatePolicy
 from campaign_sync.batch.retry import RetryBudget, RetryPolicy
 from campaign_sync.batch.sweep import SweepPage, SweepPosition, sweep_pages
 from campaign_sync.jsondoc import NestedTooDeeply, UnreadableJSON, decode, decode_array, encode
-from campaign_sync.logs import register_secret
+from campaign_sync.logs import mask_cut, printable, register_secret
 
 
 def import_transport() -> None:
@@ -61,6 +60,14 @@ def import_transport() -> None:
 
     with contextlib.suppress(ImportError):  # anyio moved its back end: it loads it itself
         import anyio._backends._asyncio  # noqa: F401
+
+
+def _shown_token(token: str) -> str:
+    """A campaign token as a message shows it: quoted, escaped as `logs.printable` escapes
+    (a trailing space, U+0000, an escape sequence stay visible: `answer_text` made them
+    spaces and collapsed them, so a detail answered for 'tok ' read "answered for campaign
+    'tok' when asked for 'tok'"), masked, at most 80 characters of it."""
+    return f"'{printable(mask_cut(token, 80))}'"
 
 
 def _json_kind(value: Any) -> str:
@@ -442,10 +449,10 @@ class BatchClient:
             elif not isinstance(answered_for, str):
                 whose = f"with a campaign_token that is {_json_kind(answered_for)}"
             else:
-                whose = f"for campaign {answer_text(answered_for)[:80]!r}"
+                whose = f"for campaign {_shown_token(answered_for)}"
             raise WrongCampaign(
                 f"{route} for app '{self.app}' answered {whose} "
-                f"when asked for {answer_text(token)[:80]!r}",
+                f"when asked for {_shown_token(token)}",
                 status=response.status_code,
                 route=route,
             )

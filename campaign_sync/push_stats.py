@@ -19,7 +19,9 @@ from campaign_sync.transform import INT64, FieldReader
 COUNTERS = ("sent", "sent_optins", "direct_open", "influenced_open", "reengaged", "errors")
 VERSION_COUNTERS = COUNTERS[:-1]  # Batch gives no `errors` per A/B version
 ALL_VERSIONS = "all"
-_VERSION_KEY = re.compile(r"^[a-z]$")  # A/B tests: `a`, `b` (a third arm would be `c`)
+# A/B tests: `a`, `b` (a third arm would be `c`), in either case; ASCII only: the Kelvin
+# sign U+212A lower-cases to `k` (a review's find).
+_VERSION_KEY = re.compile(r"[A-Za-z]")
 
 
 @dataclass(frozen=True)
@@ -111,15 +113,23 @@ def transform_stats(document: Any) -> CampaignStats:
         dated = _day_name(when)
         result[(when, ALL_VERSIONS)] = _counters(read, day, dated, COUNTERS, when, ALL_VERSIONS)
         versions = read.obj(day.get("versions"), f"{dated}.versions")
+        keys: dict[str, str] = {}  # version -> the key that named it this day
         for key, numbers in versions.items():
             version_where = f"{dated}.versions.{key}"
-            version = key.strip().lower()
-            if not _VERSION_KEY.match(version):
+            if not _VERSION_KEY.fullmatch(key.strip()):
                 read.warn(version_where, key, "not an A/B version name (a, b, ...)")
                 continue
+            version = key.strip().lower()
             if not isinstance(numbers, dict):  # no counters to key: the version is left out
                 read.warn(version_where, numbers, "expected an object of counters; left out")
                 continue
+            if version in keys:  # `a` and `A`, or `a` and ` a`: one row, as for a day twice
+                read.warn(
+                    version_where, numbers,
+                    f"the same version as {keys[version]!r} (case and spaces aside); the "
+                    "last one kept",
+                )  # fmt: skip
+            keys[version] = key
             result[(when, version)] = _counters(
                 read, numbers, version_where, VERSION_COUNTERS, when, version
             )

@@ -868,3 +868,27 @@ def test_a_version_without_counters_is_left_out_with_a_warning() -> None:
         "stats.detail[date=2026-11-20].versions.a",
         "stats.detail[date=2026-11-20].versions.b",
     ]
+
+
+@pytest.mark.parametrize(
+    ("versions", "kept", "warned"),
+    [
+        # Two keys of one version: the last kept, the other said (both were merged silently).
+        ({"a": {"sent": 1}, "A": {"sent": 2}}, [("a", 2)], ["A"]),
+        ({"b": {"sent": 1}, " b": {"sent": 3}}, [("b", 3)], [" b"]),
+        ({"A": {"sent": 5}}, [("a", 5)], []),  # Batch's case is not ours to judge
+        # Only ASCII letters: the Kelvin sign lower-cases to 'k', and was taken for it.
+        ({"\u212a": {"sent": 1}}, [], ["\u212a"]),
+        ({"\u0430": {"sent": 1}}, [], ["\u0430"]),  # Cyrillic a
+        ({"ab": {"sent": 1}, "a\n": {"sent": 2}}, [("a", 2)], ["ab"]),
+    ],
+)
+def test_ab_version_keys_are_one_ascii_letter_each_named_once(
+    versions: dict[str, Any], kept: list[tuple[str, int]], warned: list[str]
+) -> None:
+    answer = {"detail": [{"date": "2026-11-20", "sent": 9, "versions": versions}]}
+    stats = transform_stats(answer)
+    rows = [(row["version"], row["sent"]) for row in stats.rows if row["version"] != "all"]
+    assert rows == kept
+    where = "stats.detail[date=2026-11-20].versions."
+    assert [w.field.removeprefix(where) for w in stats.warnings] == warned

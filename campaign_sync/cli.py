@@ -513,7 +513,7 @@ def sync(
         sys.exit(EXIT_FAILED)
 
 
-@main.command(short_help="A pass every interval until SIGTERM/SIGINT.")
+@main.command(short_help="A pass every interval until SIGTERM/SIGINT/SIGHUP.")
 @click.option(
     "--interval-seconds",
     type=click.FloatRange(min=1),
@@ -538,7 +538,7 @@ def sync(
 def serve(
     interval_seconds: float | None, metrics_port: int | None, metrics_host: str | None
 ) -> None:
-    """Run a pass every interval until SIGTERM/SIGINT, then stop cleanly."""
+    """Run a pass every interval until SIGTERM/SIGINT (or SIGHUP), then stop cleanly."""
     from campaign_sync.batch.client import import_transport
     from campaign_sync.config import resolve_apps
     from campaign_sync.service import serve as run_service

@@ -32,9 +32,18 @@ def stop_signals() -> tuple[signal.Signals, ...]:
     process ignores it. SIGHUP is what a closing terminal (an ended ssh session) sends; left
     to its default it killed `sync` at once, its run recorded `running` until the next
     pass (a review's find). Under `nohup` (SIGHUP ignored) it stays ignored: the pass goes
-    on, as `nohup` asks."""
+    on, as `nohup` asks. A SIGHUP is never a *second* signal (`escalates`)."""
     hangup = () if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN else (signal.SIGHUP,)
     return (signal.SIGTERM, signal.SIGINT, *hangup)
+
+
+def escalates(signum: int) -> bool:
+    """Whether `signum`, arriving after a first stop signal, asks for a stop at once. Not
+    SIGHUP: a closed terminal sends it twice to a job of an interactive shell (the kernel
+    to the foreground group, then bash to each of its jobs, its `huponexit` rule), and
+    the second cut `sync` short, exit 1, its runs `cancelled` (a review's find). A person
+    asks for a stop at once with a second Ctrl-C or SIGTERM."""
+    return signum != signal.SIGHUP
 
 
 class StoppedAtOnce(Exception):
@@ -109,9 +118,10 @@ def run_until_signalled(
             else:  # the work keeps its own grace (serve's passes: STOP_GRACE_SECONDS)
                 exit_after(SERVE_HARD_STOP_SECONDS, asked)
 
-        def on_signal() -> None:
+        def on_signal(signum: int) -> None:
             if signalled:
-                cut("stopped at once by a second signal")
+                if escalates(signum):
+                    cut("stopped at once by a second signal")
                 return
             signalled.append(True)
             stop.set()
@@ -125,7 +135,7 @@ def run_until_signalled(
             arm("the command stopped itself")
 
         for sig in signals:
-            loop.add_signal_handler(sig, on_signal)
+            loop.add_signal_handler(sig, on_signal, sig)
         watcher = asyncio.create_task(stopped_by_the_work())
         try:
             return await main(stop)
@@ -160,12 +170,14 @@ def run_until_signalled(
 def held_until_recorded(
     notice: str, held: list[int], on_hold: Callable[[], None] | None = None
 ) -> Iterator[None]:
-    """Within the block, a first SIGINT or SIGTERM is held instead of ending the process:
+    """Within the block, a first SIGINT, SIGTERM or SIGHUP (`stop_signals`) is held instead
+    of ending the process (SIGHUP, a closed terminal, killed it before its audit row was
+    written: a review's find):
     `notice` is written to stderr (when it can be: a closed stderr is no error here) and
     the signal appended to `held`, for the caller to act on once it has recorded and said
     what it was doing (the command line ends by it: `cli._act_on_held`);
-    a second one stops at once: a SIGTERM ends the process (its default), a SIGINT raises
-    KeyboardInterrupt. `on_hold` is called at the first (to
+    a second one stops at once (a SIGHUP never does: `escalates`): a SIGTERM ends the
+    process (its default), a SIGINT raises KeyboardInterrupt. `on_hold` is called at the first (to
     cut short what may wait: retries' backoffs). The handlers from before are back when
     the block ends; a signal the process ignores stays ignored. For what must be recorded
     once sent (update-in-app: an update Batch may have taken; a review lost its audit
@@ -176,13 +188,15 @@ def held_until_recorded(
         return
     signals = [
         sig
-        for sig in (signal.SIGINT, signal.SIGTERM)
+        for sig in stop_signals()
         if signal.getsignal(sig) is not signal.SIG_IGN  # a trap '' INT, a background job
     ]
     previous = {sig: signal.getsignal(sig) for sig in signals}
 
     def hold(signum: int, _frame: object) -> None:
         if held:
+            if not escalates(signum):
+                return
             if signum == signal.SIGTERM:  # its default: the end of the process, at once
                 die_by_signal(signum)
             raise KeyboardInterrupt

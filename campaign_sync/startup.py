@@ -10,17 +10,17 @@ work. Two things hold only inside it.
   moves every object then alive into the permanent generation (CPython's `gc`
   documentation describes it for this use: objects kept for the process's life are never
   examined again) and the collector is turned back on.
-- **SIGTERM (or SIGINT) ends the process at once, with one line.** Nothing has been done
-  yet (settings read, the database connected and its schema checked). `sync` and `serve`
-  then exit 0 instead of dying of the signal (143), as `serve` did when a pod was deleted
-  while it waited for its database: their stop is a clean one. Any other command ends by
-  the signal after that line (a Ctrl-C must not read as `check`'s "ready"). After the
-  window, both signals are Python's defaults again, and `signals.run_until_signalled`
-  takes them over for a pass. The window opens before the command line's modules are
-  imported (`main`, the executable's entry point): only Python's own start-up comes
-  before it, the first 20-30 ms. It opened after them until 2026-11-30 (click and our
-  command line, ~50-80 ms more, in which a SIGTERM killed the process with 143 and the
-  collector ran through those imports).
+- **SIGTERM (or SIGINT, or SIGHUP) ends the process at once, with one line.** Nothing has
+  been done yet (settings read, the database connected and its schema checked). `sync` and
+  `serve` then exit 0 instead of dying of the signal (143), as `serve` did when a pod was
+  deleted while it waited for its database: their stop is a clean one. Any other command
+  ends by the signal after that line (a Ctrl-C must not read as `check`'s "ready"). After
+  the window, the signals have their handlers from before again, and
+  `signals.run_until_signalled` takes them over for a pass. The window opens before the
+  command line's modules are imported (`main`, the executable's entry point): only
+  Python's own start-up comes before it, the first 20-30 ms. It opened after them until
+  2026-11-30 (click and our command line, ~50-80 ms more, in which a SIGTERM killed the
+  process with 143 and the collector ran through those imports).
 """
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ import types
 from typing import Any, NoReturn
 
 _window_open = False  # set_up_begins() ... set_up_ends()
-_STOPS = (signal.SIGTERM, signal.SIGINT)
+# SIGHUP too (a terminal closing): it killed `serve` waiting for its database with no line,
+# exit 129, where SIGTERM said it had stopped and exited 0 (a review's find).
+_STOPS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _handlers_before: dict[int, object] = {}  # what the window replaced, restored at its end
 
 

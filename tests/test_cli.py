@@ -202,6 +202,9 @@ def test_a_stop_while_starting_is_a_clean_stop(
         ("check", signal.SIGINT, -signal.SIGINT),
         ("update-in-app", signal.SIGINT, -signal.SIGINT),
         ("status", signal.SIGTERM, -signal.SIGTERM),
+        # A closed terminal's SIGHUP: it killed the process with no line, exit 129.
+        ("serve", signal.SIGHUP, 0),
+        ("status", signal.SIGHUP, -signal.SIGHUP),
     ],
 )
 def test_a_stop_while_setting_up_is_clean_for_sync_and_serve_only(
@@ -715,22 +718,40 @@ def test_a_signal_after_the_work_ended_does_not_end_the_process(stop: str) -> No
     assert (finished.stdout, finished.stderr) == ("done\nreported\n", "")
 
 
-@pytest.mark.parametrize(("hangup", "said"), [("SIG_DFL", "stopped"), ("SIG_IGN", "went on")])
-def test_sighup_stops_the_work_unless_ignored_as_nohup_does(hangup: str, said: str) -> None:
+@pytest.mark.parametrize(
+    ("hangup", "sent", "said"),
+    [
+        ("SIG_DFL", ["SIGHUP"], "stopped"),
+        ("SIG_IGN", ["SIGHUP"], "went on"),
+        # An interactive shell's job gets two as its terminal closes: still one stop.
+        ("SIG_DFL", ["SIGHUP", "SIGHUP"], "stopped"),
+        ("SIG_DFL", ["SIGHUP", "SIGTERM"], "cut"),  # a person's second signal still cuts
+    ],
+)
+def test_sighup_stops_the_work_unless_ignored_as_nohup_does(
+    hangup: str, sent: list[str], said: str
+) -> None:
     """SIGHUP (a closed terminal) asks the work to stop as SIGTERM does: left to its
-    default it killed `sync` mid-pass. Under `nohup`, which ignores it, it stays ignored."""
+    default it killed `sync` mid-pass. Under `nohup`, which ignores it, it stays ignored.
+    A second SIGHUP is no second signal: it cut the pass short, exit 1 (a review's find)."""
     script = (
         "import asyncio, os, signal\n"
         f"signal.signal(signal.SIGHUP, signal.{hangup})\n"
-        "from campaign_sync.signals import run_until_signalled\n"
+        "from campaign_sync.signals import StoppedAtOnce, run_until_signalled\n"
         "async def work(stop):\n"
-        "    os.kill(os.getpid(), signal.SIGHUP)\n"
+        f"    for name in {sent!r}:\n"
+        "        os.kill(os.getpid(), getattr(signal, name))\n"
+        "        await asyncio.sleep(0.1)\n"
         "    try:\n"
         "        await asyncio.wait_for(stop.wait(), 1)\n"
-        "        return 'stopped'\n"
         "    except TimeoutError:\n"
         "        return 'went on'\n"
-        "print(run_until_signalled(work), flush=True)\n"
+        "    await asyncio.sleep(0.3)  # the page in flight\n"
+        "    return 'stopped'\n"
+        "try:\n"
+        "    print(run_until_signalled(work), flush=True)\n"
+        "except StoppedAtOnce:\n"
+        "    print('cut', flush=True)\n"
     )
     assert run_probe(script).stdout == f"{said}\n"
 

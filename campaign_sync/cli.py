@@ -163,7 +163,10 @@ class CampaignSyncGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
+        except (click.exceptions.Exit, click.ClickException, click.Abort, BrokenPipeError):
+            # BrokenPipeError: the reader of our output is gone (`status | head -0`). It
+            # read "unexpected error: BrokenPipeError"; click's own rule for it applies
+            # instead: exit 1, silently, the output dropped (its `BaseCommand.main`).
             raise
         except Exception as error:
             known = explain(error)

@@ -756,24 +756,34 @@ def test_sighup_stops_the_work_unless_ignored_as_nohup_does(
     assert run_probe(script).stdout == f"{said}\n"
 
 
-def test_sync_whose_output_reader_is_gone_exits_with_the_passes_code(
-    tmp_path: Path, sim_server: SimulatorServer
+@pytest.mark.parametrize(
+    ("command", "code"),
+    [
+        (["sync"], 0),  # the passes' own code: they all succeeded
+        (["state", "show"], 1),  # click's rule for a reader gone: exit 1, silently
+        (["check"], 1),
+    ],
+)
+def test_a_command_whose_output_reader_is_gone_says_nothing_of_it(
+    tmp_path: Path, sim_server: SimulatorServer, command: list[str], code: int
 ) -> None:
     """`campaign-sync sync | head -0`: the summary's write met EPIPE and the command exited
-    1 "unexpected error: BrokenPipeError" although every pass succeeded."""
+    1 "unexpected error: BrokenPipeError" although every pass succeeded; `state show` and
+    `check` printed that line too (reviews' finds)."""
     env = cli_env(f"sqlite:///{tmp_path / 'gone.db'}", sim_server)
     assert cli("migrate", env=env).returncode == 0
+    assert cli("sync", env=env).returncode == 0
     reader, writer = os.pipe()
-    os.close(reader)  # no one will read the summary
+    os.close(reader)  # no one will read what it prints
     try:
         process = subprocess.Popen(
-            [sys.executable, "-m", "campaign_sync", "sync"],
+            [sys.executable, "-m", "campaign_sync", *command],
             env=env, stdout=writer, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
     finally:
         os.close(writer)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 0, stderr[-2000:]
+    assert process.returncode == code, stderr[-2000:]
     assert "unexpected error" not in stderr and "Traceback" not in stderr, stderr[-2000:]
 
 

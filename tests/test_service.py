@@ -455,6 +455,29 @@ def test_a_stopping_replica_leaves_another_replicas_next_pass_alone(
     assert after == {"push": other, "in_app": None}
 
 
+@pytest.mark.parametrize(("level", "expected"), [("debug", 30), ("warning", 30), ("error", 40)])
+def test_the_libraries_loggers_follow_ours_above_warning(
+    level: str, expected: int, restore_logging: None
+) -> None:
+    """A library logger's own level wins over the root's: at error, their warnings still
+    printed (uvicorn's at any TLS probe). Never below warning: httpx logs request URLs,
+    which carry the API key, at info."""
+    import logging
+
+    from campaign_sync.logs import setup_logging
+
+    libraries = ("httpx", "httpcore", "uvicorn", "uvicorn.error", "alembic", "apscheduler")
+    before = {name: logging.getLogger(name).level for name in libraries}
+    try:
+        setup_logging("text", level)
+        assert {name: logging.getLogger(name).level for name in libraries} == dict.fromkeys(
+            libraries, expected
+        )
+    finally:
+        for name, was in before.items():
+            logging.getLogger(name).setLevel(was)
+
+
 @pytest.mark.parametrize(("level", "said"), [("warning", True), ("error", False)])
 def test_serve_logs_only_json_lines_even_for_a_bad_request_to_its_port(
     sqlite_url: str, sim_server: SimulatorServer, level: str, said: bool

@@ -84,7 +84,11 @@ def run_until_signalled(
                 "database or Batch not answering?): exiting now, status 1; the next pass "
                 "resumes from the last committed page\n"
             )
-            os.write(2, message.encode())
+            # Said if it can be: with the terminal gone (a SIGHUP's stop) the write raised
+            # EIO, which ended this thread before the exit, and the process hung on until
+            # a lock timeout or forever (a review's find).
+            with contextlib.suppress(OSError):
+                os.write(2, message.encode())
             os._exit(EXIT_FAILED)
 
         timer = threading.Timer(seconds, now)

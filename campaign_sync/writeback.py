@@ -691,7 +691,7 @@ STOPPED_RETRYING = (
 )
 SENT_NOTICE = (
     "the update is being sent to Batch: stopping once its outcome is recorded in "
-    "campaign_updates (a second signal stops at once, unrecorded)"
+    "campaign_updates (a second Ctrl-C or SIGTERM stops at once, unrecorded)"
 )
 
 

@@ -787,6 +787,25 @@ def test_a_command_whose_output_reader_is_gone_says_nothing_of_it(
     assert "unexpected error" not in stderr and "Traceback" not in stderr, stderr[-2000:]
 
 
+@pytest.mark.parametrize("command", ["status", "sync"])
+def test_a_refusal_keeps_its_exit_code_when_stderr_has_no_reader(
+    tmp_path: Path, command: str
+) -> None:
+    """Writing the one-line refusal to a stderr whose reader is gone (`2>&1 | head -0`, a
+    closed terminal) raised, and exit 2 (bad configuration) became 1 (a review's find)."""
+    env = cli_env(f"sqlite:///{tmp_path / 'no such directory' / 'x.db'}")
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "campaign_sync", command],
+            env=env, stdout=subprocess.DEVNULL, stderr=writer, timeout=60,
+        )  # fmt: skip
+    finally:
+        os.close(writer)
+    assert result.returncode == 2
+
+
 STUCK_WORK = (
     "import asyncio, os, signal, sys, threading, time\n"
     "from campaign_sync.signals import run_until_signalled\n"
@@ -802,15 +821,18 @@ STUCK_WORK = (
     [
         ("0.3", 1, "the stop's grace period (0.3 s) ran out, and the work did not end 0.5 s"),
         ("None", 2, "stopped at once by a second signal, and the work did not end 0.5 s"),
+        # No one to say it to (a closed terminal): the write's error ended the watchdog's
+        # thread before its exit, and the process hung on (a review's find).
+        ("0.3", 1, None),
     ],
 )
 def test_a_stop_ends_the_process_even_when_the_work_is_stuck_in_a_thread(
-    cancel_after: str, signals: int, said: str
+    cancel_after: str, signals: int, said: str | None
 ) -> None:
     """A pass blocked in a database call that never returns (a proxy swallowing its
     traffic) ignored SIGTERM, then SIGINT: only SIGKILL ended it. A stop now cancels the
     work after its grace (sync) or at the second signal, and exits 1 if the clean-up is
-    stuck too."""
+    stuck too, whether or not stderr can still be written."""
     child = subprocess.Popen(
         [sys.executable, "-c", STUCK_WORK.format(cancel_after=cancel_after)],
         stdout=subprocess.PIPE,
@@ -818,13 +840,19 @@ def test_a_stop_ends_the_process_even_when_the_work_is_stuck_in_a_thread(
         text=True,
     )
     assert child.stdout is not None and child.stdout.readline() == "ready\n"
+    assert child.stderr is not None
+    if said is None:
+        child.stderr.close()  # the reader of stderr is gone: its writes fail (EPIPE)
     started = time.monotonic()
     for _ in range(signals):
         child.send_signal(signal.SIGTERM)
         time.sleep(0.1)
-    _, stderr = child.communicate(timeout=30)
+    if said is None:
+        child.wait(timeout=30)
+    else:
+        _, stderr = child.communicate(timeout=30)
+        assert said in stderr and "exiting now, status 1" in stderr
     assert child.returncode == 1
-    assert said in stderr and "exiting now, status 1" in stderr
     assert time.monotonic() - started < 20  # not the 60 s the work would take
 
 

@@ -116,10 +116,12 @@ def transform_stats(document: Any) -> CampaignStats:
         keys: dict[str, str] = {}  # version -> the key that named it this day
         for key, numbers in versions.items():
             version_where = f"{dated}.versions.{key}"
-            if not _VERSION_KEY.fullmatch(key.strip()):
+            # Spaces around it aside, not any white space: str.strip() also removed
+            # U+001C-U+001F, so "\x1fa" was taken for 'a' (a review's find).
+            if not _VERSION_KEY.fullmatch(key.strip(" ")):
                 read.warn(version_where, key, "not an A/B version name (a, b, ...)")
                 continue
-            version = key.strip().lower()
+            version = key.strip(" ").lower()
             if not isinstance(numbers, dict):  # no counters to key: the version is left out
                 read.warn(version_where, numbers, "expected an object of counters; left out")
                 continue

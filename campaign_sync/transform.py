@@ -135,8 +135,12 @@ class _Reader:
 
     def utc(self, value: Any, name: str) -> datetime | None:
         """A GMT date: Batch sends no zone, so a naive value is UTC. Kept only when every
-        time zone can show it (`_shown_in_every_zone`)."""
-        return self._timestamp(value, name, lambda moment: _shown_in_every_zone(_to_utc(moment)))
+        time zone can show it (`_FIRST_SHOWN`, `_LAST_SHOWN`)."""
+        moment: datetime | None = self._timestamp(value, name, _to_utc)
+        if moment is not None and not _FIRST_SHOWN <= moment <= _LAST_SHOWN:
+            self.warn(name, value, _NOT_SHOWN_IN_EVERY_ZONE)
+            return None
+        return moment
 
     def wall_clock(self, value: Any, name: str) -> datetime | None:
         """A `local_*` date: the device's wall clock, kept without a zone. A zone on it is
@@ -252,14 +256,10 @@ _FIRST_SHOWN = datetime(1, 1, 2, tzinfo=UTC)
 _LAST_SHOWN = datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=UTC)
 
 
-def _shown_in_every_zone(moment: datetime) -> datetime:
-    """`moment` (UTC) when every time zone shows it within years 1-9999; ValueError else."""
-    if not _FIRST_SHOWN <= moment <= _LAST_SHOWN:
-        raise ValueError(
-            "out of range: a time zone would show it outside years 1-9999, which "
-            "PostgreSQL's clients cannot read (detail keeps it)"
-        )
-    return moment
+_NOT_SHOWN_IN_EVERY_ZONE = (
+    "a date some time zone shows outside years 1-9999, which PostgreSQL's clients cannot "
+    "read there; NULL (detail keeps it)"
+)
 
 
 def kind_of(value: Any) -> str:

@@ -880,7 +880,8 @@ def test_a_version_without_counters_is_left_out_with_a_warning() -> None:
         # Only ASCII letters: the Kelvin sign lower-cases to 'k', and was taken for it.
         ({"\u212a": {"sent": 1}}, [], ["\u212a"]),
         ({"\u0430": {"sent": 1}}, [], ["\u0430"]),  # Cyrillic a
-        ({"ab": {"sent": 1}, "a\n": {"sent": 2}}, [("a", 2)], ["ab"]),
+        ({"ab": {"sent": 1}, "a ": {"sent": 2}}, [("a", 2)], ["ab"]),
+        ({"\x1fa": {"sent": 1}, "a\n": {"sent": 2}}, [], ["\x1fa", "a\n"]),
     ],
 )
 def test_ab_version_keys_are_one_ascii_letter_each_named_once(

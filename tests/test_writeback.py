@@ -93,15 +93,24 @@ _AUDITS_REFUSED = (
 )
 
 
-def _slow_updates(simulator: Simulator) -> threading.Event:
-    """Batch answers each update 1.5 s after it arrives; the event is set on arrival (the
-    moment to send a signal to the command under test)."""
+def _slow_updates(simulator: Simulator, released: threading.Event | None = None) -> threading.Event:
+    """Batch answers each update 1.5 s after it arrives, or, given `released`, 0.3 s after
+    the test sets it (at most 30 s: on a loaded machine the test's signals came after
+    1.5 s, once the update was answered); the event returned is set on arrival (the moment
+    to send a signal to the command under test)."""
     arrived = threading.Event()
 
     async def slow_update(route: str, _request: Any) -> None:
         if route == "update in-app":
             arrived.set()
-            await asyncio.sleep(1.5)
+            if released is None:
+                await asyncio.sleep(1.5)
+                return
+            for _ in range(3000):
+                if released.is_set():
+                    break
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.3)
 
     simulator.hooks.append(slow_update)
     return arrived
@@ -850,7 +859,8 @@ def test_a_stop_after_the_send_waits_until_the_attempt_is_audited(
     from tests.test_cli import cli_env, start_cli
 
     token = api_made(simulator)
-    arrived = _slow_updates(simulator)
+    released = threading.Event()  # Batch answers once the signals are sent
+    arrived = _slow_updates(simulator, released)
     process = start_cli(
         "update-in-app", token, "--name", "Sent then stopped", env=cli_env(pg_url, sim_server)
     )
@@ -860,15 +870,18 @@ def test_a_stop_after_the_send_waits_until_the_attempt_is_audited(
         process.send_signal(signum)
         time.sleep(0.2)
         process.send_signal(signum)
+        released.set()
         _, err = process.communicate(timeout=60)
         assert "the update is being sent to Batch: stopping once its outcome is recorded" in err
     elif stop.endswith("reader gone"):
         assert process.stderr is not None
         process.stderr.close()  # the reader of stderr is gone, as tee is
         process.send_signal(signum)
+        released.set()
         process.wait(timeout=60)
     else:
         process.send_signal(signum)
+        released.set()
         _, err = process.communicate(timeout=60)
         assert "the update is being sent to Batch: stopping once its outcome is recorded" in err
         # The outcome is said, then the stop takes effect (a held SIGTERM ended the process

@@ -28,6 +28,11 @@ from tests.pg import PostgresServer
 # signal to the default, but keeps an ignored one ignored).
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+# Likewise SIGHUP under `nohup pytest`: commands would take it for `nohup` and go on where
+# the tests send it. Caught and dropped here, this process still outlives its terminal,
+# and its children start with SIGHUP's default.
+if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
+    signal.signal(signal.SIGHUP, lambda signum, frame: None)
 
 CANARY_REST_KEY = "canary-REST-key-d41d8cd98f00b204"
 API_KEY = "live-api-key-9e107d9d372bb682"

@@ -71,10 +71,12 @@ def mock_client(
 
 def run(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> Result:
     """`campaign-sync ARGS` in-process (use the `restore_logging` fixture alongside). The
-    test process's SIGTERM and SIGINT handlers are put back after it: `sync` ends by
-    ignoring SIGTERM (signals.run_until_signalled), and a child started later by the
-    same test process inherited that (its SIGTERM ignored, the set-up tests failed)."""
-    before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    test process's SIGTERM, SIGINT and SIGHUP handlers are put back after it: `sync` ends
+    by ignoring them (signals.run_until_signalled), and a child started later by the
+    same test process inherited that (its SIGTERM ignored, the set-up tests failed; its
+    SIGHUP ignored, taken for `nohup`)."""
+    stops = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    before = {sig: signal.getsignal(sig) for sig in stops}
     try:
         return CliRunner().invoke(main, list(args), env=env, input=stdin)
     finally:

@@ -736,3 +736,23 @@ def test_a_port_with_nothing_listening_is_named_as_refused() -> None:
         f"GET campaigns/view for app 'ios' could not reach http://127.0.0.1:{port} "
         "(ConnectError: Connection refused)"
     )
+
+
+@pytest.mark.parametrize(
+    ("token", "shown"),
+    [
+        ("tok", "'tok'"),
+        ("tok ", "'tok '"),
+        ("tok\x00", "'tok\\x00'"),
+        ("\x1b[2J", "'\\x1b[2J'"),
+        ("tok\u202e", "'tok\\u202e'"),
+        ("t" * 100, "'" + "t" * 80 + "'"),
+    ],
+)
+def test_a_token_in_a_message_is_quoted_escaped_and_cut(token: str, shown: str) -> None:
+    """A trailing space, U+0000 or an escape sequence read as nothing in "answered for
+    campaign X when asked for Y" (a review's find: 'm1' and 'm1' for two different
+    tokens)."""
+    from campaign_sync.batch.client import _shown_token
+
+    assert _shown_token(token) == shown

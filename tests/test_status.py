@@ -123,15 +123,8 @@ def test_a_pass_killed_mid_way_is_told_from_one_running(
     run_sync(pg_url, sim_server)
     now = datetime.now(UTC)
     expires = now + timedelta(seconds=40) if alive else now - timedelta(seconds=30)
-    with db.begin() as conn:
-        last = _rewrite_last_push_run(
-            conn, status="running", finished_at=None, started_at=now - timedelta(minutes=5)
-        )
-        conn.execute(
-            update(sync_state)
-            .where(sync_state.c.campaign_type == "push")
-            .values(lock_holder="host:4242:abc", lock_expires_at=expires)
-        )
+    last = _a_running_push_pass(db, "host:4242:abc", started=now - timedelta(minutes=5),
+                                lease_until=expires)  # fmt: skip
     result = run("status", env={"DATABASE_URL": pg_url})
     assert result.exit_code == 0, result.output
     flat = " ".join(result.stdout.split())
@@ -163,15 +156,8 @@ def test_a_pass_whose_process_is_gone_from_this_host_is_not_running(
     ended.wait()  # a process id that ran here and is gone
     holder = f"{Holder.mine().host}:{ended.pid}:abc"
     now = datetime.now(UTC)
-    with db.begin() as conn:
-        last = _rewrite_last_push_run(
-            conn, status="running", finished_at=None, started_at=now - timedelta(minutes=5)
-        )
-        conn.execute(
-            update(sync_state)
-            .where(sync_state.c.campaign_type == "push")
-            .values(lock_holder=holder, lock_expires_at=now + timedelta(seconds=40))
-        )
+    last = _a_running_push_pass(db, holder, started=now - timedelta(minutes=5),
+                                lease_until=now + timedelta(seconds=40))  # fmt: skip
     result = run("status", env={"DATABASE_URL": pg_url})
     assert result.exit_code == 0, result.output
     flat = " ".join(result.stdout.split())
@@ -225,6 +211,22 @@ def test_a_stored_error_is_shown_with_its_control_characters_escaped(
     assert result.exit_code == 0, result.output
     assert not any(c in result.output for c in "\u202e\x1b\x9b")
     assert "could not reach http://h/a\\u202eb \\x1b[2J\\x9b" in result.output
+
+
+def _a_running_push_pass(
+    db: Engine, holder: str, *, started: datetime, lease_until: datetime
+) -> int:
+    """Make the newest push run `running` since `started`, its lease held by `holder`
+    until `lease_until`, as a pass killed mid-way leaves them; the run's id."""
+    with db.begin() as conn:
+        last = _rewrite_last_push_run(conn, status="running", finished_at=None,
+                                      started_at=started)  # fmt: skip
+        conn.execute(
+            update(sync_state)
+            .where(sync_state.c.campaign_type == "push")
+            .values(lock_holder=holder, lock_expires_at=lease_until)
+        )
+    return last
 
 
 def _rewrite_last_push_run(conn: Connection, **values: object) -> int:

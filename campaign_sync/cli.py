@@ -181,12 +181,8 @@ class CampaignSyncGroup(click.Group):
                 )
             message, code = known
             release_held()  # the warnings of a command that ended before logging was set up
-            try:
-                click.echo(printable(f"campaign-sync: {message}"), err=True)
-            except OSError as gone:  # stderr's reader gone: the exit code still tells (2 was 1)
-                if gone.errno not in READER_GONE:
-                    raise
-                _drop(sys.stderr)
+            # stderr's reader gone: the exit code still tells (2 became 1)
+            _echo_unless_gone(printable(f"campaign-sync: {message}"), err=True)
             ctx.exit(code)
 
 
@@ -710,21 +706,22 @@ def _say(text: str, *, err: bool = False) -> None:
     pass recorded `interrupted` exit 1 "unexpected error". The stream then writes to
     /dev/null, as Python's documentation advises for SIGPIPE (its `signal` module's
     notes). What a terminal would act on is shown escaped (`logs.printable`)."""
+    _echo_unless_gone(printable_lines(text), err=err)
+
+
+def _echo_unless_gone(text: str, *, err: bool = False) -> None:
+    """`click.echo(text)`; when the stream's reader is gone (`logs.READER_GONE`), what is
+    still written to it goes to /dev/null instead (each write, Python's flush at exit too,
+    would fail again) and the command goes on to its own exit status."""
     try:
-        click.echo(printable_lines(text), err=err)
+        click.echo(text, err=err)
     except OSError as error:
         if error.errno not in READER_GONE:
             raise
-        _drop(sys.stderr if err else sys.stdout)
-
-
-def _drop(stream: Any) -> None:
-    """Send what is still written to `stream` to /dev/null: its reader is gone, and each
-    write (Python's flush at exit too) would fail again."""
-    with contextlib.suppress(OSError, ValueError):
-        null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(null, stream.fileno())
-        os.close(null)
+        with contextlib.suppress(OSError, ValueError):
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, (sys.stderr if err else sys.stdout).fileno())
+            os.close(null)
 
 
 def _act_on_held(signum: int | None) -> None:

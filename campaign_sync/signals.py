@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
-from campaign_sync.startup import die_by_signal
+from campaign_sync.startup import STOP_SIGNALS, die_by_signal
 
 T = TypeVar("T")
 
@@ -33,8 +33,8 @@ def stop_signals() -> tuple[signal.Signals, ...]:
     to its default it killed `sync` at once, its run recorded `running` until the next
     pass (a review's find). Under `nohup` (SIGHUP ignored) it stays ignored: the pass goes
     on, as `nohup` asks. A SIGHUP is never a *second* signal (`escalates`)."""
-    hangup = () if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN else (signal.SIGHUP,)
-    return (signal.SIGTERM, signal.SIGINT, *hangup)
+    ignored = signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    return tuple(sig for sig in STOP_SIGNALS if not (sig == signal.SIGHUP and ignored))
 
 
 def escalates(signum: int) -> bool:

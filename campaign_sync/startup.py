@@ -36,9 +36,10 @@ import types
 from typing import Any, NoReturn
 
 _window_open = False  # set_up_begins() ... set_up_ends()
-# SIGHUP too (a terminal closing): it killed `serve` waiting for its database with no line,
-# exit 129, where SIGTERM said it had stopped and exited 0 (a review's find).
-_STOPS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+# The signals that stop a command, here and in a pass (`signals.stop_signals`). SIGHUP too
+# (a terminal closing): it killed `serve` waiting for its database with no line, exit 129,
+# where SIGTERM said it had stopped and exited 0 (a review's find).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _handlers_before: dict[int, object] = {}  # what the window replaced, restored at its end
 
 
@@ -162,7 +163,7 @@ def set_up_begins() -> None:
         return
     _window_open = True
     gc.disable()
-    for stop in _STOPS:
+    for stop in STOP_SIGNALS:
         before = signal.getsignal(stop)
         if before is not signal.SIG_IGN:  # a signal the parent made us ignore stays ignored
             _handlers_before[stop] = before
